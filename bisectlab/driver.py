@@ -1,0 +1,218 @@
+"""The hunt loop: ask the strategy, run the test in the lab, log it, feed the result back.
+
+:func:`drive` is the bare loop, handed its strategy, its test runner and a logging callback, so the
+same loop serves the simulated lab, a real repository, and fakes in tests. :func:`bisect` sets up a
+simulated hunt end to end: it resolves and checks the range, builds the lab, opens the hunt in the
+store, drives it and records the verdict.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from bisectlab.history import History
+from bisectlab.lab import Costs, Lab, TestResult
+from bisectlab.store import Store
+from bisectlab.strategies import (
+    Observation,
+    Resources,
+    SearchSpace,
+    Strategy,
+    Verdict,
+    make_strategy,
+)
+
+OUT_OF_ADAPTERS = "aborted: out of adapters"
+
+
+class Runner(Protocol):
+    """Runs tests: the simulated :class:`~bisectlab.lab.Lab`, or a real rig."""
+
+    @property
+    def adapters_left(self) -> int: ...
+
+    def ready_rigs(self) -> list[Any]: ...
+
+    def run(self, commit: int, boots: int, rig: Any) -> TestResult: ...
+
+
+@dataclass
+class Totals:
+    """Running totals of a hunt."""
+
+    tests: int = 0
+    boots: int = 0
+    installs: int = 0
+    adapters: int = 0
+    lab_minutes: float = 0.0
+
+    def add_round(self, results: list[TestResult]) -> None:
+        """Rigs of one round work side by side: the round takes as long as its slowest test."""
+        self.tests += len(results)
+        self.installs += len(results)
+        self.boots += sum(len(r.boots) for r in results)
+        self.adapters += sum(len(r.destroyed) for r in results)
+        self.lab_minutes += max(r.minutes for r in results)
+
+
+def drive(
+    strategy: Strategy,
+    runner: Runner,
+    on_test: Callable[[int, TestResult], None] = lambda seq, result: None,
+    max_tests: int = 100_000,
+) -> tuple[Verdict, Totals]:
+    """Run tests until the strategy gives its verdict or the lab runs out of adapters."""
+    totals = Totals()
+    while (verdict := strategy.verdict()) is None:
+        rigs = runner.ready_rigs()
+        if not rigs:
+            return strategy.abort(OUT_OF_ADAPTERS), totals
+        if totals.tests >= max_tests:
+            return strategy.abort(f"inconclusive after {max_tests} tests"), totals
+        proposal = strategy.propose(Resources(len(rigs), runner.adapters_left))
+        results = []
+        for commit, rig in zip(proposal.commits, rigs, strict=False):
+            result = runner.run(commit, proposal.boots, rig)
+            on_test(totals.tests + len(results) + 1, result)
+            results.append(result)
+        for result in results:
+            strategy.observe(Observation(result.commit, len(result.boots), result.failures))
+        totals.add_round(results)
+    return verdict, totals
+
+
+@dataclass
+class HuntReport:
+    """What a finished hunt tells its user (and `--json` prints)."""
+
+    hunt_id: int
+    status: str
+    culprit: str | None
+    culprit_subject: str | None
+    true_culprit: str | None
+    correct: bool | None
+    confidence: float | None
+    tests: int
+    boots: int
+    installs: int
+    adapters: int
+    lab_minutes: float
+    note: str
+    remaining: int
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def lab_hours(self) -> float:
+        return self.lab_minutes / 60.0
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["lab_hours"] = round(self.lab_hours, 3)
+        return out
+
+
+@dataclass
+class HuntSetup:
+    """Everything a simulated hunt needs, checked before anything is written."""
+
+    history: History
+    good_ref: str
+    bad_ref: str
+    strategy: str = "git"
+    options: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+    rigs: int = 1
+    arch: str = "i386"
+    adapters: int = 50
+    costs: Costs = field(default_factory=Costs)
+
+    def prepare(self) -> tuple[Strategy, Lab, int, int]:
+        """Resolve and check the range, build the strategy and the lab (raises on bad input)."""
+        h = self.history
+        good, bad = h.resolve(self.good_ref), h.resolve(self.bad_ref)
+        h.check_range(good, bad)
+        if h.bug is None:
+            from bisectlab.errors import HistoryError
+
+            raise HistoryError(f"history {h.name} has no bug to simulate")
+        if self.seed is None:
+            self.seed = random.SystemRandom().randrange(2**31)
+        strategy = make_strategy(self.strategy, SearchSpace(h.parents, [good], bad), **self.options)
+        lab = Lab.build(h, seed=self.seed, rigs=self.rigs, arch=self.arch,
+                        adapters=self.adapters, costs=self.costs)
+        return strategy, lab, good, bad
+
+    def params(self, strategy: Strategy) -> dict[str, Any]:
+        return {**strategy.params(), "rigs": self.rigs, "arch": self.arch,
+                "adapters": self.adapters, **{f"{k}_minutes": v for k, v in
+                                              asdict(self.costs).items()}}
+
+
+def bisect(
+    setup: HuntSetup,
+    store: Store,
+    on_test: Callable[[int, TestResult, Strategy], None] | None = None,
+) -> HuntReport:
+    """Run one simulated hunt end to end, logging every test in the store as it happens."""
+    strategy, lab, good, bad = setup.prepare()
+    h = setup.history
+    truth = h.true_culprit(good, bad)
+    hunt_id = store.start_hunt(
+        history=h.name, history_source=h.source, good=setup.good_ref, bad=setup.bad_ref,
+        good_sha=h.shas[good], bad_sha=h.shas[bad], strategy=setup.strategy,
+        params=setup.params(strategy), seed=setup.seed,
+        true_culprit_sha=h.shas[truth] if truth is not None else None,
+        adapter_serials=lab.box.serials,
+    )
+
+    def log(seq: int, result: TestResult) -> None:
+        store.record_test(
+            hunt_id, seq=seq, commit_sha=h.shas[result.commit],
+            commit_subject=h.subjects[result.commit], rig=result.rig,
+            boots=[{"attempt": b.attempt, "seed": b.seed, "bricked": b.bricked,
+                    "stray_write": b.stray_write, "adapter_serial": b.adapter}
+                   for b in result.boots],
+            failed=result.failed, adapters_destroyed=list(result.destroyed),
+            lab_minutes=result.minutes,
+        )
+        if on_test is not None:
+            on_test(seq, result, strategy)
+
+    try:
+        verdict, totals = drive(strategy, lab, log)
+    except BaseException:
+        store.finish_hunt(hunt_id, status="interrupted", culprit_sha=None, culprit_subject=None,
+                          confidence=None, correct=None, note="interrupted")
+        raise
+    culprit = verdict.culprit
+    correct = None if truth is None or verdict.status != "found" else culprit == truth
+    report = HuntReport(
+        hunt_id=hunt_id, status=verdict.status,
+        culprit=h.shas[culprit] if culprit is not None else None,
+        culprit_subject=h.subjects[culprit] if culprit is not None else None,
+        true_culprit=h.shas[truth] if truth is not None else None, correct=correct,
+        confidence=verdict.confidence, tests=totals.tests, boots=totals.boots,
+        installs=totals.installs, adapters=totals.adapters, lab_minutes=totals.lab_minutes,
+        note=verdict.note, remaining=verdict.remaining,
+        evidence=_shas_in_evidence(h, verdict.evidence),
+    )
+    store.finish_hunt(hunt_id, status=verdict.status, culprit_sha=report.culprit,
+                      culprit_subject=report.culprit_subject, confidence=verdict.confidence,
+                      correct=correct, note=verdict.note)
+    return report
+
+
+def _shas_in_evidence(h: History, evidence: dict[str, Any]) -> dict[str, Any]:
+    """Replace commit numbers in a verdict's evidence by shas."""
+    def named(item: dict[str, Any]) -> dict[str, Any]:
+        return {**item, "commit": h.shas[item["commit"]]}
+
+    out: dict[str, Any] = {}
+    if "culprit" in evidence:
+        out["culprit"] = named(evidence["culprit"])
+    if "parents" in evidence:
+        out["parents"] = [named(p) for p in evidence["parents"]]
+    return out

@@ -1,0 +1,341 @@
+"""Commit histories: a kernel-shaped DAG with feature toggles, its bug, and its advertised ranges.
+
+A :class:`History` keeps its commits in one topological numbering (every parent has a smaller
+index), in compact lists for speed, and offers the same DAG as a ``networkx.DiGraph`` (edges parent
+-> child) through :attr:`History.graph`. Scenario files are small TOML recipes: generator settings
+plus the pinned commits that matter; everything else is generated from the seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+
+from bisectlab import dag
+from bisectlab.bugs import Bug, bug_from_spec
+from bisectlab.errors import HistoryError, RangeError
+from bisectlab.generator import KernelShape, Pin, TopicPin, generate_kernel_history
+
+
+@dataclass(frozen=True)
+class Range:
+    """A GOOD..BAD range the scenario advertises, with its true first bad commit."""
+
+    good: str
+    bad: str
+    culprit: int
+
+
+@dataclass
+class History:
+    """A commit DAG in topological numbering, with subjects, times, tags, toggles and a bug."""
+
+    name: str
+    seed: int
+    parents: list[tuple[int, ...]]
+    subjects: list[str]
+    times: list[int]
+    topics: list[str]
+    topic_of: list[int]
+    tags: dict[str, int]
+    toggles: dict[int, dict[str, bool]]
+    upstream: dict[int, str] = field(default_factory=dict)
+    bug: Bug | None = None
+    advertised: list[tuple[str, str]] = field(default_factory=list)
+    description: str = ""
+    source: str = ""
+
+    def __len__(self) -> int:
+        return len(self.parents)
+
+    @cached_property
+    def shas(self) -> list[str]:
+        """Stable 40-hex shas derived from the history's name, seed and commit number."""
+        prefix = f"{self.name}:{self.seed}:".encode()
+        return [
+            hashlib.blake2b(prefix + str(i).encode(), digest_size=20).hexdigest()
+            for i in range(len(self.parents))
+        ]
+
+    @cached_property
+    def _sha_index(self) -> dict[str, int]:
+        return {s: i for i, s in enumerate(self.shas)}
+
+    @cached_property
+    def _sorted_shas(self) -> list[str]:
+        return sorted(self.shas)
+
+    @cached_property
+    def tags_at(self) -> dict[int, list[str]]:
+        """Tags by commit."""
+        out: dict[int, list[str]] = {}
+        for tag, c in self.tags.items():
+            out.setdefault(c, []).append(tag)
+        return out
+
+    @cached_property
+    def children(self) -> list[list[int]]:
+        """Child lists, the reverse of :attr:`parents`."""
+        kids: list[list[int]] = [[] for _ in self.parents]
+        for x, ps in enumerate(self.parents):
+            for p in ps:
+                kids[p].append(x)
+        return kids
+
+    @cached_property
+    def graph(self) -> nx.DiGraph:
+        """The history as a networkx DiGraph (edge parent -> child) keyed by commit number."""
+        g = nx.DiGraph(name=self.name)
+        for i in range(len(self)):
+            g.add_node(
+                i,
+                sha=self.shas[i],
+                subject=self.subjects[i],
+                time=self.times[i],
+                tags=self.tags_at.get(i, []),
+                toggles=self.toggles.get(i, {}),
+            )
+        g.add_edges_from((p, x) for x, ps in enumerate(self.parents) for p in ps)
+        return g
+
+    @cached_property
+    def generation(self) -> np.ndarray:
+        """Longest-path depth of each commit."""
+        return dag.generation_numbers(self.parents)
+
+    # refs ---------------------------------------------------------------------------------------
+
+    def resolve(self, ref: str) -> int:
+        """Commit number of a tag, a full sha or a unique sha prefix (at least 4 hex digits)."""
+        ref = ref.strip()
+        if ref in self.tags:
+            return self.tags[ref]
+        sha = ref.lower()
+        if sha in self._sha_index:
+            return self._sha_index[sha]
+        if len(sha) >= 4 and all(ch in "0123456789abcdef" for ch in sha):
+            matches = self._prefix_matches(sha)
+            if len(matches) == 1:
+                return self._sha_index[matches[0]]
+            if len(matches) > 1:
+                raise HistoryError(f"ambiguous ref '{ref}' in {self.name}: {len(matches)} shas match")
+        raise HistoryError(f"unknown ref '{ref}' in {self.name} (not a tag or sha)")
+
+    def _prefix_matches(self, prefix: str) -> list[str]:
+        import bisect
+
+        shas = self._sorted_shas
+        lo = bisect.bisect_left(shas, prefix)
+        out = []
+        for s in shas[lo:]:
+            if not s.startswith(prefix):
+                break
+            out.append(s)
+        return out
+
+    def describe(self, c: int) -> str:
+        """Short one-line name of a commit: short sha and subject."""
+        return f"{self.shas[c][:12]} {self.subjects[c]}"
+
+    # features and ground truth ------------------------------------------------------------------
+
+    @cached_property
+    def _toggle_order(self) -> list[int]:
+        gen = self.generation
+        return sorted(self.toggles, key=lambda c: (gen[c], self.times[c], c))
+
+    @cached_property
+    def _toggle_reach(self) -> list[int]:
+        """Per commit, a bitmask of the toggling commits that are its ancestors-or-self."""
+        bit = {c: 1 << i for i, c in enumerate(self._toggle_order)}
+        reach = [0] * len(self)
+        for x, ps in enumerate(self.parents):
+            m = bit.get(x, 0)
+            for p in ps:
+                m |= reach[p]
+            reach[x] = m
+        return reach
+
+    def features_at(self, c: int) -> dict[str, bool]:
+        """Feature state at commit c: the newest toggling ancestor-or-self decides each feature."""
+        mask = self._toggle_reach[c]
+        order = self._toggle_order
+        state: dict[str, bool] = {}
+        while mask:
+            i = mask.bit_length() - 1
+            mask ^= 1 << i
+            for feature, value in self.toggles[order[i]].items():
+                state.setdefault(feature, value)
+        return state
+
+    @cached_property
+    def features(self) -> list[str]:
+        """Every feature name toggled somewhere in the history."""
+        return sorted({f for t in self.toggles.values() for f in t})
+
+    def bad_mask(self) -> np.ndarray:
+        """Ground truth: which commits carry the bug."""
+        if self.bug is None:
+            raise HistoryError(f"history {self.name} has no bug to hunt")
+        return self.bug.bad_mask(self)
+
+    def check_range(self, good: int, bad: int) -> None:
+        """Reject GOOD..BAD ranges that cannot be bisected."""
+        if good == bad:
+            raise RangeError("GOOD and BAD are the same commit")
+        if not dag.is_ancestor(self.parents, good, bad):
+            raise RangeError(
+                f"GOOD {self.shas[good][:12]} is not an ancestor of BAD {self.shas[bad][:12]}"
+            )
+
+    def true_culprit(self, good: int, bad: int) -> int | None:
+        """The unique first bad commit in GOOD..BAD, or None if the bug is absent or not monotone."""
+        if self.bug is None:
+            return None
+        cands = dag.candidates(self.parents, bad, [good])
+        is_bad = self.bad_mask()
+        bad_cands = cands[is_bad[cands]]
+        if len(bad_cands) == 0 or is_bad[good]:
+            return None
+        in_range = set(cands.tolist())
+        first = [
+            int(x)
+            for x in bad_cands
+            if not any(is_bad[p] and p in in_range for p in self.parents[x])
+        ]
+        if len(first) != 1:
+            return None
+        below = dag.descendants_mask(self.parents, first[0])[cands]
+        return first[0] if np.array_equal(below, is_bad[cands]) else None
+
+    @cached_property
+    def ranges(self) -> list[Range]:
+        """The advertised ranges with their true culprits (each must have a unique one)."""
+        out = []
+        for good, bad in self.advertised:
+            g, b = self.resolve(good), self.resolve(bad)
+            culprit = self.true_culprit(g, b)
+            if culprit is None:
+                raise HistoryError(f"{self.name}: range {good}..{bad} has no unique first bad commit")
+            out.append(Range(good, bad, culprit))
+        return out
+
+
+# scenario files ---------------------------------------------------------------------------------
+
+SCENARIO_SUFFIX = ".toml"
+
+
+def builtin_scenarios() -> list[str]:
+    """Names of the scenarios that ship with bisectlab."""
+    folder = resources.files("bisectlab.scenarios")
+    return sorted(
+        p.name.removesuffix(SCENARIO_SUFFIX)
+        for p in folder.iterdir()
+        if p.name.endswith(SCENARIO_SUFFIX)
+    )
+
+
+DEFAULT_SCENARIO = "e1000e-2.6.27"
+
+
+def load_history(name_or_file: str | None = None) -> History:
+    """Load a shipped scenario by name, or a scenario file by path."""
+    name_or_file = name_or_file or DEFAULT_SCENARIO
+    path = Path(name_or_file)
+    if path.suffix == SCENARIO_SUFFIX or path.exists() or "/" in name_or_file:
+        if not path.is_file():
+            raise HistoryError(f"history file not found: {name_or_file}")
+        text = _read_text(path)
+        source = str(path)
+    else:
+        resource = resources.files("bisectlab.scenarios") / (name_or_file + SCENARIO_SUFFIX)
+        if not resource.is_file():
+            known = ", ".join(builtin_scenarios())
+            raise HistoryError(f"unknown history '{name_or_file}' (shipped: {known})")
+        text = resource.read_text(encoding="utf-8")
+        source = name_or_file
+    return history_from_toml(text, source=source)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HistoryError(f"cannot read history file {path}: {exc}") from None
+
+
+def history_from_toml(text: str, source: str = "<string>") -> History:
+    """Build a history from a scenario recipe (TOML text)."""
+    try:
+        spec = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise HistoryError(f"malformed history file {source}: {exc}") from None
+    try:
+        return history_from_spec(spec, source=source)
+    except HistoryError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise HistoryError(f"malformed history file {source}: {exc!r}") from None
+
+
+def history_from_spec(spec: Mapping, source: str = "<spec>") -> History:
+    """Build a history from a parsed scenario recipe."""
+    name = _require(spec, "name", str, source)
+    seed = _require(spec, "seed", int, source)
+    gen = spec.get("generate", {})
+    if not isinstance(gen, Mapping):
+        raise HistoryError(f"malformed history file {source}: [generate] must be a table")
+    shape = KernelShape.from_spec(gen)
+    topics = [TopicPin.from_spec(t) for t in spec.get("topic", [])]
+    pins = [Pin.from_spec(p) for p in spec.get("commit", [])]
+    history = generate_kernel_history(name, seed, shape, topics=topics, pins=pins)
+    history.description = str(spec.get("description", ""))
+    history.source = source
+    history.advertised = [(str(r["good"]), str(r["bad"])) for r in spec.get("range", [])]
+    if "bug" in spec:
+        history.bug = bug_from_spec(spec["bug"], history)
+    return history
+
+
+def _require(spec: Mapping, key: str, kind: type, source: str):
+    value = spec.get(key)
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+        raise HistoryError(f"malformed history file {source}: '{key}' must be a {kind.__name__}")
+    return value
+
+
+def toml_recipe(spec: Mapping) -> str:
+    """Render a flat scenario recipe (as written by `history generate`) as TOML."""
+    lines: list[str] = []
+    tables = []
+    for key, value in spec.items():
+        if isinstance(value, Mapping):
+            tables.append((key, value))
+        else:
+            lines.append(f"{key} = {_toml_value(value)}")
+    for key, table in tables:
+        lines.append("")
+        lines.append(f"[{key}]")
+        lines.extend(f"{k} = {_toml_value(v)}" for k, v in table.items())
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, Sequence):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} as TOML")

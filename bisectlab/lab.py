@@ -1,0 +1,148 @@
+"""The simulated lab: rigs, a box of adapters with serials, and the lab-minute cost of each step.
+
+A test installs a kernel on a rig and boots it up to b times, stopping at the first failure. A
+failure is an adapter destroyed: it is swapped for one from the box, and when the box is empty the
+rig stands idle. The lab knows the simulation; the strategy only ever sees test results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from bisectlab import kernel
+from bisectlab.errors import BisectlabError
+from bisectlab.history import History
+
+
+@dataclass(frozen=True)
+class Costs:
+    """Lab minutes per step: build and install a kernel, one boot, swapping a dead adapter."""
+
+    install: float = 30.0
+    boot: float = 3.0
+    swap: float = 10.0
+
+
+@dataclass(frozen=True)
+class BootRecord:
+    """One boot as logged: which attempt, its seed, what happened, on which adapter."""
+
+    attempt: int
+    seed: int
+    bricked: bool
+    stray_write: bool
+    adapter: str
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """One test (install + up to b boots) as the lab saw it."""
+
+    commit: int
+    rig: str
+    boots: tuple[BootRecord, ...]
+    destroyed: tuple[str, ...]
+    minutes: float
+
+    @property
+    def failures(self) -> int:
+        return sum(b.bricked for b in self.boots)
+
+    @property
+    def failed(self) -> bool:
+        return self.failures > 0
+
+
+@dataclass
+class Rig:
+    """A test machine with its architecture and the adapter currently fitted."""
+
+    name: str
+    arch: str
+    adapter: str | None = None
+
+
+@dataclass
+class AdapterBox:
+    """The spare adapters, handed out in order."""
+
+    serials: list[str]
+    used: int = 0
+
+    @classmethod
+    def of(cls, count: int, seed: int) -> AdapterBox:
+        """A box of ``count`` adapters with serials derived from the seed."""
+        if count < 0:
+            raise BisectlabError(f"--adapters must be 0 or more, not {count}")
+        tag = hashlib.blake2b(str(seed).encode(), digest_size=3).hexdigest().upper()
+        return cls([f"82567LM-{tag}-{i:03d}" for i in range(1, count + 1)])
+
+    @property
+    def left(self) -> int:
+        return len(self.serials) - self.used
+
+    def take(self) -> str | None:
+        if not self.left:
+            return None
+        self.used += 1
+        return self.serials[self.used - 1]
+
+
+@dataclass
+class Lab:
+    """Rigs and a box of adapters running tests of a history's commits."""
+
+    history: History
+    seed: int
+    rigs: list[Rig]
+    box: AdapterBox
+    costs: Costs = field(default_factory=Costs)
+    attempts: dict[int, int] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, history: History, *, seed: int, rigs: int = 1, arch: str = "i386",
+              adapters: int = 50, costs: Costs | None = None) -> Lab:
+        """A lab of ``rigs`` identical rigs, each fitted with an adapter from the box."""
+        if rigs < 1:
+            raise BisectlabError(f"--rigs must be 1 or more, not {rigs}")
+        if arch not in kernel.ARCHES:
+            raise BisectlabError(f"unknown rig arch '{arch}' (known: {', '.join(kernel.ARCHES)})")
+        box = AdapterBox.of(adapters, seed)
+        lab = cls(history, seed, [Rig(f"rig{i + 1}", arch) for i in range(rigs)], box,
+                  costs or Costs())
+        for rig in lab.rigs:
+            rig.adapter = box.take()
+        return lab
+
+    def ready_rigs(self) -> list[Rig]:
+        """Rigs with a working adapter."""
+        return [r for r in self.rigs if r.adapter is not None]
+
+    @property
+    def adapters_left(self) -> int:
+        """Working adapters: fitted in a rig or spare in the box."""
+        return self.box.left + len(self.ready_rigs())
+
+    def run(self, commit: int, boots: int, rig: Rig) -> TestResult:
+        """Install ``commit`` on ``rig`` and boot it up to ``boots`` times, stop at first failure."""
+        if rig.adapter is None:
+            raise BisectlabError(f"{rig.name} has no adapter")
+        sha = self.history.shas[commit]
+        minutes = self.costs.install
+        records: list[BootRecord] = []
+        destroyed: list[str] = []
+        for _ in range(boots):
+            attempt = self.attempts.get(commit, 0) + 1
+            self.attempts[commit] = attempt
+            seed = kernel.boot_seed(self.seed, sha, attempt)
+            out = self.history.bug.boot(self.history, commit, rig.arch, seed)
+            records.append(BootRecord(attempt, seed, out.bricked, out.stray_write, rig.adapter))
+            minutes += self.costs.boot
+            if out.bricked:
+                destroyed.append(rig.adapter)
+                rig.adapter = self.box.take()
+                if rig.adapter is not None:
+                    minutes += self.costs.swap
+                break
+        return TestResult(commit, rig.name, tuple(records), tuple(destroyed), minutes)

@@ -1,0 +1,634 @@
+"""The results database: every hunt, test, boot and adapter (SQLAlchemy 2.0 models).
+
+SQLite by default (a file in the working directory, WAL, busy timeout); any SQLAlchemy URL
+otherwise (PostgreSQL for a shared lab: give it a database of its own). The schema is versioned
+with alembic; the migrations ship as the package ``bisectlab.migrations`` (db/ in the source tree)
+and ``Store`` upgrades a database to head when it opens it.
+
+Seeds (the hunt's and each boot's) are unsigned 64-bit integers. SQL BIGINT is signed, so a seed
+is stored as its two's-complement signed value (``seed - 2**64`` when ``seed >= 2**63``) and turned
+back on read: lossless, still an integer column, and equal seeds compare equal in SQL. A seed
+outside ``0 <= seed < 2**64`` is refused with StoreError.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Self
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Double,
+    Engine,
+    ForeignKey,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    create_engine,
+    event,
+    inspect,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from bisectlab.errors import StoreError
+
+DEFAULT_DB_FILE = "bisectlab.sqlite"
+SCHEMA_HEAD = "0001"  # the newest revision in db/versions/ (a test holds this to alembic's head)
+HUNT_STATUSES = ("running", "found", "aborted", "inconclusive", "interrupted")
+ADAPTER_STATES = ("spare", "in_use", "destroyed")
+BOOT_KEYS = ("attempt", "seed", "bricked", "stray_write", "adapter_serial")
+SQLITE_HEADER = b"SQLite format 3\x00"
+BUSY_TIMEOUT_MS = 30_000
+_U64 = 2**64
+_WRITE = "bisectlab_write"  # execution option: this SQLite transaction starts BEGIN IMMEDIATE
+
+
+def default_url() -> str:
+    """The database URL: $BISECTLAB_DB if set, else bisectlab.sqlite in the working directory."""
+    return os.environ.get("BISECTLAB_DB") or f"sqlite:///{DEFAULT_DB_FILE}"
+
+
+def migrations_dir() -> Path:
+    """The directory of alembic's env.py and versions/ (package bisectlab.migrations)."""
+    try:
+        from importlib.resources import files
+
+        return Path(str(files("bisectlab.migrations")))
+    except ModuleNotFoundError:  # a source checkout that is not pip-installed
+        return Path(__file__).resolve().parent.parent / "db"
+
+
+def alembic_config(url: str | None = None) -> Any:
+    """An alembic Config for bisectlab's migrations (there is no alembic.ini)."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    cfg.set_main_option("path_separator", "os")
+    if url is not None:
+        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def _now() -> datetime:
+    """The current time, UTC."""
+    return datetime.now(UTC)
+
+
+class UInt64(TypeDecorator[int]):
+    """An unsigned 64-bit integer kept in a signed BIGINT (two's complement)."""
+
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: int | None, dialect: Any) -> int | None:
+        """Unsigned to signed."""
+        return value - _U64 if value is not None and value >= 2**63 else value
+
+    def process_result_value(self, value: int | None, dialect: Any) -> int | None:
+        """Signed to unsigned."""
+        return value + _U64 if value is not None and value < 0 else value
+
+
+class Base(DeclarativeBase):
+    """Declarative base with constraint names alembic can rely on."""
+
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+def _one_of(column: str, values: Sequence[str]) -> str:
+    """SQL for a CHECK that a column holds one of a few strings."""
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Hunt(Base):
+    """One bisection hunt: its range, strategy, verdict and running totals."""
+
+    __tablename__ = "hunts"
+    __table_args__ = (CheckConstraint(_one_of("status", HUNT_STATUSES), name="status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    history: Mapped[str] = mapped_column(String(255))
+    history_source: Mapped[str] = mapped_column(Text)
+    good: Mapped[str] = mapped_column(String(255))
+    bad: Mapped[str] = mapped_column(String(255))
+    good_sha: Mapped[str] = mapped_column(String(64))
+    bad_sha: Mapped[str] = mapped_column(String(64))
+    strategy: Mapped[str] = mapped_column(String(64), index=True)
+    params: Mapped[str] = mapped_column(Text)
+    seed: Mapped[int] = mapped_column(UInt64)
+    status: Mapped[str] = mapped_column(String(16), index=True, default="running")
+    culprit_sha: Mapped[str | None] = mapped_column(String(64))
+    culprit_subject: Mapped[str | None] = mapped_column(Text)
+    confidence: Mapped[float | None] = mapped_column(Double)
+    true_culprit_sha: Mapped[str | None] = mapped_column(String(64))
+    correct: Mapped[bool | None]
+    tests: Mapped[int] = mapped_column(default=0)
+    boots: Mapped[int] = mapped_column(default=0)
+    installs: Mapped[int] = mapped_column(default=0)
+    adapters: Mapped[int] = mapped_column(default=0)
+    lab_minutes: Mapped[float] = mapped_column(Double, default=0.0)
+    campaign_id: Mapped[int | None] = mapped_column(index=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class LabTest(Base):
+    """One test: a commit installed on a rig and booted until a failure or the boot budget."""
+
+    __tablename__ = "tests"
+    __table_args__ = (UniqueConstraint("hunt_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    hunt_id: Mapped[int] = mapped_column(ForeignKey("hunts.id", ondelete="CASCADE"))
+    seq: Mapped[int]
+    commit_sha: Mapped[str] = mapped_column(String(64), index=True)
+    commit_subject: Mapped[str] = mapped_column(Text)
+    rig: Mapped[str] = mapped_column(String(255))
+    boots: Mapped[int]
+    failures: Mapped[int]
+    failed: Mapped[bool]
+    adapters_destroyed: Mapped[int]
+    lab_minutes: Mapped[float] = mapped_column(Double)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class Boot(Base):
+    """One boot of a test's kernel, with the adapter it ran on."""
+
+    __tablename__ = "boots"
+    __table_args__ = (UniqueConstraint("test_id", "attempt"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    test_id: Mapped[int] = mapped_column(ForeignKey("tests.id", ondelete="CASCADE"))
+    attempt: Mapped[int]
+    seed: Mapped[int] = mapped_column(UInt64)
+    bricked: Mapped[bool]
+    stray_write: Mapped[bool]
+    adapter_serial: Mapped[str | None] = mapped_column(String(64))
+
+
+class Adapter(Base):
+    """One adapter of a hunt's box, and the test and boot that destroyed it."""
+
+    __tablename__ = "adapters"
+    __table_args__ = (
+        UniqueConstraint("hunt_id", "serial"),
+        CheckConstraint(_one_of("state", ADAPTER_STATES), name="state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    hunt_id: Mapped[int] = mapped_column(ForeignKey("hunts.id", ondelete="CASCADE"))
+    serial: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), default="spare")
+    rig: Mapped[str | None] = mapped_column(String(255))
+    destroyed_by_test_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tests.id", ondelete="SET NULL"), index=True
+    )
+    destroyed_at_boot: Mapped[int | None]
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (the DBAPI's own words when there are some)."""
+    msg = str(getattr(exc, "orig", None) or exc).strip()
+    return msg.splitlines()[0] if msg else type(exc).__name__
+
+
+def _check_seed(seed: Any, what: str) -> int:
+    """A seed as an int in 0 <= seed < 2**64, or StoreError."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < _U64:
+        raise StoreError(f"{what} must be an unsigned 64-bit integer, got {seed!r}")
+    return seed
+
+
+def _iso(value: Any) -> Any:
+    """A datetime as an ISO string (naive ones are UTC); anything else unchanged."""
+    if not isinstance(value, datetime):
+        return value
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+
+
+def _plain(row: Any) -> dict[str, Any]:
+    """A result row as a JSON-friendly dict."""
+    return {key: _iso(value) for key, value in row.items()}
+
+
+def _check_sqlite_file(database: str | None) -> None:
+    """Refuse, before any connection, a path that exists and is not an SQLite database."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if path.is_dir():
+        raise StoreError(f"not a bisectlab database: {database} (is a directory)")
+    try:
+        with path.open("rb") as f:
+            head = f.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        if not path.parent.is_dir():
+            raise StoreError(
+                f"cannot create database {database}: directory {path.parent} does not exist"
+            ) from None
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot read database {database}: {exc.strerror}") from None
+    if head and head != SQLITE_HEADER:
+        raise StoreError(f"not a bisectlab database: {database} (file is not a database)")
+
+
+def _sqlite_hooks(engine: Engine) -> None:
+    """Busy timeout and foreign keys on connect; SQLAlchemy, not pysqlite, emits BEGIN."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get(_WRITE)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _driver_exec(conn: Connection, sql: str) -> None:
+    """Run a statement on the DBAPI connection, outside any transaction (SQLite PRAGMAs)."""
+    conn.connection.driver_connection.execute(sql)
+
+
+def _schema_revision(conn: Connection, where: str) -> str | None:
+    """The database's alembic revision, None if empty; StoreError if it holds foreign tables."""
+    tables = set(inspect(conn).get_table_names())
+    revs = []
+    if "alembic_version" in tables:
+        revs = list(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+    others = sorted(tables - {"alembic_version"})
+    if not revs and others:
+        shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+        raise StoreError(f"not a bisectlab database: {where} (it has other tables: {shown})")
+    if len(revs) > 1:
+        raise StoreError(f"not a bisectlab database: {where} (several schema revisions)")
+    return revs[0] if revs else None
+
+
+def _check_revision(rev: str | None, where: str) -> None:
+    """StoreError unless rev is None (an empty database) or a revision of ours."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config())
+    if rev is not None and rev not in {s.revision for s in script.walk_revisions()}:
+        raise StoreError(
+            f"not a bisectlab database: {where} (unknown schema revision {rev!r}; "
+            "written by a newer bisectlab?)"
+        )
+
+
+def _run_alembic(conn: Connection, rev: str | None, where: str) -> None:
+    """Upgrade the database on conn (in its transaction) to head."""
+    from alembic import command
+
+    _check_revision(rev, where)
+    cfg = alembic_config()
+    cfg.attributes["connection"] = conn
+    command.upgrade(cfg, "head")
+
+
+class Store:
+    """The results database: open (and upgrade) it, record hunts, read them back."""
+
+    def __init__(self, url: str | None = None):
+        """Open the database at url (default_url() if None), creating or upgrading its schema."""
+        self.url = url or default_url()
+        parsed = self._parse(self.url)
+        self._sqlite = parsed.get_backend_name() == "sqlite"
+        self.where = (parsed.database or ":memory:") if self._sqlite else self._shown(parsed)
+        if self._sqlite:
+            _check_sqlite_file(parsed.database)
+        self._engine = self._create_engine(parsed)
+        self._writer = self._engine.execution_options(**{_WRITE: True})
+        try:
+            self._open()
+        except StoreError:
+            self.close()
+            raise
+        except SQLAlchemyError as exc:
+            self.close()
+            reason = _first_line(exc)
+            if "file is not a database" in reason:
+                raise StoreError(f"not a bisectlab database: {self.where} ({reason})") from None
+            raise StoreError(f"cannot open database {self.where}: {reason}") from None
+
+    @staticmethod
+    def _shown(parsed: URL) -> str:
+        """A URL fit for messages (no password)."""
+        return parsed.render_as_string(hide_password=True)
+
+    @staticmethod
+    def _parse(url: str) -> URL:
+        """The parsed URL, or StoreError."""
+        try:
+            return make_url(url)
+        except ArgumentError:
+            raise StoreError(
+                f"bad database URL: {url!r} (for an SQLite file use sqlite:///PATH)"
+            ) from None
+
+    def _create_engine(self, parsed: URL) -> Engine:
+        """An engine for the URL (SQLite hooks installed), or StoreError."""
+        try:
+            engine = create_engine(parsed)
+        except (ArgumentError, NoSuchModuleError) as exc:
+            raise StoreError(f"bad database URL: {self._shown(parsed)} ({exc})") from None
+        except ImportError as exc:
+            raise StoreError(f"no database driver for {self._shown(parsed)}: {exc}") from None
+        if self._sqlite:
+            _sqlite_hooks(engine)
+        return engine
+
+    def _open(self) -> None:
+        """Check the schema read-only; upgrade it to head under a write lock if needed."""
+        with self._engine.connect() as conn:
+            rev = _schema_revision(conn, self.where)
+            conn.rollback()
+            if rev != SCHEMA_HEAD:
+                _check_revision(rev, self.where)
+            if self._sqlite:  # only now that the file is known to be ours: WAL persists in it
+                _driver_exec(conn, "PRAGMA journal_mode = WAL")
+        if rev != SCHEMA_HEAD:
+            self._upgrade()
+
+    def _upgrade(self) -> None:
+        """Run alembic to head in one transaction (SQLite: foreign keys off, as SQLite asks)."""
+        with self._writer.connect() as conn:
+            if self._sqlite:
+                _driver_exec(conn, "PRAGMA foreign_keys = OFF")
+            try:
+                with conn.begin():
+                    rev = _schema_revision(conn, self.where)  # again, now under the lock
+                    if rev != SCHEMA_HEAD:
+                        _run_alembic(conn, rev, self.where)
+            finally:
+                if self._sqlite:
+                    _driver_exec(conn, "PRAGMA foreign_keys = ON")
+
+    def close(self) -> None:
+        """Release the database (dispose the engine)."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Self:
+        """The store itself."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Close the store."""
+        self.close()
+
+    @contextmanager
+    def _session(self, write: bool = False) -> Iterator[Session]:
+        """A session in one transaction (committed on success); DB errors become StoreError."""
+        try:
+            with Session(self._writer if write else self._engine) as s, s.begin():
+                yield s
+        except IntegrityError as exc:
+            raise StoreError(f"database refused the write: {_first_line(exc)}") from None
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database error in {self.where}: {_first_line(exc)}") from None
+
+    @staticmethod
+    def _hunt_row(s: Session, hunt_id: int) -> Hunt:
+        """The hunt's row, or StoreError."""
+        hunt = s.get(Hunt, hunt_id)
+        if hunt is None:
+            raise StoreError(f"no hunt {hunt_id} in DB")
+        return hunt
+
+    def start_hunt(
+        self,
+        *,
+        history: str,
+        history_source: str,
+        good: str,
+        bad: str,
+        good_sha: str,
+        bad_sha: str,
+        strategy: str,
+        params: dict,
+        seed: int,
+        true_culprit_sha: str | None,
+        adapter_serials: list[str],
+        campaign_id: int | None = None,
+    ) -> int:
+        """Insert a running hunt and its box of spare adapters; return the hunt id."""
+        if len(set(adapter_serials)) != len(adapter_serials):
+            raise StoreError(f"duplicate adapter serials in {adapter_serials}")
+        hunt = Hunt(
+            history=history,
+            history_source=history_source,
+            good=good,
+            bad=bad,
+            good_sha=good_sha,
+            bad_sha=bad_sha,
+            strategy=strategy,
+            params=json.dumps(params, sort_keys=True, default=str),
+            seed=_check_seed(seed, "hunt seed"),
+            status="running",
+            true_culprit_sha=true_culprit_sha,
+            campaign_id=campaign_id,
+        )
+        with self._session(write=True) as s:
+            s.add(hunt)
+            s.flush()
+            s.add_all(Adapter(hunt_id=hunt.id, serial=serial) for serial in adapter_serials)
+            return hunt.id
+
+    def record_test(
+        self,
+        hunt_id: int,
+        *,
+        seq: int,
+        commit_sha: str,
+        commit_subject: str,
+        rig: str,
+        boots: list[dict],
+        failed: bool,
+        adapters_destroyed: list[str],
+        lab_minutes: float,
+    ) -> int:
+        """Record a test, its boots and the adapters it destroyed in one transaction."""
+        rows = [self._boot(b) for b in boots]
+        test = LabTest(
+            hunt_id=hunt_id,
+            seq=seq,
+            commit_sha=commit_sha,
+            commit_subject=commit_subject,
+            rig=rig,
+            boots=len(rows),
+            failures=sum(b.bricked for b in rows),
+            failed=failed,
+            adapters_destroyed=len(adapters_destroyed),
+            lab_minutes=lab_minutes,
+        )
+        with self._session(write=True) as s:
+            self._hunt_row(s, hunt_id)
+            s.add(test)
+            s.flush()
+            for row in rows:
+                row.test_id = test.id
+            s.add_all(rows)
+            self._mark_adapters(s, test, rows, adapters_destroyed)
+            s.execute(
+                update(Hunt)
+                .where(Hunt.id == hunt_id)
+                .values(
+                    tests=Hunt.tests + 1,
+                    boots=Hunt.boots + len(rows),
+                    installs=Hunt.installs + 1,
+                    adapters=Hunt.adapters + len(adapters_destroyed),
+                    lab_minutes=Hunt.lab_minutes + lab_minutes,
+                )
+            )
+            return test.id
+
+    @staticmethod
+    def _boot(boot: dict) -> Boot:
+        """A boot row from a boot dict (keys BOOT_KEYS), or StoreError."""
+        missing = [k for k in BOOT_KEYS if k not in boot]
+        if missing:
+            raise StoreError(f"boot record lacks {', '.join(missing)}: {boot!r}")
+        return Boot(
+            attempt=boot["attempt"],
+            seed=_check_seed(boot["seed"], "boot seed"),
+            bricked=bool(boot["bricked"]),
+            stray_write=bool(boot["stray_write"]),
+            adapter_serial=boot["adapter_serial"],
+        )
+
+    @staticmethod
+    def _mark_adapters(s: Session, test: LabTest, rows: list[Boot], destroyed: list[str]) -> None:
+        """Adapters booted on are in use on the rig; destroyed ones name their test and boot."""
+        used = {b.adapter_serial for b in rows if b.adapter_serial is not None}
+        found = s.scalars(
+            select(Adapter).where(
+                Adapter.hunt_id == test.hunt_id, Adapter.serial.in_(used | set(destroyed))
+            )
+        )
+        adapters = {a.serial: a for a in found}
+        for serial in used - set(destroyed):
+            if serial in adapters and adapters[serial].state != "destroyed":
+                adapters[serial].state, adapters[serial].rig = "in_use", test.rig
+        for serial in destroyed:
+            adapter = adapters.get(serial)
+            if adapter is None:
+                raise StoreError(f"adapter {serial} is not in hunt {test.hunt_id}")
+            if adapter.state == "destroyed":
+                raise StoreError(f"adapter {serial} was already destroyed")
+            adapter.state, adapter.rig = "destroyed", test.rig
+            adapter.destroyed_by_test_id = test.id
+            adapter.destroyed_at_boot = next(
+                (b.attempt for b in rows if b.bricked and b.adapter_serial == serial), None
+            )
+
+    def finish_hunt(
+        self,
+        hunt_id: int,
+        *,
+        status: str,
+        culprit_sha: str | None,
+        culprit_subject: str | None,
+        confidence: float | None,
+        correct: bool | None,
+        note: str,
+    ) -> None:
+        """Record a hunt's verdict and end time."""
+        if status not in HUNT_STATUSES or status == "running":
+            raise StoreError(f"a hunt cannot finish as {status!r}")
+        with self._session(write=True) as s:
+            hunt = self._hunt_row(s, hunt_id)
+            hunt.status, hunt.note = status, note
+            hunt.culprit_sha, hunt.culprit_subject = culprit_sha, culprit_subject
+            hunt.confidence, hunt.correct = confidence, correct
+            hunt.finished_at = _now()
+
+    def hunt(self, hunt_id: int) -> dict:
+        """One hunt as a dict."""
+        with self._session() as s:
+            rows = self._hunt_dicts(s, Hunt.id == hunt_id)
+        if not rows:
+            raise StoreError(f"no hunt {hunt_id} in DB")
+        return rows[0]
+
+    def hunts(self) -> list[dict]:
+        """All hunts, in id order."""
+        with self._session() as s:
+            return self._hunt_dicts(s)
+
+    @staticmethod
+    def _hunt_dicts(s: Session, *where: Any) -> list[dict]:
+        """Hunt dicts with params decoded."""
+        rows = s.execute(select(Hunt.__table__).where(*where).order_by(Hunt.id)).mappings()
+        return [{**_plain(r), "params": json.loads(r["params"])} for r in rows]
+
+    def tests(self, hunt_id: int | None = None) -> list[dict]:
+        """Tests (of one hunt, or all), in id order, each with its destroyed_serials."""
+        with self._session() as s:
+            query = select(LabTest.__table__).order_by(LabTest.id)
+            if hunt_id is not None:
+                self._hunt_row(s, hunt_id)
+                query = query.where(LabTest.hunt_id == hunt_id)
+            tests = [_plain(r) for r in s.execute(query).mappings()]
+            killed = self._destroyed_serials(s, hunt_id)
+        return [{**t, "destroyed_serials": ",".join(killed.get(t["id"], []))} for t in tests]
+
+    @staticmethod
+    def _destroyed_serials(s: Session, hunt_id: int | None) -> dict[int, list[str]]:
+        """Test id -> serials it destroyed, in boot order."""
+        query = select(Adapter.destroyed_by_test_id, Adapter.serial).where(
+            Adapter.destroyed_by_test_id.is_not(None)
+        )
+        if hunt_id is not None:
+            query = query.where(Adapter.hunt_id == hunt_id)
+        out: dict[int, list[str]] = {}
+        for test_id, serial in s.execute(query.order_by(Adapter.destroyed_at_boot, Adapter.id)):
+            out.setdefault(test_id, []).append(serial)
+        return out
+
+    def adapters(self, hunt_id: int | None = None) -> list[dict]:
+        """Adapters (of one hunt, or all), in id order."""
+        with self._session() as s:
+            query = select(Adapter.__table__).order_by(Adapter.id)
+            if hunt_id is not None:
+                self._hunt_row(s, hunt_id)
+                query = query.where(Adapter.hunt_id == hunt_id)
+            return [_plain(r) for r in s.execute(query).mappings()]
+
+    def boots(self, test_id: int) -> list[dict]:
+        """The boots of one test, in id order."""
+        with self._session() as s:
+            if s.get(LabTest, test_id) is None:
+                raise StoreError(f"no test {test_id} in DB")
+            query = select(Boot.__table__).where(Boot.test_id == test_id).order_by(Boot.id)
+            return [_plain(r) for r in s.execute(query).mappings()]

@@ -1,0 +1,129 @@
+"""The strategy interface: observations in, the next test(s) out, and a verdict when sure.
+
+A strategy sees only the DAG of candidate commits and test results, never the simulation, so the
+same strategy drives a simulated lab or a real repository with a real test command.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from bisectlab import dag
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One test: a commit installed and booted ``boots`` times, ``failures`` of which showed the bug.
+
+    A test stops at the first failure, so ``failures`` is 0 or 1 for the lab's tests.
+    """
+
+    commit: int
+    boots: int
+    failures: int
+
+    @property
+    def failed(self) -> bool:
+        return self.failures > 0
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What the lab can give the next round: rigs free, adapters left (None = unlimited)."""
+
+    rigs: int = 1
+    adapters_left: int | None = None
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """The next round: commits to test at once (one per rig) and boots per install."""
+
+    commits: tuple[int, ...]
+    boots: int = 1
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The end of a hunt: the culprit (or best guess), how sure, and the evidence."""
+
+    status: str  # "found" | "aborted" | "inconclusive"
+    culprit: int | None
+    confidence: float | None
+    note: str
+    remaining: int = 1
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+class SearchSpace:
+    """The candidate commits of GOOD..BAD on a DAG, in a local numbering (0 = oldest)."""
+
+    def __init__(self, parents: Sequence[tuple[int, ...]], good: Sequence[int], bad: int):
+        self.graph_parents = parents
+        self.good = tuple(good)
+        self.bad = bad
+        self.commits = dag.candidates(parents, bad, self.good)
+        self.sums = dag.AncestorSums(parents, self.commits)
+        self.local = {int(c): i for i, c in enumerate(self.commits)}
+
+    def __len__(self) -> int:
+        return len(self.commits)
+
+    @property
+    def parents(self) -> list[tuple[int, ...]]:
+        """Parents within the candidate set, in local numbering."""
+        return self.sums.parents
+
+    def ancestors(self, i: int) -> np.ndarray:
+        """Local mask of the ancestors-or-self of local commit ``i`` within the candidates."""
+        return dag.ancestors_mask(self.parents, [i])
+
+
+class Strategy(ABC):
+    """Propose tests, learn from their results, and say when the culprit is known."""
+
+    name: ClassVar[str]
+
+    def __init__(self, space: SearchSpace):
+        self.space = space
+        self.history: list[Observation] = []
+
+    @abstractmethod
+    def propose(self, resources: Resources) -> Proposal:
+        """The next commit(s) to test; only called while :meth:`verdict` is None."""
+
+    def observe(self, obs: Observation) -> None:
+        """Take one test result into account."""
+        self.history.append(obs)
+
+    @abstractmethod
+    def verdict(self) -> Verdict | None:
+        """The verdict once the strategy is done, else None."""
+
+    @abstractmethod
+    def abort(self, reason: str) -> Verdict:
+        """The verdict when the lab cannot go on (e.g. out of adapters): best guess so far."""
+
+    def params(self) -> dict[str, Any]:
+        """The strategy's options, as logged with the hunt."""
+        return {}
+
+    def progress(self) -> str:
+        """One line of progress in git's words."""
+        return ""
+
+    def seen(self, commit: int) -> dict[str, int]:
+        """Boots and failures observed at one commit."""
+        return {"commit": commit,
+                "boots": sum(o.boots for o in self.history if o.commit == commit),
+                "failures": sum(o.failures for o in self.history if o.commit == commit)}
+
+    def evidence(self, commit: int) -> dict[str, Any]:
+        """Boots and failures seen at a commit and at its parents (the verdict's evidence)."""
+        parents = self.space.graph_parents[commit]
+        return {"culprit": self.seen(commit), "parents": [self.seen(p) for p in parents]}

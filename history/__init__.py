@@ -1,0 +1,1 @@
+"""Scenario files shipped with bisectlab (installed as the package bisectlab.scenarios)."""

@@ -1,0 +1,415 @@
+"""The results database: round trips, schema versioning, and refusing what is not ours."""
+
+import sqlite3
+from datetime import datetime
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from bisectlab.errors import StoreError
+from bisectlab.store import (
+    DEFAULT_DB_FILE,
+    SCHEMA_HEAD,
+    Base,
+    Store,
+    alembic_config,
+    default_url,
+    migrations_dir,
+)
+
+A, B, C, D = "a" * 40, "b" * 40, "c" * 40, "d" * 40
+BIG = 2**64 - 1  # a boot seed above the signed 64-bit range
+
+
+@pytest.fixture
+def url(tmp_path):
+    """A fresh SQLite database URL under tmp_path."""
+    return f"sqlite:///{tmp_path / 'lab.sqlite'}"
+
+
+@pytest.fixture
+def store(url):
+    """An open store on a fresh database."""
+    with Store(url) as s:
+        yield s
+
+
+def start(store, **over):
+    """Start a hunt with a box of three adapters."""
+    kw = dict(
+        history="2.6.27",
+        history_source="builtin:2.6.27",
+        good="v2.6.26",
+        bad="v2.6.27",
+        good_sha=A,
+        bad_sha=B,
+        strategy="bayes",
+        params={"confidence": 0.99, "rigs": 2, "boots": [1, 3]},
+        seed=7,
+        true_culprit_sha=C,
+        adapter_serials=["E1", "E2", "E3"],
+    )
+    return store.start_hunt(**(kw | over))
+
+
+def boot(attempt, seed, bricked=False, serial="E1", stray=False):
+    """A boot dict as the lab hands it over."""
+    return dict(
+        attempt=attempt, seed=seed, bricked=bricked, stray_write=stray, adapter_serial=serial
+    )
+
+
+def record(store, hunt_id, seq=1, **over):
+    """Record a passing two-boot test on rig-a."""
+    kw = dict(
+        seq=seq,
+        commit_sha=D,
+        commit_subject="net: e1000e: probe",
+        rig="rig-a",
+        boots=[boot(1, 11), boot(2, 12)],
+        failed=False,
+        adapters_destroyed=[],
+        lab_minutes=30.0,
+    )
+    return store.record_test(hunt_id, **(kw | over))
+
+
+def test_round_trip(store):
+    hunt_id = start(store)
+    t1 = record(store, hunt_id)
+    t2 = record(
+        store,
+        hunt_id,
+        seq=2,
+        commit_sha=C,
+        commit_subject="ftrace: dynamic mcount patching",
+        rig="rig-b",
+        boots=[boot(1, 21, serial="E2"), boot(2, BIG, bricked=True, serial="E2", stray=True)],
+        failed=True,
+        adapters_destroyed=["E2"],
+        lab_minutes=42.5,
+    )
+    store.finish_hunt(
+        hunt_id,
+        status="found",
+        culprit_sha=C,
+        culprit_subject="ftrace: dynamic mcount patching",
+        confidence=0.995,
+        correct=True,
+        note="first bad commit",
+    )
+
+    hunt = store.hunt(hunt_id)
+    assert datetime.fromisoformat(hunt.pop("created_at")).tzinfo is not None
+    assert datetime.fromisoformat(hunt.pop("finished_at")) >= datetime.fromisoformat(
+        store.tests(hunt_id)[0]["created_at"]
+    )
+    assert hunt == {
+        "id": hunt_id,
+        "history": "2.6.27",
+        "history_source": "builtin:2.6.27",
+        "good": "v2.6.26",
+        "bad": "v2.6.27",
+        "good_sha": A,
+        "bad_sha": B,
+        "strategy": "bayes",
+        "params": {"confidence": 0.99, "rigs": 2, "boots": [1, 3]},
+        "seed": 7,
+        "status": "found",
+        "culprit_sha": C,
+        "culprit_subject": "ftrace: dynamic mcount patching",
+        "confidence": 0.995,
+        "true_culprit_sha": C,
+        "correct": True,
+        "tests": 2,
+        "boots": 4,
+        "installs": 2,
+        "adapters": 1,
+        "lab_minutes": 72.5,
+        "campaign_id": None,
+        "note": "first bad commit",
+    }
+    assert [h["id"] for h in store.hunts()] == [hunt_id]
+
+    tests = store.tests(hunt_id)
+    assert all(isinstance(t.pop("created_at"), str) for t in tests)
+    assert tests == [
+        {
+            "id": t1,
+            "hunt_id": hunt_id,
+            "seq": 1,
+            "commit_sha": D,
+            "commit_subject": "net: e1000e: probe",
+            "rig": "rig-a",
+            "boots": 2,
+            "failures": 0,
+            "failed": False,
+            "adapters_destroyed": 0,
+            "lab_minutes": 30.0,
+            "destroyed_serials": "",
+        },
+        {
+            "id": t2,
+            "hunt_id": hunt_id,
+            "seq": 2,
+            "commit_sha": C,
+            "commit_subject": "ftrace: dynamic mcount patching",
+            "rig": "rig-b",
+            "boots": 2,
+            "failures": 1,
+            "failed": True,
+            "adapters_destroyed": 1,
+            "lab_minutes": 42.5,
+            "destroyed_serials": "E2",
+        },
+    ]
+    assert [t["id"] for t in store.tests()] == [t1, t2]
+
+    assert store.boots(t2) == [
+        {
+            "id": 3,
+            "test_id": t2,
+            "attempt": 1,
+            "seed": 21,
+            "bricked": False,
+            "stray_write": False,
+            "adapter_serial": "E2",
+        },
+        {
+            "id": 4,
+            "test_id": t2,
+            "attempt": 2,
+            "seed": BIG,
+            "bricked": True,
+            "stray_write": True,
+            "adapter_serial": "E2",
+        },
+    ]
+    assert store.adapters(hunt_id) == [
+        {
+            "id": 1,
+            "hunt_id": hunt_id,
+            "serial": "E1",
+            "state": "in_use",
+            "rig": "rig-a",
+            "destroyed_by_test_id": None,
+            "destroyed_at_boot": None,
+        },
+        {
+            "id": 2,
+            "hunt_id": hunt_id,
+            "serial": "E2",
+            "state": "destroyed",
+            "rig": "rig-b",
+            "destroyed_by_test_id": t2,
+            "destroyed_at_boot": 2,
+        },
+        {
+            "id": 3,
+            "hunt_id": hunt_id,
+            "serial": "E3",
+            "state": "spare",
+            "rig": None,
+            "destroyed_by_test_id": None,
+            "destroyed_at_boot": None,
+        },
+    ]
+
+
+def test_filters_by_hunt_and_campaign(store):
+    first, second = start(store), start(store, campaign_id=3, adapter_serials=["E1"])
+    record(store, first)
+    record(store, second)
+    assert [t["hunt_id"] for t in store.tests(second)] == [second]
+    assert [a["serial"] for a in store.adapters(second)] == ["E1"]
+    assert len(store.adapters()) == 4
+    assert [h["campaign_id"] for h in store.hunts()] == [None, 3]
+
+
+@pytest.mark.parametrize("seed", [0, 2**63 - 1, 2**63, BIG])
+def test_unsigned_64_bit_seeds_round_trip(store, seed):
+    hunt_id = start(store, seed=seed)
+    test_id = record(store, hunt_id, boots=[boot(1, seed)])
+    assert store.hunt(hunt_id)["seed"] == seed
+    assert store.boots(test_id)[0]["seed"] == seed
+
+
+@pytest.mark.parametrize("seed", [-1, 2**64, 1.5, True])
+def test_seed_out_of_range_refused(store, seed):
+    with pytest.raises(StoreError, match="unsigned 64-bit"):
+        start(store, seed=seed)
+    assert store.hunts() == []
+
+
+def test_record_test_is_one_transaction(store):
+    hunt_id = start(store)
+    with pytest.raises(StoreError, match="adapter E9 is not in hunt 1"):
+        record(store, hunt_id, boots=[boot(1, 5, True, "E9")], adapters_destroyed=["E9"])
+    assert store.tests() == []
+    assert store.hunt(hunt_id)["tests"] == 0
+    assert all(a["state"] == "spare" for a in store.adapters(hunt_id))
+
+
+def test_refuses_bad_writes(store):
+    hunt_id = start(store)
+    record(store, hunt_id, boots=[boot(1, 5, True)], adapters_destroyed=["E1"])
+    with pytest.raises(StoreError, match="already destroyed"):
+        record(store, hunt_id, seq=2, adapters_destroyed=["E1"])
+    with pytest.raises(StoreError, match="database refused the write"):
+        record(store, hunt_id, seq=1)
+    with pytest.raises(StoreError, match="lacks seed"):
+        record(store, hunt_id, seq=2, boots=[{"attempt": 1}])
+    with pytest.raises(StoreError, match="cannot finish as 'running'"):
+        store.finish_hunt(
+            hunt_id, status="running", culprit_sha=None, culprit_subject=None,
+            confidence=None, correct=None, note="",
+        )  # fmt: skip
+    with pytest.raises(StoreError, match="duplicate adapter serials"):
+        start(store, adapter_serials=["E1", "E1"])
+    assert store.hunt(hunt_id)["tests"] == 1
+
+
+def test_missing_ids(store):
+    with pytest.raises(StoreError, match="^no hunt 9 in DB$"):
+        store.hunt(9)
+    with pytest.raises(StoreError, match="^no hunt 9 in DB$"):
+        store.tests(9)
+    with pytest.raises(StoreError, match="^no hunt 9 in DB$"):
+        store.adapters(9)
+    with pytest.raises(StoreError, match="^no hunt 9 in DB$"):
+        record(store, 9)
+    with pytest.raises(StoreError, match="^no test 9 in DB$"):
+        store.boots(9)
+    assert store.hunts() == [] and store.tests() == [] and store.adapters() == []
+
+
+def test_reopen_keeps_data_and_schema(url, tmp_path):
+    with Store(url) as first:
+        hunt_id = start(first)
+        record(first, hunt_id)
+    with Store(url) as again:
+        assert again.hunt(hunt_id)["tests"] == 1
+        assert len(again.tests(hunt_id)) == 1
+    db = sqlite3.connect(tmp_path / "lab.sqlite")
+    try:
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [(SCHEMA_HEAD,)]
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        db.close()
+
+
+def test_empty_file_becomes_a_database(tmp_path):
+    path = tmp_path / "empty.sqlite"
+    path.touch()
+    with Store(f"sqlite:///{path}") as s:
+        assert s.hunts() == []
+    assert path.read_bytes().startswith(b"SQLite format 3\x00")
+
+
+def test_default_url(monkeypatch):
+    monkeypatch.delenv("BISECTLAB_DB", raising=False)
+    assert default_url() == f"sqlite:///{DEFAULT_DB_FILE}" == "sqlite:///bisectlab.sqlite"
+    monkeypatch.setenv("BISECTLAB_DB", "postgresql://lab@db/bisect")
+    assert default_url() == "postgresql://lab@db/bisect"
+
+
+def test_store_uses_default_url(monkeypatch, tmp_path):
+    monkeypatch.setenv("BISECTLAB_DB", f"sqlite:///{tmp_path / 'env.sqlite'}")
+    with Store() as s:
+        start(s)
+    assert (tmp_path / "env.sqlite").exists()
+    monkeypatch.delenv("BISECTLAB_DB")
+    monkeypatch.chdir(tmp_path)
+    with Store() as s:
+        assert s.hunts() == []
+    assert (tmp_path / DEFAULT_DB_FILE).exists()
+
+
+def test_text_file_refused_and_untouched(tmp_path):
+    path = tmp_path / "notes.sqlite"
+    data = b"hunt notes: do not lose these\n" * 100
+    path.write_bytes(data)
+    with pytest.raises(StoreError) as err:
+        Store(f"sqlite:///{path}")
+    assert str(err.value) == f"not a bisectlab database: {path} (file is not a database)"
+    assert path.read_bytes() == data
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.sqlite"]
+
+
+def test_foreign_sqlite_refused_and_untouched(tmp_path):
+    path = tmp_path / "other.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE recipes (id INTEGER PRIMARY KEY, name TEXT)")
+    db.execute("INSERT INTO recipes (name) VALUES ('bread')")
+    db.commit()
+    db.close()
+    data = path.read_bytes()
+    with pytest.raises(StoreError) as err:
+        Store(f"sqlite:///{path}")
+    assert str(err.value) == f"not a bisectlab database: {path} (it has other tables: recipes)"
+    assert path.read_bytes() == data
+
+
+def test_unknown_schema_revision_refused(tmp_path):
+    path = tmp_path / "future.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)")
+    db.execute("INSERT INTO alembic_version VALUES ('9999')")
+    db.execute("CREATE TABLE hunts (id INTEGER PRIMARY KEY)")
+    db.commit()
+    db.close()
+    data = path.read_bytes()
+    with pytest.raises(StoreError, match="unknown schema revision '9999'"):
+        Store(f"sqlite:///{path}")
+    assert path.read_bytes() == data
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("lab.sqlite", "bad database URL: 'lab.sqlite'"),
+        ("nosuchdb://host/x", "bad database URL: nosuchdb://host/x"),
+        ("sqlite:////nonexistent-dir/x/lab.sqlite", "cannot create database"),
+    ],
+)
+def test_bad_urls(bad, message):
+    with pytest.raises(StoreError, match=message) as err:
+        Store(bad)
+    assert "\n" not in str(err.value)
+
+
+def test_directory_refused(tmp_path):
+    with pytest.raises(StoreError, match="is a directory"):
+        Store(f"sqlite:///{tmp_path}")
+
+
+def test_models_match_migration(url):
+    Store(url).close()
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+    finally:
+        engine.dispose()
+
+
+def test_schema_head_constant_is_alembic_head():
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == SCHEMA_HEAD
+    assert (migrations_dir() / "env.py").is_file()
+
+
+def test_migration_downgrades_and_upgrades(url, tmp_path):
+    Store(url).close()
+    cfg = alembic_config(url)
+    command.downgrade(cfg, "base")
+    db = sqlite3.connect(tmp_path / "lab.sqlite")
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    db.close()
+    assert tables == {"alembic_version"}
+    with Store(url) as s:
+        assert start(s) == 1
