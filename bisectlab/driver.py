@@ -62,9 +62,14 @@ def drive(
     strategy: Strategy,
     runner: Runner,
     on_test: Callable[[int, TestResult], None] = lambda seq, result: None,
+    on_observed: Callable[[int, TestResult], None] = lambda seq, result: None,
     max_tests: int = 100_000,
 ) -> tuple[Verdict, Totals]:
-    """Run tests until the strategy gives its verdict or the lab runs out of adapters."""
+    """Run tests until the strategy gives its verdict or the lab runs out of adapters.
+
+    ``on_test`` sees each result as soon as it is known (to log it before anything else happens),
+    ``on_observed`` once the strategy has taken it into account (for progress displays).
+    """
     totals = Totals()
     while (verdict := strategy.verdict()) is None:
         rigs = runner.ready_rigs()
@@ -78,8 +83,9 @@ def drive(
             result = runner.run(commit, proposal.boots, rig)
             on_test(totals.tests + len(results) + 1, result)
             results.append(result)
-        for result in results:
+        for i, result in enumerate(results):
             strategy.observe(Observation(result.commit, len(result.boots), result.failures))
+            on_observed(totals.tests + i + 1, result)
         totals.add_round(results)
     return verdict, totals
 
@@ -178,11 +184,12 @@ def bisect(
             failed=result.failed, adapters_destroyed=list(result.destroyed),
             lab_minutes=result.minutes,
         )
+    def observed(seq: int, result: TestResult) -> None:
         if on_test is not None:
             on_test(seq, result, strategy)
 
     try:
-        verdict, totals = drive(strategy, lab, log)
+        verdict, totals = drive(strategy, lab, log, observed)
     except BaseException:
         store.finish_hunt(hunt_id, status="interrupted", culprit_sha=None, culprit_subject=None,
                           confidence=None, correct=None, note="interrupted")

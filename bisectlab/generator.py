@@ -82,7 +82,7 @@ class KernelShape:
         shape = cls(**values)
         if shape.commits < 12:
             raise HistoryError("a kernel-shaped history needs at least 12 commits")
-        if not re.fullmatch(r"v?\d+(\.\d+)*", shape.base):
+        if not re.fullmatch(r"v\d+(\.\d+)*", shape.base):
             raise HistoryError(f"base tag must look like v2.6.26, not '{shape.base}'")
         return shape
 
@@ -216,7 +216,7 @@ class _Cycle:
         week_n = rest - window_n
         t_window_end = self.t0 + shape.window_days * DAY
         self._window(base, window_n - 1, t_window_end)
-        self.head = b.add((self.head,), f"Linux {self.version}-rc1", t_window_end)
+        self.head = b.add((self.head,), f"Linux {self.version[1:]}-rc1", t_window_end)
         b.tags[f"{self.version}-rc1"] = self.head
         t = t_window_end
         weeks = self._split(week_n, rcs)
@@ -226,7 +226,7 @@ class _Cycle:
             self._week(n - 1, t, t + days * DAY, f"rc{r}")
             t += days * DAY
             name = self.version if last else f"{self.version}-rc{r + 1}"
-            self.head = b.add((self.head,), f"Linux {name}", t)
+            self.head = b.add((self.head,), f"Linux {name[1:]}", t)
             b.tags[name] = self.head
         if stable:
             self._stable(self.head, shape.stable_commits, t)
@@ -348,7 +348,7 @@ class _Cycle:
             else:
                 tip = b.add((tip,), b.subject(b.rng.choice(SUBSYSTEMS)), t + (i + 1) * DAY, topic)
         name = f"{self.version}.1"
-        b.tags[name] = b.add((tip,), f"Linux {name}", t + (n + 1) * DAY, topic)
+        b.tags[name] = b.add((tip,), f"Linux {name[1:]}", t + (n + 1) * DAY, topic)
 
 
 def generate_kernel_history(
@@ -362,7 +362,7 @@ def generate_kernel_history(
     from bisectlab.history import History
 
     b = _Builder(random.Random(f"{name}:{seed}"))
-    head = b.add((), f"Linux {shape.base}", shape.start)
+    head = b.add((), f"Linux {shape.base.lstrip('v')}", shape.start)
     b.tags[shape.base] = head
     remaining = shape.commits - 1
     version, t = next_version(shape.base), shape.start

@@ -316,15 +316,16 @@ def _require(spec: Mapping, key: str, kind: type, source: str):
 def toml_recipe(spec: Mapping) -> str:
     """Render a flat scenario recipe (as written by `history generate`) as TOML."""
     lines: list[str] = []
-    tables = []
+    tables: list[tuple[str, Mapping]] = []
     for key, value in spec.items():
         if isinstance(value, Mapping):
-            tables.append((key, value))
+            tables.append((f"[{key}]", value))
+        elif isinstance(value, list) and value and isinstance(value[0], Mapping):
+            tables.extend((f"[[{key}]]", item) for item in value)
         else:
             lines.append(f"{key} = {_toml_value(value)}")
-    for key, table in tables:
-        lines.append("")
-        lines.append(f"[{key}]")
+    for header, table in tables:
+        lines += ["", header]
         lines.extend(f"{k} = {_toml_value(v)}" for k, v in table.items())
     return "\n".join(lines) + "\n"
 

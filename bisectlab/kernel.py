@@ -39,9 +39,12 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+from bisect import bisect_left
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from heapq import heappop, heappush
+from operator import itemgetter
 
 from bisectlab.errors import BisectlabError
 
@@ -61,8 +64,9 @@ FLASH_REGS = ((0x00, 4, "GFPREG"), (0x04, 2, "HSFSTS"), (0x06, 2, "HSFCTL"), (0x
               (0x10, 4, "FDATA0"), (0x74, 4, "PR0"))
 CRITICAL_REGS = frozenset({"HSFCTL", "FADDR", "FDATA0"})
 MCOUNT_OFFSET = 3  # push %ebp; mov %esp,%ebp; call mcount: the site is 3 bytes into a function
-_VMALLOC_START = {"i386": 0xF8800000, "x86_64": 0xFFFFC20000000000}
-_MODULES_START = {"i386": 0xF8800000, "x86_64": 0xFFFFFFFFA0000000}
+_PKMAP_BASE_I386 = 0xFF800000
+_VMALLOC_START_X86_64 = 0xFFFFC20000000000
+_MODULES_VADDR_X86_64 = 0xFFFFFFFFA0000000
 
 # A 2008 laptop's coldplug, in a plausible order; (name, class). Class "nic" modules are where
 # e1000e may land; "gfx" modules are the ones X/i915 churn unloads and reloads.
@@ -94,10 +98,11 @@ class KernelConfig:
     init_pages: tuple[int, int] = (1, 3)  # init region size range, pages (1-16)
     core_pages: tuple[int, int] = (2, 48)  # core region size range, pages (log-uniform)
     init_functions: int = 6  # __init functions per module: 1..this
-    p_init_runs: float = 0.8  # chance an __init helper runs (module_init itself always does)
+    p_init_runs: float = 0.5  # chance an __init helper runs (module_init itself always does)
     e1000e_core_pages: int = 36  # e1000e.ko core (~150 KiB)
+    file_ratio: tuple[float, float] = (1.3, 2.5)  # .ko file size / (core + init): relocs, symbols
     order_jitter: float = 0.2  # fraction of the load order shuffled per boot (0-1)
-    load_gap_s: float = 0.03  # mean gap between module loads (exponential)
+    load_gap_s: float = 0.2  # mean gap between module loads (exponential): udev coldplug
     fast_init_s: tuple[float, float] = (0.001, 0.02)  # nominal init time of most modules
     slow_init_fraction: float = 0.25  # modules whose init probes hardware slowly
     slow_init_s: tuple[float, float] = (0.1, 0.6)
@@ -108,7 +113,8 @@ class KernelConfig:
     flash_kib: int = 4  # e1000e BAR1 (ICH flash registers), 4-8 KiB
     p_damage_critical: float = 1.0  # stray write on HSFCTL/FADDR/FDATA0
     p_damage_other: float = 0.2  # stray write elsewhere in the flash page
-    churn_modules: int = 3  # i915_gem: graphics modules unloaded and reloaded around X start
+    churn_modules: int = 3  # i915_gem: graphics modules unloaded and reloaded at X start
+    x_start_spread: int = 6  # X starts within this many module loads before or after e1000e
     layout_seed: int = 2008  # the module binaries (sizes, layout, init times) of the rig
 
     def __post_init__(self) -> None:
@@ -145,6 +151,7 @@ class _Table:
     """The rig's module binaries, fixed per config: one entry per module, canonical order."""
 
     names: tuple[str, ...]
+    file: tuple[int, ...]  # load_module's temporary copy of the .ko (guard included)
     core: tuple[int, ...]  # core area pages (guard included)
     init: tuple[int, ...]  # init area pages (guard included), 0 = no __init
     iomap: tuple[int, ...]  # ioremap area pages (guard included), 0 = none
@@ -185,8 +192,8 @@ def _sites(rng: random.Random, nfunc: int, p_run: float) -> tuple[tuple[int, int
 def _exit_sites(rng: random.Random, core: int) -> tuple[tuple[int, int], ...]:
     """mcount sites of a module's __exit code: .exit.text follows .text in the core."""
     text = int(core * PAGE * rng.uniform(0.5, 0.8)) // 16 * 16
-    return tuple((page, off + text % PAGE) for page, off in _sites(rng, rng.randint(1, 3), 1.0)
-                 if (text + off) // PAGE < core)
+    ips = (text + page * PAGE + off for page, off in _sites(rng, rng.randint(1, 3), 1.0))
+    return tuple(divmod(ip, PAGE) for ip in ips if ip < core * PAGE)
 
 
 def _module_names(n: int) -> list[tuple[str, str]]:
@@ -204,7 +211,7 @@ def _table(config: KernelConfig) -> _Table:
     """Draw the rig's module binaries from config.layout_seed (cached)."""
     rng = random.Random(config.layout_seed)
     mods = _module_names(config.n_modules)
-    core, init, iomap, align, init_s, isites, xsites = [], [], [], [], [], [], []
+    core, init, iomap, align, init_s, isites, xsites, file = [], [], [], [], [], [], [], []
     lo, hi = config.core_pages
     for name, _cls in mods:
         c = round(math.exp(rng.uniform(math.log(lo), math.log(hi))))
@@ -212,6 +219,7 @@ def _table(config: KernelConfig) -> _Table:
         has_init = name == "e1000e" or rng.random() < config.init_fraction
         i = rng.randint(*config.init_pages) if has_init else 0
         core.append(c + 1)
+        file.append(math.ceil((c + i) * rng.uniform(*config.file_ratio)) + 1)
         init.append(i + 1 if i else 0)
         pages, al = ioremap_area(_IOREMAPS[name] * 1024) if name in _IOREMAPS else (0, 1)
         iomap.append(pages)
@@ -222,13 +230,16 @@ def _table(config: KernelConfig) -> _Table:
         isites.append(_sites(rng, nfunc, config.p_init_runs) if i else ())
         xsites.append(_exit_sites(rng, c))
     return _Table(
-        names=tuple(m for m, _ in mods), core=tuple(core), init=tuple(init), iomap=tuple(iomap),
-        iomap_align=tuple(align), init_s=tuple(init_s), init_sites=tuple(isites),
-        exit_sites=tuple(xsites),
+        names=tuple(m for m, _ in mods), file=tuple(file), core=tuple(core), init=tuple(init),
+        iomap=tuple(iomap), iomap_align=tuple(align), init_s=tuple(init_s),
+        init_sites=tuple(isites), exit_sites=tuple(xsites),
         nic=tuple(k for k, (_, cls) in enumerate(mods) if cls == "nic"),
         gfx=tuple(k for k, (_, cls) in enumerate(mods) if cls == "gfx"),
         e1000e=next(k for k, (m, _) in enumerate(mods) if m == "e1000e"),
     )
+
+
+_first = itemgetter(0)
 
 
 class _Range:
@@ -242,8 +253,25 @@ class _Range:
         self.top = 0
         self.end = pages
 
-    def alloc(self, size: int, align: int = 1) -> int:
-        """First fit of size pages at the given page alignment; returns the start page."""
+    def alloc(self, size: int) -> int:
+        """First fit of size pages (vmalloc, module_alloc); returns the start page."""
+        holes = self.holes
+        for i, h in enumerate(holes):
+            s, e = h
+            if e - s >= size:
+                if e - s == size:
+                    del holes[i]
+                else:
+                    h[0] = s + size
+                return s
+        s = self.top
+        if s + size > self.end:
+            raise BisectlabError("simulated vmalloc range exhausted: raise vmalloc_mib")
+        self.top = s + size
+        return s
+
+    def alloc_aligned(self, size: int, align: int) -> int:
+        """First fit of size pages starting on a multiple of align pages (ioremap)."""
         holes = self.holes
         for i, h in enumerate(holes):
             s, e = h
@@ -273,10 +301,8 @@ class _Range:
         """Return [a, a + size) to the range, merging with neighbouring holes."""
         holes = self.holes
         e = a + size
-        i = 0
         n = len(holes)
-        while i < n and holes[i][0] < a:
-            i += 1
+        i = bisect_left(holes, a, key=_first)
         if i and holes[i - 1][1] == a:
             i -= 1
             a = holes[i][0]
@@ -356,6 +382,7 @@ class _Boot:
         self.mods = _Range(pages)
         self.io = self.mods if arch == "i386" else _Range(pages)
         self.log: list[tuple[float, str]] | None = [] if explain else None
+        self.io_at: dict[int, int] = {}  # module -> its ioremap's start page
         # (record time, free time, start page, sites, module, kind) of code freed this boot
         self.freed: list[tuple[float, float, int, tuple, int, str]] = []
 
@@ -363,10 +390,15 @@ class _Boot:
         """Add a dmesg line at time t (explain only)."""
         self.log.append((t, text))
 
+    def base(self, io: bool) -> int:
+        """VMALLOC_START (ioremap, and modules on i386) or x86_64's MODULES_VADDR."""
+        if self.arch == "i386":  # 8 MiB aligned below PKMAP_BASE
+            return (_PKMAP_BASE_I386 - self.config.vmalloc_mib * 2**20) & ~(2**23 - 1)
+        return _VMALLOC_START_X86_64 if io else _MODULES_VADDR_X86_64
+
     def addr(self, page: int, io: bool = False) -> str:
         """A page number as a kernel virtual address."""
-        base = (_VMALLOC_START if io else _MODULES_START)[self.arch]
-        return f"{base + page * PAGE:#x}"
+        return f"{self.base(io) + page * PAGE:#x}"
 
     def run(self) -> BootOutcome:
         """Load modules until e1000e probes, then let ftraced wake once more."""
@@ -376,37 +408,60 @@ class _Boot:
         interval = cfg.daemon_interval_s
         phase = rnd() * interval
         churn_at = self._churn_plan(order)
+        if self.log is not None:
+            self._say_start(phase)
         pending: list[tuple[float, int, int, float]] = []  # (free t, module, init page, load t)
         core_at: dict[int, int] = {}
         gap, log_, jit = cfg.load_gap_s, math.log, cfg.time_jitter
         for step, m in enumerate(order):
             t -= gap * log_(1.0 - rnd())
-            if pending:
-                pending = self._free_inits(pending, t)
+            if pending and pending[0][0] <= t:
+                self._free_inits(pending, t)
             if step == churn_at:
                 t = self._churn(core_at, t, pending)
             dur = tab.init_s[m] * (1.0 - jit + 2.0 * jit * rnd())
             core_at[m] = self._load(m, t, dur, pending)
             if m == tab.e1000e:
-                return self._probe(t, phase, interval)
+                return self._probe(t, phase, interval, pending)
         raise AssertionError("e1000e is always in the load order")
+
+    def _say_start(self, phase: float) -> None:
+        """Log the address layout and the ftrace set-up."""
+        cfg, f = self.config, self.features.get
+        end = self.base(True) + cfg.vmalloc_mib * 2**20
+        self.say(0.0, f"{self.arch}: vmalloc {self.addr(0, True)} - {end:#x} "
+                      f"({cfg.vmalloc_mib} MB); modules "
+                      + ("share it with ioremap" if self.io is self.mods else
+                         f"have their own range at {self.addr(0)}"))
+        if f("ftrace") and f("dynamic_ftrace"):
+            prim = "lock cmpxchg" if f("ftrace_cmpxchg") else "probe_kernel read/compare/write"
+            self.say(0.0, f"ftrace: dynamic, sites recorded on the fly; ftraced wakes every "
+                          f"{cfg.daemon_interval_s:g} s (phase {phase:.3f} s), patches with {prim}")
+        else:
+            self.say(0.0, "ftrace: no dynamic ftrace in this kernel: no mcount records")
 
     def _churn_plan(self, order: list[int]) -> int:
         """The load step at which X starts and churns graphics modules (-1 = no churn)."""
         if not self.features.get("i915_gem"):
             return -1
-        e = order.index(self.table.e1000e)
-        return max(1, e - int(self.rng.random() * 3))
+        e, spread = order.index(self.table.e1000e), self.config.x_start_spread
+        return max(1, e - spread + int(self.rng.random() * 2 * spread))
 
     def _load(self, m: int, t: float, dur: float, pending: list) -> int:
-        """module_alloc core and init, ioremap the device, start init; returns the core page."""
-        tab = self.table
-        core = self.mods.alloc(tab.core[m])
-        init = self.mods.alloc(tab.init[m]) if tab.init[m] else -1
+        """load_module (copy the .ko, module_alloc core and init), ioremap, start init.
+
+        Returns the core's start page.
+        """
+        tab, mods = self.table, self.mods
+        size = tab.file[m]
+        hdr = mods.alloc(size)
+        core = mods.alloc(tab.core[m])
+        init = mods.alloc(tab.init[m]) if tab.init[m] else -1
+        mods.free(hdr, size)
         if tab.iomap[m]:
-            self.io.alloc(tab.iomap[m], tab.iomap_align[m])
+            self.io_at[m] = self.io.alloc_aligned(tab.iomap[m], tab.iomap_align[m])
         if init >= 0:
-            pending.append((t + dur, m, init, t))
+            heappush(pending, (t + dur, m, init, t))
         if self.log is not None:
             self._say_load(m, t, core, init)
         return core
@@ -419,61 +474,80 @@ class _Boot:
             text += f", init {self.addr(init)} ({tab.init[m] - 1} pages)"
         self.say(t, text)
 
-    def _free_inits(self, pending: list, t: float) -> list:
-        """module_free the init regions of inits that returned by time t."""
-        pending.sort()
-        k = 0
-        for f, m, start, t_load in pending:
-            if f > t:
-                break
-            self.mods.free(start, self.table.init[m])
-            self.freed.append((t_load, f, start, self.table.init_sites[m], m, "__init"))
+    def _free_inits(self, pending: list, t: float) -> None:
+        """module_free the init regions of inits that returned by time t (pending is a heap)."""
+        tab, free, freed = self.table, self.mods.free, self.freed
+        while pending and pending[0][0] <= t:
+            f, m, start, t_load = heappop(pending)
+            free(start, tab.init[m])
+            freed.append((t_load, f, start, tab.init_sites[m], m, "__init"))
             if self.log is not None:
-                self.say(f, f"{self.table.names[m]}: init done, module_free init {self.addr(start)}")
-            k += 1
-        return pending[k:]
+                self.say(f, f"{tab.names[m]}: init done, module_free init {self.addr(start)}")
 
     def _churn(self, core_at: dict[int, int], t: float, pending: list) -> float:
         """X start: unload (run __exit, free core) and reload a few loaded graphics modules."""
         tab, rnd = self.table, self.rng.random
-        loaded = [m for m in tab.gfx if m in core_at and m != tab.e1000e]
+        busy = {m for _f, m, _s, _t in pending}
+        loaded = [m for m in tab.gfx if m in core_at and m not in busy]
         for _ in range(min(self.config.churn_modules, len(loaded))):
             m = loaded.pop(int(rnd() * len(loaded)))
             if self.log is not None:
                 self.say(t, f"X: rmmod {tab.names[m]} (__exit runs, core freed)")
             self.mods.free(core_at[m], tab.core[m])
+            if tab.iomap[m]:
+                self.io.free(self.io_at[m], tab.iomap[m])
             self.freed.append((t, t, core_at[m], tab.exit_sites[m], m, "__exit"))
             t += 0.002 + 0.01 * rnd()
             core_at[m] = self._load(m, t, tab.init_s[m] * (0.5 + rnd()), pending)
             t += 0.002 + 0.01 * rnd()
-            pending[:] = self._free_inits(pending, t)
+            self._free_inits(pending, t)
         return t
 
-    def _probe(self, t: float, phase: float, interval: float) -> BootOutcome:
+    def _probe(self, t: float, phase: float, interval: float, pending: list) -> BootOutcome:
         """e1000e probes: ioremap BAR0 and the flash BAR; ftraced's next wake patches."""
         cfg = self.config
         p0, a0 = ioremap_area(cfg.bar0_kib * 1024)
         pf, af = ioremap_area(cfg.flash_kib * 1024)
-        bar0 = self.io.alloc(p0, a0)
-        flash = self.io.alloc(pf, af)
+        bar0 = self.io.alloc_aligned(p0, a0)
+        flash = self.io.alloc_aligned(pf, af)
         last_wake = phase + math.floor((t - phase) / interval) * interval
         wake = last_wake + interval
         if self.log is not None:
-            self._say_probe(t, bar0, flash, last_wake)
+            self._say_probe(t, bar0, flash, last_wake, pending)
         hits = self._stale_hits(flash, pf - 1, last_wake)
         return self._outcome(hits, wake, flash)
 
-    def _say_probe(self, t: float, bar0: int, flash: int, last_wake: float) -> None:
+    def _say_probe(self, t: float, bar0: int, flash: int, last_wake: float,
+                   pending: list) -> None:
         """Log the probe and the daemon wakes before it."""
         cfg = self.config
         self.say(t, "e1000e: Intel(R) PRO/1000 Network Driver - 0.3.3.3-k6")
         self.say(t, f"e1000e 0000:00:19.0: ioremap BAR0 ({cfg.bar0_kib} KiB) at "
                     f"{self.addr(bar0, True)}, flash BAR1 ({cfg.flash_kib} KiB) at "
                     f"{self.addr(flash, True)}")
+        self._say_wakes(last_wake, pending)
+
+    def _say_wakes(self, last_wake: float, pending: list) -> None:
+        """Log what each ftraced wake before the probe did with the records since the last."""
+        f = self.features.get
+        if not (f("ftrace") and f("dynamic_ftrace")):
+            return
+        fate = "released by ftrace_release" if f("ftrace_release") else (
+            "stale (code already freed: fault or mismatch, record dropped)")
+        if f("init_notrace"):
+            self.say(last_wake, "ftraced: __init/__exit code is notrace: nothing of it recorded")
+            return
+        interval = self.config.daemon_interval_s
+        recs = [(rec, f, len(sites)) for rec, f, _s, sites, _m, _k in self.freed]
+        recs += [(t_load, f, len(self.table.init_sites[m])) for f, m, _s, t_load in pending]
         w = last_wake
         while w > 0:
-            self.say(w, "ftraced: converted the mcount records made since its last wake")
-            w -= cfg.daemon_interval_s
+            done = [(f > w, n) for rec, f, n in recs if w - interval < rec <= w]
+            ok = sum(n for live, n in done if live)
+            stale = sum(n for live, n in done if not live)
+            self.say(w, f"ftraced: {ok} __init/__exit mcount records converted to nops, "
+                        f"{stale} {fate}")
+            w -= interval
 
     def _stale_hits(self, flash: int, fpages: int, last_wake: float) -> list:
         """Stale sites (freed code recorded since the last wake) that lie in the flash pages."""
@@ -512,7 +586,7 @@ class _Boot:
     def _say_hit(self, wake: float, flash: int, off: int, m: int, kind: str, reg: str,
                  cmpxchg: bool) -> None:
         """Log one stale site patched in the flash page."""
-        ip = f"{_VMALLOC_START[self.arch] + flash * PAGE + off:#x}"
+        ip = f"{self.base(True) + flash * PAGE + off:#x}"
         name = self.table.names[m]
         if cmpxchg:
             self.say(wake, f"ftraced: lock cmpxchg on stale ip {ip} (freed {kind} of {name}) = "

@@ -1,0 +1,406 @@
+"""The `bisectlab` command line: a thin click layer over the library.
+
+Errors are one line on stderr and exit 2; `bisect` exits 0 with a verdict, 1 without one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bisectlab import kernel
+from bisectlab.errors import BisectlabError
+from bisectlab.history import DEFAULT_SCENARIO, History, builtin_scenarios, load_history
+from bisectlab.store import Store, default_url
+from bisectlab.strategies import STRATEGIES
+
+EXIT_VERDICT, EXIT_NO_VERDICT, EXIT_USAGE = 0, 1, 2
+
+
+class BisectlabGroup(click.Group):
+    """A click group that turns any error into one line on stderr and exit 2."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as exc:
+            _fail(exc.format_message())
+        except BisectlabError as exc:
+            _fail(str(exc))
+        except (click.exceptions.Abort, KeyboardInterrupt):
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+def db_option(func: Callable) -> Callable:
+    """--db URL, defaulting to $BISECTLAB_DB or bisectlab.sqlite in the working directory."""
+    return click.option(
+        "--db", "db_url", envvar="BISECTLAB_DB", default=None, metavar="URL",
+        help="SQLAlchemy URL or SQLite file of the results database "
+             "[env BISECTLAB_DB; default: bisectlab.sqlite here].",
+    )(func)
+
+
+def history_option(func: Callable) -> Callable:
+    """--history NAME|FILE: a shipped scenario or a scenario file."""
+    return click.option(
+        "--history", "history_ref", default=DEFAULT_SCENARIO, show_default=True,
+        metavar="NAME|FILE", help="Shipped scenario name or scenario file (TOML).",
+    )(func)
+
+
+def _url(db_url: str | None) -> str:
+    url = db_url or default_url()
+    return url if "://" in url else f"sqlite:///{url}"
+
+
+def shown_url(db_url: str | None) -> str:
+    """The database as shown to the user: a SQLite file's path, or the URL without password."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(_url(db_url))
+    if url.get_backend_name() == "sqlite":
+        return url.database or ":memory:"
+    return url.render_as_string(hide_password=True)
+
+
+def open_store(db_url: str | None) -> Store:
+    """The results database from --db (a URL, or a plain path meaning a SQLite file)."""
+    return Store(_url(db_url))
+
+
+@click.group(cls=BisectlabGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="bisectlab")
+def cli() -> None:
+    """bisectlab: find the commit behind an intermittent bug that destroys hardware.
+
+    Simulated hunts on kernel-shaped histories (the 2008 e1000e NVM corruption ships with it),
+    every test, boot and adapter logged in SQLite.
+    """
+
+
+# bisect -----------------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("good")
+@click.argument("bad")
+@history_option
+@click.option("--strategy", type=click.Choice(sorted(STRATEGIES)), default="git",
+              show_default=True, help="Bisection strategy.")
+@click.option("--retries", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Boots per test for --strategy retry.")
+@click.option("--adapters", type=click.IntRange(min=0), default=50, show_default=True,
+              help="Adapters in the box (the rigs are fitted from it).")
+@click.option("--rigs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Test rigs.")
+@click.option("--arch", type=click.Choice(kernel.ARCHES), default="i386", show_default=True,
+              help="Rig architecture.")
+@click.option("--seed", type=click.IntRange(min=0), default=None,
+              help="Seed of the simulated boots (random if omitted; logged with the hunt).")
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict as one JSON object.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+def bisect(good: str, bad: str, history_ref: str, strategy: str, retries: int, adapters: int,
+           rigs: int, arch: str, seed: int | None, db_url: str | None, as_json: bool,
+           quiet: bool) -> None:
+    """Hunt the first bad commit between GOOD and BAD (tags or sha prefixes) in a simulated lab."""
+    from bisectlab.driver import HuntSetup
+    from bisectlab.driver import bisect as run_bisect
+
+    history = load_history(history_ref)
+    options = {"retries": retries} if strategy == "retry" else {}
+    setup = HuntSetup(history, good, bad, strategy=strategy, options=options, seed=seed,
+                      rigs=rigs, arch=arch, adapters=adapters)
+    setup.prepare()
+    progress = None if quiet else _progress_printer(history)
+    with open_store(db_url) as store:
+        report = run_bisect(setup, store, on_test=progress)
+    location = shown_url(db_url)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), sort_keys=True))
+    else:
+        _print_verdict(history, report, setup, location)
+    sys.exit(EXIT_VERDICT if report.status == "found" else EXIT_NO_VERDICT)
+
+
+def _progress_printer(history: History) -> Callable:
+    """One line per test on stderr, in git bisect's words."""
+    def show(seq: int, result, strategy) -> None:
+        verdict = "bad " if result.failed else "good"
+        boots = len(result.boots)
+        line = (f"[{seq:>3}] {verdict} {history.describe(result.commit)[:60]:<60} "
+                f"{boots} boot{'s' if boots != 1 else ''}")
+        if result.destroyed:
+            line += f", adapter {result.destroyed[0]} destroyed"
+        click.echo(line, err=True)
+        left = strategy.progress()
+        if left and strategy.verdict() is None:
+            click.echo(f"      Bisecting: {left}", err=True)
+
+    return show
+
+
+def _print_verdict(history: History, report, setup, location: str) -> None:
+    echo = click.echo
+    if report.status == "found":
+        echo(f"{report.culprit} is the first bad commit")
+    else:
+        echo(f"{report.status}: {report.note}")
+        if report.culprit:
+            echo(f"best guess: {report.culprit}")
+    if report.culprit_subject:
+        echo(f"    {report.culprit_subject}")
+    conf = ("not estimated (this strategy trusts every test)" if report.confidence is None
+            else f"{report.confidence:.4f}")
+    echo(f"  confidence   {conf}")
+    echo(f"  cost         {report.tests} tests, {report.boots} boots, {report.installs} installs,"
+         f" {report.adapters} adapters destroyed, {report.lab_hours:.1f} lab hours")
+    ev = report.evidence
+    if ev.get("culprit"):
+        parts = [f"culprit {_seen(ev['culprit'])}"]
+        parts += [f"parent {p['commit'][:12]} {_seen(p)}" for p in ev.get("parents", [])]
+        echo(f"  evidence     {'; '.join(parts)}")
+    if report.true_culprit:
+        truth = history.describe(history.resolve(report.true_culprit))
+        mark = {True: "correct", False: "WRONG", None: "no verdict"}[report.correct]
+        echo(f"  true culprit {truth} ({mark}: simulated hunt)")
+    echo(f"  hunt {report.hunt_id} logged in {location} "
+         f"(bisectlab query tests --hunt {report.hunt_id})")
+
+
+def _seen(item: dict) -> str:
+    return f"{item['boots']} boots / {item['failures']} failures"
+
+
+# boot -------------------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("commit")
+@history_option
+@click.option("--arch", type=click.Choice(kernel.ARCHES), default="i386", show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Hunt seed the boot seed derives from.")
+@click.option("--attempt", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Which boot of this commit (each attempt is a different boot).")
+def boot(commit: str, history_ref: str, arch: str, seed: int, attempt: int) -> None:
+    """Show one simulated boot of COMMIT (tag or sha prefix): its log and outcome."""
+    history = load_history(history_ref)
+    c = history.resolve(commit)
+    if history.bug is None:
+        raise BisectlabError(f"history {history.name} has no bug to simulate")
+    boot_seed = kernel.boot_seed(seed, history.shas[c], attempt)
+    out = history.bug.boot(history, c, arch, boot_seed, explain=True)
+    click.echo(f"# {history.describe(c)} on {arch}, boot seed {boot_seed}")
+    features = history.features_at(c)
+    on = ", ".join(sorted(f for f, v in features.items() if v)) or "none"
+    click.echo(f"# features: {on}")
+    for line in out.log:
+        click.echo(line)
+    state = ("ADAPTER DESTROYED (NVM corrupted)" if out.bricked
+             else "stray write masked by the NVM lockdown" if out.masked
+             else "boot ok")
+    click.echo(f"# outcome: {state}")
+
+
+# query ------------------------------------------------------------------------------------------
+
+HUNT_COLUMNS = ("id", "history", "good", "bad", "strategy", "status", "culprit_sha", "correct",
+                "confidence", "tests", "boots", "installs", "adapters", "lab_minutes")
+TEST_COLUMNS = ("id", "hunt_id", "seq", "commit_sha", "commit_subject", "rig", "boots",
+                "failed", "adapters_destroyed", "lab_minutes")
+
+
+@cli.command()
+@click.argument("what", type=click.Choice(["hunts", "tests", "adapters", "boots"]))
+@click.option("--hunt", "hunt_id", type=int, default=None, help="Only this hunt.")
+@click.option("--test", "test_id", type=int, default=None, help="Boots of this test.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True)
+@db_option
+def query(what: str, hunt_id: int | None, test_id: int | None, fmt: str,
+          db_url: str | None) -> None:
+    """Show hunts, tests, adapters or boots from the results database."""
+    with open_store(db_url) as store:
+        if hunt_id is not None:
+            store.hunt(hunt_id)
+        rows = _query_rows(store, what, hunt_id, test_id)
+    columns = {"hunts": HUNT_COLUMNS, "tests": TEST_COLUMNS}.get(what)
+    click.echo(format_rows(rows, fmt, columns), nl=False)
+
+
+def _query_rows(store: Store, what: str, hunt_id: int | None, test_id: int | None) -> list[dict]:
+    if what == "hunts":
+        rows = store.hunts()
+        return [r for r in rows if hunt_id is None or r["id"] == hunt_id]
+    if what == "tests":
+        return store.tests(hunt_id)
+    if what == "adapters":
+        return store.adapters(hunt_id)
+    if test_id is not None:
+        return store.boots(test_id)
+    tests = store.tests(hunt_id)
+    return [b for t in tests for b in store.boots(t["id"])]
+
+
+def format_rows(rows: list[dict], fmt: str, columns: Sequence[str] | None = None) -> str:
+    """Rows as a table (the listed columns), or CSV / JSON (every column)."""
+    if fmt == "json":
+        return json.dumps(rows, indent=2, default=str) + "\n"
+    if fmt == "csv":
+        out = io.StringIO()
+        if rows:
+            writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+        return out.getvalue()
+    return _table(rows, columns)
+
+
+def _table(rows: list[dict], columns: Sequence[str] | None) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    if not rows:
+        return "(no rows)\n"
+    cols = [c for c in (columns or rows[0].keys()) if c in rows[0]]
+    table = Table(box=None, header_style="bold")
+    for col in cols:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*(_cell(col, row[col]) for col in cols))
+    console = Console(file=io.StringIO(), width=200, force_terminal=False)
+    console.print(table)
+    return console.file.getvalue()
+
+
+def _cell(column: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if column.endswith("_sha") and isinstance(value, str):
+        return value[:12]
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+# history ----------------------------------------------------------------------------------------
+
+@cli.group()
+def history() -> None:
+    """Inspect, generate and export commit histories."""
+
+
+@history.command("list")
+def history_list() -> None:
+    """List the scenarios that ship with bisectlab."""
+    for name in builtin_scenarios():
+        click.echo(name)
+
+
+@history.command("show")
+@click.argument("name", default=DEFAULT_SCENARIO)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def history_show(name: str, as_json: bool) -> None:
+    """Summarise a history: commits, merges, tags, features, ranges and their true culprits."""
+    from bisectlab.summary import summarise
+
+    summary = summarise(load_history(name))
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(f"{summary['name']}: {summary['description']}".rstrip(": "))
+    click.echo(f"  {summary['commits']} commits ({summary['merges']} merges), "
+               f"bug model: {summary['bug'] or 'none'}")
+    click.echo("  tags:")
+    for tag in summary["tags"]:
+        click.echo(f"    {tag['name']:<16} {tag['sha'][:12]} {tag['subject']}")
+    click.echo("  feature toggles:")
+    for t in summary["toggles"]:
+        flips = ", ".join(f"{k}={'on' if v else 'off'}" for k, v in t["toggles"].items())
+        click.echo(f"    {t['sha'][:12]} {flips:<40} {t['subject']}")
+    click.echo("  advertised ranges:")
+    for r in summary["ranges"]:
+        click.echo(f"    {r['good']}..{r['bad']}: {r['candidates']} candidates, "
+                   f"first bad {r['culprit'][:12]} {r['culprit_subject']}")
+
+
+@history.command("log")
+@click.argument("name", default=DEFAULT_SCENARIO)
+@click.option("--graph", is_flag=True, help="Draw the DAG beside the commits.")
+@click.option("-n", "limit", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Newest N commits.")
+def history_log(name: str, graph: bool, limit: int) -> None:
+    """The newest commits, newest first (like git log --oneline)."""
+    from bisectlab.summary import log_lines
+
+    for line in log_lines(load_history(name), limit, graph):
+        click.echo(line)
+
+
+@history.command("generate")
+@click.option("--commits", type=click.IntRange(min=12), required=True, help="Size of the DAG.")
+@click.option("--seed", type=click.IntRange(min=0), required=True)
+@click.option("--name", default=None, help="History name (default kernel-N-sS).")
+@click.option("--bug", type=click.Choice(["none", "rate"]), default="none", show_default=True,
+              help="Plant an abstract bug introduced by one (seeded) commit.")
+@click.option("--detect", type=click.FloatRange(0, 1, min_open=True), default=1.0,
+              show_default=True, help="Per-boot detection rate p of the rate bug.")
+@click.option("--false-positive", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+              show_default=True, help="Per-boot false-positive rate f of the rate bug.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the scenario file here (default: stdout).")
+def history_generate(commits: int, seed: int, name: str | None, bug: str, detect: float,
+                     false_positive: float, output: Path | None) -> None:
+    """Generate a kernel-shaped history and write it as a scenario file (a TOML recipe)."""
+    from bisectlab.summary import generated_recipe
+
+    text = generated_recipe(commits, seed, name, bug, detect, false_positive)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+
+
+@history.command("export-git")
+@click.argument("name")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def history_export_git(name: str, directory: Path) -> None:
+    """Write history NAME as a real git repository in DIRECTORY (same DAG, subjects, tags)."""
+    from bisectlab.gitexport import export_git
+
+    h = load_history(name)
+    export_git(h, directory)
+    click.echo(f"exported {len(h)} commits and {len(h.tags)} tags to {directory}")
+
+
+# perf -------------------------------------------------------------------------------------------
+
+@cli.command()
+@click.option("--quick", is_flag=True, help="Smaller samples (for a smoke run).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def perf(quick: bool, as_json: bool) -> None:
+    """Benchmark: boots per second, history generation and git decision times."""
+    from bisectlab.perf import format_report, run_perf
+
+    report = run_perf(quick=quick)
+    click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="bisectlab")

@@ -1,0 +1,111 @@
+"""`bisectlab perf`: the speed figures the project holds itself to, medians of repeated runs.
+
+Targets: at least 10,000 simulated e1000e boots per second on one core, and a `git` decision on
+a 10^5-commit kernel-shaped history in under a second.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bisectlab import kernel
+from bisectlab.generator import KernelShape, generate_kernel_history
+from bisectlab.strategies import Observation, Resources, SearchSpace, make_strategy
+
+BUGGY_2_6_27 = {"ftrace": True, "dynamic_ftrace": True, "ftrace_cmpxchg": True}
+TARGET_BOOTS_PER_S = 10_000
+TARGET_GIT_DECISION_S = 1.0
+
+
+def _median_time(run: Callable[[], Any], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def boots_per_second(features: dict[str, bool], boots: int, repeats: int) -> float:
+    """Median rate of simulated e1000e boots on an i386 rig."""
+    def run() -> None:
+        for seed in range(boots):
+            kernel.boot(features, "i386", seed)
+
+    return boots / _median_time(run, repeats)
+
+
+def git_decisions(n: int, decisions: int) -> dict[str, float]:
+    """Setup time and median per-decision time of the git strategy on an n-commit history."""
+    h = generate_kernel_history(f"perf-{n}", 1, KernelShape(commits=n))
+    bad = len(h) - 1
+    t0 = time.perf_counter()
+    space = SearchSpace(h.parents, [0], bad)
+    setup = time.perf_counter() - t0
+    strategy = make_strategy("git", space)
+    culprit = int(space.commits[len(space) // 3])
+    from bisectlab.dag import descendants_mask
+
+    is_bad = descendants_mask(h.parents, culprit)
+    times = []
+    for _ in range(decisions):
+        if strategy.verdict() is not None:
+            break
+        t0 = time.perf_counter()
+        proposal = strategy.propose(Resources())
+        commit = proposal.commits[0]
+        strategy.observe(Observation(commit, 1, int(is_bad[commit])))
+        times.append(time.perf_counter() - t0)
+    return {"commits": n, "candidates": len(space), "setup_s": setup,
+            "decision_median_s": statistics.median(times), "decisions": len(times)}
+
+
+def run_perf(quick: bool = False) -> dict[str, Any]:
+    """All figures of the benchmark."""
+    repeats = 3 if quick else 5
+    boots = 2_000 if quick else 10_000
+    armed = boots_per_second(BUGGY_2_6_27, boots, repeats)
+    clean = boots_per_second({"ftrace": True}, boots, repeats)
+    generation = {
+        n: _median_time(lambda n=n: generate_kernel_history("perf", n, KernelShape(commits=n)),
+                        repeats)
+        for n in (10_000, 100_000)
+    }
+    git = [git_decisions(n, 5 if quick else 9) for n in (10_000, 100_000)]
+    return {
+        "boots_per_s_buggy": armed,
+        "boots_per_s_clean": clean,
+        "generation_s": {str(n): t for n, t in generation.items()},
+        "git": git,
+        "targets": {
+            "boots_per_s": TARGET_BOOTS_PER_S,
+            "boots_ok": armed >= TARGET_BOOTS_PER_S,
+            "git_decision_1e5_s": TARGET_GIT_DECISION_S,
+            "git_ok": git[-1]["decision_median_s"] < TARGET_GIT_DECISION_S,
+        },
+    }
+
+
+def format_report(r: dict[str, Any]) -> str:
+    """The benchmark as readable lines, with each target and its ratio."""
+    t = r["targets"]
+    lines = [
+        f"simulated e1000e boots/s (buggy 2.6.27, i386): {r['boots_per_s_buggy']:>10,.0f}"
+        f"   target >= {t['boots_per_s']:,}  ratio {r['boots_per_s_buggy'] / t['boots_per_s']:.2f}x"
+        f"  {'ok' if t['boots_ok'] else 'MISSED'}",
+        f"simulated boots/s (clean kernel):                {r['boots_per_s_clean']:>10,.0f}",
+    ]
+    for n, s in r["generation_s"].items():
+        lines.append(f"history generation, {int(n):>7,} commits:       {s:>10.3f} s")
+    for g in r["git"]:
+        lines.append(
+            f"git decision, {g['commits']:>7,} commits: median {g['decision_median_s'] * 1e3:8.1f} ms"
+            f" over {g['decisions']} decisions (setup {g['setup_s']:.2f} s)")
+    g = r["git"][-1]
+    lines.append(f"git decision at 10^5 target < {t['git_decision_1e5_s']} s: ratio "
+                 f"{g['decision_median_s'] / t['git_decision_1e5_s']:.2f}  "
+                 f"{'ok' if t['git_ok'] else 'MISSED'}")
+    return "\n".join(lines)

@@ -1,0 +1,174 @@
+"""The command line as a user meets it: CliRunner against a tmp_path database."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from bisectlab.cli import cli
+
+JSON_KEYS = {"hunt_id", "status", "culprit", "true_culprit", "correct", "confidence", "tests",
+             "boots", "installs", "adapters", "lab_minutes"}
+
+
+@pytest.fixture
+def run(tmp_path, monkeypatch):
+    """Invoke the CLI in tmp_path with its default database there."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BISECTLAB_DB", raising=False)
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(cli, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+def test_bisect_json_verdict_and_query_agree(run, tmp_path):
+    result = run("bisect", "v2.6.26", "v2.6.27-rc8", "--seed", "4", "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert JSON_KEYS <= set(report)
+    assert report["status"] == "found" and report["tests"] >= 10
+    assert (tmp_path / "bisectlab.sqlite").exists()
+    hunts = json.loads(run("query", "hunts", "--format", "json").stdout)
+    assert hunts[0]["id"] == report["hunt_id"] and hunts[0]["tests"] == report["tests"]
+    tests = json.loads(run("query", "tests", "--hunt", "1", "--format", "json").stdout)
+    assert len(tests) == report["tests"]
+    adapters = json.loads(run("query", "adapters", "--hunt", "1", "--format", "json").stdout)
+    destroyed = [a for a in adapters if a["state"] == "destroyed"]
+    assert len(destroyed) == report["adapters"]
+    failed_tests = {t["id"] for t in tests if t["failed"]}
+    assert {a["destroyed_by_test_id"] for a in destroyed} == failed_tests
+
+
+def test_bisect_text_verdict_shows_cost_and_truth(run):
+    result = run("bisect", "v2.6.26", "v2.6.27-rc8", "--seed", "4", "--strategy", "retry",
+                 "--retries", "3", "-q")
+    assert result.exit_code == 0
+    out = result.stdout
+    assert "is the first bad commit" in out
+    assert "tests" in out and "adapters destroyed" in out and "lab hours" in out
+    assert "true culprit" in out and "ftrace: use dynamic patching" in out
+    assert result.stderr == ""
+
+
+def test_progress_speaks_git(run):
+    result = run("bisect", "v2.6.26", "v2.6.27-rc1", "--seed", "2")
+    assert "revisions left to test after this (roughly" in result.stderr
+
+
+def test_query_csv_and_table(run):
+    run("bisect", "v2.6.26", "v2.6.27-rc8", "--seed", "1", "-q")
+    csv_out = run("query", "tests", "--format", "csv").stdout
+    assert csv_out.splitlines()[0].startswith("id,hunt_id,seq,commit_sha")
+    table = run("query", "hunts").stdout
+    assert "strategy" in table and "git" in table
+
+
+def _one_error_line(result) -> str:
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert result.stdout == ""
+    return lines[0]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["bisect", "v2.6.26", "v9.9"], "unknown ref 'v9.9'"),
+    (["bisect", "v2.6.27-rc8", "v2.6.26"], "not an ancestor"),
+    (["bisect", "v2.6.27-rc8", "v2.6.27-rc8"], "same commit"),
+    (["bisect", "v2.6.26", "v2.6.27-rc8", "--history", "missing.toml"], "not found"),
+    (["bisect", "v2.6.26", "v2.6.27-rc8", "--history", "no-such-scenario"], "unknown history"),
+    (["bisect", "v2.6.26", "v2.6.27-rc8", "--adapters", "-1"], "--adapters"),
+    (["bisect", "v2.6.26", "v2.6.27-rc8", "--strategy", "magic"], "--strategy"),
+    (["boot", "deadbeefdeadbeef"], "unknown ref"),
+    (["query", "tests", "--hunt", "42"], "no hunt 42"),
+])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(run, tmp_path, args, message):
+    line = _one_error_line(run(*args))
+    assert message in line
+    if args[0] == "bisect":
+        assert not (tmp_path / "bisectlab.sqlite").exists()
+
+
+def test_malformed_history_file(run, tmp_path):
+    (tmp_path / "bad.toml").write_text("name = [unclosed\n")
+    line = _one_error_line(run("bisect", "v1.0", "v1.1", "--history", "bad.toml"))
+    assert "malformed history file" in line
+
+
+def test_non_database_db_is_refused_and_left_untouched(run, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my lab notes\n")
+    before = notes.read_bytes()
+    line = _one_error_line(run("bisect", "v2.6.26", "v2.6.27-rc8", "--db", str(notes)))
+    assert "not a" in line and "database" in line
+    assert notes.read_bytes() == before
+
+
+def test_bad_input_never_loses_logged_hunts(run, tmp_path):
+    run("bisect", "v2.6.26", "v2.6.27-rc8", "--seed", "1", "-q")
+    db = tmp_path / "bisectlab.sqlite"
+    before = sqlite3.connect(db).execute("select count(*) from tests").fetchone()[0]
+    _one_error_line(run("bisect", "v2.6.26", "nope"))
+    _one_error_line(run("bisect", "v2.6.26", "v2.6.27-rc8", "--adapters", "-3"))
+    after = sqlite3.connect(db).execute("select count(*) from tests").fetchone()[0]
+    assert before == after > 0
+
+
+def test_db_option_and_env_take_urls_and_paths(run, tmp_path, monkeypatch):
+    target = tmp_path / "elsewhere.sqlite"
+    assert run("bisect", "v2.6.26", "v2.6.27-rc1", "--seed", "1", "-q", "--db",
+               str(target)).exit_code == 0
+    monkeypatch.setenv("BISECTLAB_DB", f"sqlite:///{target}")
+    hunts = json.loads(run("query", "hunts", "--format", "json").stdout)
+    assert len(hunts) == 1 and not (tmp_path / "bisectlab.sqlite").exists()
+
+
+def test_out_of_adapters_exits_1_with_an_explicit_verdict(run):
+    result = run("bisect", "v2.6.26", "v2.6.27-rc8", "--adapters", "0", "--json")
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["status"] == "aborted" and "out of adapters" in report["note"]
+
+
+def test_boot_shows_a_log(run):
+    result = run("boot", "v2.6.27-rc8", "--seed", "3")
+    assert result.exit_code == 0
+    assert "e1000e" in result.stdout and "# outcome:" in result.stdout
+
+
+def test_history_commands(run, tmp_path):
+    show = json.loads(run("history", "show", "e1000e-2.6.27", "--json").stdout)
+    assert show["commits"] == 11375 and show["ranges"][0]["culprit_upstream"] == "d61f82d0"
+    log = run("history", "log", "e1000e-2.6.27", "-n", "5").stdout.splitlines()
+    assert len(log) == 5 and "v2.6.27.1" in log[0]
+    graph = run("history", "log", "e1000e-2.6.27", "--graph", "-n", "40").stdout
+    assert "*" in graph and ("\\" in graph or "/" in graph)
+    out = tmp_path / "gen.toml"
+    assert run("history", "generate", "--commits", "500", "--seed", "3", "--bug", "rate",
+               "--detect", "1", "-o", str(out)).exit_code == 0
+    gen = json.loads(run("history", "show", str(out), "--json").stdout)
+    assert gen["commits"] == 500 and gen["bug"] == "rate" and len(gen["ranges"]) == 1
+    r = gen["ranges"][0]
+    verdict = json.loads(run("bisect", r["good"], r["bad"], "--history", str(out), "--seed", "1",
+                             "--json").stdout)
+    assert verdict["correct"] is True and verdict["culprit"] == r["culprit"]
+
+
+def test_every_command_has_help(run):
+    def walk(group, path):
+        for name, cmd in group.commands.items():
+            yield [*path, name], cmd
+            if isinstance(cmd, click.Group):
+                yield from walk(cmd, [*path, name])
+
+    for path, cmd in walk(cli, []):
+        assert cmd.help, path
+        result = run(*path, "--help")
+        assert result.exit_code == 0 and "Usage:" in result.stdout
