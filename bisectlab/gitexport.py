@@ -28,7 +28,7 @@ def fast_import_stream(history: History) -> Iterator[bytes]:
         lines = []
         if not parents:
             lines.append("reset refs/heads/master")
-        lines += [f"commit refs/heads/master", f"mark :{i + 1}", f"author {stamp}",
+        lines += ["commit refs/heads/master", f"mark :{i + 1}", f"author {stamp}",
                   f"committer {stamp}", f"data {len(message)}"]
         yield ("\n".join(lines) + "\n").encode() + message
         refs = [f"from :{parents[0] + 1}"] if parents else []

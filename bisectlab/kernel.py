@@ -2,10 +2,11 @@
 
 Nothing here is a coin flip for "bricked". One boot, from a seeded RNG:
 
-1. Modules load in a jittered order (udev/async jitter). For each, ``module_alloc`` places the
-   core and then the init region in the vmalloc range with the 2.6.27 ``__get_vm_area_node``
-   first fit (scan from VMALLOC_START, one guard page per area). Some drivers ``ioremap`` their
-   BARs from the same allocator (ioremap areas aligned to 2^fls(size), at most 512 KiB).
+1. Modules load in a jittered order (udev/async jitter). For each, ``load_module`` vmallocs a
+   temporary copy of the .ko, ``module_alloc`` places the core and then the init region, and the
+   copy is vfreed; all with the 2.6.27 ``__get_vm_area_node`` first fit (scan from
+   VMALLOC_START, one guard page per area). Some drivers ``ioremap`` their BARs from the same
+   allocator on i386 (ioremap areas aligned to 2^fls(size), at most 512 KiB).
 2. Dynamic ftrace records every mcount site executed (``ftrace_record_ip``), including those in
    ``__init`` code. The ``ftraced`` daemon wakes every ``daemon_interval_s`` (HZ) and converts
    the records made since its last wake.
@@ -25,13 +26,18 @@ functions run, nominal init times) are fixed per ``KernelConfig.layout_seed``; a
 load order, the timing and the daemon's phase.
 
 Modelling choices [M] (see ../shared/e1000e-domain.md section 4):
-- Churn (feature ``i915_gem``): X start around the NIC probe unloads and reloads a few graphics
-  modules. The unload runs the module's ``__exit`` code (recorded) and frees its core, the reload
-  runs its ``__init`` again: more freed, recorded-but-unconverted code. ``__exit`` sites are
+- Churn (feature ``i915_gem``): X starts within ``x_start_spread`` module loads of e1000e and
+  unloads and reloads a few loaded graphics modules (none if X starts after the probe). The
+  unload runs the module's ``__exit`` code (recorded) and frees its core, the reload runs its
+  ``__init`` again: more freed, recorded-but-unconverted code. ``__exit`` sites are
   treated like ``__init`` ones: ``init_notrace`` stops both being recorded and ``ftrace_release``
   releases both, so churn raises the rate only when the mechanism is armed.
-- An ip recorded and converted earlier does not shadow a later site at the same address, and a
-  stray write into BAR0 (MMIO) is harmless: only the 4 KiB flash page can be bricked.
+- All of a module's ``__init`` sites are recorded when its init starts. An ip recorded and
+  converted earlier does not shadow a later site at the same address. A stray write into BAR0
+  (MMIO) is harmless: only the flash page can brick.
+- Calibration: ``load_gap_s`` (udev coldplug pace against the 1 s daemon window) and
+  ``p_init_runs`` were tuned so the default i386 buggy kernel bricks on about 5% of boots
+  (about 7% with ``i915_gem``). ``layout_seed`` (the rig) moves the rate too, like real machines.
 """
 
 from __future__ import annotations
@@ -114,11 +120,16 @@ class KernelConfig:
     p_damage_critical: float = 1.0  # stray write on HSFCTL/FADDR/FDATA0
     p_damage_other: float = 0.2  # stray write elsewhere in the flash page
     churn_modules: int = 3  # i915_gem: graphics modules unloaded and reloaded at X start
-    x_start_spread: int = 6  # X starts within this many module loads before or after e1000e
+    x_start_spread: int = 10  # X starts within this many module loads before or after e1000e
     layout_seed: int = 2008  # the module binaries (sizes, layout, init times) of the rig
 
     def __post_init__(self) -> None:
-        """Reject knobs outside the model's range with one clear line."""
+        """Reject knobs outside the model's range with one clear line; lists become tuples."""
+        for name in ("init_pages", "core_pages", "file_ratio", "fast_init_s", "slow_init_s"):
+            value = getattr(self, name)
+            if not (isinstance(value, tuple | list) and len(value) == 2):
+                raise BisectlabError(f"{name} must be a pair [lo, hi], not {value!r}")
+            object.__setattr__(self, name, tuple(value))  # TOML gives lists; keep it hashable
         if self.n_modules < 2:
             raise BisectlabError(f"n_modules must be >= 2, not {self.n_modules}")
         if not 1 <= self.init_pages[0] <= self.init_pages[1]:
@@ -131,6 +142,12 @@ class KernelConfig:
             raise BisectlabError("daemon_interval_s and load_gap_s must be > 0")
         if self.flash_kib < 1 or self.bar0_kib < 1 or self.vmalloc_mib < 8:
             raise BisectlabError("BAR sizes must be >= 1 KiB and vmalloc_mib >= 8")
+        for name in ("init_fraction", "p_init_runs", "slow_init_fraction", "p_damage_critical",
+                     "p_damage_other"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise BisectlabError(f"{name} is a probability: it must lie in [0, 1]")
+        if self.churn_modules < 0 or self.x_start_spread < 0 or self.init_functions < 1:
+            raise BisectlabError("churn_modules, x_start_spread >= 0 and init_functions >= 1")
 
 
 DEFAULT_CONFIG = KernelConfig()
@@ -169,6 +186,7 @@ def _fls(x: int) -> int:
     return x.bit_length()
 
 
+@lru_cache(maxsize=64)
 def ioremap_area(size_bytes: int) -> tuple[int, int]:
     """(pages with guard, alignment in pages) of an ioremap: 2^fls(size), 4 KiB..512 KiB."""
     pages = -(-size_bytes // PAGE)

@@ -40,10 +40,9 @@ class GitStrategy(Strategy):
         return idx, np.minimum(x, n - x)
 
     def best_local(self) -> int:
-        """git's choice: the largest split; ties go to the newest commit."""
+        """git's choice: the largest split; ties go to the oldest commit, as git's mostly do."""
         idx, split = self.splits()
-        best = np.flatnonzero(split == split.max())
-        return int(idx[best[-1]])
+        return int(idx[np.argmax(split)])
 
     def propose(self, resources: Resources) -> Proposal:
         return Proposal((int(self.space.commits[self.best_local()]),), self.boots_per_test)
