@@ -30,8 +30,12 @@ class Bug(ABC):
 
     @abstractmethod
     def boot(self, history: History, commit: int, arch: str, seed: int,
-             explain: bool = False) -> kernel.BootOutcome:
-        """One simulated boot of ``commit`` on a rig of ``arch``."""
+             explain: bool = False, condition: int = 0) -> kernel.BootOutcome:
+        """One simulated boot of ``commit`` on a rig of ``arch``.
+
+        ``condition`` (-1, 0 or +1) is the lab's current state (a cold or hot spell) for bugs
+        whose boots are correlated over time; bugs without such a knob ignore it.
+        """
 
     @abstractmethod
     def spec(self, history: History) -> dict:
@@ -51,7 +55,7 @@ class E1000eBug(Bug):
              for c in range(len(history))], dtype=bool))
 
     def boot(self, history: History, commit: int, arch: str, seed: int,
-             explain: bool = False) -> kernel.BootOutcome:
+             explain: bool = False, condition: int = 0) -> kernel.BootOutcome:
         return kernel.boot(history.features_at(commit), arch, seed, self.config, explain)
 
     def spec(self, history: History) -> dict:
@@ -62,12 +66,15 @@ class E1000eBug(Bug):
 class RateBug(Bug):
     """An abstract bug introduced by one commit: each boot of a bad commit fails with rate p.
 
-    Good commits fail with the false-positive rate f (adapters dying of other causes).
+    Good commits fail with the false-positive rate f (adapters dying of other causes). With a
+    ``correlation`` r, the rate is p(1 + r) in the lab's hot spells and p(1 - r) in cold ones:
+    boots are no longer independent, though p stays the long-run rate.
     """
 
     culprit: int
     detect: float = 1.0
     false_positive: float = 0.0
+    correlation: float = 0.0
     model: str = "rate"
 
     def bad_mask(self, history: History) -> np.ndarray:
@@ -75,9 +82,9 @@ class RateBug(Bug):
                                                                          self.culprit))
 
     def boot(self, history: History, commit: int, arch: str, seed: int,
-             explain: bool = False) -> kernel.BootOutcome:
+             explain: bool = False, condition: int = 0) -> kernel.BootOutcome:
         bad = bool(self.bad_mask(history)[commit])
-        rate = self.detect if bad else self.false_positive
+        rate = self.detect * (1 + condition * self.correlation) if bad else self.false_positive
         failed = random.Random(seed).random() < rate
         log: tuple[str, ...] = ()
         if explain:
@@ -88,7 +95,7 @@ class RateBug(Bug):
 
     def spec(self, history: History) -> dict:
         return {"model": self.model, "culprit": history.shas[self.culprit], "detect": self.detect,
-                "false_positive": self.false_positive}
+                "false_positive": self.false_positive, "correlation": self.correlation}
 
 
 def _cached_mask(bug: Bug, history: History, compute) -> np.ndarray:
@@ -111,11 +118,13 @@ def bug_from_spec(spec: Mapping, history: History) -> Bug:
     if model == "rate":
         detect = float(spec.get("detect", 1.0))
         fp = float(spec.get("false_positive", 0.0))
-        if not (0 < detect <= 1 and 0 <= fp < detect):
-            raise HistoryError("rate bug needs 0 < detect <= 1 and 0 <= false_positive < detect")
+        corr = float(spec.get("correlation", 0.0))
+        if not (0 < detect <= 1 and 0 <= fp < detect and 0 <= corr < 1):
+            raise HistoryError("rate bug needs 0 < detect <= 1, 0 <= false_positive < detect "
+                               "and 0 <= correlation < 1")
         culprit = history.resolve(str(spec["culprit"]))
         _add_toggle(history, culprit)
-        return RateBug(culprit, detect, fp)
+        return RateBug(culprit, detect, fp, corr)
     raise HistoryError(f"unknown bug model '{model}' (known: e1000e, rate)")
 
 

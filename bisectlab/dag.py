@@ -73,8 +73,11 @@ def generation_numbers(parents: Parents) -> np.ndarray:
 class AncestorSums:
     """Ancestor-or-self weight sums over a convex candidate set, reusable for any weights.
 
-    ``cands`` must be sorted and convex (ancestors of BAD minus ancestors of the GOODs is). The chain
-    decomposition is built once; :meth:`sums` then runs in one pass for any weight vector.
+    ``cands`` must be sorted and convex (ancestors of BAD minus ancestors of the GOODs is). The
+    structure is built once: chains, and for every merge the chain segments it adds to its first
+    parent's ancestors. :meth:`sums` is then a few vectorised passes for any weights: each commit's
+    sum is its first parent's plus its own weight, or, at a merge, plus the weight of the segments
+    the merge brings in; path sums along first parents are taken by pointer doubling.
     """
 
     def __init__(self, parents: Parents, cands: np.ndarray):
@@ -83,7 +86,10 @@ class AncestorSums:
         self.parents: list[tuple[int, ...]] = [
             tuple(local[p] for p in parents[int(c)] if p in local) for c in self.cands
         ]
+        self.first_parent = np.array([ps[0] if ps else -1 for ps in self.parents], dtype=np.int64)
         self._decompose()
+        self._plan_merges()
+        self._merge_segments()
 
     def _decompose(self) -> None:
         """Split the candidate subgraph into chains, preferring first parents."""
@@ -104,7 +110,6 @@ class AncestorSums:
         self.chain, self.pos = chain, pos
         self.lengths = np.asarray(lengths, dtype=np.int64)
         self.offsets = np.concatenate(([0], np.cumsum(self.lengths + 1)))
-        self._plan_merges()
 
     def _plan_merges(self) -> None:
         """Anchor every commit to its nearest merge-or-root, and note when each anchor is last used."""
@@ -135,35 +140,70 @@ class AncestorSums:
             y = int(self.link[y])
         return vec
 
-    def sums(self, weights: np.ndarray) -> np.ndarray:
-        """For each candidate (in ``cands`` order), the total weight of its ancestors-or-self."""
-        weights = np.asarray(weights)
-        k = len(self.offsets) - 1
-        cum = np.zeros(self.offsets[-1], dtype=weights.dtype)
-        cum[self.offsets[self.chain] + self.pos + 1] = weights
-        cum = np.cumsum(cum)
-        cum -= np.repeat(cum[self.offsets[:-1]], self.lengths + 1)
-        out = np.empty(len(self.parents), dtype=weights.dtype)
+    def _merge_segments(self) -> None:
+        """For each merge, the chain ranges (from, to] its ancestors add to its first parent's."""
+        k = len(self.lengths)
         vectors: dict[int, np.ndarray] = {}
-        w = weights.tolist()
-        acc = out.tolist()
-        chain_offsets = self.offsets[:-1]
+        seg_merge: list[np.ndarray] = []
+        seg_lo: list[np.ndarray] = []
+        seg_hi: list[np.ndarray] = []
         for x, ps in enumerate(self.parents):
-            if not ps:
-                acc[x] = w[x]
-            elif len(ps) == 1:
-                acc[x] = acc[ps[0]] + w[x]
-            else:
-                vec = self._prefix_vector(ps[0], vectors, k)
-                for p in ps[1:]:
-                    np.maximum(vec, self._prefix_vector(p, vectors, k), out=vec)
-                vec[self.chain[x]] = self.pos[x] + 1
-                acc[x] = cum[chain_offsets + vec].sum()
-                if x in self.last_use:
-                    vectors[x] = vec
-                for p in ps:
-                    a = int(self.anchor[p])
-                    if self.last_use.get(a) == x:
-                        vectors.pop(a, None)
-        out[:] = acc
-        return out
+            if len(ps) < 2:
+                continue
+            base = self._prefix_vector(ps[0], vectors, k)
+            vec = base.copy()
+            for p in ps[1:]:
+                np.maximum(vec, self._prefix_vector(p, vectors, k), out=vec)
+            vec[self.chain[x]] = self.pos[x] + 1
+            grown = np.flatnonzero(vec > base)
+            seg_merge.append(np.full(len(grown), x, dtype=np.int64))
+            seg_lo.append(self.offsets[grown] + base[grown])
+            seg_hi.append(self.offsets[grown] + vec[grown])
+            if x in self.last_use:
+                vectors[x] = vec
+            for p in ps:
+                a = int(self.anchor[p])
+                if self.last_use.get(a) == x:
+                    vectors.pop(a, None)
+        empty = np.zeros(0, dtype=np.int64)
+        self.seg_merge = np.concatenate(seg_merge) if seg_merge else empty
+        self.seg_lo = np.concatenate(seg_lo) if seg_lo else empty
+        self.seg_hi = np.concatenate(seg_hi) if seg_hi else empty
+        self.is_merge = np.array([len(ps) > 1 for ps in self.parents], dtype=bool)
+
+    def _chain_cumsums(self, weights: np.ndarray) -> np.ndarray:
+        """cum[offset_c + j] = total weight of the first j commits of chain c."""
+        cum = np.zeros((self.offsets[-1],) + weights.shape[1:], dtype=weights.dtype)
+        cum[self.offsets[self.chain] + self.pos + 1] = weights
+        cum = np.cumsum(cum, axis=0)
+        return cum - np.repeat(cum[self.offsets[:-1]], self.lengths + 1, axis=0)
+
+    def sums(self, weights: np.ndarray) -> np.ndarray:
+        """For each candidate (in ``cands`` order), the total weight of its ancestors-or-self.
+
+        ``weights`` may be a vector, or a matrix with one column per weighting.
+        """
+        weights = np.asarray(weights)
+        cum = self._chain_cumsums(weights)
+        own = weights.copy()
+        own[self.is_merge] = 0
+        np.add.at(own, self.seg_merge, cum[self.seg_hi] - cum[self.seg_lo])
+        return path_sums(self.first_parent, own)
+
+
+def path_sums(parent: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Sum of ``values`` along each node's parent pointers up to its root (pointer doubling)."""
+    acc = values.copy()
+    ptr = parent.copy()
+    while True:
+        live = ptr >= 0
+        if not live.any():
+            return acc
+        safe = np.where(live, ptr, 0)
+        gathered = acc[safe]
+        if acc.ndim > 1:
+            live_b = live[:, None]
+        else:
+            live_b = live
+        acc = acc + np.where(live_b, gathered, 0)
+        ptr = np.where(live, ptr[safe], -1)

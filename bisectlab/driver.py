@@ -32,7 +32,7 @@ class Runner(Protocol):
     """Runs tests: the simulated :class:`~bisectlab.lab.Lab`, or a real rig."""
 
     @property
-    def adapters_left(self) -> int: ...
+    def adapters_left(self) -> int | None: ...
 
     def ready_rigs(self) -> list[Any]: ...
 
@@ -44,6 +44,7 @@ class Totals:
     """Running totals of a hunt."""
 
     tests: int = 0
+    rounds: int = 0
     boots: int = 0
     installs: int = 0
     adapters: int = 0
@@ -52,6 +53,7 @@ class Totals:
     def add_round(self, results: list[TestResult]) -> None:
         """Rigs of one round work side by side: the round takes as long as its slowest test."""
         self.tests += len(results)
+        self.rounds += 1
         self.installs += len(results)
         self.boots += sum(len(r.boots) for r in results)
         self.adapters += sum(len(r.destroyed) for r in results)

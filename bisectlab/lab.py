@@ -65,28 +65,36 @@ class Rig:
 
 @dataclass
 class AdapterBox:
-    """The spare adapters, handed out in order."""
+    """The spare adapters, handed out in order; ``count`` None is a bottomless box."""
 
-    serials: list[str]
+    count: int | None
+    tag: str
     used: int = 0
 
     @classmethod
-    def of(cls, count: int, seed: int) -> AdapterBox:
+    def of(cls, count: int | None, seed: int) -> AdapterBox:
         """A box of ``count`` adapters with serials derived from the seed."""
-        if count < 0:
+        if count is not None and count < 0:
             raise BisectlabError(f"--adapters must be 0 or more, not {count}")
-        tag = hashlib.blake2b(str(seed).encode(), digest_size=3).hexdigest().upper()
-        return cls([f"82567LM-{tag}-{i:03d}" for i in range(1, count + 1)])
+        return cls(count, hashlib.blake2b(str(seed).encode(), digest_size=3).hexdigest().upper())
+
+    def serial(self, i: int) -> str:
+        return f"82567LM-{self.tag}-{i:03d}"
 
     @property
-    def left(self) -> int:
-        return len(self.serials) - self.used
+    def serials(self) -> list[str]:
+        """Every serial of a finite box."""
+        return [self.serial(i) for i in range(1, (self.count or 0) + 1)]
+
+    @property
+    def left(self) -> int | None:
+        return None if self.count is None else self.count - self.used
 
     def take(self) -> str | None:
-        if not self.left:
+        if self.count is not None and self.used >= self.count:
             return None
         self.used += 1
-        return self.serials[self.used - 1]
+        return self.serial(self.used)
 
 
 @dataclass
@@ -99,10 +107,12 @@ class Lab:
     box: AdapterBox
     costs: Costs = field(default_factory=Costs)
     attempts: dict[int, int] = field(default_factory=dict)
+    condition: int = 1
+    spell_change: float = 0.1
 
     @classmethod
     def build(cls, history: History, *, seed: int, rigs: int = 1, arch: str = "i386",
-              adapters: int = 50, costs: Costs | None = None) -> Lab:
+              adapters: int | None = 50, costs: Costs | None = None) -> Lab:
         """A lab of ``rigs`` identical rigs, each fitted with an adapter from the box."""
         if rigs < 1:
             raise BisectlabError(f"--rigs must be 1 or more, not {rigs}")
@@ -111,6 +121,7 @@ class Lab:
         box = AdapterBox.of(adapters, seed)
         lab = cls(history, seed, [Rig(f"rig{i + 1}", arch) for i in range(rigs)], box,
                   costs or Costs())
+        lab.condition = 1 if seed % 2 else -1
         for rig in lab.rigs:
             rig.adapter = box.take()
         return lab
@@ -120,15 +131,24 @@ class Lab:
         return [r for r in self.rigs if r.adapter is not None]
 
     @property
-    def adapters_left(self) -> int:
-        """Working adapters: fitted in a rig or spare in the box."""
-        return self.box.left + len(self.ready_rigs())
+    def adapters_left(self) -> int | None:
+        """Working adapters: fitted in a rig or spare in the box (None: unlimited)."""
+        left = self.box.left
+        return None if left is None else left + len(self.ready_rigs())
+
+    def _next_spell(self, sha: str) -> None:
+        """The lab's hot or cold spell persists from test to test, changing now and then."""
+        draw = kernel.boot_seed(self.seed ^ 0x5EED, sha, self.attempts.get(-1, 0)) / 2**64
+        self.attempts[-1] = self.attempts.get(-1, 0) + 1
+        if draw < self.spell_change:
+            self.condition = -self.condition
 
     def run(self, commit: int, boots: int, rig: Rig) -> TestResult:
         """Install ``commit`` on ``rig`` and boot it up to ``boots`` times, stop at first failure."""
         if rig.adapter is None:
             raise BisectlabError(f"{rig.name} has no adapter")
         sha = self.history.shas[commit]
+        self._next_spell(sha)
         minutes = self.costs.install
         records: list[BootRecord] = []
         destroyed: list[str] = []
@@ -136,7 +156,8 @@ class Lab:
             attempt = self.attempts.get(commit, 0) + 1
             self.attempts[commit] = attempt
             seed = kernel.boot_seed(self.seed, sha, attempt)
-            out = self.history.bug.boot(self.history, commit, rig.arch, seed)
+            out = self.history.bug.boot(self.history, commit, rig.arch, seed,
+                                        condition=self.condition)
             records.append(BootRecord(attempt, seed, out.bricked, out.stray_write, rig.adapter))
             minutes += self.costs.boot
             if out.bricked:

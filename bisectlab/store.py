@@ -14,6 +14,7 @@ outside ``0 <= seed < 2**64`` is refused with StoreError.
 from __future__ import annotations
 
 import json
+import operator
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -218,10 +219,14 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _check_seed(seed: Any, what: str) -> int:
-    """A seed as an int in 0 <= seed < 2**64, or StoreError."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < _U64:
+    """A seed (any integer type, numpy's too) as an int in 0 <= seed < 2**64, or StoreError."""
+    try:
+        value = operator.index(seed)
+    except TypeError:
+        value = None
+    if isinstance(seed, bool) or value is None or not 0 <= value < _U64:
         raise StoreError(f"{what} must be an unsigned 64-bit integer, got {seed!r}")
-    return seed
+    return value
 
 
 def _iso(value: Any) -> Any:

@@ -77,8 +77,9 @@ def _graph_step(lanes: list[int], c: int, parents: tuple[int, ...]) -> tuple[lis
         new[col] = parents[0]
         for p in parents[1:]:
             if p not in new:
+                shifted = len(new) - col - 1
                 new.insert(col + 1, p)
-                rows.append(" ".join("|" for _ in range(col + 1)) + "\\")
+                rows.append(" ".join("|" for _ in range(col + 1)) + "\\" + " \\" * shifted)
     else:
         del new[col]
     return new, rows

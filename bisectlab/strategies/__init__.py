@@ -11,9 +11,11 @@ from bisectlab.strategies.base import (
     Strategy,
     Verdict,
 )
+from bisectlab.strategies.bayes import BayesStrategy
 from bisectlab.strategies.git import GitStrategy, RetryStrategy
 
 STRATEGIES: dict[str, type[Strategy]] = {
+    BayesStrategy.name: BayesStrategy,
     GitStrategy.name: GitStrategy,
     RetryStrategy.name: RetryStrategy,
 }
@@ -27,7 +29,7 @@ def make_strategy(name: str, space: SearchSpace, **options) -> Strategy:
         raise BisectlabError(f"unknown strategy '{name}' (known: {', '.join(STRATEGIES)})") from None
     try:
         return cls(space, **options)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise BisectlabError(f"bad options for strategy {name}: {exc}") from None
 
 

@@ -1,0 +1,179 @@
+"""The exact posterior over the culprit of a DAG range, with unknown detection rates marginalised.
+
+Model: the culprit c is one candidate commit. A test of commit x boots it n times (stopping at the
+first failure) and sees k failures. If c is an ancestor-or-self of x, x is bad and each boot fails
+with the detection rate p; otherwise each boot fails with the false-positive rate f. The detection
+rate p (and f) are unknown: they live on grids with priors, and are summed out exactly.
+
+Everything the data says about c is in two numbers per candidate: the boots and the failures of
+the tests of its descendants-or-self (B_c, K_c). Candidates sharing (B_c, K_c) share a
+likelihood, so the posterior costs O(N + distinct pairs x grid) per update.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import logsumexp, xlog1py, xlogy
+
+
+def entropy_bits(q: np.ndarray | float) -> np.ndarray:
+    """Binary entropy H(q) in bits (0 at q = 0 or 1)."""
+    q = np.clip(np.asarray(q, dtype=float), 0.0, 1.0)
+    return -(xlogy(q, q) + xlog1py(1 - q, -q)) / np.log(2)
+
+
+def z_channel_information(u: np.ndarray, fail_bad: float, fail_good: float) -> np.ndarray:
+    """Bits a test with P(bad) = u gives about the culprit (science.md §1)."""
+    return (entropy_bits(u * fail_bad + (1 - u) * fail_good)
+            - u * entropy_bits(fail_bad) - (1 - u) * entropy_bits(fail_good))
+
+
+def test_information(u_pass: np.ndarray, cond_entropy: np.ndarray) -> np.ndarray:
+    """Bits a test gives about the culprit: H(outcome) minus its expected entropy given c."""
+    return np.maximum(entropy_bits(u_pass) - cond_entropy, 0.0)
+
+
+def capacity(p: float, f: float = 0.0) -> float:
+    """Capacity C(p, f) of one boot, in bits: max over u of the information."""
+    u = np.linspace(0.0, 1.0, 20001)
+    return float(z_channel_information(u, p, f).max())
+
+
+def lower_bound_tests(n: int, p: float, f: float = 0.0, delta: float = 0.01) -> float:
+    """Fano bound on expected boots to name the culprit among n with error delta (§2)."""
+    bits = (1 - delta) * np.log2(n) - float(entropy_bits(delta))
+    return max(bits, 0.0) / capacity(p, f)
+
+
+@dataclass(frozen=True)
+class RateModel:
+    """Grids and priors for the detection rate p and the false-positive rate f."""
+
+    p_grid: np.ndarray
+    p_prior: np.ndarray
+    f_grid: np.ndarray
+    f_prior: np.ndarray
+
+    @classmethod
+    def build(cls, detect: float | None = None, false_positive: float | None = 0.0,
+              points: int = 48, deterministic_mass: float = 0.2,
+              fp_grid: tuple[float, ...] = (0.0, 0.003, 0.01, 0.03),
+              fp_prior: tuple[float, ...] = (0.7, 0.1, 0.1, 0.1)) -> RateModel:
+        """p unknown on (0, 1] unless ``detect`` fixes it: a uniform prior (on a grid fine in
+        log-odds) plus a point mass on a deterministic bug, p = 1; f fixed, or learnt (None)."""
+        if detect is not None:
+            p_grid, p_prior = np.array([detect]), np.array([1.0])
+        else:
+            edges = 1 / (1 + np.exp(-np.linspace(np.log(0.005 / 0.995), np.log(0.995 / 0.005),
+                                                 points + 1)))
+            edges[0], edges[-1] = 0.0, 1.0
+            p_grid = np.append((edges[:-1] + edges[1:]) / 2, 1.0)
+            p_prior = np.append(np.diff(edges) * (1 - deterministic_mass), deterministic_mass)
+        if false_positive is not None:
+            f_grid, f_prior = np.array([false_positive]), np.array([1.0])
+        else:
+            f_grid, f_prior = np.array(fp_grid), np.array(fp_prior) / sum(fp_prior)
+        return cls(p_grid, p_prior, f_grid, f_prior)
+
+    def fail_rates(self) -> np.ndarray:
+        """Per-boot failure rate of a bad commit, for every (p, f) pair: shape (P, F)."""
+        return np.broadcast_to(self.p_grid[:, None], (len(self.p_grid), len(self.f_grid)))
+
+    def log_prior(self) -> np.ndarray:
+        """Log prior of every (p, f) pair: shape (P, F)."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.p_prior)[:, None] + np.log(self.f_prior)[None, :]
+
+
+class Evidence:
+    """Per candidate, the boots and failures of tests of its descendants-or-self."""
+
+    def __init__(self, n: int):
+        self.boots_below = np.zeros(n, dtype=np.int64)
+        self.fails_below = np.zeros(n, dtype=np.int64)
+        self.boots = 0
+        self.fails = 0
+
+    def add(self, ancestors: np.ndarray, boots: int, failures: int) -> None:
+        """A test of a commit whose ancestors-or-self (among candidates) are ``ancestors``."""
+        self.boots_below[ancestors] += boots
+        self.fails_below[ancestors] += failures
+        self.boots += boots
+        self.fails += failures
+
+
+@dataclass(frozen=True)
+class Posterior:
+    """The posterior over the culprit, and over the rates."""
+
+    mass: np.ndarray       # P(culprit = c), over candidates
+    rates: np.ndarray      # P(p = p_j, f = f_k), shape (P, F)
+    model: RateModel
+    conditional: np.ndarray  # P(p_j, f_k | culprit in likelihood class u), shape (U, P, F)
+    classes: np.ndarray      # the likelihood class of each candidate, shape (N,)
+
+    @property
+    def p_mass(self) -> np.ndarray:
+        return self.rates.sum(axis=1)
+
+    @property
+    def f_mass(self) -> np.ndarray:
+        return self.rates.sum(axis=0)
+
+    @property
+    def p_mean(self) -> float:
+        return float(self.p_mass @ self.model.p_grid)
+
+    @property
+    def f_mean(self) -> float:
+        return float(self.f_mass @ self.model.f_grid)
+
+    def pass_probability(self, boots: int) -> tuple[float, float]:
+        """P(all of b boots pass) for a bad and for a good commit, the rates marginalised."""
+        bad = float((self.rates * (1 - self.model.fail_rates()) ** boots).sum())
+        good = float(self.f_mass @ (1 - self.model.f_grid) ** boots)
+        return bad, good
+
+    def pass_given_culprit(self, boots: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per candidate c, P(all of b boots pass | culprit c) at a bad and at a good commit.
+
+        The rates are summed out given c: the past tests that c makes bad tell how often the bug
+        shows, so a test of a surely bad commit still says something about c.
+        """
+        cond = self.conditional
+        bad = (cond * (1 - self.model.fail_rates())[None] ** boots).sum(axis=(1, 2))
+        good = (cond.sum(axis=1) * (1 - self.model.f_grid)[None] ** boots).sum(axis=1)
+        return bad[self.classes], good[self.classes]
+
+
+def compute_posterior(evidence: Evidence, log_prior: np.ndarray, model: RateModel) -> Posterior:
+    """The exact joint posterior, summed over the rate grids."""
+    key = evidence.boots_below * (evidence.fails + 1) + evidence.fails_below
+    pairs, inverse = np.unique(key, return_inverse=True)
+    b = (pairs // (evidence.fails + 1)).astype(float)[:, None, None]
+    k = (pairs % (evidence.fails + 1)).astype(float)[:, None, None]
+    r = model.fail_rates()[None, :, :]
+    f = model.f_grid[None, None, :]
+    tb, tk = float(evidence.boots), float(evidence.fails)
+    loglik = (xlogy(k, r) + xlog1py(b - k, -r)
+              + xlogy(tk - k, f) + xlog1py(tb - b - tk + k, -f))
+    with np.errstate(invalid="ignore"):
+        loglik = np.where(np.isnan(loglik), -np.inf, loglik)
+    joint = loglik + model.log_prior()[None, :, :]          # (U, P, F)
+    per_pair = logsumexp(joint, axis=(1, 2))                  # (U,)
+    log_mass = log_prior + per_pair[inverse]
+    total = logsumexp(log_mass)
+    if not np.isfinite(total):
+        raise ValueError("the observations are impossible under the model")
+    mass = np.exp(log_mass - total)
+    pair_weight = np.bincount(inverse, weights=np.exp(log_prior - log_prior.max()),
+                              minlength=len(pairs))
+    with np.errstate(divide="ignore"):
+        rate_joint = logsumexp(joint + np.log(pair_weight)[:, None, None], axis=0)
+    rate_joint = np.exp(rate_joint - logsumexp(rate_joint))
+    possible = np.isfinite(per_pair)
+    conditional = np.zeros_like(joint)
+    conditional[possible] = np.exp(joint[possible] - per_pair[possible, None, None])
+    return Posterior(mass, rate_joint, model, conditional, inverse)
