@@ -109,7 +109,7 @@ def cli() -> None:
               help="Test rigs.")
 @click.option("--arch", type=click.Choice(kernel.ARCHES), default="i386", show_default=True,
               help="Rig architecture.")
-@click.option("--seed", type=click.IntRange(min=0), default=None,
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
               help="Seed of the simulated boots (random if omitted; logged with the hunt).")
 @db_option
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as one JSON object.")

@@ -201,9 +201,6 @@ def path_sums(parent: np.ndarray, values: np.ndarray) -> np.ndarray:
             return acc
         safe = np.where(live, ptr, 0)
         gathered = acc[safe]
-        if acc.ndim > 1:
-            live_b = live[:, None]
-        else:
-            live_b = live
+        live_b = live[:, None] if acc.ndim > 1 else live
         acc = acc + np.where(live_b, gathered, 0)
         ptr = np.where(live, ptr[safe], -1)

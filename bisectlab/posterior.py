@@ -58,11 +58,15 @@ class RateModel:
 
     @classmethod
     def build(cls, detect: float | None = None, false_positive: float | None = 0.0,
-              points: int = 48, deterministic_mass: float = 0.2,
+              points: int = 48, deterministic_mass: float = 0.1, caution: float = 0.5,
               fp_grid: tuple[float, ...] = (0.0, 0.003, 0.01, 0.03),
               fp_prior: tuple[float, ...] = (0.7, 0.1, 0.1, 0.1)) -> RateModel:
-        """p unknown on (0, 1] unless ``detect`` fixes it: a uniform prior (on a grid fine in
-        log-odds) plus a point mass on a deterministic bug, p = 1; f fixed, or learnt (None)."""
+        """p unknown on (0, 1] unless ``detect`` fixes it; f fixed, or learnt (None) on a grid.
+
+        The prior on p is a point mass on a deterministic bug (p = 1) plus a density
+        proportional to (1 - p)^caution on a grid fine in log-odds: over-estimating p makes a
+        hunt confidently wrong while under-estimating it only costs tests, so the prior leans low.
+        """
         if detect is not None:
             p_grid, p_prior = np.array([detect]), np.array([1.0])
         else:
@@ -70,7 +74,9 @@ class RateModel:
                                                  points + 1)))
             edges[0], edges[-1] = 0.0, 1.0
             p_grid = np.append((edges[:-1] + edges[1:]) / 2, 1.0)
-            p_prior = np.append(np.diff(edges) * (1 - deterministic_mass), deterministic_mass)
+            density = (1 - edges[:-1]) ** (caution + 1) - (1 - edges[1:]) ** (caution + 1)
+            p_prior = np.append(density / density.sum() * (1 - deterministic_mass),
+                                deterministic_mass)
         if false_positive is not None:
             f_grid, f_prior = np.array([false_positive]), np.array([1.0])
         else:

@@ -56,7 +56,7 @@ class BayesStrategy(Strategy):
     def __init__(self, space: SearchSpace, confidence: float = 0.99, detect: float | None = None,
                  false_positive: float | None = 0.0, cost_weight: float = 0.0,
                  boots_per_install: int = 1, prior_weights: np.ndarray | None = None,
-                 deterministic_mass: float = 0.2):
+                 deterministic_mass: float = 0.1, caution: float = 0.5):
         super().__init__(space)
         if not 0 < confidence < 1:
             raise ValueError("confidence must lie strictly between 0 and 1")
@@ -66,8 +66,9 @@ class BayesStrategy(Strategy):
         self.options = {"confidence": confidence, "detect": detect,
                         "false_positive": "learn" if false_positive is None else false_positive,
                         "cost_weight": cost_weight, "boots_per_install": boots_per_install,
-                        "deterministic_mass": deterministic_mass}
-        self.model = RateModel.build(detect, false_positive, deterministic_mass=deterministic_mass)
+                        "deterministic_mass": deterministic_mass, "caution": caution}
+        self.model = RateModel.build(detect, false_positive, deterministic_mass=deterministic_mass,
+                                     caution=caution)
         self.log_prior = self._log_prior(prior_weights)
         self.stats = Evidence(len(space))
         self._graph = self._parent_graph()
