@@ -45,8 +45,12 @@ class BenchConfig:
     adapters: int | None = None
     rigs: int = 1
     costs: Costs = field(default_factory=Costs)
+    name: str = ""
 
     def label(self) -> str:
+        """How the configuration was asked for (e.g. retry:k=10), else strategy and options."""
+        if self.name:
+            return self.name
         opts = ",".join(f"{k}={v}" for k, v in self.options)
         return f"{self.strategy}{':' + opts if opts else ''}"
 

@@ -95,18 +95,68 @@ def cli() -> None:
 
 # bisect -----------------------------------------------------------------------------------------
 
+def false_positive_type(text: str) -> float | None:
+    """--false-positive: a rate in [0, 1), or 'learn'."""
+    if text == "learn":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise click.BadParameter(f"'{text}' is neither a rate nor 'learn'") from None
+    if not 0 <= value < 1:
+        raise click.BadParameter(f"{value} is not in [0, 1)")
+    return value
+
+
+def strategy_options(func: Callable) -> Callable:
+    """Options of the strategies, shared by bisect and bench."""
+    options = [
+        click.option("--retries", type=click.IntRange(min=1), default=5, show_default=True,
+                     help="retry: boots per test."),
+        click.option("--confidence", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+                     default=0.99, show_default=True, help="bayes: stop at this posterior."),
+        click.option("--cost-weight", type=click.FloatRange(min=0), default=0.0,
+                     show_default=True, help="bayes: price of an adapter, in tests (lambda)."),
+        click.option("--boots-per-install", type=click.IntRange(min=1), default=1,
+                     show_default=True, help="bayes: boots per install, stop at first failure."),
+        click.option("--assume-false-positive", "assume_fp", default="0", show_default=True,
+                     metavar="F|learn",
+                     help="bayes: false-positive rate to assume, or 'learn' it."),
+        click.option("--assume-detect", type=click.FloatRange(0, 1, min_open=True),
+                     default=None, help="bayes: fix p instead of learning it (not advised)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def options_for(strategy: str, retries: int, confidence: float, cost_weight: float,
+                boots_per_install: int, assume_fp: str, assume_detect: float | None) -> dict:
+    """The constructor options of one strategy from the command-line flags."""
+    if strategy == "retry":
+        return {"retries": retries}
+    if strategy == "bayes":
+        try:
+            fp = false_positive_type(assume_fp)
+        except click.BadParameter as exc:
+            raise click.BadParameter(exc.message, param_hint="'--assume-false-positive'") from None
+        return {"confidence": confidence, "cost_weight": cost_weight,
+                "boots_per_install": boots_per_install, "false_positive": fp,
+                "detect": assume_detect}
+    return {}
+
+
 @cli.command()
 @click.argument("good")
 @click.argument("bad")
 @history_option
-@click.option("--strategy", type=click.Choice(sorted(STRATEGIES)), default="git",
+@click.option("--strategy", type=click.Choice(sorted(STRATEGIES)), default="bayes",
               show_default=True, help="Bisection strategy.")
-@click.option("--retries", type=click.IntRange(min=1), default=5, show_default=True,
-              help="Boots per test for --strategy retry.")
+@strategy_options
 @click.option("--adapters", type=click.IntRange(min=0), default=50, show_default=True,
-              help="Adapters in the box (the rigs are fitted from it).")
+              help="Adapters in the box (the rigs are fitted from it): a hard budget.")
 @click.option("--rigs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Test rigs.")
+              help="Test rigs working side by side.")
 @click.option("--arch", type=click.Choice(kernel.ARCHES), default="i386", show_default=True,
               help="Rig architecture.")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
@@ -114,16 +164,16 @@ def cli() -> None:
 @db_option
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as one JSON object.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
-def bisect(good: str, bad: str, history_ref: str, strategy: str, retries: int, adapters: int,
-           rigs: int, arch: str, seed: int | None, db_url: str | None, as_json: bool,
-           quiet: bool) -> None:
+def bisect(good: str, bad: str, history_ref: str, strategy: str, adapters: int, rigs: int,
+           arch: str, seed: int | None, db_url: str | None, as_json: bool, quiet: bool,
+           **flags: Any) -> None:
     """Hunt the first bad commit between GOOD and BAD (tags or sha prefixes) in a simulated lab."""
     from bisectlab.driver import HuntSetup
     from bisectlab.driver import bisect as run_bisect
 
     history = load_history(history_ref)
-    options = {"retries": retries} if strategy == "retry" else {}
-    setup = HuntSetup(history, good, bad, strategy=strategy, options=options, seed=seed,
+    setup = HuntSetup(history, good, bad, strategy=strategy,
+                      options=options_for(strategy, **flags), seed=seed,
                       rigs=rigs, arch=arch, adapters=adapters)
     setup.prepare()
     progress = None if quiet else _progress_printer(history)
@@ -174,6 +224,9 @@ def _print_verdict(history: History, report, setup, location: str) -> None:
         parts = [f"culprit {_seen(ev['culprit'])}"]
         parts += [f"parent {p['commit'][:12]} {_seen(p)}" for p in ev.get("parents", [])]
         echo(f"  evidence     {'; '.join(parts)}")
+    if "p_mean" in ev:
+        lo, hi = ev["p_90"]
+        echo(f"  learnt p     {ev['p_mean']:.3f} per boot (90% interval {lo:.3f}..{hi:.3f})")
     if report.true_culprit:
         truth = history.describe(history.resolve(report.true_culprit))
         mark = {True: "correct", False: "WRONG", None: "no verdict"}[report.correct]
@@ -386,6 +439,69 @@ def history_export_git(name: str, directory: Path) -> None:
     h = load_history(name)
     export_git(h, directory)
     click.echo(f"exported {len(h)} commits and {len(h.tags)} tags to {directory}")
+
+
+# bench ------------------------------------------------------------------------------------------
+
+@cli.command()
+@click.option("--commits", "commits", type=click.IntRange(min=12), multiple=True,
+              default=(1000,), show_default=True, help="History size N (repeatable).")
+@click.option("--detect", "detects", type=click.FloatRange(0, 1, min_open=True), multiple=True,
+              default=(0.5,), show_default=True, help="Per-boot detection rate p (repeatable).")
+@click.option("--false-positive", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+              show_default=True, help="Per-boot false-positive rate f of the simulated lab.")
+@click.option("--correlation", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+              show_default=True, help="Correlated boots: p(1 +- r) in hot and cold spells.")
+@click.option("--hunts", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--strategy", "strategies", multiple=True, default=("bayes",), show_default=True,
+              metavar="NAME[:key=value,...]",
+              help="Strategy with options, e.g. retry:k=10 or bayes:cost-weight=5 (repeatable).")
+@strategy_options
+@click.option("--adapters", type=click.IntRange(min=0), default=None,
+              help="Adapters per hunt (default: unlimited).")
+@click.option("--rigs", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the history and of every hunt's culprit and boots.")
+@click.option("--history", "history_ref", default=None, metavar="FILE",
+              help="Scenario file to use instead of a generated history.")
+@click.option("--workers", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Worker processes (0 = all cores).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per configuration.")
+def bench(commits: tuple[int, ...], detects: tuple[float, ...], false_positive: float,
+          correlation: float, hunts: int, strategies: tuple[str, ...], adapters: int | None,
+          rigs: int, seed: int, history_ref: str | None, workers: int, as_json: bool,
+          **flags: Any) -> None:
+    """Run many simulated hunts per configuration; print accuracy, costs and the bound ratio."""
+    from bisectlab.bench import BenchConfig, run_bench, summarise
+    from bisectlab.strategies import parse_strategy
+
+    specs = []
+    for spec in strategies:
+        name, options = parse_strategy(spec)
+        specs.append((spec, name, {**options_for(name, **flags), **options}))
+    if history_ref is not None:
+        load_history(history_ref)
+    for spec, name, options in specs:
+        for n in commits:
+            for p in detects:
+                config = BenchConfig(
+                    strategy=name, options=tuple(sorted(options.items())), commits=n, detect=p,
+                    false_positive=false_positive, correlation=correlation, hunts=hunts,
+                    seed=seed, history=history_ref, adapters=adapters, rigs=rigs, name=spec)
+                summary = summarise(config, run_bench(config, workers))
+                click.echo(json.dumps(summary) if as_json else _bench_line(summary))
+
+
+def _bench_line(s: dict) -> str:
+    lo, hi = s["accuracy_95"]
+    return (f"{s['label']:<34} N={s['candidates']:<6} p={s['p']:<5g} hunts={s['hunts']:<5} "
+            f"acc={s['accuracy']:.3f} [{lo:.3f},{hi:.3f}]  tests={s['tests_mean']:.1f} "
+            f"(p90 {s['tests_p90']:.0f}, max {s['tests_max']:.0f})  "
+            f"boots={s['boots_mean']:.1f} (p90 {s['boots_p90']:.0f})  "
+            f"installs={s['installs_mean']:.1f}  rounds={s['rounds_mean']:.1f}  "
+            f"adapters={s['adapters_mean']:.2f} (p90 {s['adapters_p90']:.0f}, "
+            f"max {s['adapters_max']:.0f})  lab_h={s['lab_hours_mean']:.1f}  "
+            f"bound={s['lower_bound_boots']:.1f}  boots/bound={s['boots_over_bound']:.2f}")
 
 
 # perf -------------------------------------------------------------------------------------------

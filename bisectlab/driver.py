@@ -65,7 +65,7 @@ def drive(
     runner: Runner,
     on_test: Callable[[int, TestResult], None] = lambda seq, result: None,
     on_observed: Callable[[int, TestResult], None] = lambda seq, result: None,
-    max_tests: int = 100_000,
+    max_tests: int = 5_000,
 ) -> tuple[Verdict, Totals]:
     """Run tests until the strategy gives its verdict or the lab runs out of adapters.
 
@@ -78,7 +78,7 @@ def drive(
         if not rigs:
             return strategy.abort(OUT_OF_ADAPTERS), totals
         if totals.tests >= max_tests:
-            return strategy.abort(f"inconclusive after {max_tests} tests"), totals
+            return strategy.abort(f"no verdict after {max_tests} tests", "inconclusive"), totals
         proposal = strategy.propose(Resources(len(rigs), runner.adapters_left))
         results = []
         for commit, rig in zip(proposal.commits, rigs, strict=False):
@@ -219,7 +219,7 @@ def _shas_in_evidence(h: History, evidence: dict[str, Any]) -> dict[str, Any]:
     def named(item: dict[str, Any]) -> dict[str, Any]:
         return {**item, "commit": h.shas[item["commit"]]}
 
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {k: v for k, v in evidence.items() if k not in ("culprit", "parents")}
     if "culprit" in evidence:
         out["culprit"] = named(evidence["culprit"])
     if "parents" in evidence:

@@ -29,7 +29,7 @@ def run(tmp_path, monkeypatch):
 
 
 def test_bisect_json_verdict_and_query_agree(run, tmp_path):
-    result = run("bisect", "v2.6.26", "v2.6.27-rc8", "--seed", "4", "--json")
+    result = run("bisect", "v2.6.26", "v2.6.27-rc8", "--seed", "4", "--strategy", "git", "--json")
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     assert set(report) >= JSON_KEYS
@@ -58,12 +58,12 @@ def test_bisect_text_verdict_shows_cost_and_truth(run):
 
 
 def test_progress_speaks_git(run):
-    result = run("bisect", "v2.6.26", "v2.6.27-rc1", "--seed", "2")
+    result = run("bisect", "v2.6.26", "v2.6.27-rc1", "--seed", "2", "--strategy", "git")
     assert "revisions left to test after this (roughly" in result.stderr
 
 
 def test_query_csv_and_table(run):
-    run("bisect", "v2.6.26", "v2.6.27-rc8", "--seed", "1", "-q")
+    run("bisect", "v2.6.26", "v2.6.27-rc8", "--seed", "1", "-q", "--strategy", "git")
     csv_out = run("query", "tests", "--format", "csv").stdout
     assert csv_out.splitlines()[0].startswith("id,hunt_id,seq,commit_sha")
     table = run("query", "hunts").stdout
@@ -112,7 +112,7 @@ def test_non_database_db_is_refused_and_left_untouched(run, tmp_path):
 
 
 def test_bad_input_never_loses_logged_hunts(run, tmp_path):
-    run("bisect", "v2.6.26", "v2.6.27-rc8", "--seed", "1", "-q")
+    run("bisect", "v2.6.26", "v2.6.27-rc8", "--seed", "1", "-q", "--strategy", "git")
     db = tmp_path / "bisectlab.sqlite"
     before = sqlite3.connect(db).execute("select count(*) from tests").fetchone()[0]
     _one_error_line(run("bisect", "v2.6.26", "nope"))
@@ -123,8 +123,8 @@ def test_bad_input_never_loses_logged_hunts(run, tmp_path):
 
 def test_db_option_and_env_take_urls_and_paths(run, tmp_path, monkeypatch):
     target = tmp_path / "elsewhere.sqlite"
-    assert run("bisect", "v2.6.26", "v2.6.27-rc1", "--seed", "1", "-q", "--db",
-               str(target)).exit_code == 0
+    assert run("bisect", "v2.6.26", "v2.6.27-rc1", "--seed", "1", "-q", "--strategy", "git",
+               "--db", str(target)).exit_code == 0
     monkeypatch.setenv("BISECTLAB_DB", f"sqlite:///{target}")
     hunts = json.loads(run("query", "hunts", "--format", "json").stdout)
     assert len(hunts) == 1 and not (tmp_path / "bisectlab.sqlite").exists()

@@ -106,7 +106,7 @@ class Strategy(ABC):
         """The verdict once the strategy is done, else None."""
 
     @abstractmethod
-    def abort(self, reason: str) -> Verdict:
+    def abort(self, reason: str, status: str = "aborted") -> Verdict:
         """The verdict when the lab cannot go on (e.g. out of adapters): best guess so far."""
 
     def params(self) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import breadth_first_order
+from scipy.special import comb as binom
 
 from bisectlab.posterior import (
     Evidence,
@@ -26,6 +27,7 @@ from bisectlab.posterior import (
 from bisectlab.strategies.base import Observation, Proposal, Resources, SearchSpace, Strategy, Verdict
 
 PRIOR_FLOOR = 1e-3  # a weighted prior never drops below this share of the uniform weight
+MIN_BITS = 1e-9     # a test expected to teach less than this is no test at all
 
 
 def resolvable(tests: int, adapters: int) -> int:
@@ -33,15 +35,27 @@ def resolvable(tests: int, adapters: int) -> int:
     return sum(comb(tests, i) for i in range(min(adapters, tests) + 1))
 
 
+def tests_needed(candidates: np.ndarray, adapters: int) -> np.ndarray:
+    """Egg drop: the fewest tests that settle each count of candidates with k adapters."""
+    candidates = np.maximum(np.asarray(candidates, dtype=float) - 1e-6, 1.0)
+    if adapters <= 0:
+        return np.where(candidates <= 1.0, 0.0, np.inf)
+    t = np.arange(int(candidates.max()) + 2, dtype=float)
+    table = sum(binom(t, i) for i in range(min(adapters, len(t)) + 1))
+    return np.searchsorted(table, candidates).astype(float)
+
+
 def adapter_cap(effective_candidates: float, adapters: int) -> float:
-    """The largest share of mass a test may put on the failing side with k adapters left.
+    """The largest chance of a failure a test may take with k adapters left.
 
     Egg drop: with t tests to go, a failure must leave at most R(t-1, k-1) of R(t, k) candidates.
+    For a deterministic bug P(fail) is the ancestor mass u itself; a noisy one fails less often
+    than u, so capping P(fail) rather than u lets it test closer to the middle.
     """
     if adapters <= 0:
         return 0.0
     t = 0
-    while resolvable(t, adapters) < effective_candidates:
+    while resolvable(t, adapters) < effective_candidates - 1e-6:
         t += 1
     if t == 0:
         return 1.0
@@ -73,6 +87,7 @@ class BayesStrategy(Strategy):
         self.stats = Evidence(len(space))
         self._graph = self._parent_graph()
         self.posterior: Posterior = compute_posterior(self.stats, self.log_prior, self.model)
+        self.stuck = False
 
     def _log_prior(self, weights: np.ndarray | None) -> np.ndarray:
         n = len(self.space)
@@ -126,11 +141,24 @@ class BayesStrategy(Strategy):
         info = test_information(p_pass, cond_entropy)
         score = info / (1 + self.cost_weight * (1 - p_pass))
         if resources.adapters_left is not None:
-            cap = adapter_cap(self.effective_candidates(), resources.adapters_left)
-            allowed = u <= cap + 1e-12
-            if allowed.any() and not allowed.all():
-                score = np.where(allowed, score, -np.inf)
+            score = self._within_budget(score, info, u, resources.adapters_left)
         return u, score
+
+    def _within_budget(self, score: np.ndarray, info: np.ndarray, u: np.ndarray,
+                       adapters: int) -> np.ndarray:
+        """Only the tests that keep the egg-drop worst case lowest with k adapters left (§4).
+
+        A failure leaves the u_x share of the candidates and one adapter fewer, a pass the rest:
+        the worst case is 1 + max(T(u n, k - 1), T((1 - u) n, k)) tests, T from egg drop.
+        """
+        informative = info > MIN_BITS
+        if not informative.any():
+            return score
+        n = self.effective_candidates()
+        fail_side = tests_needed(u * n, adapters - 1)
+        worst = 1 + np.maximum(fail_side, tests_needed((1 - u) * n, adapters))
+        best = worst[informative].min()
+        return np.where(informative & (worst <= best), score, -np.inf)
 
     def effective_candidates(self) -> float:
         """2 to the posterior entropy: how many equally likely candidates it is worth."""
@@ -141,6 +169,7 @@ class BayesStrategy(Strategy):
     def propose(self, resources: Resources) -> Proposal:
         u, score = self.scores(resources)
         best = int(np.argmax(score))
+        self.stuck = not score[best] > MIN_BITS
         chosen = [best]
         if resources.rigs > 1:
             chosen = self._spread(u, score, best, resources.rigs)
@@ -171,17 +200,19 @@ class BayesStrategy(Strategy):
 
     def verdict(self) -> Verdict | None:
         i, mass = self.best()
+        if self.stuck and mass < self.confidence:
+            return self.abort("no test left that could teach anything", "inconclusive")
         if mass < self.confidence:
             return None
         culprit = int(self.space.commits[i])
         return Verdict("found", culprit, mass, "bayes: posterior reached the target confidence",
                        1, self.evidence_of(culprit))
 
-    def abort(self, reason: str) -> Verdict:
+    def abort(self, reason: str, status: str = "aborted") -> Verdict:
         i, mass = self.best()
         culprit = int(self.space.commits[i])
         left = int((self.posterior.mass > 1e-6).sum())
-        return Verdict("aborted", culprit, mass, f"{reason}; best guess at posterior {mass:.3f}",
+        return Verdict(status, culprit, mass, f"{reason}; best guess at posterior {mass:.3f}",
                        left, self.evidence_of(culprit))
 
     def evidence_of(self, commit: int) -> dict[str, Any]:

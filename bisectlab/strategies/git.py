@@ -78,10 +78,10 @@ class GitStrategy(Strategy):
         return Verdict("found", culprit, None, f"{self.name}: first bad commit",
                        1, self.evidence(culprit))
 
-    def abort(self, reason: str) -> Verdict:
+    def abort(self, reason: str, status: str = "aborted") -> Verdict:
         guess = int(self.space.commits[self.bad])
         left = self.remaining()
-        return Verdict("aborted", guess, None,
+        return Verdict(status, guess, None,
                        f"{reason}; {left} candidates left, best guess is the last bad commit",
                        left, self.evidence(guess))
 

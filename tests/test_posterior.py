@@ -1,0 +1,88 @@
+"""Posterior invariants (hypothesis) and the science.md figures the bench measures against."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_dag import brute_ancestors, dags
+
+from bisectlab import dag
+from bisectlab.posterior import capacity, lower_bound_tests
+from bisectlab.strategies import Observation, Resources, SearchSpace, make_strategy
+
+
+@st.composite
+def hunts(draw):
+    """A random DAG range and a few test results on its candidates."""
+    parents = draw(dags(max_size=30))
+    bad = len(parents) - 1
+    cands = dag.candidates(parents, bad, [0]) if bad > 0 else np.array([0])
+    if len(cands) == 0 or bad == 0:
+        cands = np.array([bad])
+    tests = draw(st.lists(st.tuples(st.sampled_from(cands.tolist()), st.integers(1, 4),
+                                    st.booleans()), max_size=8))
+    return parents, bad, tests
+
+
+def observe_all(strategy, tests):
+    for commit, boots, failed in tests:
+        strategy.observe(Observation(commit, boots, int(failed)))
+
+
+@settings(max_examples=80, deadline=None)
+@given(hunts(), st.sampled_from([None, 0.0, 0.01]))
+def test_posterior_sums_to_one_and_information_is_never_negative(hunt, fp):
+    parents, bad, tests = hunt
+    good = [0] if bad > 0 else []
+    strategy = make_strategy("bayes", SearchSpace(parents, good, bad), false_positive=fp)
+    try:
+        observe_all(strategy, tests)
+    except ValueError:  # impossible data under f = 0: a failure on every side
+        return
+    mass = strategy.posterior.mass
+    assert mass.sum() == pytest.approx(1.0) and (mass >= 0).all()
+    assert strategy.posterior.p_mass.sum() == pytest.approx(1.0)
+    _, score = strategy.scores(Resources())
+    assert (score[np.isfinite(score)] >= 0).all()
+
+
+@settings(max_examples=80, deadline=None)
+@given(hunts())
+def test_no_mass_where_a_commit_is_ruled_out_with_certainty(hunt):
+    parents, bad, tests = hunt
+    if bad == 0:
+        return
+    space = SearchSpace(parents, [0], bad)
+    strategy = make_strategy("bayes", space, false_positive=0.0, detect=1.0)
+    ruled_out = set()
+    for commit, _boots, failed in tests:
+        anc = brute_ancestors(parents, commit)
+        # p = 1, f = 0: a failure clears every non-ancestor, a pass clears every ancestor
+        ruled_out |= (set(space.commits.tolist()) - anc) if failed else anc
+    try:
+        observe_all(strategy, tests)
+    except ValueError:
+        return
+    for c in ruled_out & set(space.commits.tolist()):
+        assert strategy.posterior.mass[space.local[c]] == 0.0
+
+
+@pytest.mark.parametrize("p, c", [(0.05, 0.0270), (0.3, 0.1770), (0.5, 0.3219), (1.0, 1.0)])
+def test_capacity_matches_science_md(p, c):
+    assert capacity(p) == pytest.approx(c, abs=1e-4)
+
+
+@pytest.mark.parametrize("n, p, delta, bound", [(1e3, 0.3, 0.01, 55.3), (1e4, 0.5, 0.05, 38.3),
+                                                (1e6, 0.8, 0.01, 31.8)])
+def test_lower_bound_matches_science_md(n, p, delta, bound):
+    assert lower_bound_tests(int(n), p, 0.0, delta) == pytest.approx(bound, abs=0.1)
+
+
+def test_false_positives_modelled_one_stray_failure_is_not_a_verdict():
+    line = [()] + [(i,) for i in range(64)]
+    strategy = make_strategy("bayes", SearchSpace(line, [0], 64), false_positive=None)
+    strategy.observe(Observation(5, 1, 1))
+    assert strategy.verdict() is None
+    assert strategy.posterior.mass[strategy.space.local[40]] > 0
