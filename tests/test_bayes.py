@@ -33,7 +33,8 @@ def test_bayes_finds_deterministic_bugs_on_kernel_dags():
 
 
 def test_hard_budget_at_p1_matches_egg_drop_and_is_never_exceeded():
-    config = BenchConfig(strategy="bayes", options=(("detect", 1.0),), commits=1000, detect=1.0,
+    config = BenchConfig(strategy="bayes", options=(("detect", 1.0), ("false_positive", 0.0)),
+                         commits=1000, detect=1.0,
                          hunts=40, seed=3, adapters=3)
     rows = run_bench(config)
     assert all(r["adapters"] <= 3 for r in rows)
