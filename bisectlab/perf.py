@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from bisectlab import kernel
 from bisectlab.generator import KernelShape, generate_kernel_history
 from bisectlab.strategies import Observation, Resources, SearchSpace, make_strategy
@@ -44,18 +46,22 @@ def boots_per_second(features: dict[str, bool], boots: int, repeats: int) -> flo
     return boots / _median_time(run, repeats)
 
 
-def git_decisions(n: int, decisions: int) -> dict[str, float]:
-    """Setup time and median per-decision time of the git strategy on an n-commit history."""
+def git_decisions(n: int, decisions: int, name: str = "git") -> dict[str, float]:
+    """Setup time and median per-decision time of a strategy on an n-commit history.
+
+    A decision is one proposal plus taking its result in (for bayes: the posterior update).
+    """
     h = generate_kernel_history(f"perf-{n}", 1, KernelShape(commits=n))
     bad = len(h) - 1
     t0 = time.perf_counter()
     space = SearchSpace(h.parents, [0], bad)
     setup = time.perf_counter() - t0
-    strategy = make_strategy("git", space)
+    strategy = make_strategy(name, space)
     culprit = int(space.commits[len(space) // 3])
     from bisectlab.dag import descendants_mask
 
     is_bad = descendants_mask(h.parents, culprit)
+    rng = np.random.default_rng(n)
     times = []
     for _ in range(decisions):
         if strategy.verdict() is not None:
@@ -63,7 +69,8 @@ def git_decisions(n: int, decisions: int) -> dict[str, float]:
         t0 = time.perf_counter()
         proposal = strategy.propose(Resources())
         commit = proposal.commits[0]
-        strategy.observe(Observation(commit, 1, int(is_bad[commit])))
+        failed = is_bad[commit] and (name == "git" or rng.random() < 0.5)
+        strategy.observe(Observation(commit, 1, int(failed)))
         times.append(time.perf_counter() - t0)
     return {"commits": n, "candidates": len(space), "setup_s": setup,
             "decision_median_s": statistics.median(times), "decisions": len(times)}
@@ -79,12 +86,16 @@ def run_perf(quick: bool = False) -> dict[str, Any]:
     generation = {n: _median_time(lambda n=n: _generate(n), repeats if n < 10**6 else 1)
                   for n in sizes}
     git = [git_decisions(n, 5 if quick else 9) for n in (10_000, 100_000)]
+    bayes = [git_decisions(n, 5 if quick else 15, "bayes") for n in (10_000, 100_000)]
     return {
         "boots_per_s_buggy": armed,
         "boots_per_s_clean": clean,
         "generation_s": {str(n): t for n, t in generation.items()},
         "git": git,
+        "bayes": bayes,
         "targets": {
+            "bayes_decision_1e4_s": 0.05,
+            "bayes_decision_1e5_s": 1.0,
             "boots_per_s": TARGET_BOOTS_PER_S,
             "boots_ok": armed >= TARGET_BOOTS_PER_S,
             "git_decision_1e5_s": TARGET_GIT_DECISION_S,
@@ -108,6 +119,14 @@ def format_report(r: dict[str, Any]) -> str:
         lines.append(
             f"git decision, {g['commits']:>7,} commits: median {g['decision_median_s'] * 1e3:8.1f} ms"
             f" over {g['decisions']} decisions (setup {g['setup_s']:.2f} s)")
+    for b in r["bayes"]:
+        lines.append(
+            f"bayes decision, {b['commits']:>7,} commits: median {b['decision_median_s'] * 1e3:8.1f} ms"
+            f" over {b['decisions']} decisions (setup {b['setup_s']:.2f} s; p = 0.5)")
+    lines.append(f"bayes targets: <= {t['bayes_decision_1e4_s'] * 1e3:.0f} ms at 10^4 (ratio "
+                 f"{r['bayes'][0]['decision_median_s'] / t['bayes_decision_1e4_s']:.2f}), <= "
+                 f"{t['bayes_decision_1e5_s']:.0f} s at 10^5 (ratio "
+                 f"{r['bayes'][1]['decision_median_s'] / t['bayes_decision_1e5_s']:.2f})")
     g = r["git"][-1]
     lines.append(f"git decision at 10^5 target < {t['git_decision_1e5_s']} s: ratio "
                  f"{g['decision_median_s'] / t['git_decision_1e5_s']:.2f}  "
