@@ -119,10 +119,10 @@ def strategy_options(func: Callable) -> Callable:
                      show_default=True, help="bayes: price of an adapter, in tests (lambda)."),
         click.option("--boots-per-install", type=click.IntRange(min=1), default=1,
                      show_default=True, help="bayes: boots per install, stop at first failure."),
-        click.option("--assume-false-positive", "assume_fp", default="learn", show_default=True,
+        click.option("--assume-false-positive", "assume_fp", default="0", show_default=True,
                      metavar="F|learn",
-                     help="bayes: false-positive rate to assume (0 if adapters never die of "
-                          "other causes), or 'learn' it."),
+                     help="bayes: false-positive rate to assume, or 'learn' it (do, if adapters "
+                          "can die of other causes)."),
         click.option("--assume-detect", type=click.FloatRange(0, 1, min_open=True),
                      default=None, help="bayes: fix p instead of learning it (not advised)."),
     ]

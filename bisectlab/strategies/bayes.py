@@ -68,7 +68,7 @@ class BayesStrategy(Strategy):
     name = "bayes"
 
     def __init__(self, space: SearchSpace, confidence: float = 0.99, detect: float | None = None,
-                 false_positive: float | None = None, cost_weight: float = 0.0,
+                 false_positive: float | None = 0.0, cost_weight: float = 0.0,
                  boots_per_install: int = 1, prior_weights: np.ndarray | None = None,
                  deterministic_mass: float = 0.1, caution: float = 0.5):
         super().__init__(space)
