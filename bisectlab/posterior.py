@@ -30,7 +30,7 @@ def z_channel_information(u: np.ndarray, fail_bad: float, fail_good: float) -> n
             - u * entropy_bits(fail_bad) - (1 - u) * entropy_bits(fail_good))
 
 
-def test_information(u_pass: np.ndarray, cond_entropy: np.ndarray) -> np.ndarray:
+def information_bits(u_pass: np.ndarray, cond_entropy: np.ndarray) -> np.ndarray:
     """Bits a test gives about the culprit: H(outcome) minus its expected entropy given c."""
     return np.maximum(entropy_bits(u_pass) - cond_entropy, 0.0)
 
@@ -135,12 +135,6 @@ class Posterior:
     @property
     def f_mean(self) -> float:
         return float(self.f_mass @ self.model.f_grid)
-
-    def pass_probability(self, boots: int) -> tuple[float, float]:
-        """P(all of b boots pass) for a bad and for a good commit, the rates marginalised."""
-        bad = float((self.rates * (1 - self.model.fail_rates()) ** boots).sum())
-        good = float(self.f_mass @ (1 - self.model.f_grid) ** boots)
-        return bad, good
 
     def pass_given_culprit(self, boots: int) -> tuple[np.ndarray, np.ndarray]:
         """Per candidate c, P(all of b boots pass | culprit c) at a bad and at a good commit.

@@ -13,14 +13,15 @@ from bisectlab import dag
 from bisectlab.bench import BenchConfig, run_bench, summarise
 from bisectlab.cli import cli
 from bisectlab.generator import KernelShape, generate_kernel_history
-from bisectlab.strategies.bayes import adapter_cap, resolvable
+from bisectlab.strategies.bayes import resolvable, egg_drop_tests
 
 
 def test_egg_drop_numbers():
     assert resolvable(19, 3) >= 1000 > resolvable(18, 3)
     assert resolvable(45, 2) >= 1000 > resolvable(44, 2)
-    assert adapter_cap(1000, 1) == pytest.approx(1 / 1000)
-    assert adapter_cap(1000, 20) >= 0.5
+    assert egg_drop_tests([1000, 999, 2, 1], 3).tolist() == [19, 19, 1, 0]
+    assert egg_drop_tests([1000], 1).tolist() == [999]
+    assert egg_drop_tests([1000], 40).tolist() == [10]
 
 
 def test_bayes_finds_deterministic_bugs_on_kernel_dags():

@@ -22,7 +22,7 @@ from bisectlab.posterior import (
     RateModel,
     compute_posterior,
     entropy_bits,
-    test_information,
+    information_bits,
 )
 from bisectlab.strategies.base import Observation, Proposal, Resources, SearchSpace, Strategy, Verdict
 
@@ -35,7 +35,7 @@ def resolvable(tests: int, adapters: int) -> int:
     return sum(comb(tests, i) for i in range(min(adapters, tests) + 1))
 
 
-def tests_needed(candidates: np.ndarray, adapters: int) -> np.ndarray:
+def egg_drop_tests(candidates: np.ndarray, adapters: int) -> np.ndarray:
     """Egg drop: the fewest tests that settle each count of candidates with k adapters."""
     candidates = np.maximum(np.asarray(candidates, dtype=float) - 1e-6, 1.0)
     if adapters <= 0:
@@ -43,23 +43,6 @@ def tests_needed(candidates: np.ndarray, adapters: int) -> np.ndarray:
     t = np.arange(int(candidates.max()) + 2, dtype=float)
     table = sum(binom(t, i) for i in range(min(adapters, len(t)) + 1))
     return np.searchsorted(table, candidates).astype(float)
-
-
-def adapter_cap(effective_candidates: float, adapters: int) -> float:
-    """The largest chance of a failure a test may take with k adapters left.
-
-    Egg drop: with t tests to go, a failure must leave at most R(t-1, k-1) of R(t, k) candidates.
-    For a deterministic bug P(fail) is the ancestor mass u itself; a noisy one fails less often
-    than u, so capping P(fail) rather than u lets it test closer to the middle.
-    """
-    if adapters <= 0:
-        return 0.0
-    t = 0
-    while resolvable(t, adapters) < effective_candidates - 1e-6:
-        t += 1
-    if t == 0:
-        return 1.0
-    return resolvable(t - 1, adapters - 1) / resolvable(t, adapters)
 
 
 class BayesStrategy(Strategy):
@@ -138,7 +121,7 @@ class BayesStrategy(Strategy):
         u = np.clip(anc[:, 0], 0.0, 1.0)
         p_pass = np.clip(anc[:, 1] + total[2] - anc[:, 2], 0.0, 1.0)
         cond_entropy = anc[:, 3] + total[4] - anc[:, 4]
-        info = test_information(p_pass, cond_entropy)
+        info = information_bits(p_pass, cond_entropy)
         score = info / (1 + self.cost_weight * (1 - p_pass))
         if resources.adapters_left is not None:
             score = self._within_budget(score, info, u, resources.adapters_left)
@@ -155,8 +138,8 @@ class BayesStrategy(Strategy):
         if not informative.any():
             return score
         n = self.effective_candidates()
-        fail_side = tests_needed(u * n, adapters - 1)
-        worst = 1 + np.maximum(fail_side, tests_needed((1 - u) * n, adapters))
+        fail_side = egg_drop_tests(u * n, adapters - 1)
+        worst = 1 + np.maximum(fail_side, egg_drop_tests((1 - u) * n, adapters))
         best = worst[informative].min()
         return np.where(informative & (worst <= best), score, -np.inf)
 
