@@ -13,7 +13,7 @@ from bisectlab import dag
 from bisectlab.bench import BenchConfig, run_bench, summarise
 from bisectlab.cli import cli
 from bisectlab.generator import KernelShape, generate_kernel_history
-from bisectlab.strategies.bayes import resolvable, egg_drop_tests
+from bisectlab.strategies.bayes import egg_drop_tests, resolvable
 
 
 def test_egg_drop_numbers():
