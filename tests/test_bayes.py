@@ -67,3 +67,15 @@ def test_calibration_at_p_half():
     s = summarise(config, run_bench(config, workers=2))
     margin = 3.29 * (0.95 * 0.05 / 300) ** 0.5
     assert s["accuracy"] >= 0.95 - margin
+
+
+def test_rigs_get_distinct_commits_in_one_round():
+    from bisectlab.strategies import Resources, SearchSpace, make_strategy
+
+    h = generate_kernel_history("k800", 3, KernelShape(commits=800))
+    strategy = make_strategy("bayes", SearchSpace(h.parents, [0], len(h) - 1))
+    proposal = strategy.propose(Resources(rigs=3))
+    assert len(set(proposal.commits)) == 3
+    u, _ = strategy.scores(Resources())
+    spread = sorted(u[strategy.space.local[c]] for c in proposal.commits)
+    assert spread[0] < spread[-1]

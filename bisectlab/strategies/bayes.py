@@ -159,13 +159,18 @@ class BayesStrategy(Strategy):
         return Proposal(tuple(int(self.space.commits[i]) for i in chosen), self.boots)
 
     def _spread(self, u: np.ndarray, score: np.ndarray, best: int, rigs: int) -> list[int]:
-        """Tests for m rigs at once: at posterior quantiles scaled around the best single test."""
+        """Tests for m rigs at once, around the best single test.
+
+        A deterministic bug wants the m tests at posterior quantiles (each outcome settles its
+        own split); a rarely showing one wants them all near the best u, where their mostly
+        uninformative outcomes add up almost independently. The spread scales with the learnt p.
+        """
         ok = np.isfinite(score) & (u < 1 - 1e-12)
         idx = np.flatnonzero(ok)
         if len(idx) == 0:
             return [best]
-        scale = 2 * u[best]
-        targets = [scale * i / (rigs + 1) for i in range(1, rigs + 1)]
+        spread = self.posterior.p_mean
+        targets = [u[best] * (1 + spread * (2 * i / (rigs + 1) - 1)) for i in range(1, rigs + 1)]
         chosen: list[int] = []
         for t in targets:
             order = idx[np.argsort(np.abs(u[idx] - t), kind="stable")]
