@@ -9,9 +9,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, ClassVar
 
 import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import breadth_first_order
 
 from bisectlab import dag
 
@@ -79,9 +82,24 @@ class SearchSpace:
         """Parents within the candidate set, in local numbering."""
         return self.sums.parents
 
+    @cached_property
+    def _graph(self) -> csr_matrix:
+        """The candidate subgraph as a sparse child -> parent adjacency matrix."""
+        parents = self.parents
+        n = len(parents)
+        rows = np.repeat(np.arange(n), [len(ps) for ps in parents])
+        cols = np.fromiter((p for ps in parents for p in ps), dtype=np.int64, count=len(rows))
+        return csr_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n, n))
+
     def ancestors(self, i: int) -> np.ndarray:
-        """Local mask of the ancestors-or-self of local commit ``i`` within the candidates."""
-        return dag.ancestors_mask(self.parents, [i])
+        """Local indices of the ancestors-or-self of local commit ``i`` within the candidates."""
+        return breadth_first_order(self._graph, i, directed=True, return_predecessors=False)
+
+    def ancestor_mask(self, i: int) -> np.ndarray:
+        """The same set as :meth:`ancestors`, as a boolean mask over the candidates."""
+        mask = np.zeros(len(self), dtype=bool)
+        mask[self.ancestors(i)] = True
+        return mask
 
 
 class Strategy(ABC):

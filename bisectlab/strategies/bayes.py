@@ -12,8 +12,6 @@ from math import comb, log2
 from typing import Any
 
 import numpy as np
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import breadth_first_order
 from scipy.special import comb as binom
 
 from bisectlab.posterior import (
@@ -68,7 +66,6 @@ class BayesStrategy(Strategy):
                                      caution=caution)
         self.log_prior = self._log_prior(prior_weights)
         self.stats = Evidence(len(space))
-        self._graph = self._parent_graph()
         self.posterior: Posterior = compute_posterior(self.stats, self.log_prior, self.model)
         self.stuck = False
 
@@ -83,17 +80,6 @@ class BayesStrategy(Strategy):
         w = np.maximum(w, PRIOR_FLOOR / n)
         return np.log(w / w.sum())
 
-    def _parent_graph(self) -> csr_matrix:
-        parents = self.space.parents
-        rows = np.repeat(np.arange(len(parents)), [len(ps) for ps in parents])
-        cols = np.fromiter((p for ps in parents for p in ps), dtype=np.int64, count=len(rows))
-        n = len(parents)
-        return csr_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n, n))
-
-    def ancestors(self, local: int) -> np.ndarray:
-        """Local indices of the ancestors-or-self of a candidate."""
-        return breadth_first_order(self._graph, local, directed=True, return_predecessors=False)
-
     # learning -----------------------------------------------------------------------------------
 
     def observe(self, obs: Observation) -> None:
@@ -101,7 +87,7 @@ class BayesStrategy(Strategy):
         local = self.space.local.get(obs.commit)
         if local is None:
             return
-        self.stats.add(self.ancestors(local), obs.boots, obs.failures)
+        self.stats.add(self.space.ancestors(local), obs.boots, obs.failures)
         self.posterior = compute_posterior(self.stats, self.log_prior, self.model)
 
     # deciding -----------------------------------------------------------------------------------

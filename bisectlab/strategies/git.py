@@ -58,7 +58,7 @@ class GitStrategy(Strategy):
         local = self.space.local.get(obs.commit)
         if local is None or not self.alive[local]:
             return
-        anc = self.space.ancestors(local)
+        anc = self.space.ancestor_mask(local)
         if self.judged_bad(obs):
             self.alive &= anc
             self.bad = local
