@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
 from bisectlab import kernel
+from bisectlab.bench import wilson
 
 BOOTS = 20_000
-
-
-def wilson(k: int, n: int, z: float) -> tuple[float, float]:
-    """Wilson score interval for k successes in n trials."""
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half
 
 
 def bricks(history, commit: int, arch: str, boots: int, hunt_seed: int = 2008) -> int:

@@ -1,12 +1,12 @@
 """The simulated kernel: determinism, the zero cases, the calibrated rate, the mechanism."""
 
 import dataclasses
-import math
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bisectlab.bench import wilson
 from bisectlab.errors import BisectlabError
 from bisectlab.kernel import (
     ARCHES,
@@ -24,14 +24,6 @@ from bisectlab.kernel import (
 
 BUG = {"ftrace": True, "dynamic_ftrace": True, "ftrace_cmpxchg": True}
 Z999 = 3.2905  # two-sided 99.9% normal quantile
-
-
-def wilson(k: int, n: int, z: float = Z999) -> tuple[float, float]:
-    """Wilson score interval for k successes in n trials."""
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half
 
 
 def run(features: dict, n: int, arch: str = "i386", config: KernelConfig = DEFAULT_CONFIG,
@@ -195,13 +187,13 @@ def test_the_armed_kernel_does_brick_sometimes():
 @pytest.mark.slow
 def test_buggy_kernel_rate_is_calibrated():
     n = 20_000
-    lo, hi = wilson(bricks(run(BUG, n, hunt=2008)), n)
+    lo, hi = wilson(bricks(run(BUG, n, hunt=2008)), n, Z999)
     assert lo >= 0.03 and hi <= 0.1, (lo, hi)
 
 
 def separated(a: list[BootOutcome], b: list[BootOutcome]) -> bool:
     """True iff b's 99.9% Wilson interval of the brick rate lies wholly above a's."""
-    return wilson(bricks(a), len(a))[1] < wilson(bricks(b), len(b))[0]
+    return wilson(bricks(a), len(a), Z999)[1] < wilson(bricks(b), len(b), Z999)[0]
 
 
 def test_rate_follows_the_daemon_window():
@@ -231,7 +223,7 @@ def test_no_critical_register_no_certain_brick():
 def test_x_churn_is_a_confounder_that_needs_the_bug():
     churned = run({**BUG, "i915_gem": True}, 20_000)
     assert separated(run(BUG, 20_000), churned)
-    lo, hi = wilson(bricks(churned), len(churned))
+    lo, hi = wilson(bricks(churned), len(churned), Z999)
     assert lo >= 0.03 and hi <= 0.1, (lo, hi)  # still within the observed 1/30 .. 1/10
 
 
