@@ -278,27 +278,59 @@ TEST_COLUMNS = ("id", "hunt_id", "seq", "commit_sha", "commit_subject", "rig", "
                 "failed", "adapters_destroyed", "lab_minutes")
 
 
+CAMPAIGN_COLUMNS = ("id", "name", "created_at", "hunts", "strategies", "rigs", "adapters")
+
+
 @cli.command()
-@click.argument("what", type=click.Choice(["hunts", "tests", "adapters", "boots"]))
+@click.argument("what", type=click.Choice(["hunts", "tests", "adapters", "boots", "campaigns"]))
 @click.option("--hunt", "hunt_id", type=int, default=None, help="Only this hunt.")
 @click.option("--test", "test_id", type=int, default=None, help="Boots of this test.")
+@click.option("--campaign", "campaign_id", type=int, default=None,
+              help="Only this campaign's hunts; with 'campaigns', its table per strategy.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
               show_default=True)
 @db_option
-def query(what: str, hunt_id: int | None, test_id: int | None, fmt: str,
-          db_url: str | None) -> None:
-    """Show hunts, tests, adapters or boots from the results database."""
+def query(what: str, hunt_id: int | None, test_id: int | None, campaign_id: int | None,
+          fmt: str, db_url: str | None) -> None:
+    """Show hunts, tests, adapters, boots or campaigns from the results database."""
     with open_store(db_url) as store:
         if hunt_id is not None:
             store.hunt(hunt_id)
-        rows = _query_rows(store, what, hunt_id, test_id)
+        if what == "campaigns":
+            _query_campaigns(store, campaign_id, fmt)
+            return
+        rows = _query_rows(store, what, hunt_id, test_id, campaign_id)
     columns = {"hunts": HUNT_COLUMNS, "tests": TEST_COLUMNS}.get(what)
     click.echo(format_rows(rows, fmt, columns), nl=False)
 
 
-def _query_rows(store: Store, what: str, hunt_id: int | None, test_id: int | None) -> list[dict]:
+def _query_campaigns(store: Store, campaign_id: int | None, fmt: str) -> None:
+    """The campaigns, or one campaign's summary per strategy (as `replay` printed it)."""
+    from bisectlab.campaign import campaign_table, spec_from_dict
+
+    campaigns = store.campaigns()
+    if campaign_id is None:
+        rows = [{**{k: c[k] for k in ("id", "name", "created_at", "hunts")},
+                 "strategies": " ".join(ln["label"] for ln in c["spec"]["lanes"]),
+                 "rigs": c["spec"]["rigs"], "adapters": c["spec"]["adapters"]}
+                for c in campaigns]
+        click.echo(format_rows(rows, fmt, CAMPAIGN_COLUMNS), nl=False)
+        return
+    found = [c for c in campaigns if c["id"] == campaign_id]
+    if not found:
+        raise BisectlabError(f"no campaign {campaign_id} in DB")
+    spec = spec_from_dict({**found[0]["spec"], "hunts": found[0]["hunts"]})
+    table = campaign_table(spec, store.campaign_hunts(campaign_id))
+    if fmt == "table":
+        click.echo(campaign_table_text(table), nl=False)
+    else:
+        click.echo(format_rows(table, fmt), nl=False)
+
+
+def _query_rows(store: Store, what: str, hunt_id: int | None, test_id: int | None,
+                campaign_id: int | None) -> list[dict]:
     if what == "hunts":
-        rows = store.hunts()
+        rows = store.hunts() if campaign_id is None else store.campaign_hunts(campaign_id)
         return [r for r in rows if hunt_id is None or r["id"] == hunt_id]
     if what == "tests":
         return store.tests(hunt_id)
@@ -503,6 +535,250 @@ def _bench_line(s: dict) -> str:
             f"adapters={s['adapters_mean']:.2f} (p90 {s['adapters_p90']:.0f}, "
             f"max {s['adapters_max']:.0f})  lab_h={s['lab_hours_mean']:.1f}  "
             f"bound={s['lower_bound_boots']:.1f}  boots/bound={s['boots_over_bound']:.2f}")
+
+
+# replay -----------------------------------------------------------------------------------------
+
+INTEL_LAB = {"history": DEFAULT_SCENARIO, "good": "v2.6.26", "bad": "v2.6.27-rc8"}
+DEFAULT_LANES = ("git", "retry:k=10", "bayes")
+
+
+def campaign_options(func: Callable) -> Callable:
+    """The lab, the strategies and the run of a campaign (shared by intel-lab and campaign)."""
+    from bisectlab.lab import Costs
+
+    costs = Costs()
+    options = [
+        click.option("--hunts", type=click.IntRange(min=1), default=200, show_default=True,
+                     help="Hunts per strategy."),
+        click.option("--strategy", "lanes", multiple=True, default=DEFAULT_LANES,
+                     show_default=True, metavar="NAME[:key=value,...]",
+                     help="Strategy with options, e.g. bayes:boots-per-install=10 (repeatable)."),
+        strategy_options,
+        click.option("--rigs", type=click.IntRange(min=1), default=4, show_default=True,
+                     help="Test rigs working side by side."),
+        click.option("--adapters", type=click.IntRange(min=0), default=50, show_default=True,
+                     help="Adapters in the box, per hunt (a hard budget)."),
+        click.option("--arch", type=click.Choice(kernel.ARCHES), default="i386",
+                     show_default=True, help="Rig architecture."),
+        click.option("--install-minutes", type=click.FloatRange(min=0), default=costs.install,
+                     show_default=True, help="Building and installing a kernel."),
+        click.option("--boot-minutes", type=click.FloatRange(min=0), default=costs.boot,
+                     show_default=True, help="One boot."),
+        click.option("--swap-minutes", type=click.FloatRange(min=0), default=costs.swap,
+                     show_default=True, help="Swapping a destroyed adapter."),
+        click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="Campaign seed: hunt i of every strategy gets the same boot seed."),
+        click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="Local worker processes (0 = all cores)."),
+        click.option("--scheduler", default=None, metavar="ADDRESS",
+                     help="Run the hunts on this Dask distributed scheduler (tcp://host:port)."),
+        click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
+                     default=None, help="Draw tests vs adapters and lab days to FILE.png."),
+        db_option,
+        click.option("--json", "as_json", is_flag=True, help="One JSON object per strategy."),
+        click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@cli.group()
+def replay() -> None:
+    """Campaigns of simulated hunts, and logged hunts re-run step for step."""
+
+
+@replay.command("intel-lab")
+@campaign_options
+def replay_intel_lab(**kwargs: Any) -> None:
+    """Replay the Intel lab's 2008 hunt (v2.6.26 good, v2.6.27-rc8 bad) many times.
+
+    Each strategy hunts the e1000e culprit H times in a lab of rigs and a box of adapters; the
+    table gives accuracy, tests, boots, installs, adapters, aborts and lab days per strategy.
+    Every hunt is logged under one campaign: `bisectlab query campaigns` and
+    `bisectlab query hunts --campaign ID` slice it. Re-running the same command finishes an
+    interrupted campaign; more --hunts or another --strategy extend it.
+    """
+    _run_campaign("intel-lab", **INTEL_LAB, **kwargs)
+
+
+@replay.command("campaign")
+@click.argument("good", required=False)
+@click.argument("bad", required=False)
+@history_option
+@campaign_options
+def replay_campaign(good: str | None, bad: str | None, history_ref: str, **kwargs: Any) -> None:
+    """Replay hunts of any scenario or generated history (range: GOOD BAD, else its own)."""
+    h = load_history(history_ref)
+    if (good is None) != (bad is None):
+        raise click.UsageError("give both GOOD and BAD, or neither")
+    if good is None:
+        if not h.advertised:
+            raise click.UsageError(f"history {h.name} advertises no range: give GOOD and BAD")
+        good, bad = h.advertised[0]
+    _run_campaign(h.name, history_ref, good, bad, **kwargs)
+
+
+def _run_campaign(name: str, history: str, good: str, bad: str, *, hunts: int,
+                  lanes: tuple[str, ...], rigs: int, adapters: int, arch: str,
+                  install_minutes: float, boot_minutes: float, swap_minutes: float, seed: int,
+                  workers: int, scheduler: str | None, plot_path: Path | None,
+                  db_url: str | None, as_json: bool, quiet: bool, **flags: Any) -> None:
+    from bisectlab.campaign import (
+        CampaignInterrupted,
+        CampaignSpec,
+        Lane,
+        cached_history,
+        campaign_table,
+        dask_executor,
+        lane_rows,
+        local_executor,
+        run_campaign,
+    )
+    from bisectlab.lab import Costs
+    from bisectlab.strategies import parse_strategy
+
+    parsed = []
+    for text in lanes:
+        strategy, options = parse_strategy(text)
+        parsed.append(Lane(text, strategy, tuple(sorted(
+            {**options_for(strategy, **flags), **options}.items()))))
+    if len({ln.slot for ln in parsed}) != len(parsed):
+        raise click.UsageError("the same strategy is asked for twice")
+    if plot_path is not None:
+        from bisectlab.plots import check_plot_path
+
+        check_plot_path(plot_path)
+    spec = CampaignSpec(name, history, good, bad, tuple(parsed), hunts, seed, rigs, adapters,
+                        arch, Costs(install_minutes, boot_minutes, swap_minutes))
+    h = cached_history(history)
+    h.check_range(h.resolve(good), h.resolve(bad))
+    for lane in parsed:  # bad options fail now, before any hunt is claimed
+        spec.task(lane, 0).setup().prepare()
+    executor, queue = dask_executor(scheduler) if scheduler else local_executor(workers)
+    with open_store(db_url) as store:
+        try:
+            with _progress_bar(quiet, len(parsed) * hunts) as advance:
+                run = run_campaign(spec, store, executor, queue, on_hunt=advance)
+        except CampaignInterrupted as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(130 if isinstance(exc.__cause__, KeyboardInterrupt) else EXIT_NO_VERDICT)
+        finally:
+            executor.shutdown(wait=False, cancel_futures=True)
+        rows = store.campaign_hunts(run.campaign_id)
+    table = campaign_table(spec, rows)
+    if as_json:
+        for line in table:
+            click.echo(json.dumps({"campaign": run.campaign_id, **line}))
+    else:
+        click.echo(f"campaign {run.campaign_id}: {name}, {good}..{bad}, {rigs} rigs, "
+                   f"{adapters} adapters per hunt")
+        click.echo(campaign_table_text(table), nl=False)
+    click.echo(f"{run.ran} hunts run now ({run.kept} kept from earlier runs) in "
+               f"{run.wall_seconds:.1f} s: {run.hunts_per_second:.2f} hunts/s, database writes "
+               f"{run.db_share:.1%} of the time; logged in {shown_url(db_url)} "
+               f"(bisectlab query hunts --campaign {run.campaign_id})", err=True)
+    if plot_path is not None:
+        from bisectlab.plots import plot_campaign
+
+        plot_campaign(f"{name}: {good}..{bad}, {rigs} rigs, {adapters} adapters, "
+                      f"{hunts} hunts per strategy", lane_rows(spec, rows), plot_path)
+        click.echo(f"plot written to {plot_path}", err=True)
+
+
+class _progress_bar:
+    """A rich progress bar on stderr (nothing with --quiet); yields the advance callback."""
+
+    def __init__(self, quiet: bool, total: int):
+        self.quiet, self.total = quiet, total
+        self.progress: Any = None
+
+    def __enter__(self) -> Callable[[int, int], None]:
+        if self.quiet:
+            return lambda done, total: None
+        from rich.console import Console
+        from rich.progress import Progress
+
+        self.progress = Progress(console=Console(stderr=True), transient=True)
+        self.progress.start()
+        task = self.progress.add_task("hunts", total=None)
+
+        def advance(done: int, total: int) -> None:
+            self.progress.update(task, completed=done, total=total)
+
+        return advance
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def campaign_table_text(table: list[dict]) -> str:
+    """The per-strategy summary as a text table."""
+    rows = []
+    for s in table:
+        lo, hi = s["accuracy_95"]
+        rows.append({
+            "strategy": s["strategy"], "hunts": s["hunts"],
+            "accuracy [95%]": f"{s['accuracy']:.3f} [{lo:.3f}, {hi:.3f}]",
+            "tests": f"{s['tests_mean']:.1f} (p90 {s['tests_p90']:.0f})",
+            "boots": f"{s['boots_mean']:.1f} (p90 {s['boots_p90']:.0f})",
+            "installs": f"{s['installs_mean']:.1f}",
+            "adapters mean/p90/max": f"{s['adapters_mean']:.1f} / {s['adapters_p90']:.0f} / "
+                                     f"{s['adapters_max']:.0f}",
+            "aborted": str(s["aborted"]),
+            "lab days mean/p90": f"{s['lab_days_mean']:.1f} / {s['lab_days_p90']:.1f}",
+        })
+    return _table(rows, None)
+
+
+@replay.command("hunt")
+@click.argument("hunt_id", type=int)
+@db_option
+def replay_hunt(hunt_id: int, db_url: str | None) -> None:
+    """Re-run logged hunt HUNT_ID and check it step for step: same tests, same boots.
+
+    Exit 0 if identical, 1 with the first step that diverges.
+    """
+    from bisectlab.replay import replay_hunt as run_replay
+
+    with open_store(db_url) as store:
+        report = run_replay(store, hunt_id)
+    click.echo(report.describe())
+    sys.exit(EXIT_VERDICT if report.identical else EXIT_NO_VERDICT)
+
+
+# report -----------------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("hunt_id", type=int)
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Draw the hunt to FILE.png: posterior after each test, "
+                                 "tests, adapters.")
+@db_option
+def report(hunt_id: int, plot_path: Path | None, db_url: str | None) -> None:
+    """Summarise logged hunt HUNT_ID; with --plot, draw how its posterior narrowed."""
+    with open_store(db_url) as store:
+        hunt = store.hunt(hunt_id)
+        if plot_path is not None:
+            from bisectlab.plots import check_plot_path, plot_hunt
+            from bisectlab.replay import retrace
+
+            check_plot_path(plot_path)
+            trace = retrace(store, hunt_id)
+    verdict = hunt["culprit_sha"][:12] if hunt["culprit_sha"] else "none"
+    click.echo(f"hunt {hunt_id}: {hunt['history']} {hunt['good']}..{hunt['bad']}, "
+               f"{hunt['strategy']}, seed {hunt['seed']}: {hunt['status']}, culprit {verdict}"
+               + ("" if hunt["correct"] is None else
+                  f" ({'correct' if hunt['correct'] else 'WRONG'})"))
+    click.echo(f"  {hunt['tests']} tests, {hunt['boots']} boots, {hunt['installs']} installs, "
+               f"{hunt['adapters']} adapters destroyed, {hunt['lab_minutes'] / 60:.1f} lab hours")
+    if plot_path is not None:
+        conf = "" if hunt["confidence"] is None else f", confidence {hunt['confidence']:.3f}"
+        plot_hunt(f"hunt {hunt_id}: {hunt['strategy']} on {hunt['history']} "
+                  f"{hunt['good']}..{hunt['bad']}: {hunt['status']}{conf}", trace, plot_path)
+        click.echo(f"plot written to {plot_path}", err=True)
 
 
 # perf -------------------------------------------------------------------------------------------

@@ -154,9 +154,44 @@ class HuntSetup:
         return strategy, lab, good, bad
 
     def params(self, strategy: Strategy) -> dict[str, Any]:
+        """The hunt's parameters as logged: enough to set the same hunt up again (replay)."""
         return {**strategy.params(), "rigs": self.rigs, "arch": self.arch,
-                "adapters": self.adapters, **{f"{k}_minutes": v for k, v in
-                                              asdict(self.costs).items()}}
+                "adapters": self.adapters, "strategy_options": dict(self.options),
+                **{f"{k}_minutes": v for k, v in asdict(self.costs).items()}}
+
+    @classmethod
+    def from_logged(cls, history: History, hunt: dict[str, Any]) -> HuntSetup:
+        """The setup of a logged hunt (a row of the hunts table), to run it again."""
+        params = hunt["params"]
+        if "strategy_options" not in params:
+            from bisectlab.errors import StoreError
+
+            raise StoreError(f"hunt {hunt['id']} was logged without its strategy options "
+                             "(by an older bisectlab); it cannot be replayed")
+        costs = Costs(**{k: params[f"{k}_minutes"] for k in asdict(Costs())})
+        return cls(history, hunt["good"], hunt["bad"], strategy=hunt["strategy"],
+                   options=params["strategy_options"], seed=hunt["seed"], rigs=params["rigs"],
+                   arch=params["arch"], adapters=params["adapters"], costs=costs)
+
+
+def logged_test(h: History, seq: int, result: TestResult) -> dict[str, Any]:
+    """A test result as the store records it (commit as sha, boots as dicts)."""
+    return {"seq": seq, "commit_sha": h.shas[result.commit],
+            "commit_subject": h.subjects[result.commit], "rig": result.rig,
+            "boots": [{"attempt": b.attempt, "seed": b.seed, "bricked": b.bricked,
+                       "stray_write": b.stray_write, "adapter_serial": b.adapter}
+                      for b in result.boots],
+            "failed": result.failed, "adapters_destroyed": list(result.destroyed),
+            "lab_minutes": result.minutes}
+
+
+def logged_verdict(h: History, verdict: Verdict, truth: int | None) -> dict[str, Any]:
+    """A verdict as the store records it with the hunt."""
+    culprit = verdict.culprit
+    correct = None if truth is None or verdict.status != "found" else culprit == truth
+    return {"status": verdict.status, "culprit_sha": h.shas[culprit] if culprit is not None else None,
+            "culprit_subject": h.subjects[culprit] if culprit is not None else None,
+            "confidence": verdict.confidence, "correct": correct, "note": verdict.note}
 
 
 def bisect(
@@ -177,15 +212,8 @@ def bisect(
     )
 
     def log(seq: int, result: TestResult) -> None:
-        store.record_test(
-            hunt_id, seq=seq, commit_sha=h.shas[result.commit],
-            commit_subject=h.subjects[result.commit], rig=result.rig,
-            boots=[{"attempt": b.attempt, "seed": b.seed, "bricked": b.bricked,
-                    "stray_write": b.stray_write, "adapter_serial": b.adapter}
-                   for b in result.boots],
-            failed=result.failed, adapters_destroyed=list(result.destroyed),
-            lab_minutes=result.minutes,
-        )
+        store.record_test(hunt_id, **logged_test(h, seq, result))
+
     def observed(seq: int, result: TestResult) -> None:
         if on_test is not None:
             on_test(seq, result, strategy)
@@ -196,21 +224,17 @@ def bisect(
         store.finish_hunt(hunt_id, status="interrupted", culprit_sha=None, culprit_subject=None,
                           confidence=None, correct=None, note="interrupted")
         raise
-    culprit = verdict.culprit
-    correct = None if truth is None or verdict.status != "found" else culprit == truth
+    record = logged_verdict(h, verdict, truth)
     report = HuntReport(
-        hunt_id=hunt_id, status=verdict.status,
-        culprit=h.shas[culprit] if culprit is not None else None,
-        culprit_subject=h.subjects[culprit] if culprit is not None else None,
-        true_culprit=h.shas[truth] if truth is not None else None, correct=correct,
+        hunt_id=hunt_id, status=verdict.status, culprit=record["culprit_sha"],
+        culprit_subject=record["culprit_subject"],
+        true_culprit=h.shas[truth] if truth is not None else None, correct=record["correct"],
         confidence=verdict.confidence, tests=totals.tests, boots=totals.boots,
         installs=totals.installs, adapters=totals.adapters, lab_minutes=totals.lab_minutes,
         note=verdict.note, remaining=verdict.remaining,
         evidence=_shas_in_evidence(h, verdict.evidence),
     )
-    store.finish_hunt(hunt_id, status=verdict.status, culprit_sha=report.culprit,
-                      culprit_subject=report.culprit_subject, confidence=verdict.confidence,
-                      correct=correct, note=verdict.note)
+    store.finish_hunt(hunt_id, **record, lab_minutes=totals.lab_minutes)
     return report
 
 

@@ -255,7 +255,7 @@ def load_history(name_or_file: str | None = None) -> History:
         if not path.is_file():
             raise HistoryError(f"history file not found: {name_or_file}")
         text = _read_text(path)
-        source = str(path)
+        source = str(path.resolve())
     else:
         resource = resources.files("bisectlab.scenarios") / (name_or_file + SCENARIO_SUFFIX)
         if not resource.is_file():

@@ -36,6 +36,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    insert,
     inspect,
     select,
     text,
@@ -48,7 +49,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from bisectlab.errors import StoreError
 
 DEFAULT_DB_FILE = "bisectlab.sqlite"
-SCHEMA_HEAD = "0001"  # the newest revision in db/versions/ (a test holds this to alembic's head)
+SCHEMA_HEAD = "0002"  # the newest revision in db/versions/ (a test holds this to alembic's head)
 HUNT_STATUSES = ("running", "found", "aborted", "inconclusive", "interrupted")
 ADAPTER_STATES = ("spare", "in_use", "destroyed")
 BOOT_KEYS = ("attempt", "seed", "bricked", "stray_write", "adapter_serial")
@@ -124,11 +125,27 @@ def _one_of(column: str, values: Sequence[str]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
+class Campaign(Base):
+    """Many hunts of one scenario in one lab, strategies side by side (``replay``)."""
+
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    name: Mapped[str] = mapped_column(String(255))
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    spec: Mapped[str] = mapped_column(Text)
+    hunts: Mapped[int]
+
+
 class Hunt(Base):
     """One bisection hunt: its range, strategy, verdict and running totals."""
 
     __tablename__ = "hunts"
-    __table_args__ = (CheckConstraint(_one_of("status", HUNT_STATUSES), name="status"),)
+    __table_args__ = (
+        CheckConstraint(_one_of("status", HUNT_STATUSES), name="status"),
+        UniqueConstraint("campaign_id", "campaign_label", "campaign_index"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
@@ -155,6 +172,9 @@ class Hunt(Base):
     lab_minutes: Mapped[float] = mapped_column(Double, default=0.0)
     campaign_id: Mapped[int | None] = mapped_column(index=True)
     note: Mapped[str] = mapped_column(Text, default="")
+    campaign_label: Mapped[str | None] = mapped_column(String(255))
+    campaign_index: Mapped[int | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(255))
 
 
 class LabTest(Base):
@@ -261,6 +281,48 @@ def _check_sqlite_file(database: str | None) -> None:
         raise StoreError(f"cannot read database {database}: {exc.strerror}") from None
     if head and head != SQLITE_HEADER:
         raise StoreError(f"not a bisectlab database: {database} (file is not a database)")
+
+
+def _boot_row(boot: dict) -> dict[str, Any]:
+    """A boot dict (keys BOOT_KEYS) as a row of the boots table, or StoreError."""
+    missing = [k for k in BOOT_KEYS if k not in boot]
+    if missing:
+        raise StoreError(f"boot record lacks {', '.join(missing)}: {boot!r}")
+    return {"attempt": boot["attempt"], "seed": _check_seed(boot["seed"], "boot seed"),
+            "bricked": bool(boot["bricked"]), "stray_write": bool(boot["stray_write"]),
+            "adapter_serial": boot["adapter_serial"]}
+
+
+def _test_row(test: dict) -> dict[str, Any]:
+    """A test dict (record_test's arguments) as a row of the tests table."""
+    return {"seq": test["seq"], "commit_sha": test["commit_sha"],
+            "commit_subject": test["commit_subject"], "rig": test["rig"],
+            "boots": len(test["boots"]), "failures": sum(bool(b["bricked"]) for b in test["boots"]),
+            "failed": bool(test["failed"]), "adapters_destroyed": len(test["adapters_destroyed"]),
+            "lab_minutes": test["lab_minutes"]}
+
+
+def _adapter_states(serials: list[str], tests: list[dict], test_ids: list[int]) -> list[dict]:
+    """Every adapter of a box after the tests: spare, in use on a rig, or destroyed (by what)."""
+    if len(set(serials)) != len(serials):
+        raise StoreError(f"duplicate adapter serials in {serials}")
+    state = {s: {"serial": s, "state": "spare", "rig": None, "destroyed_by_test_id": None,
+                 "destroyed_at_boot": None} for s in serials}
+    for test, test_id in zip(tests, test_ids, strict=True):
+        destroyed = test["adapters_destroyed"]
+        for serial in {b["adapter_serial"] for b in test["boots"]} - set(destroyed) - {None}:
+            if serial in state and state[serial]["state"] != "destroyed":
+                state[serial].update(state="in_use", rig=test["rig"])
+        for serial in destroyed:
+            if serial not in state:
+                raise StoreError(f"adapter {serial} is not in the hunt's box")
+            if state[serial]["state"] == "destroyed":
+                raise StoreError(f"adapter {serial} was already destroyed")
+            boot = next((b["attempt"] for b in test["boots"]
+                         if b["bricked"] and b["adapter_serial"] == serial), None)
+            state[serial].update(state="destroyed", rig=test["rig"],
+                                 destroyed_by_test_id=test_id, destroyed_at_boot=boot)
+    return list(state.values())
 
 
 def _sqlite_hooks(engine: Engine) -> None:
@@ -470,6 +532,111 @@ class Store:
             s.add_all(Adapter(hunt_id=hunt.id, serial=serial) for serial in adapter_serials)
             return hunt.id
 
+    # campaigns ----------------------------------------------------------------------------------
+
+    def open_campaign(self, *, name: str, key: str, spec: dict, hunts: int) -> int:
+        """The campaign with this key, created if new.
+
+        An existing campaign grows: its hunt count is raised to ``hunts`` and the spec's
+        ``lanes`` (the strategies) not yet logged are added to it.
+        """
+        for _ in range(2):  # a second process may create it between our look and our insert
+            try:
+                with self._session(write=True) as s:
+                    row = s.scalars(select(Campaign).where(Campaign.key == key)).first()
+                    if row is None:
+                        row = Campaign(name=name, key=key, hunts=hunts,
+                                       spec=json.dumps(spec, sort_keys=True, default=str))
+                        s.add(row)
+                        s.flush()
+                    row.hunts = max(row.hunts, hunts)
+                    logged = json.loads(row.spec)
+                    new = [ln for ln in spec.get("lanes", []) if ln not in logged["lanes"]]
+                    if new:
+                        logged["lanes"] += new
+                        row.spec = json.dumps(logged, sort_keys=True, default=str)
+                    return row.id
+            except StoreError:
+                continue
+        raise StoreError(f"cannot open campaign {name} in {self.where}")
+
+    def campaigns(self) -> list[dict]:
+        """All campaigns, in id order, with their spec decoded."""
+        with self._session() as s:
+            rows = s.execute(select(Campaign.__table__).order_by(Campaign.id)).mappings()
+            return [{**_plain(r), "spec": json.loads(r["spec"])} for r in rows]
+
+    def campaign_hunts(self, campaign_id: int) -> list[dict]:
+        """The hunts of a campaign, in id order."""
+        with self._session() as s:
+            return self._hunt_dicts(s, Hunt.campaign_id == campaign_id)
+
+    def claim_hunt(self, *, campaign_id: int, label: str, index: int, claimed_by: str,
+                   **hunt: Any) -> int | None:
+        """Insert a campaign's hunt as running, or None if another worker holds its slot."""
+        row = Hunt(**{**hunt, "params": json.dumps(hunt["params"], sort_keys=True, default=str),
+                      "seed": _check_seed(hunt["seed"], "hunt seed")},
+                   status="running", campaign_id=campaign_id, campaign_label=label,
+                   campaign_index=index, claimed_by=claimed_by)
+        try:
+            with Session(self._writer) as s, s.begin():
+                s.add(row)
+                s.flush()
+                return row.id
+        except IntegrityError:
+            return None
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database error in {self.where}: {_first_line(exc)}") from None
+
+    def drop_hunts(self, hunt_ids: Sequence[int]) -> None:
+        """Delete unfinished hunts (with their tests, boots and adapters) to run them again."""
+        with self._session(write=True) as s:
+            for hunt_id in hunt_ids:
+                hunt = self._hunt_row(s, hunt_id)
+                if hunt.status not in ("running", "interrupted"):
+                    raise StoreError(f"hunt {hunt_id} is {hunt.status}, not unfinished")
+                s.delete(hunt)
+
+    def interrupt_claims(self, campaign_id: int, claimed_by: str,
+                         note: str = "interrupted") -> int:
+        """Mark the running hunts a worker claimed in a campaign as interrupted; how many."""
+        with self._session(write=True) as s:
+            result = s.execute(
+                update(Hunt)
+                .where(Hunt.campaign_id == campaign_id, Hunt.claimed_by == claimed_by,
+                       Hunt.status == "running")
+                .values(status="interrupted", note=note, finished_at=_now()))
+            return result.rowcount
+
+    def record_hunt(self, hunt_id: int, *, adapter_serials: list[str], tests: list[dict],
+                    verdict: dict) -> None:
+        """A claimed hunt's box, every test and the verdict, in one transaction (bulk inserts)."""
+        if verdict.get("status") not in HUNT_STATUSES or verdict["status"] == "running":
+            raise StoreError(f"a hunt cannot finish as {verdict.get('status')!r}")
+        test_rows = [{"hunt_id": hunt_id, "created_at": _now(), **_test_row(t)} for t in tests]
+        with self._session(write=True) as s:
+            hunt = self._hunt_row(s, hunt_id)
+            if hunt.status != "running":
+                raise StoreError(f"hunt {hunt_id} is {hunt.status}, not running")
+            ids = []
+            if test_rows:
+                ids = list(s.scalars(insert(LabTest).returning(
+                    LabTest.id, sort_by_parameter_order=True), test_rows))
+                boots = [{"test_id": tid, **_boot_row(b)}
+                         for tid, t in zip(ids, tests, strict=True) for b in t["boots"]]
+                if boots:
+                    s.execute(insert(Boot), boots)
+            adapters = _adapter_states(adapter_serials, tests, ids)
+            if adapters:
+                s.execute(insert(Adapter), [{"hunt_id": hunt_id, **a} for a in adapters])
+            hunt.tests, hunt.installs = len(tests), len(tests)
+            hunt.boots = sum(r["boots"] for r in test_rows)
+            hunt.adapters = sum(r["adapters_destroyed"] for r in test_rows)
+            hunt.lab_minutes = sum(r["lab_minutes"] for r in test_rows)
+            for key, value in verdict.items():
+                setattr(hunt, key, value)
+            hunt.finished_at = _now()
+
     def record_test(
         self,
         hunt_id: int,
@@ -484,6 +651,17 @@ class Store:
         lab_minutes: float,
     ) -> int:
         """Record a test, its boots and the adapters it destroyed in one transaction."""
+        with self._session(write=True) as s:
+            self._hunt_row(s, hunt_id)
+            return self._add_test(
+                s, hunt_id, seq=seq, commit_sha=commit_sha, commit_subject=commit_subject,
+                rig=rig, boots=boots, failed=failed, adapters_destroyed=adapters_destroyed,
+                lab_minutes=lab_minutes)
+
+    def _add_test(self, s: Session, hunt_id: int, *, seq: int, commit_sha: str,
+                  commit_subject: str, rig: str, boots: list[dict], failed: bool,
+                  adapters_destroyed: list[str], lab_minutes: float) -> int:
+        """Add a test with its boots to the session; mark adapters; update the hunt's totals."""
         rows = [self._boot(b) for b in boots]
         test = LabTest(
             hunt_id=hunt_id,
@@ -497,40 +675,29 @@ class Store:
             adapters_destroyed=len(adapters_destroyed),
             lab_minutes=lab_minutes,
         )
-        with self._session(write=True) as s:
-            self._hunt_row(s, hunt_id)
-            s.add(test)
-            s.flush()
-            for row in rows:
-                row.test_id = test.id
-            s.add_all(rows)
-            self._mark_adapters(s, test, rows, adapters_destroyed)
-            s.execute(
-                update(Hunt)
-                .where(Hunt.id == hunt_id)
-                .values(
-                    tests=Hunt.tests + 1,
-                    boots=Hunt.boots + len(rows),
-                    installs=Hunt.installs + 1,
-                    adapters=Hunt.adapters + len(adapters_destroyed),
-                    lab_minutes=Hunt.lab_minutes + lab_minutes,
-                )
+        s.add(test)
+        s.flush()
+        for row in rows:
+            row.test_id = test.id
+        s.add_all(rows)
+        self._mark_adapters(s, test, rows, adapters_destroyed)
+        s.execute(
+            update(Hunt)
+            .where(Hunt.id == hunt_id)
+            .values(
+                tests=Hunt.tests + 1,
+                boots=Hunt.boots + len(rows),
+                installs=Hunt.installs + 1,
+                adapters=Hunt.adapters + len(adapters_destroyed),
+                lab_minutes=Hunt.lab_minutes + lab_minutes,
             )
-            return test.id
+        )
+        return test.id
 
     @staticmethod
     def _boot(boot: dict) -> Boot:
         """A boot row from a boot dict (keys BOOT_KEYS), or StoreError."""
-        missing = [k for k in BOOT_KEYS if k not in boot]
-        if missing:
-            raise StoreError(f"boot record lacks {', '.join(missing)}: {boot!r}")
-        return Boot(
-            attempt=boot["attempt"],
-            seed=_check_seed(boot["seed"], "boot seed"),
-            bricked=bool(boot["bricked"]),
-            stray_write=bool(boot["stray_write"]),
-            adapter_serial=boot["adapter_serial"],
-        )
+        return Boot(**_boot_row(boot))
 
     @staticmethod
     def _mark_adapters(s: Session, test: LabTest, rows: list[Boot], destroyed: list[str]) -> None:
@@ -567,8 +734,9 @@ class Store:
         confidence: float | None,
         correct: bool | None,
         note: str,
+        lab_minutes: float | None = None,
     ) -> None:
-        """Record a hunt's verdict and end time."""
+        """Record a hunt's verdict and end time (and its lab time, if rigs worked side by side)."""
         if status not in HUNT_STATUSES or status == "running":
             raise StoreError(f"a hunt cannot finish as {status!r}")
         with self._session(write=True) as s:
@@ -576,6 +744,8 @@ class Store:
             hunt.status, hunt.note = status, note
             hunt.culprit_sha, hunt.culprit_subject = culprit_sha, culprit_subject
             hunt.confidence, hunt.correct = confidence, correct
+            if lab_minutes is not None:
+                hunt.lab_minutes = lab_minutes
             hunt.finished_at = _now()
 
     def hunt(self, hunt_id: int) -> dict:

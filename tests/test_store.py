@@ -131,6 +131,9 @@ def test_round_trip(store):
         "lab_minutes": 72.5,
         "campaign_id": None,
         "note": "first bad commit",
+        "campaign_label": None,
+        "campaign_index": None,
+        "claimed_by": None,
     }
     assert [h["id"] for h in store.hunts()] == [hunt_id]
 

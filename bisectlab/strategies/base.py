@@ -127,6 +127,10 @@ class Strategy(ABC):
     def abort(self, reason: str, status: str = "aborted") -> Verdict:
         """The verdict when the lab cannot go on (e.g. out of adapters): best guess so far."""
 
+    def belief(self) -> np.ndarray:
+        """How likely each candidate is to be the culprit, as far as the strategy can tell."""
+        return np.full(len(self.space), 1.0 / len(self.space))
+
     def params(self) -> dict[str, Any]:
         """The strategy's options, as logged with the hunt."""
         return {}

@@ -165,6 +165,10 @@ class BayesStrategy(Strategy):
                 chosen.append(pick)
         return chosen
 
+    def belief(self) -> np.ndarray:
+        """The posterior over the candidates."""
+        return self.posterior.mass
+
     # concluding ---------------------------------------------------------------------------------
 
     def best(self) -> tuple[int, float]:

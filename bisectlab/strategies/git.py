@@ -47,6 +47,10 @@ class GitStrategy(Strategy):
     def propose(self, resources: Resources) -> Proposal:
         return Proposal((int(self.space.commits[self.best_local()]),), self.boots_per_test)
 
+    def belief(self) -> np.ndarray:
+        """git trusts every test: the candidates left in play, equally likely."""
+        return self.alive / self.alive.sum()
+
     def split_of(self, commit: int) -> int:
         """min(X, N - X) of one commit under the current state (for comparing with git)."""
         idx, split = self.splits()

@@ -1,0 +1,407 @@
+"""Campaigns: many simulated hunts of one scenario in one lab, strategies side by side.
+
+A campaign answers a lab's planning question ("4 rigs, a box of 50 adapters: which strategy, how
+long, how sure?") by running H hunts per strategy. Hunt i of every strategy has the same seed, so
+strategies face the same boots (common random numbers) and a hunt's result does not depend on
+which worker ran it. Workers only simulate; this process writes each finished hunt to the store
+in one transaction, under the campaign's row. A hunt's slot (strategy, index) is claimed in the
+database before it runs, so several processes can share a campaign, and a re-run of the same
+command runs only the slots that are missing or were interrupted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from bisectlab.bench import wilson
+from bisectlab.driver import HuntSetup, drive, logged_test, logged_verdict
+from bisectlab.errors import BisectlabError
+from bisectlab.history import History, load_history
+from bisectlab.lab import Costs
+from bisectlab.store import Store
+
+FINISHED = ("found", "aborted", "inconclusive")
+MINUTES_PER_DAY = 24 * 60
+
+
+class CampaignInterrupted(BisectlabError):
+    """The campaign stopped early; finished hunts are kept, unfinished ones marked."""
+
+
+@dataclass(frozen=True)
+class Lane:
+    """One strategy of a campaign, as asked (``label``) and as built (name and options)."""
+
+    label: str
+    strategy: str
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def slot(self) -> str:
+        """The lane's key in the database: the strategy and every option, canonically."""
+        return f"{self.strategy}:{json.dumps(dict(self.options), sort_keys=True)}"
+
+
+@dataclass(frozen=True)
+class CampaignSpec:
+    """A scenario, a range, a lab and the strategies to compare."""
+
+    name: str
+    history: str
+    good: str
+    bad: str
+    lanes: tuple[Lane, ...]
+    hunts: int = 100
+    seed: int = 0
+    rigs: int = 1
+    adapters: int | None = 50
+    arch: str = "i386"
+    costs: Costs = field(default_factory=Costs)
+
+    def key(self, h: History) -> str:
+        """What makes two campaigns the same one: scenario, bug, range, lab and seed.
+
+        Strategies and the hunt count are not part of it: re-running with more hunts or another
+        strategy extends the campaign, its hunts sharing seeds with the ones already run.
+        """
+        ident = {"history": h.name, "commits": len(h), "bug": repr(h.bug),
+                 "good": h.shas[h.resolve(self.good)], "bad": h.shas[h.resolve(self.bad)],
+                 "seed": self.seed, "rigs": self.rigs, "adapters": self.adapters,
+                 "arch": self.arch, "costs": asdict(self.costs)}
+        return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The spec as plain data (logged with the campaign)."""
+        d = asdict(self)
+        d["lanes"] = [{"label": ln.label, "strategy": ln.strategy, "options": dict(ln.options)}
+                      for ln in self.lanes]
+        return d
+
+    def task(self, lane: Lane, index: int) -> HuntTask:
+        """What a worker needs to run hunt ``index`` of a lane."""
+        return HuntTask(self.history, self.good, self.bad, lane.strategy, lane.options,
+                        campaign_hunt_seed(self.seed, index), self.rigs, self.adapters,
+                        self.arch, self.costs)
+
+
+def campaign_hunt_seed(seed: int, index: int) -> int:
+    """The seed of hunt ``index`` of a campaign (the same for every strategy)."""
+    digest = hashlib.blake2b(f"campaign:{seed}:{index}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
+
+
+@dataclass(frozen=True)
+class HuntTask:
+    """One hunt to simulate, in plain picklable data."""
+
+    history: str
+    good: str
+    bad: str
+    strategy: str
+    options: tuple[tuple[str, Any], ...]
+    seed: int
+    rigs: int
+    adapters: int | None
+    arch: str
+    costs: Costs
+
+    def setup(self) -> HuntSetup:
+        return HuntSetup(cached_history(self.history), self.good, self.bad,
+                         strategy=self.strategy, options=dict(self.options), seed=self.seed,
+                         rigs=self.rigs, arch=self.arch, adapters=self.adapters,
+                         costs=self.costs)
+
+
+@lru_cache(maxsize=4)
+def cached_history(ref: str) -> History:
+    """A history loaded once per worker process."""
+    return load_history(ref)
+
+
+def run_hunt(task: HuntTask) -> dict[str, Any]:
+    """Simulate one hunt to its verdict: every test as the store logs it, the verdict, totals."""
+    setup = task.setup()
+    strategy, lab, good, bad = setup.prepare()
+    h = setup.history
+    tests: list[dict[str, Any]] = []
+    verdict, totals = drive(strategy, lab, lambda seq, r: tests.append(logged_test(h, seq, r)))
+    return {"adapter_serials": lab.box.serials, "tests": tests,
+            "verdict": {**logged_verdict(h, verdict, h.true_culprit(good, bad)),
+                        "lab_minutes": totals.lab_minutes}}
+
+
+def _ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the parent, which marks what they were doing as interrupted."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class InlineExecutor(Executor):
+    """Runs each task at once in this process (one worker: no pickling, no processes)."""
+
+    def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
+
+
+def local_executor(workers: int) -> tuple[Executor, int]:
+    """An executor for ``workers`` local processes (0 = all cores) and how many tasks to queue."""
+    workers = workers or os.cpu_count() or 1
+    if workers == 1:
+        return InlineExecutor(), 1
+    return ProcessPoolExecutor(workers, initializer=_ignore_sigint), 2 * workers
+
+
+class DaskExecutor(Executor):
+    """Hunts on an existing Dask distributed cluster; shutting down closes the client."""
+
+    def __init__(self, address: str):
+        try:
+            from distributed import Client
+        except ImportError:
+            raise BisectlabError("--scheduler needs dask distributed: pip install "
+                                 "'bisectlab[dask]'") from None
+        try:
+            self.client = Client(address, timeout=10)
+        except (OSError, TimeoutError) as exc:
+            raise BisectlabError(f"cannot reach the Dask scheduler at {address}: "
+                                 f"{exc}") from None
+        self._executor = self.client.get_executor()
+
+    @property
+    def threads(self) -> int:
+        return sum(self.client.nthreads().values()) or 1
+
+    def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> Future:
+        return self._executor.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._executor.shutdown(wait=wait)
+        self.client.close()
+
+
+def dask_executor(address: str) -> tuple[Executor, int]:
+    """An executor on an existing Dask distributed cluster (``--scheduler ADDRESS``)."""
+    executor = DaskExecutor(address)
+    return executor, 2 * executor.threads
+
+
+@dataclass
+class CampaignRun:
+    """What one run of a campaign did, and where its time went."""
+
+    campaign_id: int
+    ran: int = 0
+    kept: int = 0
+    held_elsewhere: int = 0
+    wall_seconds: float = 0.0
+    db_seconds: float = 0.0
+
+    @property
+    def hunts_per_second(self) -> float:
+        return self.ran / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+    @property
+    def db_share(self) -> float:
+        return self.db_seconds / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+
+def claimant() -> str:
+    """Who claims a hunt: this host and process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _dead_here(claimed_by: str | None) -> bool:
+    """A claim made by a process of this host that no longer runs."""
+    host, _, pid = (claimed_by or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return int(pid) == os.getpid()
+
+
+def plan(spec: CampaignSpec, rows: list[dict[str, Any]],
+         store: Store) -> tuple[list[tuple[Lane, int]], int, int]:
+    """The slots still to run; unfinished hunts of dead runs are dropped to run again.
+
+    Returns (slots to run, finished hunts kept, hunts held by other live processes).
+    """
+    by_slot = {(r["campaign_label"], r["campaign_index"]): r for r in rows}
+    todo, kept, held, stale = [], 0, 0, []
+    for lane in spec.lanes:
+        for index in range(spec.hunts):
+            row = by_slot.get((lane.slot, index))
+            if row is None:
+                todo.append((lane, index))
+            elif row["status"] in FINISHED:
+                kept += 1
+            elif row["status"] == "interrupted" or _dead_here(row["claimed_by"]):
+                stale.append(row["id"])
+                todo.append((lane, index))
+            else:
+                held += 1
+    store.drop_hunts(stale)
+    return todo, kept, held
+
+
+def run_campaign(spec: CampaignSpec, store: Store, executor: Executor | None = None,
+                 queue: int = 1, on_hunt: Callable[[int, int], None] | None = None) -> CampaignRun:
+    """Run the campaign's missing hunts; every finished one is written as soon as it is back.
+
+    ``on_hunt(done, total)`` is called as hunts finish (for a progress bar). On Ctrl-C, a dead
+    worker or any error, the hunts in flight are marked interrupted and CampaignInterrupted is
+    raised: a re-run of the same campaign finishes them.
+    """
+    h = cached_history(spec.history)
+    campaign_id = store.open_campaign(name=spec.name, key=spec.key(h), spec=spec.as_dict(),
+                                      hunts=spec.hunts)
+    run = CampaignRun(campaign_id)
+    start = time.perf_counter()
+    todo, run.kept, run.held_elsewhere = plan(spec, store.campaign_hunts(campaign_id), store)
+    logged = _logged_fields(spec, h)
+    executor = executor or InlineExecutor()
+    pending: dict[Future, int] = {}
+    slots = iter(todo)
+    try:
+        _fill(spec, store, executor, pending, slots, queue, logged, run)
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                hunt_id = pending.pop(future)
+                outcome = future.result()
+                t0 = time.perf_counter()
+                store.record_hunt(hunt_id, **outcome)
+                run.db_seconds += time.perf_counter() - t0
+                run.ran += 1
+                if on_hunt is not None:
+                    on_hunt(run.ran, len(todo))
+            _fill(spec, store, executor, pending, slots, queue, logged, run)
+    except BaseException as exc:
+        for future in pending:
+            future.cancel()
+        marked = store.interrupt_claims(campaign_id, claimant())
+        message = (f"campaign {campaign_id} stopped ({_reason(exc)}): {run.ran + run.kept} "
+                   f"hunts kept, {marked} marked interrupted; run the same command "
+                   "again to finish it")
+        raise CampaignInterrupted(message) from exc
+    finally:
+        run.wall_seconds = time.perf_counter() - start
+    return run
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no message'}"
+
+
+def _logged_fields(spec: CampaignSpec, h: History) -> dict[str, Any]:
+    """The hunt-row fields shared by every hunt of the campaign."""
+    good, bad = h.resolve(spec.good), h.resolve(spec.bad)
+    h.check_range(good, bad)
+    truth = h.true_culprit(good, bad)
+    return {"history": h.name, "history_source": h.source, "good": spec.good, "bad": spec.bad,
+            "good_sha": h.shas[good], "bad_sha": h.shas[bad],
+            "true_culprit_sha": h.shas[truth] if truth is not None else None}
+
+
+def _fill(spec: CampaignSpec, store: Store, executor: Executor, pending: dict[Future, int],
+          slots: Iterator[tuple[Lane, int]], queue: int, logged: dict[str, Any],
+          run: CampaignRun) -> None:
+    """Claim slots and hand them to the executor until ``queue`` hunts are in flight."""
+    while len(pending) < queue:
+        slot = next(slots, None)
+        if slot is None:
+            return
+        lane, index = slot
+        task = spec.task(lane, index)
+        params = _params(task)
+        t0 = time.perf_counter()
+        hunt_id = store.claim_hunt(
+            campaign_id=run.campaign_id, label=lane.slot, index=index, claimed_by=claimant(),
+            strategy=lane.strategy, params=params, seed=task.seed, **logged)
+        run.db_seconds += time.perf_counter() - t0
+        if hunt_id is None:
+            run.held_elsewhere += 1
+            continue
+        pending[executor.submit(run_hunt, task)] = hunt_id
+
+
+def _params(task: HuntTask) -> dict[str, Any]:
+    """The hunt's logged parameters (the same for every hunt of a lane)."""
+    return _lane_params(replace(task, seed=0))
+
+
+@lru_cache(maxsize=64)
+def _lane_params(task: HuntTask) -> dict[str, Any]:
+    setup = task.setup()
+    strategy, *_ = setup.prepare()
+    return setup.params(strategy)
+
+
+# the table --------------------------------------------------------------------------------------
+
+def lane_rows(spec: CampaignSpec, rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The finished hunts of each lane of the spec (by label), from the hunts table."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for lane in spec.lanes:
+        out[lane.label] = [r for r in rows if r["campaign_label"] == lane.slot
+                           and r["campaign_index"] < spec.hunts and r["status"] in FINISHED]
+    return out
+
+
+def summarise_hunts(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Accuracy (95% interval), tests, boots, installs, adapters, aborts and lab days."""
+    n = len(rows)
+    correct = sum(bool(r["correct"]) for r in rows)
+    lo, hi = wilson(correct, n)
+    out: dict[str, Any] = {"hunts": n, "accuracy": correct / n if n else 0.0,
+                           "accuracy_95": [lo, hi],
+                           "aborted": sum(r["status"] == "aborted" for r in rows),
+                           "inconclusive": sum(r["status"] == "inconclusive" for r in rows)}
+    for key in ("tests", "boots", "installs", "adapters"):
+        _stats(out, key, [r[key] for r in rows])
+    _stats(out, "lab_days", [r["lab_minutes"] / MINUTES_PER_DAY for r in rows])
+    return out
+
+
+def _stats(out: dict[str, Any], key: str, values: list[float]) -> None:
+    v = np.asarray(values, dtype=float)
+    out[f"{key}_mean"] = float(v.mean()) if len(v) else 0.0
+    out[f"{key}_p90"] = float(np.percentile(v, 90)) if len(v) else 0.0
+    out[f"{key}_max"] = float(v.max()) if len(v) else 0.0
+
+
+def campaign_table(spec: CampaignSpec, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One summary per strategy of the spec, from the database's hunts."""
+    return [{"strategy": label, **summarise_hunts(hunts)}
+            for label, hunts in lane_rows(spec, rows).items()]
+
+
+def spec_from_dict(d: dict[str, Any], lanes: tuple[Lane, ...] | None = None) -> CampaignSpec:
+    """A spec back from its logged form (``query campaign`` rebuilds the table with it)."""
+    logged = tuple(Lane(ln["label"], ln["strategy"], tuple(sorted(ln["options"].items())))
+                   for ln in d["lanes"])
+    return CampaignSpec(d["name"], d["history"], d["good"], d["bad"], lanes or logged,
+                        d["hunts"], d["seed"], d["rigs"], d["adapters"], d["arch"],
+                        Costs(**d["costs"]))

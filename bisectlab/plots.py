@@ -1,0 +1,123 @@
+"""Pictures (matplotlib, no display): a campaign's costs per strategy, and one hunt's posterior."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bisectlab.campaign import MINUTES_PER_DAY
+from bisectlab.errors import BisectlabError
+from bisectlab.replay import Retrace
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: Path) -> None:
+    try:
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+    except OSError as exc:
+        raise BisectlabError(f"cannot write plot {path}: {exc.strerror or exc}") from None
+    finally:
+        _pyplot().close(fig)
+
+
+def check_plot_path(path: Path) -> None:
+    """Refuse a plot path before any work: it must end in .png, in a directory that exists."""
+    if path.suffix.lower() != ".png":
+        raise BisectlabError(f"plot file must end in .png: {path}")
+    if not path.parent.is_dir():
+        raise BisectlabError(f"cannot write plot {path}: directory {path.parent} does not exist")
+
+
+def plot_campaign(title: str, lanes: dict[str, list[dict[str, Any]]], path: Path) -> None:
+    """Tests against adapters destroyed (one point per hunt, means marked) and lab days."""
+    plt = _pyplot()
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 5.5), gridspec_kw={"width_ratios": [3, 2]})
+    rng = np.random.default_rng(0)
+    labels = list(lanes)
+    for i, label in enumerate(labels):
+        rows = lanes[label]
+        if not rows:
+            continue
+        tests = np.array([r["tests"] for r in rows], dtype=float)
+        adapters = np.array([r["adapters"] for r in rows], dtype=float)
+        colour = f"C{i}"
+        jitter = rng.uniform(-0.25, 0.25, len(rows))
+        ax.scatter(tests, adapters + jitter, s=9, alpha=0.35, color=colour, label=label)
+        ax.scatter([tests.mean()], [adapters.mean()], s=160, marker="X", color=colour,
+                   edgecolor="black", linewidth=1.0, zorder=5)
+    ax.set_xscale("log")
+    ax.set_xlabel("tests per hunt (installs, log scale)")
+    ax.set_ylabel("adapters destroyed per hunt")
+    ax.set_title("Cost of each hunt (X: mean)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    days = [np.array([r["lab_minutes"] for r in lanes[lb]], dtype=float) / MINUTES_PER_DAY
+            for lb in labels]
+    shown = [(lb, d) for lb, d in zip(labels, days, strict=True) if len(d)]
+    if shown:
+        bx.boxplot([d for _, d in shown], orientation="horizontal", whis=(5, 95), showmeans=True)
+        bx.set_yticks(range(1, len(shown) + 1), [lb for lb, _ in shown], fontsize=8)
+    bx.set_xlabel("lab days per hunt (box: quartiles, whiskers: 5-95%, triangle: mean)")
+    bx.set_title("Lab time")
+    bx.grid(alpha=0.3, axis="x")
+    fig.suptitle(title)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_hunt(title: str, trace: Retrace, path: Path) -> None:
+    """One hunt: the posterior over the range after each test, tests marked, adapters dying."""
+    plt = _pyplot()
+    from matplotlib.colors import LogNorm
+
+    fig, (ax, bx) = plt.subplots(2, 1, figsize=(12, 7.5), sharex=True,
+                                 gridspec_kw={"height_ratios": [3, 1]})
+    beliefs = np.maximum(trace.beliefs, 1e-6)
+    steps = np.arange(len(beliefs))
+    image = ax.imshow(beliefs.T, aspect="auto", origin="lower", interpolation="nearest",
+                      norm=LogNorm(vmin=1e-6, vmax=1.0), cmap="magma",
+                      extent=(-0.5, len(beliefs) - 0.5, -0.5, beliefs.shape[1] - 0.5))
+    fig.colorbar(image, ax=ax, label="P(culprit = commit)", pad=0.01)
+    position = {int(c): i for i, c in enumerate(trace.commits)}
+    by_sha = {sha: i for i, sha in enumerate(trace.history.shas)}
+    tested = [position.get(by_sha[t["commit_sha"]], np.nan) for t in trace.tests]
+    failed = np.array([t["failed"] for t in trace.tests], dtype=bool)
+    x = steps[1:]
+    y = np.array(tested, dtype=float)
+    ax.scatter(x[~failed], y[~failed], marker="o", s=22, facecolor="none", edgecolor="lime",
+               label="tested: all boots passed")
+    ax.scatter(x[failed], y[failed], marker="x", s=30, color="cyan",
+               label="tested: an adapter died")
+    if trace.truth is not None and trace.truth in position:
+        ax.axhline(position[trace.truth], color="white", linestyle="--", linewidth=0.8,
+                   label="true culprit")
+    ax.set_ylabel("candidate commit (oldest at the bottom)")
+    ax.set_title("Posterior over the range after each test")
+    ax.legend(loc="upper right", fontsize=8, facecolor="grey", framealpha=0.6)
+    died = np.cumsum([t["adapters_destroyed"] for t in trace.tests])
+    bx.step(np.concatenate([[0], x]), np.concatenate([[0], died]), where="post",
+            color="firebrick", label="adapters destroyed")
+    top = beliefs.max(axis=1)
+    bx2 = bx.twinx()
+    bx2.plot(steps, top, color="navy", label="top candidate's probability")
+    bx2.set_ylim(0, 1.02)
+    bx2.set_ylabel("top probability")
+    bx.set_xlabel("tests")
+    bx.set_ylabel("adapters destroyed")
+    bx.grid(alpha=0.3)
+    lines = bx.get_legend_handles_labels()
+    lines2 = bx2.get_legend_handles_labels()
+    bx.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="center right", fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    _save(fig, path)

@@ -1,0 +1,155 @@
+"""Logged hunts read back: re-run one step for step, or retrace what its strategy believed.
+
+A hunt's row holds its history, range, strategy with options, lab and seed, so the simulation can
+run it again. :func:`replay_hunt` does, comparing every test with the log (the commit, the rig,
+each boot's seed and outcome, the adapters destroyed) and reports identical or the first step
+that differs. :func:`retrace` feeds the logged observations to a fresh strategy and keeps its
+belief over the candidates after each test (for ``bisectlab report --plot``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bisectlab.driver import HuntSetup, drive, logged_test, logged_verdict
+from bisectlab.errors import StoreError
+from bisectlab.history import History, load_history
+from bisectlab.lab import TestResult
+from bisectlab.store import Store
+from bisectlab.strategies import Observation, SearchSpace, make_strategy
+
+BOOT_FIELDS = ("attempt", "seed", "bricked", "adapter_serial")
+
+
+@dataclass(frozen=True)
+class ReplayReport:
+    """The outcome of re-running a logged hunt."""
+
+    hunt_id: int
+    identical: bool
+    compared: int
+    step: int | None = None
+    difference: str = ""
+
+    def describe(self) -> str:
+        if self.identical:
+            return f"hunt {self.hunt_id}: identical ({self.compared} tests, same boots, same verdict)"
+        return f"hunt {self.hunt_id}: diverges at test {self.step}: {self.difference}"
+
+
+class _Diverged(Exception):
+    def __init__(self, step: int, difference: str):
+        super().__init__(difference)
+        self.step, self.difference = step, difference
+
+
+class _LogEnds(Exception):
+    """The log of an unfinished hunt ends here."""
+
+
+def logged_history(store: Store, hunt: dict[str, Any]) -> History:
+    """The hunt's history, checked to be the one it ran on."""
+    h = load_history(hunt["history_source"])
+    for ref, sha in ((hunt["good"], hunt["good_sha"]), (hunt["bad"], hunt["bad_sha"])):
+        if h.shas[h.resolve(ref)] != sha:
+            raise StoreError(f"hunt {hunt['id']}: history {hunt['history_source']} has changed "
+                             f"since it was logged ({ref} is no longer {sha[:12]})")
+    return h
+
+
+def logged_tests(store: Store, hunt_id: int) -> list[dict[str, Any]]:
+    """The hunt's tests in order, each with its boots."""
+    tests = sorted(store.tests(hunt_id), key=lambda t: t["seq"])
+    return [{**t, "boot_rows": store.boots(t["id"])} for t in tests]
+
+
+def replay_hunt(store: Store, hunt_id: int) -> ReplayReport:
+    """Run a logged hunt again and compare it with its log, test by test and boot by boot."""
+    hunt = store.hunt(hunt_id)
+    h = logged_history(store, hunt)
+    setup = HuntSetup.from_logged(h, hunt)
+    strategy, lab, good, bad = setup.prepare()
+    recorded = logged_tests(store, hunt_id)
+    finished = hunt["status"] not in ("running", "interrupted")
+
+    def check(seq: int, result: TestResult) -> None:
+        if seq > len(recorded):
+            if not finished:
+                raise _LogEnds
+            raise _Diverged(seq, "the log ends here, the replay goes on testing")
+        difference = compare_test(recorded[seq - 1], logged_test(h, seq, result))
+        if difference:
+            raise _Diverged(seq, difference)
+
+    try:
+        verdict, _ = drive(strategy, lab, check)
+    except _LogEnds:
+        return ReplayReport(hunt_id, True, len(recorded))
+    except _Diverged as d:
+        return ReplayReport(hunt_id, False, d.step - 1, d.step, d.difference)
+    if len(recorded) > 0 and not finished:
+        return ReplayReport(hunt_id, True, len(recorded))
+    ran = len(strategy.history)
+    if ran < len(recorded):
+        return ReplayReport(hunt_id, False, ran, ran + 1,
+                            f"the replay stops after {ran} tests, the log goes on")
+    got = logged_verdict(h, verdict, None)
+    for key in ("status", "culprit_sha"):
+        if got[key] != hunt[key]:
+            return ReplayReport(hunt_id, False, ran, None,
+                                f"same tests, but verdict {key} {got[key]} (logged {hunt[key]})")
+    return ReplayReport(hunt_id, True, ran)
+
+
+def compare_test(logged: dict[str, Any], replayed: dict[str, Any]) -> str:
+    """How a replayed test differs from the logged one ('' if it does not)."""
+    if logged["commit_sha"] != replayed["commit_sha"]:
+        return (f"logged {logged['commit_sha'][:12]} ({logged['commit_subject']}), replay tests "
+                f"{replayed['commit_sha'][:12]} ({replayed['commit_subject']})")
+    if logged["rig"] != replayed["rig"]:
+        return f"logged on {logged['rig']}, replay on {replayed['rig']}"
+    boots_logged, boots_now = logged["boot_rows"], replayed["boots"]
+    for i, (a, b) in enumerate(zip(boots_logged, boots_now, strict=False), start=1):
+        for key in BOOT_FIELDS:
+            if a[key] != b[key]:
+                return f"boot {i}: logged {key}={a[key]}, replay {key}={b[key]}"
+    if len(boots_logged) != len(boots_now):
+        return f"logged {len(boots_logged)} boots, replay {len(boots_now)}"
+    destroyed = [s for s in logged.get("destroyed_serials", "").split(",") if s]
+    if destroyed != replayed["adapters_destroyed"]:
+        return f"logged adapters destroyed {destroyed}, replay {replayed['adapters_destroyed']}"
+    return ""
+
+
+@dataclass
+class Retrace:
+    """What a strategy believed over the candidates after each logged test."""
+
+    history: History
+    commits: np.ndarray            # candidates, oldest first (topological order)
+    beliefs: np.ndarray            # (tests + 1, candidates): before any test, then after each
+    tests: list[dict[str, Any]]
+    culprit: int | None            # the verdict's commit, if any
+    truth: int | None
+
+
+def retrace(store: Store, hunt_id: int) -> Retrace:
+    """Feed the logged tests to a fresh strategy and record its belief after each."""
+    hunt = store.hunt(hunt_id)
+    h = logged_history(store, hunt)
+    setup = HuntSetup.from_logged(h, hunt)
+    good, bad = h.resolve(hunt["good"]), h.resolve(hunt["bad"])
+    strategy = make_strategy(setup.strategy, SearchSpace(h.parents, [good], bad), **setup.options)
+    tests = logged_tests(store, hunt_id)
+    by_sha = {sha: i for i, sha in enumerate(h.shas)}
+    beliefs = [strategy.belief()]
+    for t in tests:
+        strategy.observe(Observation(by_sha[t["commit_sha"]], t["boots"], t["failures"]))
+        beliefs.append(strategy.belief())
+    sha = hunt["culprit_sha"]
+    truth = hunt["true_culprit_sha"]
+    return Retrace(h, strategy.space.commits, np.array(beliefs), tests,
+                   by_sha[sha] if sha else None, by_sha[truth] if truth else None)

@@ -1,0 +1,294 @@
+"""Campaigns (`replay intel-lab`, `replay campaign`), `replay hunt` and `report`, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bisectlab.campaign import CampaignInterrupted, CampaignSpec, Lane, local_executor, run_campaign
+from bisectlab.cli import cli
+from bisectlab.store import Store
+
+SLOT_COLUMNS = ("campaign_label", "campaign_index", "seed", "status", "culprit_sha", "correct",
+                "confidence", "tests", "boots", "installs", "adapters", "lab_minutes")
+
+
+@pytest.fixture
+def run(tmp_path, monkeypatch):
+    """Invoke the CLI in tmp_path with its default database there."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BISECTLAB_DB", raising=False)
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(cli, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.fixture
+def small(run, tmp_path) -> Path:
+    """A generated 400-commit history with a rate bug (p = 0.5), as a scenario file."""
+    path = tmp_path / "k400.toml"
+    result = run("history", "generate", "--commits", "400", "--seed", "3", "--bug", "rate",
+                 "--detect", "0.5", "-o", str(path))
+    assert result.exit_code == 0, result.stderr
+    return path
+
+
+def campaign(run, history: Path, *extra: str, db: str = "c.sqlite"):
+    return run("replay", "campaign", "--history", str(history), "--rigs", "2", "--adapters", "30",
+               "--db", db, "-q", *extra)
+
+
+def slots(db: Path) -> list[tuple]:
+    """Every campaign hunt's slot and results, in slot order (ids and times left out)."""
+    with sqlite3.connect(db) as con:
+        rows = con.execute(f"SELECT {', '.join(SLOT_COLUMNS)} FROM hunts "
+                           "ORDER BY campaign_label, campaign_index").fetchall()
+    return rows
+
+
+def boots_by_slot(db: Path) -> list[tuple]:
+    with sqlite3.connect(db) as con:
+        return con.execute(
+            "SELECT h.campaign_label, h.campaign_index, t.seq, t.commit_sha, b.attempt, b.seed, "
+            "b.bricked, b.adapter_serial FROM boots b JOIN tests t ON b.test_id = t.id "
+            "JOIN hunts h ON t.hunt_id = h.id ORDER BY 1, 2, 3, 5").fetchall()
+
+
+def test_campaign_table_matches_query(run, small):
+    result = campaign(run, small, "--hunts", "6", "--strategy", "git", "--strategy", "bayes",
+                      "--workers", "1", "--json")
+    assert result.exit_code == 0, result.stderr
+    table = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [t["strategy"] for t in table] == ["git", "bayes"]
+    assert all(t["hunts"] == 6 for t in table)
+    queried = json.loads(run("query", "campaigns", "--campaign", "1", "--db", "c.sqlite",
+                             "--format", "json").stdout)
+    assert [{k: v for k, v in t.items() if k != "campaign"} for t in table] == queried
+    hunts = json.loads(run("query", "hunts", "--campaign", "1", "--db", "c.sqlite",
+                           "--format", "json").stdout)
+    assert len(hunts) == 12 and {h["status"] for h in hunts} <= {"found", "aborted"}
+    bayes = [h for h in hunts if h["strategy"] == "bayes"]
+    assert table[1]["boots_mean"] == pytest.approx(sum(h["boots"] for h in bayes) / 6)
+    assert table[1]["accuracy"] == sum(bool(h["correct"]) for h in bayes) / 6
+    listed = run("query", "campaigns", "--db", "c.sqlite").stdout
+    assert "kernel-400-s3" in listed and "git bayes" in listed
+
+
+def test_same_results_whatever_the_workers(run, small, tmp_path):
+    args = ("--hunts", "4", "--strategy", "git", "--strategy", "bayes:boots-per-install=3")
+    assert campaign(run, small, *args, "--workers", "1", db="one.sqlite").exit_code == 0
+    assert campaign(run, small, *args, "--workers", "2", db="two.sqlite").exit_code == 0
+    assert slots(tmp_path / "one.sqlite") == slots(tmp_path / "two.sqlite")
+    assert boots_by_slot(tmp_path / "one.sqlite") == boots_by_slot(tmp_path / "two.sqlite")
+    assert len(slots(tmp_path / "one.sqlite")) == 8
+
+
+def test_dask_cluster_gives_the_same_hunts(run, small, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    args = ("--hunts", "3", "--strategy", "bayes:boots-per-install=3")
+    assert campaign(run, small, *args, "--workers", "1", db="local.sqlite").exit_code == 0
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        result = campaign(run, small, *args, "--scheduler", cluster.scheduler_address,
+                          db="dask.sqlite")
+    assert result.exit_code == 0, result.stderr
+    assert slots(tmp_path / "local.sqlite") == slots(tmp_path / "dask.sqlite")
+    assert boots_by_slot(tmp_path / "local.sqlite") == boots_by_slot(tmp_path / "dask.sqlite")
+
+
+def test_rerun_runs_only_what_is_missing(run, small, tmp_path):
+    first = campaign(run, small, "--hunts", "3", "--strategy", "git", "--workers", "1")
+    assert "3 hunts run now (0 kept" in first.stderr
+    again = campaign(run, small, "--hunts", "3", "--strategy", "git", "--workers", "1")
+    assert "0 hunts run now (3 kept" in again.stderr
+    more = campaign(run, small, "--hunts", "5", "--strategy", "git", "--strategy", "retry:k=4",
+                    "--workers", "1")
+    assert "7 hunts run now (3 kept" in more.stderr
+    assert len(slots(tmp_path / "c.sqlite")) == 10
+    campaigns = json.loads(run("query", "campaigns", "--db", "c.sqlite", "--format",
+                               "json").stdout)
+    assert len(campaigns) == 1 and campaigns[0]["hunts"] == 5
+    assert campaigns[0]["strategies"] == "git retry:k=4"
+
+
+def test_interrupted_campaign_is_consistent_and_finishes_on_rerun(small, tmp_path):
+    lanes = (Lane("bayes", "bayes", (("boots_per_install", 3),)),)
+    spec = CampaignSpec("kernel-400-s3", str(small), "v1.0", "v1.1", lanes, hunts=8, seed=5, rigs=2,
+                        adapters=30)
+
+    def stop_after_two(done: int, total: int) -> None:
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with Store(f"sqlite:///{tmp_path / 'cut.sqlite'}") as store:
+        executor, queue = local_executor(2)
+        with pytest.raises(CampaignInterrupted, match=r"2 hunts kept, [1-4] marked interrupted"):
+            run_campaign(spec, store, executor, queue, on_hunt=stop_after_two)
+        executor.shutdown(cancel_futures=True)
+        statuses = sorted(h["status"] for h in store.hunts())
+        assert statuses.count("interrupted") >= 1 and "running" not in statuses
+        assert len([s for s in statuses if s != "interrupted"]) == 2
+        finished = run_campaign(spec, store)
+        assert (finished.ran, finished.kept) == (6, 2)
+    with Store(f"sqlite:///{tmp_path / 'clean.sqlite'}") as store:
+        run_campaign(spec, store)
+    assert slots(tmp_path / "cut.sqlite") == slots(tmp_path / "clean.sqlite")
+    assert boots_by_slot(tmp_path / "cut.sqlite") == boots_by_slot(tmp_path / "clean.sqlite")
+
+
+def test_replay_hunt_identical_for_bisect_and_campaign_hunts(run, small, tmp_path):
+    bisected = run("bisect", "v1.0", "v1.1", "--history", str(small), "--seed", "11",
+                   "--rigs", "2", "--boots-per-install", "2", "--db", "c.sqlite", "-q")
+    assert bisected.exit_code in (0, 1), bisected.stderr
+    assert campaign(run, small, "--hunts", "2", "--strategy", "bayes", "--strategy", "retry:k=3",
+                    "--workers", "1").exit_code == 0
+    for hunt_id in range(1, 6):
+        result = run("replay", "hunt", str(hunt_id), "--db", "c.sqlite")
+        assert result.exit_code == 0, result.stdout
+        assert result.stdout.startswith(f"hunt {hunt_id}: identical (")
+
+
+def test_replay_hunt_reports_a_changed_boot_at_its_step(run, small, tmp_path):
+    run("bisect", "v1.0", "v1.1", "--history", str(small), "--seed", "11", "--db", "c.sqlite",
+        "-q")
+    shutil.copy(tmp_path / "c.sqlite", tmp_path / "copy.sqlite")
+    with sqlite3.connect(tmp_path / "copy.sqlite") as con:
+        seq, boot_id = con.execute("SELECT t.seq, b.id FROM boots b JOIN tests t "
+                                   "ON b.test_id = t.id WHERE b.bricked = 0 "
+                                   "ORDER BY t.seq LIMIT 1 OFFSET 4").fetchone()
+        con.execute("UPDATE boots SET bricked = 1 WHERE id = ?", (boot_id,))
+    result = run("replay", "hunt", "1", "--db", "copy.sqlite")
+    assert result.exit_code == 1
+    assert result.stdout.strip() == (f"hunt 1: diverges at test {seq}: boot 1: logged "
+                                     "bricked=True, replay bricked=False")
+    assert run("replay", "hunt", "1", "--db", "c.sqlite").exit_code == 0
+
+
+def test_plots_are_written(run, small, tmp_path):
+    result = campaign(run, small, "--hunts", "3", "--strategy", "git", "--strategy", "bayes",
+                      "--workers", "1", "--plot", "camp.png")
+    assert result.exit_code == 0, result.stderr
+    drawn = run("report", "4", "--plot", "hunt.png", "--db", "c.sqlite")
+    assert drawn.exit_code == 0, drawn.stderr
+    assert drawn.stdout.startswith("hunt 4: kernel-400-s3 v1.0..v1.1, bayes")
+    for name in ("camp.png", "hunt.png"):
+        data = (tmp_path / name).read_bytes()
+        assert data.startswith(b"\x89PNG") and len(data) > 20_000
+
+
+@pytest.mark.parametrize("args, message", [
+    (("replay", "hunt", "7"), "error: no hunt 7 in DB"),
+    (("report", "7"), "error: no hunt 7 in DB"),
+    (("replay", "campaign", "v1.0", "--history", "k400.toml"),
+     "error: give both GOOD and BAD, or neither"),
+    (("replay", "campaign", "--history", "k400.toml", "--strategy", "nope"),
+     "error: unknown strategy 'nope' (known: bayes, git, retry)"),
+    (("replay", "campaign", "--history", "k400.toml", "--strategy", "git", "--strategy", "git"),
+     "error: the same strategy is asked for twice"),
+    (("replay", "campaign", "--history", "k400.toml", "--plot", "no/such/dir.png"),
+     "error: cannot write plot no/such/dir.png: directory no/such does not exist"),
+    (("replay", "intel-lab", "--plot", "out.pdf"), "error: plot file must end in .png: out.pdf"),
+    (("query", "campaigns", "--campaign", "3"), "error: no campaign 3 in DB"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(run, small, tmp_path, args, message):
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = run(*args)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == message
+    after = sorted(p.name for p in tmp_path.iterdir())
+    assert [p for p in after if p not in before and not p.startswith("bisectlab.sqlite")] == []
+    if (tmp_path / "bisectlab.sqlite").exists():
+        with sqlite3.connect(tmp_path / "bisectlab.sqlite") as con:
+            assert con.execute("SELECT count(*) FROM hunts").fetchone() == (0,)
+
+
+def test_claims_of_dead_processes_are_run_again_others_are_left(run, small, tmp_path):
+    import socket
+    import subprocess
+
+    assert campaign(run, small, "--hunts", "3", "--strategy", "git", "--workers", "1").exit_code == 0
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    with sqlite3.connect(tmp_path / "c.sqlite") as con:
+        con.execute("UPDATE hunts SET status = 'running', claimed_by = ? WHERE id = 1",
+                    (f"{socket.gethostname()}:{dead.pid}",))
+        con.execute("UPDATE hunts SET status = 'running', claimed_by = 'elsewhere:1' WHERE id = 2")
+    again = campaign(run, small, "--hunts", "3", "--strategy", "git", "--workers", "1")
+    assert "1 hunts run now (1 kept" in again.stderr
+    with sqlite3.connect(tmp_path / "c.sqlite") as con:
+        rows = con.execute("SELECT campaign_index, status FROM hunts ORDER BY campaign_index")
+        assert rows.fetchall() == [(0, "found"), (1, "running"), (2, "found")]
+
+
+def _start(args: list[str], cwd: Path):
+    import subprocess
+    import sys
+
+    code = "from bisectlab.cli import main; main()"
+    return subprocess.Popen([sys.executable, "-c", code, *args], cwd=cwd, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+
+
+def _wait_for_finished_hunts(db: Path, count: int, proc) -> None:
+    import time
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if db.exists():
+            try:
+                with sqlite3.connect(db, timeout=5) as con:
+                    done = con.execute("SELECT count(*) FROM hunts WHERE status != 'running' "
+                                       "AND status != 'interrupted'").fetchone()[0]
+            except sqlite3.OperationalError:
+                done = 0
+            if done >= count:
+                return
+        time.sleep(0.05)
+    raise AssertionError("the campaign did not get going")
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "killed worker"])
+def test_a_stopped_campaign_process_keeps_a_consistent_database(run, small, tmp_path, how):
+    import os
+    import signal
+
+    psutil = pytest.importorskip("psutil")
+    args = ["replay", "campaign", "--history", str(small), "--hunts", "150", "--strategy",
+            "bayes", "--workers", "2", "--rigs", "2", "--db", "c.sqlite", "-q"]
+    proc = _start(args, tmp_path)
+    _wait_for_finished_hunts(tmp_path / "c.sqlite", 3, proc)
+    if how == "ctrl-c":
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        psutil.Process(proc.pid).children()[0].kill()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == (130 if how == "ctrl-c" else 1), err
+    reason = "interrupted" if how == "ctrl-c" else "BrokenProcessPool"
+    assert err.strip().startswith(f"error: campaign 1 stopped ({reason}")
+    assert err.strip().endswith("run the same command again to finish it")
+    assert "Traceback" not in err
+    with sqlite3.connect(tmp_path / "c.sqlite") as con:
+        statuses = dict(con.execute("SELECT status, count(*) FROM hunts GROUP BY status"))
+        orphans = con.execute("SELECT count(*) FROM tests t WHERE NOT EXISTS "
+                              "(SELECT 1 FROM hunts h WHERE h.id = t.hunt_id)").fetchone()[0]
+        half_written = con.execute("SELECT count(*) FROM hunts h WHERE status = 'interrupted' "
+                                   "AND EXISTS (SELECT 1 FROM tests t WHERE t.hunt_id = h.id)")
+        assert half_written.fetchone()[0] == 0
+    assert "running" not in statuses and statuses.get("interrupted", 0) >= 1
+    assert statuses.get("found", 0) + statuses.get("aborted", 0) >= 3 and orphans == 0
+    kept = statuses.get("found", 0) + statuses.get("aborted", 0)
+    finish = run(*args[:-1], "--workers", "1", "-q")
+    assert finish.exit_code == 0, finish.stderr + finish.stdout
+    assert f"{150 - kept} hunts run now ({kept} kept" in finish.stderr
+    clean = [*args[:-3], "--db", "clean.sqlite", "-q"]
+    assert run(*clean).exit_code == 0
+    assert slots(tmp_path / "c.sqlite") == slots(tmp_path / "clean.sqlite")
