@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -137,7 +138,10 @@ def run_hunt(task: HuntTask) -> dict[str, Any]:
     h = setup.history
     tests: list[dict[str, Any]] = []
     verdict, totals = drive(strategy, lab, lambda seq, r: tests.append(logged_test(h, seq, r)))
-    return {"adapter_serials": lab.box.serials, "tests": tests,
+    serials = lab.box.serials
+    if lab.box.count is None:  # a bottomless box: log the adapters that were used
+        serials = list(dict.fromkeys(b["adapter_serial"] for t in tests for b in t["boots"]))
+    return {"adapter_serials": serials, "tests": tests,
             "verdict": {**logged_verdict(h, verdict, h.true_culprit(good, bad)),
                         "lab_minutes": totals.lab_minutes}}
 
@@ -286,16 +290,17 @@ def run_campaign(spec: CampaignSpec, store: Store, executor: Executor | None = N
         _fill(spec, store, executor, pending, slots, queue, logged, run)
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            finished = [(pending[f], f.result()) for f in done]
+            t0 = time.perf_counter()
+            store.record_hunts(finished)
+            run.db_seconds += time.perf_counter() - t0
             for future in done:
-                hunt_id = pending.pop(future)
-                outcome = future.result()
-                t0 = time.perf_counter()
-                store.record_hunt(hunt_id, **outcome)
-                run.db_seconds += time.perf_counter() - t0
-                run.ran += 1
-                if on_hunt is not None:
-                    on_hunt(run.ran, len(todo))
-            _fill(spec, store, executor, pending, slots, queue, logged, run)
+                del pending[future]
+            run.ran += len(finished)
+            if on_hunt is not None:
+                on_hunt(run.ran, len(todo))
+            if len(pending) <= queue // 2:
+                _fill(spec, store, executor, pending, slots, queue, logged, run)
     except BaseException as exc:
         for future in pending:
             future.cancel()
@@ -328,23 +333,24 @@ def _logged_fields(spec: CampaignSpec, h: History) -> dict[str, Any]:
 def _fill(spec: CampaignSpec, store: Store, executor: Executor, pending: dict[Future, int],
           slots: Iterator[tuple[Lane, int]], queue: int, logged: dict[str, Any],
           run: CampaignRun) -> None:
-    """Claim slots and hand them to the executor until ``queue`` hunts are in flight."""
+    """Claim slots (in one transaction) and hand them to the executor, up to ``queue`` in flight."""
     while len(pending) < queue:
-        slot = next(slots, None)
-        if slot is None:
+        batch = list(islice(slots, queue - len(pending)))
+        if not batch:
             return
-        lane, index = slot
-        task = spec.task(lane, index)
-        params = _params(task)
+        tasks = [spec.task(lane, index) for lane, index in batch]
+        claims = [{**logged, "campaign_id": run.campaign_id, "campaign_label": lane.slot,
+                   "campaign_index": index, "claimed_by": claimant(), "strategy": lane.strategy,
+                   "params": _params(task), "seed": task.seed}
+                  for (lane, index), task in zip(batch, tasks, strict=True)]
         t0 = time.perf_counter()
-        hunt_id = store.claim_hunt(
-            campaign_id=run.campaign_id, label=lane.slot, index=index, claimed_by=claimant(),
-            strategy=lane.strategy, params=params, seed=task.seed, **logged)
+        ids = store.claim_hunts(claims)
         run.db_seconds += time.perf_counter() - t0
-        if hunt_id is None:
-            run.held_elsewhere += 1
-            continue
-        pending[executor.submit(run_hunt, task)] = hunt_id
+        for hunt_id, task in zip(ids, tasks, strict=True):
+            if hunt_id is None:
+                run.held_elsewhere += 1
+            else:
+                pending[executor.submit(run_hunt, task)] = hunt_id
 
 
 def _params(task: HuntTask) -> dict[str, Any]:

@@ -785,11 +785,17 @@ def report(hunt_id: int, plot_path: Path | None, db_url: str | None) -> None:
 
 @cli.command()
 @click.option("--quick", is_flag=True, help="Smaller samples (for a smoke run).")
+@click.option("--campaign", is_flag=True,
+              help="Campaign throughput instead: hunts/s with 1 and 2 workers, database share.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
-def perf(quick: bool, as_json: bool) -> None:
-    """Benchmark: boots per second, history generation and git decision times."""
-    from bisectlab.perf import format_report, run_perf
+def perf(quick: bool, campaign: bool, as_json: bool) -> None:
+    """Benchmark: boots per second, history generation and decision times (or --campaign)."""
+    from bisectlab.perf import campaign_throughput, format_campaign, format_report, run_perf
 
+    if campaign:
+        report = campaign_throughput(hunts=20 if quick else 150, rounds=1 if quick else 3)
+        click.echo(json.dumps(report, indent=2) if as_json else format_campaign(report))
+        return
     report = run_perf(quick=quick)
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
 

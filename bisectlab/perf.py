@@ -132,3 +132,64 @@ def format_report(r: dict[str, Any]) -> str:
                  f"{g['decision_median_s'] / t['git_decision_1e5_s']:.2f}  "
                  f"{'ok' if t['git_ok'] else 'MISSED'}")
     return "\n".join(lines)
+
+
+TARGET_CAMPAIGN_SPEEDUP = 1.8
+
+
+def campaign_throughput(hunts: int = 150, rounds: int = 3, workers: tuple[int, ...] = (1, 2),
+                        commits: int = 1000, detect: float = 0.5) -> dict[str, Any]:
+    """Hunts per second of a bayes campaign with 1 and 2 workers, and the database's share.
+
+    Each round runs every worker count once, side by side, into a fresh SQLite database; the
+    figures are medians over rounds. The database share is the time this process spent
+    claiming and writing hunts over the wall time.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from bisectlab.campaign import CampaignSpec, Lane, local_executor, run_campaign
+    from bisectlab.store import Store
+    from bisectlab.summary import generated_recipe
+
+    with tempfile.TemporaryDirectory(prefix="bisectlab-perf-") as folder:
+        scenario = Path(folder) / "k.toml"
+        scenario.write_text(generated_recipe(commits, 1, None, "rate", detect, 0.0))
+        from bisectlab.history import load_history
+
+        good, bad = load_history(str(scenario)).advertised[0]
+        spec = CampaignSpec("perf", str(scenario), good, bad, (Lane("bayes", "bayes"),),
+                            hunts=hunts, rigs=1, adapters=None)
+        runs: dict[int, list[Any]] = {w: [] for w in workers}
+        for r in range(rounds):
+            for w in workers:
+                with Store(f"sqlite:///{folder}/r{r}w{w}.sqlite") as store:
+                    executor, queue = local_executor(w)
+                    try:
+                        runs[w].append(run_campaign(spec, store, executor, queue))
+                    finally:
+                        executor.shutdown()
+    out = {"commits": commits, "p": detect, "hunts": hunts, "rounds": rounds, "workers": {}}
+    for w, rs in runs.items():
+        out["workers"][str(w)] = {
+            "hunts_per_s": statistics.median(x.hunts_per_second for x in rs),
+            "db_share": statistics.median(x.db_share for x in rs),
+            "db_ms_per_hunt": statistics.median(1e3 * x.db_seconds / x.ran for x in rs)}
+    first, last = str(workers[0]), str(workers[-1])
+    out["speedup"] = out["workers"][last]["hunts_per_s"] / out["workers"][first]["hunts_per_s"]
+    out["target_speedup"] = TARGET_CAMPAIGN_SPEEDUP
+    return out
+
+
+def format_campaign(r: dict[str, Any]) -> str:
+    """The campaign throughput as readable lines."""
+    lines = [f"bayes campaign, N={r['commits']}, p={r['p']}, {r['hunts']} hunts, medians of "
+             f"{r['rounds']} rounds:"]
+    for w, x in r["workers"].items():
+        lines.append(f"  {w} worker{'s' if w != '1' else ''}: {x['hunts_per_s']:6.2f} hunts/s, "
+                     f"database {x['db_share']:.1%} of the wall time "
+                     f"({x['db_ms_per_hunt']:.1f} ms per hunt)")
+    ok = r["speedup"] >= r["target_speedup"]
+    lines.append(f"  speed-up {r['speedup']:.2f}x (target >= {r['target_speedup']}x)  "
+                 f"{'ok' if ok else 'MISSED'}")
+    return "\n".join(lines)

@@ -55,6 +55,7 @@ ADAPTER_STATES = ("spare", "in_use", "destroyed")
 BOOT_KEYS = ("attempt", "seed", "bricked", "stray_write", "adapter_serial")
 SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 30_000
+SCHEMA_LOCK_KEY = 0x6269736563  # PostgreSQL advisory lock held while the schema is upgraded
 _U64 = 2**64
 _WRITE = "bisectlab_write"  # execution option: this SQLite transaction starts BEGIN IMMEDIATE
 
@@ -455,6 +456,9 @@ class Store:
                 _driver_exec(conn, "PRAGMA foreign_keys = OFF")
             try:
                 with conn.begin():
+                    if conn.dialect.name == "postgresql":  # SQLite's lock is BEGIN IMMEDIATE
+                        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                     {"key": SCHEMA_LOCK_KEY})
                     rev = _schema_revision(conn, self.where)  # again, now under the lock
                     if rev != SCHEMA_HEAD:
                         _run_alembic(conn, rev, self.where)
@@ -571,22 +575,25 @@ class Store:
         with self._session() as s:
             return self._hunt_dicts(s, Hunt.campaign_id == campaign_id)
 
-    def claim_hunt(self, *, campaign_id: int, label: str, index: int, claimed_by: str,
-                   **hunt: Any) -> int | None:
-        """Insert a campaign's hunt as running, or None if another worker holds its slot."""
-        row = Hunt(**{**hunt, "params": json.dumps(hunt["params"], sort_keys=True, default=str),
-                      "seed": _check_seed(hunt["seed"], "hunt seed")},
-                   status="running", campaign_id=campaign_id, campaign_label=label,
-                   campaign_index=index, claimed_by=claimed_by)
-        try:
-            with Session(self._writer) as s, s.begin():
-                s.add(row)
-                s.flush()
-                return row.id
-        except IntegrityError:
-            return None
-        except SQLAlchemyError as exc:
-            raise StoreError(f"database error in {self.where}: {_first_line(exc)}") from None
+    def claim_hunts(self, claims: Sequence[dict[str, Any]]) -> list[int | None]:
+        """Insert campaign hunts as running, in one transaction; None where a slot is taken.
+
+        Each claim holds the hunt's fields, its ``campaign_id``, ``campaign_label``,
+        ``campaign_index`` and ``claimed_by``; a slot another worker holds is skipped.
+        """
+        ids: list[int | None] = []
+        with self._session(write=True) as s:
+            for claim in claims:
+                row = Hunt(**{**claim, "status": "running", "seed": _check_seed(
+                    claim["seed"], "hunt seed"), "params": json.dumps(
+                        claim["params"], sort_keys=True, default=str)})
+                try:
+                    with s.begin_nested():
+                        s.add(row)
+                    ids.append(row.id)
+                except IntegrityError:
+                    ids.append(None)
+        return ids
 
     def drop_hunts(self, hunt_ids: Sequence[int]) -> None:
         """Delete unfinished hunts (with their tests, boots and adapters) to run them again."""
@@ -608,34 +615,43 @@ class Store:
                 .values(status="interrupted", note=note, finished_at=_now()))
             return result.rowcount
 
-    def record_hunt(self, hunt_id: int, *, adapter_serials: list[str], tests: list[dict],
-                    verdict: dict) -> None:
-        """A claimed hunt's box, every test and the verdict, in one transaction (bulk inserts)."""
+    def record_hunts(self, outcomes: Sequence[tuple[int, dict[str, Any]]]) -> None:
+        """Claimed hunts finished: each one's box, tests and verdict, all in one transaction.
+
+        An outcome holds ``adapter_serials``, ``tests`` (record_test's arguments) and
+        ``verdict`` (finish_hunt's, lab_minutes included).
+        """
+        with self._session(write=True) as s:
+            for hunt_id, outcome in outcomes:
+                self._record_hunt(s, hunt_id, **outcome)
+
+    def _record_hunt(self, s: Session, hunt_id: int, *, adapter_serials: list[str],
+                     tests: list[dict], verdict: dict) -> None:
+        """One finished hunt into the session, with bulk inserts."""
         if verdict.get("status") not in HUNT_STATUSES or verdict["status"] == "running":
             raise StoreError(f"a hunt cannot finish as {verdict.get('status')!r}")
         test_rows = [{"hunt_id": hunt_id, "created_at": _now(), **_test_row(t)} for t in tests]
-        with self._session(write=True) as s:
-            hunt = self._hunt_row(s, hunt_id)
-            if hunt.status != "running":
-                raise StoreError(f"hunt {hunt_id} is {hunt.status}, not running")
-            ids = []
-            if test_rows:
-                ids = list(s.scalars(insert(LabTest).returning(
-                    LabTest.id, sort_by_parameter_order=True), test_rows))
-                boots = [{"test_id": tid, **_boot_row(b)}
-                         for tid, t in zip(ids, tests, strict=True) for b in t["boots"]]
-                if boots:
-                    s.execute(insert(Boot), boots)
-            adapters = _adapter_states(adapter_serials, tests, ids)
-            if adapters:
-                s.execute(insert(Adapter), [{"hunt_id": hunt_id, **a} for a in adapters])
-            hunt.tests, hunt.installs = len(tests), len(tests)
-            hunt.boots = sum(r["boots"] for r in test_rows)
-            hunt.adapters = sum(r["adapters_destroyed"] for r in test_rows)
-            hunt.lab_minutes = sum(r["lab_minutes"] for r in test_rows)
-            for key, value in verdict.items():
-                setattr(hunt, key, value)
-            hunt.finished_at = _now()
+        hunt = self._hunt_row(s, hunt_id)
+        if hunt.status != "running":
+            raise StoreError(f"hunt {hunt_id} is {hunt.status}, not running")
+        ids = []
+        if test_rows:
+            ids = list(s.scalars(insert(LabTest).returning(
+                LabTest.id, sort_by_parameter_order=True), test_rows))
+            boots = [{"test_id": tid, **_boot_row(b)}
+                     for tid, t in zip(ids, tests, strict=True) for b in t["boots"]]
+            if boots:
+                s.execute(insert(Boot), boots)
+        adapters = _adapter_states(adapter_serials, tests, ids)
+        if adapters:
+            s.execute(insert(Adapter), [{"hunt_id": hunt_id, **a} for a in adapters])
+        hunt.tests, hunt.installs = len(tests), len(tests)
+        hunt.boots = sum(r["boots"] for r in test_rows)
+        hunt.adapters = sum(r["adapters_destroyed"] for r in test_rows)
+        hunt.lab_minutes = sum(r["lab_minutes"] for r in test_rows)
+        for key, value in verdict.items():
+            setattr(hunt, key, value)
+        hunt.finished_at = _now()
 
     def record_test(
         self,

@@ -262,7 +262,7 @@ def test_a_stopped_campaign_process_keeps_a_consistent_database(run, small, tmp_
     import signal
 
     psutil = pytest.importorskip("psutil")
-    args = ["replay", "campaign", "--history", str(small), "--hunts", "150", "--strategy",
+    args = ["replay", "campaign", "--history", str(small), "--hunts", "80", "--strategy",
             "bayes", "--workers", "2", "--rigs", "2", "--db", "c.sqlite", "-q"]
     proc = _start(args, tmp_path)
     _wait_for_finished_hunts(tmp_path / "c.sqlite", 3, proc)
@@ -288,7 +288,54 @@ def test_a_stopped_campaign_process_keeps_a_consistent_database(run, small, tmp_
     kept = statuses.get("found", 0) + statuses.get("aborted", 0)
     finish = run(*args[:-1], "--workers", "1", "-q")
     assert finish.exit_code == 0, finish.stderr + finish.stdout
-    assert f"{150 - kept} hunts run now ({kept} kept" in finish.stderr
+    assert f"{80 - kept} hunts run now ({kept} kept" in finish.stderr
     clean = [*args[:-3], "--db", "clean.sqlite", "-q"]
     assert run(*clean).exit_code == 0
     assert slots(tmp_path / "c.sqlite") == slots(tmp_path / "clean.sqlite")
+
+
+def test_two_processes_share_one_campaign_in_postgresql(run, small, tmp_path, postgres_url):
+    args = ["replay", "campaign", "--history", str(small), "--hunts", "40", "--strategy", "git",
+            "--strategy", "bayes:boots-per-install=2", "--workers", "1", "--rigs", "2",
+            "--adapters", "30", "--db", postgres_url, "-q"]
+    procs = [_start(args, tmp_path) for _ in range(2)]
+    errs = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errs
+    ran = [int(err.split(" hunts run now")[0].split()[-1]) for err in errs]
+    assert sum(ran) == 80 and min(ran) > 0, errs
+    with Store(postgres_url) as store:
+        rows = store.campaign_hunts(1)
+    assert len(rows) == 80 and {r["status"] for r in rows} <= {"found", "aborted"}
+    assert len({(r["campaign_label"], r["campaign_index"]) for r in rows}) == 80
+    assert campaign(run, small, "--hunts", "40", "--strategy", "git", "--strategy",
+                    "bayes:boots-per-install=2", "--workers", "1").exit_code == 0
+    shared = sorted(tuple(r[c] for c in SLOT_COLUMNS) for r in rows)
+    assert shared == sorted(slots(tmp_path / "c.sqlite"))
+
+
+def test_a_campaign_hunt_is_logged_like_the_same_bisect(run, small, tmp_path):
+    assert campaign(run, small, "--hunts", "1", "--strategy", "bayes", "--workers", "1").exit_code == 0
+    with sqlite3.connect(tmp_path / "c.sqlite") as con:
+        (seed,) = con.execute("SELECT seed FROM hunts").fetchone()
+    run("bisect", "v1.0", "v1.1", "--history", str(small), "--seed", str(seed), "--rigs", "2",
+        "--adapters", "30", "--db", "c.sqlite", "-q")
+    with sqlite3.connect(tmp_path / "c.sqlite") as con:
+        def logged(hunt_id: int) -> tuple:
+            hunt = con.execute("SELECT status, culprit_sha, tests, boots, installs, adapters, "
+                               "lab_minutes, seed, params FROM hunts WHERE id = ?",
+                               (hunt_id,)).fetchone()
+            tests = con.execute("SELECT seq, commit_sha, rig, boots, failures, failed, "
+                                "adapters_destroyed, lab_minutes FROM tests WHERE hunt_id = ? "
+                                "ORDER BY seq", (hunt_id,)).fetchall()
+            boots = con.execute("SELECT t.seq, b.attempt, b.seed, b.bricked, b.stray_write, "
+                                "b.adapter_serial FROM boots b JOIN tests t ON b.test_id = t.id "
+                                "WHERE t.hunt_id = ? ORDER BY 1, 2", (hunt_id,)).fetchall()
+            adapters = con.execute("SELECT a.serial, a.state, a.rig, t.seq, a.destroyed_at_boot "
+                                   "FROM adapters a LEFT JOIN tests t ON "
+                                   "a.destroyed_by_test_id = t.id WHERE a.hunt_id = ? "
+                                   "ORDER BY a.serial", (hunt_id,)).fetchall()
+            return hunt, tests, boots, adapters
+
+        from_campaign, from_bisect = logged(1), logged(2)
+    assert from_campaign == from_bisect
+    assert from_bisect[0][5] > 0 and len(from_bisect[3]) == 30
