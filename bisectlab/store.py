@@ -601,7 +601,7 @@ class Store:
             for hunt_id in hunt_ids:
                 hunt = self._hunt_row(s, hunt_id)
                 if hunt.status not in ("running", "interrupted"):
-                    raise StoreError(f"hunt {hunt_id} is {hunt.status}, not unfinished")
+                    raise StoreError(f"cannot drop hunt {hunt_id}: it is {hunt.status}")
                 s.delete(hunt)
 
     def interrupt_claims(self, campaign_id: int, claimed_by: str,

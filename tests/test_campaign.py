@@ -339,3 +339,21 @@ def test_a_campaign_hunt_is_logged_like_the_same_bisect(run, small, tmp_path):
         from_campaign, from_bisect = logged(1), logged(2)
     assert from_campaign == from_bisect
     assert from_bisect[0][5] > 0 and len(from_bisect[3]) == 30
+
+
+def test_replay_refuses_what_it_cannot_rebuild(run, small, tmp_path):
+    run("bisect", "v1.0", "v1.1", "--history", str(small), "--seed", "2", "--strategy", "git",
+        "--db", "c.sqlite", "-q")
+    run("bisect", "v1.0", "v1.1", "--history", str(small), "--seed", "3", "--strategy", "git",
+        "--db", "c.sqlite", "-q")
+    with sqlite3.connect(tmp_path / "c.sqlite") as con:
+        params = json.loads(con.execute("SELECT params FROM hunts WHERE id = 1").fetchone()[0])
+        del params["strategy_options"]
+        con.execute("UPDATE hunts SET params = ? WHERE id = 1", (json.dumps(params),))
+    old = run("replay", "hunt", "1", "--db", "c.sqlite")
+    assert old.exit_code == 2
+    assert old.stderr == ("error: hunt 1 was logged without its strategy options (by an older "
+                          "bisectlab); it cannot be replayed\n")
+    small.rename(tmp_path / "moved.toml")
+    moved = run("replay", "hunt", "2", "--db", "c.sqlite")
+    assert moved.exit_code == 2 and moved.stderr == f"error: history file not found: {small}\n"

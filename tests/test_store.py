@@ -416,3 +416,60 @@ def test_migration_downgrades_and_upgrades(url, tmp_path):
     assert tables == {"alembic_version"}
     with Store(url) as s:
         assert start(s) == 1
+
+
+def test_a_0001_database_keeps_its_hunts_when_upgraded(url):
+    Store(url).close()
+    command.downgrade(alembic_config(url), "0001")
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+        assert "campaigns" not in {r[0] for r in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    with Store(url) as s:  # opening upgrades to head, then the old hunt is read and extended
+        assert start(s) == 1
+    command.downgrade(alembic_config(url), "0001")
+    with Store(url) as s:
+        hunt = s.hunt(1)
+        assert hunt["strategy"] == "bayes" and hunt["campaign_label"] is None
+        assert s.campaigns() == []
+
+
+def claim(campaign_id, index, **over):
+    """A campaign hunt's claim, as campaign.py makes it."""
+    return dict(history="h", history_source="h.toml", good="v1", bad="v2", good_sha=A,
+                bad_sha=B, strategy="git", params={}, seed=index, true_culprit_sha=C,
+                campaign_id=campaign_id, campaign_label="git:{}", campaign_index=index,
+                claimed_by="me:1") | over
+
+
+def test_campaign_slots_are_claimed_once(store):
+    cid = store.open_campaign(name="c", key="k1", spec={"lanes": [{"label": "git"}]}, hunts=2)
+    assert store.open_campaign(name="c", key="k1", spec={"lanes": [{"label": "retry"}]},
+                               hunts=5) == cid
+    (row,) = store.campaigns()
+    assert row["hunts"] == 5 and row["spec"]["lanes"] == [{"label": "git"}, {"label": "retry"}]
+    assert store.claim_hunts([claim(cid, 0), claim(cid, 1)]) == [1, 2]
+    assert store.claim_hunts([claim(cid, 1, claimed_by="you:2"), claim(cid, 2)]) == [None, 3]
+    assert [h["claimed_by"] for h in store.campaign_hunts(cid)] == ["me:1", "me:1", "me:1"]
+    assert store.interrupt_claims(cid, "me:1") == 3
+    store.drop_hunts([1])
+    assert [h["status"] for h in store.campaign_hunts(cid)] == ["interrupted", "interrupted"]
+
+
+def test_recorded_hunt_refuses_a_finished_or_inconsistent_one(store):
+    cid = store.open_campaign(name="c", key="k", spec={"lanes": []}, hunts=1)
+    (hid,) = store.claim_hunts([claim(cid, 0)])
+    test = dict(seq=1, commit_sha=D, commit_subject="s", rig="rig1", failed=True,
+                boots=[boot(1, 5, bricked=True, serial="E9")], adapters_destroyed=["E9"],
+                lab_minutes=33.0)
+    verdict = dict(status="found", culprit_sha=D, culprit_subject="s", confidence=None,
+                   correct=True, note="n", lab_minutes=33.0)
+    with pytest.raises(StoreError, match="adapter E9 is not in the hunt's box"):
+        store.record_hunts([(hid, dict(adapter_serials=["E1"], tests=[test], verdict=verdict))])
+    assert store.tests(hid) == [] and store.hunt(hid)["status"] == "running"
+    store.record_hunts([(hid, dict(adapter_serials=["E1", "E9"], tests=[test], verdict=verdict))])
+    states = {a["serial"]: (a["state"], a["destroyed_at_boot"]) for a in store.adapters(hid)}
+    assert states == {"E1": ("spare", None), "E9": ("destroyed", 1)}
+    with pytest.raises(StoreError, match="is found, not running"):
+        store.record_hunts([(hid, dict(adapter_serials=[], tests=[], verdict=verdict))])
+    with pytest.raises(StoreError, match="cannot drop hunt"):
+        store.drop_hunts([hid])
