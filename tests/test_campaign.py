@@ -125,19 +125,21 @@ def test_interrupted_campaign_is_consistent_and_finishes_on_rerun(small, tmp_pat
                         adapters=30)
 
     def stop_after_two(done: int, total: int) -> None:
-        if done == 2:
+        if done >= 2:
             raise KeyboardInterrupt
 
     with Store(f"sqlite:///{tmp_path / 'cut.sqlite'}") as store:
         executor, queue = local_executor(2)
-        with pytest.raises(CampaignInterrupted, match=r"2 hunts kept, [1-4] marked interrupted"):
+        with pytest.raises(CampaignInterrupted) as stopped:
             run_campaign(spec, store, executor, queue, on_hunt=stop_after_two)
         executor.shutdown(cancel_futures=True)
-        statuses = sorted(h["status"] for h in store.hunts())
-        assert statuses.count("interrupted") >= 1 and "running" not in statuses
-        assert len([s for s in statuses if s != "interrupted"]) == 2
+        statuses = [h["status"] for h in store.hunts()]
+        done = len([s for s in statuses if s != "interrupted"])
+        assert f"{done} hunts kept, {statuses.count('interrupted')} marked interrupted" in str(
+            stopped.value)
+        assert statuses.count("interrupted") >= 1 and "running" not in statuses and done >= 2
         finished = run_campaign(spec, store)
-        assert (finished.ran, finished.kept) == (6, 2)
+        assert (finished.ran, finished.kept) == (8 - done, done)
     with Store(f"sqlite:///{tmp_path / 'clean.sqlite'}") as store:
         run_campaign(spec, store)
     assert slots(tmp_path / "cut.sqlite") == slots(tmp_path / "clean.sqlite")
