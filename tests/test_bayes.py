@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from test_strategies import run_deterministic
@@ -79,3 +80,44 @@ def test_rigs_get_distinct_commits_in_one_round():
     u, _ = strategy.scores(Resources())
     spread = sorted(u[strategy.space.local[c]] for c in proposal.commits)
     assert spread[0] < spread[-1]
+
+
+def chain_space(n: int):
+    """A linear history of n + 1 commits: 0 good, n bad, candidates 1..n."""
+    from bisectlab.strategies import SearchSpace
+
+    return SearchSpace([()] + [(i - 1,) for i in range(1, n + 1)], [0], n)
+
+
+def test_batch_information_of_a_deterministic_batch_is_the_entropy_of_its_split():
+    from bisectlab.strategies.bayes import batch_information
+
+    space = chain_space(8)
+    uniform = np.full(8, 1 / 8)
+    # candidates 0..7 (local); testing local 3 says whether c <= 3
+    bits = batch_information(space, uniform, [3], 1.0, 0.0)
+    assert bits[1] == pytest.approx(1.5) and bits[5] == pytest.approx(1.5)
+    assert bits[3] == pytest.approx(1.0)        # the same commit again adds nothing
+    assert bits[7] == pytest.approx(1.0)        # the bad end: always fails
+    assert bits.max() == pytest.approx(1.5)
+
+
+def test_batch_information_of_one_test_is_the_z_channel():
+    from bisectlab.posterior import z_channel_information
+    from bisectlab.strategies.bayes import batch_information
+
+    space = chain_space(50)
+    mass = np.random.default_rng(3).dirichlet(np.ones(50))
+    u = np.cumsum(mass)
+    bits = batch_information(space, mass, [], 0.3, 0.01)
+    assert bits == pytest.approx(z_channel_information(u, 0.3, 0.01), abs=1e-9)
+
+
+def test_a_noisy_commit_tested_twice_says_more_than_once_but_less_than_twice():
+    from bisectlab.strategies.bayes import batch_information
+
+    space = chain_space(20)
+    mass = np.full(20, 1 / 20)
+    once = batch_information(space, mass, [], 0.3, 0.0)[9]
+    twice = batch_information(space, mass, [9], 0.3, 0.0)[9]
+    assert once < twice < 2 * once

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 from scipy.special import comb as binom
+from scipy.special import xlogy
 
 from bisectlab.posterior import (
     Evidence,
@@ -41,6 +42,44 @@ def egg_drop_tests(candidates: np.ndarray, adapters: int) -> np.ndarray:
     t = np.arange(int(candidates.max()) + 2, dtype=float)
     table = sum(binom(t, i) for i in range(min(adapters, len(t)) + 1))
     return np.searchsorted(table, candidates).astype(float)
+
+
+def batch_information(space: SearchSpace, mass: np.ndarray, chosen: list[int],
+                      fail_bad: float, fail_good: float) -> np.ndarray:
+    """For every candidate x, the bits the outcomes of tests ``chosen`` + [x] give about c.
+
+    Given c, tests fail independently (rate ``fail_bad`` at descendants of c, ``fail_good``
+    elsewhere), so only the pattern of chosen tests that c makes bad matters: candidates are
+    grouped by pattern and the mass of each group among x's ancestors is one ancestor sum.
+    """
+    k = len(chosen) + 1
+    pattern = np.zeros(len(space), dtype=np.int64)
+    for i, t in enumerate(chosen):
+        pattern[space.ancestor_mask(t)] |= 1 << i
+    codes, group = np.unique(pattern, return_inverse=True)
+    group_mass = np.bincount(group, weights=mass, minlength=len(codes))
+    columns = np.zeros((len(space), len(codes)))
+    columns[np.arange(len(space)), group] = mass
+    inside = np.clip(space.sums.sums(columns), 0.0, None)           # (N, G): mass in anc(x)
+    outcomes = (np.arange(2**k)[:, None] >> np.arange(k)[None, :]) & 1  # (Y, k)
+    bad = (codes[:, None] >> np.arange(k - 1)[None, :]) & 1               # (G, k-1)
+    bad_in = np.concatenate([bad, np.ones((len(codes), 1), dtype=np.int64)], axis=1)
+    bad_out = np.concatenate([bad, np.zeros((len(codes), 1), dtype=np.int64)], axis=1)
+    like_in, ent_in = _outcome_table(bad_in, outcomes, fail_bad, fail_good)
+    like_out, ent_out = _outcome_table(bad_out, outcomes, fail_bad, fail_good)
+    p_y = inside @ (like_in - like_out) + group_mass @ like_out                  # (N, Y)
+    h_y = -(xlogy(p_y, np.clip(p_y, 1e-300, None))).sum(axis=1) / np.log(2)
+    h_given_c = inside @ (ent_in - ent_out) + group_mass @ ent_out
+    return np.maximum(h_y - h_given_c, 0.0)
+
+
+def _outcome_table(bad: np.ndarray, outcomes: np.ndarray, fail_bad: float,
+                   fail_good: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per pattern of bad tests: P(each outcome vector) (G, Y), and the outcome entropy (G,)."""
+    rate = np.where(bad == 1, fail_bad, fail_good)                               # (G, k)
+    per_test = np.where(outcomes[None, :, :] == 1, rate[:, None, :], 1 - rate[:, None, :])
+    like = per_test.prod(axis=2)
+    return like, entropy_bits(rate).sum(axis=1)
 
 
 class BayesStrategy(Strategy):
@@ -145,25 +184,34 @@ class BayesStrategy(Strategy):
         return Proposal(tuple(int(self.space.commits[i]) for i in chosen), self.boots)
 
     def _spread(self, u: np.ndarray, score: np.ndarray, best: int, rigs: int) -> list[int]:
-        """Tests for m rigs at once, around the best single test.
+        """Tests for m rigs at once: the best single test, then greedily the test that adds
+        the most information to the joint outcome of the batch, per unit cost.
 
-        A deterministic bug wants the m tests at posterior quantiles (each outcome settles its
-        own split); a rarely showing one wants them all near the best u, where their mostly
-        uninformative outcomes add up almost independently. The spread scales with the learnt p.
+        A deterministic bug gets tests near posterior quantiles (each outcome settles its own
+        split); a rarely showing one gets tests close together, whose mostly uninformative
+        outcomes add up almost independently; near the end, the same commit on several rigs
+        (more boots of the culprit's parent, say). Rates are the posterior's (summed over p).
         """
-        ok = np.isfinite(score) & (u < 1 - 1e-12)
-        idx = np.flatnonzero(ok)
-        if len(idx) == 0:
-            return [best]
-        spread = self.posterior.p_mean
-        targets = [u[best] * (1 + spread * (2 * i / (rigs + 1) - 1)) for i in range(1, rigs + 1)]
-        chosen: list[int] = []
-        for t in targets:
-            order = idx[np.argsort(np.abs(u[idx] - t), kind="stable")]
-            pick = next((int(i) for i in order if int(i) not in chosen), None)
-            if pick is not None:
-                chosen.append(pick)
+        allowed = np.isfinite(score) & (u < 1 - 1e-12)
+        chosen = [best]
+        fail_bad, fail_good = self._fail_rates()
+        for _ in range(rigs - 1):
+            gain = batch_information(self.space, self.posterior.mass, chosen, fail_bad, fail_good)
+            p_fail = u * fail_bad + (1 - u) * fail_good
+            gain = gain / (1 + self.cost_weight * p_fail)
+            gain[~allowed] = -np.inf
+            pick = int(np.argmax(gain))
+            if not gain[pick] > MIN_BITS:
+                break
+            chosen.append(pick)
         return chosen
+
+    def _fail_rates(self) -> tuple[float, float]:
+        """P(a test fails) at a bad and at a good commit, under the posterior over the rates."""
+        post, b = self.posterior, self.boots
+        fail_bad = float(post.p_mass @ (1 - (1 - self.model.p_grid) ** b))
+        fail_good = float(post.f_mass @ (1 - (1 - self.model.f_grid) ** b))
+        return fail_bad, fail_good
 
     def belief(self) -> np.ndarray:
         """The posterior over the candidates."""
