@@ -284,6 +284,8 @@ def run_campaign(spec: CampaignSpec, store: Store, executor: Executor | None = N
     todo, run.kept, run.held_elsewhere = plan(spec, store.campaign_hunts(campaign_id), store)
     logged = _logged_fields(spec, h)
     executor = executor or InlineExecutor()
+    if on_hunt is not None:
+        on_hunt(0, len(todo))
     pending: dict[Future, int] = {}
     slots = iter(todo)
     try:
