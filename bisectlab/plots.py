@@ -76,48 +76,71 @@ def plot_campaign(title: str, lanes: dict[str, list[dict[str, Any]]], path: Path
 
 
 def plot_hunt(title: str, trace: Retrace, path: Path) -> None:
-    """One hunt: the posterior over the range after each test, tests marked, adapters dying."""
+    """One hunt: the posterior over the range after each test (all of it, and zoomed on where
+    the mass ended up), the tests marked pass or fail, and the adapters as they died."""
     plt = _pyplot()
-    from matplotlib.colors import LogNorm
-
-    fig, (ax, bx) = plt.subplots(2, 1, figsize=(12, 7.5), sharex=True,
-                                 gridspec_kw={"height_ratios": [3, 1]})
+    fig, (ax, zx, bx) = plt.subplots(3, 1, figsize=(12, 10), sharex=True,
+                                     gridspec_kw={"height_ratios": [3, 2, 1.3]})
     beliefs = np.maximum(trace.beliefs, 1e-6)
-    steps = np.arange(len(beliefs))
-    image = ax.imshow(beliefs.T, aspect="auto", origin="lower", interpolation="nearest",
-                      norm=LogNorm(vmin=1e-6, vmax=1.0), cmap="magma",
-                      extent=(-0.5, len(beliefs) - 0.5, -0.5, beliefs.shape[1] - 0.5))
-    fig.colorbar(image, ax=ax, label="P(culprit = commit)", pad=0.01)
     position = {int(c): i for i, c in enumerate(trace.commits)}
     by_sha = {sha: i for i, sha in enumerate(trace.history.shas)}
-    tested = [position.get(by_sha[t["commit_sha"]], np.nan) for t in trace.tests]
+    tested = np.array([position.get(by_sha[t["commit_sha"]], np.nan) for t in trace.tests],
+                      dtype=float)
     failed = np.array([t["failed"] for t in trace.tests], dtype=bool)
-    x = steps[1:]
-    y = np.array(tested, dtype=float)
-    ax.scatter(x[~failed], y[~failed], marker="o", s=22, facecolor="none", edgecolor="lime",
-               label="tested: all boots passed")
-    ax.scatter(x[failed], y[failed], marker="x", s=30, color="cyan",
-               label="tested: an adapter died")
-    if trace.truth is not None and trace.truth in position:
-        ax.axhline(position[trace.truth], color="white", linestyle="--", linewidth=0.8,
-                   label="true culprit")
-    ax.set_ylabel("candidate commit (oldest at the bottom)")
+    image = _heat(ax, beliefs, tested, failed, trace, (0, beliefs.shape[1]))
     ax.set_title("Posterior over the range after each test")
     ax.legend(loc="upper right", fontsize=8, facecolor="grey", framealpha=0.6)
+    window = _zoom_window(beliefs)
+    _heat(zx, beliefs, tested, failed, trace, window)
+    zx.set_title(f"Zoomed on candidates {window[0]}..{window[1] - 1}, where the mass ended up")
+    fig.colorbar(image, ax=[ax, zx], label="P(culprit = commit)", pad=0.01)
+    steps = np.arange(len(beliefs))
     died = np.cumsum([t["adapters_destroyed"] for t in trace.tests])
-    bx.step(np.concatenate([[0], x]), np.concatenate([[0], died]), where="post",
-            color="firebrick", label="adapters destroyed")
-    top = beliefs.max(axis=1)
+    bx.step(steps, np.concatenate([[0], died]), where="post", color="firebrick",
+            label="adapters destroyed")
     bx2 = bx.twinx()
-    bx2.plot(steps, top, color="navy", label="top candidate's probability")
+    bx2.plot(steps, beliefs.max(axis=1), color="navy", label="top candidate's probability")
     bx2.set_ylim(0, 1.02)
     bx2.set_ylabel("top probability")
     bx.set_xlabel("tests")
     bx.set_ylabel("adapters destroyed")
     bx.grid(alpha=0.3)
-    lines = bx.get_legend_handles_labels()
-    lines2 = bx2.get_legend_handles_labels()
+    lines, lines2 = bx.get_legend_handles_labels(), bx2.get_legend_handles_labels()
     bx.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="center right", fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
     _save(fig, path)
+
+
+def _heat(ax: Any, beliefs: np.ndarray, tested: np.ndarray, failed: np.ndarray,
+          trace: Retrace, window: tuple[int, int]) -> Any:
+    """A heat strip of the beliefs over candidates window[0]..window[1]-1, tests on top."""
+    from matplotlib.colors import LogNorm
+
+    lo, hi = window
+    image = ax.imshow(beliefs[:, lo:hi].T, aspect="auto", origin="lower",
+                      interpolation="nearest", norm=LogNorm(vmin=1e-6, vmax=1.0), cmap="magma",
+                      extent=(-0.5, len(beliefs) - 0.5, lo - 0.5, hi - 0.5))
+    x = np.arange(1, len(beliefs))
+    inside = (tested >= lo) & (tested < hi)
+    ax.scatter(x[~failed & inside], tested[~failed & inside], marker="o", s=22,
+               facecolor="none", edgecolor="lime", label="tested: all boots passed")
+    ax.scatter(x[failed & inside], tested[failed & inside], marker="x", s=30, color="cyan",
+               label="tested: an adapter died")
+    truth = None if trace.truth is None else dict(
+        (int(c), i) for i, c in enumerate(trace.commits)).get(trace.truth)
+    if truth is not None and lo <= truth < hi:
+        ax.axhline(truth, color="white", linestyle="--", linewidth=0.8, label="true culprit")
+    ax.set_ylim(lo - 0.5, hi - 0.5)
+    ax.set_ylabel("candidate (oldest at the bottom)")
+    return image
+
+
+def _zoom_window(beliefs: np.ndarray, share: float = 0.01, least: int = 24) -> tuple[int, int]:
+    """The candidates that ever held ``share`` of the mass, padded, at least ``least`` wide."""
+    held = np.flatnonzero(beliefs.max(axis=0) >= share)
+    n = beliefs.shape[1]
+    if len(held) == 0:
+        held = np.array([int(np.argmax(beliefs[-1]))])
+    lo, hi = int(held.min()), int(held.max()) + 1
+    pad = max((hi - lo) // 10, (least - (hi - lo)) // 2, 1)
+    return max(lo - pad, 0), min(hi + pad, n)
