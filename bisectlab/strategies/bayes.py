@@ -90,7 +90,7 @@ class BayesStrategy(Strategy):
     def __init__(self, space: SearchSpace, confidence: float = 0.99, detect: float | None = None,
                  false_positive: float | None = 0.0, cost_weight: float = 0.0,
                  boots_per_install: int = 1, prior_weights: np.ndarray | None = None,
-                 deterministic_mass: float = 0.1, caution: float = 2.0):
+                 deterministic_mass: float = 0.1, caution: float = 0.5):
         super().__init__(space)
         if not 0 < confidence < 1:
             raise ValueError("confidence must lie strictly between 0 and 1")
