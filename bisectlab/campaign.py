@@ -182,7 +182,7 @@ class DaskExecutor(Executor):
                                  "'bisectlab[dask]'") from None
         try:
             self.client = Client(address, timeout=10)
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ValueError) as exc:
             raise BisectlabError(f"cannot reach the Dask scheduler at {address}: "
                                  f"{exc}") from None
         self._executor = self.client.get_executor()
@@ -244,11 +244,13 @@ def _dead_here(claimed_by: str | None) -> bool:
     return int(pid) == os.getpid()
 
 
-def plan(spec: CampaignSpec, rows: list[dict[str, Any]],
-         store: Store) -> tuple[list[tuple[Lane, int]], int, int]:
+def plan(spec: CampaignSpec, rows: list[dict[str, Any]], store: Store,
+         reclaim: bool = False) -> tuple[list[tuple[Lane, int]], int, int]:
     """The slots still to run; unfinished hunts of dead runs are dropped to run again.
 
-    Returns (slots to run, finished hunts kept, hunts held by other live processes).
+    A running hunt claimed by a live process, or by another host, is left to it unless
+    ``reclaim`` (the user knows no other process works on the campaign any more).
+    Returns (slots to run, finished hunts kept, hunts held by other processes).
     """
     by_slot = {(r["campaign_label"], r["campaign_index"]): r for r in rows}
     todo, kept, held, stale = [], 0, 0, []
@@ -259,7 +261,7 @@ def plan(spec: CampaignSpec, rows: list[dict[str, Any]],
                 todo.append((lane, index))
             elif row["status"] in FINISHED:
                 kept += 1
-            elif row["status"] == "interrupted" or _dead_here(row["claimed_by"]):
+            elif row["status"] == "interrupted" or reclaim or _dead_here(row["claimed_by"]):
                 stale.append(row["id"])
                 todo.append((lane, index))
             else:
@@ -269,7 +271,8 @@ def plan(spec: CampaignSpec, rows: list[dict[str, Any]],
 
 
 def run_campaign(spec: CampaignSpec, store: Store, executor: Executor | None = None,
-                 queue: int = 1, on_hunt: Callable[[int, int], None] | None = None) -> CampaignRun:
+                 queue: int = 1, on_hunt: Callable[[int, int], None] | None = None,
+                 reclaim: bool = False) -> CampaignRun:
     """Run the campaign's missing hunts; every finished one is written as soon as it is back.
 
     ``on_hunt(done, total)`` is called as hunts finish (for a progress bar). On Ctrl-C, a dead
@@ -281,7 +284,8 @@ def run_campaign(spec: CampaignSpec, store: Store, executor: Executor | None = N
                                       hunts=spec.hunts)
     run = CampaignRun(campaign_id)
     start = time.perf_counter()
-    todo, run.kept, run.held_elsewhere = plan(spec, store.campaign_hunts(campaign_id), store)
+    todo, run.kept, run.held_elsewhere = plan(spec, store.campaign_hunts(campaign_id), store,
+                                              reclaim)
     logged = _logged_fields(spec, h)
     executor = executor or InlineExecutor()
     if on_hunt is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -293,9 +294,13 @@ CAMPAIGN_COLUMNS = ("id", "name", "created_at", "hunts", "strategies", "rigs", "
 def query(what: str, hunt_id: int | None, test_id: int | None, campaign_id: int | None,
           fmt: str, db_url: str | None) -> None:
     """Show hunts, tests, adapters, boots or campaigns from the results database."""
+    if campaign_id is not None and what not in ("hunts", "campaigns"):
+        raise click.UsageError("--campaign goes with 'hunts' or 'campaigns'")
     with open_store(db_url) as store:
         if hunt_id is not None:
             store.hunt(hunt_id)
+        if campaign_id is not None and campaign_id not in {c["id"] for c in store.campaigns()}:
+            raise BisectlabError(f"no campaign {campaign_id} in DB")
         if what == "campaigns":
             _query_campaigns(store, campaign_id, fmt)
             return
@@ -317,8 +322,6 @@ def _query_campaigns(store: Store, campaign_id: int | None, fmt: str) -> None:
         click.echo(format_rows(rows, fmt, CAMPAIGN_COLUMNS), nl=False)
         return
     found = [c for c in campaigns if c["id"] == campaign_id]
-    if not found:
-        raise BisectlabError(f"no campaign {campaign_id} in DB")
     spec = spec_from_dict({**found[0]["spec"], "hunts": found[0]["hunts"]})
     table = campaign_table(spec, store.campaign_hunts(campaign_id))
     if fmt == "table":
@@ -543,6 +546,24 @@ INTEL_LAB = {"history": DEFAULT_SCENARIO, "good": "v2.6.26", "bad": "v2.6.27-rc8
 DEFAULT_LANES = ("git", "retry:k=10", "bayes")
 
 
+class Minutes(click.ParamType):
+    """Lab minutes: a finite number, 0 or more."""
+
+    name = "minutes"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of minutes", param, ctx)
+        if not math.isfinite(number) or number < 0:
+            self.fail(f"{value!r} is not a finite number of minutes, 0 or more", param, ctx)
+        return number
+
+
+MINUTES = Minutes()
+
+
 def campaign_options(func: Callable) -> Callable:
     """The lab, the strategies and the run of a campaign (shared by intel-lab and campaign)."""
     from bisectlab.lab import Costs
@@ -561,11 +582,11 @@ def campaign_options(func: Callable) -> Callable:
                      help="Adapters in the box, per hunt (a hard budget)."),
         click.option("--arch", type=click.Choice(kernel.ARCHES), default="i386",
                      show_default=True, help="Rig architecture."),
-        click.option("--install-minutes", type=click.FloatRange(min=0), default=costs.install,
+        click.option("--install-minutes", type=MINUTES, default=costs.install,
                      show_default=True, help="Building and installing a kernel."),
-        click.option("--boot-minutes", type=click.FloatRange(min=0), default=costs.boot,
+        click.option("--boot-minutes", type=MINUTES, default=costs.boot,
                      show_default=True, help="One boot."),
-        click.option("--swap-minutes", type=click.FloatRange(min=0), default=costs.swap,
+        click.option("--swap-minutes", type=MINUTES, default=costs.swap,
                      show_default=True, help="Swapping a destroyed adapter."),
         click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
                      help="Campaign seed: hunt i of every strategy gets the same boot seed."),
@@ -575,6 +596,9 @@ def campaign_options(func: Callable) -> Callable:
                      help="Run the hunts on this Dask distributed scheduler (tcp://host:port)."),
         click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
                      default=None, help="Draw tests vs adapters and lab days to FILE.png."),
+        click.option("--reclaim", is_flag=True,
+                     help="Also run again the hunts other processes left running (only when "
+                          "none of them is still at work on this campaign)."),
         db_option,
         click.option("--json", "as_json", is_flag=True, help="One JSON object per strategy."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
@@ -623,7 +647,7 @@ def replay_campaign(good: str | None, bad: str | None, history_ref: str, **kwarg
 def _run_campaign(name: str, history: str, good: str, bad: str, *, hunts: int,
                   lanes: tuple[str, ...], rigs: int, adapters: int, arch: str,
                   install_minutes: float, boot_minutes: float, swap_minutes: float, seed: int,
-                  workers: int, scheduler: str | None, plot_path: Path | None,
+                  workers: int, scheduler: str | None, plot_path: Path | None, reclaim: bool,
                   db_url: str | None, as_json: bool, quiet: bool, **flags: Any) -> None:
     from bisectlab.campaign import (
         CampaignInterrupted,
@@ -650,17 +674,18 @@ def _run_campaign(name: str, history: str, good: str, bad: str, *, hunts: int,
         from bisectlab.plots import check_plot_path
 
         check_plot_path(plot_path)
-    spec = CampaignSpec(name, history, good, bad, tuple(parsed), hunts, seed, rigs, adapters,
-                        arch, Costs(install_minutes, boot_minutes, swap_minutes))
     h = cached_history(history)
     h.check_range(h.resolve(good), h.resolve(bad))
+    spec = CampaignSpec(name, h.source, good, bad, tuple(parsed), hunts, seed, rigs, adapters,
+                        arch, Costs(install_minutes, boot_minutes, swap_minutes))
     for lane in parsed:  # bad options fail now, before any hunt is claimed
         spec.task(lane, 0).setup().prepare()
     executor, queue = dask_executor(scheduler) if scheduler else local_executor(workers)
     with open_store(db_url) as store:
         try:
             with _progress_bar(quiet, len(parsed) * hunts) as advance:
-                run = run_campaign(spec, store, executor, queue, on_hunt=advance)
+                run = run_campaign(spec, store, executor, queue, on_hunt=advance,
+                                   reclaim=reclaim)
         except CampaignInterrupted as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(130 if isinstance(exc.__cause__, KeyboardInterrupt) else EXIT_NO_VERDICT)

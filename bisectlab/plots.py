@@ -55,8 +55,9 @@ def plot_campaign(title: str, lanes: dict[str, list[dict[str, Any]]], path: Path
         ax.scatter(tests, adapters + jitter, s=9, alpha=0.35, color=colour, label=label)
         ax.scatter([tests.mean()], [adapters.mean()], s=160, marker="X", color=colour,
                    edgecolor="black", linewidth=1.0, zorder=5)
-    ax.set_xscale("log")
-    ax.set_xlabel("tests per hunt (installs, log scale)")
+    if all(r["tests"] >= 1 for rows in lanes.values() for r in rows):
+        ax.set_xscale("log")
+    ax.set_xlabel("tests per hunt (installs; log scale unless a hunt ran none)")
     ax.set_ylabel("adapters destroyed per hunt")
     ax.set_title("Cost of each hunt (X: mean)")
     ax.grid(alpha=0.3)

@@ -9,6 +9,7 @@ belief over the candidates after each test (for ``bisectlab report --plot``).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +22,7 @@ from bisectlab.lab import TestResult
 from bisectlab.store import Store
 from bisectlab.strategies import Observation, SearchSpace, make_strategy
 
-BOOT_FIELDS = ("attempt", "seed", "bricked", "adapter_serial")
+BOOT_FIELDS = ("attempt", "seed", "bricked", "stray_write", "adapter_serial")
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def replay_hunt(store: Store, hunt_id: int) -> ReplayReport:
             raise _Diverged(seq, difference)
 
     try:
-        verdict, _ = drive(strategy, lab, check)
+        verdict, totals = drive(strategy, lab, check)
     except _LogEnds:
         return ReplayReport(hunt_id, True, len(recorded))
     except _Diverged as d:
@@ -96,12 +97,20 @@ def replay_hunt(store: Store, hunt_id: int) -> ReplayReport:
     if ran < len(recorded):
         return ReplayReport(hunt_id, False, ran, ran + 1,
                             f"the replay stops after {ran} tests, the log goes on")
-    got = logged_verdict(h, verdict, None)
-    for key in ("status", "culprit_sha"):
-        if got[key] != hunt[key]:
+    got = {**logged_verdict(h, verdict, h.true_culprit(good, bad)),
+           "lab_minutes": totals.lab_minutes}
+    for key in ("status", "culprit_sha", "correct", "confidence", "lab_minutes"):
+        if not _same(got[key], hunt[key]):
             return ReplayReport(hunt_id, False, ran, None,
                                 f"same tests, but verdict {key} {got[key]} (logged {hunt[key]})")
     return ReplayReport(hunt_id, True, ran)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, numbers to within rounding (they went through the database)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return a == b
 
 
 def compare_test(logged: dict[str, Any], replayed: dict[str, Any]) -> str:
@@ -111,6 +120,9 @@ def compare_test(logged: dict[str, Any], replayed: dict[str, Any]) -> str:
                 f"{replayed['commit_sha'][:12]} ({replayed['commit_subject']})")
     if logged["rig"] != replayed["rig"]:
         return f"logged on {logged['rig']}, replay on {replayed['rig']}"
+    for key in ("failed", "lab_minutes"):
+        if not _same(logged[key], replayed[key]):
+            return f"logged {key}={logged[key]}, replay {key}={replayed[key]}"
     boots_logged, boots_now = logged["boot_rows"], replayed["boots"]
     for i, (a, b) in enumerate(zip(boots_logged, boots_now, strict=False), start=1):
         for key in BOOT_FIELDS:

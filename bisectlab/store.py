@@ -326,6 +326,11 @@ def _adapter_states(serials: list[str], tests: list[dict], test_ids: list[int]) 
     return list(state.values())
 
 
+def _lane_key(lane: dict) -> str:
+    """A campaign lane's identity: its strategy and options, however it was spelled."""
+    return json.dumps([lane.get("strategy"), lane.get("options")], sort_keys=True, default=str)
+
+
 def _sqlite_hooks(engine: Engine) -> None:
     """Busy timeout and foreign keys on connect; SQLAlchemy, not pysqlite, emits BEGIN."""
 
@@ -547,7 +552,8 @@ class Store:
         for _ in range(2):  # a second process may create it between our look and our insert
             try:
                 with self._session(write=True) as s:
-                    row = s.scalars(select(Campaign).where(Campaign.key == key)).first()
+                    row = s.scalars(select(Campaign).where(Campaign.key == key)
+                                    .with_for_update()).first()
                     if row is None:
                         row = Campaign(name=name, key=key, hunts=hunts,
                                        spec=json.dumps(spec, sort_keys=True, default=str))
@@ -555,7 +561,8 @@ class Store:
                         s.flush()
                     row.hunts = max(row.hunts, hunts)
                     logged = json.loads(row.spec)
-                    new = [ln for ln in spec.get("lanes", []) if ln not in logged["lanes"]]
+                    known = {_lane_key(ln) for ln in logged["lanes"]}
+                    new = [ln for ln in spec.get("lanes", []) if _lane_key(ln) not in known]
                     if new:
                         logged["lanes"] += new
                         row.spec = json.dumps(logged, sort_keys=True, default=str)
@@ -581,27 +588,35 @@ class Store:
         Each claim holds the hunt's fields, its ``campaign_id``, ``campaign_label``,
         ``campaign_index`` and ``claimed_by``; a slot another worker holds is skipped.
         """
-        ids: list[int | None] = []
-        with self._session(write=True) as s:
-            for claim in claims:
+        ids: dict[int, int | None] = {}
+        order = sorted(range(len(claims)), key=lambda i: (claims[i]["campaign_label"],
+                                                          claims[i]["campaign_index"]))
+        with self._session(write=True) as s:  # one key order for all processes: no deadlock
+            for i in order:
+                claim = claims[i]
                 row = Hunt(**{**claim, "status": "running", "seed": _check_seed(
                     claim["seed"], "hunt seed"), "params": json.dumps(
                         claim["params"], sort_keys=True, default=str)})
                 try:
                     with s.begin_nested():
                         s.add(row)
-                    ids.append(row.id)
+                    ids[i] = row.id
                 except IntegrityError:
-                    ids.append(None)
-        return ids
+                    ids[i] = None
+        return [ids[i] for i in range(len(claims))]
 
     def drop_hunts(self, hunt_ids: Sequence[int]) -> None:
-        """Delete unfinished hunts (with their tests, boots and adapters) to run them again."""
+        """Delete unfinished hunts (with their tests, boots and adapters) to run them again.
+
+        Finished hunts are never deleted; hunts already gone (another process dropped them
+        first) are skipped.
+        """
+        if not hunt_ids:
+            return
         with self._session(write=True) as s:
-            for hunt_id in hunt_ids:
-                hunt = self._hunt_row(s, hunt_id)
-                if hunt.status not in ("running", "interrupted"):
-                    raise StoreError(f"cannot drop hunt {hunt_id}: it is {hunt.status}")
+            rows = s.scalars(select(Hunt).where(Hunt.id.in_(list(hunt_ids)),
+                                                Hunt.status.in_(("running", "interrupted"))))
+            for hunt in rows:
                 s.delete(hunt)
 
     def interrupt_claims(self, campaign_id: int, claimed_by: str,

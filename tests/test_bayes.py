@@ -121,3 +121,13 @@ def test_a_noisy_commit_tested_twice_says_more_than_once_but_less_than_twice():
     once = batch_information(space, mass, [], 0.3, 0.0)[9]
     twice = batch_information(space, mass, [9], 0.3, 0.0)[9]
     assert once < twice < 2 * once
+
+
+def test_many_rigs_get_a_batch_each_round():
+    from bisectlab.strategies import Resources, make_strategy
+
+    space = chain_space(300)
+    strategy = make_strategy("bayes", space)
+    proposal = strategy.propose(Resources(rigs=12))
+    assert len(proposal.commits) == 12
+    assert set(proposal.commits) <= set(int(c) for c in space.commits)

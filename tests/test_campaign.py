@@ -199,6 +199,18 @@ def test_plots_are_written(run, small, tmp_path):
      "error: cannot write plot no/such/dir.png: directory no/such does not exist"),
     (("replay", "intel-lab", "--plot", "out.pdf"), "error: plot file must end in .png: out.pdf"),
     (("query", "campaigns", "--campaign", "3"), "error: no campaign 3 in DB"),
+    (("query", "hunts", "--campaign", "3"), "error: no campaign 3 in DB"),
+    (("query", "tests", "--campaign", "3"), "error: --campaign goes with 'hunts' or 'campaigns'"),
+    (("replay", "campaign", "--history", "k400.toml", "--strategy", "retry:k=0"),
+     "error: option retries must be in [1, inf), not 0"),
+    (("replay", "campaign", "--history", "k400.toml", "--strategy", "bayes:k=3"),
+     "error: strategy bayes takes no option 'k' (bayes takes: confidence, detect, "
+     "false-positive, cost-weight, boots-per-install, deterministic-mass, caution)"),
+    (("replay", "campaign", "--history", "k400.toml", "--swap-minutes", "nan"),
+     "error: Invalid value for '--swap-minutes': 'nan' is not a finite number of minutes, "
+     "0 or more"),
+    (("replay", "intel-lab", "--scheduler", "foo"),
+     "error: cannot reach the Dask scheduler at foo: missing port number in address 'foo'"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(run, small, tmp_path, args, message):
     before = sorted(p.name for p in tmp_path.iterdir())
@@ -228,6 +240,10 @@ def test_claims_of_dead_processes_are_run_again_others_are_left(run, small, tmp_
     with sqlite3.connect(tmp_path / "c.sqlite") as con:
         rows = con.execute("SELECT campaign_index, status FROM hunts ORDER BY campaign_index")
         assert rows.fetchall() == [(0, "found"), (1, "running"), (2, "found")]
+    reclaimed = campaign(run, small, "--hunts", "3", "--strategy", "git", "--workers", "1",
+                         "--reclaim")
+    assert "1 hunts run now (2 kept" in reclaimed.stderr
+    assert slots(tmp_path / "c.sqlite")[1][3] == "found"
 
 
 def _start(args: list[str], cwd: Path):
@@ -359,3 +375,30 @@ def test_replay_refuses_what_it_cannot_rebuild(run, small, tmp_path):
     small.rename(tmp_path / "moved.toml")
     moved = run("replay", "hunt", "2", "--db", "c.sqlite")
     assert moved.exit_code == 2 and moved.stderr == f"error: history file not found: {small}\n"
+
+
+@pytest.mark.parametrize("change, reported", [
+    ("UPDATE boots SET stray_write = NOT stray_write WHERE id = 1", "diverges at test 1: boot 1: "
+     "logged stray_write="),
+    ("UPDATE tests SET lab_minutes = lab_minutes + 1 WHERE seq = 2", "diverges at test 2: logged "
+     "lab_minutes="),
+    ("UPDATE hunts SET confidence = 0.5", ": same tests, but verdict confidence "),
+])
+def test_replay_hunt_compares_every_logged_number(run, small, tmp_path, change, reported):
+    run("bisect", "v1.0", "v1.1", "--history", str(small), "--seed", "11", "--db", "c.sqlite",
+        "-q")
+    with sqlite3.connect(tmp_path / "c.sqlite") as con:
+        con.execute(change)
+    result = run("replay", "hunt", "1", "--db", "c.sqlite")
+    assert result.exit_code == 1 and reported in result.stdout
+
+
+def test_a_relative_history_is_logged_as_an_absolute_path(run, small, tmp_path):
+    result = run("replay", "campaign", "--history", "k400.toml", "--hunts", "1", "--strategy",
+                 "git", "--workers", "1", "--db", "c.sqlite", "-q")
+    assert result.exit_code == 0, result.stderr
+    (row,) = json.loads(run("query", "campaigns", "--db", "c.sqlite", "--format", "json").stdout)
+    with Store(f"sqlite:///{tmp_path / 'c.sqlite'}") as store:
+        (logged,) = store.campaigns()
+    assert logged["spec"]["history"] == str(small) and Path(str(small)).is_absolute()
+    assert row["id"] == 1

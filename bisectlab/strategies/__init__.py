@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from bisectlab.errors import BisectlabError
 from bisectlab.strategies.base import (
     Observation,
@@ -41,6 +43,16 @@ OPTION_NAMES = {
 }
 
 
+ACCEPTS = {"git": set(), "retry": {"retries"},
+           "bayes": {"confidence", "detect", "false_positive", "cost_weight", "boots_per_install",
+                     "deterministic_mass", "caution"}}
+# (low, high, low excluded, high excluded); None: no bound
+RANGES = {"retries": (1, None, False, False), "boots_per_install": (1, None, False, False),
+          "confidence": (0, 1, True, True), "detect": (0, 1, True, False),
+          "false_positive": (0, 1, False, True), "cost_weight": (0, None, False, False),
+          "deterministic_mass": (0, 1, False, True), "caution": (-1, None, True, False)}
+
+
 def option_value(key: str, text: str):
     """An option's value from text: 'learn' for a learnt false-positive rate, else a number."""
     if key == "false_positive" and text == "learn":
@@ -49,7 +61,18 @@ def option_value(key: str, text: str):
         number = float(text)
     except ValueError:
         raise BisectlabError(f"option {key} needs a number, not '{text}'") from None
-    return int(number) if key in ("retries", "boots_per_install") else number
+    lo, hi, lo_open, hi_open = RANGES.get(key, (None, None, False, False))
+    below = lo is not None and (number <= lo if lo_open else number < lo)
+    above = hi is not None and (number >= hi if hi_open else number > hi)
+    if not math.isfinite(number) or below or above:
+        left, right = "(" if lo_open else "[", ")" if hi_open or hi is None else "]"
+        raise BisectlabError(f"option {key} must be in {left}{lo}, {hi or 'inf'}{right}, "
+                             f"not {text}")
+    if key in ("retries", "boots_per_install"):
+        if number != int(number):
+            raise BisectlabError(f"option {key} must be a whole number, not {text}")
+        return int(number)
+    return number
 
 
 def parse_strategy(spec: str) -> tuple[str, dict]:
@@ -62,6 +85,10 @@ def parse_strategy(spec: str) -> tuple[str, dict]:
         key, eq, value = item.partition("=")
         if not eq or key not in OPTION_NAMES:
             raise BisectlabError(f"bad strategy option '{item}' (known: {', '.join(OPTION_NAMES)})")
+        if OPTION_NAMES[key] not in ACCEPTS.get(name, set(OPTION_NAMES.values())):
+            takes = ", ".join(k for k, v in OPTION_NAMES.items() if v in ACCEPTS[name] and
+                              k != "retries") or "no options"
+            raise BisectlabError(f"strategy {name} takes no option '{key}' ({name} takes: {takes})")
         options[OPTION_NAMES[key]] = option_value(OPTION_NAMES[key], value)
     return name, options
 

@@ -27,6 +27,7 @@ from bisectlab.strategies.base import Observation, Proposal, Resources, SearchSp
 
 PRIOR_FLOOR = 1e-3  # a weighted prior never drops below this share of the uniform weight
 MIN_BITS = 1e-9     # a test expected to teach less than this is no test at all
+MAX_JOINT = 8       # tests whose joint outcome a batch choice weighs exactly (2^8 outcomes)
 
 
 def resolvable(tests: int, adapters: int) -> int:
@@ -196,7 +197,8 @@ class BayesStrategy(Strategy):
         chosen = [best]
         fail_bad, fail_good = self._fail_rates()
         for _ in range(rigs - 1):
-            gain = batch_information(self.space, self.posterior.mass, chosen, fail_bad, fail_good)
+            joint = chosen[:MAX_JOINT - 1]  # 2^k outcomes: beyond this, a window of the batch
+            gain = batch_information(self.space, self.posterior.mass, joint, fail_bad, fail_good)
             p_fail = u * fail_bad + (1 - u) * fail_good
             gain = gain / (1 + self.cost_weight * p_fail)
             gain[~allowed] = -np.inf
