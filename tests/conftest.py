@@ -9,9 +9,24 @@ import tempfile
 from collections.abc import Iterator
 
 import pytest
+from click.testing import CliRunner
 
+from bisectlab.cli import cli
 from bisectlab.generator import KernelShape, generate_kernel_history
 from bisectlab.history import History, load_history
+
+
+@pytest.fixture
+def run(tmp_path, monkeypatch):
+    """Invoke the CLI in tmp_path with its default database there."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BISECTLAB_DB", raising=False)
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(cli, list(args), catch_exceptions=False)
+
+    return invoke
 
 
 @pytest.fixture(scope="session")

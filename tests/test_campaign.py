@@ -8,27 +8,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from bisectlab.campaign import CampaignInterrupted, CampaignSpec, Lane, local_executor, run_campaign
-from bisectlab.cli import cli
 from bisectlab.store import Store
 
 SLOT_COLUMNS = ("campaign_label", "campaign_index", "seed", "status", "culprit_sha", "correct",
                 "confidence", "tests", "boots", "installs", "adapters", "lab_minutes")
-
-
-@pytest.fixture
-def run(tmp_path, monkeypatch):
-    """Invoke the CLI in tmp_path with its default database there."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("BISECTLAB_DB", raising=False)
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(cli, list(args), catch_exceptions=False)
-
-    return invoke
 
 
 @pytest.fixture

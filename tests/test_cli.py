@@ -7,25 +7,11 @@ import sqlite3
 
 import click
 import pytest
-from click.testing import CliRunner
 
 from bisectlab.cli import cli
 
 JSON_KEYS = {"hunt_id", "status", "culprit", "true_culprit", "correct", "confidence", "tests",
              "boots", "installs", "adapters", "lab_minutes"}
-
-
-@pytest.fixture
-def run(tmp_path, monkeypatch):
-    """Invoke the CLI in tmp_path with its default database there."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("BISECTLAB_DB", raising=False)
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(cli, list(args), catch_exceptions=False)
-
-    return invoke
 
 
 def test_bisect_json_verdict_and_query_agree(run, tmp_path):
