@@ -140,6 +140,15 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def spread(key: str, values: list[float]) -> dict[str, float]:
+    """Mean, 90th percentile and maximum of a cost, as key_mean, key_p90, key_max (0 if none)."""
+    v = np.asarray(values, dtype=float)
+    if not len(v):
+        return {f"{key}_mean": 0.0, f"{key}_p90": 0.0, f"{key}_max": 0.0}
+    return {f"{key}_mean": float(v.mean()), f"{key}_p90": float(np.percentile(v, 90)),
+            f"{key}_max": float(v.max())}
+
+
 def summarise(config: BenchConfig, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Accuracy with its 95% interval, mean and p90 of every cost, and the bound ratio."""
     n = len(rows)
@@ -154,10 +163,7 @@ def summarise(config: BenchConfig, rows: list[dict[str, Any]]) -> dict[str, Any]
         "aborted": sum(r["status"] == "aborted" for r in rows),
     }
     for key in ("tests", "rounds", "boots", "installs", "adapters", "lab_minutes"):
-        values = np.array([r[key] for r in rows], dtype=float)
-        out[f"{key}_mean"] = float(values.mean()) if n else 0.0
-        out[f"{key}_p90"] = float(np.percentile(values, 90)) if n else 0.0
-        out[f"{key}_max"] = float(values.max()) if n else 0.0
+        out.update(spread(key, [r[key] for r in rows]))
     out["lab_hours_mean"] = out["lab_minutes_mean"] / 60
     out["lab_hours_p90"] = out["lab_minutes_p90"] / 60
     delta = min(max(1 - out["accuracy"], 1e-6), 0.5)

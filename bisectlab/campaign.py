@@ -24,9 +24,7 @@ from functools import lru_cache
 from itertools import islice
 from typing import Any
 
-import numpy as np
-
-from bisectlab.bench import wilson
+from bisectlab.bench import spread, wilson
 from bisectlab.driver import HuntSetup, drive, logged_test, logged_verdict
 from bisectlab.errors import BisectlabError
 from bisectlab.history import History, load_history
@@ -392,16 +390,9 @@ def summarise_hunts(rows: list[dict[str, Any]]) -> dict[str, Any]:
                            "aborted": sum(r["status"] == "aborted" for r in rows),
                            "inconclusive": sum(r["status"] == "inconclusive" for r in rows)}
     for key in ("tests", "boots", "installs", "adapters"):
-        _stats(out, key, [r[key] for r in rows])
-    _stats(out, "lab_days", [r["lab_minutes"] / MINUTES_PER_DAY for r in rows])
+        out.update(spread(key, [r[key] for r in rows]))
+    out.update(spread("lab_days", [r["lab_minutes"] / MINUTES_PER_DAY for r in rows]))
     return out
-
-
-def _stats(out: dict[str, Any], key: str, values: list[float]) -> None:
-    v = np.asarray(values, dtype=float)
-    out[f"{key}_mean"] = float(v.mean()) if len(v) else 0.0
-    out[f"{key}_p90"] = float(np.percentile(v, 90)) if len(v) else 0.0
-    out[f"{key}_max"] = float(v.max()) if len(v) else 0.0
 
 
 def campaign_table(spec: CampaignSpec, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
