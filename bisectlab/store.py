@@ -694,18 +694,9 @@ class Store:
                   adapters_destroyed: list[str], lab_minutes: float) -> int:
         """Add a test with its boots to the session; mark adapters; update the hunt's totals."""
         rows = [self._boot(b) for b in boots]
-        test = LabTest(
-            hunt_id=hunt_id,
-            seq=seq,
-            commit_sha=commit_sha,
-            commit_subject=commit_subject,
-            rig=rig,
-            boots=len(rows),
-            failures=sum(b.bricked for b in rows),
-            failed=failed,
-            adapters_destroyed=len(adapters_destroyed),
-            lab_minutes=lab_minutes,
-        )
+        test = LabTest(hunt_id=hunt_id, **_test_row(dict(
+            seq=seq, commit_sha=commit_sha, commit_subject=commit_subject, rig=rig, boots=boots,
+            failed=failed, adapters_destroyed=adapters_destroyed, lab_minutes=lab_minutes)))
         s.add(test)
         s.flush()
         for row in rows:
