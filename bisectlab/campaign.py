@@ -401,10 +401,10 @@ def campaign_table(spec: CampaignSpec, rows: list[dict[str, Any]]) -> list[dict[
             for label, hunts in lane_rows(spec, rows).items()]
 
 
-def spec_from_dict(d: dict[str, Any], lanes: tuple[Lane, ...] | None = None) -> CampaignSpec:
-    """A spec back from its logged form (``query campaign`` rebuilds the table with it)."""
-    logged = tuple(Lane(ln["label"], ln["strategy"], tuple(sorted(ln["options"].items())))
-                   for ln in d["lanes"])
-    return CampaignSpec(d["name"], d["history"], d["good"], d["bad"], lanes or logged,
+def spec_from_dict(d: dict[str, Any]) -> CampaignSpec:
+    """A spec back from its logged form (``query campaigns`` rebuilds the table with it)."""
+    lanes = tuple(Lane(ln["label"], ln["strategy"], tuple(sorted(ln["options"].items())))
+                  for ln in d["lanes"])
+    return CampaignSpec(d["name"], d["history"], d["good"], d["bad"], lanes,
                         d["hunts"], d["seed"], d["rigs"], d["adapters"], d["arch"],
                         Costs(**d["costs"]))

@@ -83,16 +83,12 @@ def plot_hunt(title: str, trace: Retrace, path: Path) -> None:
     fig, (ax, zx, bx) = plt.subplots(3, 1, figsize=(12, 10), sharex=True,
                                      gridspec_kw={"height_ratios": [3, 2, 1.3]})
     beliefs = np.maximum(trace.beliefs, 1e-6)
-    position = {int(c): i for i, c in enumerate(trace.commits)}
-    by_sha = {sha: i for i, sha in enumerate(trace.history.shas)}
-    tested = np.array([position.get(by_sha[t["commit_sha"]], np.nan) for t in trace.tests],
-                      dtype=float)
     failed = np.array([t["failed"] for t in trace.tests], dtype=bool)
-    image = _heat(ax, beliefs, tested, failed, trace, (0, beliefs.shape[1]))
+    image = _heat(ax, beliefs, failed, trace, (0, beliefs.shape[1]))
     ax.set_title("Posterior over the range after each test")
     ax.legend(loc="upper right", fontsize=8, facecolor="grey", framealpha=0.6)
     window = _zoom_window(beliefs)
-    _heat(zx, beliefs, tested, failed, trace, window)
+    _heat(zx, beliefs, failed, trace, window)
     zx.set_title(f"Zoomed on candidates {window[0]}..{window[1] - 1}, where the mass ended up")
     fig.colorbar(image, ax=[ax, zx], label="P(culprit = commit)", pad=0.01)
     steps = np.arange(len(beliefs))
@@ -112,8 +108,8 @@ def plot_hunt(title: str, trace: Retrace, path: Path) -> None:
     _save(fig, path)
 
 
-def _heat(ax: Any, beliefs: np.ndarray, tested: np.ndarray, failed: np.ndarray,
-          trace: Retrace, window: tuple[int, int]) -> Any:
+def _heat(ax: Any, beliefs: np.ndarray, failed: np.ndarray, trace: Retrace,
+          window: tuple[int, int]) -> Any:
     """A heat strip of the beliefs over candidates window[0]..window[1]-1, tests on top."""
     from matplotlib.colors import LogNorm
 
@@ -121,16 +117,14 @@ def _heat(ax: Any, beliefs: np.ndarray, tested: np.ndarray, failed: np.ndarray,
     image = ax.imshow(beliefs[:, lo:hi].T, aspect="auto", origin="lower",
                       interpolation="nearest", norm=LogNorm(vmin=1e-6, vmax=1.0), cmap="magma",
                       extent=(-0.5, len(beliefs) - 0.5, lo - 0.5, hi - 0.5))
-    x = np.arange(1, len(beliefs))
+    x, tested = np.arange(1, len(beliefs)), trace.tested
     inside = (tested >= lo) & (tested < hi)
     ax.scatter(x[~failed & inside], tested[~failed & inside], marker="o", s=22,
                facecolor="none", edgecolor="lime", label="tested: all boots passed")
     ax.scatter(x[failed & inside], tested[failed & inside], marker="x", s=30, color="cyan",
                label="tested: an adapter died")
-    truth = None if trace.truth is None else dict(
-        (int(c), i) for i, c in enumerate(trace.commits)).get(trace.truth)
-    if truth is not None and lo <= truth < hi:
-        ax.axhline(truth, color="white", linestyle="--", linewidth=0.8, label="true culprit")
+    if trace.truth is not None and lo <= trace.truth < hi:
+        ax.axhline(trace.truth, color="white", linestyle="--", linewidth=0.8, label="true culprit")
     ax.set_ylim(lo - 0.5, hi - 0.5)
     ax.set_ylabel("candidate (oldest at the bottom)")
     return image

@@ -20,7 +20,7 @@ from bisectlab.errors import StoreError
 from bisectlab.history import History, load_history
 from bisectlab.lab import TestResult
 from bisectlab.store import Store
-from bisectlab.strategies import Observation, SearchSpace, make_strategy
+from bisectlab.strategies import Observation
 
 BOOT_FIELDS = ("attempt", "seed", "bricked", "stray_write", "adapter_serial")
 
@@ -51,7 +51,7 @@ class _LogEnds(Exception):
     """The log of an unfinished hunt ends here."""
 
 
-def logged_history(store: Store, hunt: dict[str, Any]) -> History:
+def logged_history(hunt: dict[str, Any]) -> History:
     """The hunt's history, checked to be the one it ran on."""
     h = load_history(hunt["history_source"])
     for ref, sha in ((hunt["good"], hunt["good_sha"]), (hunt["bad"], hunt["bad_sha"])):
@@ -70,7 +70,7 @@ def logged_tests(store: Store, hunt_id: int) -> list[dict[str, Any]]:
 def replay_hunt(store: Store, hunt_id: int) -> ReplayReport:
     """Run a logged hunt again and compare it with its log, test by test and boot by boot."""
     hunt = store.hunt(hunt_id)
-    h = logged_history(store, hunt)
+    h = logged_history(hunt)
     setup = HuntSetup.from_logged(h, hunt)
     strategy, lab, good, bad = setup.prepare()
     recorded = logged_tests(store, hunt_id)
@@ -138,30 +138,26 @@ def compare_test(logged: dict[str, Any], replayed: dict[str, Any]) -> str:
 
 @dataclass
 class Retrace:
-    """What a strategy believed over the candidates after each logged test."""
+    """What a strategy believed over the candidates (oldest first) after each logged test."""
 
-    history: History
-    commits: np.ndarray            # candidates, oldest first (topological order)
     beliefs: np.ndarray            # (tests + 1, candidates): before any test, then after each
     tests: list[dict[str, Any]]
-    culprit: int | None            # the verdict's commit, if any
-    truth: int | None
+    tested: np.ndarray             # each test's candidate position (nan: outside the range)
+    truth: int | None              # the true culprit's candidate position, if known
 
 
 def retrace(store: Store, hunt_id: int) -> Retrace:
     """Feed the logged tests to a fresh strategy and record its belief after each."""
     hunt = store.hunt(hunt_id)
-    h = logged_history(store, hunt)
-    setup = HuntSetup.from_logged(h, hunt)
-    good, bad = h.resolve(hunt["good"]), h.resolve(hunt["bad"])
-    strategy = make_strategy(setup.strategy, SearchSpace(h.parents, [good], bad), **setup.options)
+    h = logged_history(hunt)
+    strategy, *_ = HuntSetup.from_logged(h, hunt).prepare()
+    local = strategy.space.local
     tests = logged_tests(store, hunt_id)
-    by_sha = {sha: i for i, sha in enumerate(h.shas)}
     beliefs = [strategy.belief()]
     for t in tests:
-        strategy.observe(Observation(by_sha[t["commit_sha"]], t["boots"], t["failures"]))
+        strategy.observe(Observation(h.resolve(t["commit_sha"]), t["boots"], t["failures"]))
         beliefs.append(strategy.belief())
-    sha = hunt["culprit_sha"]
+    tested = np.array([local.get(h.resolve(t["commit_sha"]), np.nan) for t in tests], dtype=float)
     truth = hunt["true_culprit_sha"]
-    return Retrace(h, strategy.space.commits, np.array(beliefs), tests,
-                   by_sha[sha] if sha else None, by_sha[truth] if truth else None)
+    return Retrace(np.array(beliefs), tests, tested,
+                   local.get(h.resolve(truth)) if truth else None)
