@@ -345,7 +345,7 @@ def _fill(spec: CampaignSpec, store: Store, executor: Executor, pending: dict[Fu
         tasks = [spec.task(lane, index) for lane, index in batch]
         claims = [{**logged, "campaign_id": run.campaign_id, "campaign_label": lane.slot,
                    "campaign_index": index, "claimed_by": claimant(), "strategy": lane.strategy,
-                   "params": _params(task), "seed": task.seed}
+                   "params": lane_params(task), "seed": task.seed}
                   for (lane, index), task in zip(batch, tasks, strict=True)]
         t0 = time.perf_counter()
         ids = store.claim_hunts(claims)
@@ -357,8 +357,11 @@ def _fill(spec: CampaignSpec, store: Store, executor: Executor, pending: dict[Fu
                 pending[executor.submit(run_hunt, task)] = hunt_id
 
 
-def _params(task: HuntTask) -> dict[str, Any]:
-    """The hunt's logged parameters (the same for every hunt of a lane)."""
+def lane_params(task: HuntTask) -> dict[str, Any]:
+    """The hunt's logged parameters (the same for every hunt of a lane, built once).
+
+    Building them sets the strategy up, so bad options fail here, before any hunt runs.
+    """
     return _lane_params(replace(task, seed=0))
 
 

@@ -656,6 +656,7 @@ def _run_campaign(name: str, history: str, good: str, bad: str, *, hunts: int,
         cached_history,
         campaign_table,
         dask_executor,
+        lane_params,
         lane_rows,
         local_executor,
         run_campaign,
@@ -679,7 +680,7 @@ def _run_campaign(name: str, history: str, good: str, bad: str, *, hunts: int,
     spec = CampaignSpec(name, h.source, good, bad, tuple(parsed), hunts, seed, rigs, adapters,
                         arch, Costs(install_minutes, boot_minutes, swap_minutes))
     for lane in parsed:  # bad options fail now, before any hunt is claimed
-        spec.task(lane, 0).setup().prepare()
+        lane_params(spec.task(lane, 0))
     executor, queue = dask_executor(scheduler) if scheduler else local_executor(workers)
     with open_store(db_url) as store:
         try:
