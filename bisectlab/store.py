@@ -310,20 +310,26 @@ def _adapter_states(serials: list[str], tests: list[dict], test_ids: list[int]) 
     state = {s: {"serial": s, "state": "spare", "rig": None, "destroyed_by_test_id": None,
                  "destroyed_at_boot": None} for s in serials}
     for test, test_id in zip(tests, test_ids, strict=True):
-        destroyed = test["adapters_destroyed"]
-        for serial in {b["adapter_serial"] for b in test["boots"]} - set(destroyed) - {None}:
-            if serial in state and state[serial]["state"] != "destroyed":
-                state[serial].update(state="in_use", rig=test["rig"])
-        for serial in destroyed:
-            if serial not in state:
-                raise StoreError(f"adapter {serial} is not in the hunt's box")
-            if state[serial]["state"] == "destroyed":
-                raise StoreError(f"adapter {serial} was already destroyed")
-            boot = next((b["attempt"] for b in test["boots"]
-                         if b["bricked"] and b["adapter_serial"] == serial), None)
-            state[serial].update(state="destroyed", rig=test["rig"],
-                                 destroyed_by_test_id=test_id, destroyed_at_boot=boot)
+        _advance_adapters(state, test, test_id, "the hunt's box")
     return list(state.values())
+
+
+def _advance_adapters(state: dict[str, dict], test: dict, test_id: int, box: str) -> None:
+    """One test's effect on adapter states (by serial): those booted on are in use on its rig,
+    destroyed ones name the test and the boot; ``box`` names the box in errors."""
+    destroyed = test["adapters_destroyed"]
+    for serial in {b["adapter_serial"] for b in test["boots"]} - set(destroyed) - {None}:
+        if serial in state and state[serial]["state"] != "destroyed":
+            state[serial].update(state="in_use", rig=test["rig"])
+    for serial in destroyed:
+        if serial not in state:
+            raise StoreError(f"adapter {serial} is not in {box}")
+        if state[serial]["state"] == "destroyed":
+            raise StoreError(f"adapter {serial} was already destroyed")
+        boot = next((b["attempt"] for b in test["boots"]
+                     if b["bricked"] and b["adapter_serial"] == serial), None)
+        state[serial].update(state="destroyed", rig=test["rig"], destroyed_by_test_id=test_id,
+                             destroyed_at_boot=boot)
 
 
 def _lane_key(lane: dict) -> str:
@@ -702,7 +708,7 @@ class Store:
         for row in rows:
             row.test_id = test.id
         s.add_all(rows)
-        self._mark_adapters(s, test, rows, adapters_destroyed)
+        self._mark_adapters(s, test, boots, adapters_destroyed)
         s.execute(
             update(Hunt)
             .where(Hunt.id == hunt_id)
@@ -722,29 +728,19 @@ class Store:
         return Boot(**_boot_row(boot))
 
     @staticmethod
-    def _mark_adapters(s: Session, test: LabTest, rows: list[Boot], destroyed: list[str]) -> None:
-        """Adapters booted on are in use on the rig; destroyed ones name their test and boot."""
-        used = {b.adapter_serial for b in rows if b.adapter_serial is not None}
-        found = s.scalars(
-            select(Adapter).where(
-                Adapter.hunt_id == test.hunt_id, Adapter.serial.in_(used | set(destroyed))
-            )
-        )
-        adapters = {a.serial: a for a in found}
-        for serial in used - set(destroyed):
-            if serial in adapters and adapters[serial].state != "destroyed":
-                adapters[serial].state, adapters[serial].rig = "in_use", test.rig
-        for serial in destroyed:
-            adapter = adapters.get(serial)
-            if adapter is None:
-                raise StoreError(f"adapter {serial} is not in hunt {test.hunt_id}")
-            if adapter.state == "destroyed":
-                raise StoreError(f"adapter {serial} was already destroyed")
-            adapter.state, adapter.rig = "destroyed", test.rig
-            adapter.destroyed_by_test_id = test.id
-            adapter.destroyed_at_boot = next(
-                (b.attempt for b in rows if b.bricked and b.adapter_serial == serial), None
-            )
+    def _mark_adapters(s: Session, test: LabTest, boots: list[dict], destroyed: list[str]) -> None:
+        """The adapters this test booted on or destroyed, advanced in the database."""
+        serials = {b["adapter_serial"] for b in boots} - {None} | set(destroyed)
+        rows = {a.serial: a for a in s.scalars(select(Adapter).where(
+            Adapter.hunt_id == test.hunt_id, Adapter.serial.in_(serials)))}
+        keys = ("state", "rig", "destroyed_by_test_id", "destroyed_at_boot")
+        state = {serial: {k: getattr(a, k) for k in keys} for serial, a in rows.items()}
+        _advance_adapters(state, {"rig": test.rig, "boots": boots,
+                                  "adapters_destroyed": destroyed}, test.id,
+                          f"hunt {test.hunt_id}")
+        for serial, a in rows.items():
+            for k in keys:
+                setattr(a, k, state[serial][k])
 
     def finish_hunt(
         self,
