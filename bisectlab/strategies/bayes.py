@@ -196,12 +196,12 @@ class BayesStrategy(Strategy):
         allowed = np.isfinite(score) & (u < 1 - 1e-12)
         chosen = [best]
         fail_bad, fail_good = self._fail_rates()
+        cost = 1 + self.cost_weight * (u * fail_bad + (1 - u) * fail_good)
         for _ in range(rigs - 1):
-            joint = chosen[:MAX_JOINT - 1]  # 2^k outcomes: beyond this, a window of the batch
-            gain = batch_information(self.space, self.posterior.mass, joint, fail_bad, fail_good)
-            p_fail = u * fail_bad + (1 - u) * fail_good
-            gain = gain / (1 + self.cost_weight * p_fail)
-            gain[~allowed] = -np.inf
+            if len(chosen) < MAX_JOINT:  # 2^k outcomes: beyond this, the batch's first tests
+                gain = batch_information(self.space, self.posterior.mass, chosen, fail_bad,
+                                         fail_good) / cost
+                gain[~allowed] = -np.inf
             pick = int(np.argmax(gain))
             if not gain[pick] > MIN_BITS:
                 break
