@@ -634,7 +634,9 @@ def replay_intel_lab(**kwargs: Any) -> None:
 @campaign_options
 def replay_campaign(good: str | None, bad: str | None, history_ref: str, **kwargs: Any) -> None:
     """Replay hunts of any scenario or generated history (range: GOOD BAD, else its own)."""
-    h = load_history(history_ref)
+    from bisectlab.campaign import cached_history
+
+    h = cached_history(history_ref)
     if (good is None) != (bad is None):
         raise click.UsageError("give both GOOD and BAD, or neither")
     if good is None:
@@ -676,15 +678,14 @@ def _run_campaign(name: str, history: str, good: str, bad: str, *, hunts: int,
 
         check_plot_path(plot_path)
     h = cached_history(history)
-    h.check_range(h.resolve(good), h.resolve(bad))
     spec = CampaignSpec(name, h.source, good, bad, tuple(parsed), hunts, seed, rigs, adapters,
                         arch, Costs(install_minutes, boot_minutes, swap_minutes))
-    for lane in parsed:  # bad options fail now, before any hunt is claimed
+    for lane in parsed:  # a bad range or options fail now, before the database is opened
         lane_params(spec.task(lane, 0))
     executor, queue = dask_executor(scheduler) if scheduler else local_executor(workers)
     with open_store(db_url) as store:
         try:
-            with _progress_bar(quiet, len(parsed) * hunts) as advance:
+            with _progress_bar(quiet) as advance:
                 run = run_campaign(spec, store, executor, queue, on_hunt=advance,
                                    reclaim=reclaim)
         except CampaignInterrupted as exc:
@@ -716,8 +717,8 @@ def _run_campaign(name: str, history: str, good: str, bad: str, *, hunts: int,
 class _progress_bar:
     """A rich progress bar on stderr (nothing with --quiet); yields the advance callback."""
 
-    def __init__(self, quiet: bool, total: int):
-        self.quiet, self.total = quiet, total
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
         self.progress: Any = None
 
     def __enter__(self) -> Callable[[int, int], None]:
