@@ -148,16 +148,14 @@ def campaign_throughput(hunts: int = 150, rounds: int = 3, workers: tuple[int, .
     import tempfile
     from pathlib import Path
 
-    from bisectlab.campaign import CampaignSpec, Lane, local_executor, run_campaign
+    from bisectlab.campaign import CampaignSpec, Lane, cached_history, local_executor, run_campaign
     from bisectlab.store import Store
     from bisectlab.summary import generated_recipe
 
     with tempfile.TemporaryDirectory(prefix="bisectlab-perf-") as folder:
         scenario = Path(folder) / "k.toml"
         scenario.write_text(generated_recipe(commits, 1, None, "rate", detect, 0.0))
-        from bisectlab.history import load_history
-
-        good, bad = load_history(str(scenario)).advertised[0]
+        good, bad = cached_history(str(scenario)).advertised[0]
         spec = CampaignSpec("perf", str(scenario), good, bad, (Lane("bayes", "bayes"),),
                             hunts=hunts, rigs=1, adapters=None)
         runs: dict[int, list[Any]] = {w: [] for w in workers}
