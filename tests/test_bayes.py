@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 
@@ -14,7 +15,8 @@ from bisectlab import dag
 from bisectlab.bench import BenchConfig, run_bench, summarise
 from bisectlab.cli import cli
 from bisectlab.generator import KernelShape, generate_kernel_history
-from bisectlab.strategies.bayes import egg_drop_tests, resolvable
+from bisectlab.strategies import Observation, Resources, SearchSpace, make_strategy
+from bisectlab.strategies.bayes import egg_drop_tests, resolvable, two_adapter_plan_fits
 
 
 def test_egg_drop_numbers():
@@ -42,9 +44,66 @@ def test_hard_budget_at_p1_matches_egg_drop_and_is_never_exceeded():
     assert all(r["adapters"] <= 3 for r in rows)
     # 19 is egg drop's worst case on a line; a kernel DAG cannot always offer the exact split,
     # and a few hunts in a hundred take one test more (see the README's bench figures)
-    assert max(r["tests"] for r in rows) <= 20
-    assert sum(r["tests"] > 19 for r in rows) <= 2
+    assert max(r["tests"] for r in rows) <= 19
     assert all(r["correct"] for r in rows)
+
+
+def topic_branches(branches: int, length: int) -> tuple[list[tuple[int, ...]], int]:
+    """A base commit, topic branches off it, merged one after another: (parents, last merge)."""
+    parents: list[tuple[int, ...]] = [()]
+    tips = []
+    for _ in range(branches):
+        parents += [(0,)] + [(len(parents) + i,) for i in range(length - 1)]
+        tips.append(len(parents) - 1)
+    merge = 0
+    for tip in tips:
+        parents.append((merge, tip))
+        merge = len(parents) - 1
+    return parents, merge
+
+
+def fewest_tests(space: SearchSpace, adapters: int) -> int:
+    """Brute force: the worst-case tests of the best deterministic hunt with k adapters."""
+    n = len(space)
+    below = [sum(1 << int(j) for j in space.ancestors(i)) for i in range(n)]
+
+    @functools.cache
+    def worst(alive: int, k: int) -> int:
+        count = alive.bit_count()
+        if count <= 1 or k == 1:
+            return max(count - 1, 0)
+        return min(1 + max(worst(alive & below[x], k - 1), worst(alive & ~below[x], k))
+                   for x in range(n) if alive >> x & 1 and alive & below[x] != alive)
+
+    return worst((1 << n) - 1, adapters)
+
+
+def test_two_adapter_plan_is_egg_drop_on_a_line_and_optimal_on_topic_branches():
+    line = [()] + [(i,) for i in range(40)]
+    space = SearchSpace(line, [0], 40)
+    for tests in range(1, 12):
+        assert two_adapter_plan_fits(space, np.ones(40, bool), tests) == (resolvable(tests, 2) >= 40)
+    for shape in [(4, 3), (5, 2)]:
+        space = SearchSpace(*topic_branches(*shape)[:1], [0], topic_branches(*shape)[1])
+        plan = next(t for t in range(1, 30) if two_adapter_plan_fits(space, np.ones(len(space), bool), t))
+        # the DAG denies the line's splits: one test more than egg drop's count, and no fewer
+        assert plan == fewest_tests(space, 2) == egg_drop_tests([len(space)], 2)[0] + 1
+
+
+@pytest.mark.parametrize("adapters", [2, 3])
+def test_hard_budget_on_topic_branches_reaches_the_best_worst_case(adapters):
+    parents, bad = topic_branches(5, 3)
+    space = SearchSpace(parents, [0], bad)
+    best = fewest_tests(space, adapters)
+    for culprit in space.commits:
+        is_bad = dag.descendants_mask(parents, int(culprit))
+        strategy = make_strategy("bayes", space, detect=1.0)
+        tests, left = 0, adapters
+        while strategy.verdict() is None:
+            (commit,) = strategy.propose(Resources(1, left)).commits
+            strategy.observe(Observation(commit, 1, int(is_bad[commit])))
+            tests, left = tests + 1, left - int(is_bad[commit])
+        assert left >= 0 and tests <= best and strategy.verdict().culprit == culprit
 
 
 def test_bayes_is_the_default_and_reports_its_confidence(tmp_path, monkeypatch):

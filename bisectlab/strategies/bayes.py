@@ -28,6 +28,9 @@ from bisectlab.strategies.base import Observation, Proposal, Resources, SearchSp
 PRIOR_FLOOR = 1e-3  # a weighted prior never drops below this share of the uniform weight
 MIN_BITS = 1e-9     # a test expected to teach less than this is no test at all
 MAX_JOINT = 8       # tests whose joint outcome a batch choice weighs exactly (2^8 outcomes)
+LOOKAHEAD = 32      # budgeted tests whose outcomes are checked on the DAG, best scores first
+LOOKAHEAD_TWO = 6   # the same with two adapters left, where each check plans to the end
+EXTRA_TESTS = 3     # tests beyond the egg-drop count a two-adapter plan may take on a DAG
 
 
 def resolvable(tests: int, adapters: int) -> int:
@@ -43,6 +46,39 @@ def egg_drop_tests(candidates: np.ndarray, adapters: int) -> np.ndarray:
     t = np.arange(int(candidates.max()) + 2, dtype=float)
     table = sum(binom(t, i) for i in range(min(adapters, len(t)) + 1))
     return np.searchsorted(table, candidates).astype(float)
+
+
+def _fits(space: SearchSpace, alive: np.ndarray, adapters: int, tests: int) -> bool:
+    """Whether a deterministic hunt over ``alive`` surely ends within the tests (k <= 2 checked
+    on the DAG, more adapters by the egg-drop count)."""
+    n = int(alive.sum())
+    if n <= 1:
+        return True
+    if adapters == 2:
+        return two_adapter_plan_fits(space, alive, tests)
+    return adapters > 0 and n <= resolvable(max(tests, 0), adapters)
+
+
+def two_adapter_move(space: SearchSpace, alive: np.ndarray, tests: int) -> int | None:
+    """The next test of a two-adapter plan with t tests left: the commit with the most alive
+    ancestors (at most t: after a failure the last adapter walks through them in t - 1 tests)."""
+    n = int(alive.sum())
+    below = np.rint(space.sums.sums(alive[:, None].astype(float))[:, 0])
+    fit = alive & (below <= tests) & (below < n)
+    return int(np.argmax(np.where(fit, below, -1))) if fit.any() else None
+
+
+def two_adapter_plan_fits(space: SearchSpace, alive: np.ndarray, tests: int) -> bool:
+    """Whether the two-adapter plan settles the alive candidates in ``tests`` tests: a plan
+    found is a proof; none found may be a false alarm (the plan is greedy, not optimal)."""
+    alive = alive.copy()
+    while int(alive.sum()) > 1:
+        x = two_adapter_move(space, alive, tests) if tests > 0 else None
+        if x is None:
+            return False
+        alive &= ~space.ancestor_mask(x)
+        tests -= 1
+    return True
 
 
 def batch_information(space: SearchSpace, mass: np.ndarray, chosen: list[int],
@@ -167,7 +203,42 @@ class BayesStrategy(Strategy):
         fail_side = egg_drop_tests(u * n, adapters - 1)
         worst = 1 + np.maximum(fail_side, egg_drop_tests((1 - u) * n, adapters))
         best = worst[informative].min()
-        return np.where(informative & (worst <= best), score, -np.inf)
+        ok = informative & (worst <= best)
+        if adapters <= 3 and self._settles_by_sets():
+            ok = self._fits_on_the_dag(ok, score, adapters, int(best) - 1)
+        return np.where(ok, score, -np.inf)
+
+    def _settles_by_sets(self) -> bool:
+        """Whether every test rules candidates out for sure (p = 1 and f = 0 are certain)."""
+        model, post = self.model, self.posterior
+        return bool(post.p_mass[model.p_grid == 1.0].sum() > 1 - 1e-9
+                    and post.f_mass[model.f_grid == 0.0].sum() > 1 - 1e-9)
+
+    def _fits_on_the_dag(self, ok: np.ndarray, score: np.ndarray, adapters: int,
+                         tests: int) -> np.ndarray:
+        """The best test (by score) whose two outcomes still fit the tests left, on the DAG itself.
+
+        The egg-drop counts assume any split can be had; a kernel DAG's parallel topic branches
+        can deny it once two or three adapters are left, so those states are checked against a
+        constructive two-adapter plan (:func:`two_adapter_plan_fits`). With two adapters the
+        plan's own move always fits; with none fitting, the counts rule.
+        """
+        alive = self.posterior.mass > 0
+        order = list(np.flatnonzero(ok)[np.argsort(-score[ok], kind="stable")][:LOOKAHEAD])
+        if adapters == 2:
+            tests = next((t for t in range(tests, tests + EXTRA_TESTS + 1)
+                          if two_adapter_plan_fits(self.space, alive, t + 1)), None)
+            if tests is None:
+                return ok
+            order = order[:LOOKAHEAD_TWO] + [two_adapter_move(self.space, alive, tests + 1)]
+        for x in order:
+            bad = self.space.ancestor_mask(int(x))
+            if (_fits(self.space, alive & bad, adapters - 1, tests)
+                    and _fits(self.space, alive & ~bad, adapters, tests)):
+                only = np.zeros_like(ok)
+                only[x] = True
+                return only
+        return ok
 
     def effective_candidates(self) -> float:
         """2 to the posterior entropy: how many equally likely candidates it is worth."""
