@@ -25,8 +25,8 @@ class Bug(ABC):
     model: str
 
     @abstractmethod
-    def bad_mask(self, history: History) -> np.ndarray:
-        """Which commits carry the bug (the mechanism can fire on the reference rig)."""
+    def bad_mask(self, history: History, arch: str = GROUND_TRUTH_ARCH) -> np.ndarray:
+        """Which commits carry the bug: those where it can show on a rig of ``arch``."""
 
     @abstractmethod
     def boot(self, history: History, commit: int, arch: str, seed: int,
@@ -49,9 +49,9 @@ class E1000eBug(Bug):
     config: kernel.KernelConfig = kernel.DEFAULT_CONFIG
     model: str = "e1000e"
 
-    def bad_mask(self, history: History) -> np.ndarray:
-        return _cached_mask(self, history, lambda: np.array(
-            [kernel.mechanism_armed(history.features_at(c), GROUND_TRUTH_ARCH)
+    def bad_mask(self, history: History, arch: str = GROUND_TRUTH_ARCH) -> np.ndarray:
+        return _cached_mask(self, (history, arch), lambda: np.array(
+            [kernel.mechanism_armed(history.features_at(c), arch)
              for c in range(len(history))], dtype=bool))
 
     def boot(self, history: History, commit: int, arch: str, seed: int,
@@ -77,9 +77,9 @@ class RateBug(Bug):
     correlation: float = 0.0
     model: str = "rate"
 
-    def bad_mask(self, history: History) -> np.ndarray:
-        return _cached_mask(self, history, lambda: dag.descendants_mask(history.parents,
-                                                                         self.culprit))
+    def bad_mask(self, history: History, arch: str = GROUND_TRUTH_ARCH) -> np.ndarray:
+        return _cached_mask(self, (history, GROUND_TRUTH_ARCH), lambda: dag.descendants_mask(
+            history.parents, self.culprit))
 
     def boot(self, history: History, commit: int, arch: str, seed: int,
              explain: bool = False, condition: int = 0) -> kernel.BootOutcome:
@@ -98,9 +98,9 @@ class RateBug(Bug):
                 "false_positive": self.false_positive, "correlation": self.correlation}
 
 
-def _cached_mask(bug: Bug, history: History, compute) -> np.ndarray:
+def _cached_mask(bug: Bug, key: tuple[History, str], compute) -> np.ndarray:
     cache = bug.__dict__.setdefault("_masks", {})
-    key = id(history)
+    key = (id(key[0]), key[1])
     if key not in cache:
         cache[key] = compute()
     return cache[key]

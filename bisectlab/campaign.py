@@ -140,7 +140,7 @@ def run_hunt(task: HuntTask) -> dict[str, Any]:
     if lab.box.count is None:  # a bottomless box: log the adapters that were used
         serials = list(dict.fromkeys(b["adapter_serial"] for t in tests for b in t["boots"]))
     return {"adapter_serials": serials, "tests": tests,
-            "verdict": {**logged_verdict(h, verdict, h.true_culprit(good, bad)),
+            "verdict": {**logged_verdict(h, verdict, h.true_culprit(good, bad, setup.arch)),
                         "lab_minutes": totals.lab_minutes}}
 
 
@@ -328,7 +328,7 @@ def _logged_fields(spec: CampaignSpec, h: History) -> dict[str, Any]:
     """The hunt-row fields shared by every hunt of the campaign."""
     good, bad = h.resolve(spec.good), h.resolve(spec.bad)
     h.check_range(good, bad)
-    truth = h.true_culprit(good, bad)
+    truth = h.true_culprit(good, bad, spec.arch)
     return {"history": h.name, "history_source": h.source, "good": spec.good, "bad": spec.bad,
             "good_sha": h.shas[good], "bad_sha": h.shas[bad],
             "true_culprit_sha": h.shas[truth] if truth is not None else None}
@@ -377,9 +377,11 @@ def _lane_params(task: HuntTask) -> dict[str, Any]:
 def lane_rows(spec: CampaignSpec, rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """The finished hunts of each lane of the spec (by label), from the hunts table."""
     out: dict[str, list[dict[str, Any]]] = {}
+    labels = [lane.label for lane in spec.lanes]
     for lane in spec.lanes:
-        out[lane.label] = [r for r in rows if r["campaign_label"] == lane.slot
-                           and r["campaign_index"] < spec.hunts and r["status"] in FINISHED]
+        label = lane.label if labels.count(lane.label) == 1 else f"{lane.label} {lane.slot}"
+        out[label] = [r for r in rows if r["campaign_label"] == lane.slot
+                      and r["campaign_index"] < spec.hunts and r["status"] in FINISHED]
     return out
 
 

@@ -23,6 +23,7 @@ from bisectlab.store import Store, default_url
 from bisectlab.strategies import STRATEGIES
 
 EXIT_VERDICT, EXIT_NO_VERDICT, EXIT_USAGE = 0, 1, 2
+NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
 
 
 class BisectlabGroup(click.Group):
@@ -32,6 +33,9 @@ class BisectlabGroup(click.Group):
              complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except NO_ARGS_IS_HELP as exc:  # `bisectlab` or `bisectlab replay` alone: the help
+            click.echo(exc.format_message())
+            sys.exit(0)
         except click.ClickException as exc:
             _fail(exc.format_message())
         except BisectlabError as exc:
@@ -79,8 +83,18 @@ def shown_url(db_url: str | None) -> str:
     return url.render_as_string(hide_password=True)
 
 
-def open_store(db_url: str | None) -> Store:
-    """The results database from --db (a URL, or a plain path meaning a SQLite file)."""
+def open_store(db_url: str | None, existing: bool = False) -> Store:
+    """The results database from --db (a URL, or a plain path meaning a SQLite file).
+
+    Commands that only read (``existing``) refuse a SQLite file that is not there, rather than
+    create an empty database under a mistyped name.
+    """
+    from sqlalchemy.engine import make_url
+
+    url = make_url(_url(db_url))
+    if (existing and url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+            and not Path(url.database).is_file()):
+        raise BisectlabError(f"no results database at {url.database} (give --db, or run a hunt first)")
     return Store(_url(db_url))
 
 
@@ -148,6 +162,50 @@ def options_for(strategy: str, retries: int, confidence: float, cost_weight: flo
     return {}
 
 
+# flag -> (strategy option, its name in NAME:key=value, the flag as typed)
+FLAG_OPTIONS = {
+    "retries": ("retries", "k", "--retries"),
+    "confidence": ("confidence", "confidence", "--confidence"),
+    "cost_weight": ("cost_weight", "cost-weight", "--cost-weight"),
+    "boots_per_install": ("boots_per_install", "boots-per-install", "--boots-per-install"),
+    "assume_fp": ("false_positive", "false-positive", "--assume-false-positive"),
+    "assume_detect": ("detect", "detect", "--assume-detect"),
+}
+
+
+def strategy_lanes(specs: Sequence[str], flags: dict[str, Any]) -> list[tuple[str, str, dict]]:
+    """(label, strategy, options) per NAME[:key=value,...]: the text's options over the flags.
+
+    A flag typed that none of the strategies takes is an error, not silently ignored; the label
+    names every option a typed flag added, so two lanes never share a label.
+    """
+    from click.core import ParameterSource
+
+    from bisectlab.strategies import ACCEPTS, parse_strategy
+
+    ctx = click.get_current_context()
+    typed = [f for f in FLAG_OPTIONS
+             if ctx.get_parameter_source(f) not in (ParameterSource.DEFAULT, None)]
+    parsed = [(text, *parse_strategy(text)) for text in specs]
+    names = sorted({name for _, name, _ in parsed})
+    for flag in typed:
+        key, _, cli_name = FLAG_OPTIONS[flag]
+        if not any(key in ACCEPTS[name] for name in names):
+            raise click.UsageError(f"{cli_name} is not an option of {' or '.join(names)}")
+    lanes, seen = [], set()
+    for text, name, options in parsed:
+        items = [i for i in text.partition(":")[2].split(",") if i]
+        items += [f"{FLAG_OPTIONS[f][1]}={flags[f]}" for f in typed
+                  if FLAG_OPTIONS[f][0] in ACCEPTS[name] and FLAG_OPTIONS[f][0] not in options]
+        merged = {**options_for(name, **flags), **options}
+        key = (name, json.dumps(merged, sort_keys=True))
+        if key in seen:
+            raise click.UsageError(f"the same strategy is asked for twice ({text})")
+        seen.add(key)
+        lanes.append((name + (":" + ",".join(items) if items else ""), name, merged))
+    return lanes
+
+
 @cli.command()
 @click.argument("good")
 @click.argument("bad")
@@ -174,8 +232,8 @@ def bisect(good: str, bad: str, history_ref: str, strategy: str, adapters: int, 
     from bisectlab.driver import bisect as run_bisect
 
     history = load_history(history_ref)
-    setup = HuntSetup(history, good, bad, strategy=strategy,
-                      options=options_for(strategy, **flags), seed=seed,
+    ((_, _, options),) = strategy_lanes([strategy], flags)
+    setup = HuntSetup(history, good, bad, strategy=strategy, options=options, seed=seed,
                       rigs=rigs, arch=arch, adapters=adapters)
     setup.prepare()
     progress = None if quiet else _progress_printer(history)
@@ -229,10 +287,16 @@ def _print_verdict(history: History, report, setup, location: str) -> None:
     if "p_mean" in ev:
         lo, hi = ev["p_90"]
         echo(f"  learnt p     {ev['p_mean']:.3f} per boot (90% interval {lo:.3f}..{hi:.3f})")
+    if report.status == "found" and report.adapters == 0:
+        echo("  warning      no test failed: the verdict rests on BAD being bad "
+             "(boot BAD until it fails to be sure)")
     if report.true_culprit:
         truth = history.describe(history.resolve(report.true_culprit))
         mark = {True: "correct", False: "WRONG", None: "no verdict"}[report.correct]
         echo(f"  true culprit {truth} ({mark}: simulated hunt)")
+    elif history.bug is not None:
+        echo(f"  true culprit none: the simulated bug has no single first bad commit in "
+             f"{setup.good_ref}..{setup.bad_ref} on {setup.arch}")
     echo(f"  hunt {report.hunt_id} logged in {location} "
          f"(bisectlab query tests --hunt {report.hunt_id})")
 
@@ -296,7 +360,11 @@ def query(what: str, hunt_id: int | None, test_id: int | None, campaign_id: int 
     """Show hunts, tests, adapters, boots or campaigns from the results database."""
     if campaign_id is not None and what not in ("hunts", "campaigns"):
         raise click.UsageError("--campaign goes with 'hunts' or 'campaigns'")
-    with open_store(db_url) as store:
+    if test_id is not None and what != "boots":
+        raise click.UsageError("--test goes with 'boots'")
+    if hunt_id is not None and what == "campaigns":
+        raise click.UsageError("--hunt does not go with 'campaigns' (try: query hunts --hunt ID)")
+    with open_store(db_url, existing=True) as store:
         if hunt_id is not None:
             store.hunt(hunt_id)
         if campaign_id is not None and campaign_id not in {c["id"] for c in store.campaigns()}:
@@ -354,7 +422,8 @@ def format_rows(rows: list[dict], fmt: str, columns: Sequence[str] | None = None
         if rows:
             writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
             writer.writeheader()
-            writer.writerows(rows)
+            writer.writerows({k: json.dumps(v, default=str) if isinstance(v, dict | list) else v
+                              for k, v in row.items()} for row in rows)
         return out.getvalue()
     return _table(rows, columns)
 
@@ -382,7 +451,7 @@ def _cell(column: str, value: Any) -> str:
     if column.endswith("_sha") and isinstance(value, str):
         return value[:12]
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return f"{value:.1f}" if abs(value) >= 1000 else f"{value:.4g}"
     return str(value)
 
 
@@ -452,17 +521,26 @@ def history_log(name: str, graph: bool, limit: int) -> None:
               show_default=True, help="Per-boot false-positive rate f of the rate bug.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the scenario file here (default: stdout).")
+@click.option("--force", is_flag=True,
+              help="Replace an existing, different scenario file (hunts logged with it can no "
+                   "longer be replayed).")
 def history_generate(commits: int, seed: int, name: str | None, bug: str, detect: float,
-                     false_positive: float, output: Path | None) -> None:
+                     false_positive: float, output: Path | None, force: bool) -> None:
     """Generate a kernel-shaped history and write it as a scenario file (a TOML recipe)."""
     from bisectlab.summary import generated_recipe
 
     text = generated_recipe(commits, seed, name, bug, detect, false_positive)
     if output is None:
         click.echo(text, nl=False)
-    else:
+        return
+    if output.is_file() and not force and output.read_text(encoding="utf-8") != text:
+        raise BisectlabError(f"{output} exists and differs (hunts logged with it replay from it); "
+                             "pass --force to replace it")
+    try:
         output.write_text(text, encoding="utf-8")
-        click.echo(f"wrote {output}", err=True)
+    except OSError as exc:
+        raise BisectlabError(f"cannot write {output}: {exc.strerror}") from None
+    click.echo(f"wrote {output}", err=True)
 
 
 @history.command("export-git")
@@ -509,12 +587,8 @@ def bench(commits: tuple[int, ...], detects: tuple[float, ...], false_positive: 
           **flags: Any) -> None:
     """Run many simulated hunts per configuration; print accuracy, costs and the bound ratio."""
     from bisectlab.bench import BenchConfig, run_bench, summarise
-    from bisectlab.strategies import parse_strategy
 
-    specs = []
-    for spec in strategies:
-        name, options = parse_strategy(spec)
-        specs.append((spec, name, {**options_for(name, **flags), **options}))
+    specs = strategy_lanes(strategies, flags)
     if history_ref is not None:
         load_history(history_ref)
     for spec, name, options in specs:
@@ -664,15 +738,9 @@ def _run_campaign(name: str, history: str, good: str, bad: str, *, hunts: int,
         run_campaign,
     )
     from bisectlab.lab import Costs
-    from bisectlab.strategies import parse_strategy
 
-    parsed = []
-    for text in lanes:
-        strategy, options = parse_strategy(text)
-        parsed.append(Lane(text, strategy, tuple(sorted(
-            {**options_for(strategy, **flags), **options}.items()))))
-    if len({ln.slot for ln in parsed}) != len(parsed):
-        raise click.UsageError("the same strategy is asked for twice")
+    parsed = [Lane(label, strategy, tuple(sorted(options.items())))
+              for label, strategy, options in strategy_lanes(lanes, flags)]
     if plot_path is not None:
         from bisectlab.plots import check_plot_path
 
@@ -770,7 +838,7 @@ def replay_hunt(hunt_id: int, db_url: str | None) -> None:
     """
     from bisectlab.replay import replay_hunt as run_replay
 
-    with open_store(db_url) as store:
+    with open_store(db_url, existing=True) as store:
         report = run_replay(store, hunt_id)
     click.echo(report.describe())
     sys.exit(EXIT_VERDICT if report.identical else EXIT_NO_VERDICT)
@@ -786,7 +854,7 @@ def replay_hunt(hunt_id: int, db_url: str | None) -> None:
 @db_option
 def report(hunt_id: int, plot_path: Path | None, db_url: str | None) -> None:
     """Summarise logged hunt HUNT_ID; with --plot, draw how its posterior narrowed."""
-    with open_store(db_url) as store:
+    with open_store(db_url, existing=True) as store:
         hunt = store.hunt(hunt_id)
         if plot_path is not None:
             from bisectlab.plots import check_plot_path, plot_hunt

@@ -25,7 +25,7 @@ from bisectlab.strategies import (
     make_strategy,
 )
 
-OUT_OF_ADAPTERS = "aborted: out of adapters"
+OUT_OF_ADAPTERS = "out of adapters"
 
 
 class Runner(Protocol):
@@ -202,7 +202,7 @@ def bisect(
     """Run one simulated hunt end to end, logging every test in the store as it happens."""
     strategy, lab, good, bad = setup.prepare()
     h = setup.history
-    truth = h.true_culprit(good, bad)
+    truth = h.true_culprit(good, bad, setup.arch)
     hunt_id = store.start_hunt(
         history=h.name, history_source=h.source, good=setup.good_ref, bad=setup.bad_ref,
         good_sha=h.shas[good], bad_sha=h.shas[bad], strategy=setup.strategy,

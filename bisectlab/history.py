@@ -181,11 +181,11 @@ class History:
         """Every feature name toggled somewhere in the history."""
         return sorted({f for t in self.toggles.values() for f in t})
 
-    def bad_mask(self) -> np.ndarray:
-        """Ground truth: which commits carry the bug."""
+    def bad_mask(self, arch: str | None = None) -> np.ndarray:
+        """Ground truth: which commits carry the bug (that can show on ``arch``; default i386)."""
         if self.bug is None:
             raise HistoryError(f"history {self.name} has no bug to hunt")
-        return self.bug.bad_mask(self)
+        return self.bug.bad_mask(self) if arch is None else self.bug.bad_mask(self, arch)
 
     def check_range(self, good: int, bad: int) -> None:
         """Reject GOOD..BAD ranges that cannot be bisected."""
@@ -196,12 +196,13 @@ class History:
                 f"GOOD {self.shas[good][:12]} is not an ancestor of BAD {self.shas[bad][:12]}"
             )
 
-    def true_culprit(self, good: int, bad: int) -> int | None:
-        """The unique first bad commit in GOOD..BAD, or None if the bug is absent or not monotone."""
+    def true_culprit(self, good: int, bad: int, arch: str | None = None) -> int | None:
+        """The unique first bad commit in GOOD..BAD (on rigs of ``arch``), or None if the bug is
+        absent there or not monotone."""
         if self.bug is None:
             return None
         cands = dag.candidates(self.parents, bad, [good])
-        is_bad = self.bad_mask()
+        is_bad = self.bad_mask(arch)
         bad_cands = cands[is_bad[cands]]
         if len(bad_cands) == 0 or is_bad[good]:
             return None

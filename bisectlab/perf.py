@@ -188,6 +188,6 @@ def format_campaign(r: dict[str, Any]) -> str:
                      f"database {x['db_share']:.1%} of the wall time "
                      f"({x['db_ms_per_hunt']:.1f} ms per hunt)")
     ok = r["speedup"] >= r["target_speedup"]
-    lines.append(f"  speed-up {r['speedup']:.2f}x (target >= {r['target_speedup']}x)  "
+    lines.append(f"  speed-up {r['speedup']:.3f}x (target >= {r['target_speedup']}x)  "
                  f"{'ok' if ok else 'MISSED'}")
     return "\n".join(lines)

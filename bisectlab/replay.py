@@ -97,7 +97,7 @@ def replay_hunt(store: Store, hunt_id: int) -> ReplayReport:
     if ran < len(recorded):
         return ReplayReport(hunt_id, False, ran, ran + 1,
                             f"the replay stops after {ran} tests, the log goes on")
-    got = {**logged_verdict(h, verdict, h.true_culprit(good, bad)),
+    got = {**logged_verdict(h, verdict, h.true_culprit(good, bad, setup.arch)),
            "lab_minutes": totals.lab_minutes}
     for key in ("status", "culprit_sha", "correct", "confidence", "lab_minutes"):
         if not _same(got[key], hunt[key]):

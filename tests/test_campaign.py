@@ -173,13 +173,25 @@ def test_plots_are_written(run, small, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (("replay", "hunt", "7"), "error: no hunt 7 in DB"),
+    (("query", "hunts", "--db", "typo.sqlite"),
+     "error: no results database at typo.sqlite (give --db, or run a hunt first)"),
+    (("query", "hunts", "--test", "5"), "error: --test goes with 'boots'"),
+    (("history", "generate", "--commits", "50", "--seed", "1", "-o", "no/dir/x.toml"),
+     "error: cannot write no/dir/x.toml: No such file or directory"),
+    (("history", "generate", "--commits", "50", "--seed", "1", "-o", "k400.toml"),
+     "error: k400.toml exists and differs (hunts logged with it replay from it); "
+     "pass --force to replace it"),
+    (("replay", "campaign", "--history", "k400.toml", "--strategy", "git", "--retries", "3"),
+     "error: --retries is not an option of git"),
+    (("replay", "campaign", "--history", "k400.toml", "--strategy", "retry:k=2,k=3"),
+     "error: option 'k' is given twice in 'retry:k=2,k=3'"),
     (("report", "7"), "error: no hunt 7 in DB"),
     (("replay", "campaign", "v1.0", "--history", "k400.toml"),
      "error: give both GOOD and BAD, or neither"),
     (("replay", "campaign", "--history", "k400.toml", "--strategy", "nope"),
      "error: unknown strategy 'nope' (known: bayes, git, retry)"),
     (("replay", "campaign", "--history", "k400.toml", "--strategy", "git", "--strategy", "git"),
-     "error: the same strategy is asked for twice"),
+     "error: the same strategy is asked for twice (git)"),
     (("replay", "campaign", "--history", "k400.toml", "--plot", "no/such/dir.png"),
      "error: cannot write plot no/such/dir.png: directory no/such does not exist"),
     (("replay", "intel-lab", "--plot", "out.pdf"), "error: plot file must end in .png: out.pdf"),
@@ -187,7 +199,7 @@ def test_plots_are_written(run, small, tmp_path):
     (("query", "hunts", "--campaign", "3"), "error: no campaign 3 in DB"),
     (("query", "tests", "--campaign", "3"), "error: --campaign goes with 'hunts' or 'campaigns'"),
     (("replay", "campaign", "--history", "k400.toml", "--strategy", "retry:k=0"),
-     "error: option retries must be in [1, inf), not 0"),
+     "error: option k must be in [1, inf), not 0"),
     (("replay", "campaign", "--history", "k400.toml", "--strategy", "bayes:k=3"),
      "error: strategy bayes takes no option 'k' (bayes takes: confidence, detect, "
      "false-positive, cost-weight, boots-per-install, deterministic-mass, caution)"),
@@ -198,6 +210,7 @@ def test_plots_are_written(run, small, tmp_path):
      "error: cannot reach the Dask scheduler at foo: missing port number in address 'foo'"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(run, small, tmp_path, args, message):
+    Store(f"sqlite:///{tmp_path / 'bisectlab.sqlite'}").close()  # an empty results database
     before = sorted(p.name for p in tmp_path.iterdir())
     result = run(*args)
     assert result.exit_code == 2
@@ -387,3 +400,14 @@ def test_a_relative_history_is_logged_as_an_absolute_path(run, small, tmp_path):
         (logged,) = store.campaigns()
     assert logged["spec"]["history"] == str(small) and Path(str(small)).is_absolute()
     assert row["id"] == 1
+
+
+def test_lanes_told_apart_by_flags_keep_their_own_rows(run, small):
+    for extra in ([], ["--retries", "3"]):
+        result = run("replay", "campaign", "--history", str(small), "--hunts", "2",
+                     "--strategy", "retry", "--workers", "1", "-q", *extra)
+        assert result.exit_code == 0, result.stderr
+    table = json.loads(run("query", "campaigns", "--campaign", "1", "--format", "json").stdout)
+    assert [row["strategy"] for row in table] == ["retry", "retry:k=3"]
+    assert all(row["hunts"] == 2 for row in table)
+    assert table[0]["boots_mean"] != table[1]["boots_mean"]

@@ -73,7 +73,9 @@ def _one_error_line(result) -> str:
     (["bisect", "v2.6.26", "v2.6.27-rc8", "--adapters", "-1"], "--adapters"),
     (["bisect", "v2.6.26", "v2.6.27-rc8", "--strategy", "magic"], "--strategy"),
     (["boot", "deadbeefdeadbeef"], "unknown ref"),
-    (["query", "tests", "--hunt", "42"], "no hunt 42"),
+    (["query", "tests", "--hunt", "42"], "no results database at bisectlab.sqlite"),
+    (["bisect", "v2.6.26", "v2.6.27-rc8", "--strategy", "git", "--boots-per-install", "10"],
+     "--boots-per-install is not an option of git"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(run, tmp_path, args, message):
     line = _one_error_line(run(*args))

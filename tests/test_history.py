@@ -72,8 +72,9 @@ def test_true_culprit_is_the_unique_minimal_bad_commit(e1000e):
     cands = dag.candidates(h.parents, bad, [good])
     assert is_bad[culprit] and not any(is_bad[p] for p in h.parents[culprit])
     assert (dag.descendants_mask(h.parents, culprit)[cands] == is_bad[cands]).all()
-    # after the lockdown there is nothing left to find
+    # after the lockdown there is nothing left to find, nor on a 64-bit rig
     assert h.true_culprit(good, h.resolve("v2.6.27")) is None
+    assert h.true_culprit(good, bad, "x86_64") is None and h.true_culprit(good, bad, "i386") == culprit
 
 
 def test_refs_resolve_tags_shas_and_unique_prefixes(e1000e):

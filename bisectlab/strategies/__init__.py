@@ -53,24 +53,28 @@ RANGES = {"retries": (1, None, False, False), "boots_per_install": (1, None, Fal
           "deterministic_mass": (0, 1, False, True), "caution": (-1, None, True, False)}
 
 
-def option_value(key: str, text: str):
-    """An option's value from text: 'learn' for a learnt false-positive rate, else a number."""
+def option_value(key: str, text: str, shown: str | None = None):
+    """An option's value from text: 'learn' for a learnt false-positive rate, else a number.
+
+    ``shown`` is the option's name as the user typed it (k for retries), for the messages.
+    """
     if key == "false_positive" and text == "learn":
         return None
+    name = shown or key
     try:
         number = float(text)
     except ValueError:
-        raise BisectlabError(f"option {key} needs a number, not '{text}'") from None
+        raise BisectlabError(f"option {name} needs a number, not '{text}'") from None
     lo, hi, lo_open, hi_open = RANGES.get(key, (None, None, False, False))
     below = lo is not None and (number <= lo if lo_open else number < lo)
     above = hi is not None and (number >= hi if hi_open else number > hi)
     if not math.isfinite(number) or below or above:
         left, right = "(" if lo_open else "[", ")" if hi_open or hi is None else "]"
-        raise BisectlabError(f"option {key} must be in {left}{lo}, {hi or 'inf'}{right}, "
+        raise BisectlabError(f"option {name} must be in {left}{lo}, {hi or 'inf'}{right}, "
                              f"not {text}")
     if key in ("retries", "boots_per_install"):
         if number != int(number):
-            raise BisectlabError(f"option {key} must be a whole number, not {text}")
+            raise BisectlabError(f"option {name} must be a whole number, not {text}")
         return int(number)
     return number
 
@@ -89,9 +93,11 @@ def parse_strategy(spec: str) -> tuple[str, dict]:
             takes = ", ".join(k for k, v in OPTION_NAMES.items() if v in ACCEPTS[name] and
                               k != "retries") or "no options"
             raise BisectlabError(f"strategy {name} takes no option '{key}' ({name} takes: {takes})")
-        options[OPTION_NAMES[key]] = option_value(OPTION_NAMES[key], value)
+        if OPTION_NAMES[key] in options:
+            raise BisectlabError(f"option '{key}' is given twice in '{spec}'")
+        options[OPTION_NAMES[key]] = option_value(OPTION_NAMES[key], value, shown=key)
     return name, options
 
 
-__all__ = ["OPTION_NAMES", "STRATEGIES", "Observation", "Proposal", "Resources", "SearchSpace",
+__all__ = ["ACCEPTS", "OPTION_NAMES", "STRATEGIES", "Observation", "Proposal", "Resources", "SearchSpace",
            "Strategy", "Verdict", "make_strategy", "parse_strategy"]
