@@ -315,7 +315,10 @@ def _seen(item: dict) -> str:
               help="Hunt seed the boot seed derives from.")
 @click.option("--attempt", type=click.IntRange(min=1), default=1, show_default=True,
               help="Which boot of this commit (each attempt is a different boot).")
-def boot(commit: str, history_ref: str, arch: str, seed: int, attempt: int) -> None:
+@click.option("--exit-status", is_flag=True,
+              help="Exit 1 if the adapter was destroyed, else 0: a `git bisect run` script.")
+def boot(commit: str, history_ref: str, arch: str, seed: int, attempt: int,
+         exit_status: bool) -> None:
     """Show one simulated boot of COMMIT (tag or sha prefix): its log and outcome."""
     history = load_history(history_ref)
     c = history.resolve(commit)
@@ -333,6 +336,8 @@ def boot(commit: str, history_ref: str, arch: str, seed: int, attempt: int) -> N
              else "stray write masked by the NVM lockdown" if out.masked
              else "boot ok")
     click.echo(f"# outcome: {state}")
+    if exit_status and out.bricked:
+        sys.exit(EXIT_NO_VERDICT)
 
 
 # query ------------------------------------------------------------------------------------------

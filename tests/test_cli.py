@@ -131,6 +131,15 @@ def test_boot_shows_a_log(run):
     assert "e1000e" in result.stdout and "# outcome:" in result.stdout
 
 
+def test_boot_exit_status_serves_git_bisect_run(run):
+    """With --exit-status a destroyed adapter is exit 1 (bad to git bisect run), else 0."""
+    bricked = run("boot", "v2.6.27-rc8", "--seed", "16", "--exit-status")
+    assert bricked.exit_code == 1 and "ADAPTER DESTROYED" in bricked.stdout
+    plain = run("boot", "v2.6.27-rc8", "--seed", "16")
+    assert plain.exit_code == 0 and "ADAPTER DESTROYED" in plain.stdout
+    assert run("boot", "v2.6.26", "--seed", "16", "--exit-status").exit_code == 0
+
+
 def test_history_commands(run, tmp_path):
     show = json.loads(run("history", "show", "e1000e-2.6.27", "--json").stdout)
     assert show["commits"] == 11375 and show["ranges"][0]["culprit_upstream"] == "d61f82d0"
