@@ -131,8 +131,9 @@ def _heat(ax: Any, beliefs: np.ndarray, failed: np.ndarray, trace: Retrace,
 
 
 def _zoom_window(beliefs: np.ndarray, share: float = 0.01, least: int = 24) -> tuple[int, int]:
-    """The candidates that ever held ``share`` of the mass, padded, at least ``least`` wide."""
-    held = np.flatnonzero(beliefs.max(axis=0) >= share)
+    """The candidates holding ``share`` of the final mass, padded, at least ``least`` wide (a
+    hunt that wandered has held mass everywhere; where it ended is what the zoom is for)."""
+    held = np.flatnonzero(beliefs[-1] >= share)
     n = beliefs.shape[1]
     if len(held) == 0:
         held = np.array([int(np.argmax(beliefs[-1]))])
