@@ -23,6 +23,7 @@ from bisectlab.store import Store, default_url
 from bisectlab.strategies import STRATEGIES
 
 EXIT_VERDICT, EXIT_NO_VERDICT, EXIT_USAGE = 0, 1, 2
+GIT_BISECT_ABORT = 255  # a run script's exit status that stops `git bisect run`
 NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
 
 
@@ -90,11 +91,15 @@ def open_store(db_url: str | None, existing: bool = False) -> Store:
     create an empty database under a mistyped name.
     """
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
 
-    url = make_url(_url(db_url))
-    if (existing and url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
-            and not Path(url.database).is_file()):
-        raise BisectlabError(f"no results database at {url.database} (give --db, or run a hunt first)")
+    try:
+        database = make_url(_url(db_url)).database if _url(db_url).startswith("sqlite") else None
+    except ArgumentError:
+        database = None  # the Store says what is wrong with the URL, in one line
+    if (existing and database and database != ":memory:" and not database.startswith("file:")
+            and not Path(database).is_file()):
+        raise BisectlabError(f"no results database at {database} (give --db, or run a hunt first)")
     return Store(_url(db_url))
 
 
@@ -192,6 +197,9 @@ def strategy_lanes(specs: Sequence[str], flags: dict[str, Any]) -> list[tuple[st
         key, _, cli_name = FLAG_OPTIONS[flag]
         if not any(key in ACCEPTS[name] for name in names):
             raise click.UsageError(f"{cli_name} is not an option of {' or '.join(names)}")
+        if not any(key in ACCEPTS[name] and key not in options for _, name, options in parsed):
+            raise click.UsageError(f"{cli_name} is set by every strategy that takes it "
+                                   f"({', '.join(t for t, n, _ in parsed if key in ACCEPTS[n])})")
     lanes, seen = [], set()
     for text, name, options in parsed:
         items = [i for i in text.partition(":")[2].split(",") if i]
@@ -316,10 +324,24 @@ def _seen(item: dict) -> str:
 @click.option("--attempt", type=click.IntRange(min=1), default=1, show_default=True,
               help="Which boot of this commit (each attempt is a different boot).")
 @click.option("--exit-status", is_flag=True,
-              help="Exit 1 if the adapter was destroyed, else 0: a `git bisect run` script.")
+              help="Exit 1 if the adapter was destroyed, else 0, and 255 on an error (which "
+                   "stops it): a `git bisect run` script.")
 def boot(commit: str, history_ref: str, arch: str, seed: int, attempt: int,
          exit_status: bool) -> None:
     """Show one simulated boot of COMMIT (tag or sha prefix): its log and outcome."""
+    try:
+        bricked = _show_boot(commit, history_ref, arch, seed, attempt)
+    except BisectlabError as exc:
+        if not exit_status:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(GIT_BISECT_ABORT)
+    if exit_status and bricked:
+        sys.exit(EXIT_NO_VERDICT)
+
+
+def _show_boot(commit: str, history_ref: str, arch: str, seed: int, attempt: int) -> bool:
+    """Print one boot's log and outcome; whether it destroyed the adapter."""
     history = load_history(history_ref)
     c = history.resolve(commit)
     if history.bug is None:
@@ -336,8 +358,7 @@ def boot(commit: str, history_ref: str, arch: str, seed: int, attempt: int,
              else "stray write masked by the NVM lockdown" if out.masked
              else "boot ok")
     click.echo(f"# outcome: {state}")
-    if exit_status and out.bricked:
-        sys.exit(EXIT_NO_VERDICT)
+    return out.bricked
 
 
 # query ------------------------------------------------------------------------------------------
@@ -538,7 +559,7 @@ def history_generate(commits: int, seed: int, name: str | None, bug: str, detect
     if output is None:
         click.echo(text, nl=False)
         return
-    if output.is_file() and not force and output.read_text(encoding="utf-8") != text:
+    if output.exists() and not force and _contents(output) != text:
         raise BisectlabError(f"{output} exists and differs (hunts logged with it replay from it); "
                              "pass --force to replace it")
     try:
@@ -546,6 +567,14 @@ def history_generate(commits: int, seed: int, name: str | None, bug: str, detect
     except OSError as exc:
         raise BisectlabError(f"cannot write {output}: {exc.strerror}") from None
     click.echo(f"wrote {output}", err=True)
+
+
+def _contents(path: Path) -> str | None:
+    """A text file's contents, or None if it cannot be read as text."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 @history.command("export-git")

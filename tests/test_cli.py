@@ -169,3 +169,15 @@ def test_every_command_has_help(run):
         assert cmd.help, path
         result = run(*path, "--help")
         assert result.exit_code == 0 and "Usage:" in result.stdout
+
+
+def test_boot_exit_status_stops_git_bisect_run_on_an_error(run):
+    result = run("boot", "deadbeef", "--exit-status")
+    assert result.exit_code == 255 and result.stderr.startswith("error: unknown ref 'deadbeef'")
+
+
+def test_generate_keeps_an_unreadable_file_it_would_replace(run, tmp_path):
+    (tmp_path / "bin.toml").write_bytes(bytes(range(256)))
+    line = _one_error_line(run("history", "generate", "--commits", "50", "--seed", "1",
+                               "-o", "bin.toml"))
+    assert "exists and differs" in line and (tmp_path / "bin.toml").read_bytes() == bytes(range(256))

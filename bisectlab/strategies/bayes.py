@@ -15,6 +15,7 @@ import numpy as np
 from scipy.special import comb as binom
 from scipy.special import xlogy
 
+from bisectlab.dag import AncestorSums
 from bisectlab.posterior import (
     Evidence,
     Posterior,
@@ -31,6 +32,7 @@ MAX_JOINT = 8       # tests whose joint outcome a batch choice weighs exactly (2
 LOOKAHEAD = 32      # budgeted tests whose outcomes are checked on the DAG, best scores first
 LOOKAHEAD_TWO = 6   # the same with two adapters left, where each check plans to the end
 EXTRA_TESTS = 3     # tests beyond the egg-drop count a two-adapter plan may take on a DAG
+PLAN_MAX = 2000     # alive candidates up to which budgeted tests are checked on the DAG
 
 
 def resolvable(tests: int, adapters: int) -> int:
@@ -48,7 +50,31 @@ def egg_drop_tests(candidates: np.ndarray, adapters: int) -> np.ndarray:
     return np.searchsorted(table, candidates).astype(float)
 
 
-def _fits(space: SearchSpace, alive: np.ndarray, adapters: int, tests: int) -> bool:
+class AliveDag:
+    """The alive candidates of a deterministic hunt as a DAG of their own, to plan on at the cost
+    of their number rather than the whole range's (they are convex: ancestry among them runs
+    through them)."""
+
+    def __init__(self, space: SearchSpace, alive: np.ndarray):
+        self.positions = np.flatnonzero(alive)  # their indices among the space's candidates
+        self.sums = AncestorSums(space.graph_parents, space.commits[alive])
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def ancestor_mask(self, i: int) -> np.ndarray:
+        """Alive ancestors-or-self of alive commit ``i`` (a local index), as a mask."""
+        mask = np.zeros(len(self), dtype=bool)
+        stack = [i]
+        while stack:
+            x = stack.pop()
+            if not mask[x]:
+                mask[x] = True
+                stack.extend(self.sums.parents[x])
+        return mask
+
+
+def _fits(space: SearchSpace | AliveDag, alive: np.ndarray, adapters: int, tests: int) -> bool:
     """Whether a deterministic hunt over ``alive`` surely ends within the tests (k <= 2 checked
     on the DAG, more adapters by the egg-drop count)."""
     n = int(alive.sum())
@@ -59,7 +85,7 @@ def _fits(space: SearchSpace, alive: np.ndarray, adapters: int, tests: int) -> b
     return adapters > 0 and n <= resolvable(max(tests, 0), adapters)
 
 
-def two_adapter_move(space: SearchSpace, alive: np.ndarray, tests: int) -> int | None:
+def two_adapter_move(space: SearchSpace | AliveDag, alive: np.ndarray, tests: int) -> int | None:
     """The next test of a two-adapter plan with t tests left: the commit with the most alive
     ancestors (at most t: after a failure the last adapter walks through them in t - 1 tests)."""
     n = int(alive.sum())
@@ -68,7 +94,7 @@ def two_adapter_move(space: SearchSpace, alive: np.ndarray, tests: int) -> int |
     return int(np.argmax(np.where(fit, below, -1))) if fit.any() else None
 
 
-def two_adapter_plan_fits(space: SearchSpace, alive: np.ndarray, tests: int) -> bool:
+def two_adapter_plan_fits(space: SearchSpace | AliveDag, alive: np.ndarray, tests: int) -> bool:
     """Whether the two-adapter plan settles the alive candidates in ``tests`` tests: a plan
     found is a proof; none found may be a false alarm (the plan is greedy, not optimal)."""
     alive = alive.copy()
@@ -204,7 +230,8 @@ class BayesStrategy(Strategy):
         worst = 1 + np.maximum(fail_side, egg_drop_tests((1 - u) * n, adapters))
         best = worst[informative].min()
         ok = informative & (worst <= best)
-        if adapters <= 3 and self._settles_by_sets():
+        if (adapters <= 3 and np.isfinite(best) and self._settles_by_sets()
+                and (self.posterior.mass > 0).sum() <= PLAN_MAX):
             ok = self._fits_on_the_dag(ok, score, adapters, int(best) - 1)
         return np.where(ok, score, -np.inf)
 
@@ -223,20 +250,22 @@ class BayesStrategy(Strategy):
         constructive two-adapter plan (:func:`two_adapter_plan_fits`). With two adapters the
         plan's own move always fits; with none fitting, the counts rule.
         """
-        alive = self.posterior.mass > 0
-        order = list(np.flatnonzero(ok)[np.argsort(-score[ok], kind="stable")][:LOOKAHEAD])
+        sub = AliveDag(self.space, self.posterior.mass > 0)
+        local = np.full(len(self.space), -1)
+        local[sub.positions] = np.arange(len(sub))
+        everyone = np.ones(len(sub), dtype=bool)
+        order = list(local[np.flatnonzero(ok)[np.argsort(-score[ok], kind="stable")][:LOOKAHEAD]])
         if adapters == 2:
             tests = next((t for t in range(tests, tests + EXTRA_TESTS + 1)
-                          if two_adapter_plan_fits(self.space, alive, t + 1)), None)
+                          if two_adapter_plan_fits(sub, everyone, t + 1)), None)
             if tests is None:
                 return ok
-            order = order[:LOOKAHEAD_TWO] + [two_adapter_move(self.space, alive, tests + 1)]
+            order = order[:LOOKAHEAD_TWO] + [two_adapter_move(sub, everyone, tests + 1)]
         for x in order:
-            bad = self.space.ancestor_mask(int(x))
-            if (_fits(self.space, alive & bad, adapters - 1, tests)
-                    and _fits(self.space, alive & ~bad, adapters, tests)):
+            bad = sub.ancestor_mask(int(x))
+            if _fits(sub, bad, adapters - 1, tests) and _fits(sub, ~bad, adapters, tests):
                 only = np.zeros_like(ok)
-                only[x] = True
+                only[sub.positions[x]] = True
                 return only
         return ok
 
@@ -268,14 +297,21 @@ class BayesStrategy(Strategy):
         chosen = [best]
         fail_bad, fail_good = self._fail_rates()
         cost = 1 + self.cost_weight * (u * fail_bad + (1 - u) * fail_good)
+        known = float(batch_information(self.space, self.posterior.mass, [], fail_bad,
+                                        fail_good)[best])
         for _ in range(rigs - 1):
-            if len(chosen) < MAX_JOINT:  # 2^k outcomes: beyond this, the batch's first tests
-                gain = batch_information(self.space, self.posterior.mass, chosen, fail_bad,
-                                         fail_good) / cost
-                gain[~allowed] = -np.inf
-            pick = int(np.argmax(gain))
-            if not gain[pick] > MIN_BITS:
-                break
+            if len(chosen) < MAX_JOINT:  # 2^k outcomes: beyond this, the window's ranking
+                joint = batch_information(self.space, self.posterior.mass, chosen, fail_bad,
+                                          fail_good)
+                gain = np.where(allowed, joint / cost, -np.inf)
+                pick = int(np.argmax(gain))
+                if not joint[pick] - known > MIN_BITS:  # adds nothing (a sure repeat)
+                    break
+                known = float(joint[pick])
+            else:
+                pick = int(np.argmax(gain))
+                if not gain[pick] > MIN_BITS:
+                    break
             chosen.append(pick)
         return chosen
 
