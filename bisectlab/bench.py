@@ -170,6 +170,8 @@ def summarise(config: BenchConfig, rows: list[dict[str, Any]]) -> dict[str, Any]
     bound = lower_bound_tests(out["candidates"], config.detect, config.false_positive, delta)
     out["lower_bound_boots"] = bound
     out["boots_over_bound"] = out["boots_mean"] / bound if bound > 0 else float("inf")
+    # m rigs can at best share the bound's boots: rounds >= bound / m
+    out["rounds_over_bound"] = out["rounds_mean"] * config.rigs / bound if bound > 0 else float("inf")
     return out
 
 

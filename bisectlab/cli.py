@@ -206,12 +206,20 @@ def strategy_lanes(specs: Sequence[str], flags: dict[str, Any]) -> list[tuple[st
         items += [f"{FLAG_OPTIONS[f][1]}={flags[f]}" for f in typed
                   if FLAG_OPTIONS[f][0] in ACCEPTS[name] and FLAG_OPTIONS[f][0] not in options]
         merged = {**options_for(name, **flags), **options}
-        key = (name, json.dumps(merged, sort_keys=True))
+        key = (name, json.dumps({**_defaults(name), **merged}, sort_keys=True))
         if key in seen:
             raise click.UsageError(f"the same strategy is asked for twice ({text})")
         seen.add(key)
         lanes.append((name + (":" + ",".join(items) if items else ""), name, merged))
     return lanes
+
+
+def _defaults(strategy: str) -> dict[str, Any]:
+    """A strategy's constructor defaults: lanes equal but for spelling a default are one lane."""
+    import inspect
+
+    return {k: p.default for k, p in inspect.signature(STRATEGIES[strategy]).parameters.items()
+            if p.default is not inspect.Parameter.empty}
 
 
 @cli.command()
@@ -645,7 +653,8 @@ def _bench_line(s: dict) -> str:
             f"installs={s['installs_mean']:.1f}  rounds={s['rounds_mean']:.1f}  "
             f"adapters={s['adapters_mean']:.2f} (p90 {s['adapters_p90']:.0f}, "
             f"max {s['adapters_max']:.0f})  lab_h={s['lab_hours_mean']:.1f}  "
-            f"bound={s['lower_bound_boots']:.1f}  boots/bound={s['boots_over_bound']:.2f}")
+            f"bound={s['lower_bound_boots']:.1f}  boots/bound={s['boots_over_bound']:.2f}"
+            + (f"  rounds/(bound/{s['rigs']})={s['rounds_over_bound']:.2f}" if s["rigs"] > 1 else ""))
 
 
 # replay -----------------------------------------------------------------------------------------

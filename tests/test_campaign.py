@@ -176,6 +176,8 @@ def test_plots_are_written(run, small, tmp_path):
     (("query", "tests", "--hunt", "42"), "error: no hunt 42 in DB"),
     (("query", "hunts", "--db", "://nothing"),
      "error: bad database URL: '://nothing' (for an SQLite file use sqlite:///PATH)"),
+    (("replay", "intel-lab", "--strategy", "bayes", "--strategy", "bayes:caution=0.5"),
+     "error: the same strategy is asked for twice (bayes:caution=0.5)"),
     (("replay", "intel-lab", "--retries", "3"),
      "error: --retries is set by every strategy that takes it (retry:k=10)"),
     (("query", "hunts", "--db", "typo.sqlite"),

@@ -181,3 +181,14 @@ def test_generate_keeps_an_unreadable_file_it_would_replace(run, tmp_path):
     line = _one_error_line(run("history", "generate", "--commits", "50", "--seed", "1",
                                "-o", "bin.toml"))
     assert "exists and differs" in line and (tmp_path / "bin.toml").read_bytes() == bytes(range(256))
+
+
+def test_bench_json_reports_costs_against_the_bound_per_rig(run):
+    result = run("bench", "--commits", "200", "--detect", "1", "--hunts", "4", "--rigs", "2",
+                 "--strategy", "retry", "--retries", "3", "--json")
+    assert result.exit_code == 0, result.stderr
+    s = json.loads(result.stdout)
+    assert s["label"] == "retry:k=3" and s["options"] == {"retries": 3} and s["hunts"] == 4
+    assert s["rounds_mean"] <= s["tests_mean"] <= s["boots_mean"]
+    assert s["rounds_over_bound"] == pytest.approx(s["rounds_mean"] * 2 / s["lower_bound_boots"])
+    assert s["boots_over_bound"] == pytest.approx(s["boots_mean"] / s["lower_bound_boots"])
