@@ -254,7 +254,8 @@ class BayesStrategy(Strategy):
         local = np.full(len(self.space), -1)
         local[sub.positions] = np.arange(len(sub))
         everyone = np.ones(len(sub), dtype=bool)
-        order = list(local[np.flatnonzero(ok)[np.argsort(-score[ok], kind="stable")][:LOOKAHEAD]])
+        ranked = local[np.flatnonzero(ok)[np.argsort(-score[ok], kind="stable")]]
+        order = list(ranked[ranked >= 0][:LOOKAHEAD])  # a ruled-out commit may split, too: skip it
         if adapters == 2:
             tests = next((t for t in range(tests, tests + EXTRA_TESTS + 1)
                           if two_adapter_plan_fits(sub, everyone, t + 1)), None)
