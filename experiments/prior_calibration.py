@@ -1,0 +1,52 @@
+"""Is bayes right at the rate it claims when p is drawn from its own prior? Overall, and by range
+of p: the guarantee of an exact posterior is an average over p (README, "Benchmarks").
+
+    python experiments/prior_calibration.py --commits 200 --hunts 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+
+import numpy as np
+
+from bisectlab import dag
+from bisectlab.bench import bench_history, hunt_seed
+from bisectlab.posterior import RateModel
+from bisectlab.strategies import Observation, Resources, SearchSpace, make_strategy
+
+BANDS = ((0.0, 0.1), (0.1, 0.5), (0.5, 1.01))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--commits", type=int, default=200)
+    parser.add_argument("--hunts", type=int, default=1000)
+    args = parser.parse_args()
+    h, good, bad = bench_history(args.commits, 0, None)
+    space = SearchSpace(h.parents, [good], bad)
+    pool = [int(c) for c in space.commits if len(h.parents[c]) == 1]
+    prior = RateModel.build()
+    results = []
+    for i in range(args.hunts):
+        seed = hunt_seed(7, i)
+        rng = np.random.default_rng(seed)
+        p = float(rng.choice(prior.p_grid, p=prior.p_prior))
+        culprit = random.Random(seed).choice(pool)
+        is_bad = dag.descendants_mask(h.parents, culprit)
+        strategy = make_strategy("bayes", space)
+        while strategy.verdict() is None:
+            (commit,) = strategy.propose(Resources()).commits
+            strategy.observe(Observation(commit, 1, int(is_bad[commit] and rng.random() < p)))
+        results.append((p, strategy.verdict().culprit == culprit))
+    right = sum(r for _, r in results)
+    print(f"{right} of {len(results)} right at a claimed 0.99")
+    for lo, hi in BANDS:
+        band = [r for p, r in results if lo <= p < hi]
+        if band:
+            print(f"  p in [{lo}, {min(hi, 1.0)}]: {sum(band)} of {len(band)} ({sum(band) / len(band):.3f})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+"""The measurement scripts the README quotes still run (tiny sizes; the figures are in the README)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
+
+
+def run_script(name: str, *args: str) -> str:
+    done = subprocess.run([sys.executable, str(EXPERIMENTS / name), *args], capture_output=True,
+                          text=True, timeout=300, check=True)
+    return done.stdout
+
+
+def test_p_price_compares_learnt_and_known_p():
+    out = run_script("p_price.py", "--commits", "100", "--detect", "1", "--hunts", "3")
+    lines = out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["p=1.0 learnt", "p=1.0 known"]
+    assert all(re.search(r"to the verdict [\d.]+, right 1\.000 \(3 hunts\)", line) for line in lines)
+
+
+def test_prior_calibration_reports_by_band_of_p():
+    out = run_script("prior_calibration.py", "--commits", "60", "--hunts", "6")
+    first, *bands = out.splitlines()
+    assert re.fullmatch(r"\d of 6 right at a claimed 0\.99", first)
+    assert sum(int(re.search(r": (\d+) of (\d+)", b).group(2)) for b in bands) == 6
