@@ -161,12 +161,37 @@ class InlineExecutor(Executor):
         return future
 
 
+class QuietProcessPool(ProcessPoolExecutor):
+    """A process pool that stays quiet once a killed worker has broken it: the campaign reports
+    the break in one line, and CPython's teardown of a broken pool can race the interpreter's
+    exit hook or the queue feeder on a closed pipe (EBADF), printing a traceback after it.
+    """
+
+    def __init__(self, workers: int):
+        super().__init__(workers, initializer=_ignore_sigint)
+        queue = getattr(self, "_call_queue", None)  # CPython's internals; absent, no change
+        if queue is not None:
+            loud = queue._on_queue_feeder_error
+
+            def on_feeder_error(exc: BaseException, obj: object) -> None:
+                if not (isinstance(exc, OSError) and (self._broken or self._shutdown_thread)):
+                    loud(exc, obj)
+
+            queue._on_queue_feeder_error = on_feeder_error
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """A broken pool is waited for (its workers are gone, so it is quick): its manager
+        thread has then closed the wakeup pipe that the exit hook would otherwise write to."""
+        super().shutdown(wait=wait or bool(getattr(self, "_broken", False)),
+                         cancel_futures=cancel_futures)
+
+
 def local_executor(workers: int) -> tuple[Executor, int]:
     """An executor for ``workers`` local processes (0 = all cores) and how many tasks to queue."""
     workers = workers or os.cpu_count() or 1
     if workers == 1:
         return InlineExecutor(), 1
-    return ProcessPoolExecutor(workers, initializer=_ignore_sigint), 2 * workers
+    return QuietProcessPool(workers), 2 * workers
 
 
 class DaskExecutor(Executor):
