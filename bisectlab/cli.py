@@ -151,23 +151,7 @@ def strategy_options(func: Callable) -> Callable:
     return func
 
 
-def options_for(strategy: str, retries: int, confidence: float, cost_weight: float,
-                boots_per_install: int, assume_fp: str, assume_detect: float | None) -> dict:
-    """The constructor options of one strategy from the command-line flags."""
-    if strategy == "retry":
-        return {"retries": retries}
-    if strategy == "bayes":
-        try:
-            fp = false_positive_type(assume_fp)
-        except click.BadParameter as exc:
-            raise click.BadParameter(exc.message, param_hint="'--assume-false-positive'") from None
-        return {"confidence": confidence, "cost_weight": cost_weight,
-                "boots_per_install": boots_per_install, "false_positive": fp,
-                "detect": assume_detect}
-    return {}
-
-
-# flag -> (strategy option, its name in NAME:key=value, the flag as typed)
+# a flag -> (the strategy option it sets, its name in NAME:key=value, the flag as typed)
 FLAG_OPTIONS = {
     "retries": ("retries", "k", "--retries"),
     "confidence": ("confidence", "confidence", "--confidence"),
@@ -176,6 +160,20 @@ FLAG_OPTIONS = {
     "assume_fp": ("false_positive", "false-positive", "--assume-false-positive"),
     "assume_detect": ("detect", "detect", "--assume-detect"),
 }
+
+
+def options_for(strategy: str, **flags: Any) -> dict:
+    """The constructor options of one strategy from the command-line flags it takes."""
+    from bisectlab.strategies import ACCEPTS
+
+    options = {key: flags[flag] for flag, (key, _, _) in FLAG_OPTIONS.items()
+               if key in ACCEPTS[strategy]}
+    if "false_positive" in options:
+        try:
+            options["false_positive"] = false_positive_type(options["false_positive"])
+        except click.BadParameter as exc:
+            raise click.BadParameter(exc.message, param_hint="'--assume-false-positive'") from None
+    return options
 
 
 def strategy_lanes(specs: Sequence[str], flags: dict[str, Any]) -> list[tuple[str, str, dict]]:
