@@ -66,11 +66,14 @@ class Verdict:
 class SearchSpace:
     """The candidate commits of GOOD..BAD on a DAG, in a local numbering (0 = oldest)."""
 
-    def __init__(self, parents: Sequence[tuple[int, ...]], good: Sequence[int], bad: int):
+    def __init__(self, parents: Sequence[tuple[int, ...]], good: Sequence[int], bad: int,
+                 commits: np.ndarray | None = None):
+        """``commits``: the candidates when already known, a sorted convex part of GOOD..BAD
+        (those a deterministic hunt has not ruled out, say), instead of all of them."""
         self.graph_parents = parents
         self.good = tuple(good)
         self.bad = bad
-        self.commits = dag.candidates(parents, bad, self.good)
+        self.commits = dag.candidates(parents, bad, self.good) if commits is None else commits
         self.sums = dag.AncestorSums(parents, self.commits)
         self.local = {int(c): i for i, c in enumerate(self.commits)}
 

@@ -15,7 +15,6 @@ import numpy as np
 from scipy.special import comb as binom
 from scipy.special import xlogy
 
-from bisectlab.dag import AncestorSums
 from bisectlab.posterior import (
     Evidence,
     Posterior,
@@ -50,31 +49,7 @@ def egg_drop_tests(candidates: np.ndarray, adapters: int) -> np.ndarray:
     return np.searchsorted(table, candidates).astype(float)
 
 
-class AliveDag:
-    """The alive candidates of a deterministic hunt as a DAG of their own, to plan on at the cost
-    of their number rather than the whole range's (they are convex: ancestry among them runs
-    through them)."""
-
-    def __init__(self, space: SearchSpace, alive: np.ndarray):
-        self.positions = np.flatnonzero(alive)  # their indices among the space's candidates
-        self.sums = AncestorSums(space.graph_parents, space.commits[alive])
-
-    def __len__(self) -> int:
-        return len(self.positions)
-
-    def ancestor_mask(self, i: int) -> np.ndarray:
-        """Alive ancestors-or-self of alive commit ``i`` (a local index), as a mask."""
-        mask = np.zeros(len(self), dtype=bool)
-        stack = [i]
-        while stack:
-            x = stack.pop()
-            if not mask[x]:
-                mask[x] = True
-                stack.extend(self.sums.parents[x])
-        return mask
-
-
-def _fits(space: SearchSpace | AliveDag, alive: np.ndarray, adapters: int, tests: int) -> bool:
+def _fits(space: SearchSpace, alive: np.ndarray, adapters: int, tests: int) -> bool:
     """Whether a deterministic hunt over ``alive`` surely ends within the tests (k <= 2 checked
     on the DAG, more adapters by the egg-drop count)."""
     n = int(alive.sum())
@@ -85,7 +60,7 @@ def _fits(space: SearchSpace | AliveDag, alive: np.ndarray, adapters: int, tests
     return adapters > 0 and n <= resolvable(max(tests, 0), adapters)
 
 
-def two_adapter_move(space: SearchSpace | AliveDag, alive: np.ndarray, tests: int) -> int | None:
+def two_adapter_move(space: SearchSpace, alive: np.ndarray, tests: int) -> int | None:
     """The next test of a two-adapter plan with t tests left: the commit with the most alive
     ancestors (at most t: after a failure the last adapter walks through them in t - 1 tests)."""
     n = int(alive.sum())
@@ -94,7 +69,7 @@ def two_adapter_move(space: SearchSpace | AliveDag, alive: np.ndarray, tests: in
     return int(np.argmax(np.where(fit, below, -1))) if fit.any() else None
 
 
-def two_adapter_plan_fits(space: SearchSpace | AliveDag, alive: np.ndarray, tests: int) -> bool:
+def two_adapter_plan_fits(space: SearchSpace, alive: np.ndarray, tests: int) -> bool:
     """Whether the two-adapter plan settles the alive candidates in ``tests`` tests: a plan
     found is a proof; none found may be a false alarm (the plan is greedy, not optimal)."""
     alive = alive.copy()
@@ -230,9 +205,10 @@ class BayesStrategy(Strategy):
         worst = 1 + np.maximum(fail_side, egg_drop_tests((1 - u) * n, adapters))
         best = worst[informative].min()
         ok = informative & (worst <= best)
+        alive = self.posterior.mass > 0
         if (adapters <= 3 and np.isfinite(best) and self._settles_by_sets()
-                and (self.posterior.mass > 0).sum() <= PLAN_MAX):
-            ok = self._fits_on_the_dag(ok, score, adapters, int(best) - 1)
+                and alive.sum() <= PLAN_MAX):
+            ok = self._fits_on_the_dag(ok, alive, score, adapters, int(best) - 1)
         return np.where(ok, score, -np.inf)
 
     def _settles_by_sets(self) -> bool:
@@ -241,8 +217,8 @@ class BayesStrategy(Strategy):
         return bool(post.p_mass[model.p_grid == 1.0].sum() > 1 - 1e-9
                     and post.f_mass[model.f_grid == 0.0].sum() > 1 - 1e-9)
 
-    def _fits_on_the_dag(self, ok: np.ndarray, score: np.ndarray, adapters: int,
-                         tests: int) -> np.ndarray:
+    def _fits_on_the_dag(self, ok: np.ndarray, alive: np.ndarray, score: np.ndarray,
+                         adapters: int, tests: int) -> np.ndarray:
         """The best test (by score) whose two outcomes still fit the tests left, on the DAG itself.
 
         The egg-drop counts assume any split can be had; a kernel DAG's parallel topic branches
@@ -250,9 +226,13 @@ class BayesStrategy(Strategy):
         constructive two-adapter plan (:func:`two_adapter_plan_fits`). With two adapters the
         plan's own move always fits; with none fitting, the counts rule.
         """
-        sub = AliveDag(self.space, self.posterior.mass > 0)
+        # the alive candidates are convex: ancestry among them runs through them, so they make
+        # a search space of their own, to plan on at the cost of their number, not the range's
+        positions = np.flatnonzero(alive)
+        sub = SearchSpace(self.space.graph_parents, self.space.good,
+                          int(self.space.commits[positions[-1]]), self.space.commits[positions])
         local = np.full(len(self.space), -1)
-        local[sub.positions] = np.arange(len(sub))
+        local[positions] = np.arange(len(sub))
         everyone = np.ones(len(sub), dtype=bool)
         ranked = local[np.flatnonzero(ok)[np.argsort(-score[ok], kind="stable")]]
         order = list(ranked[ranked >= 0][:LOOKAHEAD])  # a ruled-out commit may split, too: skip it
@@ -266,7 +246,7 @@ class BayesStrategy(Strategy):
             bad = sub.ancestor_mask(int(x))
             if _fits(sub, bad, adapters - 1, tests) and _fits(sub, ~bad, adapters, tests):
                 only = np.zeros_like(ok)
-                only[sub.positions[x]] = True
+                only[positions[x]] = True
                 return only
         return ok
 
