@@ -12,6 +12,7 @@ import hashlib
 import math
 import os
 import random
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -26,7 +27,7 @@ from bisectlab.generator import KernelShape, generate_kernel_history
 from bisectlab.history import History, load_history
 from bisectlab.lab import Costs, Lab
 from bisectlab.posterior import lower_bound_tests
-from bisectlab.strategies import SearchSpace, make_strategy
+from bisectlab.strategies import Observation, Resources, SearchSpace, Strategy, Verdict, make_strategy
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,8 @@ def bench_history(commits: int, seed: int, source: str | None) -> tuple[History,
 
 
 @lru_cache(maxsize=4)
-def _culprit_pool(commits: int, seed: int, source: str | None) -> np.ndarray:
+def culprit_pool(commits: int, seed: int, source: str | None) -> np.ndarray:
+    """The commits a configuration's bug is planted in, one per hunt: the non-merge candidates."""
     h, good, bad = bench_history(commits, seed, source)
     cands = dag.candidates(h.parents, bad, [good])
     return np.array([c for c in cands if len(h.parents[c]) == 1])
@@ -86,7 +88,7 @@ def run_one(config: BenchConfig, i: int) -> dict[str, Any]:
     """One hunt of the configuration."""
     h, good, bad = bench_history(config.commits, config.seed, config.history)
     seed = hunt_seed(config.seed, i)
-    culprit = int(random.Random(seed).choice(_culprit_pool(config.commits, config.seed,
+    culprit = int(random.Random(seed).choice(culprit_pool(config.commits, config.seed,
                                                             config.history)))
     bugged = _with_bug(h, RateBug(culprit, config.detect, config.false_positive,
                                   correlation=config.correlation))
@@ -100,6 +102,21 @@ def run_one(config: BenchConfig, i: int) -> dict[str, Any]:
             "rounds": totals.rounds, "boots": totals.boots, "installs": totals.installs,
             "adapters": totals.adapters, "lab_minutes": totals.lab_minutes,
             "candidates": len(space)}
+
+
+def ideal_hunt(strategy: Strategy, is_bad: np.ndarray, p: float, rng: np.random.Generator,
+               after_each: Callable[[Strategy], None] | None = None) -> Verdict:
+    """A strategy against a rate bug and nothing else: one boot per test, no rigs, adapters or
+    lab minutes (the Z-channel alone), to study the strategy's statistics quickly.
+
+    A test of a bad commit fails with probability p (one draw from ``rng``); a good one passes.
+    """
+    while strategy.verdict() is None:
+        (commit,) = strategy.propose(Resources()).commits
+        strategy.observe(Observation(commit, 1, int(is_bad[commit] and rng.random() < p)))
+        if after_each is not None:
+            after_each(strategy)
+    return strategy.verdict()
 
 
 def _with_bug(h: History, bug: RateBug) -> History:

@@ -12,24 +12,27 @@ import random
 import numpy as np
 
 from bisectlab import dag
-from bisectlab.bench import bench_history, hunt_seed
-from bisectlab.strategies import Observation, Resources, SearchSpace, make_strategy
+from bisectlab.bench import bench_history, culprit_pool, hunt_seed, ideal_hunt
+from bisectlab.strategies import SearchSpace, Strategy, make_strategy
 
 
-def hunt(space: SearchSpace, is_bad: np.ndarray, p: float, seed: int,
-         known: bool) -> tuple[int, int, int, int]:
-    """One hunt: boots to a top candidate of 0.5 and 0.9, boots to the verdict, the culprit named."""
-    rng = np.random.default_rng(seed)
-    strategy = make_strategy("bayes", space, detect=p if known else None)
-    boots, to_half, to_ninety = 0, 0, 0
-    while strategy.verdict() is None:
-        (commit,) = strategy.propose(Resources()).commits
-        strategy.observe(Observation(commit, 1, int(is_bad[commit] and rng.random() < p)))
+def boots_to(space: SearchSpace, is_bad: np.ndarray, p: float, seed: int,
+             known: bool) -> tuple[int, int, int, int]:
+    """One hunt: boots until a top candidate of 0.5 and of 0.9, to the verdict, and its culprit."""
+    reached: dict[float, int] = {}
+    boots = 0
+
+    def note(strategy: Strategy) -> None:
+        nonlocal boots
         boots += 1
-        top = float(strategy.posterior.mass.max())
-        to_half = to_half or (boots if top >= 0.5 else 0)
-        to_ninety = to_ninety or (boots if top >= 0.9 else 0)
-    return to_half, to_ninety, boots, strategy.verdict().culprit
+        top = float(strategy.belief().max())
+        for level in (0.5, 0.9):
+            if top >= level:
+                reached.setdefault(level, boots)
+
+    strategy = make_strategy("bayes", space, detect=p if known else None)
+    verdict = ideal_hunt(strategy, is_bad, p, np.random.default_rng(seed), note)
+    return reached.get(0.5, 0), reached.get(0.9, 0), boots, verdict.culprit
 
 
 def main() -> None:
@@ -40,14 +43,14 @@ def main() -> None:
     args = parser.parse_args()
     h, good, bad = bench_history(args.commits, 0, None)
     space = SearchSpace(h.parents, [good], bad)
-    pool = [int(c) for c in space.commits if len(h.parents[c]) == 1]
+    pool = culprit_pool(args.commits, 0, None)
     for known in (False, True):
         rows = []
         for i in range(args.hunts):
             seed = hunt_seed(0, i)
-            culprit = random.Random(seed).choice(pool)
-            half, ninety, boots, named = hunt(space, dag.descendants_mask(h.parents, culprit),
-                                                 args.detect, seed, known)
+            culprit = int(random.Random(seed).choice(pool))
+            half, ninety, boots, named = boots_to(space, dag.descendants_mask(h.parents, culprit),
+                                                  args.detect, seed, known)
             rows.append((half, ninety, boots, named == culprit))
         a = np.array(rows, dtype=float)
         print(f"p={args.detect} {'known' if known else 'learnt'}: to 0.5 {a[:, 0].mean():.1f} boots, "

@@ -12,9 +12,9 @@ import random
 import numpy as np
 
 from bisectlab import dag
-from bisectlab.bench import bench_history, hunt_seed
+from bisectlab.bench import bench_history, culprit_pool, hunt_seed, ideal_hunt
 from bisectlab.posterior import RateModel
-from bisectlab.strategies import Observation, Resources, SearchSpace, make_strategy
+from bisectlab.strategies import SearchSpace, make_strategy
 
 BANDS = ((0.0, 0.1), (0.1, 0.5), (0.5, 1.01))
 
@@ -26,20 +26,17 @@ def main() -> None:
     args = parser.parse_args()
     h, good, bad = bench_history(args.commits, 0, None)
     space = SearchSpace(h.parents, [good], bad)
-    pool = [int(c) for c in space.commits if len(h.parents[c]) == 1]
+    pool = culprit_pool(args.commits, 0, None)
     prior = RateModel.build()
     results = []
     for i in range(args.hunts):
         seed = hunt_seed(7, i)
         rng = np.random.default_rng(seed)
         p = float(rng.choice(prior.p_grid, p=prior.p_prior))
-        culprit = random.Random(seed).choice(pool)
-        is_bad = dag.descendants_mask(h.parents, culprit)
-        strategy = make_strategy("bayes", space)
-        while strategy.verdict() is None:
-            (commit,) = strategy.propose(Resources()).commits
-            strategy.observe(Observation(commit, 1, int(is_bad[commit] and rng.random() < p)))
-        results.append((p, strategy.verdict().culprit == culprit))
+        culprit = int(random.Random(seed).choice(pool))
+        verdict = ideal_hunt(make_strategy("bayes", space), dag.descendants_mask(h.parents, culprit),
+                             p, rng)
+        results.append((p, verdict.culprit == culprit))
     right = sum(r for _, r in results)
     print(f"{right} of {len(results)} right at a claimed 0.99")
     for lo, hi in BANDS:

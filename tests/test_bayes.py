@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from test_strategies import run_deterministic
 
 from bisectlab import dag
-from bisectlab.bench import BenchConfig, run_bench, summarise
+from bisectlab.bench import BenchConfig, ideal_hunt, run_bench, summarise
 from bisectlab.cli import cli
 from bisectlab.generator import KernelShape, generate_kernel_history
 from bisectlab.posterior import RateModel
@@ -211,11 +211,8 @@ def test_bayes_is_calibrated_averaged_over_its_own_prior_on_p():
     right = 0
     for _ in range(300):
         p, culprit = rng.choice(prior.p_grid, p=prior.p_prior), culprits[rng.integers(len(culprits))]
-        is_bad = dag.descendants_mask(h.parents, culprit)
-        strategy = make_strategy("bayes", space)
-        while strategy.verdict() is None:
-            (commit,) = strategy.propose(Resources()).commits
-            strategy.observe(Observation(commit, 1, int(is_bad[commit] and rng.random() < p)))
-        right += strategy.verdict().culprit == culprit
+        verdict = ideal_hunt(make_strategy("bayes", space), dag.descendants_mask(h.parents, culprit),
+                             p, rng)
+        right += verdict.culprit == culprit
     # 0.99 claimed: 3 wrong expected in 300; 10 or more has probability 0.001
     assert right >= 291
