@@ -127,6 +127,9 @@ class History:
                 return self._sha_index[matches[0]]
             if len(matches) > 1:
                 raise HistoryError(f"ambiguous ref '{ref}' in {self.name}: {len(matches)} shas match")
+        if 0 < len(sha) < 4 and all(ch in "0123456789abcdef" for ch in sha):
+            raise HistoryError(f"unknown ref '{ref}' in {self.name} (a sha prefix needs at "
+                               "least 4 hex digits)")
         raise HistoryError(f"unknown ref '{ref}' in {self.name} (not a tag or sha)")
 
     def _prefix_matches(self, prefix: str) -> list[str]:

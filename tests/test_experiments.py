@@ -28,3 +28,12 @@ def test_prior_calibration_reports_by_band_of_p():
     first, *bands = out.splitlines()
     assert re.fullmatch(r"\d of 6 right at a claimed 0\.99", first)
     assert sum(int(re.search(r": (\d+) of (\d+)", b).group(2)) for b in bands) == 6
+
+
+def test_p_prior_frontier_prints_one_line_per_prior_with_every_rate():
+    out = run_script("p_prior_frontier.py", "--commits", "60", "--hunts", "2", "--low-hunts", "1",
+                     "--workers", "1")
+    lines = out.splitlines()
+    assert [line.split("  ")[0] for line in lines][:2] == ["a=0.0 c=0.5", "a=0.0 c=0.0"]
+    assert all(len(re.findall(r"p=[\d.]+: [01]\.\d{3} [\d.]+ \([\d.]+x\)", line)) == 4
+               for line in lines)

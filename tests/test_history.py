@@ -87,6 +87,8 @@ def test_refs_resolve_tags_shas_and_unique_prefixes(e1000e):
         h.resolve("v9.9")
     with pytest.raises(HistoryError, match="ambiguous"):
         h.resolve(next(_shared_prefix(h.shas)))
+    with pytest.raises(HistoryError, match="a sha prefix needs at least 4 hex digits"):
+        h.resolve(h.shas[c][:3])
 
 
 def _shared_prefix(shas):
