@@ -1,5 +1,7 @@
 """What learning p costs: boots until the top candidate reaches 0.5, 0.9 and the verdict, with p
-learnt and with p known, on the bench's seeded hunts (README, "Benchmarks").
+learnt and with p known, on the bench's seeded hunts (README, "Benchmarks"). Also what the last mile
+had to rule out: the mass left at the verdict on the culprit's parents and on the older commits
+behind them.
 
     python experiments/p_price.py --detect 0.8 --hunts 100
 """
@@ -16,10 +18,16 @@ from bisectlab.bench import bench_history, culprit_pool, hunt_seed, ideal_hunt
 from bisectlab.strategies import SearchSpace, Strategy, make_strategy
 
 
-def boots_to(space: SearchSpace, is_bad: np.ndarray, p: float, seed: int,
-             known: bool) -> tuple[int, int, int, int]:
-    """One hunt: boots until a top candidate of 0.5 and of 0.9, to the verdict, and its culprit."""
+def boots_to(space: SearchSpace, parents: np.ndarray, culprit: int, is_bad: np.ndarray, p: float,
+             seed: int, known: bool) -> tuple[float, ...]:
+    """One hunt: boots until a top candidate of 0.5 and of 0.9 and to the verdict, whether it was
+    right, and the mass left at the verdict on the culprit's parents and on older commits."""
     reached: dict[float, int] = {}
+    older = np.zeros(len(space), dtype=bool)
+    for q in parents:
+        older |= space.ancestor_mask(space.local[q])
+    at_parents = np.isin(space.commits, parents)
+    older &= ~at_parents
     boots = 0
 
     def note(strategy: Strategy) -> None:
@@ -32,7 +40,9 @@ def boots_to(space: SearchSpace, is_bad: np.ndarray, p: float, seed: int,
 
     strategy = make_strategy("bayes", space, detect=p if known else None)
     verdict = ideal_hunt(strategy, is_bad, p, np.random.default_rng(seed), note)
-    return reached.get(0.5, 0), reached.get(0.9, 0), boots, verdict.culprit
+    mass = strategy.belief()
+    return (reached.get(0.5, 0), reached.get(0.9, 0), boots, verdict.culprit == culprit,
+            float(mass[at_parents].sum()), float(mass[older].sum()))
 
 
 def main() -> None:
@@ -49,13 +59,14 @@ def main() -> None:
         for i in range(args.hunts):
             seed = hunt_seed(0, i)
             culprit = int(random.Random(seed).choice(pool))
-            half, ninety, boots, named = boots_to(space, dag.descendants_mask(h.parents, culprit),
-                                                  args.detect, seed, known)
-            rows.append((half, ninety, boots, named == culprit))
+            parents = np.array([q for q in h.parents[culprit] if q in space.local])
+            rows.append(boots_to(space, parents, culprit, dag.descendants_mask(h.parents, culprit),
+                                 args.detect, seed, known))
         a = np.array(rows, dtype=float)
         print(f"p={args.detect} {'known' if known else 'learnt'}: to 0.5 {a[:, 0].mean():.1f} boots, "
               f"to 0.9 {a[:, 1].mean():.1f}, to the verdict {a[:, 2].mean():.1f}, "
-              f"right {a[:, 3].mean():.3f} ({args.hunts} hunts)")
+              f"right {a[:, 3].mean():.3f} ({args.hunts} hunts); left at the verdict "
+              f"{a[:, 4].mean():.4f} on the culprit's parents, {a[:, 5].mean():.4f} on older commits")
 
 
 if __name__ == "__main__":
