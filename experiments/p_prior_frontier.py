@@ -36,12 +36,13 @@ def shaped_model(a: float, c: float) -> RateModel:
 
 
 class ShapedBayes(BayesStrategy):
-    """bayes with its prior on p replaced."""
+    """bayes with its prior on p replaced by p^a (1 - p)^c."""
 
-    def __init__(self, space: SearchSpace, model: RateModel):
-        super().__init__(space)
-        self.model = model
-        self.posterior = compute_posterior(self.stats, self.log_prior, model)
+    def __init__(self, space: SearchSpace, a: float, c: float):
+        super().__init__(space, caution=c)
+        self.options["prior_p_power"] = a
+        self.model = shaped_model(a, c)
+        self.posterior = compute_posterior(self.stats, self.log_prior, self.model)
 
 
 def hunt(args: tuple[int, float, float, float, int]) -> tuple[bool, int]:
@@ -51,7 +52,7 @@ def hunt(args: tuple[int, float, float, float, int]) -> tuple[bool, int]:
     space = SearchSpace(h.parents, [good], bad)
     seed = hunt_seed(0, i)
     culprit = int(random.Random(seed).choice(culprit_pool(commits, 0, None)))
-    strategy = ShapedBayes(space, shaped_model(a, c))
+    strategy = ShapedBayes(space, a, c)
     verdict = ideal_hunt(strategy, dag.descendants_mask(h.parents, culprit), p,
                          np.random.default_rng(seed))
     return verdict.culprit == culprit, int(strategy.stats.boots)
