@@ -65,7 +65,8 @@ def main() -> None:
     parser.add_argument("--low-hunts", type=int, default=400, help="hunts at p = 0.05")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    n = len(SearchSpace(*_range(args.commits)))
+    h, good, bad = bench_history(args.commits, 0, None)
+    n = len(SearchSpace(h.parents, [good], bad))
     with ProcessPoolExecutor(args.workers) as pool:
         for a, c in PRIORS:
             cells = []
@@ -78,11 +79,6 @@ def main() -> None:
                 bound = lower_bound_tests(n, p, 0.0, min(max(1 - right, 1e-6), 0.5))
                 cells.append(f"p={p}: {right:.3f} {boots:.1f} ({boots / bound:.2f}x)")
             print(f"a={a} c={c}  " + "  ".join(cells), flush=True)
-
-
-def _range(commits: int) -> tuple:
-    h, good, bad = bench_history(commits, 0, None)
-    return h.parents, [good], bad
 
 
 if __name__ == "__main__":
