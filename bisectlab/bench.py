@@ -71,6 +71,14 @@ def bench_history(commits: int, seed: int, source: str | None) -> tuple[History,
 
 
 @lru_cache(maxsize=4)
+def bench_space(commits: int, seed: int, source: str | None) -> SearchSpace:
+    """The candidates of a configuration's range, built once per process and shared by its hunts
+    (a SearchSpace is never changed by the strategies that search it)."""
+    h, good, bad = bench_history(commits, seed, source)
+    return SearchSpace(h.parents, [good], bad)
+
+
+@lru_cache(maxsize=4)
 def culprit_pool(commits: int, seed: int, source: str | None) -> np.ndarray:
     """The commits a configuration's bug is planted in, one per hunt: the non-merge candidates."""
     h, good, bad = bench_history(commits, seed, source)
@@ -86,13 +94,13 @@ def hunt_seed(seed: int, i: int) -> int:
 
 def run_one(config: BenchConfig, i: int) -> dict[str, Any]:
     """One hunt of the configuration."""
-    h, good, bad = bench_history(config.commits, config.seed, config.history)
+    h, _, _ = bench_history(config.commits, config.seed, config.history)
     seed = hunt_seed(config.seed, i)
     culprit = int(random.Random(seed).choice(culprit_pool(config.commits, config.seed,
                                                             config.history)))
     bugged = _with_bug(h, RateBug(culprit, config.detect, config.false_positive,
                                   correlation=config.correlation))
-    space = SearchSpace(h.parents, [good], bad)
+    space = bench_space(config.commits, config.seed, config.history)
     strategy = make_strategy(config.strategy, space, **dict(config.options))
     lab = Lab.build(bugged, seed=seed, rigs=config.rigs, adapters=config.adapters,
                     costs=config.costs)

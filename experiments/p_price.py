@@ -14,7 +14,7 @@ import random
 import numpy as np
 
 from bisectlab import dag
-from bisectlab.bench import bench_history, culprit_pool, hunt_seed, ideal_hunt
+from bisectlab.bench import bench_space, culprit_pool, hunt_seed, ideal_hunt
 from bisectlab.strategies import SearchSpace, Strategy, make_strategy
 
 
@@ -51,16 +51,16 @@ def main() -> None:
     parser.add_argument("--detect", type=float, default=0.8)
     parser.add_argument("--hunts", type=int, default=100)
     args = parser.parse_args()
-    h, good, bad = bench_history(args.commits, 0, None)
-    space = SearchSpace(h.parents, [good], bad)
+    space = bench_space(args.commits, 0, None)
+    parents_of = space.graph_parents
     pool = culprit_pool(args.commits, 0, None)
     for known in (False, True):
         rows = []
         for i in range(args.hunts):
             seed = hunt_seed(0, i)
             culprit = int(random.Random(seed).choice(pool))
-            parents = np.array([q for q in h.parents[culprit] if q in space.local])
-            rows.append(boots_to(space, parents, culprit, dag.descendants_mask(h.parents, culprit),
+            parents = np.array([q for q in parents_of[culprit] if q in space.local])
+            rows.append(boots_to(space, parents, culprit, dag.descendants_mask(parents_of, culprit),
                                  args.detect, seed, known))
         a = np.array(rows, dtype=float)
         print(f"p={args.detect} {'known' if known else 'learnt'}: to 0.5 {a[:, 0].mean():.1f} boots, "

@@ -15,7 +15,7 @@ import numpy as np
 from scipy.special import betainc
 
 from bisectlab import dag
-from bisectlab.bench import bench_history, culprit_pool, hunt_seed, ideal_hunt
+from bisectlab.bench import bench_space, culprit_pool, hunt_seed, ideal_hunt
 from bisectlab.posterior import RateModel, compute_posterior, lower_bound_tests
 from bisectlab.strategies import SearchSpace
 from bisectlab.strategies.bayes import BayesStrategy
@@ -48,12 +48,11 @@ class ShapedBayes(BayesStrategy):
 def hunt(args: tuple[int, float, float, float, int]) -> tuple[bool, int]:
     """One seeded hunt: was the verdict right, and how many boots it took."""
     commits, a, c, p, i = args
-    h, good, bad = bench_history(commits, 0, None)
-    space = SearchSpace(h.parents, [good], bad)
+    space = bench_space(commits, 0, None)
     seed = hunt_seed(0, i)
     culprit = int(random.Random(seed).choice(culprit_pool(commits, 0, None)))
     strategy = ShapedBayes(space, a, c)
-    verdict = ideal_hunt(strategy, dag.descendants_mask(h.parents, culprit), p,
+    verdict = ideal_hunt(strategy, dag.descendants_mask(space.graph_parents, culprit), p,
                          np.random.default_rng(seed))
     return verdict.culprit == culprit, int(strategy.stats.boots)
 
@@ -65,8 +64,7 @@ def main() -> None:
     parser.add_argument("--low-hunts", type=int, default=400, help="hunts at p = 0.05")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    h, good, bad = bench_history(args.commits, 0, None)
-    n = len(SearchSpace(h.parents, [good], bad))
+    n = len(bench_space(args.commits, 0, None))
     with ProcessPoolExecutor(args.workers) as pool:
         for a, c in PRIORS:
             cells = []

@@ -12,9 +12,9 @@ import random
 import numpy as np
 
 from bisectlab import dag
-from bisectlab.bench import bench_history, culprit_pool, hunt_seed, ideal_hunt
+from bisectlab.bench import bench_space, culprit_pool, hunt_seed, ideal_hunt
 from bisectlab.posterior import RateModel
-from bisectlab.strategies import SearchSpace, make_strategy
+from bisectlab.strategies import make_strategy
 
 BANDS = ((0.0, 0.1), (0.1, 0.5), (0.5, 1.01))
 
@@ -24,8 +24,7 @@ def main() -> None:
     parser.add_argument("--commits", type=int, default=200)
     parser.add_argument("--hunts", type=int, default=1000)
     args = parser.parse_args()
-    h, good, bad = bench_history(args.commits, 0, None)
-    space = SearchSpace(h.parents, [good], bad)
+    space = bench_space(args.commits, 0, None)
     pool = culprit_pool(args.commits, 0, None)
     prior = RateModel.build()
     results = []
@@ -34,8 +33,8 @@ def main() -> None:
         rng = np.random.default_rng(seed)
         p = float(rng.choice(prior.p_grid, p=prior.p_prior))
         culprit = int(random.Random(seed).choice(pool))
-        verdict = ideal_hunt(make_strategy("bayes", space), dag.descendants_mask(h.parents, culprit),
-                             p, rng)
+        is_bad = dag.descendants_mask(space.graph_parents, culprit)
+        verdict = ideal_hunt(make_strategy("bayes", space), is_bad, p, rng)
         results.append((p, verdict.culprit == culprit))
     right = sum(r for _, r in results)
     print(f"{right} of {len(results)} right at a claimed 0.99")
