@@ -15,7 +15,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import logsumexp, xlog1py, xlogy
+from scipy.special import xlog1py, xlogy
+
+
+def logsumexp(a: np.ndarray, axis: int | tuple[int, ...] | None = None) -> np.ndarray:
+    """log(sum(exp(a))) over ``axis``, bit for bit scipy.special.logsumexp's result (the largest
+    terms kept out of the sum, then log1p) at a fraction of its per-call cost, which dominated
+    every posterior update."""
+    a = np.asarray(a, dtype=float)
+    top = np.max(a, axis=axis, keepdims=True)
+    is_top = a == top
+    count = np.sum(is_top, axis=axis, keepdims=True, dtype=float)
+    with np.errstate(invalid="ignore"):
+        rest = np.sum(np.exp(np.where(is_top, -np.inf, a) - top), axis=axis, keepdims=True)
+    rest = np.where(rest == 0, rest, rest / count)
+    with np.errstate(invalid="ignore"):
+        out = np.where(top == -np.inf, -np.inf, np.log1p(rest) + np.log(count) + top)
+    return out.squeeze(axis=axis) if axis is not None else out.reshape(())
 
 
 def entropy_bits(q: np.ndarray | float) -> np.ndarray:
