@@ -13,7 +13,7 @@ import math
 import os
 import random
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -141,17 +141,25 @@ def _run_chunk(args: tuple[BenchConfig, list[int]]) -> list[dict[str, Any]]:
     return [run_one(config, i) for i in indices]
 
 
-def run_bench(config: BenchConfig, workers: int = 1) -> list[dict[str, Any]]:
-    """All hunts of a configuration, in hunt order, on ``workers`` processes (0 = all cores)."""
+def run_bench(config: BenchConfig, workers: int = 1,
+              on_hunts: Callable[[int], None] = lambda done: None) -> list[dict[str, Any]]:
+    """All hunts of a configuration, in hunt order, on ``workers`` processes (0 = all cores);
+    ``on_hunts(done)`` hears how many are done as they finish (for a progress bar)."""
     workers = workers or os.cpu_count() or 1
     indices = list(range(config.hunts))
-    if workers == 1:
-        return [run_one(config, i) for i in indices]
-    chunks = [(config, indices[k::workers * 4]) for k in range(workers * 4)]
     results: dict[int, dict[str, Any]] = {}
+    if workers == 1:
+        for i in indices:
+            results[i] = run_one(config, i)
+            on_hunts(len(results))
+        return [results[i] for i in indices]
+    chunk = max(1, min(16, config.hunts // (workers * 4)))
+    chunks = [(config, indices[k:k + chunk]) for k in range(0, config.hunts, chunk)]
     with ProcessPoolExecutor(workers) as pool:
-        for (_, idx), rows in zip(chunks, pool.map(_run_chunk, chunks), strict=True):
-            results.update(zip(idx, rows, strict=True))
+        futures = {pool.submit(_run_chunk, c): c[1] for c in chunks}
+        for future in as_completed(futures):
+            results.update(zip(futures[future], future.result(), strict=True))
+            on_hunts(len(results))
     return [results[i] for i in indices]
 
 

@@ -29,6 +29,7 @@ from bisectlab.driver import HuntSetup, drive, logged_test, logged_verdict
 from bisectlab.errors import BisectlabError
 from bisectlab.history import History, load_history
 from bisectlab.lab import Costs
+from bisectlab.lanes import Lane
 from bisectlab.store import Store
 
 FINISHED = ("found", "aborted", "inconclusive")
@@ -37,20 +38,6 @@ MINUTES_PER_DAY = 24 * 60
 
 class CampaignInterrupted(BisectlabError):
     """The campaign stopped early; finished hunts are kept, unfinished ones marked."""
-
-
-@dataclass(frozen=True)
-class Lane:
-    """One strategy of a campaign, as asked (``label``) and as built (name and options)."""
-
-    label: str
-    strategy: str
-    options: tuple[tuple[str, Any], ...] = ()
-
-    @property
-    def slot(self) -> str:
-        """The lane's key in the database: the strategy and every option, canonically."""
-        return f"{self.strategy}:{json.dumps(dict(self.options), sort_keys=True)}"
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from bisectlab.strategies import (
     Strategy,
     Verdict,
     make_strategy,
+    strategy_class,
 )
 
 OUT_OF_ADAPTERS = "out of adapters"
@@ -155,8 +156,8 @@ class HuntSetup:
 
     def params(self, strategy: Strategy) -> dict[str, Any]:
         """The hunt's parameters as logged: enough to set the same hunt up again (replay)."""
-        return {**strategy.params(), "rigs": self.rigs, "arch": self.arch,
-                "adapters": self.adapters, "strategy_options": dict(self.options),
+        return {"strategy_options": strategy.params(), "rigs": self.rigs, "arch": self.arch,
+                "adapters": self.adapters,
                 **{f"{k}_minutes": v for k, v in asdict(self.costs).items()}}
 
     @classmethod
@@ -169,8 +170,9 @@ class HuntSetup:
             raise StoreError(f"hunt {hunt['id']} was logged without its strategy options "
                              "(by an older bisectlab); it cannot be replayed")
         costs = Costs(**{k: params[f"{k}_minutes"] for k in asdict(Costs())})
+        options = strategy_class(hunt["strategy"]).Options.from_logged(params["strategy_options"])
         return cls(history, hunt["good"], hunt["bad"], strategy=hunt["strategy"],
-                   options=params["strategy_options"], seed=hunt["seed"], rigs=params["rigs"],
+                   options=options.as_dict(), seed=hunt["seed"], rigs=params["rigs"],
                    arch=params["arch"], adapters=params["adapters"], costs=costs)
 
 

@@ -15,14 +15,17 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import networkx as nx
 import numpy as np
 
 from bisectlab import dag
 from bisectlab.bugs import Bug, bug_from_spec
 from bisectlab.errors import HistoryError, RangeError
 from bisectlab.generator import KernelShape, Pin, TopicPin, generate_kernel_history
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,8 @@ class History:
     @cached_property
     def graph(self) -> nx.DiGraph:
         """The history as a networkx DiGraph (edge parent -> child) keyed by commit number."""
+        import networkx as nx
+
         g = nx.DiGraph(name=self.name)
         for i in range(len(self)):
             g.add_node(

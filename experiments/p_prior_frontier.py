@@ -18,7 +18,7 @@ from bisectlab import dag
 from bisectlab.bench import bench_space, culprit_pool, hunt_seed, ideal_hunt
 from bisectlab.posterior import RateModel, compute_posterior, lower_bound_tests
 from bisectlab.strategies import SearchSpace
-from bisectlab.strategies.bayes import BayesStrategy
+from bisectlab.strategies.bayes import BayesOptions, BayesStrategy
 
 PRIORS = ((0.0, 0.5), (0.0, 0.0), (0.0, -0.5), (0.0, 1.5), (0.5, 0.5), (1.0, 0.5))
 RATES = (0.8, 0.5, 0.3, 0.05)
@@ -38,9 +38,12 @@ def shaped_model(a: float, c: float) -> RateModel:
 class ShapedBayes(BayesStrategy):
     """bayes with its prior on p replaced by p^a (1 - p)^c."""
 
+    def params(self) -> dict:
+        return {**super().params(), "prior_p_power": self.prior_p_power}
+
     def __init__(self, space: SearchSpace, a: float, c: float):
-        super().__init__(space, caution=c)
-        self.options["prior_p_power"] = a
+        super().__init__(space, BayesOptions(caution=c))
+        self.prior_p_power = a
         self.model = shaped_model(a, c)
         self.posterior = compute_posterior(self.stats, self.log_prior, self.model)
 

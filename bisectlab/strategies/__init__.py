@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import math
+from typing import Any
 
 from bisectlab.errors import BisectlabError
+from bisectlab.options import StrategyOptions
 from bisectlab.strategies.base import (
     Observation,
     Proposal,
@@ -23,81 +24,45 @@ STRATEGIES: dict[str, type[Strategy]] = {
 }
 
 
-def make_strategy(name: str, space: SearchSpace, **options) -> Strategy:
-    """A strategy by name, with its options (unknown names or options are a BisectlabError)."""
+def strategy_class(name: str) -> type[Strategy]:
+    """The strategy registered under ``name`` (an unknown name is a BisectlabError)."""
     try:
-        cls = STRATEGIES[name]
+        return STRATEGIES[name]
     except KeyError:
         raise BisectlabError(f"unknown strategy '{name}' (known: {', '.join(STRATEGIES)})") from None
-    try:
-        return cls(space, **options)
-    except (TypeError, ValueError) as exc:
-        raise BisectlabError(f"bad options for strategy {name}: {exc}") from None
 
 
-OPTION_NAMES = {
-    "k": "retries", "retries": "retries", "confidence": "confidence", "detect": "detect",
-    "false-positive": "false_positive", "cost-weight": "cost_weight",
-    "boots-per-install": "boots_per_install", "deterministic-mass": "deterministic_mass",
-    "caution": "caution",
-}
+def make_options(name: str, **values: Any) -> StrategyOptions:
+    """A strategy's options from field values, checked (bad ones are a BisectlabError)."""
+    return strategy_class(name).Options.build(**values)
 
 
-ACCEPTS = {"git": set(), "retry": {"retries"},
-           "bayes": {"confidence", "detect", "false_positive", "cost_weight", "boots_per_install",
-                     "deterministic_mass", "caution"}}
-# (low, high, low excluded, high excluded); None: no bound
-RANGES = {"retries": (1, None, False, False), "boots_per_install": (1, None, False, False),
-          "confidence": (0, 1, True, True), "detect": (0, 1, True, False),
-          "false_positive": (0, 1, False, True), "cost_weight": (0, None, False, False),
-          "deterministic_mass": (0, 1, False, True), "caution": (-1, None, True, False)}
+def make_strategy(name: str, space: SearchSpace, options: StrategyOptions | None = None,
+                  **values: Any) -> Strategy:
+    """A strategy by name, with its options (an Options value, or its fields as keywords)."""
+    cls = strategy_class(name)
+    if options is None:
+        options = cls.Options.build(**values)
+    elif values:
+        raise BisectlabError("give a strategy's options as one Options value or as keywords")
+    return cls(space, options)
 
 
-def option_value(key: str, text: str, shown: str | None = None):
-    """An option's value from text: 'learn' for a learnt false-positive rate, else a number.
-
-    ``shown`` is the option's name as the user typed it (k for retries), for the messages.
-    """
-    if key == "false_positive" and text == "learn":
-        return None
-    name = shown or key
-    try:
-        number = float(text)
-    except ValueError:
-        raise BisectlabError(f"option {name} needs a number, not '{text}'") from None
-    lo, hi, lo_open, hi_open = RANGES.get(key, (None, None, False, False))
-    below = lo is not None and (number <= lo if lo_open else number < lo)
-    above = hi is not None and (number >= hi if hi_open else number > hi)
-    if not math.isfinite(number) or below or above:
-        left, right = "(" if lo_open else "[", ")" if hi_open or hi is None else "]"
-        raise BisectlabError(f"option {name} must be in {left}{lo}, {hi or 'inf'}{right}, "
-                             f"not {text}")
-    if key in ("retries", "boots_per_install"):
-        if number != int(number):
-            raise BisectlabError(f"option {name} must be a whole number, not {text}")
-        return int(number)
-    return number
-
-
-def parse_strategy(spec: str) -> tuple[str, dict]:
-    """'bayes:boots-per-install=10,cost-weight=5' -> ('bayes', {...}): a strategy and options."""
+def parse_strategy(spec: str) -> tuple[str, dict[str, Any]]:
+    """'bayes:boots-per-install=10,cost-weight=5' -> ('bayes', {field: value}), checked."""
     name, _, rest = spec.partition(":")
-    if name not in STRATEGIES:
-        raise BisectlabError(f"unknown strategy '{name}' (known: {', '.join(STRATEGIES)})")
-    options = {}
+    options_class = strategy_class(name).Options
+    items: dict[str, str] = {}
     for item in filter(None, rest.split(",")):
         key, eq, value = item.partition("=")
-        if not eq or key not in OPTION_NAMES:
-            raise BisectlabError(f"bad strategy option '{item}' (known: {', '.join(OPTION_NAMES)})")
-        if OPTION_NAMES[key] not in ACCEPTS.get(name, set(OPTION_NAMES.values())):
-            takes = ", ".join(k for k, v in OPTION_NAMES.items() if v in ACCEPTS[name] and
-                              k != "retries") or "no options"
-            raise BisectlabError(f"strategy {name} takes no option '{key}' ({name} takes: {takes})")
-        if OPTION_NAMES[key] in options:
+        if not eq:
+            raise BisectlabError(f"bad strategy option '{item}' in '{spec}' (write key=value)")
+        if key in items:
             raise BisectlabError(f"option '{key}' is given twice in '{spec}'")
-        options[OPTION_NAMES[key]] = option_value(OPTION_NAMES[key], value, shown=key)
-    return name, options
+        items[key] = value
+    return name, options_class.parse(items, spec)
 
 
-__all__ = ["ACCEPTS", "OPTION_NAMES", "STRATEGIES", "Observation", "Proposal", "Resources", "SearchSpace",
-           "Strategy", "Verdict", "make_strategy", "parse_strategy"]
+__all__ = ["STRATEGIES", "Observation", "Proposal", "Resources", "SearchSpace", "Strategy",
+           "StrategyOptions", "Verdict", "make_options", "make_strategy", "parse_strategy",
+           "strategy_class"]

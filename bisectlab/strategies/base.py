@@ -17,6 +17,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import breadth_first_order
 
 from bisectlab import dag
+from bisectlab.options import StrategyOptions
 
 
 @dataclass(frozen=True)
@@ -106,12 +107,18 @@ class SearchSpace:
 
 
 class Strategy(ABC):
-    """Propose tests, learn from their results, and say when the culprit is known."""
+    """Propose tests, learn from their results, and say when the culprit is known.
+
+    ``Options`` declares the strategy's options (:mod:`bisectlab.options`); a
+    strategy is built from a search space and one value of them.
+    """
 
     name: ClassVar[str]
+    Options: ClassVar[type[StrategyOptions]] = StrategyOptions
 
-    def __init__(self, space: SearchSpace):
+    def __init__(self, space: SearchSpace, options: StrategyOptions | None = None):
         self.space = space
+        self.options = options if options is not None else self.Options()
         self.history: list[Observation] = []
 
     @abstractmethod
@@ -136,7 +143,7 @@ class Strategy(ABC):
 
     def params(self) -> dict[str, Any]:
         """The strategy's options, as logged with the hunt."""
-        return {}
+        return self.options.as_dict()
 
     def progress(self) -> str:
         """One line of progress in git's words."""

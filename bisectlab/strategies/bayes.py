@@ -8,6 +8,7 @@ and older still as adapters get scarce. It stops when one commit holds the targe
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from math import comb, log2
 from typing import Any
 
@@ -15,6 +16,7 @@ import numpy as np
 from scipy.special import comb as binom
 from scipy.special import xlogy
 
+from bisectlab.options import StrategyOptions, option
 from bisectlab.posterior import (
     Evidence,
     Posterior,
@@ -32,6 +34,36 @@ LOOKAHEAD = 32      # budgeted tests whose outcomes are checked on the DAG, best
 LOOKAHEAD_TWO = 6   # the same with two adapters left, where each check plans to the end
 EXTRA_TESTS = 3     # tests beyond the egg-drop count a two-adapter plan may take on a DAG
 PLAN_MAX = 2000     # alive candidates up to which budgeted tests are checked on the DAG
+MAX_BOOTS_PER_INSTALL = 10_000
+
+
+@dataclass(frozen=True)
+class BayesOptions(StrategyOptions):
+    """bayes: when to stop, what to assume of the rates, what an adapter costs."""
+
+    strategy = "bayes"
+    confidence: float = option(0.99, key="confidence", flag="--confidence", low=0, high=1,
+                               low_open=True, high_open=True,
+                               help="stop when one commit holds this posterior")
+    detect: float | None = option(None, key="detect", flag="--assume-detect", low=0, high=1,
+                                  low_open=True, metavar="P",
+                                  help="fix the detection rate p instead of learning it "
+                                       "(not advised)")
+    false_positive: float | None = option(
+        0.0, key="false-positive", flag="--assume-false-positive", low=0, high=1,
+        high_open=True, learn=True, metavar="F|learn",
+        help="false-positive rate to assume, or 'learn' it (do, if adapters can die of other "
+             "causes)")
+    cost_weight: float = option(0.0, key="cost-weight", flag="--cost-weight", low=0,
+                                high=1_000_000, help="price of an adapter, in tests (lambda)")
+    boots_per_install: int = option(1, key="boots-per-install", flag="--boots-per-install",
+                                    low=1, high=MAX_BOOTS_PER_INSTALL, whole=True,
+                                    help="boots per install, stopping at the first failure")
+    deterministic_mass: float = option(0.1, key="deterministic-mass", low=0, high=1,
+                                       high_open=True,
+                                       help="prior probability that the bug always shows (p = 1)")
+    caution: float = option(0.5, key="caution", low=-1, high=100, low_open=True,
+                            help="the prior on p leans low as (1 - p)^caution")
 
 
 def resolvable(tests: int, adapters: int) -> int:
@@ -124,23 +156,19 @@ class BayesStrategy(Strategy):
     """Posterior bisection with p learnt, adapters as a cost and a hard budget."""
 
     name = "bayes"
+    Options = BayesOptions
+    options: BayesOptions
 
-    def __init__(self, space: SearchSpace, confidence: float = 0.99, detect: float | None = None,
-                 false_positive: float | None = 0.0, cost_weight: float = 0.0,
-                 boots_per_install: int = 1, prior_weights: np.ndarray | None = None,
-                 deterministic_mass: float = 0.1, caution: float = 0.5):
-        super().__init__(space)
-        if not 0 < confidence < 1:
-            raise ValueError("confidence must lie strictly between 0 and 1")
-        self.confidence = confidence
-        self.cost_weight = cost_weight
-        self.boots = boots_per_install
-        self.options = {"confidence": confidence, "detect": detect,
-                        "false_positive": "learn" if false_positive is None else false_positive,
-                        "cost_weight": cost_weight, "boots_per_install": boots_per_install,
-                        "deterministic_mass": deterministic_mass, "caution": caution}
-        self.model = RateModel.build(detect, false_positive, deterministic_mass=deterministic_mass,
-                                     caution=caution)
+    def __init__(self, space: SearchSpace, options: BayesOptions | None = None,
+                 prior_weights: np.ndarray | None = None):
+        super().__init__(space, options)
+        opts = self.options
+        self.confidence = opts.confidence
+        self.cost_weight = opts.cost_weight
+        self.boots = opts.boots_per_install
+        self.model = RateModel.build(opts.detect, opts.false_positive,
+                                     deterministic_mass=opts.deterministic_mass,
+                                     caution=opts.caution)
         self.log_prior = self._log_prior(prior_weights)
         self.stats = Evidence(len(space))
         self.posterior: Posterior = compute_posterior(self.stats, self.log_prior, self.model)
@@ -339,9 +367,6 @@ class BayesStrategy(Strategy):
         hi = float(self.model.p_grid[min(np.searchsorted(cdf, 0.95), len(cdf) - 1)])
         return {**self.evidence(commit), "p_mean": post.p_mean, "p_90": [lo, hi],
                 "f_mean": post.f_mean}
-
-    def params(self) -> dict[str, Any]:
-        return dict(self.options)
 
     def progress(self) -> str:
         i, mass = self.best()

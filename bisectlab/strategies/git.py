@@ -9,21 +9,48 @@ after k passes.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
-from bisectlab.strategies.base import Observation, Proposal, Resources, Strategy, Verdict
+from bisectlab.options import StrategyOptions, option
+from bisectlab.strategies.base import (
+    Observation,
+    Proposal,
+    Resources,
+    SearchSpace,
+    Strategy,
+    Verdict,
+)
+
+MAX_RETRIES = 10_000
+
+
+@dataclass(frozen=True)
+class GitOptions(StrategyOptions):
+    """git takes no options: one boot per test, trusted."""
+
+    strategy = "git"
+
+
+@dataclass(frozen=True)
+class RetryOptions(StrategyOptions):
+    """retry: how many clean boots make a commit good."""
+
+    strategy = "retry"
+    retries: int = option(5, key="k", flag="--retries", low=1, high=MAX_RETRIES, whole=True,
+                          help="boots per test: bad at the first failure, good after k passes")
 
 
 class GitStrategy(Strategy):
     """git bisect: one boot per test, trusted as the truth."""
 
     name = "git"
+    Options = GitOptions
     boots_per_test = 1
 
-    def __init__(self, space):
-        super().__init__(space)
+    def __init__(self, space: SearchSpace, options: StrategyOptions | None = None):
+        super().__init__(space, options)
         self.alive = np.ones(len(space), dtype=bool)
         self.bad = len(space) - 1
 
@@ -99,10 +126,8 @@ class RetryStrategy(GitStrategy):
     """git bisect with k boots per test: bad at the first failure, good after k passes."""
 
     name = "retry"
+    Options = RetryOptions
 
-    def __init__(self, space, retries: int = 5):
-        super().__init__(space)
-        self.boots_per_test = retries
-
-    def params(self) -> dict[str, Any]:
-        return {"retries": self.boots_per_test}
+    def __init__(self, space: SearchSpace, options: RetryOptions | None = None):
+        super().__init__(space, options)
+        self.boots_per_test = self.options.retries

@@ -1,0 +1,78 @@
+"""The `bisectlab` click group: commands load on first use, any error is one line and exit 2.
+
+Each command lives in a module of this package and is imported only when it runs (or when help
+lists them), so `bisectlab boot`, which `git bisect run` calls once per step, pays for no more
+than it needs.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from bisectlab.errors import BisectlabError
+
+COMMANDS = {  # name -> module of this package and the click command in it
+    "bisect": ("hunt", "bisect"),
+    "boot": ("boot", "boot"),
+    "bench": ("bench", "bench"),
+    "history": ("history", "history"),
+    "perf": ("bench", "perf"),
+    "query": ("query", "query"),
+    "replay": ("replay", "replay"),
+    "report": ("query", "report"),
+}
+
+EXIT_VERDICT, EXIT_NO_VERDICT, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130
+NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
+
+
+class BisectlabGroup(click.Group):
+    """A click group of lazily imported commands that turns any error into one line and exit 2."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in COMMANDS and name not in self.commands:
+            from importlib import import_module
+
+            module, attr = COMMANDS[name]
+            self.add_command(getattr(import_module(f"bisectlab.cli.{module}"), attr), name)
+        return self.commands.get(name)
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except NO_ARGS_IS_HELP as exc:  # `bisectlab` or `bisectlab replay` alone: the help
+            click.echo(exc.format_message())
+            sys.exit(0)
+        except click.ClickException as exc:
+            fail(exc.format_message())
+        except BisectlabError as exc:
+            fail(str(exc))
+        except (click.exceptions.Abort, KeyboardInterrupt):
+            click.echo("interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def fail(message: str) -> None:
+    """One line on stderr, exit 2."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+@click.group(cls=BisectlabGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="bisectlab")
+def cli() -> None:
+    """bisectlab: find the commit behind an intermittent bug that destroys hardware.
+
+    Simulated hunts on kernel-shaped histories (the 2008 e1000e NVM corruption ships with it),
+    every test, boot and adapter logged in SQLite.
+    """

@@ -1,0 +1,107 @@
+"""`bisectlab bench` and `bisectlab perf`: many simulated hunts against the bound, and speed."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from bisectlab.cli.params import (
+    MAX_ADAPTERS,
+    MAX_COMMITS,
+    MAX_HUNTS,
+    MAX_RIGS,
+    MAX_SEED,
+    MAX_WORKERS,
+    Number,
+    count,
+    progress_bar,
+    strategy_flag_options,
+    typed_flags,
+)
+
+
+@click.command()
+@click.option("--commits", "commits", type=count(12, MAX_COMMITS), multiple=True,
+              default=(1000,), show_default=True, help="History size N (repeatable).")
+@click.option("--detect", "detects", type=Number(0, 1, low_open=True), multiple=True,
+              default=(0.5,), show_default=True, help="Per-boot detection rate p (repeatable).")
+@click.option("--false-positive", type=Number(0, 1, high_open=True), default=0.0,
+              show_default=True, help="Per-boot false-positive rate f of the simulated lab.")
+@click.option("--correlation", type=Number(0, 1, high_open=True), default=0.0,
+              show_default=True, help="Correlated boots: p(1 +- r) in hot and cold spells.")
+@click.option("--hunts", type=count(1, MAX_HUNTS), default=100, show_default=True)
+@click.option("--strategy", "strategies", multiple=True, default=("bayes",), show_default=True,
+              metavar="NAME[:key=value,...]",
+              help="Strategy with options, e.g. retry:k=10 or bayes:cost-weight=5 (repeatable).")
+@strategy_flag_options
+@click.option("--adapters", type=count(0, MAX_ADAPTERS), default=None,
+              help="Adapters per hunt (default: unlimited).")
+@click.option("--rigs", type=count(1, MAX_RIGS), default=1, show_default=True)
+@click.option("--seed", type=count(0, MAX_SEED), default=0, show_default=True,
+              help="Seed of the history and of every hunt's culprit and boots.")
+@click.option("--history", "history_ref", default=None, metavar="FILE",
+              help="Scenario file to use instead of a generated history.")
+@click.option("--workers", type=count(0, MAX_WORKERS), default=1, show_default=True,
+              help="Worker processes (0 = all cores).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per configuration.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def bench(commits: tuple[int, ...], detects: tuple[float, ...], false_positive: float,
+          correlation: float, hunts: int, strategies: tuple[str, ...], adapters: int | None,
+          rigs: int, seed: int, history_ref: str | None, workers: int, as_json: bool,
+          quiet: bool, **flags: Any) -> None:
+    """Run many simulated hunts per configuration; print accuracy, costs and the bound ratio."""
+    from bisectlab.bench import BenchConfig, run_bench, summarise
+    from bisectlab.history import load_history
+    from bisectlab.lanes import build_lanes
+
+    lanes = build_lanes(strategies, typed_flags(flags))
+    if history_ref is not None:
+        load_history(history_ref)
+    configs = [BenchConfig(strategy=lane.strategy, options=lane.options, commits=n, detect=p,
+                           false_positive=false_positive, correlation=correlation, hunts=hunts,
+                           seed=seed, history=history_ref, adapters=adapters, rigs=rigs,
+                           name=lane.label)
+               for lane in lanes for n in commits for p in detects]
+    total = hunts * len(configs)
+    with progress_bar(quiet) as advance:
+        for k, config in enumerate(configs):
+            def done(hunts_done: int, k: int = k) -> None:
+                advance(k * hunts + hunts_done, total)
+
+            summary = summarise(config, run_bench(config, workers, on_hunts=done))
+            click.echo(json.dumps(summary) if as_json else _bench_line(summary))
+
+
+def _bench_line(s: dict) -> str:
+    lo, hi = s["accuracy_95"]
+    return (f"{s['label']:<34} N={s['candidates']:<6} p={s['p']:<5g} hunts={s['hunts']:<5} "
+            f"acc={s['accuracy']:.3f} [{lo:.3f},{hi:.3f}]  tests={s['tests_mean']:.1f} "
+            f"(p90 {s['tests_p90']:.0f}, max {s['tests_max']:.0f})  "
+            f"boots={s['boots_mean']:.1f} (p90 {s['boots_p90']:.0f})  "
+            f"installs={s['installs_mean']:.1f}  rounds={s['rounds_mean']:.1f}  "
+            f"adapters={s['adapters_mean']:.2f} (p90 {s['adapters_p90']:.0f}, "
+            f"max {s['adapters_max']:.0f})  lab_h={s['lab_hours_mean']:.1f}  "
+            f"bound={s['lower_bound_boots']:.1f}  boots/bound={s['boots_over_bound']:.2f}"
+            + (f"  rounds/(bound/{s['rigs']})={s['rounds_over_bound']:.2f}" if s["rigs"] > 1 else ""))
+
+
+# replay -----------------------------------------------------------------------------------------
+
+
+@click.command()
+@click.option("--quick", is_flag=True, help="Smaller samples (for a smoke run).")
+@click.option("--campaign", is_flag=True,
+              help="Campaign throughput instead: hunts/s with 1 and 2 workers, database share.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def perf(quick: bool, campaign: bool, as_json: bool) -> None:
+    """Benchmark: boots per second, history generation and decision times (or --campaign)."""
+    from bisectlab.perf import campaign_throughput, format_campaign, format_report, run_perf
+
+    if campaign:
+        report = campaign_throughput(hunts=20 if quick else 150, rounds=1 if quick else 3)
+        click.echo(json.dumps(report, indent=2) if as_json else format_campaign(report))
+        return
+    report = run_perf(quick=quick)
+    click.echo(json.dumps(report, indent=2) if as_json else format_report(report))

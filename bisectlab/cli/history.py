@@ -1,0 +1,121 @@
+"""`bisectlab history`: inspect, generate and export commit histories."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from bisectlab.cli.params import MAX_COMMITS, MAX_SEED, Number, count
+from bisectlab.errors import BisectlabError
+from bisectlab.history import DEFAULT_SCENARIO, builtin_scenarios, load_history
+
+
+@click.group()
+def history() -> None:
+    """Inspect, generate and export commit histories."""
+
+
+@history.command("list")
+def history_list() -> None:
+    """List the scenarios that ship with bisectlab."""
+    for name in builtin_scenarios():
+        click.echo(name)
+
+
+@history.command("show")
+@click.argument("name", default=DEFAULT_SCENARIO)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def history_show(name: str, as_json: bool) -> None:
+    """Summarise a history: commits, merges, tags, features, ranges and their true culprits."""
+    from bisectlab.summary import summarise
+
+    summary = summarise(load_history(name))
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(f"{summary['name']}: {summary['description']}".rstrip(": "))
+    click.echo(f"  {summary['commits']} commits ({summary['merges']} merges), "
+               f"bug model: {summary['bug'] or 'none'}")
+    click.echo("  tags:")
+    for tag in summary["tags"]:
+        click.echo(f"    {tag['name']:<16} {tag['sha'][:12]} {tag['subject']}")
+    click.echo("  feature toggles:")
+    for t in summary["toggles"]:
+        flips = ", ".join(f"{k}={'on' if v else 'off'}" for k, v in t["toggles"].items())
+        click.echo(f"    {t['sha'][:12]} {flips:<40} {t['subject']}")
+    click.echo("  advertised ranges:")
+    for r in summary["ranges"]:
+        click.echo(f"    {r['good']}..{r['bad']}: {r['candidates']} candidates, "
+                   f"first bad {r['culprit'][:12]} {r['culprit_subject']}")
+
+
+@history.command("log")
+@click.argument("name", default=DEFAULT_SCENARIO)
+@click.option("--graph", is_flag=True, help="Draw the DAG beside the commits.")
+@click.option("-n", "limit", type=count(1, MAX_COMMITS), default=20, show_default=True,
+              help="Newest N commits.")
+def history_log(name: str, graph: bool, limit: int) -> None:
+    """The newest commits, newest first (like git log --oneline)."""
+    from bisectlab.summary import log_lines
+
+    for line in log_lines(load_history(name), limit, graph):
+        click.echo(line)
+
+
+@history.command("generate")
+@click.option("--commits", type=count(12, MAX_COMMITS), required=True, help="Size of the DAG.")
+@click.option("--seed", type=count(0, MAX_SEED), required=True)
+@click.option("--name", default=None, help="History name (default kernel-N-sS).")
+@click.option("--bug", type=click.Choice(["none", "rate"]), default="none", show_default=True,
+              help="Plant an abstract bug introduced by one (seeded) commit.")
+@click.option("--detect", type=Number(0, 1, low_open=True), default=1.0,
+              show_default=True, help="Per-boot detection rate p of the rate bug.")
+@click.option("--false-positive", type=Number(0, 1, high_open=True), default=0.0,
+              show_default=True, help="Per-boot false-positive rate f of the rate bug.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the scenario file here (default: stdout).")
+@click.option("--force", is_flag=True,
+              help="Replace an existing, different scenario file (hunts logged with it can no "
+                   "longer be replayed).")
+def history_generate(commits: int, seed: int, name: str | None, bug: str, detect: float,
+                     false_positive: float, output: Path | None, force: bool) -> None:
+    """Generate a kernel-shaped history and write it as a scenario file (a TOML recipe)."""
+    from bisectlab.summary import generated_recipe
+
+    text = generated_recipe(commits, seed, name, bug, detect, false_positive)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    if output.exists() and not force and _contents(output) != text:
+        raise BisectlabError(f"{output} exists and differs (hunts logged with it replay from it); "
+                             "pass --force to replace it")
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise BisectlabError(f"cannot write {output}: {exc.strerror}") from None
+    click.echo(f"wrote {output}", err=True)
+
+
+def _contents(path: Path) -> str | None:
+    """A text file's contents, or None if it cannot be read as text."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+@history.command("export-git")
+@click.argument("name")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def history_export_git(name: str, directory: Path) -> None:
+    """Write history NAME as a real git repository in DIRECTORY (same DAG, subjects, tags)."""
+    from bisectlab.gitexport import export_git
+
+    h = load_history(name)
+    export_git(h, directory)
+    click.echo(f"exported {len(h)} commits and {len(h.tags)} tags to {directory}")
+
+
+# bench ------------------------------------------------------------------------------------------

@@ -1,0 +1,210 @@
+"""Options and output shared by the commands: the database, the history, numbers that are checked
+(finite, in range, sane upper bounds), the strategy flags (derived from the strategies'
+declared options), tables, progress."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bisectlab.errors import BisectlabError
+from bisectlab.history import DEFAULT_SCENARIO
+from bisectlab.options import Spec
+
+MAX_RIGS = 256
+MAX_ADAPTERS = 100_000
+MAX_HUNTS = 1_000_000
+MAX_COMMITS = 5_000_000
+MAX_SEED = 2**63 - 1
+MAX_MINUTES = 10_000_000.0
+MAX_WORKERS = 1024
+
+
+class Number(click.ParamType):
+    """A number checked like a strategy option: finite, within its range, whole if it must be."""
+
+    def __init__(self, low: float | None = None, high: float | None = None, *, whole: bool = False,
+                 low_open: bool = False, high_open: bool = False):
+        self.spec = Spec(key="value", help="", low=low, high=high, whole=whole,
+                         low_open=low_open, high_open=high_open)
+        self.name = "integer" if whole else "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        try:
+            return self.spec.parse(value, "value")
+        except BisectlabError as exc:
+            self.fail(str(exc).removeprefix("value "), param, ctx)
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return f"{self.name.upper()} {self.spec.range_text()}"
+
+
+def count(low: int = 0, high: int | None = None) -> Number:
+    """A whole number from ``low`` up to ``high``."""
+    return Number(low, high, whole=True)
+
+
+def db_option(func: Callable) -> Callable:
+    """--db URL, defaulting to $BISECTLAB_DB or bisectlab.sqlite in the working directory."""
+    return click.option(
+        "--db", "db_url", envvar="BISECTLAB_DB", default=None, metavar="URL",
+        help="SQLAlchemy URL or SQLite file of the results database "
+             "[env BISECTLAB_DB; default: bisectlab.sqlite here].",
+    )(func)
+
+
+def history_option(func: Callable) -> Callable:
+    """--history NAME|FILE: a shipped scenario or a scenario file."""
+    return click.option(
+        "--history", "history_ref", default=DEFAULT_SCENARIO, show_default=True,
+        metavar="NAME|FILE", help="Shipped scenario name or scenario file (TOML).",
+    )(func)
+
+
+def strategy_flag_options(func: Callable) -> Callable:
+    """The strategies' flags, as their options declare them (--confidence, --retries, ...).
+
+    A flag keeps the text typed (None if not typed): :func:`bisectlab.lanes.build_lanes` checks
+    it with its declaration and applies it to every strategy that takes it.
+    """
+    from bisectlab.lanes import strategy_flags
+    from bisectlab.strategies import STRATEGIES
+
+    for flag, (spec, takers) in reversed(list(strategy_flags().items())):
+        default = next(cls.Options.defaults()[name] for cls in STRATEGIES.values()
+                       for name, s in cls.Options.specs().items() if s == spec)
+        shown = "learn" if default is None and spec.learn else default
+        bounds = f" {spec.range_text()}" if spec.range_text() else ""
+        func = click.option(
+            flag, "flag_" + flag.lstrip("-").replace("-", "_"), default=None,
+            metavar=spec.metavar or ("N" if spec.whole else "X"),
+            help=f"{', '.join(takers)}: {spec.help}{bounds}"
+                 + (f" [default: {shown}]" if shown is not None else ""),
+        )(func)
+    return func
+
+
+def typed_flags(params: dict[str, Any]) -> dict[str, str | None]:
+    """The strategy flags among a command's parameters, by flag name (--cost-weight): the text
+    typed or None. They are removed from ``params``."""
+    out = {}
+    for key in [k for k in params if k.startswith("flag_")]:
+        out["--" + key.removeprefix("flag_").replace("_", "-")] = params.pop(key)
+    return out
+
+
+def _url(db_url: str | None) -> str:
+    from bisectlab.store import default_url
+
+    url = db_url or default_url()
+    return url if "://" in url else f"sqlite:///{url}"
+
+
+def shown_url(db_url: str | None) -> str:
+    """The database as shown to the user: a SQLite file's path, or the URL without password."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(_url(db_url))
+    if url.get_backend_name() == "sqlite":
+        return url.database or ":memory:"
+    return url.render_as_string(hide_password=True)
+
+
+def open_store(db_url: str | None, existing: bool = False) -> Any:
+    """The results database from --db (a URL, or a plain path meaning a SQLite file).
+
+    Commands that only read (``existing``) refuse a SQLite file that is not there, rather than
+    create an empty database under a mistyped name.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from bisectlab.store import Store
+
+    try:
+        database = make_url(_url(db_url)).database if _url(db_url).startswith("sqlite") else None
+    except ArgumentError:
+        database = None  # the Store says what is wrong with the URL, in one line
+    if (existing and database and database != ":memory:" and not database.startswith("file:")
+            and not Path(database).is_file()):
+        raise BisectlabError(f"no results database at {database} (give --db, or run a hunt first)")
+    return Store(_url(db_url))
+
+
+def format_rows(rows: list[dict], fmt: str, columns: Sequence[str] | None = None) -> str:
+    """Rows as a table (the listed columns), or CSV / JSON (every column)."""
+    if fmt == "json":
+        return json.dumps(rows, indent=2, default=str) + "\n"
+    if fmt == "csv":
+        out = io.StringIO()
+        if rows:
+            writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows({k: json.dumps(v, default=str) if isinstance(v, dict | list) else v
+                              for k, v in row.items()} for row in rows)
+        return out.getvalue()
+    return text_table(rows, columns)
+
+
+def text_table(rows: list[dict], columns: Sequence[str] | None) -> str:
+    """Rows as an aligned text table (rich), '(no rows)' if there are none."""
+    from rich.console import Console
+    from rich.table import Table
+
+    if not rows:
+        return "(no rows)\n"
+    cols = [c for c in (columns or rows[0].keys()) if c in rows[0]]
+    table = Table(box=None, header_style="bold")
+    for col in cols:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*(_cell(col, row[col]) for col in cols))
+    console = Console(file=io.StringIO(), width=200, force_terminal=False)
+    console.print(table)
+    return console.file.getvalue()
+
+
+def _cell(column: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if column.endswith("_sha") and isinstance(value, str):
+        return value[:12]
+    if isinstance(value, float):
+        return f"{value:.1f}" if abs(value) >= 1000 else f"{value:.4g}"
+    return str(value)
+
+
+class progress_bar:
+    """A rich progress bar on stderr (nothing when quiet); yields the advance callback."""
+
+    def __init__(self, quiet: bool, what: str = "hunts"):
+        self.quiet = quiet
+        self.what = what
+        self.progress: Any = None
+
+    def __enter__(self) -> Callable[[int, int], None]:
+        if self.quiet:
+            return lambda done, total: None
+        from rich.console import Console
+        from rich.progress import Progress
+
+        self.progress = Progress(console=Console(stderr=True), transient=True)
+        self.progress.start()
+        task = self.progress.add_task(self.what, total=None)
+
+        def advance(done: int, total: int) -> None:
+            self.progress.update(task, completed=done, total=total)
+
+        return advance
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
