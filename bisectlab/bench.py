@@ -75,7 +75,7 @@ def bench_space(commits: int, seed: int, source: str | None) -> SearchSpace:
     """The candidates of a configuration's range, built once per process and shared by its hunts
     (a SearchSpace is never changed by the strategies that search it)."""
     h, good, bad = bench_history(commits, seed, source)
-    return SearchSpace(h.parents, [good], bad)
+    return SearchSpace(h.parents, [good], bad, names=h.shas)
 
 
 @lru_cache(maxsize=4)
@@ -194,6 +194,7 @@ def summarise(config: BenchConfig, rows: list[dict[str, Any]]) -> dict[str, Any]
         "adapters_budget": config.adapters, "rigs": config.rigs, "hunts": n,
         "accuracy": correct / n if n else 0.0, "accuracy_95": [lo, hi],
         "aborted": sum(r["status"] == "aborted" for r in rows),
+        "inconclusive": sum(r["status"] == "inconclusive" for r in rows),
     }
     for key in ("tests", "rounds", "boots", "installs", "adapters", "lab_minutes"):
         out.update(spread(key, [r[key] for r in rows]))

@@ -149,7 +149,8 @@ class HuntSetup:
             raise HistoryError(f"history {h.name} has no bug to simulate")
         if self.seed is None:
             self.seed = random.SystemRandom().randrange(2**31)
-        strategy = make_strategy(self.strategy, SearchSpace(h.parents, [good], bad), **self.options)
+        space = SearchSpace(h.parents, [good], bad, names=h.shas)
+        strategy = make_strategy(self.strategy, space, **self.options)
         lab = Lab.build(h, seed=self.seed, rigs=self.rigs, arch=self.arch,
                         adapters=self.adapters, costs=self.costs)
         return strategy, lab, good, bad

@@ -12,10 +12,13 @@ likelihood, so the posterior costs O(N + distinct pairs x grid) per update.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy.special import xlog1py, xlogy
+from scipy.special import betainc, xlog1py, xlogy
+
+HINT_WEIGHT = 0.5  # the share of the prior on p that a hint (--detect-prior) takes over
 
 
 def logsumexp(a: np.ndarray, axis: int | tuple[int, ...] | None = None) -> np.ndarray:
@@ -76,12 +79,15 @@ class RateModel:
     def build(cls, detect: float | None = None, false_positive: float | None = 0.0,
               points: int = 48, deterministic_mass: float = 0.1, caution: float = 0.5,
               fp_grid: tuple[float, ...] = (0.0, 0.003, 0.01, 0.03),
-              fp_prior: tuple[float, ...] = (0.7, 0.1, 0.1, 0.1)) -> RateModel:
+              fp_prior: tuple[float, ...] = (0.7, 0.1, 0.1, 0.1),
+              hint: DetectHint | None = None) -> RateModel:
         """p unknown on (0, 1] unless ``detect`` fixes it; f fixed, or learnt (None) on a grid.
 
         The prior on p is a point mass on a deterministic bug (p = 1) plus a density
         proportional to (1 - p)^caution on a grid fine in log-odds: over-estimating p makes a
         hunt confidently wrong while under-estimating it only costs tests, so the prior leans low.
+        A ``hint`` (what a bug report says of p) takes over half of that prior: it leans it, and
+        never rules a rate out.
         """
         if detect is not None:
             p_grid, p_prior = np.array([detect]), np.array([1.0])
@@ -93,11 +99,17 @@ class RateModel:
             density = (1 - edges[:-1]) ** (caution + 1) - (1 - edges[1:]) ** (caution + 1)
             p_prior = np.append(density / density.sum() * (1 - deterministic_mass),
                                 deterministic_mass)
+            if hint is not None:
+                p_prior = (1 - HINT_WEIGHT) * p_prior + HINT_WEIGHT * hint.cells(edges)
         if false_positive is not None:
             f_grid, f_prior = np.array([false_positive]), np.array([1.0])
         else:
             f_grid, f_prior = np.array(fp_grid), np.array(fp_prior) / sum(fp_prior)
         return cls(p_grid, p_prior, f_grid, f_prior)
+
+    def at_detect(self, p: float) -> RateModel:
+        """The same model with p fixed (the rates of f kept)."""
+        return replace(self, p_grid=np.array([p]), p_prior=np.array([1.0]))
 
     def fail_rates(self) -> np.ndarray:
         """Per-boot failure rate of a bad commit, for every (p, f) pair: shape (P, F)."""
@@ -107,6 +119,59 @@ class RateModel:
         """Log prior of every (p, f) pair: shape (P, F)."""
         with np.errstate(divide="ignore"):
             return np.log(self.p_prior)[:, None] + np.log(self.f_prior)[None, :]
+
+
+@dataclass(frozen=True)
+class DetectHint:
+    """What a bug report says of the detection rate p: a range of p, or a Beta(a, b) density.
+
+    Parsed from text: '10-30 reboots' (the bug shows within 10 to 30 boots: p in [1/30, 1/10]),
+    '20 reboots' (p about 1/20: [1/40, 1/10]), '0.03-0.1' (a range of p), 'beta(2, 38)'.
+    """
+
+    low: float = 0.0
+    high: float = 1.0
+    beta: tuple[float, float] | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> DetectHint:
+        """The hint in ``text``; ValueError, saying what is understood, if it is not one."""
+        t = text.strip().lower()
+        number = r"(\d+(?:\.\d*)?|\.\d+)"
+        if m := re.fullmatch(rf"beta\(\s*{number}\s*,\s*{number}\s*\)", t):
+            a, b = float(m[1]), float(m[2])
+            if not (0 < a <= 1e6 and 0 < b <= 1e6):
+                raise ValueError(f"beta({a:g}, {b:g}) needs 0 < a, b <= 1e6")
+            return cls(beta=(a, b))
+        if m := re.fullmatch(rf"{number}\s*(?:-|to|\.\.)\s*{number}\s*(reboots?|boots?)?", t):
+            a, b = sorted((float(m[1]), float(m[2])))
+            if m[3]:
+                if not 1 <= a <= b <= 1e9:
+                    raise ValueError(f"'{text}': boot counts must lie in [1, 1e9]")
+                return cls(1 / b, 1 / a)
+            if not 0 < a <= b <= 1:
+                raise ValueError(f"'{text}': a range of p must lie in (0, 1]")
+            return cls(a, b)
+        if m := re.fullmatch(rf"{number}\s*(reboots?|boots?)", t):
+            n = float(m[1])
+            if not 1 <= n <= 1e9:
+                raise ValueError(f"'{text}': a boot count must lie in [1, 1e9]")
+            return cls(min(1.0, 1 / (2 * n)), min(1.0, 2 / n))
+        raise ValueError(f"'{text}' is not a detection-rate hint (try '10-30 reboots', "
+                         "'0.03-0.1' or 'beta(2, 38)')")
+
+    def cells(self, edges: np.ndarray) -> np.ndarray:
+        """The hint's probability of each cell of the p grid (plus 0 for the point p = 1)."""
+        if self.beta is not None:
+            mass = np.diff(betainc(self.beta[0], self.beta[1], edges))
+        else:  # uniform in log p over [low, high], cut at the grid's ends
+            lo, hi = np.log(max(self.low, 1e-12)), np.log(self.high)
+            e = np.log(np.clip(edges, 1e-12, 1.0))
+            width = max(hi - lo, 1e-9)
+            mass = np.clip(np.minimum(e[1:], hi) - np.maximum(e[:-1], lo), 0.0, None) / width
+            if mass.sum() == 0:  # a point: the cell it falls in
+                mass[min(np.searchsorted(edges, self.high) - 1, len(mass) - 1)] = 1.0
+        return np.append(mass / mass.sum(), 0.0)
 
 
 class Evidence:

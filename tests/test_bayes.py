@@ -216,3 +216,56 @@ def test_bayes_is_calibrated_averaged_over_its_own_prior_on_p():
         right += verdict.culprit == culprit
     # 0.99 claimed: 3 wrong expected in 300; 10 or more has probability 0.001
     assert right >= 291
+
+
+def test_a_pass_below_a_failure_at_an_assumed_p_of_one_ends_inconclusive_saying_why():
+    space = chain_space(40)
+    strategy = make_strategy("bayes", space, detect=1.0)
+    strategy.observe(Observation(10, 1, 1))
+    strategy.observe(Observation(20, 1, 0))  # a descendant of 10 passed: p cannot be 1
+    verdict = strategy.verdict()
+    assert verdict.status == "inconclusive"
+    assert "commit 10 failed but its descendant 20 passed" in verdict.note
+    assert "drop --assume-detect" in verdict.note
+
+
+def test_failures_on_two_unrelated_branches_with_no_false_positives_end_inconclusive():
+    parents, merge = topic_branches(2, 4)  # branches 1..4 and 5..8 off the base, merged
+    space = SearchSpace(parents, [0], merge)
+    strategy = make_strategy("bayes", space)
+    strategy.observe(Observation(2, 1, 1))
+    strategy.observe(Observation(6, 1, 1))
+    verdict = strategy.verdict()
+    assert verdict.status == "inconclusive" and verdict.culprit is not None
+    assert "commits 2 and 6 both failed" in verdict.note
+    assert "--assume-false-positive learn" in verdict.note
+
+
+def test_a_batch_at_an_assumed_p_of_one_pairs_no_commit_with_its_descendant():
+    h = generate_kernel_history("k800", 3, KernelShape(commits=800))
+    space = SearchSpace(h.parents, [0], len(h) - 1)
+    strategy = make_strategy("bayes", space, detect=1.0)
+    for _ in range(3):
+        commits = strategy.propose(Resources(rigs=4)).commits
+        for a in commits:
+            for b in commits:
+                assert a == b or not dag.is_ancestor(h.parents, a, b)
+        for c in commits:
+            strategy.observe(Observation(c, 1, int(c >= 600)))
+
+
+@pytest.mark.parametrize("args", [
+    ("bisect", "v2.6.26", "v2.6.27-rc8", "--assume-detect", "1", "--rigs", "4", "--seed", "3"),
+    ("bench", "--commits", "300", "--detect", "0.5", "--false-positive", "0.03", "--rigs", "4",
+     "--hunts", "30"),
+])
+def test_evidence_against_the_model_never_ends_in_a_traceback(run, args):
+    result = run(*args, "-q")
+    assert result.exit_code in (0, 1), result.stderr
+
+
+@pytest.mark.parametrize("rigs", [12, 32])
+def test_many_rigs_test_as_many_commits(rigs):
+    space = chain_space(300)
+    proposal = make_strategy("bayes", space).propose(Resources(rigs=rigs))
+    assert len(proposal.commits) == rigs == len(set(proposal.commits))

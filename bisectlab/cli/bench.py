@@ -77,7 +77,8 @@ def bench(commits: tuple[int, ...], detects: tuple[float, ...], false_positive: 
 def _bench_line(s: dict) -> str:
     lo, hi = s["accuracy_95"]
     return (f"{s['label']:<34} N={s['candidates']:<6} p={s['p']:<5g} hunts={s['hunts']:<5} "
-            f"acc={s['accuracy']:.3f} [{lo:.3f},{hi:.3f}]  tests={s['tests_mean']:.1f} "
+            f"acc={s['accuracy']:.3f} [{lo:.3f},{hi:.3f}]  aborted={s['aborted']}  "
+            f"inconclusive={s['inconclusive']}  tests={s['tests_mean']:.1f} "
             f"(p90 {s['tests_p90']:.0f}, max {s['tests_max']:.0f})  "
             f"boots={s['boots_mean']:.1f} (p90 {s['boots_p90']:.0f})  "
             f"installs={s['installs_mean']:.1f}  rounds={s['rounds_mean']:.1f}  "

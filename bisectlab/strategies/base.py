@@ -68,18 +68,24 @@ class SearchSpace:
     """The candidate commits of GOOD..BAD on a DAG, in a local numbering (0 = oldest)."""
 
     def __init__(self, parents: Sequence[tuple[int, ...]], good: Sequence[int], bad: int,
-                 commits: np.ndarray | None = None):
+                 commits: np.ndarray | None = None, names: Sequence[str] | None = None):
         """``commits``: the candidates when already known, a sorted convex part of GOOD..BAD
-        (those a deterministic hunt has not ruled out, say), instead of all of them."""
+        (those a deterministic hunt has not ruled out, say), instead of all of them.
+        ``names``: what to call each commit of the graph in messages (shas), if known."""
         self.graph_parents = parents
         self.good = tuple(good)
         self.bad = bad
+        self.names = names
         self.commits = dag.candidates(parents, bad, self.good) if commits is None else commits
         self.sums = dag.AncestorSums(parents, self.commits)
         self.local = {int(c): i for i, c in enumerate(self.commits)}
 
     def __len__(self) -> int:
         return len(self.commits)
+
+    def name(self, commit: int) -> str:
+        """A commit as messages call it: its short sha if names are known, else its number."""
+        return self.names[commit][:12] if self.names is not None else str(commit)
 
     @property
     def parents(self) -> list[tuple[int, ...]]:

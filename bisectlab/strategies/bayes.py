@@ -16,8 +16,10 @@ import numpy as np
 from scipy.special import comb as binom
 from scipy.special import xlogy
 
+from bisectlab.errors import BisectlabError
 from bisectlab.options import StrategyOptions, option
 from bisectlab.posterior import (
+    DetectHint,
     Evidence,
     Posterior,
     RateModel,
@@ -64,6 +66,36 @@ class BayesOptions(StrategyOptions):
                                        help="prior probability that the bug always shows (p = 1)")
     caution: float = option(0.5, key="caution", low=-1, high=100, low_open=True,
                             help="the prior on p leans low as (1 - p)^caution")
+    detect_prior: str | None = option(
+        None, key="detect-prior", flag="--detect-prior", text=True, metavar="HINT",
+        help="what the bug report says of p, e.g. '10-30 reboots', '0.03-0.1' or 'beta(2,38)': "
+             "it leans the prior, never rules a rate out")
+    p_quantile: float = option(
+        0.03, key="p-quantile", low=0, high=0.5, high_open=True, legacy=0.0,
+        help="a verdict must also hold with p fixed at this lower quantile of its posterior, so "
+             "that early luck making p look high cannot make it overconfident (0: the plain "
+             "posterior)")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.detect_prior is not None:
+            if self.detect is not None:
+                raise BisectlabError("--detect-prior leans a learnt p: it does not go with "
+                                     "--assume-detect")
+            try:
+                DetectHint.parse(self.detect_prior)
+            except ValueError as exc:
+                raise BisectlabError(f"--detect-prior: {exc}") from None
+
+
+def first_best(values: np.ndarray) -> int:
+    """The index of the largest value; near-ties (within 1e-9 relative, far above rounding
+    noise but far below anything that matters) go to the first, the oldest commit, so that the
+    order in which sums are taken never changes a choice."""
+    top = float(np.max(values))
+    if not np.isfinite(top):
+        return int(np.argmax(values))
+    return int(np.flatnonzero(values >= top - 1e-9 * abs(top))[0])
 
 
 def resolvable(tests: int, adapters: int) -> int:
@@ -166,13 +198,16 @@ class BayesStrategy(Strategy):
         self.confidence = opts.confidence
         self.cost_weight = opts.cost_weight
         self.boots = opts.boots_per_install
+        hint = None if opts.detect_prior is None else DetectHint.parse(opts.detect_prior)
         self.model = RateModel.build(opts.detect, opts.false_positive,
                                      deterministic_mass=opts.deterministic_mass,
-                                     caution=opts.caution)
+                                     caution=opts.caution, hint=hint)
         self.log_prior = self._log_prior(prior_weights)
         self.stats = Evidence(len(space))
         self.posterior: Posterior = compute_posterior(self.stats, self.log_prior, self.model)
         self.stuck = False
+        self.contradiction: str | None = None
+        self._check: tuple[int, int, float, float] | None = None  # (tests, culprit, p, mass)
 
     def _log_prior(self, weights: np.ndarray | None) -> np.ndarray:
         n = len(self.space)
@@ -190,10 +225,40 @@ class BayesStrategy(Strategy):
     def observe(self, obs: Observation) -> None:
         super().observe(obs)
         local = self.space.local.get(obs.commit)
-        if local is None:
+        if local is None or self.contradiction is not None:
             return
         self.stats.add(self.space.ancestors(local), obs.boots, obs.failures)
-        self.posterior = compute_posterior(self.stats, self.log_prior, self.model)
+        try:
+            self.posterior = compute_posterior(self.stats, self.log_prior, self.model)
+        except ValueError:
+            self.contradiction = self._explain_contradiction(obs)
+
+    def _explain_contradiction(self, last: Observation) -> str:
+        """What the observation that made every candidate impossible contradicted, and the flag
+        that would let the model explain it."""
+        space, model = self.space, self.model
+        deterministic = bool(np.all(model.p_grid == 1.0))
+        no_false_positives = bool(np.all(model.f_grid == 0.0))
+        for old in self.history[:-1]:
+            if old.commit not in space.local or not (old.failed or last.failed):
+                continue
+            failed, other = (old, last) if old.failed else (last, old)
+            anc_failed = space.ancestor_mask(space.local[failed.commit])
+            anc_other = space.ancestor_mask(space.local[other.commit])
+            if other.failed and no_false_positives and not (anc_failed & anc_other).any():
+                return (f"commits {space.name(failed.commit)} and {space.name(other.commit)} "
+                        "both failed, but no candidate is an ancestor of both: with false "
+                        "positives assumed impossible that cannot happen (try "
+                        "--assume-false-positive learn)")
+            if not other.failed and deterministic and anc_other[space.local[failed.commit]]:
+                return (f"commit {space.name(failed.commit)} failed but its descendant "
+                        f"{space.name(other.commit)} passed: with p assumed 1 that cannot "
+                        "happen (the bug does not always show: drop --assume-detect to learn p)")
+        assumed = ([f"p = {model.p_grid[0]:g}"] if len(model.p_grid) == 1 else []) + \
+                  ([f"f = {model.f_grid[0]:g}"] if len(model.f_grid) == 1 else [])
+        return (f"the observations are impossible under the model ({', '.join(assumed)} "
+                "assumed): try learning the rates (--assume-false-positive learn, no "
+                "--assume-detect)")
 
     # deciding -----------------------------------------------------------------------------------
 
@@ -286,7 +351,7 @@ class BayesStrategy(Strategy):
 
     def propose(self, resources: Resources) -> Proposal:
         u, score = self.scores(resources)
-        best = int(np.argmax(score))
+        best = first_best(score)
         self.stuck = not score[best] > MIN_BITS
         chosen = [best]
         if resources.rigs > 1:
@@ -301,28 +366,68 @@ class BayesStrategy(Strategy):
         split); a rarely showing one gets tests close together, whose mostly uninformative
         outcomes add up almost independently; near the end, the same commit on several rigs
         (more boots of the culprit's parent, say). Rates are the posterior's (summed over p).
+
+        The joint outcome of k tests has 2^k values: up to MAX_JOINT tests it is weighed
+        exactly; beyond, a candidate's gain is weighed given the MAX_JOINT - 1 chosen tests
+        nearest to it in ancestor mass, which share the most with it. With p assumed 1, a
+        commit and its descendant are never paired (if the older fails, the newer must: an
+        adapter destroyed for nothing).
         """
+        space, mass = self.space, self.posterior.mass
         allowed = np.isfinite(score) & (u < 1 - 1e-12)
-        chosen = [best]
         fail_bad, fail_good = self._fail_rates()
         cost = 1 + self.cost_weight * (u * fail_bad + (1 - u) * fail_good)
-        known = float(batch_information(self.space, self.posterior.mass, [], fail_bad,
-                                        fail_good)[best])
+        unrelated = bool(np.all(self.model.p_grid == 1.0))
+        cache: dict[tuple[int, ...], np.ndarray] = {}
+
+        def gain_given(window: tuple[int, ...]) -> np.ndarray:
+            """What each candidate adds to the tests in ``window`` (sorted, copies repeated)."""
+            if window not in cache:
+                joint = batch_information(space, mass, list(window), fail_bad, fail_good)
+                known = batch_information(space, mass, list(window[:-1]), fail_bad,
+                                          fail_good)[window[-1]]
+                cache[window] = joint - known
+            return cache[window]
+
+        chosen = [best]
         for _ in range(rigs - 1):
-            if len(chosen) < MAX_JOINT:  # 2^k outcomes: beyond this, the window's ranking
-                joint = batch_information(self.space, self.posterior.mass, chosen, fail_bad,
-                                          fail_good)
-                gain = np.where(allowed, joint / cost, -np.inf)
-                pick = int(np.argmax(gain))
-                if not joint[pick] - known > MIN_BITS:  # adds nothing (a sure repeat)
-                    break
-                known = float(joint[pick])
+            if unrelated:
+                allowed &= ~self._related(chosen[-1])
+            if len(chosen) < MAX_JOINT:
+                added = gain_given(tuple(sorted(chosen)))
             else:
-                pick = int(np.argmax(gain))
-                if not gain[pick] > MIN_BITS:
-                    break
+                added = self._nearest_window_gain(u, chosen, gain_given)
+            gain = np.where(allowed, added / cost, -np.inf)
+            pick = first_best(gain)
+            if not gain[pick] > MIN_BITS:  # nothing left that adds anything
+                break
             chosen.append(pick)
         return chosen
+
+    @staticmethod
+    def _nearest_window_gain(u: np.ndarray, chosen: list[int],
+                             gain_given: Any) -> np.ndarray:
+        """Each candidate's gain given the MAX_JOINT - 1 chosen tests nearest to it in ancestor
+        mass: the window of its gap between chosen commits, filled outwards, each commit with
+        its copies (a candidate equal to a chosen commit sits in the gap just after it)."""
+        distinct = sorted(set(chosen), key=lambda c: (u[c], c))
+        gap = np.searchsorted(np.array([u[c] for c in distinct]), u, side="right")
+        out = np.empty(len(u))
+        for g in np.unique(gap):
+            left, right = distinct[:g][::-1], distinct[g:]
+            order = [c for i in range(max(len(left), len(right)))
+                     for c in (left[i:i + 1] + right[i:i + 1])]
+            window: list[int] = []
+            for c in order:
+                window += [c] * min(chosen.count(c), MAX_JOINT - 1 - len(window))
+            out[gap == g] = gain_given(tuple(sorted(window)))[gap == g]
+        return out
+
+    def _related(self, i: int) -> np.ndarray:
+        """Candidates that are ancestors-or-self or descendants of local commit ``i``."""
+        related = self.space.ancestor_mask(i)
+        related |= self.space.sums.sums(np.eye(1, len(self.space), i).ravel()) > 0.5
+        return related
 
     def _fail_rates(self) -> tuple[float, float]:
         """P(a test fails) at a bad and at a good commit, under the posterior over the rates."""
@@ -338,19 +443,48 @@ class BayesStrategy(Strategy):
     # concluding ---------------------------------------------------------------------------------
 
     def best(self) -> tuple[int, float]:
-        """The most probable culprit (local index) and its posterior mass."""
-        i = int(np.argmax(self.posterior.mass))
+        """The most probable culprit (local index; ties to the oldest) and its posterior mass."""
+        i = first_best(self.posterior.mass)
         return i, float(self.posterior.mass[i])
 
-    def verdict(self) -> Verdict | None:
-        i, mass = self.best()
-        if self.stuck and mass < self.confidence:
-            return self.abort("no test left that could teach anything", "inconclusive")
-        if mass < self.confidence:
+    def low_p_check(self) -> tuple[float, float] | None:
+        """The top candidate's mass with p fixed at the posterior's ``p_quantile`` lower quantile,
+        and that p (None when p is not learnt or the check is off).
+
+        The posterior is calibrated on average over its prior on p, not at each p: a few early
+        failures can make a rare bug look frequent, and the passes that were misses then read as
+        good. A verdict that also holds at a pessimistic p does not lean on that luck.
+        """
+        q = self.options.p_quantile
+        if q == 0 or len(self.model.p_grid) == 1:
             return None
-        culprit = int(self.space.commits[i])
-        return Verdict("found", culprit, mass, "bayes: posterior reached the target confidence",
-                       1, self.evidence_of(culprit))
+        key = len(self.history)
+        if self._check is None or self._check[0] != key:
+            i, _ = self.best()
+            cdf = np.cumsum(self.posterior.p_mass)
+            p_low = float(self.model.p_grid[min(np.searchsorted(cdf, q), len(cdf) - 1)])
+            try:
+                mass = float(compute_posterior(self.stats, self.log_prior,
+                                               self.model.at_detect(p_low)).mass[i])
+            except ValueError:  # the data rule that p out: the verdict cannot rest on it
+                mass = 0.0
+            self._check = (key, i, p_low, mass)
+        return self._check[3], self._check[2]
+
+    def verdict(self) -> Verdict | None:
+        if self.contradiction is not None:
+            return self.abort(self.contradiction, "inconclusive")
+        i, mass = self.best()
+        if mass >= self.confidence:
+            check = self.low_p_check()
+            if check is None or check[0] >= self.confidence:
+                culprit = int(self.space.commits[i])
+                return Verdict("found", culprit, mass,
+                               "bayes: posterior reached the target confidence", 1,
+                               self.evidence_of(culprit))
+        if self.stuck:
+            return self.abort("no test left that could teach anything", "inconclusive")
+        return None
 
     def abort(self, reason: str, status: str = "aborted") -> Verdict:
         i, mass = self.best()
@@ -365,8 +499,13 @@ class BayesStrategy(Strategy):
         cdf = np.cumsum(post.p_mass)
         lo = float(self.model.p_grid[np.searchsorted(cdf, 0.05)])
         hi = float(self.model.p_grid[min(np.searchsorted(cdf, 0.95), len(cdf) - 1)])
-        return {**self.evidence(commit), "p_mean": post.p_mean, "p_90": [lo, hi],
-                "f_mean": post.f_mean}
+        out = {**self.evidence(commit), "p_mean": post.p_mean, "p_90": [lo, hi],
+               "f_mean": post.f_mean}
+        check = self.low_p_check()
+        if check is not None:
+            out["low_p_check"] = {"quantile": self.options.p_quantile, "p": check[1],
+                                  "mass": check[0]}
+        return out
 
     def progress(self) -> str:
         i, mass = self.best()
