@@ -155,7 +155,9 @@ def run_bench(config: BenchConfig, workers: int = 1,
         return [results[i] for i in indices]
     chunk = max(1, min(16, config.hunts // (workers * 4)))
     chunks = [(config, indices[k:k + chunk]) for k in range(0, config.hunts, chunk)]
-    with ProcessPoolExecutor(workers) as pool:
+    from bisectlab.campaign import die_with_parent
+
+    with ProcessPoolExecutor(workers, initializer=die_with_parent) as pool:
         futures = {pool.submit(_run_chunk, c): c[1] for c in chunks}
         for future in as_completed(futures):
             results.update(zip(futures[future], future.result(), strict=True))

@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
@@ -30,7 +29,7 @@ from bisectlab.errors import BisectlabError
 from bisectlab.history import History, load_history
 from bisectlab.lab import Costs
 from bisectlab.lanes import Lane
-from bisectlab.store import Store
+from bisectlab.store import Store, claimant, process_gone
 
 FINISHED = ("found", "aborted", "inconclusive")
 MINUTES_PER_DAY = 24 * 60
@@ -132,8 +131,24 @@ def run_hunt(task: HuntTask) -> dict[str, Any]:
 
 
 def _ignore_sigint() -> None:
-    """Workers leave Ctrl-C to the parent, which marks what they were doing as interrupted."""
+    """Workers leave Ctrl-C to the parent, which marks what they were doing as interrupted, and
+    die with it: a parent killed outright (kill -9) must not leave them simulating on."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent()
+
+
+def die_with_parent() -> None:
+    """Ask the kernel to kill this process when its parent dies (Linux; elsewhere nothing)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before the request: go now
+        os._exit(1)
 
 
 class InlineExecutor(Executor):
@@ -235,25 +250,6 @@ class CampaignRun:
         return self.db_seconds / self.wall_seconds if self.wall_seconds > 0 else 0.0
 
 
-def claimant() -> str:
-    """Who claims a hunt: this host and process."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _dead_here(claimed_by: str | None) -> bool:
-    """A claim made by a process of this host that no longer runs."""
-    host, _, pid = (claimed_by or "").rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return int(pid) == os.getpid()
-
-
 def plan(spec: CampaignSpec, rows: list[dict[str, Any]], store: Store,
          reclaim: bool = False) -> tuple[list[tuple[Lane, int]], int, int]:
     """The slots still to run; unfinished hunts of dead runs are dropped to run again.
@@ -271,7 +267,7 @@ def plan(spec: CampaignSpec, rows: list[dict[str, Any]], store: Store,
                 todo.append((lane, index))
             elif row["status"] in FINISHED:
                 kept += 1
-            elif row["status"] == "interrupted" or reclaim or _dead_here(row["claimed_by"]):
+            elif row["status"] == "interrupted" or reclaim or process_gone(row["claimed_by"]):
                 stale.append(row["id"])
                 todo.append((lane, index))
             else:

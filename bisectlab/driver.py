@@ -9,13 +9,14 @@ store, drives it and records the verdict.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from bisectlab.errors import StoreError
 from bisectlab.history import History
 from bisectlab.lab import Costs, Lab, TestResult
-from bisectlab.store import Store
+from bisectlab.store import RESUMABLE, Store, claimant, hunt_state
 from bisectlab.strategies import (
     Observation,
     Resources,
@@ -30,7 +31,12 @@ OUT_OF_ADAPTERS = "out of adapters"
 
 
 class Runner(Protocol):
-    """Runs tests: the simulated :class:`~bisectlab.lab.Lab`, or a real rig."""
+    """Runs tests: the simulated :class:`~bisectlab.lab.Lab`, or a real rig.
+
+    ``restore`` brings back a test a resumed hunt had already logged (the simulated lab runs
+    it again and checks it against the log; a real rig takes the logged result as it is), so
+    the runner's state (adapters, attempts, what each rig has installed) is where it was.
+    """
 
     @property
     def adapters_left(self) -> int | None: ...
@@ -38,6 +44,8 @@ class Runner(Protocol):
     def ready_rigs(self) -> list[Any]: ...
 
     def run(self, commit: int, boots: int, rig: Any) -> TestResult: ...
+
+    def restore(self, commit: int, boots: int, rig: Any, logged: dict[str, Any]) -> TestResult: ...
 
 
 @dataclass
@@ -67,11 +75,16 @@ def drive(
     on_test: Callable[[int, TestResult], None] = lambda seq, result: None,
     on_observed: Callable[[int, TestResult], None] = lambda seq, result: None,
     max_tests: int = 5_000,
+    logged: Sequence[dict[str, Any]] = (),
+    on_restored: Callable[[int, TestResult], None] = lambda seq, result: None,
 ) -> tuple[Verdict, Totals]:
     """Run tests until the strategy gives its verdict or the lab runs out of adapters.
 
     ``on_test`` sees each result as soon as it is known (to log it before anything else happens),
     ``on_observed`` once the strategy has taken it into account (for progress displays).
+    ``logged``: the tests a resumed hunt had logged, in order; the hunt goes through them again
+    by :meth:`Runner.restore` (not logged twice, but shown to ``on_restored`` to check), so a
+    test that was in flight when its driver died is run again from its start.
     """
     totals = Totals()
     while (verdict := strategy.verdict()) is None:
@@ -83,8 +96,13 @@ def drive(
         proposal = strategy.propose(Resources(len(rigs), runner.adapters_left))
         results = []
         for commit, rig in zip(proposal.commits, rigs, strict=False):
-            result = runner.run(commit, proposal.boots, rig)
-            on_test(totals.tests + len(results) + 1, result)
+            seq = totals.tests + len(results) + 1
+            if seq <= len(logged):
+                result = runner.restore(commit, proposal.boots, rig, logged[seq - 1])
+                on_restored(seq, result)
+            else:
+                result = runner.run(commit, proposal.boots, rig)
+                on_test(seq, result)
             results.append(result)
         for i, result in enumerate(results):
             strategy.observe(Observation(result.commit, len(result.boots), result.failures))
@@ -112,6 +130,7 @@ class HuntReport:
     note: str
     remaining: int
     evidence: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
 
     @property
     def lab_hours(self) -> float:
@@ -211,8 +230,39 @@ def bisect(
         good_sha=h.shas[good], bad_sha=h.shas[bad], strategy=setup.strategy,
         params=setup.params(strategy), seed=setup.seed,
         true_culprit_sha=h.shas[truth] if truth is not None else None,
-        adapter_serials=lab.box.serials,
+        adapter_serials=lab.box.serials, claimed_by=claimant(),
     )
+    return _hunt(setup, store, hunt_id, strategy, lab, good, bad, on_test)
+
+
+def resume(store: Store, hunt_id: int,
+           on_test: Callable[[int, TestResult, Strategy], None] | None = None) -> HuntReport:
+    """Continue a hunt whose driver died (or was interrupted) from its logged tests.
+
+    The strategy and the lab are set up as logged; the logged tests are gone through again
+    (checked against the log, not logged twice), then the hunt goes on as if never stopped:
+    a simulated hunt ends with the verdict, tests and boots of the uninterrupted one.
+    """
+    from bisectlab.replay import logged_history, logged_tests
+
+    hunt = store.hunt(hunt_id)
+    state = hunt_state(hunt)
+    if state not in RESUMABLE:
+        raise StoreError(f"hunt {hunt_id} is {state}: only a stopped or interrupted hunt can be "
+                         "resumed" + (" (its process still runs)" if state == "running" else ""))
+    setup = HuntSetup.from_logged(logged_history(hunt), hunt)
+    strategy, lab, good, bad = setup.prepare()
+    logged = logged_tests(store, hunt_id)
+    store.reopen_hunt(hunt_id, claimant(), state)
+    return _hunt(setup, store, hunt_id, strategy, lab, good, bad, on_test, logged)
+
+
+def _hunt(setup: HuntSetup, store: Store, hunt_id: int, strategy: Strategy, lab: Lab, good: int,
+          bad: int, on_test: Callable[[int, TestResult, Strategy], None] | None,
+          logged: Sequence[dict[str, Any]] = ()) -> HuntReport:
+    """Drive an opened hunt to its verdict, logging each new test; record the verdict."""
+    h = setup.history
+    truth = h.true_culprit(good, bad, setup.arch)
 
     def log(seq: int, result: TestResult) -> None:
         store.record_test(hunt_id, **logged_test(h, seq, result))
@@ -221,8 +271,21 @@ def bisect(
         if on_test is not None:
             on_test(seq, result, strategy)
 
+    def restored(seq: int, result: TestResult) -> None:
+        from bisectlab.replay import compare_test
+
+        difference = compare_test(logged[seq - 1], logged_test(h, seq, result))
+        if difference:
+            raise StoreError(f"hunt {hunt_id} cannot be resumed: its log and the hunt set up "
+                             f"again part at test {seq} ({difference})")
+        observed(seq, result)
+
     try:
-        verdict, totals = drive(strategy, lab, log, observed)
+        verdict, totals = drive(strategy, lab, log, observed, logged=logged, on_restored=restored)
+    except StoreError:
+        store.finish_hunt(hunt_id, status="interrupted", culprit_sha=None, culprit_subject=None,
+                          confidence=None, correct=None, note="interrupted: log diverged")
+        raise
     except BaseException:
         store.finish_hunt(hunt_id, status="interrupted", culprit_sha=None, culprit_subject=None,
                           confidence=None, correct=None, note="interrupted")
@@ -235,7 +298,7 @@ def bisect(
         confidence=verdict.confidence, tests=totals.tests, boots=totals.boots,
         installs=totals.installs, adapters=totals.adapters, lab_minutes=totals.lab_minutes,
         note=verdict.note, remaining=verdict.remaining,
-        evidence=_shas_in_evidence(h, verdict.evidence),
+        evidence=_shas_in_evidence(h, verdict.evidence), seed=setup.seed,
     )
     store.finish_hunt(hunt_id, **record, lab_minutes=totals.lab_minutes)
     return report

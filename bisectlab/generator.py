@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from bisectlab.history import History
 
 DAY = 86400
+MIN_COMMITS, MAX_COMMITS = 12, 5_000_000  # the Linux kernel had about 1.3 million in 2025
 SUBSYSTEMS = (
     "net", "x86", "tracing", "drm", "scsi", "usb", "sound", "block", "mm", "sched", "ext4",
     "xfs", "nfs", "input", "hwmon", "acpi", "pci", "powerpc", "arm", "s390", "ide", "libata",
@@ -80,8 +81,9 @@ class KernelShape:
         if "rc_days" in values:
             values["rc_days"] = tuple(int(d) for d in values["rc_days"])
         shape = cls(**values)
-        if shape.commits < 12:
-            raise HistoryError("a kernel-shaped history needs at least 12 commits")
+        if not MIN_COMMITS <= shape.commits <= MAX_COMMITS:
+            raise HistoryError(f"a kernel-shaped history has {MIN_COMMITS} to {MAX_COMMITS:,} "
+                               f"commits, not {shape.commits:,}")
         if not re.fullmatch(r"v\d+(\.\d+)*", shape.base):
             raise HistoryError(f"base tag must look like v2.6.26, not '{shape.base}'")
         return shape

@@ -28,6 +28,11 @@ if TYPE_CHECKING:
     import networkx as nx
 
 
+def shown_ref(ref: str, width: int = 60) -> str:
+    """A ref as messages show it: a long one is cut, not echoed whole."""
+    return ref if len(ref) <= width else f"{ref[:width - 3]}..."
+
+
 @dataclass(frozen=True)
 class Range:
     """A GOOD..BAD range the scenario advertises, with its true first bad commit."""
@@ -131,11 +136,12 @@ class History:
             if len(matches) == 1:
                 return self._sha_index[matches[0]]
             if len(matches) > 1:
-                raise HistoryError(f"ambiguous ref '{ref}' in {self.name}: {len(matches)} shas match")
+                raise HistoryError(f"ambiguous ref '{shown_ref(ref)}' in {self.name}: "
+                                   f"{len(matches)} shas match")
         if 0 < len(sha) < 4 and all(ch in "0123456789abcdef" for ch in sha):
-            raise HistoryError(f"unknown ref '{ref}' in {self.name} (a sha prefix needs at "
+            raise HistoryError(f"unknown ref '{shown_ref(ref)}' in {self.name} (a sha prefix needs at "
                                "least 4 hex digits)")
-        raise HistoryError(f"unknown ref '{ref}' in {self.name} (not a tag or sha)")
+        raise HistoryError(f"unknown ref '{shown_ref(ref)}' in {self.name} (not a tag or sha)")
 
     def _prefix_matches(self, prefix: str) -> list[str]:
         import bisect
@@ -200,8 +206,10 @@ class History:
         if good == bad:
             raise RangeError("GOOD and BAD are the same commit")
         if not dag.is_ancestor(self.parents, good, bad):
+            swapped = dag.is_ancestor(self.parents, bad, good)
             raise RangeError(
                 f"GOOD {self.shas[good][:12]} is not an ancestor of BAD {self.shas[bad][:12]}"
+                + (" (swapped? BAD is an ancestor of GOOD)" if swapped else "")
             )
 
     def true_culprit(self, good: int, bad: int, arch: str | None = None) -> int | None:
@@ -310,6 +318,8 @@ def history_from_spec(spec: Mapping, source: str = "<spec>") -> History:
     history.description = str(spec.get("description", ""))
     history.source = source
     history.advertised = [(str(r["good"]), str(r["bad"])) for r in spec.get("range", [])]
+    for good, bad in history.advertised:  # an advertised range must name commits it has
+        history.check_range(history.resolve(good), history.resolve(bad))
     if "bug" in spec:
         history.bug = bug_from_spec(spec["bug"], history)
     return history

@@ -143,6 +143,11 @@ class Lab:
         if draw < self.spell_change:
             self.condition = -self.condition
 
+    def restore(self, commit: int, boots: int, rig: Rig, logged: dict) -> TestResult:
+        """A test a resumed hunt had logged: the simulation is deterministic, so it runs again
+        (moving attempts, the lab's spell and the box on as before); the driver checks it."""
+        return self.run(commit, boots, rig)
+
     def run(self, commit: int, boots: int, rig: Rig) -> TestResult:
         """Install ``commit`` on ``rig`` and boot it up to ``boots`` times, stop at first failure."""
         if rig.adapter is None:

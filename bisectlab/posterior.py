@@ -183,6 +183,13 @@ class Evidence:
         self.boots = 0
         self.fails = 0
 
+    def copy(self) -> Evidence:
+        """An independent copy (to weigh an outcome without taking it in)."""
+        other = Evidence(0)
+        other.boots_below, other.fails_below = self.boots_below.copy(), self.fails_below.copy()
+        other.boots, other.fails = self.boots, self.fails
+        return other
+
     def add(self, ancestors: np.ndarray, boots: int, failures: int) -> None:
         """A test of a commit whose ancestors-or-self (among candidates) are ``ancestors``."""
         self.boots_below[ancestors] += boots

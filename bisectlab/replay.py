@@ -19,7 +19,7 @@ from bisectlab.driver import HuntSetup, drive, logged_test, logged_verdict
 from bisectlab.errors import StoreError
 from bisectlab.history import History, load_history
 from bisectlab.lab import TestResult
-from bisectlab.store import Store
+from bisectlab.store import Store, hunt_state
 from bisectlab.strategies import Observation
 
 BOOT_FIELDS = ("attempt", "seed", "bricked", "stray_write", "adapter_serial")
@@ -34,8 +34,13 @@ class ReplayReport:
     compared: int
     step: int | None = None
     difference: str = ""
+    unfinished: str = ""  # the state of a hunt that has no verdict yet
 
     def describe(self) -> str:
+        if self.unfinished:
+            return (f"hunt {self.hunt_id}: unfinished ({self.unfinished}, no verdict to "
+                    f"compare): its {self.compared} logged tests replay identically; "
+                    f"`bisectlab resume {self.hunt_id}` continues it")
         if self.identical:
             return f"hunt {self.hunt_id}: identical ({self.compared} tests, same boots, same verdict)"
         return f"hunt {self.hunt_id}: diverges at test {self.step}: {self.difference}"
@@ -74,7 +79,8 @@ def replay_hunt(store: Store, hunt_id: int) -> ReplayReport:
     setup = HuntSetup.from_logged(h, hunt)
     strategy, lab, good, bad = setup.prepare()
     recorded = logged_tests(store, hunt_id)
-    finished = hunt["status"] not in ("running", "interrupted")
+    state = hunt_state(hunt)
+    finished = state not in ("running", "stopped", "interrupted")
 
     def check(seq: int, result: TestResult) -> None:
         if seq > len(recorded):
@@ -88,11 +94,11 @@ def replay_hunt(store: Store, hunt_id: int) -> ReplayReport:
     try:
         verdict, totals = drive(strategy, lab, check)
     except _LogEnds:
-        return ReplayReport(hunt_id, True, len(recorded))
+        return ReplayReport(hunt_id, False, len(recorded), unfinished=state)
     except _Diverged as d:
         return ReplayReport(hunt_id, False, d.step - 1, d.step, d.difference)
-    if len(recorded) > 0 and not finished:
-        return ReplayReport(hunt_id, True, len(recorded))
+    if not finished:
+        return ReplayReport(hunt_id, False, len(recorded), unfinished=state)
     ran = len(strategy.history)
     if ran < len(recorded):
         return ReplayReport(hunt_id, False, ran, ran + 1,

@@ -16,6 +16,9 @@ from __future__ import annotations
 import json
 import operator
 import os
+import socket
+import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -55,9 +58,41 @@ ADAPTER_STATES = ("spare", "in_use", "destroyed")
 BOOT_KEYS = ("attempt", "seed", "bricked", "stray_write", "adapter_serial")
 SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 30_000
+OPEN_TIMEOUT_S = 300.0  # how long opening waits for other processes creating the same database
 SCHEMA_LOCK_KEY = 0x6269736563  # PostgreSQL advisory lock held while the schema is upgraded
 _U64 = 2**64
 _WRITE = "bisectlab_write"  # execution option: this SQLite transaction starts BEGIN IMMEDIATE
+
+
+RESUMABLE = ("stopped", "interrupted")  # hunt states `bisectlab resume` continues
+
+
+def claimant() -> str:
+    """Who runs a hunt: this host and process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def process_gone(claimed_by: str | None) -> bool:
+    """Whether a claim was made by a process of this host that no longer runs (a claim by this
+    very process is stale too: its pid was reused). Other hosts' claims cannot be told."""
+    host, _, pid = (claimed_by or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return int(pid) == os.getpid()
+
+
+def hunt_state(hunt: dict[str, Any]) -> str:
+    """A hunt's status as a user should see it: a running hunt whose process is gone is
+    'stopped' (`bisectlab resume` continues it)."""
+    if hunt["status"] == "running" and process_gone(hunt.get("claimed_by")):
+        return "stopped"
+    return hunt["status"]
 
 
 def default_url() -> str:
@@ -354,6 +389,14 @@ def _sqlite_hooks(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+def _use_wal(conn: Connection) -> None:
+    """Put an SQLite database in WAL mode, unless it is already (the mode persists in the file,
+    so only its first opener has to have the file to itself)."""
+    raw = conn.connection.driver_connection
+    if str(raw.execute("PRAGMA journal_mode").fetchone()[0]).lower() not in ("wal", "memory"):
+        raw.execute("PRAGMA journal_mode = WAL")
+
+
 def _driver_exec(conn: Connection, sql: str) -> None:
     """Run a statement on the DBAPI connection, outside any transaction (SQLite PRAGMAs)."""
     conn.connection.driver_connection.execute(sql)
@@ -410,16 +453,34 @@ class Store:
         self._engine = self._create_engine(parsed)
         self._writer = self._engine.execution_options(**{_WRITE: True})
         try:
-            self._open()
+            self._open_waiting()
         except StoreError:
             self.close()
             raise
-        except SQLAlchemyError as exc:
+        except Exception as exc:  # SQLAlchemy's errors, or the DBAPI's own (SQLite PRAGMAs)
             self.close()
             reason = _first_line(exc)
+            if not isinstance(exc, SQLAlchemyError | sqlite3.Error):
+                raise
             if "file is not a database" in reason:
                 raise StoreError(f"not a bisectlab database: {self.where} ({reason})") from None
             raise StoreError(f"cannot open database {self.where}: {reason}") from None
+
+    def _open_waiting(self) -> None:
+        """Open, retrying while other processes hold the database (several creating one new
+        file at once): SQLite gives up at once, without its busy timeout, where waiting could
+        deadlock, and switching to WAL needs the file to itself."""
+        deadline, delay = time.monotonic() + OPEN_TIMEOUT_S, 0.01
+        while True:
+            try:
+                self._open()
+                return
+            except Exception as exc:
+                busy = "locked" in _first_line(exc) or "busy" in _first_line(exc)
+                if not busy or time.monotonic() > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(2 * delay, 0.5)
 
     @staticmethod
     def _shown(parsed: URL) -> str:
@@ -456,7 +517,7 @@ class Store:
             if rev != SCHEMA_HEAD:
                 _check_revision(rev, self.where)
             if self._sqlite:  # only now that the file is known to be ours: WAL persists in it
-                _driver_exec(conn, "PRAGMA journal_mode = WAL")
+                _use_wal(conn)
         if rev != SCHEMA_HEAD:
             self._upgrade()
 
@@ -523,6 +584,7 @@ class Store:
         true_culprit_sha: str | None,
         adapter_serials: list[str],
         campaign_id: int | None = None,
+        claimed_by: str | None = None,
     ) -> int:
         """Insert a running hunt and its box of spare adapters; return the hunt id."""
         if len(set(adapter_serials)) != len(adapter_serials):
@@ -540,6 +602,7 @@ class Store:
             status="running",
             true_culprit_sha=true_culprit_sha,
             campaign_id=campaign_id,
+            claimed_by=claimed_by,
         )
         with self._session(write=True) as s:
             s.add(hunt)
@@ -765,6 +828,17 @@ class Store:
             if lab_minutes is not None:
                 hunt.lab_minutes = lab_minutes
             hunt.finished_at = _now()
+
+    def reopen_hunt(self, hunt_id: int, claimed_by: str, state: str) -> None:
+        """Take over a stopped or interrupted hunt to resume it (StoreError if another process
+        took it first, or it is not in ``state`` any more)."""
+        with self._session(write=True) as s:
+            hunt = self._hunt_row(s, hunt_id)
+            now = hunt_state({"status": hunt.status, "claimed_by": hunt.claimed_by})
+            if now != state:
+                raise StoreError(f"hunt {hunt_id} is {now} now, not {state}: not resumed")
+            hunt.status, hunt.claimed_by, hunt.finished_at, hunt.note = (
+                "running", claimed_by, None, "")
 
     def hunt(self, hunt_id: int) -> dict:
         """One hunt as a dict."""

@@ -111,7 +111,7 @@ def test_range_checks(e1000e):
 @pytest.mark.parametrize("text, message", [
     ("name = 'x'\nseed = 1\n[generate\n", "malformed"),
     ("seed = 1\n", "'name' must be a str"),
-    ("name = 'x'\nseed = 1\n[generate]\ncommits = 5\n", "at least 12"),
+    ("name = 'x'\nseed = 1\n[generate]\ncommits = 5\n", "12 to 5,000,000 commits, not 5"),
     ("name = 'x'\nseed = 1\n[generate]\nwibble = 5\n", "unknown \\[generate\\]"),
     ("name = 'x'\nseed = 1\n[bug]\nmodel = 'gremlin'\n", "unknown bug model"),
     ("name = 'x'\nseed = 1\n[bug]\nmodel = 'rate'\nculprit = 'v1.0'\ndetect = 2.0\n", "detect"),

@@ -477,3 +477,43 @@ def test_recorded_hunt_refuses_a_finished_or_inconsistent_one(store):
         store.record_hunts([(hid, dict(adapter_serials=[], tests=[], verdict=verdict))])
     store.drop_hunts([hid, 999])  # a finished hunt is never dropped; a missing one is skipped
     assert store.hunt(hid)["status"] == "found"
+
+
+def test_opening_waits_for_a_process_that_holds_the_database(tmp_path, monkeypatch):
+    """Switching a new database to WAL needs the file to itself: while another process holds
+    it, opening retries (here past a short busy timeout) instead of dying 'database is locked'."""
+    import subprocess
+    import sys
+    import time
+
+    import bisectlab.store as store_module
+
+    path = tmp_path / "held.sqlite"
+    sqlite3.connect(path).execute("CREATE TABLE alembic_version (version_num TEXT)")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1], "
+         "isolation_level=None); c.execute('BEGIN EXCLUSIVE'); print('held', flush=True); "
+         "time.sleep(1.5); c.execute('COMMIT')", str(path)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 200)
+    started = time.monotonic()
+    Store(f"sqlite:///{path}").close()
+    assert time.monotonic() - started >= 1.0 and holder.wait() == 0
+    with sqlite3.connect(path) as con:
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def _open_and_log(url: str) -> int:
+    with Store(url) as store:
+        return store.start_hunt(history="h", history_source="h", good="g", bad="b",
+                                good_sha="0" * 40, bad_sha="1" * 40, strategy="git", params={},
+                                seed=1, true_culprit_sha=None, adapter_serials=["a", "b"])
+
+
+def test_processes_creating_one_database_at_once_all_log(tmp_path):
+    from concurrent.futures import ProcessPoolExecutor
+
+    url = f"sqlite:///{tmp_path / 'many.sqlite'}"
+    with ProcessPoolExecutor(8) as pool:
+        ids = list(pool.map(_open_and_log, [url] * 16))
+    assert sorted(ids) == list(range(1, 17))

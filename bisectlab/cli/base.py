@@ -24,6 +24,7 @@ COMMANDS = {  # name -> module of this package and the click command in it
     "query": ("query", "query"),
     "replay": ("replay", "replay"),
     "report": ("query", "report"),
+    "resume": ("hunt", "resume"),
 }
 
 EXIT_VERDICT, EXIT_NO_VERDICT, EXIT_USAGE = 0, 1, 2

@@ -9,7 +9,6 @@ import click
 
 from bisectlab.cli.params import (
     MAX_ADAPTERS,
-    MAX_COMMITS,
     MAX_HUNTS,
     MAX_RIGS,
     MAX_SEED,
@@ -20,6 +19,7 @@ from bisectlab.cli.params import (
     strategy_flag_options,
     typed_flags,
 )
+from bisectlab.generator import MAX_COMMITS
 
 
 @click.command()

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from bisectlab.cli.params import MAX_COMMITS, MAX_SEED, Number, count
+from bisectlab.cli.params import MAX_SEED, Number, count
 from bisectlab.errors import BisectlabError
+from bisectlab.generator import MAX_COMMITS
 from bisectlab.history import DEFAULT_SCENARIO, builtin_scenarios, load_history
 
 

@@ -63,11 +63,39 @@ def bisect(good: str, bad: str, history_ref: str, strategy: str, adapters: int, 
     progress = None if quiet else _progress_printer(history)
     with open_store(db_url) as store:
         report = run_bisect(setup, store, on_test=progress)
-    location = shown_url(db_url)
+    _finish(history, report, setup, db_url, as_json)
+
+
+@click.command()
+@click.argument("hunt_id", type=count(1, MAX_SEED))
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict as one JSON object.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+def resume(hunt_id: int, db_url: str | None, as_json: bool, quiet: bool) -> None:
+    """Continue hunt HUNT_ID, whose driver died or was interrupted, to its verdict.
+
+    The logged tests are gone through again and checked (never counted twice); a test that was
+    in flight is run again from its start. A simulated hunt ends with the verdict, tests and
+    boots it would have had uninterrupted.
+    """
+    from bisectlab.driver import HuntSetup
+    from bisectlab.driver import resume as run_resume
+    from bisectlab.replay import logged_history
+
+    with open_store(db_url, existing=True) as store:
+        hunt = store.hunt(hunt_id)
+        history = logged_history(hunt)
+        setup = HuntSetup.from_logged(history, hunt)
+        report = run_resume(store, hunt_id, on_test=None if quiet else _progress_printer(history))
+    _finish(history, report, setup, db_url, as_json)
+
+
+def _finish(history: History, report: Any, setup: Any, db_url: str | None, as_json: bool) -> None:
+    """Print the verdict (text or JSON) and exit 0 with one, 1 without."""
     if as_json:
         click.echo(json.dumps(report.as_dict(), sort_keys=True))
     else:
-        _print_verdict(history, report, setup, location)
+        _print_verdict(history, report, setup, shown_url(db_url))
     sys.exit(EXIT_VERDICT if report.status == "found" else EXIT_NO_VERDICT)
 
 
@@ -111,6 +139,10 @@ def _print_verdict(history: History, report, setup, location: str) -> None:
     if "p_mean" in ev:
         lo, hi = ev["p_90"]
         echo(f"  learnt p     {ev['p_mean']:.3f} per boot (90% interval {lo:.3f}..{hi:.3f})")
+    if "low_p_check" in ev:
+        check = ev["low_p_check"]
+        echo(f"  low-p check  {check['mass']:.4f} with p at {check['p']:.3f}, its "
+             f"{check['quantile']:.0%} lower quantile (a verdict must hold there too)")
     if report.status == "found" and report.adapters == 0:
         echo("  warning      no test failed: the verdict rests on BAD being bad "
              "(boot BAD until it fails to be sure)")
@@ -122,7 +154,7 @@ def _print_verdict(history: History, report, setup, location: str) -> None:
         echo(f"  true culprit none: the simulated bug has no single first bad commit in "
              f"{setup.good_ref}..{setup.bad_ref} on {setup.arch}")
     echo(f"  hunt {report.hunt_id} logged in {location} "
-         f"(bisectlab query tests --hunt {report.hunt_id})")
+         f"(bisectlab query tests --hunt {report.hunt_id}); seed {report.seed}")
 
 
 def _seen(item: dict) -> str:

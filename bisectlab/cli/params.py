@@ -18,9 +18,8 @@ from bisectlab.history import DEFAULT_SCENARIO
 from bisectlab.options import Spec
 
 MAX_RIGS = 256
-MAX_ADAPTERS = 100_000
+MAX_ADAPTERS = 10_000
 MAX_HUNTS = 1_000_000
-MAX_COMMITS = 5_000_000
 MAX_SEED = 2**63 - 1
 MAX_MINUTES = 10_000_000.0
 MAX_WORKERS = 1024
@@ -102,10 +101,19 @@ def typed_flags(params: dict[str, Any]) -> dict[str, str | None]:
 
 
 def _url(db_url: str | None) -> str:
+    """The database URL from --db / $BISECTLAB_DB: a URL, or a plain path meaning SQLite."""
     from bisectlab.store import default_url
 
-    url = db_url or default_url()
-    return url if "://" in url else f"sqlite:///{url}"
+    url = default_url() if db_url is None else db_url
+    if not url.strip():
+        raise BisectlabError("the database is empty text: give --db a file or URL "
+                             "(or leave it out for bisectlab.sqlite here)")
+    if "://" in url:
+        return url
+    if ":" in url:
+        raise BisectlabError(f"'{url[:60]}' is neither a database URL (DRIVER://...) nor a file "
+                             "name (a file name with ':' in it is given as sqlite:///PATH)")
+    return f"sqlite:///{url}"
 
 
 def shown_url(db_url: str | None) -> str:

@@ -75,8 +75,10 @@ def _query_campaigns(store: Any, campaign_id: int | None, fmt: str) -> None:
 def _query_rows(store: Any, what: str, hunt_id: int | None, test_id: int | None,
                 campaign_id: int | None) -> list[dict]:
     if what == "hunts":
+        from bisectlab.store import hunt_state
+
         rows = store.hunts() if campaign_id is None else store.campaign_hunts(campaign_id)
-        return [r for r in rows if hunt_id is None or r["id"] == hunt_id]
+        return [{**r, "status": hunt_state(r)} for r in rows if hunt_id is None or r["id"] == hunt_id]
     if what == "tests":
         return store.tests(hunt_id)
     if what == "adapters":

@@ -9,11 +9,10 @@ and older still as adapters get scarce. It stops when one commit holds the targe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import comb, log2
+from math import log2
 from typing import Any
 
 import numpy as np
-from scipy.special import comb as binom
 from scipy.special import xlogy
 
 from bisectlab.errors import BisectlabError
@@ -28,15 +27,20 @@ from bisectlab.posterior import (
     information_bits,
 )
 from bisectlab.strategies.base import Observation, Proposal, Resources, SearchSpace, Strategy, Verdict
+from bisectlab.strategies.budget import (
+    MIN_BITS,
+    SCARCE,
+    BudgetView,
+    adapter_scores,
+    deterministic_alive,
+    failure_price,
+    spare_failures,
+)
 
 PRIOR_FLOOR = 1e-3  # a weighted prior never drops below this share of the uniform weight
-MIN_BITS = 1e-9     # a test expected to teach less than this is no test at all
 MAX_JOINT = 8       # tests whose joint outcome a batch choice weighs exactly (2^8 outcomes)
-LOOKAHEAD = 32      # budgeted tests whose outcomes are checked on the DAG, best scores first
-LOOKAHEAD_TWO = 6   # the same with two adapters left, where each check plans to the end
-EXTRA_TESTS = 3     # tests beyond the egg-drop count a two-adapter plan may take on a DAG
-PLAN_MAX = 2000     # alive candidates up to which budgeted tests are checked on the DAG
 MAX_BOOTS_PER_INSTALL = 10_000
+LEARN_P_FROM = 0.05  # the leading candidate's mass from which learning p at it is weighed
 
 
 @dataclass(frozen=True)
@@ -70,11 +74,18 @@ class BayesOptions(StrategyOptions):
         None, key="detect-prior", flag="--detect-prior", text=True, metavar="HINT",
         help="what the bug report says of p, e.g. '10-30 reboots', '0.03-0.1' or 'beta(2,38)': "
              "it leans the prior, never rules a rate out")
-    p_quantile: float = option(
-        0.03, key="p-quantile", low=0, high=0.5, high_open=True, legacy=0.0,
+    p_quantile: float | None = option(
+        None, key="p-quantile", low=0, high=0.5, high_open=True, legacy=0.0,
         help="a verdict must also hold with p fixed at this lower quantile of its posterior, so "
-             "that early luck making p look high cannot make it overconfident (0: the plain "
-             "posterior)")
+             "that early luck making p look high cannot make it overconfident (default: "
+             "3 (1 - confidence), at most 0.05; 0: the plain posterior)")
+
+    @property
+    def check_quantile(self) -> float:
+        """The lower quantile of p a verdict must also hold at (0: no check)."""
+        if self.p_quantile is not None:
+            return self.p_quantile
+        return min(3 * (1 - self.confidence), 0.05)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -88,6 +99,26 @@ class BayesOptions(StrategyOptions):
                 raise BisectlabError(f"--detect-prior: {exc}") from None
 
 
+def low_p_mass(stats: Evidence, log_prior: np.ndarray, model: RateModel, posterior: Posterior,
+               i: int, quantile: float) -> tuple[float, float] | None:
+    """Candidate i's mass with p fixed at the posterior's lower ``quantile``, and that p (None
+    when p is not learnt or the quantile is 0).
+
+    The posterior is calibrated on average over its prior on p, not at each p: a few early
+    failures can make a rare bug look frequent, and the passes that were misses then read as
+    good. A verdict that also holds at a pessimistic p does not lean on that luck.
+    """
+    if quantile == 0 or len(model.p_grid) == 1:
+        return None
+    cdf = np.cumsum(posterior.p_mass)
+    p_low = float(model.p_grid[min(np.searchsorted(cdf, quantile), len(cdf) - 1)])
+    try:
+        mass = float(compute_posterior(stats, log_prior, model.at_detect(p_low)).mass[i])
+    except ValueError:  # the data rule that p out: a verdict cannot rest on it
+        mass = 0.0
+    return mass, p_low
+
+
 def first_best(values: np.ndarray) -> int:
     """The index of the largest value; near-ties (within 1e-9 relative, far above rounding
     noise but far below anything that matters) go to the first, the oldest commit, so that the
@@ -96,54 +127,6 @@ def first_best(values: np.ndarray) -> int:
     if not np.isfinite(top):
         return int(np.argmax(values))
     return int(np.flatnonzero(values >= top - 1e-9 * abs(top))[0])
-
-
-def resolvable(tests: int, adapters: int) -> int:
-    """Candidates a deterministic hunt can settle with t tests and k adapters (egg drop)."""
-    return sum(comb(tests, i) for i in range(min(adapters, tests) + 1))
-
-
-def egg_drop_tests(candidates: np.ndarray, adapters: int) -> np.ndarray:
-    """Egg drop: the fewest tests that settle each count of candidates with k adapters."""
-    candidates = np.maximum(np.asarray(candidates, dtype=float) - 1e-6, 1.0)
-    if adapters <= 0:
-        return np.where(candidates <= 1.0, 0.0, np.inf)
-    t = np.arange(int(candidates.max()) + 2, dtype=float)
-    table = sum(binom(t, i) for i in range(min(adapters, len(t)) + 1))
-    return np.searchsorted(table, candidates).astype(float)
-
-
-def _fits(space: SearchSpace, alive: np.ndarray, adapters: int, tests: int) -> bool:
-    """Whether a deterministic hunt over ``alive`` surely ends within the tests (k <= 2 checked
-    on the DAG, more adapters by the egg-drop count)."""
-    n = int(alive.sum())
-    if n <= 1:
-        return True
-    if adapters == 2:
-        return two_adapter_plan_fits(space, alive, tests)
-    return adapters > 0 and n <= resolvable(max(tests, 0), adapters)
-
-
-def two_adapter_move(space: SearchSpace, alive: np.ndarray, tests: int) -> int | None:
-    """The next test of a two-adapter plan with t tests left: the commit with the most alive
-    ancestors (at most t: after a failure the last adapter walks through them in t - 1 tests)."""
-    n = int(alive.sum())
-    below = np.rint(space.sums.sums(alive[:, None].astype(float))[:, 0])
-    fit = alive & (below <= tests) & (below < n)
-    return int(np.argmax(np.where(fit, below, -1))) if fit.any() else None
-
-
-def two_adapter_plan_fits(space: SearchSpace, alive: np.ndarray, tests: int) -> bool:
-    """Whether the two-adapter plan settles the alive candidates in ``tests`` tests: a plan
-    found is a proof; none found may be a false alarm (the plan is greedy, not optimal)."""
-    alive = alive.copy()
-    while int(alive.sum()) > 1:
-        x = two_adapter_move(space, alive, tests) if tests > 0 else None
-        if x is None:
-            return False
-        alive &= ~space.ancestor_mask(x)
-        tests -= 1
-    return True
 
 
 def batch_information(space: SearchSpace, mass: np.ndarray, chosen: list[int],
@@ -207,7 +190,7 @@ class BayesStrategy(Strategy):
         self.posterior: Posterior = compute_posterior(self.stats, self.log_prior, self.model)
         self.stuck = False
         self.contradiction: str | None = None
-        self._check: tuple[int, int, float, float] | None = None  # (tests, culprit, p, mass)
+        self._check: tuple[int, tuple[float, float] | None] | None = None  # (tests, check)
 
     def _log_prior(self, weights: np.ndarray | None) -> np.ndarray:
         n = len(self.space)
@@ -278,70 +261,41 @@ class BayesStrategy(Strategy):
         p_pass = np.clip(anc[:, 1] + total[2] - anc[:, 2], 0.0, 1.0)
         cond_entropy = anc[:, 3] + total[4] - anc[:, 4]
         info = information_bits(p_pass, cond_entropy)
-        score = info / (1 + self.cost_weight * (1 - p_pass))
-        if resources.adapters_left is not None:
-            score = self._within_budget(score, info, u, resources.adapters_left)
-        return u, score
+        fail = 1 - p_pass
+        if resources.adapters_left is None:
+            return u, info / (1 + self.cost_weight * fail)
+        return u, adapter_scores(self._budget_view(u, info, fail, resources.adapters_left),
+                                 resources.adapters_left)
 
-    def _within_budget(self, score: np.ndarray, info: np.ndarray, u: np.ndarray,
-                       adapters: int) -> np.ndarray:
-        """Only the tests that keep the egg-drop worst case lowest with k adapters left (§4).
+    def _budget_view(self, u: np.ndarray, info: np.ndarray, fail: np.ndarray,
+                     adapters: int) -> BudgetView:
+        """What the adapter budget needs to know of this state."""
+        stats = self.stats
+        p_known = len(self.model.p_grid) == 1
+        top, top_mass = self.best()
+        concluding = np.zeros(len(self.space), dtype=bool)
+        if spare_failures(adapters, p_known) <= 0:
+            concluding[top] = self._failure_would_conclude(top)
+        alive = np.zeros(len(self.space), dtype=bool)
+        if bool(np.all(self.model.f_grid == 0.0)):
+            alive = deterministic_alive(stats.boots_below, stats.fails_below, stats.fails)
+        return BudgetView(space=self.space, info=info, fail=fail, u=u,
+                          cost_weight=self.cost_weight, top_mass=top_mass, alive=alive,
+                          p_known=p_known, concluding=concluding)
 
-        A failure leaves the u_x share of the candidates and one adapter fewer, a pass the rest:
-        the worst case is 1 + max(T(u n, k - 1), T((1 - u) n, k)) tests, T from egg drop.
-        """
-        informative = info > MIN_BITS
-        if not informative.any():
-            return score
-        n = self.effective_candidates()
-        fail_side = egg_drop_tests(u * n, adapters - 1)
-        worst = 1 + np.maximum(fail_side, egg_drop_tests((1 - u) * n, adapters))
-        best = worst[informative].min()
-        ok = informative & (worst <= best)
-        alive = self.posterior.mass > 0
-        if (adapters <= 3 and np.isfinite(best) and self._settles_by_sets()
-                and alive.sum() <= PLAN_MAX):
-            ok = self._fits_on_the_dag(ok, alive, score, adapters, int(best) - 1)
-        return np.where(ok, score, -np.inf)
-
-    def _settles_by_sets(self) -> bool:
-        """Whether every test rules candidates out for sure (p = 1 and f = 0 are certain)."""
-        model, post = self.model, self.posterior
-        return bool(post.p_mass[model.p_grid == 1.0].sum() > 1 - 1e-9
-                    and post.f_mass[model.f_grid == 0.0].sum() > 1 - 1e-9)
-
-    def _fits_on_the_dag(self, ok: np.ndarray, alive: np.ndarray, score: np.ndarray,
-                         adapters: int, tests: int) -> np.ndarray:
-        """The best test (by score) whose two outcomes still fit the tests left, on the DAG itself.
-
-        The egg-drop counts assume any split can be had; a kernel DAG's parallel topic branches
-        can deny it once two or three adapters are left, so those states are checked against a
-        constructive two-adapter plan (:func:`two_adapter_plan_fits`). With two adapters the
-        plan's own move always fits; with none fitting, the counts rule.
-        """
-        # the alive candidates are convex: ancestry among them runs through them, so they make
-        # a search space of their own, to plan on at the cost of their number, not the range's
-        positions = np.flatnonzero(alive)
-        sub = SearchSpace(self.space.graph_parents, self.space.good,
-                          int(self.space.commits[positions[-1]]), self.space.commits[positions])
-        local = np.full(len(self.space), -1)
-        local[positions] = np.arange(len(sub))
-        everyone = np.ones(len(sub), dtype=bool)
-        ranked = local[np.flatnonzero(ok)[np.argsort(-score[ok], kind="stable")]]
-        order = list(ranked[ranked >= 0][:LOOKAHEAD])  # a ruled-out commit may split, too: skip it
-        if adapters == 2:
-            tests = next((t for t in range(tests, tests + EXTRA_TESTS + 1)
-                          if two_adapter_plan_fits(sub, everyone, t + 1)), None)
-            if tests is None:
-                return ok
-            order = order[:LOOKAHEAD_TWO] + [two_adapter_move(sub, everyone, tests + 1)]
-        for x in order:
-            bad = sub.ancestor_mask(int(x))
-            if _fits(sub, bad, adapters - 1, tests) and _fits(sub, ~bad, adapters, tests):
-                only = np.zeros_like(ok)
-                only[positions[x]] = True
-                return only
-        return ok
+    def _failure_would_conclude(self, i: int) -> bool:
+        """Whether a failure of a test of local commit ``i`` would give the verdict for it."""
+        stats = self.stats.copy()
+        stats.add(self.space.ancestors(i), self.boots, 1)
+        try:
+            post = compute_posterior(stats, self.log_prior, self.model)
+        except ValueError:
+            return False
+        if first_best(post.mass) != i or post.mass[i] < self.confidence:
+            return False
+        check = low_p_mass(stats, self.log_prior, self.model, post, i,
+                           self.options.check_quantile)
+        return check is None or check[0] >= self.confidence
 
     def effective_candidates(self) -> float:
         """2 to the posterior entropy: how many equally likely candidates it is worth."""
@@ -353,10 +307,80 @@ class BayesStrategy(Strategy):
         u, score = self.scores(resources)
         best = first_best(score)
         self.stuck = not score[best] > MIN_BITS
+        if self._learning_p_pays(resources):
+            best, self.stuck = self.best()[0], False
         chosen = [best]
         if resources.rigs > 1:
             chosen = self._spread(u, score, best, resources.rigs)
         return Proposal(tuple(int(self.space.commits[i]) for i in chosen), self.boots)
+
+    def _learning_p_pays(self, resources: Resources) -> bool:
+        """Whether testing the leading candidate itself, to learn p from its outcome, is
+        expected to cost fewer tests than going straight to its parent's confirming passes
+        (a two-step look at the last mile, made when adapters are scarce: with few failures
+        seen p is loosely known, the parent's passes say little, and greedy information, one
+        step deep, does not see what knowing p would save)."""
+        if resources.adapters_left is None or len(self.model.p_grid) == 1:
+            return False
+        spare = spare_failures(resources.adapters_left, p_known=False)
+        i, mass = self.best()
+        parents = self.space.parents[i]
+        if not 1 <= spare <= SCARCE or mass < LEARN_P_FROM or not parents:
+            return False
+        price = self.cost_weight + failure_price(spare)
+        parent = max(parents, key=lambda q: self.posterior.mass[q])
+        now = self._passes_to_verdict(self.stats, i, parent)
+        if now == 0:
+            return False
+        branches = []
+        for failures in (1, 0):
+            after = self.stats.copy()
+            after.add(self.space.ancestors(i), self.boots, failures)
+            branches.append(self._passes_to_verdict(after, i, parent))
+        fail = self._fail_at(i)
+        then_fail, then_pass = branches
+        if not np.isfinite(now) and not np.isfinite(then_fail):
+            return False
+        then_pass = min(then_pass, now + 1) if np.isfinite(then_pass) else now + 1
+        expected = 1 + fail * (then_fail + price) + (1 - fail) * then_pass
+        return expected < now
+
+    def _fail_at(self, i: int) -> float:
+        """P(a test of local commit i fails), the rates summed out."""
+        pass_bad, pass_good = self.posterior.pass_given_culprit(self.boots)
+        mass = self.posterior.mass
+        bad = self.space.ancestor_mask(i)
+        return float(1 - (mass[bad] @ pass_bad[bad] + mass[~bad] @ pass_good[~bad]))
+
+    def _passes_to_verdict(self, stats: Evidence, i: int, parent: int, most: int = 4096) -> float:
+        """How many more passing boots of ``parent`` would give the verdict for candidate i."""
+        anc = self.space.ancestors(parent)
+
+        def enough(m: int) -> bool:
+            trial = stats.copy()
+            trial.add(anc, m, 0)
+            try:
+                post = compute_posterior(trial, self.log_prior, self.model)
+            except ValueError:
+                return False
+            if first_best(post.mass) != i or post.mass[i] < self.confidence:
+                return False
+            check = low_p_mass(trial, self.log_prior, self.model, post, i,
+                               self.options.check_quantile)
+            return check is None or check[0] >= self.confidence
+
+        if enough(0):
+            return 0
+        high = 1
+        while not enough(high):
+            high *= 2
+            if high > most:
+                return np.inf
+        low = high // 2
+        while high - low > 1:
+            mid = (low + high) // 2
+            low, high = (low, mid) if enough(mid) else (mid, high)
+        return high
 
     def _spread(self, u: np.ndarray, score: np.ndarray, best: int, rigs: int) -> list[int]:
         """Tests for m rigs at once: the best single test, then greedily the test that adds
@@ -448,28 +472,14 @@ class BayesStrategy(Strategy):
         return i, float(self.posterior.mass[i])
 
     def low_p_check(self) -> tuple[float, float] | None:
-        """The top candidate's mass with p fixed at the posterior's ``p_quantile`` lower quantile,
-        and that p (None when p is not learnt or the check is off).
-
-        The posterior is calibrated on average over its prior on p, not at each p: a few early
-        failures can make a rare bug look frequent, and the passes that were misses then read as
-        good. A verdict that also holds at a pessimistic p does not lean on that luck.
-        """
-        q = self.options.p_quantile
-        if q == 0 or len(self.model.p_grid) == 1:
-            return None
+        """The top candidate's mass with p fixed at the posterior's lower ``check_quantile``, and
+        that p (None when p is not learnt or the check is off); see :func:`low_p_mass`."""
         key = len(self.history)
         if self._check is None or self._check[0] != key:
             i, _ = self.best()
-            cdf = np.cumsum(self.posterior.p_mass)
-            p_low = float(self.model.p_grid[min(np.searchsorted(cdf, q), len(cdf) - 1)])
-            try:
-                mass = float(compute_posterior(self.stats, self.log_prior,
-                                               self.model.at_detect(p_low)).mass[i])
-            except ValueError:  # the data rule that p out: the verdict cannot rest on it
-                mass = 0.0
-            self._check = (key, i, p_low, mass)
-        return self._check[3], self._check[2]
+            self._check = (key, low_p_mass(self.stats, self.log_prior, self.model,
+                                           self.posterior, i, self.options.check_quantile))
+        return self._check[1]
 
     def verdict(self) -> Verdict | None:
         if self.contradiction is not None:
@@ -503,7 +513,7 @@ class BayesStrategy(Strategy):
                "f_mean": post.f_mean}
         check = self.low_p_check()
         if check is not None:
-            out["low_p_check"] = {"quantile": self.options.p_quantile, "p": check[1],
+            out["low_p_check"] = {"quantile": self.options.check_quantile, "p": check[1],
                                   "mass": check[0]}
         return out
 

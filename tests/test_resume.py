@@ -1,0 +1,103 @@
+"""A killed hunt: it shows as stopped, replay says it is unfinished, resume finishes it exactly as
+the uninterrupted hunt would; a campaign's workers die with their parent."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def slow_bug(run, tmp_path) -> Path:
+    """A 600-commit history whose bug shows once in five boots: hunts of a few hundred tests."""
+    path = tmp_path / "k600.toml"
+    result = run("history", "generate", "--commits", "600", "--seed", "4", "--bug", "rate",
+                 "--detect", "0.2", "-o", str(path))
+    assert result.exit_code == 0, result.stderr
+    return path
+
+
+def _start(args: list[str], cwd: Path) -> subprocess.Popen:
+    code = "from bisectlab.cli import main; main()"
+    return subprocess.Popen([sys.executable, "-c", code, *args], cwd=cwd, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def _wait_for_rows(db: Path, sql: str, count: int, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if db.exists():
+            try:
+                with sqlite3.connect(db, timeout=5) as con:
+                    if con.execute(sql).fetchone()[0] >= count:
+                        return
+            except sqlite3.OperationalError:
+                pass
+        time.sleep(0.02)
+    raise AssertionError(f"never saw {count} rows of {sql}")
+
+
+def _verdict(run, *args: str) -> dict:
+    result = run(*args, "--json", "-q")
+    assert result.exit_code in (0, 1), result.stderr
+    return json.loads(result.stdout)
+
+
+SAME = ("status", "culprit", "confidence", "tests", "boots", "installs", "adapters", "lab_minutes")
+
+
+@pytest.mark.parametrize("rigs", ["1", "3"])
+def test_a_killed_hunt_is_stopped_and_resumes_to_the_uninterrupted_verdict(run, slow_bug,
+                                                                           tmp_path, rigs):
+    hunt = ["v1.0", "v1.1", "--history", str(slow_bug), "--seed", "21", "--rigs", rigs]
+    whole = _verdict(run, "bisect", *hunt, "--db", "whole.sqlite")
+    proc = _start(["bisect", *hunt, "--db", "cut.sqlite", "-q"], tmp_path)
+    _wait_for_rows(tmp_path / "cut.sqlite", "SELECT count(*) FROM tests", 40, proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    with sqlite3.connect(tmp_path / "cut.sqlite") as con:
+        logged = con.execute("SELECT count(*) FROM tests").fetchone()[0]
+    assert 40 <= logged < whole["tests"]
+
+    hunts = json.loads(run("query", "hunts", "--db", "cut.sqlite", "--format", "json").stdout)
+    assert hunts[0]["status"] == "stopped"
+    replayed = run("replay", "hunt", "1", "--db", "cut.sqlite")
+    assert replayed.exit_code == 1 and "unfinished (stopped" in replayed.stdout
+
+    resumed = _verdict(run, "resume", "1", "--db", "cut.sqlite")
+    assert {k: resumed[k] for k in SAME} == {k: whole[k] for k in SAME}
+    with sqlite3.connect(tmp_path / "cut.sqlite") as con:
+        seqs = [s for (s,) in con.execute("SELECT seq FROM tests ORDER BY seq")]
+        boots = con.execute("SELECT count(*) FROM boots").fetchone()[0]
+    assert seqs == list(range(1, whole["tests"] + 1)) and boots == whole["boots"]
+    assert run("replay", "hunt", "1", "--db", "cut.sqlite").exit_code == 0
+
+
+def test_only_a_stopped_or_interrupted_hunt_resumes(run, slow_bug):
+    assert _verdict(run, "bisect", "v1.0", "v1.1", "--history", str(slow_bug), "--seed", "2")
+    result = run("resume", "1")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == ("error: hunt 1 is found: only a stopped or interrupted hunt "
+                                     "can be resumed")
+    assert run("resume", "7").stderr.strip() == "error: no hunt 7 in DB"
+
+
+def test_campaign_workers_die_with_their_parent(run, slow_bug, tmp_path):
+    psutil = pytest.importorskip("psutil")
+    proc = _start(["replay", "campaign", "--history", str(slow_bug), "--hunts", "60",
+                   "--strategy", "bayes", "--workers", "2", "--db", "c.sqlite", "-q"], tmp_path)
+    _wait_for_rows(tmp_path / "c.sqlite", "SELECT count(*) FROM hunts", 2, proc)
+    workers = psutil.Process(proc.pid).children()
+    assert workers
+    proc.kill()  # kill -9 of the campaign's own process, not of its group
+    proc.wait()
+    _, alive = psutil.wait_procs(workers, timeout=10)
+    assert alive == []
