@@ -149,7 +149,7 @@ class HuntSetup:
             raise HistoryError(f"history {h.name} has no bug to simulate")
         if self.seed is None:
             self.seed = random.SystemRandom().randrange(2**31)
-        space = SearchSpace(h.parents, [good], bad, names=h.shas)
+        space = SearchSpace(h.parents, [good], bad, names=h.shas, times=h.times)
         strategy = make_strategy(self.strategy, space, **self.options)
         lab = Lab.build(h, seed=self.seed, rigs=self.rigs, arch=self.arch,
                         adapters=self.adapters, costs=self.costs)
