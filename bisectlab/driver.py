@@ -201,8 +201,11 @@ def bisect(
     setup: HuntSetup,
     store: Store,
     on_test: Callable[[int, TestResult, Strategy], None] | None = None,
+    on_start: Callable[[Strategy], None] | None = None,
 ) -> HuntReport:
-    """Run one simulated hunt end to end, logging every test in the store as it happens."""
+    """Run one simulated hunt end to end, logging every test in the store as it happens.
+
+    ``on_start`` sees the strategy before the first test (as git bisect start speaks first)."""
     strategy, lab, good, bad = setup.prepare()
     h = setup.history
     truth = h.true_culprit(good, bad, setup.arch)
@@ -221,6 +224,8 @@ def bisect(
         if on_test is not None:
             on_test(seq, result, strategy)
 
+    if on_start is not None:
+        on_start(strategy)
     try:
         verdict, totals = drive(strategy, lab, log, observed)
     except BaseException:

@@ -31,6 +31,7 @@ from bisectlab import dag
 from bisectlab.generator import KernelShape, generate_kernel_history
 from bisectlab.gitexport import export_git
 from bisectlab.history import History
+from bisectlab.store import Store
 from bisectlab.strategies import Observation, Resources, SearchSpace, make_strategy
 from bisectlab.strategies.git import dates_decide_the_walk, revision_walk
 
@@ -45,6 +46,7 @@ FIRST_BAD_LOG = re.compile(r"^# first bad commit: \[([0-9a-f]{40})\]")
 FIRST_BAD_RUN = re.compile(r"^([0-9a-f]{40}) is the first bad commit$", re.MULTILINE)
 BISECTING = re.compile(r"^Bisecting: .*$", re.MULTILINE)
 TRAILER = re.compile(r"^([0-9a-f]{40}) bisectlab-sha: ([0-9a-f]{40})$", re.MULTILINE)
+CLI_TEST = re.compile(r"^\[\s*\d+\] (?:good|bad ) ([0-9a-f]{12}) ", re.MULTILINE)
 
 
 @functools.cache
@@ -298,3 +300,27 @@ def test_progress_words_match_git_for_every_small_range(tmp_path):
             continue
         (line,) = BISECTING.findall(out)
         assert f"Bisecting: {strategy.progress()}" == line, n
+
+
+@pytest.mark.parametrize("strategy", ["git", "retry"])
+def test_cli_hunt_on_the_shipped_range_steps_and_speaks_like_git(strategy, run, e1000e, tmp_path):
+    """`bisectlab bisect` (simulated boots, so sometimes wrong) and git, fed the same outcomes."""
+    retries = ["--retries", "2"] if strategy == "retry" else []
+    result = run("bisect", "v2.6.26", "v2.6.27-rc8", "--strategy", strategy, "--seed", "4", *retries)
+    assert result.exit_code == 0, result.stderr
+    with Store(f"sqlite:///{tmp_path / 'bisectlab.sqlite'}") as store:
+        tests = store.tests(1)
+    tested = [t["commit_sha"] for t in tests]
+    assert [s[:12] for s in tested] == CLI_TEST.findall(result.stderr)
+    ours = [line.strip() for line in result.stderr.splitlines() if "Bisecting:" in line]
+    assert ours[0] == "Bisecting: 5529 revisions left to test after this (roughly 13 steps)"
+
+    repo, ids, to_git = exported(e1000e, tmp_path / "repo")
+    is_bad = np.zeros(len(e1000e), dtype=bool)
+    for t in tests:
+        is_bad[e1000e.resolve(t["commit_sha"])] = t["failed"]
+    good, bad = e1000e.resolve("v2.6.26"), e1000e.resolve("v2.6.27-rc8")
+    git_run = run_git_bisect(repo, ids, to_git, good, bad, is_bad)
+    assert [e1000e.shas[c] for c, _ in git_run.steps] == tested
+    assert git_run.lines == ours
+    assert e1000e.shas[git_run.culprit] in result.stdout
