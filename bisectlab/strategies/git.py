@@ -182,7 +182,7 @@ class GitStrategy(Strategy):
         self._choice: tuple[int, int] | None = None
 
     def remaining(self) -> int:
-        """Candidates still in play (git's 'revisions left' plus the current bad)."""
+        """Candidates still in play, the current bad included (what git calls 'all')."""
         return int(self.alive.sum())
 
     def splits(self) -> tuple[np.ndarray, np.ndarray]:
@@ -201,7 +201,7 @@ class GitStrategy(Strategy):
         return self._choice
 
     def best_local(self) -> int:
-        """git's choice: a largest split, the very one git bisect would test."""
+        """The very commit git bisect would test: a best split, or one git finds near enough."""
         return self.choice()[0]
 
     def propose(self, resources: Resources) -> Proposal:
