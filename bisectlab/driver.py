@@ -168,7 +168,7 @@ class HuntSetup:
             raise HistoryError(f"history {h.name} has no bug to simulate")
         if self.seed is None:
             self.seed = random.SystemRandom().randrange(2**31)
-        space = SearchSpace(h.parents, [good], bad, names=h.shas)
+        space = SearchSpace(h.parents, [good], bad, names=h.shas, times=h.times)
         strategy = make_strategy(self.strategy, space, **self.options)
         lab = Lab.build(h, seed=self.seed, rigs=self.rigs, arch=self.arch,
                         adapters=self.adapters, costs=self.costs)
@@ -220,8 +220,11 @@ def bisect(
     setup: HuntSetup,
     store: Store,
     on_test: Callable[[int, TestResult, Strategy], None] | None = None,
+    on_start: Callable[[Strategy], None] | None = None,
 ) -> HuntReport:
-    """Run one simulated hunt end to end, logging every test in the store as it happens."""
+    """Run one simulated hunt end to end, logging every test in the store as it happens.
+
+    ``on_start`` sees the strategy before the first test (as git bisect start speaks first)."""
     strategy, lab, good, bad = setup.prepare()
     h = setup.history
     truth = h.true_culprit(good, bad, setup.arch)
@@ -232,7 +235,7 @@ def bisect(
         true_culprit_sha=h.shas[truth] if truth is not None else None,
         adapter_serials=lab.box.serials, claimed_by=claimant(),
     )
-    return _hunt(setup, store, hunt_id, strategy, lab, good, bad, on_test)
+    return _hunt(setup, store, hunt_id, strategy, lab, good, bad, on_test, on_start=on_start)
 
 
 def resume(store: Store, hunt_id: int,
@@ -259,7 +262,8 @@ def resume(store: Store, hunt_id: int,
 
 def _hunt(setup: HuntSetup, store: Store, hunt_id: int, strategy: Strategy, lab: Lab, good: int,
           bad: int, on_test: Callable[[int, TestResult, Strategy], None] | None,
-          logged: Sequence[dict[str, Any]] = ()) -> HuntReport:
+          logged: Sequence[dict[str, Any]] = (),
+          on_start: Callable[[Strategy], None] | None = None) -> HuntReport:
     """Drive an opened hunt to its verdict, logging each new test; record the verdict."""
     h = setup.history
     truth = h.true_culprit(good, bad, setup.arch)
@@ -280,6 +284,8 @@ def _hunt(setup: HuntSetup, store: Store, hunt_id: int, strategy: Strategy, lab:
                              f"again part at test {seq} ({difference})")
         observed(seq, result)
 
+    if on_start is not None:
+        on_start(strategy)
     try:
         verdict, totals = drive(strategy, lab, log, observed, logged=logged, on_restored=restored)
     except StoreError:

@@ -54,7 +54,7 @@ def git_decisions(n: int, decisions: int, name: str = "git") -> dict[str, float]
     h = generate_kernel_history(f"perf-{n}", 1, KernelShape(commits=n))
     bad = len(h) - 1
     t0 = time.perf_counter()
-    space = SearchSpace(h.parents, [0], bad)
+    space = SearchSpace(h.parents, [0], bad, times=h.times)
     setup = time.perf_counter() - t0
     strategy = make_strategy(name, space)
     culprit = int(space.commits[len(space) // 3])

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 
@@ -37,3 +40,15 @@ def test_p_prior_frontier_prints_one_line_per_prior_with_every_rate():
     assert [line.split("  ")[0] for line in lines][:2] == ["a=0.0 c=0.5", "a=0.0 c=0.0"]
     assert all(len(re.findall(r"p=[\d.]+: [01]\.\d{3} [\d.]+ \([\d.]+x\)", line)) == 4
                for line in lines)
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_git_fidelity_compares_every_step_with_real_git():
+    out = run_script("git_fidelity.py", "--histories", "2", "--min-commits", "200",
+                     "--max-commits", "300")
+    *hunts, last = out.splitlines()
+    assert len(hunts) == 2 and last == "2 of 2 histories: every step the same commit and the same line"
+    for line in hunts:
+        steps = int(re.search(r"; git (\d+) steps, ours \1;", line).group(1))
+        assert f"same commit {steps}/{steps}, same line {steps}/{steps}, culprit same" in line
+        assert line.endswith("commits: no divergence; lines: no divergence")

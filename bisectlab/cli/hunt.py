@@ -62,7 +62,8 @@ def bisect(good: str, bad: str, history_ref: str, strategy: str, adapters: int, 
     setup.prepare()
     progress = None if quiet else _progress_printer(history)
     with open_store(db_url) as store:
-        report = run_bisect(setup, store, on_test=progress)
+        report = run_bisect(setup, store, on_test=progress,
+                            on_start=None if quiet else _show_bisecting)
     _finish(history, report, setup, db_url, as_json)
 
 
@@ -109,11 +110,16 @@ def _progress_printer(history: History) -> Callable:
         if result.destroyed:
             line += f", adapter {result.destroyed[0]} destroyed"
         click.echo(line, err=True)
-        left = strategy.progress()
-        if left and strategy.verdict() is None:
-            click.echo(f"      Bisecting: {left}", err=True)
+        _show_bisecting(strategy)
 
     return show
+
+
+def _show_bisecting(strategy) -> None:
+    """The strategy's progress before its next test, as git bisect prints it before each test."""
+    left = strategy.progress()
+    if left and strategy.verdict() is None:
+        click.echo(f"      Bisecting: {left}", err=True)
 
 
 def _print_verdict(history: History, report, setup, location: str) -> None:

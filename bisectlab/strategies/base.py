@@ -68,14 +68,17 @@ class SearchSpace:
     """The candidate commits of GOOD..BAD on a DAG, in a local numbering (0 = oldest)."""
 
     def __init__(self, parents: Sequence[tuple[int, ...]], good: Sequence[int], bad: int,
-                 commits: np.ndarray | None = None, names: Sequence[str] | None = None):
+                 commits: np.ndarray | None = None, names: Sequence[str] | None = None,
+                 times: Sequence[int] | None = None):
         """``commits``: the candidates when already known, a sorted convex part of GOOD..BAD
         (those a deterministic hunt has not ruled out, say), instead of all of them.
-        ``names``: what to call each commit of the graph in messages (shas), if known."""
+        ``names``: what to call each commit of the graph in messages (shas), if known.
+        ``times``: each commit's committer time (epoch seconds), if known: git walks by it."""
         self.graph_parents = parents
         self.good = tuple(good)
         self.bad = bad
         self.names = names
+        self.graph_times = times
         self.commits = dag.candidates(parents, bad, self.good) if commits is None else commits
         self.sums = dag.AncestorSums(parents, self.commits)
         self.local = {int(c): i for i, c in enumerate(self.commits)}
@@ -93,12 +96,27 @@ class SearchSpace:
         return self.sums.parents
 
     @cached_property
+    def times(self) -> np.ndarray:
+        """Committer time of each candidate (local numbering); where times are unknown the local
+        numbering stands in, as if each commit were a second newer than the one before."""
+        if self.graph_times is None:
+            return np.arange(len(self.commits), dtype=np.int64)
+        return np.asarray(self.graph_times, dtype=np.int64)[self.commits]
+
+    @cached_property
+    def edges(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every parent link within the candidates as (child, parent) arrays, local numbering,
+        each child's parents in their recorded order."""
+        parents = self.parents
+        children = np.repeat(np.arange(len(parents)), [len(ps) for ps in parents])
+        heads = np.fromiter((p for ps in parents for p in ps), dtype=np.int64, count=len(children))
+        return children, heads
+
+    @cached_property
     def _graph(self) -> csr_matrix:
         """The candidate subgraph as a sparse child -> parent adjacency matrix."""
-        parents = self.parents
-        n = len(parents)
-        rows = np.repeat(np.arange(n), [len(ps) for ps in parents])
-        cols = np.fromiter((p for ps in parents for p in ps), dtype=np.int64, count=len(rows))
+        n = len(self.parents)
+        rows, cols = self.edges
         return csr_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n, n))
 
     def ancestors(self, i: int) -> np.ndarray:
