@@ -273,6 +273,7 @@ class History:
 # scenario files ---------------------------------------------------------------------------------
 
 SCENARIO_SUFFIX = ".toml"
+HISTORY_FILE_SUFFIX = ".npz"
 
 
 def builtin_scenarios() -> list[str]:
@@ -289,9 +290,16 @@ DEFAULT_SCENARIO = "e1000e-2.6.27"
 
 
 def load_history(name_or_file: str | None = None) -> History:
-    """Load a shipped scenario by name, or a scenario file by path."""
+    """Load a shipped scenario by name, a scenario file (.toml recipe) or a history file (.npz,
+    e.g. an imported repository) by path: the suffix decides."""
     name_or_file = name_or_file or DEFAULT_SCENARIO
     path = Path(name_or_file)
+    if path.suffix == HISTORY_FILE_SUFFIX:
+        if not path.is_file():
+            raise HistoryError(f"history file not found: {name_or_file}")
+        from bisectlab.histfile import read_history_file
+
+        return read_history_file(path)
     if path.suffix == SCENARIO_SUFFIX or path.exists() or "/" in name_or_file:
         if not path.is_file():
             raise HistoryError(f"history file not found: {name_or_file}")
