@@ -191,4 +191,17 @@ def _imported_line(h, output: Path, size: int) -> str:
             f"candidates; {bug}; wrote {output} ({size / 1e6:.1f} MB)")
 
 
+@history.command("export-graphml")
+@click.argument("name")
+@click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
+def history_export_graphml(name: str, output: Path) -> None:
+    """Write history NAME|FILE as GraphML (networkx): a node per commit with its sha, subject,
+    time, tags, toggles and paths, an edge parent -> child numbered by parent order."""
+    from bisectlab.graphml import write_graphml
+
+    h = load_history(name)
+    write_graphml(h, output)
+    click.echo(f"wrote {len(h)} commits to {output}")
+
+
 # bench ------------------------------------------------------------------------------------------
