@@ -41,7 +41,8 @@ def write_graphml(history: History, path: str | Path) -> Path:
 
     target = Path(path)
     try:
-        nx.write_graphml(graphml_graph(history), target)
+        with open(target, "wb") as out:  # fails at once, before a large graph is built
+            nx.write_graphml(graphml_graph(history), out)
     except OSError as exc:
         raise BisectlabError(f"cannot write {target}: {exc.strerror or exc}") from None
     return target
