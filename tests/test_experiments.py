@@ -37,3 +37,12 @@ def test_p_prior_frontier_prints_one_line_per_prior_with_every_rate():
     assert [line.split("  ")[0] for line in lines][:2] == ["a=0.0 c=0.5", "a=0.0 c=0.0"]
     assert all(len(re.findall(r"p=[\d.]+: [01]\.\d{3} [\d.]+ \([\d.]+x\)", line)) == 4
                for line in lines)
+
+
+def test_import_scale_reports_export_import_load_and_generation():
+    out = run_script("import_scale.py", "--sizes", "300", "--generate", "1000", "--repeat", "1")
+    first, last = out.splitlines()
+    assert re.fullmatch(r"N=\s+300: export-git\s+[\d.]+ s \(repository\s+[\d.]+ MB\)\s+import-git\s+"
+                        r"[\d.]+ s\s+file\s+[\d.]+ MB\s+load\s+[\d.]+ s\s+\(297 commits, \d+ changed "
+                        r"paths, \d+ tags\)", first)
+    assert re.fullmatch(r"generate_kernel_history\(1000 commits\): [\d.]+ s \(median of 1\)", last)
