@@ -128,7 +128,12 @@ def read_history(top: Path, revisions: Sequence[str], name: str) -> History:
         log = subprocess.Popen(_command(top, "log", "-z", "--name-only", "--no-renames", LOG_FORMAT,
                                         *revisions), stdout=log_file, stderr=subprocess.PIPE,
                                env=_environment())
-        shas, parents = read_dag(top, revisions)
+        try:
+            shas, parents = read_dag(top, revisions)
+        except BaseException:
+            log.kill()
+            log.wait()
+            raise
         _, err = log.communicate()
         if log.returncode != 0:
             raise HistoryError(f"git log failed in {top}: {_first_line(err.decode(errors='replace'))}")
@@ -162,29 +167,45 @@ def read_dag(top: Path, revisions: Sequence[str]) -> tuple[list[str], list[tuple
 
 def parse_log(data: bytes, shas: Sequence[str]) -> tuple[list[str], list[int], ChangedPaths]:
     """Subjects, author times and changed paths, in the order of ``shas``, from the output of
-    `git log -z --name-only` with records '\\x1e sha \\x1f time \\x1f subject \\0 \\n path \\0 ...'."""
-    index = {s.encode(): i for i, s in enumerate(shas)}
-    subjects: list[str] = [""] * len(shas)
-    times = [0] * len(shas)
-    rows: list[list[int]] = [[] for _ in shas]
+    `git log -z --name-only`: records '\\x1e sha \\x1f time \\x1f subject', each followed by its
+    paths, all NUL-separated (the first path after a newline). One pass over the tokens."""
+    heads: list[bytes] = []
+    owner: list[int] = []  # per path token, the record it belongs to
+    ids: list[int] = []
     table: dict[bytes, int] = {}
-    seen = 0
-    for record in data.split(b"\x1e")[1:]:
-        head, _, names = record.partition(b"\0")
-        sha, time, subject = head.split(b"\x1f", 2)
+    intern = table.setdefault
+    for token in data.split(b"\0"):
+        if token[:1] == b"\x1e":
+            heads.append(token)
+        elif token:
+            owner.append(len(heads) - 1)
+            ids.append(intern(token.lstrip(b"\n"), len(table)))
+    subjects, times, commit_of = _commits_of(heads, shas)
+    rows = np.array(commit_of, dtype=np.int64)[np.array(owner, dtype=np.int64)]
+    order = np.argsort(rows, kind="stable")
+    names = tuple(p.decode("utf-8", "surrogateescape") for p in table)
+    offsets = np.concatenate(([0], np.cumsum(np.bincount(rows, minlength=len(shas)))))
+    return subjects, times, ChangedPaths(names, offsets, np.array(ids, dtype=np.int32)[order])
+
+
+def _commits_of(heads: list[bytes], shas: Sequence[str]) -> tuple[list[str], list[int], list[int]]:
+    """Subjects and times by commit from the log's records, and the commit of each record."""
+    index = {s.encode(): i for i, s in enumerate(shas)}
+    subjects = [""] * len(shas)
+    times = [0] * len(shas)
+    commit_of = []
+    for head in heads:
+        sha, time, subject = head[1:].split(b"\x1f", 2)
         c = index.get(sha)
         if c is None:
-            continue
-        seen += 1
+            raise HistoryError(f"git log listed {sha.decode()[:12]}, which git rev-list did not")
         subjects[c] = subject.decode("utf-8", "replace")
         times[c] = int(time or 0)
-        rows[c] = [table.setdefault(p, len(table)) for p in names.lstrip(b"\n").split(b"\0") if p]
-    if seen != len(shas):
-        raise HistoryError(f"git log and git rev-list disagree ({seen} of {len(shas)} commits)")
-    counts = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
-    ids = np.fromiter((i for row in rows for i in row), dtype=np.int32, count=int(counts.sum()))
-    names_table = tuple(p.decode("utf-8", "surrogateescape") for p in table)
-    return subjects, times, ChangedPaths(names_table, np.concatenate(([0], np.cumsum(counts))), ids)
+        commit_of.append(c)
+    if len(set(commit_of)) != len(shas):
+        raise HistoryError(f"git log and git rev-list disagree ({len(set(commit_of))} of "
+                           f"{len(shas)} commits)")
+    return subjects, times, commit_of
 
 
 def read_tags(top: Path, shas: Sequence[str]) -> dict[str, int]:

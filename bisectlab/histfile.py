@@ -1,8 +1,8 @@
 """History files: a whole history (an imported repository's shape, or any History) in one compact,
 compressed binary, a numpy .npz archive, loadable at 10^6 commits in a second or two.
 
-Format version 1, one .npy array per zip entry (deflated; entries dated 1980-01-01 so the same
-history always gives the same bytes):
+Format version 1, one .npy array per zip entry (deflated, but the shas stored as they are: they do
+not compress; entries dated 1980-01-01 so the same history always gives the same bytes):
 
     meta           uint8   UTF-8 JSON: format, version, name, seed, description, origin, topics,
                            tags {name: commit}, toggles {commit: {feature: bool}}, upstream
@@ -10,7 +10,7 @@ history always gives the same bytes):
     sha            uint8   (n, 20) binary commit shas (n, 32 for SHA-256 repositories)
     parent_count   uint16  (n) parents per commit
     parent_delta   int64   child - parent, commits' parents in order (CSR by parent_count)
-    time           int64   (n) author times, epoch seconds
+    time_delta     int64   (n) author times, epoch seconds, each minus the previous commit's
     topic_of       int32   (n) index into meta.topics
     subjects       uint8   UTF-8 subjects joined by NUL
     path_table     uint8   UTF-8 distinct paths joined by NUL
@@ -39,6 +39,7 @@ from bisectlab.paths import ChangedPaths
 SUFFIX = ".npz"
 FORMAT, VERSION = "bisectlab-history", 1
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+STORED = {"sha"}
 ENCODING = ("utf-8", "surrogateescape")
 
 
@@ -81,7 +82,7 @@ def history_arrays(history: History, origin: str = "") -> dict[str, np.ndarray]:
         "sha": np.frombuffer(bytes.fromhex("".join(history.shas)), dtype=np.uint8).reshape(n, -1),
         "parent_count": counts,
         "parent_delta": deltas,
-        "time": np.array(history.times, dtype=np.int64),
+        "time_delta": np.diff(np.array(history.times, dtype=np.int64), prepend=0),
         "topic_of": np.array(history.topic_of, dtype=np.int32),
         "subjects": _joined(history.subjects),
         "path_table": _joined(history.paths.table),
@@ -103,13 +104,13 @@ def _meta(history: History, origin: str) -> dict[str, Any]:
 
 
 def write_npz(out: Any, arrays: dict[str, np.ndarray]) -> None:
-    """A deterministic .npz: deflated .npy entries with a fixed date."""
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    """A deterministic .npz: .npy entries with a fixed date, deflated but for the shas."""
+    with zipfile.ZipFile(out, "w") as archive:
         for name, array in arrays.items():
             buffer = io.BytesIO()
             np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
             info = zipfile.ZipInfo(f"{name}.npy", date_time=ZIP_DATE)
-            info.compress_type = zipfile.ZIP_DEFLATED
+            info.compress_type = zipfile.ZIP_STORED if name in STORED else zipfile.ZIP_DEFLATED
             archive.writestr(info, buffer.getvalue())
 
 
@@ -146,12 +147,12 @@ def history_from_arrays(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> 
         arrays["path_ids"].astype(np.int32),
     )
     subjects = _text(arrays["subjects"]).split("\0") if n else []
-    if len(subjects) != n or len(arrays["time"]) != n or len(arrays["sha"]) != n:
+    if len(subjects) != n or len(arrays["time_delta"]) != n or len(arrays["sha"]) != n:
         raise ValueError("arrays of different lengths")
     history = History(
         name=str(meta["name"]), seed=int(meta["seed"]),
         parents=_parents(arrays["parent_count"], arrays["parent_delta"]), subjects=subjects,
-        times=arrays["time"].tolist(), topics=list(meta["topics"]),
+        times=np.cumsum(arrays["time_delta"]).tolist(), topics=list(meta["topics"]),
         topic_of=arrays["topic_of"].tolist(), tags={str(k): int(v) for k, v in meta["tags"].items()},
         toggles={int(c): dict(t) for c, t in meta["toggles"].items()},
         upstream={int(c): str(u) for c, u in meta["upstream"].items()},
