@@ -4,6 +4,11 @@ The public API, for driving a strategy with your own test runner::
 
     from bisectlab import Observation, Resources, SearchSpace, make_strategy
 
+and for a real repository, its range as a History (real shas, parents, changed paths)::
+
+    from bisectlab import history_from_repo
+    history, goods, bad = history_from_repo("linux", ["v2.6.26"], "v2.6.27-rc8")
+
 Names are imported on first use, so `import bisectlab` (and every `bisectlab` command that
 needs little, such as `bisectlab boot`) stays cheap.
 """
@@ -18,6 +23,7 @@ __version__ = "0.1.0"
 _WHERE = {
     "BisectlabError": "bisectlab.errors",
     "History": "bisectlab.history",
+    "history_from_repo": "bisectlab.gitrepo",
     "load_history": "bisectlab.history",
     "STRATEGIES": "bisectlab.strategies",
     "Observation": "bisectlab.strategies",

@@ -10,13 +10,17 @@ merge window). Scenario pins place named commits (with feature toggles) at exact
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import random
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from bisectlab.errors import HistoryError
+from bisectlab.paths import ChangedPaths, check_path
 
 if TYPE_CHECKING:
     from bisectlab.history import History
@@ -36,6 +40,110 @@ NOUNS = ("locking", "error path", "memory leak", "race", "refcount", "return val
          "suspend/resume", "DMA mapping", "endianness", "compile warning", "module parameter")
 WHERES = ("in probe", "on unload", "in init", "for 64-bit", "under load", "in the fast path",
           "on error", "in open", "in ioctl", "at boot", "on SMP", "in the tx path")
+
+# The files a commit of each subsystem touches (2.6.27-era paths); "release" is the version bump of
+# a "Linux x.y" commit, "misc" the area of a scenario topic or pin that names no subsystem.
+AREA_FILES: dict[str, tuple[str, ...]] = {
+    "net": ("drivers/net/e1000e/netdev.c", "drivers/net/e1000e/ich8lan.c",
+            "drivers/net/e1000/e1000_main.c", "drivers/net/tg3.c", "drivers/net/bnx2.c",
+            "drivers/net/forcedeth.c", "net/core/dev.c", "net/core/skbuff.c", "net/ipv4/tcp.c",
+            "net/ipv4/tcp_input.c", "net/ipv6/addrconf.c", "include/linux/netdevice.h"),
+    "x86": ("arch/x86/kernel/setup.c", "arch/x86/kernel/apic_32.c", "arch/x86/kernel/smpboot.c",
+            "arch/x86/mm/init_32.c", "arch/x86/mm/ioremap.c", "arch/x86/mm/pat.c",
+            "arch/x86/kernel/cpu/common.c", "include/asm-x86/processor.h", "arch/x86/Kconfig"),
+    "tracing": ("kernel/trace/ftrace.c", "kernel/trace/trace.c", "kernel/trace/trace.h",
+                "kernel/trace/trace_sched_switch.c", "kernel/trace/trace_irqsoff.c",
+                "kernel/trace/Kconfig", "include/linux/ftrace.h", "arch/x86/kernel/ftrace.c"),
+    "drm": ("drivers/gpu/drm/i915/i915_gem.c", "drivers/gpu/drm/i915/i915_drv.c",
+            "drivers/gpu/drm/i915/i915_irq.c", "drivers/gpu/drm/drm_drv.c",
+            "drivers/gpu/drm/drm_bufs.c", "drivers/gpu/drm/radeon/radeon_cp.c", "include/drm/drmP.h"),
+    "scsi": ("drivers/scsi/scsi_lib.c", "drivers/scsi/sd.c", "drivers/scsi/scsi_error.c",
+             "drivers/scsi/libsas/sas_ata.c", "drivers/scsi/qla2xxx/qla_os.c",
+             "drivers/scsi/lpfc/lpfc_init.c", "include/scsi/scsi_host.h"),
+    "usb": ("drivers/usb/core/hub.c", "drivers/usb/host/ehci-hcd.c", "drivers/usb/host/ohci-hcd.c",
+            "drivers/usb/serial/option.c", "drivers/usb/storage/unusual_devs.h",
+            "drivers/usb/gadget/ether.c", "include/linux/usb.h"),
+    "sound": ("sound/pci/hda/patch_realtek.c", "sound/pci/hda/hda_intel.c", "sound/core/pcm_native.c",
+              "sound/soc/soc-core.c", "sound/usb/usbaudio.c", "include/sound/core.h"),
+    "block": ("block/blk-core.c", "block/cfq-iosched.c", "block/genhd.c", "block/blk-merge.c",
+              "fs/bio.c", "include/linux/blkdev.h"),
+    "mm": ("mm/page_alloc.c", "mm/vmalloc.c", "mm/slub.c", "mm/memory.c", "mm/mmap.c",
+           "mm/vmscan.c", "mm/hugetlb.c", "include/linux/mm.h"),
+    "sched": ("kernel/sched.c", "kernel/sched_fair.c", "kernel/sched_rt.c", "kernel/sched_debug.c",
+              "include/linux/sched.h"),
+    "ext4": ("fs/ext4/inode.c", "fs/ext4/super.c", "fs/ext4/extents.c", "fs/ext4/mballoc.c",
+             "fs/ext4/balloc.c", "fs/jbd2/journal.c"),
+    "xfs": ("fs/xfs/xfs_inode.c", "fs/xfs/xfs_log.c", "fs/xfs/xfs_buf_item.c",
+            "fs/xfs/linux-2.6/xfs_aops.c", "fs/xfs/linux-2.6/xfs_super.c", "fs/xfs/xfs_bmap.c"),
+    "nfs": ("fs/nfs/inode.c", "fs/nfs/dir.c", "fs/nfs/nfs4proc.c", "fs/nfsd/nfs4state.c",
+            "net/sunrpc/xprtsock.c", "net/sunrpc/clnt.c"),
+    "input": ("drivers/input/mouse/synaptics.c", "drivers/input/keyboard/atkbd.c",
+              "drivers/input/serio/i8042-x86ia64io.h", "drivers/input/touchscreen/ads7846.c",
+              "drivers/input/evdev.c", "drivers/hid/hid-core.c"),
+    "hwmon": ("drivers/hwmon/coretemp.c", "drivers/hwmon/it87.c", "drivers/hwmon/lm85.c",
+              "drivers/hwmon/w83627ehf.c", "drivers/hwmon/Kconfig"),
+    "acpi": ("drivers/acpi/ec.c", "drivers/acpi/processor_idle.c", "drivers/acpi/battery.c",
+             "drivers/acpi/video.c", "drivers/acpi/sleep/main.c", "include/acpi/acpi_bus.h"),
+    "pci": ("drivers/pci/pci.c", "drivers/pci/probe.c", "drivers/pci/quirks.c", "drivers/pci/msi.c",
+            "drivers/pci/hotplug/pciehp_hpc.c", "include/linux/pci_ids.h"),
+    "powerpc": ("arch/powerpc/kernel/setup_64.c", "arch/powerpc/mm/hash_utils_64.c",
+                "arch/powerpc/platforms/cell/spufs/file.c", "arch/powerpc/platforms/pseries/setup.c",
+                "arch/powerpc/kernel/prom.c"),
+    "arm": ("arch/arm/kernel/setup.c", "arch/arm/mm/mmu.c", "arch/arm/mach-pxa/pxa27x.c",
+            "arch/arm/mach-omap2/board-n800.c", "arch/arm/plat-omap/gpio.c"),
+    "s390": ("arch/s390/kernel/setup.c", "arch/s390/mm/pgtable.c", "drivers/s390/block/dasd.c",
+             "drivers/s390/cio/device.c", "drivers/s390/net/qeth_core_main.c"),
+    "ide": ("drivers/ide/ide-probe.c", "drivers/ide/ide-io.c", "drivers/ide/ide-cd.c",
+            "drivers/ide/pci/piix.c", "include/linux/ide.h"),
+    "libata": ("drivers/ata/libata-core.c", "drivers/ata/libata-eh.c", "drivers/ata/ahci.c",
+               "drivers/ata/ata_piix.c", "drivers/ata/sata_nv.c", "include/linux/libata.h"),
+    "md": ("drivers/md/md.c", "drivers/md/raid1.c", "drivers/md/raid5.c", "drivers/md/raid10.c",
+           "include/linux/raid/md_k.h"),
+    "dm": ("drivers/md/dm.c", "drivers/md/dm-table.c", "drivers/md/dm-crypt.c", "drivers/md/dm-ioctl.c",
+           "drivers/md/dm-mpath.c"),
+    "watchdog": ("drivers/watchdog/iTCO_wdt.c", "drivers/watchdog/softdog.c",
+                 "drivers/watchdog/hpwdt.c", "drivers/watchdog/Kconfig"),
+    "i2c": ("drivers/i2c/i2c-core.c", "drivers/i2c/busses/i2c-i801.c", "drivers/i2c/busses/i2c-piix4.c",
+            "drivers/i2c/chips/eeprom.c", "include/linux/i2c.h"),
+    "v4l-dvb": ("drivers/media/video/v4l2-dev.c", "drivers/media/video/uvc/uvc_driver.c",
+                "drivers/media/video/gspca/gspca.c", "drivers/media/dvb/dvb-core/dvb_frontend.c",
+                "drivers/media/video/bt8xx/bttv-driver.c"),
+    "wireless": ("drivers/net/wireless/iwlwifi/iwl-agn.c", "drivers/net/wireless/ath9k/main.c",
+                 "drivers/net/wireless/rt2x00/rt2x00dev.c", "net/mac80211/mlme.c", "net/mac80211/tx.c",
+                 "net/wireless/reg.c"),
+    "crypto": ("crypto/api.c", "crypto/cryptd.c", "crypto/testmgr.c", "crypto/aes_generic.c",
+               "drivers/crypto/padlock-aes.c"),
+    "kvm": ("virt/kvm/kvm_main.c", "arch/x86/kvm/x86.c", "arch/x86/kvm/mmu.c", "arch/x86/kvm/vmx.c",
+            "arch/x86/kvm/svm.c", "include/linux/kvm_host.h"),
+    "fs": ("fs/namei.c", "fs/dcache.c", "fs/inode.c", "fs/super.c", "fs/exec.c", "fs/splice.c",
+           "include/linux/fs.h"),
+    "ocfs2": ("fs/ocfs2/dlmglue.c", "fs/ocfs2/file.c", "fs/ocfs2/journal.c", "fs/ocfs2/super.c",
+              "fs/ocfs2/dlm/dlmmaster.c"),
+    "cifs": ("fs/cifs/connect.c", "fs/cifs/cifssmb.c", "fs/cifs/file.c", "fs/cifs/inode.c",
+             "fs/cifs/sess.c"),
+    "firewire": ("drivers/firewire/fw-ohci.c", "drivers/firewire/fw-sbp2.c",
+                 "drivers/firewire/fw-transaction.c", "drivers/ieee1394/ohci1394.c",
+                 "drivers/ieee1394/sbp2.c"),
+    "infiniband": ("drivers/infiniband/core/cma.c", "drivers/infiniband/hw/mlx4/main.c",
+                   "drivers/infiniband/hw/ehca/ehca_main.c", "drivers/infiniband/ulp/ipoib/ipoib_main.c",
+                   "drivers/infiniband/hw/cxgb3/iwch_cm.c"),
+    "mtd": ("drivers/mtd/nand/nand_base.c", "drivers/mtd/chips/cfi_cmdset_0001.c",
+            "drivers/mtd/mtdpart.c", "drivers/mtd/ubi/build.c", "fs/jffs2/scan.c"),
+    "sparc": ("arch/sparc64/kernel/smp.c", "arch/sparc64/kernel/irq.c", "arch/sparc64/mm/init.c",
+              "arch/sparc/kernel/setup.c", "drivers/sbus/char/envctrl.c"),
+    "mips": ("arch/mips/kernel/setup.c", "arch/mips/kernel/traps.c", "arch/mips/mm/c-r4k.c",
+             "arch/mips/au1000/common/irq.c", "include/asm-mips/io.h"),
+    "cpufreq": ("drivers/cpufreq/cpufreq.c", "drivers/cpufreq/cpufreq_ondemand.c",
+                "arch/x86/kernel/cpu/cpufreq/acpi-cpufreq.c",
+                "arch/x86/kernel/cpu/cpufreq/powernow-k8.c", "drivers/cpuidle/cpuidle.c"),
+    "security": ("security/selinux/hooks.c", "security/selinux/ss/services.c",
+                 "security/smack/smack_lsm.c", "security/commoncap.c", "security/keys/keyctl.c"),
+    "release": ("Makefile",),
+    "misc": ("MAINTAINERS", "drivers/misc/Kconfig", "lib/Kconfig.debug",
+             "Documentation/feature-removal-schedule.txt"),
+}
+PATHS_PER_COMMIT = (0.5, 0.25, 0.15, 0.1)  # a generated commit touches 1, 2, 3 or 4 files
+RELEASE, MISC = "release", "misc"
 
 
 def _timestamp(value) -> int:
@@ -91,20 +199,30 @@ class KernelShape:
 
 @dataclass(frozen=True)
 class PinnedCommit:
-    """A named commit with its subject, feature toggles and the real upstream sha it stands for."""
+    """A named commit with its subject, feature toggles, the real upstream sha it stands for and
+    the paths it touched (none given: generated ones in its area)."""
 
     subject: str
     toggles: dict[str, bool] = field(default_factory=dict)
     upstream: str = ""
     at: int = 0
+    paths: tuple[str, ...] = ()
 
     @classmethod
     def from_spec(cls, spec: Mapping) -> PinnedCommit:
         toggles = dict(spec.get("toggles", {}))
         if not all(isinstance(v, bool) for v in toggles.values()):
             raise HistoryError("feature toggles must be true or false")
+        paths = spec.get("paths", [])
+        if not isinstance(paths, list) or not all(isinstance(x, str) for x in paths):
+            raise HistoryError("a pinned commit's paths must be a list of strings")
         return cls(str(spec["subject"]), toggles, str(spec.get("upstream", "")),
-                   int(spec.get("at", 0)))
+                   int(spec.get("at", 0)), tuple(check_path(x) for x in paths))
+
+    def area(self, default: str = MISC) -> str:
+        """Where its generated paths lie if none are pinned: its subject's subsystem, else default."""
+        prefix = self.subject.partition(":")[0].strip()
+        return prefix if prefix in AREA_FILES else default
 
 
 @dataclass(frozen=True)
@@ -168,24 +286,32 @@ class _Builder:
         self.tags: dict[str, int] = {}
         self.toggles: dict[int, dict[str, bool]] = {}
         self.upstream: dict[int, str] = {}
+        self.areas: list[str | None] = []
+        self.pinned_paths: dict[int, tuple[str, ...]] = {}
 
     def topic(self, name: str) -> int:
         self.topics.append(name)
         return len(self.topics) - 1
 
-    def add(self, parents: tuple[int, ...], subject: str, time: int, topic: int = 0) -> int:
+    def add(self, parents: tuple[int, ...], subject: str, time: int, topic: int = 0,
+            area: str | None = None) -> int:
+        """Append a commit; ``area`` is the subsystem its paths lie in (None: it touches none)."""
         self.parents.append(parents)
         self.subjects.append(subject)
         self.times.append(time)
         self.topic_of.append(topic)
+        self.areas.append(area)
         return len(self.parents) - 1
 
-    def add_pinned(self, parents: tuple[int, ...], pin: PinnedCommit, time: int, topic: int) -> int:
-        c = self.add(parents, pin.subject, time, topic)
+    def add_pinned(self, parents: tuple[int, ...], pin: PinnedCommit, time: int, topic: int,
+                   area: str) -> int:
+        c = self.add(parents, pin.subject, time, topic, pin.area(area))
         if pin.toggles:
             self.toggles[c] = dict(pin.toggles)
         if pin.upstream:
             self.upstream[c] = pin.upstream
+        if pin.paths:
+            self.pinned_paths[c] = pin.paths
         return c
 
     def subject(self, area: str) -> str:
@@ -218,7 +344,8 @@ class _Cycle:
         week_n = rest - window_n
         t_window_end = self.t0 + shape.window_days * DAY
         self._window(base, window_n - 1, t_window_end)
-        self.head = b.add((self.head,), f"Linux {self.version[1:]}-rc1", t_window_end)
+        self.head = b.add((self.head,), f"Linux {self.version[1:]}-rc1", t_window_end,
+                          area=RELEASE)
         b.tags[f"{self.version}-rc1"] = self.head
         t = t_window_end
         weeks = self._split(week_n, rcs)
@@ -228,7 +355,7 @@ class _Cycle:
             self._week(n - 1, t, t + days * DAY, f"rc{r}")
             t += days * DAY
             name = self.version if last else f"{self.version}-rc{r + 1}"
-            self.head = b.add((self.head,), f"Linux {name[1:]}", t)
+            self.head = b.add((self.head,), f"Linux {name[1:]}", t, area=RELEASE)
             b.tags[name] = self.head
         if stable:
             self._stable(self.head, shape.stable_commits, t)
@@ -261,7 +388,8 @@ class _Cycle:
                 continue
             t = self.t0 + int(frac * (t_end - self.t0)) + rng.randrange(3600)
             if free <= 2 or rng.random() < 0.05:
-                self.head = b.add((self.head,), b.subject(rng.choice(SUBSYSTEMS)), t)
+                area = rng.choice(SUBSYSTEMS)
+                self.head = b.add((self.head,), b.subject(area), t, area=area)
                 used = 1
             else:
                 size = min(self._topic_size(), free - 1)
@@ -286,13 +414,13 @@ class _Cycle:
         t = start
         for _ in range(main_n):
             t += step
-            tip = b.add((tip,), b.subject(area), t, topic)
+            tip = b.add((tip,), b.subject(area), t, topic, area)
         if sub:
             sub_tip = fork
             sub_topic = b.topic(f"{area}-sub")
             for _ in range(sub_n):
                 t += step
-                sub_tip = b.add((sub_tip,), b.subject(area), t, sub_topic)
+                sub_tip = b.add((sub_tip,), b.subject(area), t, sub_topic, area)
             tip = b.add((tip, sub_tip), f"Merge branch '{area}-fixes' into {area}-next", t, topic)
         self.head = b.add((self.head, tip), self._merge_subject(area), t_merge)
         return size + 1
@@ -301,6 +429,7 @@ class _Cycle:
         """A scenario's topic branch: pinned commits at their positions, generated ones between."""
         b = self.b
         topic = b.topic(tp.name)
+        area = tp.name if tp.name in AREA_FILES else MISC
         at = {pc.at: pc for pc in tp.pinned}
         start = tp.authored if tp.authored is not None else b.times[fork]
         step = max(1, (t_merge - start) // (tp.commits + 1))
@@ -308,9 +437,9 @@ class _Cycle:
         for i in range(tp.commits):
             t = start + (i + 1) * step
             if i in at:
-                tip = b.add_pinned((tip,), at[i], t, topic)
+                tip = b.add_pinned((tip,), at[i], t, topic, area)
             else:
-                tip = b.add((tip,), b.subject(tp.name), t, topic)
+                tip = b.add((tip,), b.subject(tp.name), t, topic, area)
         subject = tp.merge_subject or self._merge_subject(tp.name)
         self.head = b.add((self.head, tip), subject, t_merge)
 
@@ -328,7 +457,8 @@ class _Cycle:
         while free > 0:
             t = t0 + int(done / max(n, 1) * (t1 - t0))
             if free <= 2 or rng.random() < 0.55:
-                self.head = b.add((self.head,), b.subject(rng.choice(SUBSYSTEMS)), t)
+                area = rng.choice(SUBSYSTEMS)
+                self.head = b.add((self.head,), b.subject(area), t, area=area)
                 used = 1
             else:
                 size = min(rng.randint(1, 8), free - 1)
@@ -336,7 +466,7 @@ class _Cycle:
             free -= used
             done += used
         for i, pc in enumerate(pins):
-            self.head = b.add_pinned((self.head,), pc, t1 - (len(pins) - i) * 3600, 0)
+            self.head = b.add_pinned((self.head,), pc, t1 - (len(pins) - i) * 3600, 0, MISC)
 
     def _stable(self, release: int, n: int, t: int) -> None:
         """The stable branch: n fixes on top of the release, then the point release tag."""
@@ -346,11 +476,12 @@ class _Cycle:
         tip = release
         for i in range(n):
             if i < len(pins):
-                tip = b.add_pinned((tip,), pins[i], t + (i + 1) * DAY, topic)
+                tip = b.add_pinned((tip,), pins[i], t + (i + 1) * DAY, topic, MISC)
             else:
-                tip = b.add((tip,), b.subject(b.rng.choice(SUBSYSTEMS)), t + (i + 1) * DAY, topic)
+                area = b.rng.choice(SUBSYSTEMS)
+                tip = b.add((tip,), b.subject(area), t + (i + 1) * DAY, topic, area)
         name = f"{self.version}.1"
-        b.tags[name] = b.add((tip,), f"Linux {name[1:]}", t + (n + 1) * DAY, topic)
+        b.tags[name] = b.add((tip,), f"Linux {name[1:]}", t + (n + 1) * DAY, topic, RELEASE)
 
 
 def generate_kernel_history(
@@ -364,7 +495,7 @@ def generate_kernel_history(
     from bisectlab.history import History
 
     b = _Builder(random.Random(f"{name}:{seed}"))
-    head = b.add((), f"Linux {shape.base.lstrip('v')}", shape.start)
+    head = b.add((), f"Linux {shape.base.lstrip('v')}", shape.start, area=RELEASE)
     b.tags[shape.base] = head
     remaining = shape.commits - 1
     version, t = next_version(shape.base), shape.start
@@ -380,4 +511,40 @@ def generate_kernel_history(
     return History(
         name=name, seed=seed, parents=b.parents, subjects=b.subjects, times=b.times,
         topics=b.topics, topic_of=b.topic_of, tags=b.tags, toggles=b.toggles, upstream=b.upstream,
+        paths=generated_paths(name, seed, b.areas, b.pinned_paths),
     )
+
+
+def generated_paths(name: str, seed: int, areas: Sequence[str | None],
+                    pinned: Mapping[int, Sequence[str]]) -> ChangedPaths:
+    """Each commit touches 1-4 consecutive files of its area's catalogue, drawn from a random
+    stream of its own (so paths never shift the draws that make shas, parents and subjects);
+    pinned commits touch their pinned paths; commits without an area (merges) touch nothing."""
+    names = list(AREA_FILES)
+    code = {**{a: i for i, a in enumerate(names)}, None: -1}
+    area = np.fromiter(map(code.__getitem__, areas), dtype=np.int64, count=len(areas))
+    table = [p for a in names for p in AREA_FILES[a]]
+    sizes = np.array([len(AREA_FILES[a]) for a in names], dtype=np.int64)
+    first = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    rng = np.random.default_rng(_paths_seed(name, seed))
+    draws = rng.random((2, len(areas)))
+    has = area >= 0
+    a = np.where(has, area, 0)
+    wanted = 1 + np.searchsorted(np.cumsum(PATHS_PER_COMMIT)[:-1], draws[0], side="right")
+    k = np.where(has, np.minimum(wanted, sizes[a]), 0)
+    for c, paths in pinned.items():
+        k[c] = len(paths)
+    offsets = np.concatenate(([0], np.cumsum(k)))
+    rows = np.repeat(np.arange(len(areas)), k)
+    step = np.arange(offsets[-1]) - offsets[rows]
+    start = (draws[1] * sizes[a]).astype(np.int64)
+    ids = (first[a[rows]] + (start[rows] + step) % sizes[a[rows]]).astype(np.int32)
+    index = {p: i for i, p in enumerate(table)}
+    for c, paths in pinned.items():
+        ids[offsets[c]:offsets[c + 1]] = [index.setdefault(p, len(index)) for p in paths]
+    return ChangedPaths(tuple(index), offsets, ids)
+
+
+def _paths_seed(name: str, seed: int) -> int:
+    """The seed of a history's path stream, apart from the stream of its shape."""
+    return int.from_bytes(hashlib.blake2b(f"{name}:{seed}:paths".encode(), digest_size=8).digest())

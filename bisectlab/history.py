@@ -23,6 +23,7 @@ from bisectlab import dag
 from bisectlab.bugs import Bug, bug_from_spec
 from bisectlab.errors import HistoryError, RangeError
 from bisectlab.generator import KernelShape, Pin, TopicPin, generate_kernel_history
+from bisectlab.paths import ChangedPaths
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -44,7 +45,12 @@ class Range:
 
 @dataclass
 class History:
-    """A commit DAG in topological numbering, with subjects, times, tags, toggles and a bug."""
+    """A commit DAG in topological numbering, with subjects, times, tags, toggles, the paths each
+    commit touches and a bug.
+
+    ``given_shas`` holds a real repository's shas (an imported history); without them the shas
+    are derived from the name, seed and commit number. ``paths`` defaults to no paths at all.
+    """
 
     name: str
     seed: int
@@ -60,13 +66,27 @@ class History:
     advertised: list[tuple[str, str]] = field(default_factory=list)
     description: str = ""
     source: str = ""
+    paths: ChangedPaths | None = None
+    given_shas: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.paths is None:
+            self.paths = ChangedPaths.empty(len(self.parents))
+        if len(self.paths) != len(self.parents):
+            raise HistoryError(f"{self.name}: paths for {len(self.paths)} commits, "
+                               f"history has {len(self.parents)}")
+        if self.given_shas is not None and len(self.given_shas) != len(self.parents):
+            raise HistoryError(f"{self.name}: {len(self.given_shas)} shas for "
+                               f"{len(self.parents)} commits")
 
     def __len__(self) -> int:
         return len(self.parents)
 
     @cached_property
     def shas(self) -> list[str]:
-        """Stable 40-hex shas derived from the history's name, seed and commit number."""
+        """The real shas if given, else stable 40-hex shas derived from name, seed and number."""
+        if self.given_shas is not None:
+            return self.given_shas
         prefix = f"{self.name}:{self.seed}:".encode()
         return [
             hashlib.blake2b(prefix + str(i).encode(), digest_size=20).hexdigest()
@@ -112,9 +132,21 @@ class History:
                 time=self.times[i],
                 tags=self.tags_at.get(i, []),
                 toggles=self.toggles.get(i, {}),
+                paths=self.paths_of(i),
             )
         g.add_edges_from((p, x) for x, ps in enumerate(self.parents) for p in ps)
         return g
+
+    # changed paths ------------------------------------------------------------------------------
+
+    def paths_of(self, c: int) -> list[str]:
+        """The paths commit c touches (none for a merge)."""
+        return self.paths.of(c)
+
+    def touching(self, pathspec: str) -> np.ndarray:
+        """Boolean mask over commits: which touch a path matching ``pathspec``, a directory
+        prefix (drivers/net) or a glob (drivers/net/*, *.h), as git matches pathspecs."""
+        return self.paths.touching(pathspec)
 
     @cached_property
     def generation(self) -> np.ndarray:
@@ -249,6 +281,7 @@ class History:
 # scenario files ---------------------------------------------------------------------------------
 
 SCENARIO_SUFFIX = ".toml"
+HISTORY_FILE_SUFFIX = ".npz"
 
 
 def builtin_scenarios() -> list[str]:
@@ -265,9 +298,16 @@ DEFAULT_SCENARIO = "e1000e-2.6.27"
 
 
 def load_history(name_or_file: str | None = None) -> History:
-    """Load a shipped scenario by name, or a scenario file by path."""
+    """Load a shipped scenario by name, a scenario file (.toml recipe) or a history file (.npz,
+    e.g. an imported repository) by path: the suffix decides."""
     name_or_file = name_or_file or DEFAULT_SCENARIO
     path = Path(name_or_file)
+    if path.suffix == HISTORY_FILE_SUFFIX:
+        if not path.is_file():
+            raise HistoryError(f"history file not found: {name_or_file}")
+        from bisectlab.histfile import read_history_file
+
+        return read_history_file(path)
     if path.suffix == SCENARIO_SUFFIX or path.exists() or "/" in name_or_file:
         if not path.is_file():
             raise HistoryError(f"history file not found: {name_or_file}")

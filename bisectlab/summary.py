@@ -14,13 +14,15 @@ def summarise(h: History) -> dict[str, Any]:
     """Commits, merges, tags, feature toggles and advertised ranges (with true culprits)."""
     order = sorted(h.tags.items(), key=lambda kv: (kv[1], kv[0]))
     ranges = []
-    for r in h.ranges:
-        good, bad = h.resolve(r.good), h.resolve(r.bad)
+    culprits = [r.culprit for r in h.ranges] if h.bug is not None else [None] * len(h.advertised)
+    for (good_ref, bad_ref), culprit in zip(h.advertised, culprits, strict=True):
+        good, bad = h.resolve(good_ref), h.resolve(bad_ref)
         ranges.append({
-            "good": r.good, "bad": r.bad,
+            "good": good_ref, "bad": bad_ref,
             "candidates": len(dag.candidates(h.parents, bad, [good])),
-            "culprit": h.shas[r.culprit], "culprit_subject": h.subjects[r.culprit],
-            "culprit_upstream": h.upstream.get(r.culprit, ""),
+            "culprit": h.shas[culprit] if culprit is not None else None,
+            "culprit_subject": h.subjects[culprit] if culprit is not None else None,
+            "culprit_upstream": h.upstream.get(culprit, "") if culprit is not None else "",
         })
     return {
         "name": h.name,

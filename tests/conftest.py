@@ -75,3 +75,81 @@ def postgres_url() -> Iterator[str]:
         subprocess.run([*as_user, pg_ctl, "-D", data, "-m", "immediate", "stop"],
                        capture_output=True)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+GIT_ENV = {"GIT_AUTHOR_NAME": "Lab", "GIT_AUTHOR_EMAIL": "lab@example.invalid",
+           "GIT_COMMITTER_NAME": "Lab", "GIT_COMMITTER_EMAIL": "lab@example.invalid",
+           "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+
+
+class Repo:
+    """A real git repository in a temporary folder, built commit by commit with fixed dates."""
+
+    def __init__(self, path, init: bool = True):
+        self.path = path
+        self.clock = 1_215_979_200  # 2008-07-13
+        self.shas: dict[str, str] = {}
+        if init:
+            path.mkdir(parents=True, exist_ok=True)
+            self.git("init", "-q", "-b", "master")
+
+    def copy(self, path) -> Repo:
+        """The repository copied to ``path``, with its named shas and clock."""
+        shutil.copytree(self.path, path)
+        other = Repo(path, init=False)
+        other.clock, other.shas = self.clock, dict(self.shas)
+        return other
+
+    def git(self, *args: str) -> str:
+        env = {**os.environ, **GIT_ENV, "GIT_AUTHOR_DATE": f"{self.clock} +0000",
+               "GIT_COMMITTER_DATE": f"{self.clock} +0000"}
+        done = subprocess.run(["git", *args], cwd=self.path, env=env, capture_output=True,
+                              text=True, check=True)
+        return done.stdout.strip()
+
+    def commit(self, subject: str, *paths: str) -> str:
+        """A commit touching ``paths`` (each gets the subject as content); returns its sha."""
+        self.clock += 3600
+        for p in paths:
+            (self.path / p).parent.mkdir(parents=True, exist_ok=True)
+            (self.path / p).write_text(f"{subject}\n")
+        self.git("add", "-A")
+        self.git("commit", "-q", "--allow-empty", "-m", subject)
+        return self.git("rev-parse", "HEAD")
+
+    def merge(self, branch: str, subject: str) -> str:
+        self.clock += 3600
+        self.git("merge", "-q", "--no-ff", "-m", subject, branch)
+        return self.git("rev-parse", "HEAD")
+
+
+@pytest.fixture
+def small_repo(small_repo_template, tmp_path) -> Repo:
+    """A fresh copy of the small repository (tests may change it)."""
+    return small_repo_template.copy(tmp_path / "linux")
+
+
+@pytest.fixture(scope="session")
+def small_repo_template(tmp_path_factory) -> Repo:
+    """v1.0 -> net fix -> (mm topic of 2, forked at the net fix) x86 fix -> merge -> v1.1 net fix
+    -> docs; an old topic forked at v1.0 merged after v1.1; a lightweight and an annotated tag."""
+    repo = Repo(tmp_path_factory.mktemp("template") / "linux")
+    s = {"root": repo.commit("Linux 1.0", "Makefile", "README")}
+    repo.git("tag", "-a", "-m", "Linux 1.0", "v1.0")
+    repo.git("branch", "old", "v1.0")
+    s["net"] = repo.commit("net: fix the tx path", "drivers/net/a.c")
+    repo.git("checkout", "-q", "-b", "mm")
+    s["mm1"] = repo.commit("mm: fix vmalloc", "mm/vmalloc.c")
+    s["mm2"] = repo.commit("mm: fix slub", "mm/slub.c", "include/linux/mm.h")
+    repo.git("checkout", "-q", "master")
+    s["x86"] = repo.commit("x86: fix ioremap", "arch/x86/mm/ioremap.c")
+    s["merge"] = repo.merge("mm", "Merge branch 'mm'")
+    s["net2"] = repo.commit("net: fix the rx path", "drivers/net/b.c")
+    repo.git("tag", "v1.1")
+    repo.git("checkout", "-q", "old")
+    s["old"] = repo.commit("crypto: an old topic", "crypto/api.c")
+    repo.git("checkout", "-q", "master")
+    s["merge_old"] = repo.merge("old", "Merge branch 'old'")
+    s["docs"] = repo.commit("docs: explain", "Documentation/x.txt")
+    repo.shas = s
+    return repo

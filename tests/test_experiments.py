@@ -52,3 +52,12 @@ def test_git_fidelity_compares_every_step_with_real_git():
         steps = int(re.search(r"; git (\d+) steps, ours \1;", line).group(1))
         assert f"same commit {steps}/{steps}, same line {steps}/{steps}, culprit same" in line
         assert line.endswith("commits: no divergence; lines: no divergence")
+
+
+def test_import_scale_reports_export_import_load_and_generation():
+    out = run_script("import_scale.py", "--sizes", "300", "--generate", "1000", "--repeat", "1")
+    first, last = out.splitlines()
+    assert re.fullmatch(r"N=\s+300: export-git\s+[\d.]+ s \(repository\s+[\d.]+ MB\)\s+import-git\s+"
+                        r"[\d.]+ s\s+file\s+[\d.]+ MB\s+load\s+[\d.]+ s\s+\(297 commits, \d+ changed "
+                        r"paths, \d+ tags\)", first)
+    assert re.fullmatch(r"generate_kernel_history\(1000 commits\): [\d.]+ s \(median of 1\)", last)

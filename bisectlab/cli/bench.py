@@ -42,7 +42,8 @@ from bisectlab.generator import MAX_COMMITS
 @click.option("--seed", type=count(0, MAX_SEED), default=0, show_default=True,
               help="Seed of the history and of every hunt's culprit and boots.")
 @click.option("--history", "history_ref", default=None, metavar="FILE",
-              help="Scenario file to use instead of a generated history.")
+              help="Scenario file (.toml) or history file (.npz, from import-git) to use instead "
+                   "of a generated history.")
 @click.option("--workers", type=count(0, MAX_WORKERS), default=1, show_default=True,
               help="Worker processes (0 = all cores).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per configuration.")

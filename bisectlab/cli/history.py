@@ -48,8 +48,8 @@ def history_show(name: str, as_json: bool) -> None:
         click.echo(f"    {t['sha'][:12]} {flips:<40} {t['subject']}")
     click.echo("  advertised ranges:")
     for r in summary["ranges"]:
-        click.echo(f"    {r['good']}..{r['bad']}: {r['candidates']} candidates, "
-                   f"first bad {r['culprit'][:12]} {r['culprit_subject']}")
+        first = f"first bad {r['culprit'][:12]} {r['culprit_subject']}" if r["culprit"] else "no bug"
+        click.echo(f"    {r['good'][:16]}..{r['bad'][:16]}: {r['candidates']} candidates, {first}")
 
 
 @history.command("log")
@@ -117,6 +117,92 @@ def history_export_git(name: str, directory: Path) -> None:
     h = load_history(name)
     export_git(h, directory)
     click.echo(f"exported {len(h)} commits and {len(h.tags)} tags to {directory}")
+
+
+@history.command("import-git")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("good", required=False)
+@click.argument("bad", required=False)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="History file to write (.npz).")
+@click.option("--name", default=None, help="History name (default: the repository's directory).")
+@click.option("--bug", type=click.Choice(["none", "rate"]), default="none", show_default=True,
+              help="Plant an abstract bug in one commit of the range, to plan hunts on it.")
+@click.option("--detect", type=Number(0, 1, low_open=True), default=None,
+              help="Per-boot detection rate p of the rate bug [default: 1].")
+@click.option("--false-positive", type=Number(0, 1, high_open=True), default=None,
+              help="Per-boot false-positive rate f of the rate bug [default: 0].")
+@click.option("--culprit", metavar="REF", default=None,
+              help="Commit the rate bug is planted in [default: a non-merge commit of the range, "
+                   "drawn from --seed].")
+@click.option("--seed", type=count(0, MAX_SEED), default=0, show_default=True,
+              help="Seed of the default culprit.")
+@click.option("--force", is_flag=True,
+              help="Replace an existing, different history file (hunts logged with it can no "
+                   "longer be replayed).")
+def history_import_git(directory: Path, good: str | None, bad: str | None, output: Path,
+                       name: str | None, bug: str, detect: float | None,
+                       false_positive: float | None, culprit: str | None, seed: int,
+                       force: bool) -> None:
+    """Store the shape of the git repository in DIRECTORY as a history file (.npz): parents,
+    subjects, author dates, tags and changed paths of GOOD..BAD (default: from the root(s) to
+    HEAD), no file contents. The file advertises its range; with --bug rate it carries a bug, so
+    `replay campaign --history FILE` plans a hunt on the real DAG (`bench --history FILE` draws a
+    culprit per hunt)."""
+    from bisectlab.gitimport import PlantedBug, import_git
+    from bisectlab.histfile import SUFFIX, history_bytes, write_bytes
+
+    if output.suffix != SUFFIX:
+        raise BisectlabError(f"the history file must end in {SUFFIX}: {output}")
+    if bug == "none" and (culprit, detect, false_positive) != (None, None, None):
+        raise BisectlabError("--culprit, --detect and --false-positive need --bug rate")
+    planted = None if bug == "none" else PlantedBug(
+        detect=1.0 if detect is None else detect,
+        false_positive=0.0 if false_positive is None else false_positive, culprit=culprit, seed=seed)
+    h = import_git(directory, good, bad, name, planted)
+    data = history_bytes(h, origin=h.source)
+    if output.exists() and not force and _raw(output) != data:
+        raise BisectlabError(f"{output} exists and differs (hunts logged with it replay from it); "
+                             "pass --force to replace it")
+    write_bytes(data, output)
+    click.echo(_imported_line(h, output, len(data)))
+
+
+def _raw(path: Path) -> bytes | None:
+    """A file's bytes, or None if it cannot be read."""
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def _imported_line(h, output: Path, size: int) -> str:
+    """What import-git reports: the shape, the range, the bug, the file."""
+    from bisectlab import dag
+
+    good, bad = h.advertised[0]
+    candidates = len(dag.candidates(h.parents, h.resolve(bad), [h.resolve(good)]))
+    merges = sum(1 for ps in h.parents if len(ps) > 1)
+    bug = "no bug planted"
+    if h.bug is not None:
+        bug = (f"rate bug p={h.bug.detect:g} f={h.bug.false_positive:g} at "
+               f"{h.describe(h.bug.culprit)[:60]}")
+    return (f"imported {len(h)} commits ({merges} merges, {len(h.tags)} tags, "
+            f"{len(h.paths.table)} distinct paths): range {good[:12]}..{bad[:12]} with {candidates} "
+            f"candidates; {bug}; wrote {output} ({size / 1e6:.1f} MB)")
+
+
+@history.command("export-graphml")
+@click.argument("name")
+@click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
+def history_export_graphml(name: str, output: Path) -> None:
+    """Write history NAME|FILE as GraphML (networkx): a node per commit with its sha, subject,
+    time, tags, toggles and paths, an edge parent -> child numbered by parent order."""
+    from bisectlab.graphml import write_graphml
+
+    h = load_history(name)
+    write_graphml(h, output)
+    click.echo(f"wrote {len(h)} commits to {output}")
 
 
 # bench ------------------------------------------------------------------------------------------

@@ -64,7 +64,8 @@ def history_option(func: Callable) -> Callable:
     """--history NAME|FILE: a shipped scenario or a scenario file."""
     return click.option(
         "--history", "history_ref", default=DEFAULT_SCENARIO, show_default=True,
-        metavar="NAME|FILE", help="Shipped scenario name or scenario file (TOML).",
+        metavar="NAME|FILE",
+        help="Shipped scenario name, scenario file (.toml) or history file (.npz, from import-git).",
     )(func)
 
 
