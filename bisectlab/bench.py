@@ -75,7 +75,7 @@ def bench_space(commits: int, seed: int, source: str | None) -> SearchSpace:
     """The candidates of a configuration's range, built once per process and shared by its hunts
     (a SearchSpace is never changed by the strategies that search it)."""
     h, good, bad = bench_history(commits, seed, source)
-    return SearchSpace(h.parents, [good], bad, names=h.shas, times=h.times)
+    return h.search_space([good], bad)
 
 
 @lru_cache(maxsize=4)

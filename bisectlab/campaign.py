@@ -118,15 +118,16 @@ def cached_history(ref: str) -> History:
 def run_hunt(task: HuntTask) -> dict[str, Any]:
     """Simulate one hunt to its verdict: every test as the store logs it, the verdict, totals."""
     setup = task.setup()
-    strategy, lab, good, bad = setup.prepare()
-    h = setup.history
+    prepared = setup.prepare()
+    h, lab = setup.history, prepared.runner
     tests: list[dict[str, Any]] = []
-    verdict, totals = drive(strategy, lab, lambda seq, r: tests.append(logged_test(h, seq, r)))
+    verdict, totals = drive(prepared.strategy, lab,
+                            lambda seq, r: tests.append(logged_test(h, seq, r)))
     serials = lab.box.serials
     if lab.box.count is None:  # a bottomless box: log the adapters that were used
         serials = list(dict.fromkeys(b["adapter_serial"] for t in tests for b in t["boots"]))
     return {"adapter_serials": serials, "tests": tests,
-            "verdict": {**logged_verdict(h, verdict, h.true_culprit(good, bad, setup.arch)),
+            "verdict": {**logged_verdict(h, verdict, prepared.truth),
                         "lab_minutes": totals.lab_minutes}}
 
 
@@ -376,8 +377,7 @@ def lane_params(task: HuntTask) -> dict[str, Any]:
 @lru_cache(maxsize=64)
 def _lane_params(task: HuntTask) -> dict[str, Any]:
     setup = task.setup()
-    strategy, *_ = setup.prepare()
-    return setup.params(strategy)
+    return setup.params(setup.prepare().strategy)
 
 
 # the table --------------------------------------------------------------------------------------

@@ -11,16 +11,18 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
-from bisectlab.errors import StoreError
+from bisectlab.errors import BisectlabError, StoreError
 from bisectlab.history import History
 from bisectlab.lab import Costs, Lab, TestResult
+from bisectlab.manual import AwaitingTests, ManualRunner, Outcome
+from bisectlab.rigs import GitRigs, default_worktrees
 from bisectlab.store import RESUMABLE, Store, claimant, hunt_state
 from bisectlab.strategies import (
     Observation,
     Resources,
-    SearchSpace,
     Strategy,
     Verdict,
     make_strategy,
@@ -63,7 +65,7 @@ class Totals:
         """Rigs of one round work side by side: the round takes as long as its slowest test."""
         self.tests += len(results)
         self.rounds += 1
-        self.installs += len(results)
+        self.installs += sum(r.installed for r in results)
         self.boots += sum(len(r.boots) for r in results)
         self.adapters += sum(len(r.destroyed) for r in results)
         self.lab_minutes += max(r.minutes for r in results)
@@ -94,21 +96,40 @@ def drive(
         if totals.tests >= max_tests:
             return strategy.abort(f"no verdict after {max_tests} tests", "inconclusive"), totals
         proposal = strategy.propose(Resources(len(rigs), runner.adapters_left))
-        results = []
-        for commit, rig in zip(proposal.commits, rigs, strict=False):
-            seq = totals.tests + len(results) + 1
+        round_ = list(zip(proposal.commits, rigs, strict=False))
+        results: dict[int, TestResult] = {}
+        fresh = []
+        for i, (commit, rig) in enumerate(round_):
+            seq = totals.tests + i + 1
             if seq <= len(logged):
-                result = runner.restore(commit, proposal.boots, rig, logged[seq - 1])
-                on_restored(seq, result)
+                results[i] = runner.restore(commit, proposal.boots, rig, logged[seq - 1])
+                on_restored(seq, results[i])
             else:
-                result = runner.run(commit, proposal.boots, rig)
-                on_test(seq, result)
-            results.append(result)
-        for i, result in enumerate(results):
-            strategy.observe(Observation(result.commit, len(result.boots), result.failures))
+                fresh.append(i)
+
+        def done(j: int, result: TestResult, results: dict = results, fresh: list = fresh) -> None:
+            results[fresh[j]] = result
+            on_test(totals.tests + fresh[j] + 1, result)
+
+        run_round(runner, [(round_[i][0], proposal.boots, round_[i][1]) for i in fresh], done)
+        ordered = [results[i] for i in range(len(round_))]
+        for i, result in enumerate(ordered):
+            strategy.observe(Observation(result.commit, len(result.boots), result.failures,
+                                         result.skipped))
             on_observed(totals.tests + i + 1, result)
-        totals.add_round(results)
+        totals.add_round(ordered)
     return verdict, totals
+
+
+def run_round(runner: Runner, tests: Sequence[tuple[int, int, Any]],
+              on_done: Callable[[int, TestResult], None]) -> None:
+    """A round's tests: at once if the runner can (real rigs), else one after another in order
+    (the simulated lab, whose draws must come in the same order every time)."""
+    if hasattr(runner, "run_round"):
+        runner.run_round(tests, on_done)
+        return
+    for j, (commit, boots, rig) in enumerate(tests):
+        on_done(j, runner.run(commit, boots, rig))
 
 
 @dataclass
@@ -143,6 +164,17 @@ class HuntReport:
 
 
 @dataclass
+class Prepared:
+    """A hunt ready to run: its strategy, its runner, the range and the true culprit if known."""
+
+    strategy: Strategy
+    runner: Any
+    goods: list[int]
+    bad: int
+    truth: int | None = None
+
+
+@dataclass
 class HuntSetup:
     """Everything a simulated hunt needs, checked before anything is written."""
 
@@ -154,10 +186,11 @@ class HuntSetup:
     seed: int | None = None
     rigs: int = 1
     arch: str = "i386"
-    adapters: int = 50
+    adapters: int | None = 50
     costs: Costs = field(default_factory=Costs)
+    prepared: Prepared | None = field(default=None, init=False, repr=False)
 
-    def prepare(self) -> tuple[Strategy, Lab, int, int]:
+    def prepare(self) -> Prepared:
         """Resolve and check the range, build the strategy and the lab (raises on bad input)."""
         h = self.history
         good, bad = h.resolve(self.good_ref), h.resolve(self.bad_ref)
@@ -168,11 +201,12 @@ class HuntSetup:
             raise HistoryError(f"history {h.name} has no bug to simulate")
         if self.seed is None:
             self.seed = random.SystemRandom().randrange(2**31)
-        space = SearchSpace(h.parents, [good], bad, names=h.shas, times=h.times)
+        space = h.search_space([good], bad)
         strategy = make_strategy(self.strategy, space, **self.options)
         lab = Lab.build(h, seed=self.seed, rigs=self.rigs, arch=self.arch,
                         adapters=self.adapters, costs=self.costs)
-        return strategy, lab, good, bad
+        self.prepared = Prepared(strategy, lab, [good], bad, h.true_culprit(good, bad, self.arch))
+        return self.prepared
 
     def params(self, strategy: Strategy) -> dict[str, Any]:
         """The hunt's parameters as logged: enough to set the same hunt up again (replay)."""
@@ -196,15 +230,121 @@ class HuntSetup:
                    arch=params["arch"], adapters=params["adapters"], costs=costs)
 
 
+@dataclass
+class RealSetup:
+    """A hunt whose tests are real: commands run on git worktrees of a repository (``run``), or
+    outcomes typed by a person (no ``run``: a manual hunt). Its history comes from the
+    repository itself, or, for a manual hunt, from a scenario (``history_ref``)."""
+
+    goods: tuple[str, ...]
+    bad_ref: str
+    repo: Path | None = None
+    history_ref: str | None = None
+    run: str | None = None
+    install: str | None = None
+    strategy: str = "bayes"
+    options: dict[str, Any] = field(default_factory=dict)
+    rigs: int = 1
+    adapters: int | None = None
+    timeout: float | None = None
+    on_timeout: str = "skip"
+    worktrees: Path | None = None
+    keep_worktrees: bool = False
+    seed: int | None = None
+    history: History = field(init=False)
+    prepared: Prepared | None = field(default=None, init=False, repr=False)
+
+    @property
+    def manual(self) -> bool:
+        return self.run is None
+
+    def load(self) -> tuple[list[int], int]:
+        """The history and the range (refs resolved by git for a repository)."""
+        if self.repo is not None:
+            from bisectlab.gitrepo import history_from_repo
+
+            self.history, goods, bad = history_from_repo(self.repo, list(self.goods), self.bad_ref)
+            return goods, bad
+        from bisectlab.history import load_history
+
+        self.history = load_history(self.history_ref)
+        goods = [self.history.resolve(g) for g in self.goods]
+        bad = self.history.resolve(self.bad_ref)
+        for good in goods:
+            self.history.check_range(good, bad)
+        return goods, bad
+
+    def prepare(self) -> Prepared:
+        """Read the range, build the strategy and the rigs (raises on bad input)."""
+        if self.repo is None and not self.manual:
+            raise BisectlabError("--run needs --repo: commands run on worktrees of a repository")
+        if self.repo is not None and self.history_ref is not None:
+            raise BisectlabError("--repo and --history do not go together: a real hunt's "
+                                 "history comes from its repository")
+        goods, bad = self.load()
+        if self.seed is None:
+            self.seed = random.SystemRandom().randrange(2**31)
+        strategy = make_strategy(self.strategy, self.history.search_space(goods, bad),
+                                 **self.options)
+        if self.manual:
+            runner: Any = ManualRunner.build(self.history, rigs=self.rigs, adapters=self.adapters,
+                                             seed=self.seed)
+        else:
+            assert self.repo is not None and self.run is not None
+            runner = GitRigs.build(
+                self.repo, self.history, self.run, install_command=self.install, rigs=self.rigs,
+                worktrees=self.worktrees or default_worktrees(self.repo), adapters=self.adapters,
+                timeout=self.timeout, on_timeout=self.on_timeout, seed=self.seed,
+                keep_worktrees=self.keep_worktrees)
+        truth = None
+        if self.repo is None and self.history.bug is not None:  # a scenario knows its culprit
+            truth = self.history.true_culprit(goods[0], bad)
+        self.prepared = Prepared(strategy, runner, goods, bad, truth)
+        return self.prepared
+
+    def params(self, strategy: Strategy) -> dict[str, Any]:
+        """The hunt's parameters as logged: enough to set it up again (resume, the next step)."""
+        return {"lab": "manual" if self.manual else "rigs", "strategy_options": strategy.params(),
+                "rigs": self.rigs, "adapters": self.adapters, "goods": list(self.goods),
+                "repo": None if self.repo is None else str(self.repo),
+                "history": self.history_ref, "run": self.run, "install": self.install,
+                "timeout": self.timeout, "on_timeout": self.on_timeout,
+                "worktrees": None if self.worktrees is None else str(self.worktrees),
+                "keep_worktrees": self.keep_worktrees}
+
+    @classmethod
+    def from_logged(cls, hunt: dict[str, Any]) -> RealSetup:
+        """The setup of a logged real or manual hunt."""
+        p = hunt["params"]
+        options = strategy_class(hunt["strategy"]).Options.from_logged(p["strategy_options"])
+        return cls(tuple(p["goods"]), hunt["bad"], repo=None if p["repo"] is None else Path(p["repo"]),
+                   history_ref=p["history"], run=p["run"], install=p["install"],
+                   strategy=hunt["strategy"], options=options.as_dict(), rigs=p["rigs"],
+                   adapters=p["adapters"], timeout=p["timeout"], on_timeout=p["on_timeout"],
+                   worktrees=None if p["worktrees"] is None else Path(p["worktrees"]),
+                   keep_worktrees=p["keep_worktrees"], seed=hunt["seed"])
+
+
+def setup_of(hunt: dict[str, Any]) -> HuntSetup | RealSetup:
+    """How a logged hunt was set up: simulated, on real rigs, or by hand."""
+    if hunt["params"].get("lab") in ("rigs", "manual"):
+        return RealSetup.from_logged(hunt)
+    from bisectlab.replay import logged_history
+
+    return HuntSetup.from_logged(logged_history(hunt), hunt)
+
+
 def logged_test(h: History, seq: int, result: TestResult) -> dict[str, Any]:
     """A test result as the store records it (commit as sha, boots as dicts)."""
     return {"seq": seq, "commit_sha": h.shas[result.commit],
             "commit_subject": h.subjects[result.commit], "rig": result.rig,
             "boots": [{"attempt": b.attempt, "seed": b.seed, "bricked": b.bricked,
-                       "stray_write": b.stray_write, "adapter_serial": b.adapter}
+                       "stray_write": b.stray_write, "adapter_serial": b.adapter,
+                       "exit_status": b.exit_status, "seconds": b.seconds, "output": b.output}
                       for b in result.boots],
             "failed": result.failed, "adapters_destroyed": list(result.destroyed),
-            "lab_minutes": result.minutes}
+            "lab_minutes": result.minutes, "installed": result.installed,
+            "skipped": result.skipped, "note": result.note}
 
 
 def logged_verdict(h: History, verdict: Verdict, truth: int | None) -> dict[str, Any]:
@@ -217,25 +357,31 @@ def logged_verdict(h: History, verdict: Verdict, truth: int | None) -> dict[str,
 
 
 def bisect(
-    setup: HuntSetup,
+    setup: HuntSetup | RealSetup,
     store: Store,
     on_test: Callable[[int, TestResult, Strategy], None] | None = None,
     on_start: Callable[[Strategy], None] | None = None,
 ) -> HuntReport:
-    """Run one simulated hunt end to end, logging every test in the store as it happens.
+    """Run one hunt end to end, logging every test in the store as it happens.
 
-    ``on_start`` sees the strategy before the first test (as git bisect start speaks first)."""
-    strategy, lab, good, bad = setup.prepare()
+    ``on_start`` sees the strategy before the first test (as git bisect start speaks first).
+    A manual hunt stops at its first tests with :class:`~bisectlab.manual.AwaitingTests`."""
+    prepared = setup.prepared or setup.prepare()
     h = setup.history
-    truth = h.true_culprit(good, bad, setup.arch)
+    truth = prepared.truth
+    manual = isinstance(setup, RealSetup) and setup.manual
     hunt_id = store.start_hunt(
-        history=h.name, history_source=h.source, good=setup.good_ref, bad=setup.bad_ref,
-        good_sha=h.shas[good], bad_sha=h.shas[bad], strategy=setup.strategy,
-        params=setup.params(strategy), seed=setup.seed,
+        history=h.name, history_source=h.source,
+        good=" ".join(setup.goods) if isinstance(setup, RealSetup) else setup.good_ref,
+        bad=setup.bad_ref, good_sha=h.shas[prepared.goods[0]], bad_sha=h.shas[prepared.bad],
+        strategy=setup.strategy, params=setup.params(prepared.strategy), seed=setup.seed,
         true_culprit_sha=h.shas[truth] if truth is not None else None,
-        adapter_serials=lab.box.serials, claimed_by=claimant(),
+        adapter_serials=None if prepared.runner.box.count is None else prepared.runner.box.serials,
+        claimed_by=None if manual else claimant(),
     )
-    return _hunt(setup, store, hunt_id, strategy, lab, good, bad, on_test, on_start=on_start)
+    if isinstance(prepared.runner, GitRigs):
+        prepared.runner.hunt_id = hunt_id
+    return _hunt(setup, store, hunt_id, prepared, on_test, on_start=on_start)
 
 
 def resume(store: Store, hunt_id: int,
@@ -246,27 +392,62 @@ def resume(store: Store, hunt_id: int,
     (checked against the log, not logged twice), then the hunt goes on as if never stopped:
     a simulated hunt ends with the verdict, tests and boots of the uninterrupted one.
     """
-    from bisectlab.replay import logged_history, logged_tests
-
     hunt = store.hunt(hunt_id)
     state = hunt_state(hunt)
     if state not in RESUMABLE:
         raise StoreError(f"hunt {hunt_id} is {state}: only a stopped or interrupted hunt can be "
                          "resumed" + (" (its process still runs)" if state == "running" else ""))
-    setup = HuntSetup.from_logged(logged_history(hunt), hunt)
-    strategy, lab, good, bad = setup.prepare()
-    logged = logged_tests(store, hunt_id)
+    setup = setup_of(hunt)
+    if isinstance(setup, RealSetup) and setup.manual:
+        raise StoreError(f"hunt {hunt_id} is a manual hunt: record its tests with bisectlab "
+                         "good/bad/skip, see them with bisectlab status")
+    prepared = setup.prepare()
+    _check_same_range(setup, prepared, hunt)
+    if isinstance(prepared.runner, GitRigs):
+        prepared.runner.hunt_id = hunt_id
     store.reopen_hunt(hunt_id, claimant(), state)
-    return _hunt(setup, store, hunt_id, strategy, lab, good, bad, on_test, logged)
+    return _hunt(setup, store, hunt_id, prepared, on_test, logged_tests(store, hunt_id))
 
 
-def _hunt(setup: HuntSetup, store: Store, hunt_id: int, strategy: Strategy, lab: Lab, good: int,
-          bad: int, on_test: Callable[[int, TestResult, Strategy], None] | None,
+def step(store: Store, hunt_id: int, typed: Sequence[Outcome] = (),
+         on_test: Callable[[int, TestResult, Strategy], None] | None = None,
+         setup: HuntSetup | RealSetup | None = None) -> HuntReport:
+    """One step of a manual hunt: its logged tests, then the outcomes just typed; it stops with
+    AwaitingTests for the tests it needs next, or gives its verdict."""
+    hunt = store.hunt(hunt_id)
+    setup = setup or setup_of(hunt)
+    if not (isinstance(setup, RealSetup) and setup.manual):
+        raise StoreError(f"hunt {hunt_id} is not a manual hunt (it runs its own tests)")
+    if hunt["status"] != "running":
+        raise StoreError(f"hunt {hunt_id} is {hunt['status']}: it takes no more tests")
+    prepared = setup.prepare()
+    _check_same_range(setup, prepared, hunt)
+    prepared.runner.typed = list(typed)
+    return _hunt(setup, store, hunt_id, prepared, on_test, logged_tests(store, hunt_id))
+
+
+def _check_same_range(setup: HuntSetup | RealSetup, prepared: Prepared,
+                      hunt: dict[str, Any]) -> None:
+    """The range set up again is the one logged (a repository's refs may have moved)."""
+    h = setup.history
+    if (h.shas[prepared.bad] != hunt["bad_sha"]
+            or h.shas[prepared.goods[0]] != hunt["good_sha"]):
+        raise StoreError(f"hunt {hunt['id']}: {hunt['good']}..{hunt['bad']} no longer names "
+                         f"{hunt['good_sha'][:12]}..{hunt['bad_sha'][:12]}")
+
+
+def logged_tests(store: Store, hunt_id: int) -> list[dict[str, Any]]:
+    """The hunt's tests in order, each with its boots."""
+    tests = sorted(store.tests(hunt_id), key=lambda t: t["seq"])
+    return [{**t, "boot_rows": store.boots(t["id"])} for t in tests]
+
+
+def _hunt(setup: HuntSetup | RealSetup, store: Store, hunt_id: int, prepared: Prepared,
+          on_test: Callable[[int, TestResult, Strategy], None] | None,
           logged: Sequence[dict[str, Any]] = (),
           on_start: Callable[[Strategy], None] | None = None) -> HuntReport:
     """Drive an opened hunt to its verdict, logging each new test; record the verdict."""
-    h = setup.history
-    truth = h.true_culprit(good, bad, setup.arch)
+    h, strategy, truth = setup.history, prepared.strategy, prepared.truth
 
     def log(seq: int, result: TestResult) -> None:
         store.record_test(hunt_id, **logged_test(h, seq, result))
@@ -284,18 +465,26 @@ def _hunt(setup: HuntSetup, store: Store, hunt_id: int, strategy: Strategy, lab:
                              f"again part at test {seq} ({difference})")
         observed(seq, result)
 
-    if on_start is not None:
+    if on_start is not None and not logged:
         on_start(strategy)
     try:
-        verdict, totals = drive(strategy, lab, log, observed, logged=logged, on_restored=restored)
+        verdict, totals = drive(strategy, prepared.runner, log, observed, logged=logged,
+                                on_restored=restored)
+    except AwaitingTests as waiting:
+        waiting.hunt_id = hunt_id
+        raise  # a manual hunt waits for its engineer: still running
     except StoreError:
         store.finish_hunt(hunt_id, status="interrupted", culprit_sha=None, culprit_subject=None,
                           confidence=None, correct=None, note="interrupted: log diverged")
         raise
-    except BaseException:
+    except BaseException as exc:
+        note = f"interrupted: {exc}" if isinstance(exc, BisectlabError) else "interrupted"
         store.finish_hunt(hunt_id, status="interrupted", culprit_sha=None, culprit_subject=None,
-                          confidence=None, correct=None, note="interrupted")
+                          confidence=None, correct=None, note=note)
         raise
+    finally:
+        if hasattr(prepared.runner, "close"):
+            prepared.runner.close()
     record = logged_verdict(h, verdict, truth)
     report = HuntReport(
         hunt_id=hunt_id, status=verdict.status, culprit=record["culprit_sha"],

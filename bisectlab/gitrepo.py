@@ -34,7 +34,7 @@ GIT_CONFIG = ("-c", "core.warnAmbiguousRefs=true", "-c", "log.showSignature=fals
               "-c", "i18n.logOutputEncoding=UTF-8", "-c", "core.quotePath=false")
 REPOSITORY_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR", "GIT_INDEX_FILE",
                   "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_NAMESPACE")
-LOG_FORMAT = "--format=%x1e%H%x1f%at%x1f%s"
+LOG_FORMAT = "--format=%x1e%H%x1f%at%x1f%ct%x1f%s"
 TOPICS = ["mainline", "branch"]
 
 
@@ -138,12 +138,12 @@ def read_history(top: Path, revisions: Sequence[str], name: str) -> History:
         if log.returncode != 0:
             raise HistoryError(f"git log failed in {top}: {_first_line(err.decode(errors='replace'))}")
         log_file.seek(0)
-        subjects, times, paths = parse_log(log_file.read(), shas)
+        subjects, times, commit_times, paths = parse_log(log_file.read(), shas)
     return History(
         name=name, seed=0, parents=parents, subjects=subjects, times=times, topics=list(TOPICS),
         topic_of=mainline_of(parents), tags=read_tags(top, shas), toggles={}, upstream={},
         description=f"imported from the git repository {top}", source=str(top), paths=paths,
-        given_shas=shas,
+        given_shas=shas, commit_times=commit_times,
     )
 
 
@@ -165,10 +165,12 @@ def read_dag(top: Path, revisions: Sequence[str]) -> tuple[list[str], list[tuple
     return shas, parents
 
 
-def parse_log(data: bytes, shas: Sequence[str]) -> tuple[list[str], list[int], ChangedPaths]:
-    """Subjects, author times and changed paths, in the order of ``shas``, from the output of
-    `git log -z --name-only`: records '\\x1e sha \\x1f time \\x1f subject', each followed by its
-    paths, all NUL-separated (the first path after a newline). One pass over the tokens."""
+def parse_log(data: bytes, shas: Sequence[str]
+              ) -> tuple[list[str], list[int], list[int], ChangedPaths]:
+    """Subjects, author and committer times and changed paths, in the order of ``shas``, from the
+    output of `git log -z --name-only`: records '\\x1e sha \\x1f author time \\x1f committer time
+    \\x1f subject', each followed by its paths, all NUL-separated (the first path after a
+    newline). One pass over the tokens."""
     heads: list[bytes] = []
     owner: list[int] = []  # per path token, the record it belongs to
     ids: list[int] = []
@@ -180,32 +182,37 @@ def parse_log(data: bytes, shas: Sequence[str]) -> tuple[list[str], list[int], C
         elif token:
             owner.append(len(heads) - 1)
             ids.append(intern(token.lstrip(b"\n"), len(table)))
-    subjects, times, commit_of = _commits_of(heads, shas)
+    subjects, times, commit_times, commit_of = _commits_of(heads, shas)
     rows = np.array(commit_of, dtype=np.int64)[np.array(owner, dtype=np.int64)]
     order = np.argsort(rows, kind="stable")
     names = tuple(p.decode("utf-8", "surrogateescape") for p in table)
     offsets = np.concatenate(([0], np.cumsum(np.bincount(rows, minlength=len(shas)))))
-    return subjects, times, ChangedPaths(names, offsets, np.array(ids, dtype=np.int32)[order])
+    return (subjects, times, commit_times,
+            ChangedPaths(names, offsets, np.array(ids, dtype=np.int32)[order]))
 
 
-def _commits_of(heads: list[bytes], shas: Sequence[str]) -> tuple[list[str], list[int], list[int]]:
-    """Subjects and times by commit from the log's records, and the commit of each record."""
+def _commits_of(heads: list[bytes], shas: Sequence[str]
+                ) -> tuple[list[str], list[int], list[int], list[int]]:
+    """Subjects, author and committer times by commit from the log's records, and the commit of
+    each record."""
     index = {s.encode(): i for i, s in enumerate(shas)}
     subjects = [""] * len(shas)
     times = [0] * len(shas)
+    commit_times = [0] * len(shas)
     commit_of = []
     for head in heads:
-        sha, time, subject = head[1:].split(b"\x1f", 2)
+        sha, time, commit_time, subject = head[1:].split(b"\x1f", 3)
         c = index.get(sha)
         if c is None:
             raise HistoryError(f"git log listed {sha.decode()[:12]}, which git rev-list did not")
         subjects[c] = subject.decode("utf-8", "replace")
         times[c] = int(time or 0)
+        commit_times[c] = int(commit_time or 0)
         commit_of.append(c)
     if len(set(commit_of)) != len(shas):
         raise HistoryError(f"git log and git rev-list disagree ({len(set(commit_of))} of "
                            f"{len(shas)} commits)")
-    return subjects, times, commit_of
+    return subjects, times, commit_times, commit_of
 
 
 def read_tags(top: Path, shas: Sequence[str]) -> dict[str, int]:

@@ -28,6 +28,8 @@ from bisectlab.paths import ChangedPaths
 if TYPE_CHECKING:
     import networkx as nx
 
+    from bisectlab.strategies import SearchSpace
+
 
 def shown_ref(ref: str, width: int = 60) -> str:
     """A ref as messages show it: a long one is cut, not echoed whole."""
@@ -68,6 +70,7 @@ class History:
     source: str = ""
     paths: ChangedPaths | None = None
     given_shas: list[str] | None = None
+    commit_times: list[int] | None = None  # committer dates, where they differ from author dates
 
     def __post_init__(self) -> None:
         if self.paths is None:
@@ -142,6 +145,15 @@ class History:
     def paths_of(self, c: int) -> list[str]:
         """The paths commit c touches (none for a merge)."""
         return self.paths.of(c)
+
+    def search_space(self, goods: Sequence[int], bad: int) -> SearchSpace:
+        """The candidates of GOOD..BAD as strategies see them: the DAG, the commits' names and
+        committer times (git walks by them), and which commits touch a pathspec."""
+        from bisectlab.strategies import SearchSpace
+
+        times = self.commit_times if self.commit_times is not None else self.times
+        return SearchSpace(self.parents, goods, bad, names=self.shas, times=times,
+                           touching=self.touching if self.paths is not None else None)
 
     def touching(self, pathspec: str) -> np.ndarray:
         """Boolean mask over commits: which touch a path matching ``pathspec``, a directory

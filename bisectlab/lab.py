@@ -26,24 +26,47 @@ class Costs:
 
 @dataclass(frozen=True)
 class BootRecord:
-    """One boot as logged: which attempt, its seed, what happened, on which adapter."""
+    """One boot as logged: which attempt, its seed, what happened, on which adapter; a real
+    rig's boot has no seed but its command's console (exit status, wall time, output tail)."""
 
     attempt: int
-    seed: int
+    seed: int | None
     bricked: bool
     stray_write: bool
-    adapter: str
+    adapter: str | None
+    exit_status: int | None = None
+    seconds: float | None = None
+    output: str | None = None
 
 
 @dataclass(frozen=True)
 class TestResult:
-    """One test (install + up to b boots) as the lab saw it."""
+    """One test (install + up to b boots) as the lab saw it.
+
+    ``installed``: the rig installed the commit for this test (it may have had it already);
+    ``skipped``: the commit could not be tested (it says nothing of the bug); ``note``: why,
+    or anything else worth keeping with the test.
+    """
 
     commit: int
     rig: str
     boots: tuple[BootRecord, ...]
     destroyed: tuple[str, ...]
     minutes: float
+    installed: bool = True
+    skipped: bool = False
+    note: str = ""
+
+    @classmethod
+    def from_log(cls, commit: int, logged: dict) -> TestResult:
+        """A test as the store logged it (``boot_rows`` and ``destroyed_serials`` included)."""
+        boots = tuple(BootRecord(b["attempt"], b["seed"], bool(b["bricked"]),
+                                 bool(b["stray_write"]), b["adapter_serial"], b.get("exit_status"),
+                                 b.get("seconds"), b.get("output")) for b in logged["boot_rows"])
+        destroyed = tuple(s for s in logged.get("destroyed_serials", "").split(",") if s)
+        return cls(commit, logged["rig"], boots, destroyed, logged["lab_minutes"],
+                   bool(logged.get("installed", True)), bool(logged.get("skipped", False)),
+                   logged.get("note", ""))
 
     @property
     def failures(self) -> int:
@@ -70,16 +93,18 @@ class AdapterBox:
     count: int | None
     tag: str
     used: int = 0
+    model: str = "82567LM"  # the e1000e part the 2008 lab burnt through
 
     @classmethod
-    def of(cls, count: int | None, seed: int) -> AdapterBox:
+    def of(cls, count: int | None, seed: int, model: str = "82567LM") -> AdapterBox:
         """A box of ``count`` adapters with serials derived from the seed."""
         if count is not None and count < 0:
             raise BisectlabError(f"--adapters must be 0 or more, not {count}")
-        return cls(count, hashlib.blake2b(str(seed).encode(), digest_size=3).hexdigest().upper())
+        tag = hashlib.blake2b(str(seed).encode(), digest_size=3).hexdigest().upper()
+        return cls(count, tag, model=model)
 
     def serial(self, i: int) -> str:
-        return f"82567LM-{self.tag}-{i:03d}"
+        return f"{self.model}-{self.tag}-{i:03d}"
 
     @property
     def serials(self) -> list[str]:

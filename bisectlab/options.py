@@ -40,6 +40,7 @@ class Spec:
     whole: bool = False
     learn: bool = False
     text: bool = False
+    multiple: bool = False  # a text option whose flag may be given again (values joined by ';')
     metavar: str | None = None
     legacy: Any = NEW
 

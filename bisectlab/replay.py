@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from bisectlab.driver import HuntSetup, drive, logged_test, logged_verdict
+from bisectlab.driver import HuntSetup, drive, logged_test, logged_tests, logged_verdict
 from bisectlab.errors import StoreError
 from bisectlab.history import History, load_history
 from bisectlab.lab import TestResult
 from bisectlab.store import Store, hunt_state
-from bisectlab.strategies import Observation
+from bisectlab.strategies import Observation, Strategy
 
 BOOT_FIELDS = ("attempt", "seed", "bricked", "stray_write", "adapter_serial")
 
@@ -66,18 +66,13 @@ def logged_history(hunt: dict[str, Any]) -> History:
     return h
 
 
-def logged_tests(store: Store, hunt_id: int) -> list[dict[str, Any]]:
-    """The hunt's tests in order, each with its boots."""
-    tests = sorted(store.tests(hunt_id), key=lambda t: t["seq"])
-    return [{**t, "boot_rows": store.boots(t["id"])} for t in tests]
-
-
 def replay_hunt(store: Store, hunt_id: int) -> ReplayReport:
     """Run a logged hunt again and compare it with its log, test by test and boot by boot."""
     hunt = store.hunt(hunt_id)
     h = logged_history(hunt)
     setup = HuntSetup.from_logged(h, hunt)
-    strategy, lab, good, bad = setup.prepare()
+    prepared = setup.prepare()
+    strategy, lab = prepared.strategy, prepared.runner
     recorded = logged_tests(store, hunt_id)
     state = hunt_state(hunt)
     finished = state not in ("running", "stopped", "interrupted")
@@ -103,7 +98,7 @@ def replay_hunt(store: Store, hunt_id: int) -> ReplayReport:
     if ran < len(recorded):
         return ReplayReport(hunt_id, False, ran, ran + 1,
                             f"the replay stops after {ran} tests, the log goes on")
-    got = {**logged_verdict(h, verdict, h.true_culprit(good, bad, setup.arch)),
+    got = {**logged_verdict(h, verdict, prepared.truth),
            "lab_minutes": totals.lab_minutes}
     for key in ("status", "culprit_sha", "correct", "confidence", "lab_minutes"):
         if not _same(got[key], hunt[key]):
@@ -152,17 +147,35 @@ class Retrace:
     truth: int | None              # the true culprit's candidate position, if known
 
 
+def retrace_strategy(store: Store, hunt_id: int, setup: Any = None,
+                     after_each: Any = None) -> Strategy:
+    """A fresh strategy of a logged hunt (simulated, real or manual) fed its logged tests;
+    ``after_each(strategy)`` is called before the first and after each."""
+    from bisectlab.driver import setup_of
+
+    setup = setup or setup_of(store.hunt(hunt_id))
+    strategy = setup.prepare().strategy
+    h = setup.history
+    if after_each is not None:
+        after_each(strategy)
+    for t in logged_tests(store, hunt_id):
+        strategy.observe(Observation(h.resolve(t["commit_sha"]), t["boots"], t["failures"],
+                                     bool(t.get("skipped", False))))
+        if after_each is not None:
+            after_each(strategy)
+    return strategy
+
+
 def retrace(store: Store, hunt_id: int) -> Retrace:
     """Feed the logged tests to a fresh strategy and record its belief after each."""
+    from bisectlab.driver import setup_of
+
     hunt = store.hunt(hunt_id)
-    h = logged_history(hunt)
-    strategy, *_ = HuntSetup.from_logged(h, hunt).prepare()
-    local = strategy.space.local
+    setup = setup_of(hunt)
+    beliefs: list[np.ndarray] = []
+    strategy = retrace_strategy(store, hunt_id, setup, lambda s: beliefs.append(s.belief()))
+    h, local = setup.history, strategy.space.local
     tests = logged_tests(store, hunt_id)
-    beliefs = [strategy.belief()]
-    for t in tests:
-        strategy.observe(Observation(h.resolve(t["commit_sha"]), t["boots"], t["failures"]))
-        beliefs.append(strategy.belief())
     tested = np.array([local.get(h.resolve(t["commit_sha"]), np.nan) for t in tests], dtype=float)
     truth = hunt["true_culprit_sha"]
     return Retrace(np.array(beliefs), tests, tested,

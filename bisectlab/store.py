@@ -39,10 +39,12 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    false,
     insert,
     inspect,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.engine import URL, Connection, make_url
@@ -52,10 +54,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from bisectlab.errors import StoreError
 
 DEFAULT_DB_FILE = "bisectlab.sqlite"
-SCHEMA_HEAD = "0002"  # the newest revision in db/versions/ (a test holds this to alembic's head)
+SCHEMA_HEAD = "0003"  # the newest revision in db/versions/ (a test holds this to alembic's head)
 HUNT_STATUSES = ("running", "found", "aborted", "inconclusive", "interrupted")
 ADAPTER_STATES = ("spare", "in_use", "destroyed")
 BOOT_KEYS = ("attempt", "seed", "bricked", "stray_write", "adapter_serial")
+CONSOLE_KEYS = ("exit_status", "seconds", "output")  # a real boot's console; None if simulated
 SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 30_000
 OPEN_TIMEOUT_S = 300.0  # how long opening waits for other processes creating the same database
@@ -211,6 +214,7 @@ class Hunt(Base):
     campaign_label: Mapped[str | None] = mapped_column(String(255))
     campaign_index: Mapped[int | None]
     claimed_by: Mapped[str | None] = mapped_column(String(255))
+    bottomless_box: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class LabTest(Base):
@@ -231,6 +235,9 @@ class LabTest(Base):
     adapters_destroyed: Mapped[int]
     lab_minutes: Mapped[float] = mapped_column(Double)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    installed: Mapped[bool] = mapped_column(default=True, server_default=true())
+    skipped: Mapped[bool] = mapped_column(default=False, server_default=false())
+    note: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class Boot(Base):
@@ -242,10 +249,13 @@ class Boot(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     test_id: Mapped[int] = mapped_column(ForeignKey("tests.id", ondelete="CASCADE"))
     attempt: Mapped[int]
-    seed: Mapped[int] = mapped_column(UInt64)
+    seed: Mapped[int | None] = mapped_column(UInt64)
     bricked: Mapped[bool]
     stray_write: Mapped[bool]
     adapter_serial: Mapped[str | None] = mapped_column(String(64))
+    exit_status: Mapped[int | None]
+    seconds: Mapped[float | None] = mapped_column(Double)
+    output: Mapped[str | None] = mapped_column(Text)
 
 
 class Adapter(Base):
@@ -324,9 +334,12 @@ def _boot_row(boot: dict) -> dict[str, Any]:
     missing = [k for k in BOOT_KEYS if k not in boot]
     if missing:
         raise StoreError(f"boot record lacks {', '.join(missing)}: {boot!r}")
-    return {"attempt": boot["attempt"], "seed": _check_seed(boot["seed"], "boot seed"),
+    seed = boot["seed"]
+    return {"attempt": boot["attempt"],
+            "seed": None if seed is None else _check_seed(seed, "boot seed"),
             "bricked": bool(boot["bricked"]), "stray_write": bool(boot["stray_write"]),
-            "adapter_serial": boot["adapter_serial"]}
+            "adapter_serial": boot["adapter_serial"],
+            **{k: boot.get(k) for k in CONSOLE_KEYS}}
 
 
 def _test_row(test: dict) -> dict[str, Any]:
@@ -335,7 +348,8 @@ def _test_row(test: dict) -> dict[str, Any]:
             "commit_subject": test["commit_subject"], "rig": test["rig"],
             "boots": len(test["boots"]), "failures": sum(bool(b["bricked"]) for b in test["boots"]),
             "failed": bool(test["failed"]), "adapters_destroyed": len(test["adapters_destroyed"]),
-            "lab_minutes": test["lab_minutes"]}
+            "lab_minutes": test["lab_minutes"], "installed": bool(test.get("installed", True)),
+            "skipped": bool(test.get("skipped", False)), "note": test.get("note", "")}
 
 
 def _adapter_states(serials: list[str], tests: list[dict], test_ids: list[int]) -> list[dict]:
@@ -582,11 +596,14 @@ class Store:
         params: dict,
         seed: int,
         true_culprit_sha: str | None,
-        adapter_serials: list[str],
+        adapter_serials: list[str] | None,
         campaign_id: int | None = None,
         claimed_by: str | None = None,
     ) -> int:
-        """Insert a running hunt and its box of spare adapters; return the hunt id."""
+        """Insert a running hunt and its box of spare adapters (None: a bottomless box, whose
+        adapters are listed as they come into use); return the hunt id."""
+        bottomless = adapter_serials is None
+        adapter_serials = adapter_serials or []
         if len(set(adapter_serials)) != len(adapter_serials):
             raise StoreError(f"duplicate adapter serials in {adapter_serials}")
         hunt = Hunt(
@@ -603,6 +620,7 @@ class Store:
             true_culprit_sha=true_culprit_sha,
             campaign_id=campaign_id,
             claimed_by=claimed_by,
+            bottomless_box=bottomless,
         )
         with self._session(write=True) as s:
             s.add(hunt)
@@ -729,7 +747,8 @@ class Store:
         adapters = _adapter_states(adapter_serials, tests, ids)
         if adapters:
             s.execute(insert(Adapter), [{"hunt_id": hunt_id, **a} for a in adapters])
-        hunt.tests, hunt.installs = len(tests), len(tests)
+        hunt.tests = len(tests)
+        hunt.installs = sum(bool(r["installed"]) for r in test_rows)
         hunt.boots = sum(r["boots"] for r in test_rows)
         hunt.adapters = sum(r["adapters_destroyed"] for r in test_rows)
         hunt.lab_minutes = sum(r["lab_minutes"] for r in test_rows)
@@ -749,23 +768,23 @@ class Store:
         failed: bool,
         adapters_destroyed: list[str],
         lab_minutes: float,
+        installed: bool = True,
+        skipped: bool = False,
+        note: str = "",
     ) -> int:
         """Record a test, its boots and the adapters it destroyed in one transaction."""
+        test = dict(seq=seq, commit_sha=commit_sha, commit_subject=commit_subject, rig=rig,
+                    boots=boots, failed=failed, adapters_destroyed=adapters_destroyed,
+                    lab_minutes=lab_minutes, installed=installed, skipped=skipped, note=note)
         with self._session(write=True) as s:
             self._hunt_row(s, hunt_id)
-            return self._add_test(
-                s, hunt_id, seq=seq, commit_sha=commit_sha, commit_subject=commit_subject,
-                rig=rig, boots=boots, failed=failed, adapters_destroyed=adapters_destroyed,
-                lab_minutes=lab_minutes)
+            return self._add_test(s, hunt_id, test)
 
-    def _add_test(self, s: Session, hunt_id: int, *, seq: int, commit_sha: str,
-                  commit_subject: str, rig: str, boots: list[dict], failed: bool,
-                  adapters_destroyed: list[str], lab_minutes: float) -> int:
+    def _add_test(self, s: Session, hunt_id: int, fields: dict[str, Any]) -> int:
         """Add a test with its boots to the session; mark adapters; update the hunt's totals."""
+        boots, adapters_destroyed = fields["boots"], fields["adapters_destroyed"]
         rows = [self._boot(b) for b in boots]
-        test = LabTest(hunt_id=hunt_id, **_test_row(dict(
-            seq=seq, commit_sha=commit_sha, commit_subject=commit_subject, rig=rig, boots=boots,
-            failed=failed, adapters_destroyed=adapters_destroyed, lab_minutes=lab_minutes)))
+        test = LabTest(hunt_id=hunt_id, **_test_row(fields))
         s.add(test)
         s.flush()
         for row in rows:
@@ -778,9 +797,9 @@ class Store:
             .values(
                 tests=Hunt.tests + 1,
                 boots=Hunt.boots + len(rows),
-                installs=Hunt.installs + 1,
+                installs=Hunt.installs + int(test.installed),
                 adapters=Hunt.adapters + len(adapters_destroyed),
-                lab_minutes=Hunt.lab_minutes + lab_minutes,
+                lab_minutes=Hunt.lab_minutes + fields["lab_minutes"],
             )
         )
         return test.id
@@ -792,10 +811,15 @@ class Store:
 
     @staticmethod
     def _mark_adapters(s: Session, test: LabTest, boots: list[dict], destroyed: list[str]) -> None:
-        """The adapters this test booted on or destroyed, advanced in the database."""
+        """The adapters this test booted on or destroyed, advanced in the database (a hunt with
+        a bottomless box lists its adapters as they come into use)."""
         serials = {b["adapter_serial"] for b in boots} - {None} | set(destroyed)
         rows = {a.serial: a for a in s.scalars(select(Adapter).where(
             Adapter.hunt_id == test.hunt_id, Adapter.serial.in_(serials)))}
+        if s.get(Hunt, test.hunt_id).bottomless_box:
+            for serial in sorted(serials - set(rows)):
+                rows[serial] = Adapter(hunt_id=test.hunt_id, serial=serial, state="spare")
+                s.add(rows[serial])
         keys = ("state", "rig", "destroyed_by_test_id", "destroyed_at_boot")
         state = {serial: {k: getattr(a, k) for k in keys} for serial, a in rows.items()}
         _advance_adapters(state, {"rig": test.rig, "boots": boots,

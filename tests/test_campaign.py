@@ -210,7 +210,7 @@ def test_plots_are_written(run, small, tmp_path):
     (("replay", "campaign", "--history", "k400.toml", "--strategy", "bayes:k=3"),
      "error: strategy bayes takes no option 'k' (bayes takes: confidence, detect, "
      "false-positive, cost-weight, boots-per-install, deterministic-mass, caution, "
-     "detect-prior, p-quantile)"),
+     "detect-prior, weight, p-quantile)"),
     (("replay", "campaign", "--history", "k400.toml", "--swap-minutes", "nan"),
      "error: Invalid value for '--swap-minutes': must be in [0, 10000000], not nan"),
     (("replay", "intel-lab", "--scheduler", "foo"),

@@ -71,7 +71,7 @@ def _one_error_line(result) -> str:
     (["bisect", "v2.6.26", "v2.6.27-rc8", "--history", "missing.toml"], "not found"),
     (["bisect", "v2.6.26", "v2.6.27-rc8", "--history", "no-such-scenario"], "unknown history"),
     (["bisect", "v2.6.26", "v2.6.27-rc8", "--adapters", "-1"], "--adapters"),
-    (["bisect", "v2.6.26", "v2.6.27-rc8", "--strategy", "magic"], "--strategy"),
+    (["bisect", "v2.6.26", "v2.6.27-rc8", "--strategy", "magic"], "unknown strategy 'magic'"),
     (["boot", "deadbeefdeadbeef"], "unknown ref"),
     (["query", "tests", "--hunt", "42"], "no results database at bisectlab.sqlite"),
     (["bisect", "v2.6.26", "v2.6.27-rc8", "--strategy", "git", "--boots-per-install", "10"],

@@ -134,6 +134,7 @@ def test_round_trip(store):
         "campaign_label": None,
         "campaign_index": None,
         "claimed_by": None,
+        "bottomless_box": False,
     }
     assert [h["id"] for h in store.hunts()] == [hunt_id]
 
@@ -152,6 +153,9 @@ def test_round_trip(store):
             "failed": False,
             "adapters_destroyed": 0,
             "lab_minutes": 30.0,
+            "installed": True,
+            "skipped": False,
+            "note": "",
             "destroyed_serials": "",
         },
         {
@@ -166,6 +170,9 @@ def test_round_trip(store):
             "failed": True,
             "adapters_destroyed": 1,
             "lab_minutes": 42.5,
+            "installed": True,
+            "skipped": False,
+            "note": "",
             "destroyed_serials": "E2",
         },
     ]
@@ -180,6 +187,9 @@ def test_round_trip(store):
             "bricked": False,
             "stray_write": False,
             "adapter_serial": "E2",
+            "exit_status": None,
+            "seconds": None,
+            "output": None,
         },
         {
             "id": 4,
@@ -189,6 +199,9 @@ def test_round_trip(store):
             "bricked": True,
             "stray_write": True,
             "adapter_serial": "E2",
+            "exit_status": None,
+            "seconds": None,
+            "output": None,
         },
     ]
     assert store.adapters(hunt_id) == [

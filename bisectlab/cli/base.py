@@ -25,6 +25,13 @@ COMMANDS = {  # name -> module of this package and the click command in it
     "replay": ("replay", "replay"),
     "report": ("query", "report"),
     "resume": ("hunt", "resume"),
+    "good": ("manual", "good"),
+    "bad": ("manual", "bad"),
+    "skip": ("manual", "skip"),
+    "old": ("manual", "old"),
+    "new": ("manual", "new"),
+    "status": ("manual", "status"),
+    "log": ("hunt", "log_command"),
 }
 
 EXIT_VERDICT, EXIT_NO_VERDICT, EXIT_USAGE = 0, 1, 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -14,57 +15,149 @@ from bisectlab.cli.params import (
     MAX_ADAPTERS,
     MAX_RIGS,
     MAX_SEED,
+    MAX_TIMEOUT,
+    Number,
     count,
     db_option,
-    history_option,
     open_store,
     shown_url,
     strategy_flag_options,
     typed_flags,
 )
-from bisectlab.history import History
+from bisectlab.history import DEFAULT_SCENARIO, History
 from bisectlab.kernel import ARCHES
+from bisectlab.rigs import DEFAULT_ON_TIMEOUT, TIMEOUT_ACTIONS
 from bisectlab.strategies import STRATEGIES
 
 
 @click.command()
-@click.argument("good")
-@click.argument("bad")
-@history_option
-@click.option("--strategy", type=click.Choice(sorted(STRATEGIES)), default="bayes",
-              show_default=True, help="Bisection strategy.")
+@click.argument("refs", nargs=-1, required=True, metavar="GOOD... BAD")
+@click.option("--history", "history_ref", default=None, metavar="NAME|FILE",
+              help=f"Shipped scenario or history file [default: {DEFAULT_SCENARIO}].")
+@click.option("--repo", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Hunt in this git repository: the history is its own (refs resolved by git).")
+@click.option("--run", "run_command", default=None, metavar="CMD",
+              help="With --repo: the test, run in a worktree of the commit (git bisect run's "
+                   "exit codes: 0 pass, 1-127 but 125 bad, 125 skip, 128+ abort). Without it, "
+                   "a manual hunt: bisectlab says what to test, you say how it went.")
+@click.option("--install", "install_command", default=None, metavar="CMD",
+              help="With --run: build and install the commit on a rig that lacks it (a failure "
+                   "skips the commit).")
+@click.option("--manual", is_flag=True,
+              help="A manual hunt on a scenario (no --repo): record outcomes with good/bad/skip.")
+@click.option("--timeout", type=Number(0, MAX_TIMEOUT, low_open=True), default=None,
+              metavar="SECONDS", help="Kill a command (its whole process group) after this long.")
+@click.option("--on-timeout", type=click.Choice(TIMEOUT_ACTIONS), default=DEFAULT_ON_TIMEOUT,
+              show_default=True,
+              help="What a timed-out boot means: skip (untestable: a hang shows neither the bug "
+                   "nor its absence), fail (the hang is the bug) or abort the hunt.")
+@click.option("--worktrees", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the rigs' worktrees go [default: bisectlab/rigs in the repository's "
+                   "git directory].")
+@click.option("--keep-worktrees", is_flag=True, help="Leave the rigs' worktrees after the hunt.")
+@click.option("--strategy", "strategy_spec", default="bayes", show_default=True,
+              metavar="NAME[:key=value,...]",
+              help=f"Bisection strategy ({', '.join(sorted(STRATEGIES))}), with options.")
 @strategy_flag_options
-@click.option("--adapters", type=count(0, MAX_ADAPTERS), default=50, show_default=True,
-              help="Adapters in the box (the rigs are fitted from it): a hard budget.")
+@click.option("--adapters", type=count(0, MAX_ADAPTERS), default=None,
+              help="Adapters in the box (the rigs are fitted from it): a hard budget "
+                   "[default: 50 simulated, unlimited on real rigs].")
 @click.option("--rigs", type=count(1, MAX_RIGS), default=1, show_default=True,
               help="Test rigs working side by side.")
 @click.option("--arch", type=click.Choice(ARCHES), default="i386", show_default=True,
-              help="Rig architecture.")
+              help="Simulated rig architecture.")
 @click.option("--seed", type=count(0, MAX_SEED), default=None,
-              help="Seed of the simulated boots (random if omitted; logged with the hunt).")
+              help="Seed of the simulated boots and adapter serials (random if omitted; logged).")
 @db_option
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as one JSON object.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
-def bisect(good: str, bad: str, history_ref: str, strategy: str, adapters: int, rigs: int,
-           arch: str, seed: int | None, db_url: str | None, as_json: bool, quiet: bool,
-           **flags: Any) -> None:
-    """Hunt the first bad commit between GOOD and BAD (tags or sha prefixes) in a simulated lab."""
-    from bisectlab.driver import HuntSetup
+def bisect(refs: tuple[str, ...], history_ref: str | None, repo: Path | None,
+           run_command: str | None, install_command: str | None, manual: bool,
+           timeout: float | None, on_timeout: str, worktrees: Path | None, keep_worktrees: bool,
+           strategy_spec: str, adapters: int | None, rigs: int, arch: str, seed: int | None,
+           db_url: str | None, as_json: bool, quiet: bool, **flags: Any) -> None:
+    """Hunt the first bad commit between GOOD(s) and BAD: tags, branches, sha prefixes.
+
+    By default in a simulated lab on a scenario. With --repo and --run, in a real repository
+    with a real test command on real rigs (git worktrees); with --repo alone (or --manual),
+    by hand: it says what to test and exits, `bisectlab good|bad|skip` records each outcome.
+    """
     from bisectlab.driver import bisect as run_bisect
+
+    setup = make_setup(refs, history_ref, repo, run_command, install_command, manual, timeout,
+                       on_timeout, worktrees, keep_worktrees, strategy_spec, adapters, rigs, arch,
+                       seed, flags)
+    setup.prepare()  # bad input fails here, before the database is opened
+    with open_store(db_url) as store:
+        _run(lambda on_test, on_start: run_bisect(setup, store, on_test, on_start), setup,
+             db_url, as_json, quiet)
+
+
+def make_setup(refs: tuple[str, ...], history_ref: str | None, repo: Path | None,
+               run_command: str | None, install_command: str | None, manual: bool,
+               timeout: float | None, on_timeout: str, worktrees: Path | None,
+               keep_worktrees: bool, strategy_spec: str, adapters: int | None, rigs: int,
+               arch: str, seed: int | None, flags: dict[str, Any]) -> Any:
+    """The hunt `bisect`'s arguments ask for: simulated, on real rigs, or by hand."""
+    from bisectlab.driver import HuntSetup, RealSetup
     from bisectlab.history import load_history
     from bisectlab.lanes import build_lanes
 
-    history = load_history(history_ref)
-    (lane,) = build_lanes([strategy], typed_flags(flags))
-    options = dict(lane.options)
-    setup = HuntSetup(history, good, bad, strategy=strategy, options=options, seed=seed,
-                      rigs=rigs, arch=arch, adapters=adapters)
-    setup.prepare()
-    progress = None if quiet else _progress_printer(history)
-    with open_store(db_url) as store:
-        report = run_bisect(setup, store, on_test=progress,
-                            on_start=None if quiet else _show_bisecting)
-    _finish(history, report, setup, db_url, as_json)
+    if len(refs) < 2:
+        raise click.UsageError("give GOOD and BAD (several GOODs allowed: GOOD... BAD)")
+    repo = repo.resolve() if repo is not None else None
+    worktrees = worktrees.resolve() if worktrees is not None else None
+    *goods, bad = refs
+    (lane,) = build_lanes([strategy_spec], typed_flags(flags))
+    strategy = lane.strategy
+    real = repo is not None or manual or run_command is not None
+    if not real:
+        if len(goods) > 1:
+            raise click.UsageError("several GOODs need --repo (or --manual)")
+        setup: Any = HuntSetup(load_history(history_ref), goods[0], bad, strategy=strategy,
+                               options=dict(lane.options), seed=seed, rigs=rigs, arch=arch,
+                               adapters=50 if adapters is None else adapters)
+    else:
+        if manual and run_command is not None:
+            raise click.UsageError("--manual and --run do not go together")
+        if run_command is not None and not run_command.strip():
+            raise click.UsageError("--run is empty: give the command that tests a commit")
+        if repo is None and history_ref is None:
+            history_ref = DEFAULT_SCENARIO
+        setup = RealSetup(tuple(goods), bad, repo=repo, history_ref=history_ref,
+                          run=run_command, install=install_command, strategy=strategy,
+                          options=dict(lane.options), rigs=rigs, adapters=adapters,
+                          timeout=timeout, on_timeout=on_timeout, worktrees=worktrees,
+                          keep_worktrees=keep_worktrees, seed=seed)
+    return setup
+
+
+def _run(hunt: Callable, setup: Any, db_url: str | None, as_json: bool, quiet: bool) -> None:
+    """Run a hunt (or a manual step) with progress lines; print its verdict, or the tests a
+    manual hunt waits for."""
+    from bisectlab.manual import AwaitingTests
+
+    try:
+        report = hunt(None if quiet else _progress_printer(lambda: setup.history),
+                      None if quiet else _show_bisecting)
+    except AwaitingTests as waiting:
+        _print_pending(setup, waiting.pending, waiting.hunt_id, as_json)
+        return
+    _finish(setup.history, report, setup, db_url, as_json)
+
+
+def _print_pending(setup: Any, pending: list[tuple[int, str]], hunt_id: int | None,
+                   as_json: bool) -> None:
+    """What a manual hunt needs tested next, and how to say how it went."""
+    h = setup.history
+    if as_json:
+        click.echo(json.dumps({"status": "waiting", "hunt": hunt_id, "test": [
+            {"commit": h.shas[c], "subject": h.subjects[c], "rig": rig} for c, rig in pending]}))
+        return
+    for commit, rig in pending:
+        click.echo(f"hunt {hunt_id}: test {h.shas[commit][:12]} {h.subjects[commit]} on {rig}")
+    click.echo("then say how it went: bisectlab good|bad|skip COMMIT [--boots N] "
+               "(bad --boots N: the bug showed at boot N)")
 
 
 @click.command()
@@ -79,15 +172,16 @@ def resume(hunt_id: int, db_url: str | None, as_json: bool, quiet: bool) -> None
     in flight is run again from its start. A simulated hunt ends with the verdict, tests and
     boots it would have had uninterrupted.
     """
-    from bisectlab.driver import HuntSetup
     from bisectlab.driver import resume as run_resume
-    from bisectlab.replay import logged_history
+    from bisectlab.driver import setup_of
 
     with open_store(db_url, existing=True) as store:
-        hunt = store.hunt(hunt_id)
-        history = logged_history(hunt)
-        setup = HuntSetup.from_logged(history, hunt)
-        report = run_resume(store, hunt_id, on_test=None if quiet else _progress_printer(history))
+        setup = setup_of(store.hunt(hunt_id))
+        if hasattr(setup, "load"):
+            setup.load()
+        history = setup.history
+        report = run_resume(store, hunt_id,
+                            on_test=None if quiet else _progress_printer(lambda: history))
     _finish(history, report, setup, db_url, as_json)
 
 
@@ -100,10 +194,12 @@ def _finish(history: History, report: Any, setup: Any, db_url: str | None, as_js
     sys.exit(EXIT_VERDICT if report.status == "found" else EXIT_NO_VERDICT)
 
 
-def _progress_printer(history: History) -> Callable:
-    """One line per test on stderr, in git bisect's words."""
+def _progress_printer(history_of: Callable[[], History]) -> Callable:
+    """One line per test on stderr, in git bisect's words (the history is known once the hunt
+    is set up)."""
     def show(seq: int, result, strategy) -> None:
-        verdict = "bad " if result.failed else "good"
+        history = history_of()
+        verdict = "skip" if result.skipped else "bad " if result.failed else "good"
         boots = len(result.boots)
         line = (f"[{seq:>3}] {verdict} {history.describe(result.commit)[:60]:<60} "
                 f"{boots} boot{'s' if boots != 1 else ''}")
@@ -156,7 +252,7 @@ def _print_verdict(history: History, report, setup, location: str) -> None:
         truth = history.describe(history.resolve(report.true_culprit))
         mark = {True: "correct", False: "WRONG", None: "no verdict"}[report.correct]
         echo(f"  true culprit {truth} ({mark}: simulated hunt)")
-    elif history.bug is not None:
+    elif history.bug is not None and hasattr(setup, "arch"):
         echo(f"  true culprit none: the simulated bug has no single first bad commit in "
              f"{setup.good_ref}..{setup.bad_ref} on {setup.arch}")
     echo(f"  hunt {report.hunt_id} logged in {location} "
@@ -165,3 +261,15 @@ def _print_verdict(history: History, report, setup, location: str) -> None:
 
 def _seen(item: dict) -> str:
     return f"{item['boots']} boots / {item['failures']} failures"
+
+
+@click.command("log")
+@click.argument("hunt_id", type=count(1, MAX_SEED))
+@db_option
+def log_command(hunt_id: int, db_url: str | None) -> None:
+    """Print hunt HUNT_ID as a replayable transcript (`bisectlab replay log FILE` reads it)."""
+    from bisectlab.driver import logged_tests
+    from bisectlab.transcript import write_log
+
+    with open_store(db_url, existing=True) as store:
+        click.echo(write_log(store.hunt(hunt_id), logged_tests(store, hunt_id)), nl=False)

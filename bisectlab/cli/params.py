@@ -23,6 +23,7 @@ MAX_HUNTS = 1_000_000
 MAX_SEED = 2**63 - 1
 MAX_MINUTES = 10_000_000.0
 MAX_WORKERS = 1024
+MAX_TIMEOUT = 7 * 24 * 3600.0  # a week, in seconds
 
 
 class Number(click.ParamType):
@@ -85,7 +86,7 @@ def strategy_flag_options(func: Callable) -> Callable:
         bounds = f" {spec.range_text()}" if spec.range_text() else ""
         func = click.option(
             flag, "flag_" + flag.lstrip("-").replace("-", "_"), default=None,
-            metavar=spec.metavar or ("N" if spec.whole else "X"),
+            multiple=spec.multiple, metavar=spec.metavar or ("N" if spec.whole else "X"),
             help=f"{', '.join(takers)}: {spec.help}{bounds}"
                  + (f" [default: {shown}]" if shown is not None else ""),
         )(func)
@@ -97,7 +98,10 @@ def typed_flags(params: dict[str, Any]) -> dict[str, str | None]:
     typed or None. They are removed from ``params``."""
     out = {}
     for key in [k for k in params if k.startswith("flag_")]:
-        out["--" + key.removeprefix("flag_").replace("_", "-")] = params.pop(key)
+        value = params.pop(key)
+        if isinstance(value, tuple):  # a repeatable flag: its values joined, or not typed
+            value = ";".join(value) if value else None
+        out["--" + key.removeprefix("flag_").replace("_", "-")] = value
     return out
 
 

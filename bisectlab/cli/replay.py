@@ -29,6 +29,7 @@ from bisectlab.cli.params import (
     text_table,
     typed_flags,
 )
+from bisectlab.errors import BisectlabError
 from bisectlab.history import DEFAULT_SCENARIO
 from bisectlab.kernel import ARCHES
 
@@ -219,3 +220,47 @@ def replay_hunt(hunt_id: int, db_url: str | None) -> None:
 
 
 # report -----------------------------------------------------------------------------------------
+
+
+@replay.command("log")
+@click.argument("transcript", type=click.File("r", encoding="utf-8"))
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def replay_log(transcript: Any, db_url: str | None, as_json: bool) -> None:
+    """Rebuild a hunt from a transcript (`bisectlab log`) and continue it by hand.
+
+    The transcript's start line opens a manual hunt and each good/bad/skip line is recorded in
+    turn; then bisectlab gives the verdict, or says which commit(s) to test next.
+    """
+    from bisectlab.cli.hunt import _run, bisect, make_setup
+    from bisectlab.driver import bisect as run_bisect
+    from bisectlab.driver import step
+    from bisectlab.manual import TERMS, AwaitingTests, Outcome
+    from bisectlab.transcript import read_log
+
+    try:
+        text = transcript.read()
+    except UnicodeDecodeError as exc:
+        raise BisectlabError(f"cannot read transcript {transcript.name}: {exc.reason}") from None
+    log = read_log(text)
+    start = bisect.make_context("bisect", list(log.start), resilient_parsing=False).params
+    for key in ("db_url", "as_json", "quiet"):
+        start.pop(key, None)
+    flags = {k: v for k, v in start.items() if k.startswith("flag_")}
+    setup = make_setup(**{k: v for k, v in start.items() if not k.startswith("flag_")},
+                       flags=flags)
+    if not getattr(setup, "manual", False):
+        raise BisectlabError("a transcript replays as a manual hunt: its start line needs "
+                             "--repo (without --run) or --manual")
+    with open_store(db_url) as store:
+        try:
+            run_bisect(setup, store)
+        except AwaitingTests as waiting:
+            hunt_id = waiting.hunt_id
+        else:
+            raise BisectlabError("the hunt ended before its first test")
+        h = setup.history
+        typed = [Outcome(h.resolve(commit), TERMS[verb], boots, rig or None)
+                 for verb, commit, boots, rig in log.tests]
+        _run(lambda on_test, on_start: step(store, hunt_id, typed, None, setup), setup, db_url,
+             as_json, True)

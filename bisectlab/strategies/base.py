@@ -7,7 +7,7 @@ same strategy drives a simulated lab or a real repository with a real test comma
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar
@@ -24,12 +24,15 @@ from bisectlab.options import StrategyOptions
 class Observation:
     """One test: a commit installed and booted ``boots`` times, ``failures`` of which showed the bug.
 
-    A test stops at the first failure, so ``failures`` is 0 or 1 for the lab's tests.
+    A test stops at the first failure, so ``failures`` is 0 or 1 for the lab's tests. A
+    ``skipped`` test found the commit untestable (git bisect's exit code 125, a failed build):
+    it says nothing of the bug, and the commit is not proposed again.
     """
 
     commit: int
     boots: int
     failures: int
+    skipped: bool = False
 
     @property
     def failed(self) -> bool:
@@ -69,16 +72,20 @@ class SearchSpace:
 
     def __init__(self, parents: Sequence[tuple[int, ...]], good: Sequence[int], bad: int,
                  commits: np.ndarray | None = None, names: Sequence[str] | None = None,
-                 times: Sequence[int] | None = None):
+                 times: Sequence[int] | None = None,
+                 touching: Callable[[str], np.ndarray] | None = None):
         """``commits``: the candidates when already known, a sorted convex part of GOOD..BAD
         (those a deterministic hunt has not ruled out, say), instead of all of them.
         ``names``: what to call each commit of the graph in messages (shas), if known.
-        ``times``: each commit's committer time (epoch seconds), if known: git walks by it."""
+        ``times``: each commit's committer time (epoch seconds), if known: git walks by it.
+        ``touching(pathspec)``: which commits of the graph touch a pathspec, if paths are known
+        (a prior may lean on them)."""
         self.graph_parents = parents
         self.good = tuple(good)
         self.bad = bad
         self.names = names
         self.graph_times = times
+        self.touching = touching
         self.commits = dag.candidates(parents, bad, self.good) if commits is None else commits
         self.sums = dag.AncestorSums(parents, self.commits)
         self.local = {int(c): i for i, c in enumerate(self.commits)}
@@ -144,14 +151,17 @@ class Strategy(ABC):
         self.space = space
         self.options = options if options is not None else self.Options()
         self.history: list[Observation] = []
+        self.untestable = np.zeros(len(space), dtype=bool)  # skipped commits (local numbering)
 
     @abstractmethod
     def propose(self, resources: Resources) -> Proposal:
         """The next commit(s) to test; only called while :meth:`verdict` is None."""
 
     def observe(self, obs: Observation) -> None:
-        """Take one test result into account."""
+        """Take one test result into account (a skip marks its commit untestable)."""
         self.history.append(obs)
+        if obs.skipped and obs.commit in self.space.local:
+            self.untestable[self.space.local[obs.commit]] = True
 
     @abstractmethod
     def verdict(self) -> Verdict | None:

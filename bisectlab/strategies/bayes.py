@@ -74,6 +74,10 @@ class BayesOptions(StrategyOptions):
         None, key="detect-prior", flag="--detect-prior", text=True, metavar="HINT",
         help="what the bug report says of p, e.g. '10-30 reboots', '0.03-0.1' or 'beta(2,38)': "
              "it leans the prior, never rules a rate out")
+    weight: str | None = option(
+        None, key="weight", flag="--weight", text=True, multiple=True, metavar="PATHSPEC=W",
+        help="commits that touch PATHSPEC are W times likelier a priori (repeatable, or "
+             "'a=2;b=3'); a hint never makes a commit impossible")
     p_quantile: float | None = option(
         None, key="p-quantile", low=0, high=0.5, high_open=True, legacy=0.0,
         help="a verdict must also hold with p fixed at this lower quantile of its posterior, so "
@@ -89,6 +93,8 @@ class BayesOptions(StrategyOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.weight is not None:
+            path_weights(self.weight)
         if self.detect_prior is not None:
             if self.detect is not None:
                 raise BisectlabError("--detect-prior leans a learnt p: it does not go with "
@@ -97,6 +103,36 @@ class BayesOptions(StrategyOptions):
                 DetectHint.parse(self.detect_prior)
             except ValueError as exc:
                 raise BisectlabError(f"--detect-prior: {exc}") from None
+
+
+MAX_WEIGHT = 1e6
+
+
+def path_weights(text: str) -> list[tuple[str, float]]:
+    """'kernel/trace=10;drivers/net=0.5' -> [(pathspec, W), ...]; BisectlabError if malformed."""
+    out = []
+    for item in filter(None, (part.strip() for part in text.split(";"))):
+        pathspec, eq, value = item.rpartition("=")
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = float("nan")
+        if not eq or not pathspec or not 0 < weight <= MAX_WEIGHT:
+            raise BisectlabError(f"--weight takes PATHSPEC=W with 0 < W <= {MAX_WEIGHT:g}, not "
+                                 f"'{item[:60]}'")
+        out.append((pathspec, weight))
+    return out
+
+
+def prior_from_paths(space: SearchSpace, text: str) -> np.ndarray:
+    """Prior weights of the candidates: W for each pathspec a commit touches, multiplied."""
+    if space.touching is None:
+        raise BisectlabError("--weight needs a history with changed paths")
+    weights = np.ones(len(space))
+    for pathspec, weight in path_weights(text):
+        touched = np.asarray(space.touching(pathspec), dtype=bool)[space.commits]
+        weights[touched] *= weight
+    return weights
 
 
 def low_p_mass(stats: Evidence, log_prior: np.ndarray, model: RateModel, posterior: Posterior,
@@ -185,6 +221,8 @@ class BayesStrategy(Strategy):
         self.model = RateModel.build(opts.detect, opts.false_positive,
                                      deterministic_mass=opts.deterministic_mass,
                                      caution=opts.caution, hint=hint)
+        if prior_weights is None and opts.weight is not None:
+            prior_weights = prior_from_paths(space, opts.weight)
         self.log_prior = self._log_prior(prior_weights)
         self.stats = Evidence(len(space))
         self.posterior: Posterior = compute_posterior(self.stats, self.log_prior, self.model)
@@ -208,7 +246,7 @@ class BayesStrategy(Strategy):
     def observe(self, obs: Observation) -> None:
         super().observe(obs)
         local = self.space.local.get(obs.commit)
-        if local is None or self.contradiction is not None:
+        if local is None or self.contradiction is not None or obs.skipped:
             return
         self.stats.add(self.space.ancestors(local), obs.boots, obs.failures)
         try:
@@ -263,9 +301,11 @@ class BayesStrategy(Strategy):
         info = information_bits(p_pass, cond_entropy)
         fail = 1 - p_pass
         if resources.adapters_left is None:
-            return u, info / (1 + self.cost_weight * fail)
-        return u, adapter_scores(self._budget_view(u, info, fail, resources.adapters_left),
-                                 resources.adapters_left)
+            score = info / (1 + self.cost_weight * fail)
+        else:
+            score = adapter_scores(self._budget_view(u, info, fail, resources.adapters_left),
+                                   resources.adapters_left)
+        return u, np.where(self.untestable, -np.inf, score)
 
     def _budget_view(self, u: np.ndarray, info: np.ndarray, fail: np.ndarray,
                      adapters: int) -> BudgetView:
@@ -307,7 +347,7 @@ class BayesStrategy(Strategy):
         u, score = self.scores(resources)
         best = first_best(score)
         self.stuck = not score[best] > MIN_BITS
-        if self._learning_p_pays(resources):
+        if self._learning_p_pays(resources) and not self.untestable[self.best()[0]]:
             best, self.stuck = self.best()[0], False
         chosen = [best]
         if resources.rigs > 1:
@@ -493,8 +533,25 @@ class BayesStrategy(Strategy):
                                "bayes: posterior reached the target confidence", 1,
                                self.evidence_of(culprit))
         if self.stuck:
+            hidden = self._hidden_by_skips()
+            if hidden:
+                return Verdict("inconclusive", int(self.space.commits[i]), mass,
+                               "there are only skipped commits left to test; the first bad "
+                               "commit could be any of: " + " ".join(
+                                   self.space.name(c) for c in hidden), len(hidden),
+                               self.evidence_of(int(self.space.commits[i])))
             return self.abort("no test left that could teach anything", "inconclusive")
         return None
+
+    def _hidden_by_skips(self) -> list[int]:
+        """The likeliest candidates holding the target confidence together, if skipped commits
+        are among them (no test can split them), else nothing."""
+        order = np.argsort(-self.posterior.mass, kind="stable")
+        held = np.cumsum(self.posterior.mass[order])
+        likeliest = order[:int(np.searchsorted(held, self.confidence)) + 1]
+        if len(likeliest) < 2 or not self.untestable[likeliest].any():
+            return []
+        return sorted(int(self.space.commits[i]) for i in likeliest)
 
     def abort(self, reason: str, status: str = "aborted") -> Verdict:
         i, mass = self.best()

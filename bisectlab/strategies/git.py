@@ -194,11 +194,27 @@ class GitStrategy(Strategy):
         return idx, np.minimum(x, n - x)
 
     def choice(self) -> tuple[int, int]:
-        """git's next test (local index) and the candidates it reaches, kept until the state moves."""
+        """git's next test (local index) and the candidates it reaches, kept until the state moves.
+
+        A skipped commit is never tested again: the best split among the testable ones is
+        taken instead (the oldest of equals)."""
         if self._choice is None:
             reaches = self.space.sums.sums(self.alive.astype(np.int64))
             self._choice = find_bisection(self.space, self.alive, self.bad, reaches)
+            if self.untestable[self._choice[0]]:
+                n = self.remaining()
+                testable = self.alive & ~self.untestable
+                testable[self.bad] = False
+                split = np.where(testable, np.minimum(reaches, n - reaches), -1)
+                best = int(np.argmax(split))
+                self._choice = (best, int(reaches[best]))
         return self._choice
+
+    def only_skipped_left(self) -> bool:
+        """Whether every candidate still in play but the current bad was skipped."""
+        rest = self.alive.copy()
+        rest[self.bad] = False
+        return self.remaining() > 1 and not (rest & ~self.untestable).any()
 
     def best_local(self) -> int:
         """The very commit git bisect would test: a best split, or one git finds near enough."""
@@ -222,6 +238,9 @@ class GitStrategy(Strategy):
         local = self.space.local.get(obs.commit)
         if local is None or not self.alive[local]:
             return
+        if obs.skipped:
+            self._choice = None
+            return
         anc = self.space.ancestor_mask(local)
         if self.judged_bad(obs):
             self.alive &= anc
@@ -238,6 +257,12 @@ class GitStrategy(Strategy):
         return not obs.failed and obs.boots >= self.boots_per_test
 
     def verdict(self) -> Verdict | None:
+        if self.only_skipped_left():
+            left = [int(c) for c in self.space.commits[self.alive]]
+            return Verdict("inconclusive", int(self.space.commits[self.bad]), None,
+                           "there are only skipped commits left to test; the first bad commit "
+                           "could be any of: " + " ".join(self.space.name(c) for c in left),
+                           len(left), self.evidence(int(self.space.commits[self.bad])))
         if self.remaining() > 1:
             return None
         culprit = int(self.space.commits[self.bad])

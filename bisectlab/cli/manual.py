@@ -1,0 +1,139 @@
+"""Manual hunts, one process per step: `bisectlab good|bad|skip` (old|new when hunting a fix)
+record a test's outcome, `bisectlab status` shows where the hunt stands."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from bisectlab.cli.params import MAX_SEED, count, db_option, open_store
+from bisectlab.errors import BisectlabError
+
+MAX_BOOTS = 10_000
+
+
+def _hunt_option(func: Callable) -> Callable:
+    return click.option("--hunt", "hunt_id", type=count(1, MAX_SEED), default=None,
+                        help="The manual hunt [default: the newest one still running].")(func)
+
+
+def _waiting_hunt(store: Any, hunt_id: int | None) -> int:
+    """The manual hunt to step: the one named, or the newest running one."""
+    if hunt_id is not None:
+        return hunt_id
+    manual = [h for h in store.hunts()
+              if h["params"].get("lab") == "manual" and h["status"] == "running"]
+    if not manual:
+        raise BisectlabError("no manual hunt is waiting (start one: bisectlab bisect GOOD BAD "
+                             "--repo DIR)")
+    return manual[-1]["id"]
+
+
+def outcome_command(term: str) -> click.Command:
+    """The command that records one outcome in git's words (good, bad, skip, old, new)."""
+    words = {"good": "passed every boot", "old": "passed every boot (the old behaviour)",
+             "bad": "showed the bug at its last boot", "new": "showed the new behaviour at its "
+             "last boot", "skip": "could not be tested"}[term]
+
+    @click.command(term, help=f"Record that COMMIT {words} (default: the one commit waiting).")
+    @click.argument("commit", required=False)
+    @click.option("--boots", type=count(1, MAX_BOOTS), default=1, show_default=True,
+                  help="Boots the test took (a bad one stops at the failing boot).")
+    @click.option("--rig", default=None, help="The rig it ran on (default: the one it waits on).")
+    @_hunt_option
+    @db_option
+    @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+    @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+    def record(commit: str | None, boots: int, rig: str | None, hunt_id: int | None,
+               db_url: str | None, as_json: bool, quiet: bool) -> None:
+        _step(term, commit, boots, rig, hunt_id, db_url, as_json, quiet)
+
+    return record
+
+
+def _step(term: str | None, commit: str | None, boots: int, rig: str | None,
+          hunt_id: int | None, db_url: str | None, as_json: bool, quiet: bool) -> None:
+    """Take one outcome (or none, for status) into a manual hunt and say what comes next."""
+    from bisectlab.cli.hunt import _run
+    from bisectlab.driver import setup_of, step
+    from bisectlab.manual import AwaitingTests, outcome_from_words
+
+    with open_store(db_url, existing=True) as store:
+        hunt_id = _waiting_hunt(store, hunt_id)
+        setup = setup_of(store.hunt(hunt_id))
+        typed = []
+        if term is not None:
+            try:
+                step(store, hunt_id, setup=setup)
+            except AwaitingTests as waiting:
+                pending = waiting.pending
+            else:
+                raise BisectlabError(f"hunt {hunt_id} is waiting for no test")
+            target = _pending_commit(setup.history, commit, pending, rig)
+            typed = [outcome_from_words(term, target, boots, rig)]
+        _run(lambda on_test, on_start: step(store, hunt_id, typed, on_test, setup), setup,
+             db_url, as_json, quiet or term is None)
+
+
+def _pending_commit(history: Any, commit: str | None, pending: list[tuple[int, str]],
+                    rig: str | None) -> int:
+    """The waiting test an outcome is for: the commit named (a ref), or the only one waiting."""
+    waiting = [c for c, r in pending if rig in (None, r)]
+    if commit is None:
+        if len(set(waiting)) != 1:
+            shown = ", ".join(history.shas[c][:12] for c, _ in pending)
+            raise BisectlabError(f"{len(pending)} tests are waiting ({shown}): name the commit")
+        return waiting[0]
+    target = history.resolve(commit)
+    if target not in waiting:
+        shown = ", ".join(f"{history.shas[c][:12]} on {r}" for c, r in pending)
+        raise BisectlabError(f"{history.shas[target][:12]} is not waiting to be tested "
+                             f"(waiting: {shown})")
+    return target
+
+
+@click.command()
+@_hunt_option
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def status(hunt_id: int | None, db_url: str | None, as_json: bool) -> None:
+    """Where a manual hunt stands: candidates left, the top one, p learnt, what to test next."""
+    from bisectlab.driver import setup_of, step
+    from bisectlab.manual import AwaitingTests
+    from bisectlab.replay import retrace_strategy
+
+    with open_store(db_url, existing=True) as store:
+        hunt_id = _waiting_hunt(store, hunt_id)
+        setup = setup_of(store.hunt(hunt_id))
+        strategy = retrace_strategy(store, hunt_id, setup)
+        try:
+            step(store, hunt_id, setup=setup)
+            pending: list[tuple[int, str]] = []
+        except AwaitingTests as waiting:
+            pending = waiting.pending
+    h = setup.history
+    belief = strategy.belief()
+    top = int(belief.argmax())
+    state = {"hunt": hunt_id, "candidates_left": int((belief > 1e-6).sum()),
+             "top": h.shas[int(strategy.space.commits[top])], "top_mass": float(belief[top]),
+             "p_learnt": getattr(getattr(strategy, "posterior", None), "p_mean", None),
+             "tests": len(strategy.history),
+             "test_next": [{"commit": h.shas[c], "rig": r} for c, r in pending]}
+    if as_json:
+        click.echo(json.dumps(state))
+        return
+    click.echo(f"hunt {hunt_id}: {state['tests']} tests, {state['candidates_left']} candidates "
+               f"left; top {state['top'][:12]} at {state['top_mass']:.3f}"
+               + ("" if state["p_learnt"] is None else f", p ~ {state['p_learnt']:.3f}"))
+    for c, r in pending:
+        click.echo(f"test {h.shas[c][:12]} {h.subjects[c]} on {r}")
+
+
+good = outcome_command("good")
+bad = outcome_command("bad")
+skip = outcome_command("skip")
+old = outcome_command("old")
+new = outcome_command("new")

@@ -1,0 +1,311 @@
+"""Real rigs: git worktrees of the user's repository, a run command, an optional install command.
+
+Each rig is a worktree of the repository detached at the commit under test (the user's own work
+tree and branch are never touched). A test installs the commit if the rig does not have it
+(``--install``, once: build, flash, kexec), then runs ``--run`` up to b times, stopping at the
+first failure. Commands run in the rig's worktree, in a process group of their own, with
+BISECTLAB_COMMIT, BISECTLAB_RIG, BISECTLAB_BOOT (the how-manyth boot of this commit in this hunt)
+and BISECTLAB_HUNT in their environment. Their exit status follows `git bisect run`:
+
+    0                 pass
+    1-127 but 125     the bug showed (an adapter destroyed, with --adapters)
+    125               untestable: the commit is skipped (a failed install too, as ktest's
+                      BISECT_SKIP does for a failed build)
+    126, 127 at first most likely a missing or non-executable script: the hunt aborts
+    128 or more, or a signal: the hunt aborts, its state kept (bisectlab resume continues it)
+
+Each boot keeps its exit status, wall time and the tail of its output. The rigs of a round run
+at once, in threads that each wait on their own commands.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bisectlab.errors import BisectlabError
+from bisectlab.history import History
+from bisectlab.lab import AdapterBox, BootRecord, TestResult
+
+OUTPUT_TAIL = 8192          # bytes of a command's output kept with its boot
+TIMEOUT_ACTIONS = ("skip", "fail", "abort")
+DEFAULT_ON_TIMEOUT = "skip"  # a hang shows neither the bug nor its absence: never guess
+EXIT_SKIP = 125
+MISSING_SCRIPT = (126, 127)
+
+
+class RigAbort(BisectlabError):
+    """A run command asked to stop the hunt (exit >= 128, a signal, a missing script): the
+    hunt keeps its state and `bisectlab resume` continues it."""
+
+
+@dataclass
+class Rig:
+    """One real rig: its worktree, and the commit it has installed (None: none yet)."""
+
+    name: str
+    worktree: Path
+    installed: int | None = None
+    checked_out: int | None = None
+    adapter: str | None = None
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command's outcome: its exit status (negative: killed by that signal; None: timed out),
+    wall seconds and the tail of its output."""
+
+    status: int | None
+    seconds: float
+    output: str
+
+
+@dataclass
+class GitRigs:
+    """M rigs over git worktrees of one repository, running real commands (a Runner)."""
+
+    repo: Path
+    history: History
+    run_command: str
+    install_command: str | None = None
+    rigs: list[Rig] = field(default_factory=list)
+    box: AdapterBox = field(default_factory=lambda: AdapterBox(None, "REAL", model="adapter"))
+    timeout: float | None = None
+    on_timeout: str = DEFAULT_ON_TIMEOUT
+    hunt_id: int | None = None
+    keep_worktrees: bool = False
+    attempts: dict[int, int] = field(default_factory=dict)
+    ran_once: bool = False
+    running: dict[int, subprocess.Popen] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, repo: Path, history: History, run_command: str, *, install_command: str | None,
+              rigs: int, worktrees: Path, adapters: int | None, timeout: float | None,
+              on_timeout: str, seed: int, keep_worktrees: bool) -> GitRigs:
+        """Rigs named rig1..rigM with worktrees under ``worktrees`` (made when first used)."""
+        if not run_command.strip():
+            raise BisectlabError("--run is empty: give the command that tests a commit")
+        if on_timeout not in TIMEOUT_ACTIONS:
+            raise BisectlabError(f"--on-timeout is one of {', '.join(TIMEOUT_ACTIONS)}")
+        check_writable(worktrees)
+        box = AdapterBox.of(adapters, seed, model="adapter")
+        out = cls(Path(repo), history, run_command, install_command or None,
+                  [Rig(f"rig{i + 1}", worktrees / f"rig{i + 1}") for i in range(rigs)], box,
+                  timeout, on_timeout, keep_worktrees=keep_worktrees)
+        for rig in out.rigs:
+            rig.adapter = box.take()
+        return out
+
+    # the Runner seam ----------------------------------------------------------------------------
+
+    @property
+    def adapters_left(self) -> int | None:
+        """Working adapters: fitted in a rig or spare in the box (None: unlimited)."""
+        left = self.box.left
+        return None if left is None else left + len(self.ready_rigs())
+
+    def ready_rigs(self) -> list[Rig]:
+        """Rigs with a working adapter."""
+        return [r for r in self.rigs if r.adapter is not None]
+
+    def run(self, commit: int, boots: int, rig: Rig) -> TestResult:
+        """Install the commit on the rig if it lacks it, then boot it up to ``boots`` times."""
+        return self.run_round([(commit, boots, rig)], lambda i, r: None)[0]
+
+    def run_round(self, tests: Sequence[tuple[int, int, Rig]],
+                  on_done: Callable[[int, TestResult], None]) -> list[TestResult]:
+        """The tests of one round at once, one thread per rig; ``on_done(i, result)`` hears each
+        as it ends, in this thread (to log it). Ctrl-C or an abort stops the whole round."""
+        if len(tests) == 1:
+            result = self._test(*tests[0])
+            on_done(0, result)
+            return [result]
+        results: dict[int, TestResult] = {}
+        pool = ThreadPoolExecutor(len(tests))
+        try:
+            futures = {pool.submit(self._test, *test): i for i, test in enumerate(tests)}
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+                on_done(futures[future], results[futures[future]])
+        except BaseException:
+            self.stop_all()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        return [results[i] for i in range(len(tests))]
+
+    def restore(self, commit: int, boots: int, rig: Rig, logged: dict[str, Any]) -> TestResult:
+        """A test a resumed hunt had logged: taken as it is, the rigs' state moved on by it."""
+        result = TestResult.from_log(commit, logged)
+        self.attempts[commit] = self.attempts.get(commit, 0) + len(result.boots)
+        self.ran_once = self.ran_once or bool(result.boots)
+        rig = next((r for r in self.rigs if r.name == result.rig), rig)
+        if result.installed and not result.skipped:
+            rig.installed = commit
+        for _ in result.destroyed:
+            rig.adapter = self.box.take()
+        return result
+
+    # one test ------------------------------------------------------------------------------------
+
+    def _test(self, commit: int, boots: int, rig: Rig) -> TestResult:
+        started = time.monotonic()
+        installed = rig.installed != commit
+        if installed:
+            self._check_out(rig, commit)
+            if self.install_command:
+                done = self._command(self.install_command, rig, commit, 0)
+                if done.status != 0:
+                    rig.installed = None
+                    return self._skipped(commit, rig, (), started, installed,
+                                         f"install failed ({describe(done)}): skipped")
+            rig.installed = commit
+        records: list[BootRecord] = []
+        for _ in range(boots):
+            attempt = self.attempts.get(commit, 0) + 1
+            self.attempts[commit] = attempt
+            done = self._command(self.run_command, rig, commit, attempt)
+            first, self.ran_once = not self.ran_once, True
+            verdict = self._meaning(done, first)
+            records.append(BootRecord(attempt, None, verdict == "bad", False, rig.adapter,
+                                      done.status, done.seconds, done.output))
+            if verdict == "skip":
+                return self._skipped(commit, rig, tuple(records), started, installed,
+                                     f"{describe(done)}: untestable, skipped")
+            if verdict == "bad":
+                destroyed = (rig.adapter,) if rig.adapter is not None else ()
+                rig.adapter = self.box.take()
+                return TestResult(commit, rig.name, tuple(records), destroyed,
+                                  (time.monotonic() - started) / 60, installed)
+        return TestResult(commit, rig.name, tuple(records), (), (time.monotonic() - started) / 60,
+                          installed)
+
+    def _skipped(self, commit: int, rig: Rig, records: tuple[BootRecord, ...], started: float,
+                 installed: bool, note: str) -> TestResult:
+        return TestResult(commit, rig.name, records, (), (time.monotonic() - started) / 60,
+                          installed, True, note)
+
+    def _meaning(self, done: Command, first: bool) -> str:
+        """pass, bad or skip, by git bisect run's contract; RigAbort where it says stop."""
+        if done.status is None:
+            if self.on_timeout == "abort":
+                raise RigAbort(f"--run timed out after {self.timeout:g} s (--on-timeout abort)")
+            return {"skip": "skip", "fail": "bad"}[self.on_timeout]
+        if done.status in MISSING_SCRIPT and first:
+            raise RigAbort(f"--run exited {done.status} on its first run: most likely a missing "
+                           f"or non-executable script ({self.run_command!r})")
+        if done.status < 0 or done.status >= 128:
+            raise RigAbort(f"--run {describe(done)}: the hunt stops (exit 128 or more, or a "
+                           "signal, asks git bisect run to abort)")
+        if done.status == EXIT_SKIP:
+            return "skip"
+        return "pass" if done.status == 0 else "bad"
+
+    def _check_out(self, rig: Rig, commit: int) -> None:
+        """The rig's worktree detached at ``commit`` (made on first use; checked out only when
+        its commit changes)."""
+        sha = self.history.shas[commit]
+        if rig.checked_out == commit:
+            return
+        if not (rig.worktree / ".git").exists():
+            rig.worktree.parent.mkdir(parents=True, exist_ok=True)
+            git(self.repo, "worktree", "add", "--force", "--detach", str(rig.worktree), sha)
+        else:
+            git(rig.worktree, "checkout", "--quiet", "--force", "--detach", sha)
+        rig.checked_out = commit
+
+    def _command(self, command: str, rig: Rig, commit: int, boot: int) -> Command:
+        """Run one command in the rig's worktree, its output into a file, its tail kept."""
+        env = {**os.environ, "BISECTLAB_COMMIT": self.history.shas[commit],
+               "BISECTLAB_RIG": rig.name, "BISECTLAB_BOOT": str(boot),
+               "BISECTLAB_HUNT": "" if self.hunt_id is None else str(self.hunt_id)}
+        with tempfile.TemporaryFile() as out:
+            started = time.monotonic()
+            proc = subprocess.Popen(["/bin/sh", "-c", command], cwd=rig.worktree, env=env,
+                                    stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+            self.running[proc.pid] = proc
+            try:
+                status: int | None = proc.wait(timeout=self.timeout)
+            except subprocess.TimeoutExpired:
+                kill_group(proc)
+                status = None
+            except BaseException:
+                kill_group(proc)
+                raise
+            finally:
+                self.running.pop(proc.pid, None)
+            seconds = time.monotonic() - started
+            return Command(status, seconds, tail(out))
+
+    def stop_all(self) -> None:
+        """Kill every command still running (Ctrl-C, an abort on another rig)."""
+        for proc in list(self.running.values()):
+            kill_group(proc)
+
+    def close(self) -> None:
+        """Remove the rigs' worktrees unless asked to keep them."""
+        self.stop_all()
+        if self.keep_worktrees:
+            return
+        for rig in self.rigs:
+            if rig.worktree.exists():
+                git(self.repo, "worktree", "remove", "--force", str(rig.worktree), check=False)
+        git(self.repo, "worktree", "prune", check=False)
+
+
+def describe(done: Command) -> str:
+    """A command's end in words: 'exit 3', 'killed by signal 9', 'timed out'."""
+    if done.status is None:
+        return f"timed out after {done.seconds:.0f} s"
+    if done.status < 0:
+        return f"killed by signal {-done.status}"
+    return f"exit {done.status}"
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """Kill a command and everything it started (its process group)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def tail(out: Any) -> str:
+    """The last OUTPUT_TAIL bytes written to a file, as text."""
+    size = out.seek(0, os.SEEK_END)
+    out.seek(max(0, size - OUTPUT_TAIL))
+    return out.read().decode("utf-8", "replace")
+
+
+def check_writable(directory: Path) -> None:
+    """The rigs' worktrees can be made under ``directory`` (BisectlabError if not)."""
+    probe = directory
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise BisectlabError(f"cannot make worktrees under {directory}: {probe} is not a "
+                             "writable directory")
+
+
+def default_worktrees(repo: Path) -> Path:
+    """Where rigs' worktrees go unless the user names a place: under the repository's git dir."""
+    common = git(repo, "rev-parse", "--path-format=absolute", "--git-common-dir").strip()
+    return Path(common) / "bisectlab" / "rigs"
+
+
+def git(cwd: Path, *args: str, check: bool = True) -> str:
+    """Run git; its output (BisectlabError with git's first line if it fails and ``check``)."""
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    if check and done.returncode != 0:
+        line = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[0]
+        raise BisectlabError(f"git {args[0]} failed: {line}")
+    return done.stdout

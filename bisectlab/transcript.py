@@ -1,0 +1,118 @@
+"""Transcripts: a hunt as the commands that replay it, in the spirit of `git bisect log`.
+
+One line starts the hunt (as a manual hunt, whatever lab it ran in), then one line per test in
+the order they were logged, each under a `#` comment with its commit's subject, boots and
+failures. Replayed into a database (`bisectlab replay log FILE`), a transcript rebuilds the hunt
+and continues it by hand, or gives its verdict; its log is the transcript again.
+
+    # bisectlab log: bayes on e1000e-2.6.27 v2.6.26..v2.6.27-rc8, 1 rig: found d92485b39632
+    bisectlab bisect v2.6.26 v2.6.27-rc8 --manual --history e1000e-2.6.27 --strategy bayes --seed 5
+    # [1] rig1 6b6d4aa3a4b1 Merge branch 'for-linus' of ...: 1 boot, passed
+    bisectlab good 6b6d4aa3a4b1... --boots 1 --rig rig1
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+from bisectlab.errors import BisectlabError
+from bisectlab.strategies import strategy_class
+
+VERBS = {"pass": "good", "bad": "bad", "skip": "skip"}
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """A transcript read back: the arguments of its start line and its tests' outcomes."""
+
+    start: list[str]
+    tests: list[tuple[str, str, int, str]]  # (verb, commit sha, boots, rig)
+
+
+def write_log(hunt: dict[str, Any], tests: list[dict[str, Any]]) -> str:
+    """The transcript of a logged hunt (its row and its tests with their boots)."""
+    lines = [f"# bisectlab log: {_headline(hunt)}", shlex.join(start_args(hunt))]
+    for t in tests:
+        verb = "skip" if t.get("skipped") else "bad" if t["failed"] else "good"
+        seen = ("skipped" if verb == "skip" else
+                f"{_boots(t['boots'])}, {'bug showed' if t['failed'] else 'passed'}")
+        lines.append(f"# [{t['seq']}] {t['rig']} {t['commit_sha'][:12]} {t['commit_subject']}: "
+                     f"{seen}")
+        words = ["bisectlab", verb, t["commit_sha"]]
+        if verb != "skip":
+            words += ["--boots", str(t["boots"])]
+        lines.append(shlex.join([*words, "--rig", t["rig"]]))
+    return "\n".join(lines) + "\n"
+
+
+def _headline(hunt: dict[str, Any]) -> str:
+    p = hunt["params"]
+    where = hunt["history_source"] if p.get("lab") in ("rigs", "manual") else hunt["history"]
+    state = hunt["status"]
+    if hunt["culprit_sha"] and state in ("found", "aborted", "inconclusive"):
+        state += f" {hunt['culprit_sha'][:12]}"
+    rigs = p.get("rigs", 1)
+    return (f"{hunt['strategy']} on {where} {hunt['good']}..{hunt['bad']}, {rigs} "
+            f"rig{'s' if rigs != 1 else ''}: {state}")
+
+
+def _boots(n: int) -> str:
+    return f"{n} boot{'s' if n != 1 else ''}"
+
+
+def start_args(hunt: dict[str, Any]) -> list[str]:
+    """The `bisectlab bisect` command that starts the hunt again, by hand."""
+    p = hunt["params"]
+    options = strategy_class(hunt["strategy"]).Options.from_logged(p["strategy_options"])
+    label = options.label()
+    args = ["bisectlab", "bisect", *hunt["good"].split(), hunt["bad"]]
+    if p.get("repo"):
+        args += ["--repo", p["repo"]]
+    else:
+        args += ["--manual", "--history", p.get("history") or hunt["history_source"]]
+    args += ["--strategy", hunt["strategy"] + (f":{label}" if label else "")]
+    args += ["--rigs", str(p.get("rigs", 1)), "--seed", str(hunt["seed"])]
+    if p.get("adapters") is not None:
+        args += ["--adapters", str(p["adapters"])]
+    return args
+
+
+def read_log(text: str) -> Transcript:
+    """A transcript's start line and tests (BisectlabError, naming the line, if malformed)."""
+    start: list[str] | None = None
+    tests: list[tuple[str, str, int, str]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            words = shlex.split(line)
+        except ValueError as exc:
+            raise BisectlabError(f"transcript line {number}: {exc}") from None
+        if words[:2] == ["bisectlab", "bisect"] and start is None:
+            start = words[2:]
+            continue
+        if start is None or len(words) < 3 or words[0] != "bisectlab" or words[1] not in (
+                "good", "bad", "skip", "old", "new"):
+            raise BisectlabError(f"transcript line {number} is not a bisectlab bisect start or "
+                                 f"a good/bad/skip line: {line[:60]}")
+        tests.append(_outcome(words, number))
+    if start is None:
+        raise BisectlabError("the transcript has no bisectlab bisect line to start from")
+    return Transcript(start, tests)
+
+
+def _outcome(words: list[str], number: int) -> tuple[str, str, int, str]:
+    """(verb, commit, boots, rig) of a good/bad/skip line."""
+    verb, commit, rest = words[1], words[2], words[3:]
+    boots, rig = 1, ""
+    while rest:
+        flag, value, rest = rest[0], rest[1] if len(rest) > 1 else None, rest[2:]
+        if flag == "--boots" and value is not None and value.isdigit() and int(value) >= 1:
+            boots = int(value)
+        elif flag == "--rig" and value:
+            rig = value
+        else:
+            raise BisectlabError(f"transcript line {number}: unexpected {flag!r}")
+    return verb, commit, boots, rig
