@@ -21,6 +21,7 @@ from bisectlab.manual import AwaitingTests, ManualRunner, Outcome
 from bisectlab.rigs import GitRigs, default_worktrees
 from bisectlab.store import RESUMABLE, Store, claimant, hunt_state
 from bisectlab.strategies import (
+    LabCosts,
     Observation,
     Resources,
     Strategy,
@@ -95,7 +96,7 @@ def drive(
             return strategy.abort(OUT_OF_ADAPTERS), totals
         if totals.tests >= max_tests:
             return strategy.abort(f"no verdict after {max_tests} tests", "inconclusive"), totals
-        proposal = strategy.propose(Resources(len(rigs), runner.adapters_left))
+        proposal = strategy.propose(resources_of(runner, rigs))
         round_ = list(zip(proposal.commits, rigs, strict=False))
         results: dict[int, TestResult] = {}
         fresh = []
@@ -119,6 +120,15 @@ def drive(
             on_observed(totals.tests + i + 1, result)
         totals.add_round(ordered)
     return verdict, totals
+
+
+def resources_of(runner: Runner, rigs: list[Any]) -> Resources:
+    """What a strategy may know of the lab for its next round: free rigs, adapters left, what
+    each free rig has installed, and the lab-minute costs (if the runner knows them)."""
+    costs = getattr(runner, "costs", None)
+    return Resources(len(rigs), runner.adapters_left,
+                     tuple(getattr(r, "installed", None) for r in rigs),
+                     None if costs is None else LabCosts(costs.install, costs.boot, costs.swap))
 
 
 def run_round(runner: Runner, tests: Sequence[tuple[int, int, Any]],
@@ -188,6 +198,7 @@ class HuntSetup:
     arch: str = "i386"
     adapters: int | None = 50
     costs: Costs = field(default_factory=Costs)
+    keeps_installed: bool = True
     prepared: Prepared | None = field(default=None, init=False, repr=False)
 
     def prepare(self) -> Prepared:
@@ -204,14 +215,15 @@ class HuntSetup:
         space = h.search_space([good], bad)
         strategy = make_strategy(self.strategy, space, **self.options)
         lab = Lab.build(h, seed=self.seed, rigs=self.rigs, arch=self.arch,
-                        adapters=self.adapters, costs=self.costs)
+                        adapters=self.adapters, costs=self.costs,
+                        keeps_installed=self.keeps_installed)
         self.prepared = Prepared(strategy, lab, [good], bad, h.true_culprit(good, bad, self.arch))
         return self.prepared
 
     def params(self, strategy: Strategy) -> dict[str, Any]:
         """The hunt's parameters as logged: enough to set the same hunt up again (replay)."""
         return {"strategy_options": strategy.params(), "rigs": self.rigs, "arch": self.arch,
-                "adapters": self.adapters,
+                "adapters": self.adapters, "keeps_installed": self.keeps_installed,
                 **{f"{k}_minutes": v for k, v in asdict(self.costs).items()}}
 
     @classmethod
@@ -227,7 +239,8 @@ class HuntSetup:
         options = strategy_class(hunt["strategy"]).Options.from_logged(params["strategy_options"])
         return cls(history, hunt["good"], hunt["bad"], strategy=hunt["strategy"],
                    options=options.as_dict(), seed=hunt["seed"], rigs=params["rigs"],
-                   arch=params["arch"], adapters=params["adapters"], costs=costs)
+                   arch=params["arch"], adapters=params["adapters"], costs=costs,
+                   keeps_installed=params.get("keeps_installed", False))
 
 
 @dataclass

@@ -79,11 +79,12 @@ class TestResult:
 
 @dataclass
 class Rig:
-    """A test machine with its architecture and the adapter currently fitted."""
+    """A test machine with its architecture, the adapter fitted and the commit installed."""
 
     name: str
     arch: str
     adapter: str | None = None
+    installed: int | None = None
 
 
 @dataclass
@@ -134,18 +135,24 @@ class Lab:
     attempts: dict[int, int] = field(default_factory=dict)
     condition: int = 1
     spell_change: float = 0.1
+    keeps_installed: bool = True
 
     @classmethod
     def build(cls, history: History, *, seed: int, rigs: int = 1, arch: str = "i386",
-              adapters: int | None = 50, costs: Costs | None = None) -> Lab:
-        """A lab of ``rigs`` identical rigs, each fitted with an adapter from the box."""
+              adapters: int | None = 50, costs: Costs | None = None,
+              keeps_installed: bool = True) -> Lab:
+        """A lab of ``rigs`` identical rigs, each fitted with an adapter from the box.
+
+        ``keeps_installed``: a rig keeps the kernel it installed until it tests another commit,
+        so another boot of it costs a boot, not an install (hunts logged before the lab kept
+        its kernels replay with False: every test installed)."""
         if rigs < 1:
             raise BisectlabError(f"--rigs must be 1 or more, not {rigs}")
         if arch not in kernel.ARCHES:
             raise BisectlabError(f"unknown rig arch '{arch}' (known: {', '.join(kernel.ARCHES)})")
         box = AdapterBox.of(adapters, seed)
         lab = cls(history, seed, [Rig(f"rig{i + 1}", arch) for i in range(rigs)], box,
-                  costs or Costs())
+                  costs or Costs(), keeps_installed=keeps_installed)
         lab.condition = 1 if seed % 2 else -1
         for rig in lab.rigs:
             rig.adapter = box.take()
@@ -174,12 +181,15 @@ class Lab:
         return self.run(commit, boots, rig)
 
     def run(self, commit: int, boots: int, rig: Rig) -> TestResult:
-        """Install ``commit`` on ``rig`` and boot it up to ``boots`` times, stop at first failure."""
+        """Install ``commit`` on ``rig`` unless it has it, and boot it up to ``boots`` times,
+        stopping at the first failure (a destroyed adapter is swapped; the kernel stays)."""
         if rig.adapter is None:
             raise BisectlabError(f"{rig.name} has no adapter")
         sha = self.history.shas[commit]
         self._next_spell(sha)
-        minutes = self.costs.install
+        installs = not self.keeps_installed or rig.installed != commit
+        rig.installed = commit
+        minutes = self.costs.install if installs else 0.0
         records: list[BootRecord] = []
         destroyed: list[str] = []
         for _ in range(boots):
@@ -196,4 +206,4 @@ class Lab:
                 if rig.adapter is not None:
                     minutes += self.costs.swap
                 break
-        return TestResult(commit, rig.name, tuple(records), tuple(destroyed), minutes)
+        return TestResult(commit, rig.name, tuple(records), tuple(destroyed), minutes, installs)

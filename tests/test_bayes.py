@@ -36,7 +36,7 @@ def test_bayes_is_the_default_and_reports_its_confidence(tmp_path, monkeypatch):
     report = json.loads(result.stdout)
     assert result.exit_code == 0 and report["status"] == "found"
     assert report["confidence"] >= 0.99
-    assert report["installs"] * 10 >= report["boots"] > report["installs"]
+    assert report["tests"] * 10 >= report["boots"] > report["tests"] >= report["installs"]
     assert 0 < report["evidence"]["p_mean"] < 0.5
 
 

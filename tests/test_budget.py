@@ -112,9 +112,10 @@ def test_hard_budget_on_topic_branches_reaches_the_best_worst_case(adapters):
 
 
 def budgeted(p: float, adapters: int, hunts: int, seed: int = 3) -> list[dict]:
-    """Bench hunts of bayes with p learnt (the default) and a hard budget of adapters."""
+    """Bench hunts of bayes with p learnt (the default), one boot per test (the budget's
+    figures count tests) and a hard budget of adapters."""
     return run_bench(BenchConfig(commits=1000, detect=p, hunts=hunts, seed=seed,
-                                 adapters=adapters))
+                                 adapters=adapters, options=(("boots_per_install", 1),)))
 
 
 def test_with_p_learnt_three_adapters_settle_a_deterministic_bug_within_100_tests():

@@ -148,13 +148,15 @@ def test_replay_hunt_reports_a_changed_boot_at_its_step(run, small, tmp_path):
         "-q")
     shutil.copy(tmp_path / "c.sqlite", tmp_path / "copy.sqlite")
     with sqlite3.connect(tmp_path / "copy.sqlite") as con:
-        seq, boot_id = con.execute("SELECT t.seq, b.id FROM boots b JOIN tests t "
-                                   "ON b.test_id = t.id WHERE b.bricked = 0 "
-                                   "ORDER BY t.seq LIMIT 1 OFFSET 4").fetchone()
+        seq, boot_id, test_id = con.execute(
+            "SELECT t.seq, b.id, t.id FROM boots b JOIN tests t ON b.test_id = t.id "
+            "WHERE b.bricked = 0 ORDER BY t.seq, b.id LIMIT 1 OFFSET 4").fetchone()
+        (position,) = con.execute("SELECT count(*) FROM boots WHERE test_id = ? AND id <= ?",
+                                  (test_id, boot_id)).fetchone()
         con.execute("UPDATE boots SET bricked = 1 WHERE id = ?", (boot_id,))
     result = run("replay", "hunt", "1", "--db", "copy.sqlite")
     assert result.exit_code == 1
-    assert result.stdout.strip() == (f"hunt 1: diverges at test {seq}: boot 1: logged "
+    assert result.stdout.strip() == (f"hunt 1: diverges at test {seq}: boot {position}: logged "
                                      "bricked=True, replay bricked=False")
     assert run("replay", "hunt", "1", "--db", "c.sqlite").exit_code == 0
 

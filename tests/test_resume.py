@@ -95,7 +95,9 @@ def test_campaign_workers_die_with_their_parent(run, slow_bug, tmp_path):
     proc = _start(["replay", "campaign", "--history", str(slow_bug), "--hunts", "60",
                    "--strategy", "bayes", "--workers", "2", "--db", "c.sqlite", "-q"], tmp_path)
     _wait_for_rows(tmp_path / "c.sqlite", "SELECT count(*) FROM hunts", 2, proc)
-    workers = psutil.Process(proc.pid).children()
+    deadline = time.monotonic() + 60
+    while not (workers := psutil.Process(proc.pid).children()) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the pool starts its workers as the first hunts are handed out
     assert workers
     proc.kill()  # kill -9 of the campaign's own process, not of its group
     proc.wait()

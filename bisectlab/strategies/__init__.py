@@ -7,6 +7,7 @@ from typing import Any
 from bisectlab.errors import BisectlabError
 from bisectlab.options import StrategyOptions
 from bisectlab.strategies.base import (
+    LabCosts,
     Observation,
     Proposal,
     Resources,
@@ -63,6 +64,6 @@ def parse_strategy(spec: str) -> tuple[str, dict[str, Any]]:
     return name, options_class.parse(items, spec)
 
 
-__all__ = ["STRATEGIES", "Observation", "Proposal", "Resources", "SearchSpace", "Strategy",
+__all__ = ["STRATEGIES", "LabCosts", "Observation", "Proposal", "Resources", "SearchSpace", "Strategy",
            "StrategyOptions", "Verdict", "make_options", "make_strategy", "parse_strategy",
            "strategy_class"]

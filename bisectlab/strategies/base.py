@@ -41,15 +41,29 @@ class Observation:
 
 @dataclass(frozen=True)
 class Resources:
-    """What the lab can give the next round: rigs free, adapters left (None = unlimited)."""
+    """What the lab can give the next round: rigs free, adapters left (None = unlimited), the
+    commit each free rig has installed (None: nothing yet), and what a step costs in lab
+    minutes (None: unknown, and every test is priced alike)."""
 
     rigs: int = 1
     adapters_left: int | None = None
+    installed: tuple[int | None, ...] = ()
+    costs: LabCosts | None = None
+
+
+@dataclass(frozen=True)
+class LabCosts:
+    """Lab minutes of each step of a test: installing a kernel, one boot, swapping an adapter."""
+
+    install: float
+    boot: float
+    swap: float
 
 
 @dataclass(frozen=True)
 class Proposal:
-    """The next round: commits to test at once (one per rig) and boots per install."""
+    """The next round: commits to test at once (the i-th on the i-th free rig) and boots per
+    install (stopping at the first failure)."""
 
     commits: tuple[int, ...]
     boots: int = 1

@@ -8,6 +8,7 @@ and older still as adapters get scarce. It stops when one commit holds the targe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from math import log2
 from typing import Any
@@ -62,9 +63,11 @@ class BayesOptions(StrategyOptions):
              "causes)")
     cost_weight: float = option(0.0, key="cost-weight", flag="--cost-weight", low=0,
                                 high=1_000_000, help="price of an adapter, in tests (lambda)")
-    boots_per_install: int = option(1, key="boots-per-install", flag="--boots-per-install",
-                                    low=1, high=MAX_BOOTS_PER_INSTALL, whole=True,
-                                    help="boots per install, stopping at the first failure")
+    boots_per_install: int | None = option(
+        None, key="boots-per-install", flag="--boots-per-install", low=1,
+        high=MAX_BOOTS_PER_INSTALL, whole=True, legacy=1,
+        help="boots per install, stopping at the first failure (default: chosen test by test "
+             "for the most information per lab minute, where the lab's costs are known; else 1)")
     deterministic_mass: float = option(0.1, key="deterministic-mass", low=0, high=1,
                                        high_open=True,
                                        help="prior probability that the bug always shows (p = 1)")
@@ -155,6 +158,22 @@ def low_p_mass(stats: Evidence, log_prior: np.ndarray, model: RateModel, posteri
     return mass, p_low
 
 
+BOOTS_LADDER = (1, 2, 3, 5, 8, 13, 20, 30, 50)  # boots per install weighed test by test
+
+
+def on_their_rigs(commits: list[int], installed: tuple[int | None, ...]) -> list[int]:
+    """The round's commits in rig order: a commit a free rig has installed goes to that rig."""
+    if not installed or not any(c in installed for c in commits):
+        return commits
+    slots: list[int | None] = [None] * len(commits)
+    rest = list(commits)
+    for i, have in enumerate(installed[:len(commits)]):
+        if have in rest:
+            slots[i] = have
+            rest.remove(have)
+    return [c if c is not None else rest.pop(0) for c in slots]
+
+
 def first_best(values: np.ndarray) -> int:
     """The index of the largest value; near-ties (within 1e-9 relative, far above rounding
     noise but far below anything that matters) go to the first, the oldest commit, so that the
@@ -216,7 +235,7 @@ class BayesStrategy(Strategy):
         opts = self.options
         self.confidence = opts.confidence
         self.cost_weight = opts.cost_weight
-        self.boots = opts.boots_per_install
+        self.boots = opts.boots_per_install or 1  # fixed, or the default where costs are unknown
         hint = None if opts.detect_prior is None else DetectHint.parse(opts.detect_prior)
         self.model = RateModel.build(opts.detect, opts.false_positive,
                                      deterministic_mass=opts.deterministic_mass,
@@ -283,29 +302,54 @@ class BayesStrategy(Strategy):
 
     # deciding -----------------------------------------------------------------------------------
 
-    def scores(self, resources: Resources) -> tuple[np.ndarray, np.ndarray]:
-        """Ancestor mass u_x and information per unit cost of testing each candidate.
+    def scores(self, resources: Resources, boots: int | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Ancestor mass u_x and information per unit cost of testing each candidate with
+        ``boots`` boots (default: the strategy's own b)."""
+        u, (score,) = self.scores_at(resources, [boots or self.boots])
+        return u, score
+
+    def scores_at(self, resources: Resources, ladder: Sequence[int]
+                  ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Ancestor mass u_x, and per number of boots b the information per unit cost of
+        testing each candidate with up to b boots.
 
         The information is exact under the model: I(c; outcome of x), with the rates summed out
-        given each c. Every term is an ancestor sum, so one pass over the DAG gives them all.
+        given each c. Every term is an ancestor sum, so one pass over the DAG gives them all,
+        for every b at once.
         """
         m = self.posterior.mass
-        pass_bad, pass_good = self.posterior.pass_given_culprit(self.boots)
-        h_bad, h_good = entropy_bits(pass_bad), entropy_bits(pass_good)
-        columns = np.stack([m, m * pass_bad, m * pass_good, m * h_bad, m * h_good], axis=1)
-        anc = self.space.sums.sums(columns)
-        total = columns.sum(axis=0)
+        no_false_positives = bool(np.all(self.model.f_grid == 0.0))
+        columns = [m]
+        for boots in ladder:  # with f = 0 a good commit always passes: half the columns suffice
+            pass_bad, pass_good = self.posterior.pass_given_culprit(boots)
+            columns += [m * pass_bad, m * entropy_bits(pass_bad)]
+            if not no_false_positives:
+                columns += [m * pass_good, m * entropy_bits(pass_good)]
+        stacked = np.stack(columns, axis=1)
+        anc = self.space.sums.sums(stacked)
+        total = stacked.sum(axis=0)
         u = np.clip(anc[:, 0], 0.0, 1.0)
-        p_pass = np.clip(anc[:, 1] + total[2] - anc[:, 2], 0.0, 1.0)
-        cond_entropy = anc[:, 3] + total[4] - anc[:, 4]
-        info = information_bits(p_pass, cond_entropy)
-        fail = 1 - p_pass
-        if resources.adapters_left is None:
-            score = info / (1 + self.cost_weight * fail)
-        else:
-            score = adapter_scores(self._budget_view(u, info, fail, resources.adapters_left),
-                                   resources.adapters_left)
-        return u, np.where(self.untestable, -np.inf, score)
+        width = 2 if no_false_positives else 4
+        scores = []
+        for k in range(len(ladder)):
+            bad, h_bad = 1 + width * k, 2 + width * k
+            if no_false_positives:
+                good_in, good_all, h_good_in, h_good_all = anc[:, 0], total[0], 0.0, 0.0
+            else:
+                good_in, good_all = anc[:, 3 + width * k], total[3 + width * k]
+                h_good_in, h_good_all = anc[:, 4 + width * k], total[4 + width * k]
+            p_pass = np.clip(anc[:, bad] + good_all - good_in, 0.0, 1.0)
+            cond_entropy = anc[:, h_bad] + h_good_all - h_good_in
+            info = information_bits(p_pass, cond_entropy)
+            fail = 1 - p_pass
+            if resources.adapters_left is None:
+                score = info / (1 + self.cost_weight * fail)
+            else:
+                score = adapter_scores(self._budget_view(u, info, fail, resources.adapters_left),
+                                       resources.adapters_left)
+            scores.append(np.where(self.untestable, -np.inf, score))
+        return u, scores
 
     def _budget_view(self, u: np.ndarray, info: np.ndarray, fail: np.ndarray,
                      adapters: int) -> BudgetView:
@@ -344,15 +388,52 @@ class BayesStrategy(Strategy):
         return float(2 ** (-(m * np.log2(m)).sum()))
 
     def propose(self, resources: Resources) -> Proposal:
-        u, score = self.scores(resources)
+        boots, u, score = self._boots_and_scores(resources)
         best = first_best(score)
         self.stuck = not score[best] > MIN_BITS
         if self._learning_p_pays(resources) and not self.untestable[self.best()[0]]:
             best, self.stuck = self.best()[0], False
         chosen = [best]
         if resources.rigs > 1:
-            chosen = self._spread(u, score, best, resources.rigs)
-        return Proposal(tuple(int(self.space.commits[i]) for i in chosen), self.boots)
+            chosen = self._spread(u, score, best, resources.rigs, boots)
+        commits = on_their_rigs([int(self.space.commits[i]) for i in chosen], resources.installed)
+        return Proposal(tuple(commits), boots)
+
+    def _boots_and_scores(self, resources: Resources) -> tuple[int, np.ndarray, np.ndarray]:
+        """The boots per install of the next round, u and each candidate's score.
+
+        With b left to the strategy and the lab's costs known, every b of a ladder is weighed
+        and the score is information per lab minute: a commit a rig has installed costs only
+        its boots, so its kernel is booted again rather than another one installed, until the
+        information a boot brings falls below what an install elsewhere would bring a minute.
+        """
+        if self.options.boots_per_install is not None or resources.costs is None:
+            return (self.boots, *self.scores(resources))
+        best: tuple[float, int, np.ndarray, np.ndarray] | None = None
+        u, scores = self.scores_at(resources, BOOTS_LADDER)
+        for boots, score in zip(BOOTS_LADDER, scores, strict=True):
+            rate = score / self._expected_minutes(u, boots, resources)
+            top = float(np.max(rate))
+            if best is None or top > best[0] * (1 + 1e-9):
+                best = (top, boots, u, rate)
+        assert best is not None
+        return best[1], best[2], best[3]
+
+    def _expected_minutes(self, u: np.ndarray, boots: int, resources: Resources) -> np.ndarray:
+        """Expected lab minutes of testing each candidate with up to ``boots`` boots: an install
+        unless a free rig has it, the boots until the first failure, a swap after one."""
+        costs = resources.costs
+        assert costs is not None
+        installed = [self.space.local[c] for c in resources.installed
+                     if c is not None and c in self.space.local]
+        install = np.full(len(u), costs.install)
+        install[installed] = 0.0
+        p, mass = self.model.p_grid, self.posterior.p_mass
+        survive = (1 - p) ** boots
+        boots_if_bad = float(mass @ np.where(p > 0, (1 - survive) / np.maximum(p, 1e-12), boots))
+        fail_if_bad = float(mass @ (1 - survive))
+        return install + costs.boot * (u * boots_if_bad + (1 - u) * boots) + \
+            costs.swap * u * fail_if_bad
 
     def _learning_p_pays(self, resources: Resources) -> bool:
         """Whether testing the leading candidate itself, to learn p from its outcome, is
@@ -422,7 +503,8 @@ class BayesStrategy(Strategy):
             low, high = (low, mid) if enough(mid) else (mid, high)
         return high
 
-    def _spread(self, u: np.ndarray, score: np.ndarray, best: int, rigs: int) -> list[int]:
+    def _spread(self, u: np.ndarray, score: np.ndarray, best: int, rigs: int,
+                boots: int) -> list[int]:
         """Tests for m rigs at once: the best single test, then greedily the test that adds
         the most information to the joint outcome of the batch, per unit cost.
 
@@ -439,7 +521,7 @@ class BayesStrategy(Strategy):
         """
         space, mass = self.space, self.posterior.mass
         allowed = np.isfinite(score) & (u < 1 - 1e-12)
-        fail_bad, fail_good = self._fail_rates()
+        fail_bad, fail_good = self._fail_rates(boots)
         cost = 1 + self.cost_weight * (u * fail_bad + (1 - u) * fail_good)
         unrelated = bool(np.all(self.model.p_grid == 1.0))
         cache: dict[tuple[int, ...], np.ndarray] = {}
@@ -493,9 +575,10 @@ class BayesStrategy(Strategy):
         related |= self.space.sums.sums(np.eye(1, len(self.space), i).ravel()) > 0.5
         return related
 
-    def _fail_rates(self) -> tuple[float, float]:
-        """P(a test fails) at a bad and at a good commit, under the posterior over the rates."""
-        post, b = self.posterior, self.boots
+    def _fail_rates(self, boots: int | None = None) -> tuple[float, float]:
+        """P(a test of ``boots`` boots fails) at a bad and at a good commit, under the posterior
+        over the rates."""
+        post, b = self.posterior, boots or self.boots
         fail_bad = float(post.p_mass @ (1 - (1 - self.model.p_grid) ** b))
         fail_good = float(post.f_mass @ (1 - (1 - self.model.f_grid) ** b))
         return fail_bad, fail_good
