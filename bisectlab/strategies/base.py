@@ -7,7 +7,7 @@ same strategy drives a simulated lab or a real repository with a real test comma
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar
@@ -64,6 +64,28 @@ class Verdict:
     evidence: dict[str, Any] = field(default_factory=dict)
 
 
+class CommitIndex(Mapping[int, int]):
+    """Commit -> its position among sorted commits, by binary search: a dict's interface without
+    a dict of a million entries."""
+
+    def __init__(self, commits: np.ndarray):
+        self._commits = np.asarray(commits)
+
+    def __getitem__(self, commit: object) -> int:
+        if not isinstance(commit, int | np.integer):
+            raise KeyError(commit)
+        i = int(np.searchsorted(self._commits, commit))
+        if i == len(self._commits) or self._commits[i] != commit:
+            raise KeyError(commit)
+        return i
+
+    def __len__(self) -> int:
+        return len(self._commits)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._commits.tolist())
+
+
 class SearchSpace:
     """The candidate commits of GOOD..BAD on a DAG, in a local numbering (0 = oldest)."""
 
@@ -76,9 +98,15 @@ class SearchSpace:
         self.good = tuple(good)
         self.bad = bad
         self.names = names
-        self.commits = dag.candidates(parents, bad, self.good) if commits is None else commits
-        self.sums = dag.AncestorSums(parents, self.commits)
-        self.local = {int(c): i for i, c in enumerate(self.commits)}
+        if commits is None:
+            graph = dag.parent_arrays(parents)
+            self.commits = np.flatnonzero(dag.candidate_mask(dag.parent_graph(*graph), bad, self.good))
+            local = dag.restrict_parents(*graph, self.commits)
+        else:
+            self.commits = commits
+            local = dag.local_parent_arrays(parents, commits)
+        self.sums = dag.AncestorSums(parents, self.commits, local)
+        self.local = CommitIndex(self.commits)
 
     def __len__(self) -> int:
         return len(self.commits)
@@ -95,11 +123,7 @@ class SearchSpace:
     @cached_property
     def _graph(self) -> csr_matrix:
         """The candidate subgraph as a sparse child -> parent adjacency matrix."""
-        parents = self.parents
-        n = len(parents)
-        rows = np.repeat(np.arange(n), [len(ps) for ps in parents])
-        cols = np.fromiter((p for ps in parents for p in ps), dtype=np.int64, count=len(rows))
-        return csr_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n, n))
+        return dag.parent_graph(self.sums.indptr, self.sums.indices)
 
     def ancestors(self, i: int) -> np.ndarray:
         """Local indices of the ancestors-or-self of local commit ``i`` within the candidates."""
