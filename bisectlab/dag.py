@@ -22,7 +22,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from itertools import chain as concat
 
 import numpy as np
@@ -38,27 +38,27 @@ Csr = tuple[np.ndarray, np.ndarray]
 
 
 def parent_arrays(parents: Parents) -> Csr:
-    """The parent tuples as CSR arrays (indptr, indices), first parents first."""
+    """The parent tuples as CSR arrays (indptr, indices), first parents first, in 32 bits (scipy's
+    own index type, and half the memory)."""
     n = len(parents)
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.fromiter(map(len, parents), dtype=np.int64, count=n), out=indptr[1:])
-    indices = np.fromiter(concat.from_iterable(parents), dtype=np.int64, count=int(indptr[-1]))
+    indptr = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(np.fromiter(map(len, parents), dtype=np.int32, count=n), out=indptr[1:])
+    indices = np.fromiter(concat.from_iterable(parents), dtype=np.int32, count=int(indptr[-1]))
     return indptr, indices
 
 
 def restrict_parents(indptr: np.ndarray, indices: np.ndarray, keep: np.ndarray) -> Csr:
     """The parents of the sorted commits ``keep`` that are among them, renumbered 0..len(keep)-1
     (CSR, parent order kept)."""
-    local = np.full(len(indptr) - 1, -1, dtype=np.int64)
-    local[keep] = np.arange(len(keep))
-    start, degree = indptr[keep], indptr[keep + 1] - indptr[keep]
-    rows = np.repeat(np.arange(len(keep)), degree)
-    edges = np.arange(int(degree.sum())) + np.repeat(start - (np.cumsum(degree) - degree), degree)
-    mapped = local[indices[edges]]
-    inside = mapped >= 0
-    out = np.zeros(len(keep) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows[inside], minlength=len(keep)), out=out[1:])
-    return out, mapped[inside]
+    n = len(indptr) - 1
+    local = np.full(n, -1, dtype=np.int32)
+    local[keep] = np.arange(len(keep), dtype=np.int32)
+    child = local[np.repeat(np.arange(n, dtype=np.int32), np.diff(indptr))]  # of each edge
+    parent = local[indices]
+    inside = (child >= 0) & (parent >= 0)
+    out = np.zeros(len(keep) + 1, dtype=np.int32)
+    np.cumsum(np.bincount(child[inside], minlength=len(keep)), out=out[1:])
+    return out, parent[inside]
 
 
 def local_parent_arrays(parents: Parents, keep: np.ndarray) -> Csr:
@@ -69,9 +69,9 @@ def local_parent_arrays(parents: Parents, keep: np.ndarray) -> Csr:
         return restrict_parents(*parent_arrays(parents), keep)
     local = {int(c): i for i, c in enumerate(keep)}
     rows = [[local[p] for p in parents[c] if p in local] for c in keep.tolist()]
-    indptr = np.zeros(len(keep) + 1, dtype=np.int64)
+    indptr = np.zeros(len(keep) + 1, dtype=np.int32)
     np.cumsum([len(r) for r in rows], out=indptr[1:])
-    return indptr, np.fromiter(concat.from_iterable(rows), dtype=np.int64, count=int(indptr[-1]))
+    return indptr, np.fromiter(concat.from_iterable(rows), dtype=np.int32, count=int(indptr[-1]))
 
 
 def parent_graph(indptr: np.ndarray, indices: np.ndarray) -> csr_matrix:
@@ -385,60 +385,73 @@ class _ChainLayout:
 
     def plan(self) -> _SumPlan:
         """What sums need: the layout cut into pieces at chain starts and at merges that bring
-        segments (within a piece a sum is the layout prefix sum plus one value)."""
+        segments (within a piece a sum is the layout prefix sum plus one value), and the layout
+        positions whose prefix sums that value reads (marks)."""
         first = np.flatnonzero(np.r_[True, self.seg_merge[1:] != self.seg_merge[:-1]]) \
             if len(self.seg_merge) else self.seg_merge
         cuts = np.union1d(self.chain_start, self.tin[self.seg_merge[first]])
         piece_at = np.searchsorted(cuts, np.arange(self.n), side="right") - 1
         rooted = np.flatnonzero(self.parent_chain >= 0)
-        fork, fork_chain = self.head_parent[rooted], self.parent_chain[rooted]
+        fork, fork_chain = self.tin[self.head_parent[rooted]], self.parent_chain[rooted]
         chain_piece = np.searchsorted(cuts, self.chain_start)
+        marks = np.unique(np.concatenate([[0], self.seg_lo, self.seg_hi, fork + 1, self.chain_start]))
+        mark = partial(np.searchsorted, marks)
         return _SumPlan(
-            order=self.order, piece_length=np.diff(np.r_[cuts, self.n]),
-            seg_lo=self.seg_lo, seg_hi=self.seg_hi, seg_group=first,
+            order=self.order, piece_start=cuts, marks=marks[marks < self.n],
+            seg_lo=mark(self.seg_lo), seg_hi=mark(self.seg_hi), seg_group=first,
             merge_piece=np.searchsorted(cuts, self.tin[self.seg_merge[first]]),
-            piece_chain=self.chain_at[cuts], chain_start=self.chain_start, chain_piece=chain_piece,
-            rooted=rooted, fork_at=self.tin[fork], fork_piece=piece_at[self.tin[fork]],
-            fork_chain_start=self.chain_start[fork_chain], fork_chain_piece=chain_piece[fork_chain],
-            levels=_chain_levels(self.parent_chain))
+            piece_chain=self.chain_at[cuts], chain_start=mark(self.chain_start),
+            chain_piece=chain_piece, rooted=rooted, fork_next=mark(fork + 1),
+            fork_piece=piece_at[fork], fork_chain_start=mark(self.chain_start[fork_chain]),
+            fork_chain_piece=chain_piece[fork_chain], levels=_chain_levels(self.parent_chain))
 
 
 @dataclass(frozen=True)
 class _SumPlan:
-    """Index arrays for ancestor sums over a chain layout (all positions are layout positions).
+    """Index arrays for ancestor sums over a chain layout.
 
     A commit at position i, in piece p of chain c, has the sum prefix(i + 1) - prefix(start c)
     + base(c) + added(p) - added(first piece of c): its chain's prefix up to it, the sum at the
     chain head's first parent (the fork), and the ranges its chain's merges up to it brought in.
+    Everything but prefix(i + 1) is one value per piece, read from the prefix sums at a few marked
+    positions; adding each piece's step to its first weight, one cumulative sum gives every sum.
     """
 
-    order: np.ndarray             # the commit at each position
-    piece_length: np.ndarray      # positions per piece
-    seg_lo: np.ndarray            # segments: layout prefix bounds (lo, hi], grouped by merge
+    order: np.ndarray             # the commit at each layout position
+    piece_start: np.ndarray       # each piece's first position
+    marks: np.ndarray             # positions (below n) whose prefix sums are read; 0 first
+    seg_lo: np.ndarray            # segments (lo, hi], grouped by merge (as marks)
     seg_hi: np.ndarray
     seg_group: np.ndarray         # first segment of each merge that brings any
     merge_piece: np.ndarray       # the piece each such merge starts
     piece_chain: np.ndarray       # the chain of each piece
-    chain_start: np.ndarray       # each chain's first position
+    chain_start: np.ndarray       # each chain's first position (as a mark)
     chain_piece: np.ndarray       # each chain's first piece
     rooted: np.ndarray            # chains whose head has a first parent (the fork)
-    fork_at: np.ndarray           # ... the fork's position, piece, and its chain's start and piece
-    fork_piece: np.ndarray
+    fork_next: np.ndarray         # ... the position after the fork (as a mark), its piece,
+    fork_piece: np.ndarray        # and the start (as a mark) and first piece of its chain
     fork_chain_start: np.ndarray
     fork_chain_piece: np.ndarray
     levels: list[tuple[np.ndarray, np.ndarray]]  # (chains, their parent chains), by depth
 
     def sums(self, w: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Ancestor sums of a vector of weights, or of each column of a matrix, in commit order."""
-        prefix = np.empty((len(self.order) + 1,) + w.shape[1:], dtype=w.dtype)
-        prefix[0] = 0
-        np.take(w, self.order, axis=0, out=prefix[1:])
-        np.cumsum(prefix[1:], axis=0, out=prefix[1:])
-        prefix[1:] += np.repeat(self._piece_extras(prefix), self.piece_length, axis=0)
+        layout = np.take(w, self.order, axis=0)
+        extra = self._piece_extras(self._marked_prefixes(layout))
+        extra[1:] -= extra[:-1].copy()
+        layout[self.piece_start] += extra
+        np.cumsum(layout, axis=0, out=layout)
         if out is None:
-            out = np.empty_like(prefix[1:])
-        out[self.order] = prefix[1:]
+            out = np.empty_like(layout)
+        out[self.order] = layout
         return out
+
+    def _marked_prefixes(self, layout: np.ndarray) -> np.ndarray:
+        """prefix(m) = the sum of the layout's first m weights, at every mark (and the total)."""
+        between = np.add.reduceat(layout, self.marks, axis=0)
+        prefix = np.zeros((len(between) + 1,) + layout.shape[1:], dtype=layout.dtype)
+        np.cumsum(between, axis=0, out=prefix[1:])
+        return prefix
 
     def _piece_extras(self, prefix: np.ndarray) -> np.ndarray:
         """Per piece, what to add to the layout prefix sum (see the class docstring)."""
@@ -448,8 +461,8 @@ class _SumPlan:
             segments = prefix[self.seg_hi] - prefix[self.seg_lo]
             added[self.merge_piece + 1] = np.add.reduceat(segments, self.seg_group, axis=0)
         np.cumsum(added, axis=0, out=added)
-        base = np.zeros((len(self.chain_start),) + width, dtype=dtype)
-        base[self.rooted] = (prefix[self.fork_at + 1] - prefix[self.fork_chain_start]
+        base = np.zeros((len(self.chain_piece),) + width, dtype=dtype)
+        base[self.rooted] = (prefix[self.fork_next] - prefix[self.fork_chain_start]
                              + added[self.fork_piece + 1] - added[self.fork_chain_piece])
         for chains, parents in self.levels:
             base[chains] += base[parents]
