@@ -38,15 +38,20 @@ def logsumexp(a: np.ndarray, axis: int | tuple[int, ...] | None = None) -> np.nd
 
 
 def entropy_bits(q: np.ndarray | float) -> np.ndarray:
-    """Binary entropy H(q) in bits (0 at q = 0 or 1): -(xlogy(q, q) + xlog1py(1 - q, -q)) / log 2,
-    taken in chunks so that the result is the only array as long as q (a decision over 10^6
-    candidates takes three)."""
+    """Binary entropy H(q) in bits (0 at q = 0 or 1): -(q log q + (1 - q) log1p(-q)) / log 2,
+    with numpy's vectorised logarithms (scipy's xlogy and xlog1py give the same to the last
+    bit or so, five times slower), taken in chunks so that the result is the only array as long
+    as q (a decision over 10^6 candidates takes three)."""
     q = np.asarray(q, dtype=float)
     h = np.empty_like(q)
     flat_q, flat_h = q.reshape(-1), h.reshape(-1)
-    for start in range(0, flat_q.size, CHUNK):
-        part = np.clip(flat_q[start:start + CHUNK], 0.0, 1.0)
-        flat_h[start:start + CHUNK] = -(xlogy(part, part) + xlog1py(1 - part, -part)) / np.log(2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for start in range(0, flat_q.size, CHUNK):
+            part = np.clip(flat_q[start:start + CHUNK], 0.0, 1.0)
+            rest = 1 - part
+            bits = np.where(part == 0, 0.0, part * np.log(part))
+            bits += np.where(rest == 0, 0.0, rest * np.log1p(-part))
+            flat_h[start:start + CHUNK] = -bits / np.log(2)
     return h[()]
 
 
