@@ -159,14 +159,15 @@ def _first_parent_matrix(first_parent: np.ndarray) -> csr_matrix:
 
 def _tree_solve(matrix: csr_matrix, b: np.ndarray, down: bool) -> np.ndarray:
     """Integer path sums (root to node) or, with ``down``, subtree sums of ``b`` on the first-parent
-    tree: a triangular solve (exact: every partial sum is an integer far below 2^53). The matrix
-    is left as it was (its diagonal is already 1)."""
+    tree: a triangular solve (exact: every partial sum is an integer far below 2^53). With a unit
+    diagonal the solver never reads the diagonal, which it may rewrite in place (no copy of the
+    matrix is made), so the same matrix serves both directions."""
     if matrix.shape[0] == 0:
-        return np.zeros(0, dtype=np.int64)
+        return np.zeros(0, dtype=np.int32)
     a = matrix.T if down else matrix
     x = spsolve_triangular(a, b.astype(float), lower=not down, unit_diagonal=True,
                            overwrite_A=True, overwrite_b=True)
-    return np.rint(x).astype(np.int64)
+    return np.rint(x, out=x).astype(np.int32)
 
 
 def heavy_path_preorder(first_parent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -179,9 +180,10 @@ def heavy_path_preorder(first_parent: np.ndarray) -> tuple[np.ndarray, np.ndarra
     kids = np.flatnonzero(first_parent >= 0)
     kids = kids[np.lexsort((kids, -size[kids], first_parent[kids]))]
     par = first_parent[kids]
-    before = np.cumsum(size[kids]) - size[kids]
+    before = np.cumsum(size[kids], dtype=np.int64) - size[kids]
     first = np.flatnonzero(np.r_[True, par[1:] != par[:-1]]) if len(kids) else kids
-    step = np.zeros(n, dtype=np.int64)
+    del par
+    step = np.zeros(n, dtype=np.int32)
     step[kids] = 1 + before - np.repeat(before[first], np.diff(np.r_[first, len(kids)]))
     roots = np.flatnonzero(first_parent < 0)
     step[roots] = np.cumsum(size[roots]) - size[roots]
@@ -245,7 +247,7 @@ class _ChainLayout:
         self.indptr, self.indices = indptr, indices
         self.n = len(indptr) - 1
         degree = np.diff(indptr)
-        self.first_parent = np.full(self.n, -1, dtype=np.int64)
+        self.first_parent = np.full(self.n, -1, dtype=np.int32)
         self.first_parent[degree > 0] = indices[indptr[:-1][degree > 0]]
         self.is_merge = degree > 1
         self._lay_out()
@@ -257,12 +259,14 @@ class _ChainLayout:
         fp = self.first_parent
         self.tin, size = heavy_path_preorder(fp)
         self.subtree_end = self.tin + size
-        self.order = np.empty(self.n, dtype=np.int64)
-        self.order[self.tin] = np.arange(self.n)
-        parent_at = np.where(fp[self.order] >= 0, self.tin[fp[self.order]], -1)
-        head_at = (parent_at < 0) | (parent_at != np.arange(self.n) - 1)
+        self.order = np.empty(self.n, dtype=np.int32)
+        self.order[self.tin] = np.arange(self.n, dtype=np.int32)
+        parent_at = fp[self.order]
+        parent_at[parent_at >= 0] = self.tin[parent_at[parent_at >= 0]]
+        head_at = (parent_at < 0) | (parent_at != np.arange(-1, self.n - 1, dtype=np.int32))
+        del parent_at
         self.chain_start = np.flatnonzero(head_at)
-        self.chain_at = np.cumsum(head_at) - 1
+        self.chain_at = np.cumsum(head_at, dtype=np.int32) - 1
         self.chain = self.chain_at[self.tin]
         self.pos = self.tin - self.chain_start[self.chain]
         self.head_parent = fp[self.order[self.chain_start]]
@@ -297,7 +301,7 @@ class _ChainLayout:
         merge, forks from a first-parent ancestor of the merge and is reached by nothing older:
         that stretch is all the merge brings in. Returns (merges, chains, lengths)."""
         ptr, ind, fp, tin, end = self.indptr, self.indices, self.first_parent, self.tin, self.subtree_end
-        child = np.repeat(np.arange(self.n), np.diff(ptr))
+        child = np.repeat(np.arange(self.n, dtype=np.int32), np.diff(ptr))
         later = np.arange(len(ind)) != ptr[child]
         k = len(self.chain_start)
         entered = np.full(k, self.n, dtype=np.int64)  # oldest merge with a parent on the chain
@@ -390,19 +394,19 @@ class _ChainLayout:
         first = np.flatnonzero(np.r_[True, self.seg_merge[1:] != self.seg_merge[:-1]]) \
             if len(self.seg_merge) else self.seg_merge
         cuts = np.union1d(self.chain_start, self.tin[self.seg_merge[first]])
-        piece_at = np.searchsorted(cuts, np.arange(self.n), side="right") - 1
         rooted = np.flatnonzero(self.parent_chain >= 0)
         fork, fork_chain = self.tin[self.head_parent[rooted]], self.parent_chain[rooted]
         chain_piece = np.searchsorted(cuts, self.chain_start)
         marks = np.unique(np.concatenate([[0], self.seg_lo, self.seg_hi, fork + 1, self.chain_start]))
         mark = partial(np.searchsorted, marks)
         return _SumPlan(
-            order=self.order, piece_start=cuts, marks=marks[marks < self.n],
+            order=self.order.astype(np.intp), piece_start=cuts, marks=marks[marks < self.n],
             seg_lo=mark(self.seg_lo), seg_hi=mark(self.seg_hi), seg_group=first,
             merge_piece=np.searchsorted(cuts, self.tin[self.seg_merge[first]]),
             piece_chain=self.chain_at[cuts], chain_start=mark(self.chain_start),
             chain_piece=chain_piece, rooted=rooted, fork_next=mark(fork + 1),
-            fork_piece=piece_at[fork], fork_chain_start=mark(self.chain_start[fork_chain]),
+            fork_piece=np.searchsorted(cuts, fork, side="right") - 1,
+            fork_chain_start=mark(self.chain_start[fork_chain]),
             fork_chain_piece=chain_piece[fork_chain], levels=_chain_levels(self.parent_chain))
 
 

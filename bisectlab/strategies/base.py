@@ -86,6 +86,15 @@ class CommitIndex(Mapping[int, int]):
         return iter(self._commits.tolist())
 
 
+def _candidates_and_parents(parents: Sequence[tuple[int, ...]], good: Sequence[int],
+                            bad: int) -> tuple[np.ndarray, dag.Csr]:
+    """The candidates of GOOD..BAD and their parents among them (local CSR), from one pass over
+    the graph's parent tuples (whose arrays are dropped before the search structure is built)."""
+    graph = dag.parent_arrays(parents)
+    commits = np.flatnonzero(dag.candidate_mask(dag.parent_graph(*graph), bad, good))
+    return commits, dag.restrict_parents(*graph, commits)
+
+
 class SearchSpace:
     """The candidate commits of GOOD..BAD on a DAG, in a local numbering (0 = oldest)."""
 
@@ -99,9 +108,7 @@ class SearchSpace:
         self.bad = bad
         self.names = names
         if commits is None:
-            graph = dag.parent_arrays(parents)
-            self.commits = np.flatnonzero(dag.candidate_mask(dag.parent_graph(*graph), bad, self.good))
-            local = dag.restrict_parents(*graph, self.commits)
+            self.commits, local = _candidates_and_parents(parents, self.good, bad)
         else:
             self.commits = commits
             local = dag.local_parent_arrays(parents, commits)
