@@ -80,12 +80,24 @@ def parent_graph(indptr: np.ndarray, indices: np.ndarray) -> csr_matrix:
     return csr_matrix((np.ones(len(indices), dtype=np.int8), indices, indptr), shape=(n, n))
 
 
-def reach_mask(graph: csr_matrix, heads: Iterable[int]) -> np.ndarray:
-    """Boolean mask of the nodes reachable from ``heads`` (themselves included)."""
-    mark = np.zeros(graph.shape[0], dtype=bool)
-    for h in heads:
-        if not mark[h]:
-            mark[breadth_first_order(graph, int(h), directed=True, return_predecessors=False)] = True
+def reach_mask(graph: Csr, heads: Iterable[int]) -> np.ndarray:
+    """Boolean mask of the commits reachable from ``heads`` along parent links (heads included):
+    one breadth-first search, from a virtual commit whose parents are the heads if they are
+    several."""
+    indptr, indices = graph
+    n = len(indptr) - 1
+    heads = np.unique(np.asarray(list(heads), dtype=np.int32))
+    mark = np.zeros(n, dtype=bool)
+    if len(heads) == 1:
+        start = int(heads[0])
+    elif len(heads):
+        indptr, indices = np.append(indptr, indptr[-1] + len(heads)), np.append(indices, heads)
+        start = n
+    else:
+        return mark
+    reached = breadth_first_order(parent_graph(indptr, indices), start, directed=True,
+                                  return_predecessors=False)
+    mark[reached[reached < n]] = True
     return mark
 
 
@@ -94,10 +106,7 @@ def reach_mask(graph: csr_matrix, heads: Iterable[int]) -> np.ndarray:
 
 def ancestors_mask(parents: Parents, heads: Iterable[int]) -> np.ndarray:
     """Boolean mask of the ancestors-or-self of ``heads``."""
-    heads = list(heads)
-    if not heads:
-        return np.zeros(len(parents), dtype=bool)
-    return reach_mask(parent_graph(*parent_arrays(parents)), heads)
+    return reach_mask(parent_arrays(parents), heads)
 
 
 def descendants_mask(parents: Parents, root: int) -> np.ndarray:
@@ -110,7 +119,7 @@ def descendants_mask(parents: Parents, root: int) -> np.ndarray:
     return mark
 
 
-def candidate_mask(graph: csr_matrix, bad: int, goods: Iterable[int]) -> np.ndarray:
+def candidate_mask(graph: Csr, bad: int, goods: Iterable[int]) -> np.ndarray:
     """Mask of the ancestors-or-self of bad that are not ancestors-or-self of any good."""
     mask = reach_mask(graph, [bad])
     goods = list(goods)
@@ -121,7 +130,7 @@ def candidate_mask(graph: csr_matrix, bad: int, goods: Iterable[int]) -> np.ndar
 
 def candidates(parents: Parents, bad: int, goods: Iterable[int]) -> np.ndarray:
     """Sorted indices of the commits that may be the first bad one: ancestors of bad, not of goods."""
-    return np.flatnonzero(candidate_mask(parent_graph(*parent_arrays(parents)), bad, goods))
+    return np.flatnonzero(candidate_mask(parent_arrays(parents), bad, goods))
 
 
 def is_ancestor(parents: Parents, a: int, b: int) -> bool:

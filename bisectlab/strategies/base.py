@@ -91,7 +91,7 @@ def _candidates_and_parents(parents: Sequence[tuple[int, ...]], good: Sequence[i
     """The candidates of GOOD..BAD and their parents among them (local CSR), from one pass over
     the graph's parent tuples (whose arrays are dropped before the search structure is built)."""
     graph = dag.parent_arrays(parents)
-    commits = np.flatnonzero(dag.candidate_mask(dag.parent_graph(*graph), bad, good))
+    commits = np.flatnonzero(dag.candidate_mask(graph, bad, good))
     return commits, dag.restrict_parents(*graph, commits)
 
 
