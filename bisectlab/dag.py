@@ -249,7 +249,7 @@ class _ChainLayout:
 
     Along first parents ancestor sets grow by the commit itself, or at a merge by what its other
     parents bring in: the ancestors of any commit meet every chain in a prefix, so that is a few
-    chain ranges (lo, hi]. Construction only: :meth:`plan` keeps what sums need.
+    chain ranges (positions lo to hi - 1). Construction only: :meth:`plan` keeps what sums need.
     """
 
     def __init__(self, indptr: np.ndarray, indices: np.ndarray):
@@ -286,9 +286,9 @@ class _ChainLayout:
         return bool(self.tin[z] <= self.tin[f] < self.subtree_end[z])
 
     def _find_segments(self) -> None:
-        """Per merge, the chain ranges (lo, hi] its other parents bring in beyond its first
-        parent's ancestors: found at once for the merges of a plain branch, by a walk for the
-        rest (oldest first, each walk reading the ranges found before it)."""
+        """Per merge, the chain ranges (positions lo to hi - 1) its other parents bring in beyond
+        its first parent's ancestors: found at once for the merges of a plain branch, by a walk
+        for the rest (oldest first, each walk reading the ranges found before it)."""
         simple, chains, highs = self._plain_branch_merges()
         self.simple_merge = np.full(len(self.chain_start), -1, dtype=np.int64)
         self.simple_merge[chains] = simple
@@ -433,7 +433,7 @@ class _SumPlan:
     order: np.ndarray             # the commit at each layout position
     piece_start: np.ndarray       # each piece's first position
     marks: np.ndarray             # positions (below n) whose prefix sums are read; 0 first
-    seg_lo: np.ndarray            # segments (lo, hi], grouped by merge (as marks)
+    seg_lo: np.ndarray            # segments: prefix(hi) - prefix(lo), by merge (as marks)
     seg_hi: np.ndarray
     seg_group: np.ndarray         # first segment of each merge that brings any
     merge_piece: np.ndarray       # the piece each such merge starts
