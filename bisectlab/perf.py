@@ -340,7 +340,8 @@ def run_scale(run: ScaleRun = ScaleRun(), baseline: str | None = SCALE_BASELINE)
                 runs[version]["gen"].append(_run_child(code, run.commits, 0, "generation"))
                 runs[version]["small"].append(_run_child(code, run.small, 30, "hunt"))
     report: dict[str, Any] = {"commits": run.commits, "small": run.small, "repeats": run.repeats,
-                              "baseline": baseline if source else None, "targets": SCALE_TARGETS}
+                              "baseline": baseline if source else None, "baseline_asked": baseline,
+                              "targets": SCALE_TARGETS}
     for version, r in runs.items():
         report[version] = {**_medians(r["hunt"]), "generation_s": _medians(r["gen"])["generation_s"],
                            "decision_small_s": _medians(r["small"])["later_s"]}
@@ -355,7 +356,9 @@ def _show(value: float, unit: str) -> str:
 def format_scale(r: dict[str, Any]) -> str:
     """The scale figures beside their targets and the baseline's."""
     now, today, t = r["now"], r.get("today"), r["targets"]
-    base = f"the code of {r['baseline']}" if today else "not measured (no git checkout here)"
+    asked = r.get("baseline_asked")
+    base = (f"the code of {r['baseline']}" if today else
+            f"not measured ({asked} is not in a git checkout here)" if asked else "not asked for")
     lines = [f"scale: {r['commits']:,} commits ({now['candidates']:,.0f} candidates); each figure a "
              f"median of {r['repeats']} fresh processes, now and today side by side; today: {base}",
              f"{'':48}{'now':>10}{'today':>10}   target"]
