@@ -268,8 +268,8 @@ class _ChainLayout:
         fp = self.first_parent
         self.tin, size = heavy_path_preorder(fp)
         self.subtree_end = self.tin + size
-        self.order = np.empty(self.n, dtype=np.int32)
-        self.order[self.tin] = np.arange(self.n, dtype=np.int32)
+        self.order = np.empty(self.n, dtype=np.intp)
+        self.order[self.tin] = np.arange(self.n)
         parent_at = fp[self.order]
         parent_at[parent_at >= 0] = self.tin[parent_at[parent_at >= 0]]
         head_at = (parent_at < 0) | (parent_at != np.arange(-1, self.n - 1, dtype=np.int32))
@@ -409,7 +409,7 @@ class _ChainLayout:
         marks = np.unique(np.concatenate([[0], self.seg_lo, self.seg_hi, fork + 1, self.chain_start]))
         mark = partial(np.searchsorted, marks)
         return _SumPlan(
-            order=self.order.astype(np.intp), piece_start=cuts, marks=marks[marks < self.n],
+            order=self.order, piece_start=cuts, marks=marks[marks < self.n],
             seg_lo=mark(self.seg_lo), seg_hi=mark(self.seg_hi), seg_group=first,
             merge_piece=np.searchsorted(cuts, self.tin[self.seg_merge[first]]),
             piece_chain=self.chain_at[cuts], chain_start=mark(self.chain_start),
