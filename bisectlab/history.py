@@ -9,13 +9,14 @@ plus the pinned commits that matter; everything else is generated from the seed.
 from __future__ import annotations
 
 import hashlib
+import operator
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 import numpy as np
 
@@ -34,6 +35,43 @@ if TYPE_CHECKING:
 def shown_ref(ref: str, width: int = 60) -> str:
     """A ref as messages show it: a long one is cut, not echoed whole."""
     return ref if len(ref) <= width else f"{ref[:width - 3]}..."
+
+
+class Shas(Sequence[str]):
+    """A history's shas, each hashed when asked for (blake2b of name:seed:number): a hunt names a
+    few dozen commits, while all of 10^6 cost 0.6 s and 100 MB. Reads like a list of str."""
+
+    def __init__(self, prefix: str, count: int):
+        self._prefix, self._count = prefix.encode(), count
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self._count))]
+        i = operator.index(i)
+        if i < 0:
+            i += self._count
+        if not 0 <= i < self._count:
+            raise IndexError("sha index out of range")
+        return hashlib.blake2b(self._prefix + b"%d" % i, digest_size=20).hexdigest()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Shas):
+            return (self._prefix, self._count) == (other._prefix, other._count)
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Shas({self._prefix.decode()!r}, {self._count})"
 
 
 @dataclass(frozen=True)
@@ -86,15 +124,12 @@ class History:
         return len(self.parents)
 
     @cached_property
-    def shas(self) -> list[str]:
-        """The real shas if given, else stable 40-hex shas derived from name, seed and number."""
+    def shas(self) -> Sequence[str]:
+        """The real shas if given, else stable 40-hex shas derived from name, seed and number
+        (each hashed when asked for)."""
         if self.given_shas is not None:
             return self.given_shas
-        prefix = f"{self.name}:{self.seed}:".encode()
-        return [
-            hashlib.blake2b(prefix + str(i).encode(), digest_size=20).hexdigest()
-            for i in range(len(self.parents))
-        ]
+        return Shas(f"{self.name}:{self.seed}:", len(self.parents))
 
     @cached_property
     def _sha_index(self) -> dict[str, int]:

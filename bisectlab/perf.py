@@ -1,14 +1,17 @@
 """`bisectlab perf`: the speed figures the project holds itself to, medians of repeated runs.
 
 Targets: at least 10,000 simulated e1000e boots per second on one core, and a `git` decision on
-a 10^5-commit kernel-shaped history in under a second.
+a 10^5-commit kernel-shaped history in under a second. `perf --scale` holds the whole Linux
+history (10^6 commits) to interactive speed, each figure beside the code it started from.
 """
 
 from __future__ import annotations
 
+import shutil
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -190,4 +193,193 @@ def format_campaign(r: dict[str, Any]) -> str:
     ok = r["speedup"] >= r["target_speedup"]
     lines.append(f"  speed-up {r['speedup']:.3f}x (target >= {r['target_speedup']}x)  "
                  f"{'ok' if ok else 'MISSED'}")
+    return "\n".join(lines)
+
+
+# scale: the whole Linux history at interactive speed ------------------------------------------
+
+SCALE_BASELINE = "db24ecf"  # the commit the scale work started from ("today" in the report)
+SCALE_TARGETS = {"build_s": 2.0, "first_s": 1.0, "later_s": 0.3, "peak_rss_mb": 500.0,
+                 "generation_s": 2.0}
+
+# One hunt in a fresh process, through the public API only (so that it runs on the baseline's code
+# as well): history, search space, the first bayes decision (strategy, proposal, observation),
+# then later ones; or, with "generation", the history with its shas alone. Prints one JSON line.
+_CHILD = r"""
+import json, statistics, sys, time
+import numpy as np
+from bisectlab.dag import descendants_mask
+from bisectlab.generator import KernelShape, generate_kernel_history
+from bisectlab.strategies import Observation, Resources, SearchSpace, make_strategy
+
+n, decisions, what = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+clock = time.perf_counter
+t0 = clock()
+h = generate_kernel_history(f"perf-{n}", 1, KernelShape(commits=n))
+if what == "generation":
+    assert len(h.shas) == n
+    print(json.dumps({"generation_s": clock() - t0}))
+    sys.exit(0)
+t0 = clock()
+space = SearchSpace(h.parents, [0], len(h) - 1)
+build = clock() - t0
+is_bad = descendants_mask(h.parents, int(space.commits[len(space) // 3]))
+rng = np.random.default_rng(n)
+times = []
+t0 = clock()
+strategy = make_strategy("bayes", space)
+for i in range(decisions):
+    t0 = t0 if i == 0 else clock()
+    commit = strategy.propose(Resources()).commits[0]
+    failed = bool(is_bad[commit]) and rng.random() < 0.5
+    strategy.observe(Observation(commit, 1, int(failed)))
+    times.append(clock() - t0)
+print(json.dumps({"candidates": len(space), "build_s": build, "first_s": times[0],
+                  "later_s": statistics.median(times[1:]), "decisions": decisions}))
+"""
+
+
+def _run_child(source: str | None, *args: object) -> dict[str, Any]:
+    """Run the hunt script in a fresh Python on the code in ``source`` (None: this code) and
+    return its figures, with the peak RSS of that process in MB (from wait4)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    env = dict(os.environ)
+    if source is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH")]))
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen([sys.executable, "-c", _CHILD, *map(str, args)], stdout=out,
+                                env=env, cwd=tempfile.gettempdir())
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            raise RuntimeError(f"perf child failed (exit {proc.returncode})")
+        out.seek(0)
+        figures = json.loads(out.read().decode().strip().splitlines()[-1])
+    return {**figures, "peak_rss_mb": usage.ru_maxrss / 1024}
+
+
+def baseline_source(rev: str, folder: str) -> str | None:
+    """The bisectlab package as of ``rev``, extracted into ``folder`` from the git checkout this
+    code runs from (None if there is none, or no such commit)."""
+    import io
+    import subprocess
+    import tarfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(["git", "-C", str(root), "archive", "--format=tar", rev, "bisectlab"],
+                             capture_output=True)
+    if archive.returncode != 0:
+        return None
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(folder, filter="data")
+    return folder
+
+
+def _medians(runs: list[dict[str, Any]]) -> dict[str, float]:
+    """Each figure's median over repeated runs."""
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0] if k != "decisions"}
+
+
+def git_bisect_step(n: int, repeats: int) -> dict[str, float]:
+    """Median wall time of `git rev-list --bisect` (a whole git process, as a step costs) on the
+    n-commit history exported with export_git, without and with a commit-graph file."""
+    import subprocess
+    import tempfile
+
+    from bisectlab.gitexport import export_git
+
+    h = generate_kernel_history(f"perf-{n}", 1, KernelShape(commits=n))
+    bad = next(t for t, c in h.tags.items() if c == len(h) - 1)
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="bisectlab-perf-git-") as folder:
+        export_git(h, folder)
+        command = ["git", "rev-list", "--bisect", bad, f"^{KernelShape().base}"]
+        for label in ("git_step_s", "git_step_graph_s"):
+            if label == "git_step_graph_s":
+                subprocess.run(["git", "commit-graph", "write", "--reachable"], cwd=folder,
+                               check=True, capture_output=True)
+            out[label] = _median_time(
+                lambda: subprocess.run(command, cwd=folder, check=True, capture_output=True),
+                repeats)
+    return out
+
+
+@dataclass(frozen=True)
+class ScaleRun:
+    """How big and how often: the history, its decisions, the repeats, the git comparison's size."""
+
+    commits: int = 1_000_000
+    decisions: int = 20
+    repeats: int = 3
+    small: int = 10_000
+    git_repeats: int = 15
+
+
+QUICK_SCALE = ScaleRun(commits=100_000, decisions=10, repeats=1, git_repeats=5)
+
+
+def run_scale(run: ScaleRun = ScaleRun(), baseline: str | None = SCALE_BASELINE) -> dict[str, Any]:
+    """The scale figures and the comparison with git at ``run.small`` commits, now and on the
+    ``baseline`` commit's code, each a median of repeated fresh processes run side by side
+    (baseline, now, baseline, now, ...)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="bisectlab-perf-base-") as folder:
+        source = baseline_source(baseline, folder) if baseline else None
+        versions = {"now": None, **({"today": source} if source else {})}
+        runs: dict[str, dict[str, list]] = {v: {"hunt": [], "gen": [], "small": []} for v in versions}
+        for _ in range(run.repeats):
+            for version, code in reversed(versions.items()):
+                runs[version]["hunt"].append(_run_child(code, run.commits, run.decisions, "hunt"))
+                runs[version]["gen"].append(_run_child(code, run.commits, 0, "generation"))
+                runs[version]["small"].append(_run_child(code, run.small, 30, "hunt"))
+    report: dict[str, Any] = {"commits": run.commits, "small": run.small, "repeats": run.repeats,
+                              "baseline": baseline if source else None, "baseline_asked": baseline,
+                              "targets": SCALE_TARGETS}
+    for version, r in runs.items():
+        report[version] = {**_medians(r["hunt"]), "generation_s": _medians(r["gen"])["generation_s"],
+                           "decision_small_s": _medians(r["small"])["later_s"]}
+    report["git"] = git_bisect_step(run.small, run.git_repeats) if shutil.which("git") else None
+    return report
+
+
+def _show(value: float, unit: str) -> str:
+    return f"{value:.0f} MB" if unit == "MB" else f"{value:.2f} s"
+
+
+def format_scale(r: dict[str, Any]) -> str:
+    """The scale figures beside their targets and the baseline's."""
+    now, today, t = r["now"], r.get("today"), r["targets"]
+    asked = r.get("baseline_asked")
+    base = (f"the code of {r['baseline']}" if today else
+            f"not measured ({asked} is not in a git checkout here)" if asked else "not asked for")
+    lines = [f"scale: {r['commits']:,} commits ({now['candidates']:,.0f} candidates); each figure a "
+             f"median of {r['repeats']} fresh processes, now and today side by side; today: {base}",
+             f"{'':48}{'now':>10}{'today':>10}   target"]
+    rows = [("SearchSpace(h.parents, [0], bad)", "build_s", t["build_s"]),
+            ("first bayes decision (make, propose, observe)", "first_s", t["first_s"]),
+            ("later bayes decisions (median of the rest)", "later_s", t["later_s"]),
+            ("peak RSS: generate, space, decisions", "peak_rss_mb", t["peak_rss_mb"]),
+            ("history generation (as `bisectlab perf`)", "generation_s", t["generation_s"])]
+    for label, key, target in rows:
+        unit = "MB" if key.endswith("_mb") else "s"
+        ok = "ok" if now[key] <= target else "MISSED"
+        lines.append(f"{label:<48}{_show(now[key], unit):>10}"
+                     f"{_show(today[key], unit) if today else '-':>10}   <= {target:g} {unit}  {ok}")
+    g, mine = r["git"], now["decision_small_s"]
+    was = f" (today {today['decision_small_s'] * 1e3:.1f} ms)" if today else ""
+    lines.append(f"{r['small']:,} commits: a bayes decision {mine * 1e3:.1f} ms{was}")
+    if g is not None:
+        ok = "ok" if mine <= min(g.values()) else "MISSED"
+        lines[-1] += (f"; git rev-list --bisect {g['git_step_s'] * 1e3:.1f} ms, "
+                      f"{g['git_step_graph_s'] * 1e3:.1f} ms with a commit-graph; target: no "
+                      f"slower than git  {ok}")
+    if r["commits"] != ScaleRun().commits:
+        lines.append(f"(the targets are for {ScaleRun().commits:,} commits)")
     return "\n".join(lines)

@@ -25,7 +25,7 @@ TRAILER = re.compile(r"bisectlab-sha: ([0-9a-f]{40})")
 def digest(h) -> str:
     """What must not move when paths are added: shas, parents, subjects, times, toggles, tags."""
     d = hashlib.sha256()
-    for part in (h.shas, h.parents, h.subjects, h.times,
+    for part in (list(h.shas), h.parents, h.subjects, h.times,
                  sorted((c, sorted(t.items())) for c, t in h.toggles.items()),
                  sorted(h.tags.items()), h.topic_of):
         d.update(json.dumps(part).encode())

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_dag import brute_ancestors, dags
+from test_dag import brute_ancestors, brute_candidates, dags, ranges
 
 from bisectlab import dag
 from bisectlab.posterior import capacity, lower_bound_tests
@@ -86,3 +86,52 @@ def test_false_positives_modelled_one_stray_failure_is_not_a_verdict():
     strategy.observe(Observation(5, 1, 1))
     assert strategy.verdict() is None
     assert strategy.posterior.mass[strategy.space.local[40]] > 0
+
+
+@st.composite
+def observed_ranges(draw):
+    """A history range (test_dag.ranges, up to 120 commits), optionally narrowed to the
+    candidates a deterministic hunt leaves, and tests of any commits of the graph."""
+    parents, goods, bad = draw(ranges(max_size=120))
+    commits = sorted(brute_candidates(parents, goods, bad))
+    if commits and draw(st.booleans()):
+        alive = brute_ancestors(parents, draw(st.sampled_from(commits))) & set(commits)
+        commits = sorted(alive - brute_ancestors(parents, draw(st.sampled_from(sorted(alive)))))
+    tests = draw(st.lists(st.tuples(st.integers(0, len(parents) - 1), st.integers(0, 5),
+                                    st.booleans()), max_size=10))
+    return parents, goods, bad, commits, [(c, b, int(f and b > 0)) for c, b, f in tests]
+
+
+def brute_posterior(parents, commits, tests, model) -> np.ndarray:
+    """P(culprit = c | tests) for each of the sorted ``commits``, by summing the likelihood over
+    the rate grids, candidate by candidate: a test of x is bad iff c is an ancestor-or-self of x."""
+    inside = set(commits)
+    p, f = model.p_grid[:, None], model.f_grid[None, :]
+    prior = model.p_prior[:, None] * model.f_prior[None, :]
+    weight = []
+    for c in commits:
+        like = np.ones_like(prior)
+        for x, boots, failures in tests:
+            if x not in inside:
+                continue
+            rate = np.broadcast_to(p if c in brute_ancestors(parents, x) else f, like.shape)
+            like = like * rate**failures * (1 - rate) ** (boots - failures)
+        weight.append((like * prior).sum())
+    weight = np.array(weight)
+    with np.errstate(invalid="ignore"):  # impossible data: every weight 0, nan (the caller skips)
+        return weight / weight.sum()
+
+
+@settings(max_examples=100, deadline=None)
+@given(observed_ranges(), st.sampled_from([None, 0.0, 0.01]))
+def test_posterior_mass_matches_brute_force(case, fp):
+    parents, goods, bad, commits, tests = case
+    if not commits:
+        return
+    space = SearchSpace(parents, goods, bad, commits=np.array(commits))
+    strategy = make_strategy("bayes", space, false_positive=fp)
+    observe_all(strategy, tests)
+    expected = brute_posterior(parents, commits, tests, strategy.model)
+    if strategy.contradiction is not None or not np.isfinite(expected).all():
+        return  # impossible data: covered above
+    np.testing.assert_allclose(strategy.posterior.mass, expected, rtol=1e-9, atol=1e-12)

@@ -96,11 +96,33 @@ def _bench_line(s: dict) -> str:
 @click.option("--quick", is_flag=True, help="Smaller samples (for a smoke run).")
 @click.option("--campaign", is_flag=True,
               help="Campaign throughput instead: hunts/s with 1 and 2 workers, database share.")
+@click.option("--scale", is_flag=True,
+              help="Scale instead: a 10^6-commit history's search space, bayes decisions and peak "
+                   "RSS against their targets and the baseline commit's code; 10^4 against git.")
+@click.option("--baseline", default=None, metavar="REV",
+              help="With --scale: the commit whose code gives 'today' (default: where the scale "
+                   "work began; '' for none).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
-def perf(quick: bool, campaign: bool, as_json: bool) -> None:
-    """Benchmark: boots per second, history generation and decision times (or --campaign)."""
-    from bisectlab.perf import campaign_throughput, format_campaign, format_report, run_perf
+def perf(quick: bool, campaign: bool, scale: bool, baseline: str | None, as_json: bool) -> None:
+    """Benchmark: boots per second, history generation and decision times (or --campaign,
+    --scale)."""
+    from bisectlab.perf import (
+        QUICK_SCALE,
+        SCALE_BASELINE,
+        ScaleRun,
+        campaign_throughput,
+        format_campaign,
+        format_report,
+        format_scale,
+        run_perf,
+        run_scale,
+    )
 
+    if scale:
+        report = run_scale(QUICK_SCALE if quick else ScaleRun(),
+                           SCALE_BASELINE if baseline is None else baseline or None)
+        click.echo(json.dumps(report, indent=2) if as_json else format_scale(report))
+        return
     if campaign:
         report = campaign_throughput(hunts=20 if quick else 150, rounds=1 if quick else 3)
         click.echo(json.dumps(report, indent=2) if as_json else format_campaign(report))

@@ -7,7 +7,7 @@ same strategy drives a simulated lab or a real repository with a real test comma
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar
@@ -81,6 +81,37 @@ class Verdict:
     evidence: dict[str, Any] = field(default_factory=dict)
 
 
+class CommitIndex(Mapping[int, int]):
+    """Commit -> its position among sorted commits, by binary search: a dict's interface without
+    a dict of a million entries."""
+
+    def __init__(self, commits: np.ndarray):
+        self._commits = np.asarray(commits)
+
+    def __getitem__(self, commit: object) -> int:
+        if not isinstance(commit, int | np.integer):
+            raise KeyError(commit)
+        i = int(np.searchsorted(self._commits, commit))
+        if i == len(self._commits) or self._commits[i] != commit:
+            raise KeyError(commit)
+        return i
+
+    def __len__(self) -> int:
+        return len(self._commits)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._commits.tolist())
+
+
+def _candidates_and_parents(parents: Sequence[tuple[int, ...]], good: Sequence[int],
+                            bad: int) -> tuple[np.ndarray, dag.Csr]:
+    """The candidates of GOOD..BAD and their parents among them (local CSR), from one pass over
+    the graph's parent tuples (whose arrays are dropped before the search structure is built)."""
+    graph = dag.parent_arrays(parents)
+    commits = np.flatnonzero(dag.candidate_mask(graph, bad, good))
+    return commits, dag.restrict_parents(*graph, commits)
+
+
 class SearchSpace:
     """The candidate commits of GOOD..BAD on a DAG, in a local numbering (0 = oldest)."""
 
@@ -100,9 +131,13 @@ class SearchSpace:
         self.names = names
         self.graph_times = times
         self.touching = touching
-        self.commits = dag.candidates(parents, bad, self.good) if commits is None else commits
-        self.sums = dag.AncestorSums(parents, self.commits)
-        self.local = {int(c): i for i, c in enumerate(self.commits)}
+        if commits is None:
+            self.commits, local = _candidates_and_parents(parents, self.good, bad)
+        else:
+            self.commits = commits
+            local = dag.local_parent_arrays(parents, commits)
+        self.sums = dag.AncestorSums(parents, self.commits, local)
+        self.local = CommitIndex(self.commits)
 
     def __len__(self) -> int:
         return len(self.commits)
@@ -136,9 +171,7 @@ class SearchSpace:
     @cached_property
     def _graph(self) -> csr_matrix:
         """The candidate subgraph as a sparse child -> parent adjacency matrix."""
-        n = len(self.parents)
-        rows, cols = self.edges
-        return csr_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n, n))
+        return dag.parent_graph(self.sums.indptr, self.sums.indices)
 
     def ancestors(self, i: int) -> np.ndarray:
         """Local indices of the ancestors-or-self of local commit ``i`` within the candidates."""

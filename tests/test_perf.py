@@ -1,0 +1,37 @@
+"""`bisectlab perf --scale` end to end on a small history: every figure is measured in fresh
+processes and reported beside its target (no timing is asserted: the machine decides those)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from bisectlab.perf import SCALE_BASELINE, ScaleRun, baseline_source, format_scale, run_scale
+
+SMALL = ScaleRun(commits=3000, decisions=3, repeats=1, small=1000, git_repeats=1)
+
+
+def test_scale_report_measures_every_figure_in_child_processes():
+    report = run_scale(SMALL, baseline=None)
+    now = report["now"]
+    assert now["candidates"] == 2999 and report["baseline"] is None and "today" not in report
+    for key in ("build_s", "first_s", "later_s", "generation_s", "decision_small_s"):
+        assert 0 < now[key] < 60
+    assert 20 < now["peak_rss_mb"] < 2000  # a whole Python process with numpy and scipy
+    text = format_scale(report)
+    for label in ("SearchSpace", "first bayes decision", "later bayes decisions", "peak RSS",
+                  "history generation", "1,000 commits: a bayes decision"):
+        assert label in text
+    if shutil.which("git"):
+        assert set(report["git"]) == {"git_step_s", "git_step_graph_s"} and "git rev-list" in text
+
+
+def test_scale_report_puts_the_baseline_code_beside(tmp_path):
+    if baseline_source(SCALE_BASELINE, str(tmp_path / "probe")) is None:
+        pytest.skip("not a git checkout with the baseline commit")
+    report = run_scale(ScaleRun(commits=2000, decisions=2, repeats=1, small=500, git_repeats=1),
+                       baseline=SCALE_BASELINE)
+    assert report["baseline"] == SCALE_BASELINE
+    assert report["today"]["candidates"] == report["now"]["candidates"]
+    assert "today" in format_scale(report).splitlines()[1]
