@@ -13,6 +13,7 @@ likelihood, so the posterior costs O(N + distinct pairs x grid) per update.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -278,10 +279,19 @@ class Posterior:
         The rates are summed out given c: the past tests that c makes bad tell how often the bug
         shows, so a test of a surely bad commit still says something about c.
         """
-        cond = self.conditional
-        bad = (cond * (1 - self.model.fail_rates())[None] ** boots).sum(axis=(1, 2))
-        good = (cond.sum(axis=1) * (1 - self.model.f_grid)[None] ** boots).sum(axis=1)
-        return bad[self.classes], good[self.classes]
+        bad, good = self.pass_by_class([boots])
+        return bad[self.classes, 0], good[self.classes, 0]
+
+    def pass_by_class(self, ladder: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """P(all of b boots pass | culprit c) at a bad and at a good commit, per likelihood class
+        of c (``classes`` maps candidates to them) and per b of ``ladder``: shape (U, L) each."""
+        b = np.asarray(ladder, dtype=float)
+        cond = self.conditional                                           # (U, P, F)
+        survive_bad = (1 - self.model.fail_rates())[None] ** b[:, None, None]  # (L, P, F)
+        bad = np.einsum("upf,lpf->ul", cond, survive_bad)
+        survive_good = (1 - self.model.f_grid)[None] ** b[:, None]         # (L, F)
+        good = np.einsum("uf,lf->ul", cond.sum(axis=1), survive_good)
+        return bad, good
 
 
 def compute_posterior(evidence: Evidence, log_prior: np.ndarray, model: RateModel) -> Posterior:

@@ -316,38 +316,40 @@ class BayesStrategy(Strategy):
 
         The information is exact under the model: I(c; outcome of x), with the rates summed out
         given each c. Every term is an ancestor sum, so one pass over the DAG gives them all,
-        for every b at once.
+        for every b at once; what depends on c alone is worked out once per likelihood class.
         """
-        m = self.posterior.mass
+        post = self.posterior
+        m = post.mass
+        bad, good = post.pass_by_class(ladder)                       # (U, L) each
+        per_class = [bad, entropy_bits(bad)]
         no_false_positives = bool(np.all(self.model.f_grid == 0.0))
-        columns = [m]
-        for boots in ladder:  # with f = 0 a good commit always passes: half the columns suffice
-            pass_bad, pass_good = self.posterior.pass_given_culprit(boots)
-            columns += [m * pass_bad, m * entropy_bits(pass_bad)]
-            if not no_false_positives:
-                columns += [m * pass_good, m * entropy_bits(pass_good)]
-        stacked = np.stack(columns, axis=1)
+        if not no_false_positives:  # with f = 0 a good commit always passes
+            per_class += [good, entropy_bits(good)]
+        table = np.concatenate(per_class, axis=1)[post.classes]      # (N, k L)
+        stacked = np.concatenate([m[:, None], m[:, None] * table], axis=1)
         anc = self.space.sums.sums(stacked)
         total = stacked.sum(axis=0)
         u = np.clip(anc[:, 0], 0.0, 1.0)
-        width = 2 if no_false_positives else 4
+        width = len(ladder)
+        bad_in = anc[:, 1:1 + width]
+        h_bad_in = anc[:, 1 + width:1 + 2 * width]
+        if no_false_positives:
+            good_in, good_all, h_good_in, h_good_all = anc[:, :1], total[0], 0.0, 0.0
+        else:
+            good_in, good_all = anc[:, 1 + 2 * width:1 + 3 * width], total[1 + 2 * width:1 + 3 * width]
+            h_good_in = anc[:, 1 + 3 * width:]
+            h_good_all = total[1 + 3 * width:]
+        p_pass = np.clip(bad_in + good_all - good_in, 0.0, 1.0)       # (N, L)
+        info = information_bits(p_pass, h_bad_in + h_good_all - h_good_in)
+        fail = 1 - p_pass
         scores = []
-        for k in range(len(ladder)):
-            bad, h_bad = 1 + width * k, 2 + width * k
-            if no_false_positives:
-                good_in, good_all, h_good_in, h_good_all = anc[:, 0], total[0], 0.0, 0.0
-            else:
-                good_in, good_all = anc[:, 3 + width * k], total[3 + width * k]
-                h_good_in, h_good_all = anc[:, 4 + width * k], total[4 + width * k]
-            p_pass = np.clip(anc[:, bad] + good_all - good_in, 0.0, 1.0)
-            cond_entropy = anc[:, h_bad] + h_good_all - h_good_in
-            info = information_bits(p_pass, cond_entropy)
-            fail = 1 - p_pass
+        for k in range(width):
             if resources.adapters_left is None:
-                score = info / (1 + self.cost_weight * fail)
+                score = info[:, k] / (1 + self.cost_weight * fail[:, k])
             else:
-                score = adapter_scores(self._budget_view(u, info, fail, resources.adapters_left),
-                                       resources.adapters_left)
+                score = adapter_scores(
+                    self._budget_view(u, info[:, k], fail[:, k], resources.adapters_left),
+                    resources.adapters_left)
             scores.append(np.where(self.untestable, -np.inf, score))
         return u, scores
 
@@ -409,19 +411,23 @@ class BayesStrategy(Strategy):
         """
         if self.options.boots_per_install is not None or resources.costs is None:
             return (self.boots, *self.scores(resources))
-        best: tuple[float, int, np.ndarray, np.ndarray] | None = None
         u, scores = self.scores_at(resources, BOOTS_LADDER)
-        for boots, score in zip(BOOTS_LADDER, scores, strict=True):
-            rate = score / self._expected_minutes(u, boots, resources)
-            top = float(np.max(rate))
+        minutes = self._expected_minutes(u, BOOTS_LADDER, resources)
+        best: tuple[float, int] | None = None
+        rates = []
+        for k, score in enumerate(scores):
+            rates.append(score / minutes[:, k])
+            top = float(np.max(rates[k]))
             if best is None or top > best[0] * (1 + 1e-9):
-                best = (top, boots, u, rate)
+                best = (top, k)
         assert best is not None
-        return best[1], best[2], best[3]
+        return BOOTS_LADDER[best[1]], u, rates[best[1]]
 
-    def _expected_minutes(self, u: np.ndarray, boots: int, resources: Resources) -> np.ndarray:
-        """Expected lab minutes of testing each candidate with up to ``boots`` boots: an install
-        unless a free rig has it, the boots until the first failure, a swap after one."""
+    def _expected_minutes(self, u: np.ndarray, ladder: Sequence[int],
+                          resources: Resources) -> np.ndarray:
+        """Expected lab minutes of testing each candidate with up to b boots, per b of the
+        ladder (N, L): an install unless a free rig has it, the boots until the first failure,
+        a swap after one."""
         costs = resources.costs
         assert costs is not None
         installed = [self.space.local[c] for c in resources.installed
@@ -429,11 +435,14 @@ class BayesStrategy(Strategy):
         install = np.full(len(u), costs.install)
         install[installed] = 0.0
         p, mass = self.model.p_grid, self.posterior.p_mass
-        survive = (1 - p) ** boots
-        boots_if_bad = float(mass @ np.where(p > 0, (1 - survive) / np.maximum(p, 1e-12), boots))
-        fail_if_bad = float(mass @ (1 - survive))
-        return install + costs.boot * (u * boots_if_bad + (1 - u) * boots) + \
-            costs.swap * u * fail_if_bad
+        b = np.asarray(ladder, dtype=float)
+        survive = (1 - p)[:, None] ** b[None, :]                                  # (P, L)
+        boots_if_bad = mass @ np.where(p[:, None] > 0,
+                                       (1 - survive) / np.maximum(p, 1e-12)[:, None], b[None, :])
+        fail_if_bad = mass @ (1 - survive)                                        # (L,)
+        return (install[:, None] + costs.boot * (u[:, None] * boots_if_bad
+                                                 + (1 - u[:, None]) * b[None, :])
+                + costs.swap * u[:, None] * fail_if_bad)
 
     def _learning_p_pays(self, resources: Resources) -> bool:
         """Whether testing the leading candidate itself, to learn p from its outcome, is
