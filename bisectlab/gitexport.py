@@ -61,7 +61,10 @@ def export_git(history: History, directory: str | Path) -> Path:
         raise BisectlabError(f"{target} exists and is not an empty directory")
     if shutil.which("git") is None:
         raise BisectlabError("git is not installed")
-    target.mkdir(parents=True, exist_ok=True)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BisectlabError(f"cannot make {target}: {exc.strerror}") from None
     _git(target, "init", "-q", "-b", "master")
     # stored (uncompressed) pack objects: with a tree per directory a commit writes, deflating
     # them costs fast-import as much again as everything else; the pack is a quarter larger

@@ -193,3 +193,47 @@ def test_bench_json_reports_costs_against_the_bound_per_rig(run):
     assert s["rounds_mean"] <= s["tests_mean"] <= s["boots_mean"]
     assert s["rounds_over_bound"] == pytest.approx(s["rounds_mean"] * 2 / s["lower_bound_boots"])
     assert s["boots_over_bound"] == pytest.approx(s["boots_mean"] / s["lower_bound_boots"])
+
+
+HUGE_REF = "a" * 20_000
+
+
+@pytest.mark.parametrize("args, message", [
+    (["history", "export-git", "e1000e-2.6.27", "/proc/nope"], "cannot make /proc/nope"),
+    (["bisect", "v2.6.26", "v2.6.27-rc8", "--cost-weight", "nan"],
+     "--cost-weight must be in [0, 1000000], not nan"),
+    (["bisect", "v2.6.26", "v2.6.27-rc8", "--cost-weight", "inf"],
+     "--cost-weight must be in [0, 1000000], not inf"),
+    (["bench", "--detect", "nan"], "must be in (0, 1], not nan"),
+    (["bisect", "v2.6.26", "v2.6.27-rc8", "--strategy", "retry", "--retries",
+      "99999999999999999999999"], "--retries must be in [1, 10000]"),
+    (["bisect", "v2.6.26", "v2.6.27-rc8", "--boots-per-install", "99999999999999999999"],
+     "--boots-per-install must be in [1, 10000]"),
+    (["bisect", "v2.6.26", "v2.6.27-rc8", "--strategy", "git", "--adapters", "99999999999"],
+     "must be in [0, 10000]"),
+    (["bisect", "v2.6.26", "v2.6.27-rc8", "--rigs", "1000000"], "must be in [1, 256]"),
+    (["bisect", "v2.6.26", "v2.6.27-rc8", "--db", ""], "the database is empty text"),
+    (["bisect", "v2.6.26", "v2.6.27-rc8", "--db", "::::"], "neither a database URL"),
+    (["bisect", "v2.6.27-rc8", "v2.6.26"], "(swapped? BAD is an ancestor of GOOD)"),
+    (["bisect", "v2.6.26", HUGE_REF], f"unknown ref '{'a' * 57}...' in e1000e-2.6.27"),
+])
+def test_numbers_that_make_no_sense_and_odd_names_are_one_line(run, tmp_path, args, message):
+    line = _one_error_line(run(*args))
+    assert message in line and len(line) < 300
+    assert not (tmp_path / "bisectlab.sqlite").exists() and not (tmp_path / "::::").exists()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("name = 'x'\nseed = 1\n[generate]\ncommits = 1000000000000\n",
+     "12 to 5,000,000 commits, not 1,000,000,000,000"),
+    ("name = 'x'\nseed = 1\n[generate]\ncommits = 100\n[[range]]\ngood = 'v1.0'\nbad = 'v9.9'\n",
+     "unknown ref 'v9.9'"),
+])
+def test_a_scenario_that_cannot_be_is_refused(run, tmp_path, text, message):
+    (tmp_path / "odd.toml").write_text(text)
+    assert message in _one_error_line(run("history", "show", "odd.toml"))
+
+
+def test_boot_exit_status_stops_git_bisect_run_on_a_bad_option_too(run):
+    result = run("boot", "v2.6.27-rc8", "--exit-status", "--attempt", "0")
+    assert result.exit_code == 255 and result.stderr.startswith("error: Invalid value")

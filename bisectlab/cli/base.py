@@ -36,6 +36,7 @@ COMMANDS = {  # name -> module of this package and the click command in it
 
 EXIT_VERDICT, EXIT_NO_VERDICT, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130
+GIT_BISECT_ABORT = 255  # a run script's exit status that stops `git bisect run`
 NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
 
 
@@ -55,25 +56,29 @@ class BisectlabGroup(click.Group):
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        words = list(sys.argv[1:] if args is None else args)
+        # `boot --exit-status` is a git bisect run script: exit 2 would read as "bad"
+        code_on_error = (GIT_BISECT_ABORT if words[:1] == ["boot"] and "--exit-status" in words
+                         else EXIT_USAGE)
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except NO_ARGS_IS_HELP as exc:  # `bisectlab` or `bisectlab replay` alone: the help
             click.echo(exc.format_message())
             sys.exit(0)
         except click.ClickException as exc:
-            fail(exc.format_message())
+            fail(exc.format_message(), code_on_error)
         except BisectlabError as exc:
-            fail(str(exc))
+            fail(str(exc), code_on_error)
         except (click.exceptions.Abort, KeyboardInterrupt):
             click.echo("interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
         sys.exit(code if isinstance(code, int) else 0)
 
 
-def fail(message: str) -> None:
-    """One line on stderr, exit 2."""
+def fail(message: str, code: int = EXIT_USAGE) -> None:
+    """One line on stderr, exit 2 (or ``code``)."""
     click.echo(f"error: {message}", err=True)
-    sys.exit(EXIT_USAGE)
+    sys.exit(code)
 
 
 @click.group(cls=BisectlabGroup, context_settings={"help_option_names": ["-h", "--help"]})

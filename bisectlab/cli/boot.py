@@ -10,12 +10,11 @@ import sys
 import click
 
 from bisectlab import kernel
-from bisectlab.cli.base import EXIT_NO_VERDICT
+from bisectlab.cli.base import EXIT_NO_VERDICT, GIT_BISECT_ABORT
 from bisectlab.cli.params import MAX_SEED, count, history_option
 from bisectlab.errors import BisectlabError
 from bisectlab.history import load_history
 
-GIT_BISECT_ABORT = 255  # a run script's exit status that stops `git bisect run`
 MAX_ATTEMPT = 10**9
 
 @click.command()
