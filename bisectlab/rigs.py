@@ -25,6 +25,7 @@ import os
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -86,6 +87,7 @@ class GitRigs:
     attempts: dict[int, int] = field(default_factory=dict)
     ran_once: bool = False
     running: dict[int, subprocess.Popen] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def build(cls, repo: Path, history: History, run_command: str, *, install_command: str | None,
@@ -171,8 +173,7 @@ class GitRigs:
             rig.installed = commit
         records: list[BootRecord] = []
         for _ in range(boots):
-            attempt = self.attempts.get(commit, 0) + 1
-            self.attempts[commit] = attempt
+            attempt = self._next_attempt(commit)
             done = self._command(self.run_command, rig, commit, attempt)
             first, self.ran_once = not self.ran_once, True
             verdict = self._meaning(done, first)
@@ -183,11 +184,18 @@ class GitRigs:
                                      f"{describe(done)}: untestable, skipped")
             if verdict == "bad":
                 destroyed = (rig.adapter,) if rig.adapter is not None else ()
-                rig.adapter = self.box.take()
+                with self.lock:  # two rigs' adapters may die at once: each gets its own spare
+                    rig.adapter = self.box.take()
                 return TestResult(commit, rig.name, tuple(records), destroyed,
                                   (time.monotonic() - started) / 60, installed)
         return TestResult(commit, rig.name, tuple(records), (), (time.monotonic() - started) / 60,
                           installed)
+
+    def _next_attempt(self, commit: int) -> int:
+        """The how-manyth boot of ``commit`` this one is (two rigs may boot it at once)."""
+        with self.lock:
+            self.attempts[commit] = self.attempts.get(commit, 0) + 1
+            return self.attempts[commit]
 
     def _skipped(self, commit: int, rig: Rig, records: tuple[BootRecord, ...], started: float,
                  installed: bool, note: str) -> TestResult:
@@ -218,7 +226,8 @@ class GitRigs:
             return
         if not (rig.worktree / ".git").exists():
             rig.worktree.parent.mkdir(parents=True, exist_ok=True)
-            git(self.repo, "worktree", "add", "--force", "--detach", str(rig.worktree), sha)
+            with self.lock:  # git worktree add reads the others' half-made metadata
+                git(self.repo, "worktree", "add", "--force", "--detach", str(rig.worktree), sha)
         else:
             git(rig.worktree, "checkout", "--quiet", "--force", "--detach", sha)
         rig.checked_out = commit
@@ -306,6 +315,7 @@ def git(cwd: Path, *args: str, check: bool = True) -> str:
     """Run git; its output (BisectlabError with git's first line if it fails and ``check``)."""
     done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
     if check and done.returncode != 0:
-        line = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[0]
+        lines = done.stderr.strip().splitlines() or [f"exit {done.returncode}"]
+        line = next((x for x in lines if x.startswith(("fatal:", "error:"))), lines[0])
         raise BisectlabError(f"git {args[0]} failed: {line}")
     return done.stdout

@@ -1,0 +1,254 @@
+"""Real hunts: `bisectlab bisect --repo DIR --run CMD` in real git repositories built in tmp_path.
+
+The repository is a 200-commit kernel-shaped history exported by `history export-git`, its culprit
+moved to a commit on a topic branch. The tests' run scripts are plain sh: a commit is bad when the
+culprit is in its history (`git merge-base --is-ancestor`, asked in the rig's worktree), and a bad
+commit fails a boot when a hash of (commit, BISECTLAB_BOOT) says so, so a flaky bug's outcomes are
+a fixed function of the commit and the boot, the same in every hunt.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bisectlab.cli import cli
+
+pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+
+GOOD, BAD = "v1.0", "v1.1"
+
+
+def git(repo: Path, *args: str) -> str:
+    """git's output in ``repo``, stripped."""
+    done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+@dataclass(frozen=True)
+class Export:
+    """An exported kernel-shaped history: the repository, its scenario file and its culprit (a
+    commit on a topic branch with one child, itself a plain commit) and the merge bringing it in."""
+
+    repo: Path
+    scenario: Path
+    culprit: str
+    child: str
+    merge: str
+
+    def copy(self, path: Path) -> Export:
+        """The repository copied to ``path`` (a test may change it)."""
+        shutil.copytree(self.repo, path, symlinks=True)
+        return Export(path, self.scenario, self.culprit, self.child, self.merge)
+
+    def candidates(self, *goods: str, bad: str = BAD) -> list[str]:
+        """`git rev-list BAD ^GOOD...`: the commits a hunt may test."""
+        return git(self.repo, "rev-list", bad, *(f"^{g}" for g in goods)).split()
+
+
+@pytest.fixture(scope="session")
+def kernel_template(tmp_path_factory) -> Export:
+    """200 commits, exported once per session; the scenario's bug moved to the topic culprit."""
+    folder = tmp_path_factory.mktemp("kernel")
+    scenario, repo = folder / "k200.toml", folder / "linux"
+    runner = CliRunner()
+    for args in (["history", "generate", "--commits", "200", "--seed", "3", "--bug", "rate",
+                  "--detect", "0.5", "-o", str(scenario)],
+                 ["history", "export-git", str(scenario), str(repo)]):
+        result = runner.invoke(cli, args, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+    culprit, child, merge = topic_culprit(repo)
+    ours = git(repo, "show", f"{culprit}:BISECTLAB")
+    text = scenario.read_text()
+    scenario.write_text(re.sub(r'culprit = "[0-9a-f]{40}"', f'culprit = "{ours}"', text))
+    return Export(repo, scenario, culprit, child, merge)
+
+
+def topic_culprit(repo: Path) -> tuple[str, str, str]:
+    """A plain commit off the mainline whose one child is a plain commit on the same branch, and
+    the mainline merge that brings them in."""
+    mainline = git(repo, "rev-list", "--first-parent", BAD).split()
+    parents = {line.split()[0]: line.split()[1:]
+               for line in git(repo, "rev-list", "--parents", BAD, f"^{GOOD}").splitlines()}
+    children: dict[str, list[str]] = {}
+    for commit, ps in parents.items():
+        for p in ps:
+            children.setdefault(p, []).append(commit)
+    topic = [c for c in reversed(list(parents)) if c not in mainline and len(parents[c]) == 1]
+    for c in topic[len(topic) // 3:]:
+        kids = children.get(c, [])
+        if len(kids) == 1 and len(parents[kids[0]]) == 1 and kids[0] not in mainline:
+            merge = next(m for m in reversed(mainline)
+                         if len(parents.get(m, [])) > 1 and is_ancestor(repo, c, m))
+            return c, kids[0], merge
+    raise AssertionError("no topic commit with a plain child")
+
+
+def is_ancestor(repo: Path, a: str, b: str) -> bool:
+    return subprocess.run(["git", "merge-base", "--is-ancestor", a, b], cwd=repo).returncode == 0
+
+
+@pytest.fixture
+def kernel(kernel_template, tmp_path) -> Export:
+    return kernel_template.copy(tmp_path / "linux")
+
+
+def make_script(path: Path, culprit: str, *, every: int = 1, before: str = "",
+                boot: str = "") -> str:
+    """An executable sh test: bad when ``culprit`` is in HEAD's history, failing one boot in
+    ``every`` there (by a hash of the commit and BISECTLAB_BOOT); ``before`` runs first, ``boot``
+    just before the verdict. Returns its path."""
+    path.write_text(f"""#!/bin/sh
+{before}
+{boot}
+if git merge-base --is-ancestor {culprit} HEAD; then
+    h=$(printf '%s %s' "$BISECTLAB_COMMIT" "$BISECTLAB_BOOT" | cksum | cut -d' ' -f1)
+    [ $((h % {every})) -eq 0 ] && exit 1
+fi
+exit 0
+""")
+    path.chmod(0o755)
+    return str(path)
+
+
+def hunt_json(run, *args: str) -> dict:
+    """A hunt's verdict as JSON (exit 0 or 1)."""
+    result = run("bisect", *args, "--json", "-q")
+    assert result.exit_code in (0, 1), result.output
+    return json.loads(result.stdout)
+
+
+def logged_tests(run, hunt: int = 1, db: str = "bisectlab.sqlite") -> list[dict]:
+    result = run("query", "tests", "--hunt", str(hunt), "--db", db, "--format", "json")
+    return sorted(json.loads(result.stdout), key=lambda t: t["seq"])
+
+
+def logged_boots(run, hunt: int = 1, db: str = "bisectlab.sqlite") -> list[dict]:
+    result = run("query", "boots", "--hunt", str(hunt), "--db", db, "--format", "json")
+    return json.loads(result.stdout)
+
+
+def logged_hunts(run, db: str = "bisectlab.sqlite") -> list[dict]:
+    return json.loads(run("query", "hunts", "--db", db, "--format", "json").stdout)
+
+
+def worktrees(repo: Path) -> list[str]:
+    """`git worktree list --porcelain`: each worktree's path."""
+    return [line.split(" ", 1)[1] for line in git(repo, "worktree", "list", "--porcelain")
+            .splitlines() if line.startswith("worktree ")]
+
+
+# the culprit, the range, the refs ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("strategy, every", [("git", 1), ("bayes", 1), ("bayes", 2)])
+def test_a_culprit_on_a_topic_branch_is_named_itself_not_its_merge(run, kernel, tmp_path,
+                                                                   strategy, every):
+    script = make_script(tmp_path / "t.sh", kernel.culprit, every=every)
+    verdict = hunt_json(run, GOOD, BAD, "--repo", str(kernel.repo), "--run", script,
+                        "--strategy", strategy)
+    assert (verdict["status"], verdict["culprit"]) == ("found", kernel.culprit)
+    assert kernel.merge != kernel.culprit
+    tested = {t["commit_sha"] for t in logged_tests(run)}
+    assert tested <= set(kernel.candidates(GOOD)) and kernel.culprit in tested
+
+
+def test_several_goods_test_exactly_what_git_bisect_run_tests(run, kernel, tmp_path):
+    """GOODs v1.0 and a topic tip without the culprit: the git strategy tests git's commits."""
+    tips = [line.split()[2] for line in git(kernel.repo, "rev-list", "--merges", "--parents",
+                                           BAD, f"^{GOOD}").splitlines()]
+    other = next(t for t in tips if not is_ancestor(kernel.repo, kernel.culprit, t)
+                 and not is_ancestor(kernel.repo, t, kernel.culprit))
+    script = make_script(tmp_path / "t.sh", kernel.culprit)
+    verdict = hunt_json(run, GOOD, other, BAD, "--repo", str(kernel.repo), "--run", script,
+                        "--strategy", "git")
+    assert verdict["culprit"] == kernel.culprit
+    ours = [t["commit_sha"] for t in logged_tests(run)]
+    assert set(ours) <= set(kernel.candidates(GOOD, other))
+    theirs = kernel.copy(tmp_path / "theirs").repo
+    git(theirs, "bisect", "start", BAD, GOOD, other)
+    git(theirs, "bisect", "run", script)
+    steps = [line.split()[3] for line in git(theirs, "bisect", "log").splitlines()
+             if re.match(r"git bisect (good|bad) ", line)]
+    assert ours == steps
+
+
+def test_refs_may_be_a_branch_head_relative_or_a_sha_prefix(run, kernel, tmp_path):
+    repo = kernel.repo
+    git(repo, "branch", "stable", GOOD)
+    assert is_ancestor(repo, kernel.culprit, "HEAD~3")
+    good_sha, bad_sha = git(repo, "rev-parse", GOOD), git(repo, "rev-parse", "HEAD~3")
+    script = make_script(tmp_path / "t.sh", kernel.culprit)
+    verdict = hunt_json(run, "stable", good_sha[:10], "HEAD~3", "--repo", str(repo), "--run",
+                        script, "--strategy", "git")
+    assert verdict["culprit"] == kernel.culprit
+    (hunt,) = logged_hunts(run)
+    assert (hunt["good"], hunt["bad"]) == (f"stable {good_sha[:10]}", "HEAD~3")
+    assert (hunt["good_sha"], hunt["bad_sha"]) == (good_sha, bad_sha)
+    assert {t["commit_sha"] for t in logged_tests(run)} <= set(kernel.candidates(GOOD, bad="HEAD~3"))
+
+
+# the user's repository, the rigs' worktrees -----------------------------------------------------
+
+
+def test_the_users_work_tree_and_branch_are_untouched_and_the_rigs_removed(run, kernel, tmp_path):
+    repo = kernel.repo
+    (repo / "Makefile").write_text("a local change\n")
+    (repo / "notes.txt").write_text("untracked\n")
+    (repo / "README").write_text("staged\n")
+    git(repo, "add", "README")
+    before = [git(repo, *a) for a in (["status", "--porcelain"], ["rev-parse", "HEAD"],
+                                      ["symbolic-ref", "HEAD"], ["branch", "--list"],
+                                      ["diff", "HEAD"])]
+    script = make_script(tmp_path / "t.sh", kernel.culprit, every=2,
+                         before=f'pwd >> {tmp_path}/where')
+    verdict = hunt_json(run, GOOD, BAD, "--repo", str(repo), "--run", script, "--rigs", "2")
+    assert verdict["culprit"] == kernel.culprit
+    after = [git(repo, *a) for a in (["status", "--porcelain"], ["rev-parse", "HEAD"],
+                                     ["symbolic-ref", "HEAD"], ["branch", "--list"],
+                                     ["diff", "HEAD"])]
+    assert after == before and (repo / "notes.txt").read_text() == "untracked\n"
+    rigs = repo / ".git" / "bisectlab" / "rigs"
+    assert set((tmp_path / "where").read_text().split()) == {str(rigs / "rig1"), str(rigs / "rig2")}
+    assert worktrees(repo) == [str(repo)]
+    assert not (rigs / "rig1").exists() and not (rigs / "rig2").exists()
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_worktrees_go_under_the_directory_given_and_stay_if_asked(run, kernel, tmp_path, keep):
+    where = tmp_path / "scratch" / "rigs"
+    script = make_script(tmp_path / "t.sh", kernel.culprit, before=f'pwd >> {tmp_path}/where')
+    verdict = hunt_json(run, GOOD, BAD, "--repo", str(kernel.repo), "--run", script, "--rigs", "2",
+                        "--worktrees", str(where), *(["--keep-worktrees"] if keep else []))
+    assert verdict["culprit"] == kernel.culprit
+    rigs = [str(where / "rig1"), str(where / "rig2")]
+    assert set((tmp_path / "where").read_text().split()) == set(rigs)
+    assert worktrees(kernel.repo) == [str(kernel.repo), *(rigs if keep else [])]
+    assert [(where / r).exists() for r in ("rig1", "rig2")] == [keep, keep]
+    assert not (kernel.repo / ".git" / "bisectlab").exists()
+
+
+def test_a_rig_checks_out_and_installs_only_when_its_commit_changes(run, kernel, tmp_path):
+    hook = kernel.repo / ".git" / "hooks" / "post-checkout"
+    hook.write_text(f'#!/bin/sh\ngit rev-parse HEAD >> {tmp_path}/checkouts\n')
+    hook.chmod(0o755)
+    script = make_script(tmp_path / "t.sh", kernel.culprit, every=2)
+    install = f'echo "$BISECTLAB_COMMIT $BISECTLAB_RIG $BISECTLAB_BOOT" >> {tmp_path}/installs'
+    verdict = hunt_json(run, GOOD, BAD, "--repo", str(kernel.repo), "--run", script,
+                        "--install", install)
+    assert verdict["culprit"] == kernel.culprit
+    tested = [t["commit_sha"] for t in logged_tests(run)]
+    changes = [c for i, c in enumerate(tested) if i == 0 or c != tested[i - 1]]
+    assert len(changes) < len(tested)  # the hunt did test a commit twice in a row
+    assert (tmp_path / "checkouts").read_text().split() == changes
+    assert (tmp_path / "installs").read_text().splitlines() == [f"{c} rig1 0" for c in changes]
+    assert verdict["installs"] == len(changes)
+    assert [t["installed"] for t in logged_tests(run)] == [
+        i == 0 or c != tested[i - 1] for i, c in enumerate(tested)]
