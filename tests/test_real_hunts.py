@@ -252,3 +252,177 @@ def test_a_rig_checks_out_and_installs_only_when_its_commit_changes(run, kernel,
     assert verdict["installs"] == len(changes)
     assert [t["installed"] for t in logged_tests(run)] == [
         i == 0 or c != tested[i - 1] for i, c in enumerate(tested)]
+
+
+def test_commands_see_commit_rig_boot_and_hunt_and_run_in_the_rigs_worktree(run, kernel, tmp_path):
+    simulated = run("bisect", GOOD, BAD, "--history", str(kernel.scenario), "--strategy", "git",
+                    "--seed", "1", "-q")
+    assert simulated.exit_code == 0  # hunt 1: the real hunt is hunt 2
+    seen = f'echo "$BISECTLAB_COMMIT $BISECTLAB_RIG $BISECTLAB_BOOT $BISECTLAB_HUNT ' \
+           f'$(git rev-parse HEAD) $PWD" >> {tmp_path}/'
+    script = make_script(tmp_path / "t.sh", kernel.culprit, every=2, before=seen + "runs")
+    verdict = hunt_json(run, GOOD, BAD, "--repo", str(kernel.repo), "--run", script, "--rigs", "2",
+                        "--install", seen + "installs")
+    assert (verdict["hunt_id"], verdict["culprit"]) == (2, kernel.culprit)
+    rigs = kernel.repo / ".git" / "bisectlab" / "rigs"
+    for name in ("runs", "installs"):
+        for line in (tmp_path / name).read_text().splitlines():
+            commit, rig, _, hunt, head, where = line.split()
+            assert (head, hunt, where) == (commit, "2", str(rigs / rig))
+    runs = [line.split()[:3] for line in (tmp_path / "runs").read_text().splitlines()]
+    tests = {t["id"]: t for t in logged_tests(run, 2)}
+    logged = [[tests[b["test_id"]]["commit_sha"], tests[b["test_id"]]["rig"], str(b["attempt"])]
+              for b in logged_boots(run, 2)]
+    assert sorted(runs) == sorted(logged)
+    for commit in {c for c, _, _ in runs}:
+        assert sorted(int(b) for c, _, b in runs if c == commit) == list(
+            range(1, 1 + sum(c == commit for c, _, _ in runs)))
+    installs = [line.split()[:3] for line in (tmp_path / "installs").read_text().splitlines()]
+    assert {b for _, _, b in installs} == {"0"} and len(installs) == verdict["installs"]
+
+
+# git bisect run's exit codes --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("strategy, every", [("git", 1), ("bayes", 2)])
+def test_exit_125_skips_a_commit_and_it_is_never_proposed_again(run, kernel, tmp_path, strategy,
+                                                                every):
+    parent = git(kernel.repo, "rev-parse", f"{kernel.culprit}^")
+    skip = [c for c in kernel.candidates(GOOD) if c[-1] in "02468ace" and c not in (kernel.culprit, parent)]
+    (tmp_path / "skip").write_text("\n".join(skip) + "\n")
+    script = make_script(tmp_path / "t.sh", kernel.culprit, every=every,
+                         before=f'grep -qx "$BISECTLAB_COMMIT" {tmp_path}/skip && exit 125')
+    verdict = hunt_json(run, GOOD, BAD, "--repo", str(kernel.repo), "--run", script,
+                        "--strategy", strategy)
+    assert (verdict["status"], verdict["culprit"]) == ("found", kernel.culprit)
+    tests = logged_tests(run)
+    skipped = [t["commit_sha"] for t in tests if t["skipped"]]
+    assert len(skipped) >= 2
+    assert skipped == [t["commit_sha"] for t in tests if t["commit_sha"] in skip]
+    assert len(set(skipped)) == len(skipped)
+    assert {t["note"] for t in tests if t["skipped"]} == {"exit 125: untestable, skipped"}
+
+
+@pytest.mark.parametrize("strategy", ["git", "bayes"])
+def test_a_culprit_hidden_by_skips_gives_the_range_verdict(run, kernel, tmp_path, strategy):
+    script = make_script(tmp_path / "t.sh", kernel.culprit,
+                         before=f'[ "$BISECTLAB_COMMIT" = {kernel.culprit} ] && exit 125')
+    args = [GOOD, BAD, "--repo", str(kernel.repo), "--run", script, "--strategy", strategy]
+    result = run("bisect", *args, "-q")
+    assert result.exit_code == 1
+    could_be = (f"there are only skipped commits left to test; the first bad commit could be any "
+                f"of: {kernel.culprit[:12]} {kernel.child[:12]}")
+    assert result.stdout.splitlines()[0].startswith(f"inconclusive: {could_be}")
+    verdict = hunt_json(run, *args)
+    assert (verdict["status"], verdict["note"]) == ("inconclusive", could_be)
+    assert [t["commit_sha"] for t in logged_tests(run, 2) if t["skipped"]] == [kernel.culprit]
+
+
+def test_a_failing_install_skips_the_commit(run, kernel, tmp_path):
+    parent = git(kernel.repo, "rev-parse", f"{kernel.culprit}^")
+    broken = [c for c in kernel.candidates(GOOD)[1::4] if c not in (kernel.culprit, parent)]
+    (tmp_path / "broken").write_text("\n".join(broken) + "\n")
+    script = make_script(tmp_path / "t.sh", kernel.culprit, every=2,
+                         before=f'echo "$BISECTLAB_COMMIT" >> {tmp_path}/runs')
+    install = f'grep -qx "$BISECTLAB_COMMIT" {tmp_path}/broken && exit 3; exit 0'
+    verdict = hunt_json(run, GOOD, BAD, "--repo", str(kernel.repo), "--run", script,
+                        "--install", install)
+    assert (verdict["status"], verdict["culprit"]) == ("found", kernel.culprit)
+    tests = logged_tests(run)
+    failed = [t for t in tests if t["commit_sha"] in broken]
+    assert len(failed) >= 2 and len({t["commit_sha"] for t in failed}) == len(failed)
+    assert {(t["skipped"], t["boots"], t["note"]) for t in failed} == {
+        (True, 0, "install failed (exit 3): skipped")}
+    assert not set((tmp_path / "runs").read_text().split()) & set(broken)
+
+
+def test_exit_127_after_the_first_run_means_bad(run, kernel, tmp_path):
+    later = (f'if git merge-base --is-ancestor {kernel.culprit} HEAD && [ -e {tmp_path}/ran ]; '
+             f'then exit 127; fi; touch {tmp_path}/ran')
+    script = make_script(tmp_path / "t.sh", kernel.culprit, before=later)
+    verdict = hunt_json(run, GOOD, BAD, "--repo", str(kernel.repo), "--run", script,
+                        "--strategy", "git")
+    assert (verdict["status"], verdict["culprit"]) == ("found", kernel.culprit)
+    assert 127 in {b["exit_status"] for b in logged_boots(run)}
+
+
+# rigs at once, output, the database -------------------------------------------------------------
+
+
+def test_four_rigs_run_four_commands_at_once(run, kernel, tmp_path):
+    """Each command of the first round waits (up to a minute) until four have started."""
+    barrier = (f'touch {tmp_path}/started.$BISECTLAB_RIG; i=0; '
+               f'while [ $(ls {tmp_path} | grep -c "^started") -lt 4 ] && [ $i -lt 1200 ]; '
+               f'do sleep 0.05; i=$((i + 1)); done; '
+               f'echo "$(ls {tmp_path} | grep -c "^started") running"')
+    script = make_script(tmp_path / "t.sh", kernel.culprit, before=barrier)
+    verdict = hunt_json(run, GOOD, BAD, "--repo", str(kernel.repo), "--run", script, "--rigs", "4")
+    assert verdict["culprit"] == kernel.culprit
+    tests = logged_tests(run)
+    first = {t["id"]: t["rig"] for t in tests if t["seq"] <= 4}
+    assert sorted(first.values()) == ["rig1", "rig2", "rig3", "rig4"]
+    outputs = {b["output"] for b in logged_boots(run) if b["test_id"] in first}
+    assert outputs == {"4 running\n"}
+
+
+def test_megabytes_of_output_keep_only_a_bounded_tail(run, kernel, tmp_path):
+    loud = ("head -c 3000000 /dev/zero | tr '\\0' x; echo; "
+            'echo "END $BISECTLAB_COMMIT" >&2')
+    script = make_script(tmp_path / "t.sh", kernel.culprit, before=loud)
+    verdict = hunt_json(run, GOOD, BAD, "--repo", str(kernel.repo), "--run", script,
+                        "--strategy", "git", "--timeout", "300")
+    assert verdict["culprit"] == kernel.culprit
+    tests = {t["id"]: t["commit_sha"] for t in logged_tests(run)}
+    boots = logged_boots(run)
+    assert len(boots) == verdict["boots"] and None not in {b["exit_status"] for b in boots}
+    for boot in boots:
+        whole = "x" * 3_000_000 + "\n" + f"END {tests[boot['test_id']]}\n"
+        assert boot["output"] == whole[-8192:]
+    stored = sum(p.stat().st_size for p in tmp_path.glob("bisectlab.sqlite*"))
+    assert stored < 2_000_000
+
+
+def test_query_boots_shows_each_boots_status_time_and_output(run, kernel, tmp_path):
+    assert run("bisect", GOOD, BAD, "--history", str(kernel.scenario), "--strategy", "git",
+               "--seed", "1", "-q").exit_code == 0  # hunt 1, simulated
+    script = tmp_path / "t.sh"
+    script.write_text(f"""#!/bin/sh
+echo "booting $BISECTLAB_COMMIT boot $BISECTLAB_BOOT"
+echo "on $BISECTLAB_RIG" >&2
+if git merge-base --is-ancestor {kernel.culprit} HEAD; then
+    echo "e1000e: The NVM Checksum Is Not Valid"; exit 3
+fi
+echo "link up"
+""")
+    script.chmod(0o755)
+    verdict = hunt_json(run, GOOD, BAD, "--repo", str(kernel.repo), "--run", str(script),
+                        "--strategy", "git")
+    tests = {t["id"]: t["commit_sha"] for t in logged_tests(run, 2)}
+    boots = logged_boots(run, 2)
+    assert len(boots) == verdict["boots"] == len(tests)
+    for boot in boots:
+        sha = tests[boot["test_id"]]
+        bad = is_ancestor(kernel.repo, kernel.culprit, sha)
+        assert (boot["exit_status"], boot["bricked"]) == ((3, True) if bad else (0, False))
+        assert boot["output"] == (f"booting {sha} boot 1\non rig1\n"
+                                  + ("e1000e: The NVM Checksum Is Not Valid\n" if bad else "link up\n"))
+        assert isinstance(boot["seconds"], float) and boot["seconds"] > 0
+    assert {b["output"] for b in logged_boots(run, 1)} == {None}  # simulated: no console
+
+
+def test_a_bounded_box_of_adapters_on_real_rigs(run, kernel, tmp_path):
+    script = make_script(tmp_path / "t.sh", kernel.culprit)
+    args = [GOOD, BAD, "--repo", str(kernel.repo), "--run", script, "--adapters", "2"]
+    git_hunt = run("bisect", *args, "--strategy", "git", "--json", "-q")
+    assert git_hunt.exit_code == 1
+    verdict = json.loads(git_hunt.stdout)
+    assert (verdict["status"], verdict["adapters"]) == ("aborted", 2)
+    assert verdict["note"].startswith("out of adapters")
+    planned = hunt_json(run, *args, "--strategy", "bayes")
+    assert (planned["status"], planned["culprit"]) == ("found", kernel.culprit)
+    assert planned["adapters"] <= 2
+    adapters = json.loads(run("query", "adapters", "--hunt", "2", "--format", "json").stdout)
+    assert len(adapters) == 2
+    destroyed = sorted(a["destroyed_by_test_id"] for a in adapters if a["state"] == "destroyed")
+    assert destroyed == [t["id"] for t in logged_tests(run, 2) if t["failed"]]
+    assert len(destroyed) == planned["adapters"]
