@@ -127,6 +127,8 @@ class GitRigs:
                   on_done: Callable[[int, TestResult], None]) -> list[TestResult]:
         """The tests of one round at once, one thread per rig; ``on_done(i, result)`` hears each
         as it ends, in this thread (to log it). Ctrl-C or an abort stops the whole round."""
+        if not tests:  # a resumed hunt's round, all of it restored from the log
+            return []
         if len(tests) == 1:
             result = self._test(*tests[0])
             on_done(0, result)
@@ -162,8 +164,8 @@ class GitRigs:
     def _test(self, commit: int, boots: int, rig: Rig) -> TestResult:
         started = time.monotonic()
         installed = rig.installed != commit
+        self._check_out(rig, commit)  # a resumed hunt's rig has its commit but no worktree yet
         if installed:
-            self._check_out(rig, commit)
             if self.install_command:
                 done = self._command(self.install_command, rig, commit, 0)
                 if done.status != 0:

@@ -12,7 +12,11 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import signal
+import sqlite3
 import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -336,6 +340,60 @@ def test_a_failing_install_skips_the_commit(run, kernel, tmp_path):
     assert not set((tmp_path / "runs").read_text().split()) & set(broken)
 
 
+def alive(pid: int) -> bool:
+    """Whether a process runs (a zombie left to an init that does not reap is dead)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.parametrize("action", ["skip", "fail", "abort"])
+def test_a_hung_command_and_its_children_are_killed_at_the_timeout(run, kernel, tmp_path, action):
+    hang = (f'if git merge-base --is-ancestor {kernel.culprit} HEAD && [ ! -e {tmp_path}/hung ]; '
+            f'then touch {tmp_path}/hung; echo $$ > {tmp_path}/sh.pid; sleep 300 & '
+            f'echo $! > {tmp_path}/child.pid; wait; fi')
+    script = make_script(tmp_path / "t.sh", kernel.culprit, before=hang)
+    args = [GOOD, BAD, "--repo", str(kernel.repo), "--run", script, "--strategy", "git",
+            "--timeout", "2", "--on-timeout", action]
+    result = run("bisect", *args, "-q")
+    pids = [int((tmp_path / f"{name}.pid").read_text()) for name in ("sh", "child")]
+    assert [alive(pid) for pid in pids] == [False, False]
+    if action == "abort":
+        assert result.exit_code == 1
+        assert result.stderr == ("error: --run timed out after 2 s (--on-timeout abort); hunt 1 "
+                                 "is kept: bisectlab resume 1 goes on\n")
+        assert logged_hunts(run)[0]["status"] == "interrupted"
+        assert worktrees(kernel.repo) == [str(kernel.repo)]
+        result = run("resume", "1", "-q")
+    assert result.exit_code == 0 and result.stdout.startswith(f"{kernel.culprit} is the first bad")
+    tests = logged_tests(run)
+    hung = [b for b in logged_boots(run) if b["exit_status"] is None]
+    if action == "abort":
+        assert hung == []
+        return
+    (boot,) = hung
+    (test,) = [t for t in tests if t["id"] == boot["test_id"]]
+    assert boot["seconds"] >= 2 and [t["commit_sha"] for t in tests].count(test["commit_sha"]) == 1
+    assert (test["skipped"], test["failed"], test["note"]) == {
+        "skip": (True, False, "timed out after 2 s: untestable, skipped"),
+        "fail": (False, True, "")}[action]
+
+
+@pytest.mark.parametrize("status, script", [(127, "missing.sh"), (126, "not-executable.sh")])
+def test_a_missing_or_non_executable_script_stops_the_hunt_at_its_first_run(run, kernel, tmp_path,
+                                                                           status, script):
+    (tmp_path / "not-executable.sh").write_text("#!/bin/sh\nexit 0\n")
+    path = tmp_path / script
+    result = run("bisect", GOOD, BAD, "--repo", str(kernel.repo), "--run", str(path), "-q")
+    assert result.exit_code == 1
+    assert result.stderr == (f"error: --run exited {status} on its first run: most likely a "
+                             f"missing or non-executable script ('{path}'); hunt 1 is kept: "
+                             "bisectlab resume 1 goes on\n")
+    assert logged_hunts(run)[0]["status"] == "interrupted" and logged_tests(run) == []
+
+
 def test_exit_127_after_the_first_run_means_bad(run, kernel, tmp_path):
     later = (f'if git merge-base --is-ancestor {kernel.culprit} HEAD && [ -e {tmp_path}/ran ]; '
              f'then exit 127; fi; touch {tmp_path}/ran')
@@ -344,6 +402,78 @@ def test_exit_127_after_the_first_run_means_bad(run, kernel, tmp_path):
                         "--strategy", "git")
     assert (verdict["status"], verdict["culprit"]) == ("found", kernel.culprit)
     assert 127 in {b["exit_status"] for b in logged_boots(run)}
+
+
+def first_repeat(tests: list[dict]) -> int:
+    """The number of the first test of the commit its predecessor tested."""
+    return next(t["seq"] for t, u in zip(tests[1:], tests, strict=False)
+                if t["commit_sha"] == u["commit_sha"])
+
+
+SAME = ("status", "culprit", "confidence", "tests", "boots", "installs", "adapters")
+
+
+@pytest.mark.parametrize("stop, said", [("kill -TERM $$", "killed by signal 15"),
+                                        ("exit 200", "exit 200")])
+def test_a_signal_or_exit_128_stops_the_hunt_and_resume_finishes_it(run, kernel, tmp_path, stop,
+                                                                    said):
+    args = [GOOD, BAD, "--repo", str(kernel.repo), "--strategy", "bayes"]
+    whole = hunt_json(run, *args, "--run", make_script(tmp_path / "w.sh", kernel.culprit, every=2),
+                      "--db", "whole.sqlite")
+    at = first_repeat(logged_tests(run, db="whole.sqlite"))
+    count = (f'n=$(($(cat {tmp_path}/n 2>/dev/null || echo 0) + 1)); echo $n > {tmp_path}/n; '
+             f'if [ $n = {at} ] && [ ! -e {tmp_path}/stopped ]; then touch {tmp_path}/stopped; '
+             f'{stop}; fi')
+    script = make_script(tmp_path / "t.sh", kernel.culprit, every=2, before=count)
+    result = run("bisect", *args, "--run", f"exec {script}", "-q")  # its own signal, not sh's
+    assert result.exit_code == 1
+    assert result.stderr == (f"error: --run {said}: the hunt stops (exit 128 or more, or a "
+                             "signal, asks git bisect run to abort); hunt 1 is kept: bisectlab "
+                             "resume 1 goes on\n")
+    assert logged_hunts(run)[0]["status"] == "interrupted" and len(logged_tests(run)) == at - 1
+    assert worktrees(kernel.repo) == [str(kernel.repo)]
+    resumed = json.loads(run("resume", "1", "--json", "-q").stdout)
+    assert {k: resumed[k] for k in SAME} == {k: whole[k] for k in SAME}
+    shape = ("seq", "commit_sha", "rig", "boots", "failed", "installed", "skipped")
+    assert [{k: t[k] for k in shape} for t in logged_tests(run)] == [
+        {k: t[k] for k in shape} for t in logged_tests(run, db="whole.sqlite")]
+
+
+def wait_for_tests(db: Path, count: int, proc: subprocess.Popen) -> None:
+    """Until ``count`` tests are logged in ``db`` (AssertionError if the hunt ends first)."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if db.exists():
+            try:
+                with sqlite3.connect(db, timeout=5) as con:
+                    if con.execute("SELECT count(*) FROM tests").fetchone()[0] >= count:
+                        return
+            except sqlite3.OperationalError:
+                pass
+        time.sleep(0.05)
+    raise AssertionError(f"the hunt never logged {count} tests")
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_real_hunt_and_resume_gives_the_uninterrupted_verdict(run, kernel, tmp_path):
+    pids = f"echo $$ >> {tmp_path}/pids; sleep 0.05"
+    script = make_script(tmp_path / "t.sh", kernel.culprit, every=2, before=pids)
+    args = [GOOD, BAD, "--repo", str(kernel.repo), "--run", script]
+    whole = hunt_json(run, *args, "--db", "whole.sqlite")
+    proc = subprocess.Popen([sys.executable, "-c", "from bisectlab.cli import main; main()",
+                             "bisect", *args, "--db", "cut.sqlite", "-q"], cwd=tmp_path, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_for_tests(tmp_path / "cut.sqlite", 10, proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert err.splitlines()[-1] == "interrupted; hunt 1 is kept: bisectlab resume 1 goes on"
+    assert logged_hunts(run, "cut.sqlite")[0]["status"] == "interrupted"
+    assert 10 <= len(logged_tests(run, db="cut.sqlite")) < whole["tests"]
+    assert worktrees(kernel.repo) == [str(kernel.repo)]
+    assert not any(alive(int(pid)) for pid in (tmp_path / "pids").read_text().split())
+    resumed = json.loads(run("resume", "1", "--db", "cut.sqlite", "--json", "-q").stdout)
+    assert {k: resumed[k] for k in SAME} == {k: whole[k] for k in SAME}
 
 
 # rigs at once, output, the database -------------------------------------------------------------
