@@ -556,3 +556,70 @@ def test_a_bounded_box_of_adapters_on_real_rigs(run, kernel, tmp_path):
     destroyed = sorted(a["destroyed_by_test_id"] for a in adapters if a["state"] == "destroyed")
     assert destroyed == [t["id"] for t in logged_tests(run, 2) if t["failed"]]
     assert len(destroyed) == planned["adapters"]
+
+
+# manual hunts, transcripts ----------------------------------------------------------------------
+
+WORDS = {(False, False): ("good", "old"), (True, False): ("bad", "new"), (False, True): ("skip",)}
+
+
+@pytest.mark.slow
+def test_a_manual_hunt_step_by_step_gives_the_automatic_hunts_verdict(run, kernel, tmp_path):
+    """Each outcome of an automatic hunt typed back by hand, one command per step (old/new on
+    every third step, status on the twentieth)."""
+    script = make_script(tmp_path / "t.sh", kernel.culprit, every=3)
+    auto = hunt_json(run, GOOD, BAD, "--repo", str(kernel.repo), "--run", script, "--db", "auto.db")
+    tests = logged_tests(run, db="auto.db")
+    assert len(tests) >= 40
+    step = run("bisect", GOOD, BAD, "--repo", str(kernel.repo), "--db", "hand.db", "--json")
+    for k, test in enumerate(tests):
+        waiting = json.loads(step.stdout)
+        assert waiting["status"] == "waiting" and waiting["hunt"] == 1
+        assert waiting["test"] == [{"commit": test["commit_sha"], "rig": "rig1",
+                                    "subject": test["commit_subject"]}]
+        if k == 20:
+            status = json.loads(run("status", "--db", "hand.db", "--json").stdout)
+            assert (status["tests"], status["test_next"]) == (
+                20, [{"commit": test["commit_sha"], "rig": "rig1"}])
+        words = WORDS[test["failed"], test["skipped"]]
+        verb = words[k % 3 == 2 and len(words) > 1]
+        step = run(verb, test["commit_sha"][:10], "--boots", str(test["boots"]), "--db", "hand.db",
+                   "--json")
+        assert step.exit_code == 0, step.output
+    verdict = json.loads(step.stdout)
+    same = ("status", "culprit", "confidence", "tests", "boots", "adapters")
+    assert {k: verdict[k] for k in same} == {k: auto[k] for k in same}
+    assert verdict["culprit"] == kernel.culprit
+
+
+def test_a_transcript_replays_to_the_same_log_and_verdict(run, kernel, tmp_path):
+    skip = [c for c in kernel.candidates(GOOD) if c.startswith(("0", "1", "2"))
+            and c not in (kernel.culprit, git(kernel.repo, "rev-parse", f"{kernel.culprit}^"))]
+    (tmp_path / "skip").write_text("\n".join(skip) + "\n")
+    script = make_script(tmp_path / "t.sh", kernel.culprit, every=2,
+                         before=f'grep -qx "$BISECTLAB_COMMIT" {tmp_path}/skip && exit 125')
+    original = hunt_json(run, GOOD, BAD, "--repo", str(kernel.repo), "--run", script, "--rigs", "2")
+    log = run("log", "1").stdout
+    assert " skip " in log and "--rig rig2" in log and log.count("\nbisectlab ") == 1 + original[
+        "tests"]
+    (tmp_path / "hunt.log").write_text(log)
+    replayed = run("replay", "log", str(tmp_path / "hunt.log"), "--db", "other.sqlite", "--json")
+    assert replayed.exit_code == 0, replayed.output
+    verdict = json.loads(replayed.stdout)
+    same = ("status", "culprit", "confidence", "tests")
+    assert {k: verdict[k] for k in same} == {k: original[k] for k in same}
+    assert run("log", "1", "--db", "other.sqlite").stdout == log
+
+
+def test_a_transcript_keeps_strategy_options_whose_values_hold_commas(run, kernel, tmp_path):
+    start = run("bisect", GOOD, BAD, "--repo", str(kernel.repo), "--strategy", "bayes:caution=2",
+                "--detect-prior", "beta(2,38)", "--weight", "drivers/net=5;fs=2", "--seed", "4")
+    assert start.exit_code == 0 and start.stdout.startswith("hunt 1: test ")
+    log = run("log", "1").stdout
+    assert log.splitlines()[1] == (
+        f"bisectlab bisect {GOOD} {BAD} --repo {kernel.repo} --strategy bayes:caution=2 "
+        "--detect-prior 'beta(2,38)' --weight 'drivers/net=5;fs=2' --rigs 1 --seed 4")
+    (tmp_path / "hunt.log").write_text(log)
+    replayed = run("replay", "log", str(tmp_path / "hunt.log"), "--db", "other.sqlite")
+    assert (replayed.exit_code, replayed.stdout) == (0, start.stdout)
+    assert run("log", "1", "--db", "other.sqlite").stdout == log
