@@ -298,13 +298,17 @@ def tail(out: Any) -> str:
 
 
 def check_writable(directory: Path) -> None:
-    """The rigs' worktrees can be made under ``directory`` (BisectlabError if not)."""
+    """The rigs' worktrees can be made under ``directory`` (BisectlabError if not): a folder is
+    made and removed in its nearest existing ancestor (root passes any access check, and some
+    file systems refuse what their permissions allow)."""
     probe = directory
     while not probe.exists():
         probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".bisectlab-probe-", dir=probe))
+    except OSError:
         raise BisectlabError(f"cannot make worktrees under {directory}: {probe} is not a "
-                             "writable directory")
+                             "writable directory") from None
 
 
 def default_worktrees(repo: Path) -> Path:

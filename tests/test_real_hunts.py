@@ -623,3 +623,60 @@ def test_a_transcript_keeps_strategy_options_whose_values_hold_commas(run, kerne
     replayed = run("replay", "log", str(tmp_path / "hunt.log"), "--db", "other.sqlite")
     assert (replayed.exit_code, replayed.stdout) == (0, start.stdout)
     assert run("log", "1", "--db", "other.sqlite").stdout == log
+
+
+# bad input ---------------------------------------------------------------------------------------
+
+BAD_INPUT = {
+    "not a repository": (lambda k, t: [GOOD, BAD, "--repo", str(t / "plain")],
+                         "{plain} is not a git repository"),
+    "a bare repository": (lambda k, t: [GOOD, BAD, "--repo", str(t / "bare.git")],
+                          "{bare} is a bare repository (give a clone with a work tree)"),
+    "an unknown ref": (lambda k, t: ["v0.9", BAD, "--repo", str(k.repo)],
+                       "unknown ref 'v0.9' in {repo} (not a commit, branch, tag or revision)"),
+    "an ambiguous ref": (lambda k, t: ["twice", BAD, "--repo", str(k.repo)],
+                         "ambiguous ref 'twice' in {repo}: warning: refname 'twice' is ambiguous."),
+    "GOOD not an ancestor of BAD": (
+        lambda k, t: [BAD, GOOD, "--repo", str(k.repo)],
+        "GOOD v1.1 ({v11}) is not an ancestor of BAD v1.0 ({v10})"),
+    "GOOD is BAD": (lambda k, t: [BAD, BAD, "--repo", str(k.repo)],
+                    "GOOD v1.1 and BAD v1.1 are the same commit ({v11})"),
+    "worktrees under a file": (
+        lambda k, t: [GOOD, BAD, "--repo", str(k.repo), "--worktrees", str(t / "plain" / "f" / "x")],
+        "cannot make worktrees under {plain}/f/x: {plain}/f is not a writable directory"),
+    "worktrees where nothing can be made": (
+        lambda k, t: [GOOD, BAD, "--repo", str(k.repo), "--worktrees", "/proc/bisectlab-rigs"],
+        "cannot make worktrees under /proc/bisectlab-rigs: /proc is not a writable directory"),
+    "an empty --run": (lambda k, t: [GOOD, BAD, "--repo", str(k.repo), "--run", ""],
+                       "--run is empty: give the command that tests a commit"),
+    "a blank --run": (lambda k, t: [GOOD, BAD, "--repo", str(k.repo), "--run", "  "],
+                      "--run is empty: give the command that tests a commit"),
+    "--repo with --history": (
+        lambda k, t: [GOOD, BAD, "--repo", str(k.repo), "--history", str(k.scenario)],
+        "--repo and --history do not go together: a real hunt's history comes from its "
+        "repository"),
+    "--run without --repo": (lambda k, t: [GOOD, BAD, "--run", "true"],
+                             "--run needs --repo: commands run on worktrees of a repository"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUT))
+def test_bad_input_is_one_line_exit_2_and_nothing_logged_is_lost(run, kernel, tmp_path, case):
+    assert run("bisect", GOOD, BAD, "--history", str(kernel.scenario), "--strategy", "git",
+               "--seed", "1", "-q").exit_code == 0
+    before = (logged_hunts(run), logged_tests(run))
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "f").write_text("a file\n")
+    git(tmp_path, "clone", "-q", "--bare", str(kernel.repo), "bare.git")
+    git(kernel.repo, "tag", "twice", GOOD)
+    git(kernel.repo, "branch", "twice", "v1.1-rc1")
+    args, message = BAD_INPUT[case]
+    run_flag = [] if "--run" in args(kernel, tmp_path) else ["--run", "true"]
+    result = run("bisect", *args(kernel, tmp_path), *run_flag)
+    expected = message.format(plain=tmp_path / "plain", bare=tmp_path / "bare.git",
+                              repo=kernel.repo, v10=git(kernel.repo, "rev-parse", GOOD)[:12],
+                              v11=git(kernel.repo, "rev-parse", BAD)[:12])
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", f"error: {expected}\n")
+    assert (logged_hunts(run), logged_tests(run)) == before
+    assert not (kernel.repo / ".git" / "bisectlab").exists()
+    assert worktrees(kernel.repo) == [str(kernel.repo)]
