@@ -21,6 +21,8 @@ at once, in threads that each wait on their own commands.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import itertools
 import os
 import signal
 import subprocess
@@ -88,12 +90,16 @@ class GitRigs:
     ran_once: bool = False
     running: dict[int, subprocess.Popen] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    worktrees: Path | None = None
+    folder: Path | None = None
+    folder_lock: Any = field(default=None, repr=False)
 
     @classmethod
     def build(cls, repo: Path, history: History, run_command: str, *, install_command: str | None,
               rigs: int, worktrees: Path, adapters: int | None, timeout: float | None,
               on_timeout: str, seed: int, keep_worktrees: bool) -> GitRigs:
-        """Rigs named rig1..rigM with worktrees under ``worktrees`` (made when first used)."""
+        """Rigs named rig1..rigM with worktrees under ``worktrees``, in a folder of the hunt's
+        own (see :meth:`place`), made when first used."""
         if not run_command.strip():
             raise BisectlabError("--run is empty: give the command that tests a commit")
         if on_timeout not in TIMEOUT_ACTIONS:
@@ -102,7 +108,7 @@ class GitRigs:
         box = AdapterBox.of(adapters, seed, model="adapter")
         out = cls(Path(repo), history, run_command, install_command or None,
                   [Rig(f"rig{i + 1}", worktrees / f"rig{i + 1}") for i in range(rigs)], box,
-                  timeout, on_timeout, keep_worktrees=keep_worktrees)
+                  timeout, on_timeout, keep_worktrees=keep_worktrees, worktrees=worktrees)
         for rig in out.rigs:
             rig.adapter = box.take()
         return out
@@ -226,6 +232,9 @@ class GitRigs:
         sha = self.history.shas[commit]
         if rig.checked_out == commit:
             return
+        if rig.checked_out is None and self.worktrees is not None:
+            with self.lock:
+                rig.worktree = self.place(rig.name)
         if not (rig.worktree / ".git").exists():
             rig.worktree.parent.mkdir(parents=True, exist_ok=True)
             with self.lock:  # git worktree add reads the others' half-made metadata
@@ -233,6 +242,15 @@ class GitRigs:
         else:
             git(rig.worktree, "checkout", "--quiet", "--force", "--detach", sha)
         rig.checked_out = commit
+
+    def place(self, name: str) -> Path:
+        """Where a rig's worktree goes: worktrees/hunt-N/rigK, N the hunt's number, in a folder
+        this process holds a lock on (hunt-N.2, .3 ... if another process holds hunt-N: a hunt
+        of the same number in another database), so two hunts never share a worktree."""
+        if self.folder is None:
+            self.folder, self.folder_lock = claim_folder(
+                self.worktrees, "hunt" if self.hunt_id is None else f"hunt-{self.hunt_id}")
+        return self.folder / name
 
     def _command(self, command: str, rig: Rig, commit: int, boot: int) -> Command:
         """Run one command in the rig's worktree, its output into a file, its tail kept."""
@@ -271,7 +289,12 @@ class GitRigs:
         for rig in self.rigs:
             if rig.worktree.exists():
                 git(self.repo, "worktree", "remove", "--force", str(rig.worktree), check=False)
+        if self.folder is not None:
+            with contextlib.suppress(OSError):  # the hunt's folder, if nothing else is in it
+                self.folder.rmdir()
         git(self.repo, "worktree", "prune", check=False)
+        if self.folder_lock is not None:
+            self.folder_lock.close()
 
 
 def describe(done: Command) -> str:
@@ -295,6 +318,22 @@ def tail(out: Any) -> str:
     size = out.seek(0, os.SEEK_END)
     out.seek(max(0, size - OUTPUT_TAIL))
     return out.read().decode("utf-8", "replace")
+
+
+def claim_folder(parent: Path, stem: str) -> tuple[Path, Any]:
+    """The first of parent/stem, stem.2, stem.3 ... that no other process holds, and the open
+    lock file (.stem.lock beside it, kept) that holds it until closed or this process ends."""
+    parent.mkdir(parents=True, exist_ok=True)
+    for k in itertools.count(1):
+        name = stem if k == 1 else f"{stem}.{k}"
+        lock = open(parent / f".{name}.lock", "a")  # noqa: SIM115 (held until the hunt ends)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            continue
+        return parent / name, lock
+    raise AssertionError("unreachable")
 
 
 def check_writable(directory: Path) -> None:

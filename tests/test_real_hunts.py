@@ -219,10 +219,9 @@ def test_the_users_work_tree_and_branch_are_untouched_and_the_rigs_removed(run, 
                                      ["symbolic-ref", "HEAD"], ["branch", "--list"],
                                      ["diff", "HEAD"])]
     assert after == before and (repo / "notes.txt").read_text() == "untracked\n"
-    rigs = repo / ".git" / "bisectlab" / "rigs"
+    rigs = repo / ".git" / "bisectlab" / "rigs" / "hunt-1"
     assert set((tmp_path / "where").read_text().split()) == {str(rigs / "rig1"), str(rigs / "rig2")}
-    assert worktrees(repo) == [str(repo)]
-    assert not (rigs / "rig1").exists() and not (rigs / "rig2").exists()
+    assert worktrees(repo) == [str(repo)] and not rigs.exists()
 
 
 @pytest.mark.parametrize("keep", [True, False])
@@ -232,10 +231,10 @@ def test_worktrees_go_under_the_directory_given_and_stay_if_asked(run, kernel, t
     verdict = hunt_json(run, GOOD, BAD, "--repo", str(kernel.repo), "--run", script, "--rigs", "2",
                         "--worktrees", str(where), *(["--keep-worktrees"] if keep else []))
     assert verdict["culprit"] == kernel.culprit
-    rigs = [str(where / "rig1"), str(where / "rig2")]
+    rigs = [str(where / "hunt-1" / "rig1"), str(where / "hunt-1" / "rig2")]
     assert set((tmp_path / "where").read_text().split()) == set(rigs)
     assert worktrees(kernel.repo) == [str(kernel.repo), *(rigs if keep else [])]
-    assert [(where / r).exists() for r in ("rig1", "rig2")] == [keep, keep]
+    assert [Path(r).exists() for r in rigs] == [keep, keep] and (where / "hunt-1").exists() == keep
     assert not (kernel.repo / ".git" / "bisectlab").exists()
 
 
@@ -272,7 +271,7 @@ def test_commands_see_commit_rig_boot_and_hunt_and_run_in_the_rigs_worktree(run,
     for name in ("runs", "installs"):
         for line in (tmp_path / name).read_text().splitlines():
             commit, rig, _, hunt, head, where = line.split()
-            assert (head, hunt, where) == (commit, "2", str(rigs / rig))
+            assert (head, hunt, where) == (commit, "2", str(rigs / "hunt-2" / rig))
     runs = [line.split()[:3] for line in (tmp_path / "runs").read_text().splitlines()]
     tests = {t["id"]: t for t in logged_tests(run, 2)}
     logged = [[tests[b["test_id"]]["commit_sha"], tests[b["test_id"]]["rig"], str(b["attempt"])]
@@ -679,4 +678,20 @@ def test_bad_input_is_one_line_exit_2_and_nothing_logged_is_lost(run, kernel, tm
     assert (result.exit_code, result.stdout, result.stderr) == (2, "", f"error: {expected}\n")
     assert (logged_hunts(run), logged_tests(run)) == before
     assert not (kernel.repo / ".git" / "bisectlab").exists()
+    assert worktrees(kernel.repo) == [str(kernel.repo)]
+
+
+def test_two_hunts_at_once_in_one_repository_keep_to_their_own_worktrees(run, kernel, tmp_path):
+    other = kernel.candidates(GOOD, bad=kernel.merge)[-1]  # an older culprit, for the second hunt
+    assert other != kernel.culprit and is_ancestor(kernel.repo, other, kernel.merge)
+    slow = make_script(tmp_path / "a.sh", kernel.culprit, before="sleep 0.2")
+    first = subprocess.Popen([sys.executable, "-c", "from bisectlab.cli import main; main()",
+                              "bisect", GOOD, BAD, "--repo", str(kernel.repo), "--run", slow,
+                              "--strategy", "git", "--db", "a.sqlite", "--json", "-q"],
+                             cwd=tmp_path, text=True, stdout=subprocess.PIPE)
+    wait_for_tests(tmp_path / "a.sqlite", 1, first)
+    second = hunt_json(run, GOOD, BAD, "--repo", str(kernel.repo), "--strategy", "git", "--run",
+                       make_script(tmp_path / "b.sh", other, before="sleep 0.2"), "--db", "b.sqlite")
+    out, _ = first.communicate(timeout=300)
+    assert (json.loads(out)["culprit"], second["culprit"]) == (kernel.culprit, other)
     assert worktrees(kernel.repo) == [str(kernel.repo)]
