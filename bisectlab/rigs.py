@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from bisectlab.errors import BisectlabError
+from bisectlab.gitrepo import REPOSITORY_ENV
 from bisectlab.history import History
 from bisectlab.lab import AdapterBox, BootRecord, TestResult
 
@@ -254,7 +255,7 @@ class GitRigs:
 
     def _command(self, command: str, rig: Rig, commit: int, boot: int) -> Command:
         """Run one command in the rig's worktree, its output into a file, its tail kept."""
-        env = {**os.environ, "BISECTLAB_COMMIT": self.history.shas[commit],
+        env = {**clean_environment(), "BISECTLAB_COMMIT": self.history.shas[commit],
                "BISECTLAB_RIG": rig.name, "BISECTLAB_BOOT": str(boot),
                "BISECTLAB_HUNT": "" if self.hunt_id is None else str(self.hunt_id)}
         with tempfile.TemporaryFile() as out:
@@ -356,9 +357,17 @@ def default_worktrees(repo: Path) -> Path:
     return Path(common) / "bisectlab" / "rigs"
 
 
+def clean_environment() -> dict[str, str]:
+    """This process's environment without the variables that point git at another repository
+    (GIT_DIR, GIT_WORK_TREE, GIT_INDEX_FILE ...: set in a git hook or by the user), which would
+    make git, and a run command's git, look past the rig's worktree."""
+    return {k: v for k, v in os.environ.items() if k not in REPOSITORY_ENV}
+
+
 def git(cwd: Path, *args: str, check: bool = True) -> str:
     """Run git; its output (BisectlabError with git's first line if it fails and ``check``)."""
-    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
+                          env=clean_environment())
     if check and done.returncode != 0:
         lines = done.stderr.strip().splitlines() or [f"exit {done.returncode}"]
         line = next((x for x in lines if x.startswith(("fatal:", "error:"))), lines[0])

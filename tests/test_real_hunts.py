@@ -695,3 +695,22 @@ def test_two_hunts_at_once_in_one_repository_keep_to_their_own_worktrees(run, ke
     out, _ = first.communicate(timeout=300)
     assert (json.loads(out)["culprit"], second["culprit"]) == (kernel.culprit, other)
     assert worktrees(kernel.repo) == [str(kernel.repo)]
+
+
+def test_git_variables_pointing_at_another_repository_do_not_reach_the_rigs(run, kernel, tmp_path,
+                                                                            monkeypatch):
+    """As in a git hook: GIT_DIR, GIT_WORK_TREE and GIT_INDEX_FILE name the user's other clone."""
+    other = kernel.copy(tmp_path / "other").repo
+    git(other, "reset", "-q", "--hard", GOOD)
+    monkeypatch.setenv("GIT_DIR", str(other / ".git"))
+    monkeypatch.setenv("GIT_WORK_TREE", str(other))
+    monkeypatch.setenv("GIT_INDEX_FILE", str(other / ".git" / "index"))
+    script = make_script(tmp_path / "t.sh", kernel.culprit)
+    verdict = hunt_json(run, GOOD, BAD, "--repo", str(kernel.repo), "--run", script,
+                        "--strategy", "git")
+    assert (verdict["status"], verdict["culprit"]) == ("found", kernel.culprit)
+    monkeypatch.delenv("GIT_DIR")
+    monkeypatch.delenv("GIT_WORK_TREE")
+    monkeypatch.delenv("GIT_INDEX_FILE")
+    assert worktrees(other) == [str(other)] and worktrees(kernel.repo) == [str(kernel.repo)]
+    assert git(other, "rev-parse", "HEAD") == git(other, "rev-parse", GOOD)
