@@ -219,7 +219,8 @@ class GitRigs:
             return {"skip": "skip", "fail": "bad"}[self.on_timeout]
         if done.status in MISSING_SCRIPT and first:
             raise RigAbort(f"--run exited {done.status} on its first run: most likely a missing "
-                           f"or non-executable script ({self.run_command!r})")
+                           f"or non-executable script ({self.run_command!r})"
+                           + relative_script_hint(self.run_command))
         if done.status < 0 or done.status >= 128:
             raise RigAbort(f"--run {describe(done)}: the hunt stops (exit 128 or more, or a "
                            "signal, asks git bisect run to abort)")
@@ -296,6 +297,18 @@ class GitRigs:
         git(self.repo, "worktree", "prune", check=False)
         if self.folder_lock is not None:
             self.folder_lock.close()
+
+
+def relative_script_hint(command: str) -> str:
+    """A word on where commands run, if the command starts with a relative path (./test.sh):
+    in the rig's worktree, a checkout of the commit, where an untracked script is not."""
+    words = command.split()
+    if not words or "/" not in words[0] or words[0].startswith(("/", "~", "$")):
+        return ""
+    here = Path(words[0])
+    return ("; commands run in the rig's worktree (a checkout of the commit under test): give a "
+            "script that is not in the repository by its absolute path"
+            + (f", {here.resolve()}" if here.is_file() else ""))
 
 
 def describe(done: Command) -> str:

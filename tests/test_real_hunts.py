@@ -714,3 +714,25 @@ def test_git_variables_pointing_at_another_repository_do_not_reach_the_rigs(run,
     monkeypatch.delenv("GIT_INDEX_FILE")
     assert worktrees(other) == [str(other)] and worktrees(kernel.repo) == [str(kernel.repo)]
     assert git(other, "rev-parse", "HEAD") == git(other, "rev-parse", GOOD)
+
+
+def test_an_untracked_relative_script_is_missing_in_the_rig_and_the_message_says_why(run, kernel,
+                                                                                    tmp_path):
+    make_script(tmp_path / "test.sh", kernel.culprit)  # in the user's directory, not in the repo
+    result = run("bisect", GOOD, BAD, "--repo", str(kernel.repo), "--run", "./test.sh", "-q")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "error: --run exited 127 on its first run: most likely a missing or non-executable script "
+        "('./test.sh'); commands run in the rig's worktree (a checkout of the commit under test): "
+        f"give a script that is not in the repository by its absolute path, {tmp_path}/test.sh; "
+        "hunt 1 is kept: bisectlab resume 1 goes on\n")
+
+
+def test_replay_hunt_of_a_real_hunt_points_to_its_transcript(run, kernel, tmp_path):
+    script = make_script(tmp_path / "t.sh", kernel.culprit)
+    assert hunt_json(run, GOOD, BAD, "--repo", str(kernel.repo), "--run", script,
+                     "--strategy", "git")["culprit"] == kernel.culprit
+    result = run("replay", "hunt", "1")
+    assert (result.exit_code, result.stderr) == (2, (
+        "error: hunt 1 was run on real rigs: its tests cannot be run again here (bisectlab log 1 "
+        "prints it as a transcript for bisectlab replay log)\n"))
