@@ -220,10 +220,10 @@ class GitRigs:
         if done.status in MISSING_SCRIPT and first:
             raise RigAbort(f"--run exited {done.status} on its first run: most likely a missing "
                            f"or non-executable script ({self.run_command!r})"
-                           + relative_script_hint(self.run_command))
+                           + last_words(done) + relative_script_hint(self.run_command))
         if done.status < 0 or done.status >= 128:
             raise RigAbort(f"--run {describe(done)}: the hunt stops (exit 128 or more, or a "
-                           "signal, asks git bisect run to abort)")
+                           "signal, asks git bisect run to abort)" + last_words(done))
         if done.status == EXIT_SKIP:
             return "skip"
         return "pass" if done.status == 0 else "bad"
@@ -297,6 +297,12 @@ class GitRigs:
         git(self.repo, "worktree", "prune", check=False)
         if self.folder_lock is not None:
             self.folder_lock.close()
+
+
+def last_words(done: Command) -> str:
+    """The last line a stopping command printed, to say in the error (the boot is not logged)."""
+    lines = [line.strip() for line in done.output.splitlines() if line.strip()]
+    return f"; its output ended: {lines[-1][:200]}" if lines else ""
 
 
 def relative_script_hint(command: str) -> str:
