@@ -413,6 +413,11 @@ def first_repeat(tests: list[dict]) -> int:
 SAME = ("status", "culprit", "confidence", "tests", "boots", "installs", "adapters")
 
 
+def shown_tests(stderr: str) -> list[int]:
+    """The test numbers of the progress lines a command printed."""
+    return [int(n) for n in re.findall(r"^\[\s*(\d+)\] ", stderr, re.MULTILINE)]
+
+
 @pytest.mark.parametrize("stop, said", [("echo 'Kernel panic'; kill -TERM $$", "killed by signal 15"),
                                         ("echo 'Kernel panic'; exit 200", "exit 200")])
 def test_a_signal_or_exit_128_stops_the_hunt_and_resume_finishes_it(run, kernel, tmp_path, stop,
@@ -432,8 +437,10 @@ def test_a_signal_or_exit_128_stops_the_hunt_and_resume_finishes_it(run, kernel,
                              "panic; hunt 1 is kept: bisectlab resume 1 goes on\n")
     assert logged_hunts(run)[0]["status"] == "interrupted" and len(logged_tests(run)) == at - 1
     assert worktrees(kernel.repo) == [str(kernel.repo)]
-    resumed = json.loads(run("resume", "1", "--json", "-q").stdout)
+    resumed_run = run("resume", "1", "--json")
+    resumed = json.loads(resumed_run.stdout)
     assert {k: resumed[k] for k in SAME} == {k: whole[k] for k in SAME}
+    assert shown_tests(resumed_run.stderr) == list(range(1, whole["tests"] + 1))
     shape = ("seq", "commit_sha", "rig", "boots", "failed", "installed", "skipped")
     assert [{k: t[k] for k in shape} for t in logged_tests(run)] == [
         {k: t[k] for k in shape} for t in logged_tests(run, db="whole.sqlite")]
@@ -586,6 +593,7 @@ def test_a_manual_hunt_step_by_step_gives_the_automatic_hunts_verdict(run, kerne
         step = run(verb, test["commit_sha"][:10], "--boots", str(test["boots"]), "--db", "hand.db",
                    "--json")
         assert step.exit_code == 0, step.output
+        assert shown_tests(step.stderr) == [k + 1]
     verdict = json.loads(step.stdout)
     same = ("status", "culprit", "confidence", "tests", "boots", "adapters")
     assert {k: verdict[k] for k in same} == {k: auto[k] for k in same}
