@@ -633,6 +633,40 @@ def test_a_transcript_keeps_strategy_options_whose_values_hold_commas(run, kerne
     assert run("log", "1", "--db", "other.sqlite").stdout == log
 
 
+
+def test_a_manual_hunt_on_two_rigs_takes_the_second_rigs_outcome_first(run, kernel):
+    start = json.loads(run("bisect", GOOD, BAD, "--repo", str(kernel.repo), "--rigs", "2",
+                           "--json").stdout)
+    first, second = start["test"]
+    assert (first["rig"], second["rig"]) == ("rig1", "rig2")
+    good = run("good", "--rig", "rig2", "--json")
+    assert [t["commit"] for t in json.loads(good.stdout)["test"]] == [first["commit"]]
+    after = run("bad", "--rig", "rig1", "--json")
+    assert after.exit_code == 0, after.output
+    assert (shown_tests(good.stderr), shown_tests(after.stderr)) == ([], [1, 2])
+    assert json.loads(after.stdout)["status"] == "waiting"
+    assert [(t["seq"], t["rig"], t["failed"]) for t in logged_tests(run)] == [
+        (1, "rig1", True), (2, "rig2", False)]
+
+
+def test_a_round_stopped_after_its_later_test_was_logged_resumes(run, kernel, tmp_path):
+    """rig1's command stops the hunt once rig2's test of the same round is logged."""
+    logged = (f'{sys.executable} -c "import sqlite3, sys; sys.exit(sqlite3.connect(\'{tmp_path}/'
+              f'bisectlab.sqlite\').execute(\'SELECT count(*) FROM tests\').fetchone()[0] < 1)"')
+    stop = (f'if [ "$BISECTLAB_RIG" = rig1 ] && [ ! -e {tmp_path}/stopped ]; then '
+            f'touch {tmp_path}/stopped; i=0; until {logged} || [ $i -gt 600 ]; do sleep 0.1; '
+            f'i=$((i + 1)); done; exit 200; fi')
+    script = make_script(tmp_path / "t.sh", kernel.culprit, every=2, before=stop)
+    args = [GOOD, BAD, "--repo", str(kernel.repo), "--run", script, "--rigs", "2"]
+    assert run("bisect", *args, "-q").exit_code == 1
+    assert [t["seq"] for t in logged_tests(run)] == [2]
+    resumed = run("resume", "1", "--json", "-q")
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads(resumed.stdout)["culprit"] == kernel.culprit
+    tests = logged_tests(run)
+    assert [t["seq"] for t in tests] == list(range(1, len(tests) + 1))
+
+
 # bad input ---------------------------------------------------------------------------------------
 
 BAD_INPUT = {

@@ -133,16 +133,14 @@ def make_setup(refs: tuple[str, ...], history_ref: str | None, repo: Path | None
     return setup
 
 
-def _run(hunt: Callable, setup: Any, db_url: str | None, as_json: bool, quiet: bool,
-         after: int = 0) -> None:
-    """Run a hunt (or a manual step) with progress lines for the tests after the first
-    ``after`` (a manual step's earlier tests are not shown again); print its verdict, or the
-    tests a manual hunt waits for."""
+def _run(hunt: Callable, setup: Any, db_url: str | None, as_json: bool, quiet: bool) -> None:
+    """Run a hunt (or a manual step) with progress lines for its tests; print its verdict, or
+    the tests a manual hunt waits for."""
     from bisectlab.manual import AwaitingTests
 
     try:
         with _kept_on_abort(lambda: getattr(setup.prepared.runner, "hunt_id", None)):
-            report = hunt(None if quiet else _progress_printer(lambda: setup.history, after),
+            report = hunt(None if quiet else _progress_printer(lambda: setup.history),
                           None if quiet else _show_bisecting)
     except AwaitingTests as waiting:
         _print_pending(setup, waiting.pending, waiting.hunt_id, as_json)
@@ -222,12 +220,12 @@ def _finish(history: History, report: Any, setup: Any, db_url: str | None, as_js
     sys.exit(EXIT_VERDICT if report.status == "found" else EXIT_NO_VERDICT)
 
 
-def _progress_printer(history_of: Callable[[], History], after: int = 0) -> Callable:
-    """One line per test after the first ``after`` on stderr, in git bisect's words, once the
+def _progress_printer(history_of: Callable[[], History]) -> Callable:
+    """One line per test on stderr, in git bisect's words, once the
     strategy has taken it in (a test restored from the log is heard twice: before and after; the
     history is known once the hunt is set up)."""
     def show(seq: int, result, strategy) -> None:
-        if seq <= after or len(strategy.history) < seq:
+        if len(strategy.history) < seq:
             return
         history = history_of()
         verdict = "skip" if result.skipped else "bad " if result.failed else "good"

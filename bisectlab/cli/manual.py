@@ -75,7 +75,7 @@ def _step(term: str | None, commit: str | None, boots: int, rig: str | None,
             target = _pending_commit(setup.history, commit, pending, rig)
             typed = [outcome_from_words(term, target, boots, rig)]
         _run(lambda on_test, on_start: step(store, hunt_id, typed, on_test, setup), setup,
-             db_url, as_json, quiet or term is None, after=len(store.tests(hunt_id)))
+             db_url, as_json, quiet or term is None)
 
 
 def _pending_commit(history: Any, commit: str | None, pending: list[tuple[int, str]],
