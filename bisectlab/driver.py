@@ -80,16 +80,21 @@ def drive(
     max_tests: int = 5_000,
     logged: Sequence[dict[str, Any]] = (),
     on_restored: Callable[[int, TestResult], None] = lambda seq, result: None,
+    show_logged_rounds: bool = True,
 ) -> tuple[Verdict, Totals]:
     """Run tests until the strategy gives its verdict or the lab runs out of adapters.
 
     ``on_test`` sees each result as soon as it is known (to log it before anything else happens),
     ``on_observed`` once the strategy has taken it into account (for progress displays).
-    ``logged``: the tests a resumed hunt had logged, in order; the hunt goes through them again
-    by :meth:`Runner.restore` (not logged twice, but shown to ``on_restored`` to check), so a
-    test that was in flight when its driver died is run again from its start.
+    ``logged``: the tests a resumed hunt had logged, each with its ``seq``; the hunt goes through
+    them again by :meth:`Runner.restore` (not logged twice, but shown to ``on_restored`` to
+    check), so a test that was in flight when its driver died is run again from its start. A
+    round's tests are logged as they end, so a later one may be logged and an earlier one not.
+    ``show_logged_rounds=False`` keeps rounds made only of logged tests from ``on_observed``
+    (a manual step: an earlier step showed them).
     """
     totals = Totals()
+    by_seq = {test["seq"]: test for test in logged}
     while (verdict := strategy.verdict()) is None:
         rigs = runner.ready_rigs()
         if not rigs:
@@ -102,8 +107,8 @@ def drive(
         fresh = []
         for i, (commit, rig) in enumerate(round_):
             seq = totals.tests + i + 1
-            if seq <= len(logged):
-                results[i] = runner.restore(commit, proposal.boots, rig, logged[seq - 1])
+            if seq in by_seq:
+                results[i] = runner.restore(commit, proposal.boots, rig, by_seq[seq])
                 on_restored(seq, results[i])
             else:
                 fresh.append(i)
@@ -114,10 +119,12 @@ def drive(
 
         run_round(runner, [(round_[i][0], proposal.boots, round_[i][1]) for i in fresh], done)
         ordered = [results[i] for i in range(len(round_))]
+        shown = bool(fresh) or show_logged_rounds
         for i, result in enumerate(ordered):
             strategy.observe(Observation(result.commit, len(result.boots), result.failures,
                                          result.skipped))
-            on_observed(totals.tests + i + 1, result)
+            if shown:
+                on_observed(totals.tests + i + 1, result)
         totals.add_round(ordered)
     return verdict, totals
 
@@ -436,7 +443,8 @@ def step(store: Store, hunt_id: int, typed: Sequence[Outcome] = (),
     prepared = setup.prepare()
     _check_same_range(setup, prepared, hunt)
     prepared.runner.typed = list(typed)
-    return _hunt(setup, store, hunt_id, prepared, on_test, logged_tests(store, hunt_id))
+    return _hunt(setup, store, hunt_id, prepared, on_test, logged_tests(store, hunt_id),
+                 show_logged_rounds=False)
 
 
 def _check_same_range(setup: HuntSetup | RealSetup, prepared: Prepared,
@@ -458,9 +466,11 @@ def logged_tests(store: Store, hunt_id: int) -> list[dict[str, Any]]:
 def _hunt(setup: HuntSetup | RealSetup, store: Store, hunt_id: int, prepared: Prepared,
           on_test: Callable[[int, TestResult, Strategy], None] | None,
           logged: Sequence[dict[str, Any]] = (),
-          on_start: Callable[[Strategy], None] | None = None) -> HuntReport:
+          on_start: Callable[[Strategy], None] | None = None,
+          show_logged_rounds: bool = True) -> HuntReport:
     """Drive an opened hunt to its verdict, logging each new test; record the verdict."""
     h, strategy, truth = setup.history, prepared.strategy, prepared.truth
+    logged_by_seq = {test["seq"]: test for test in logged}
 
     def log(seq: int, result: TestResult) -> None:
         store.record_test(hunt_id, **logged_test(h, seq, result))
@@ -472,7 +482,7 @@ def _hunt(setup: HuntSetup | RealSetup, store: Store, hunt_id: int, prepared: Pr
     def restored(seq: int, result: TestResult) -> None:
         from bisectlab.replay import compare_test
 
-        difference = compare_test(logged[seq - 1], logged_test(h, seq, result))
+        difference = compare_test(logged_by_seq[seq], logged_test(h, seq, result))
         if difference:
             raise StoreError(f"hunt {hunt_id} cannot be resumed: its log and the hunt set up "
                              f"again part at test {seq} ({difference})")
@@ -482,7 +492,7 @@ def _hunt(setup: HuntSetup | RealSetup, store: Store, hunt_id: int, prepared: Pr
         on_start(strategy)
     try:
         verdict, totals = drive(strategy, prepared.runner, log, observed, logged=logged,
-                                on_restored=restored)
+                                on_restored=restored, show_logged_rounds=show_logged_rounds)
     except AwaitingTests as waiting:
         waiting.hunt_id = hunt_id
         raise  # a manual hunt waits for its engineer: still running

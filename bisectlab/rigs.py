@@ -21,10 +21,13 @@ at once, in threads that each wait on their own commands.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import itertools
 import os
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -33,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from bisectlab.errors import BisectlabError
+from bisectlab.gitrepo import REPOSITORY_ENV
 from bisectlab.history import History
 from bisectlab.lab import AdapterBox, BootRecord, TestResult
 
@@ -86,12 +90,17 @@ class GitRigs:
     attempts: dict[int, int] = field(default_factory=dict)
     ran_once: bool = False
     running: dict[int, subprocess.Popen] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    worktrees: Path | None = None
+    folder: Path | None = None
+    folder_lock: Any = field(default=None, repr=False)
 
     @classmethod
     def build(cls, repo: Path, history: History, run_command: str, *, install_command: str | None,
               rigs: int, worktrees: Path, adapters: int | None, timeout: float | None,
               on_timeout: str, seed: int, keep_worktrees: bool) -> GitRigs:
-        """Rigs named rig1..rigM with worktrees under ``worktrees`` (made when first used)."""
+        """Rigs named rig1..rigM with worktrees under ``worktrees``, in a folder of the hunt's
+        own (see :meth:`place`), made when first used."""
         if not run_command.strip():
             raise BisectlabError("--run is empty: give the command that tests a commit")
         if on_timeout not in TIMEOUT_ACTIONS:
@@ -100,7 +109,7 @@ class GitRigs:
         box = AdapterBox.of(adapters, seed, model="adapter")
         out = cls(Path(repo), history, run_command, install_command or None,
                   [Rig(f"rig{i + 1}", worktrees / f"rig{i + 1}") for i in range(rigs)], box,
-                  timeout, on_timeout, keep_worktrees=keep_worktrees)
+                  timeout, on_timeout, keep_worktrees=keep_worktrees, worktrees=worktrees)
         for rig in out.rigs:
             rig.adapter = box.take()
         return out
@@ -125,6 +134,8 @@ class GitRigs:
                   on_done: Callable[[int, TestResult], None]) -> list[TestResult]:
         """The tests of one round at once, one thread per rig; ``on_done(i, result)`` hears each
         as it ends, in this thread (to log it). Ctrl-C or an abort stops the whole round."""
+        if not tests:  # a resumed hunt's round, all of it restored from the log
+            return []
         if len(tests) == 1:
             result = self._test(*tests[0])
             on_done(0, result)
@@ -160,8 +171,8 @@ class GitRigs:
     def _test(self, commit: int, boots: int, rig: Rig) -> TestResult:
         started = time.monotonic()
         installed = rig.installed != commit
+        self._check_out(rig, commit)  # a resumed hunt's rig has its commit but no worktree yet
         if installed:
-            self._check_out(rig, commit)
             if self.install_command:
                 done = self._command(self.install_command, rig, commit, 0)
                 if done.status != 0:
@@ -171,8 +182,7 @@ class GitRigs:
             rig.installed = commit
         records: list[BootRecord] = []
         for _ in range(boots):
-            attempt = self.attempts.get(commit, 0) + 1
-            self.attempts[commit] = attempt
+            attempt = self._next_attempt(commit)
             done = self._command(self.run_command, rig, commit, attempt)
             first, self.ran_once = not self.ran_once, True
             verdict = self._meaning(done, first)
@@ -183,11 +193,18 @@ class GitRigs:
                                      f"{describe(done)}: untestable, skipped")
             if verdict == "bad":
                 destroyed = (rig.adapter,) if rig.adapter is not None else ()
-                rig.adapter = self.box.take()
+                with self.lock:  # two rigs' adapters may die at once: each gets its own spare
+                    rig.adapter = self.box.take()
                 return TestResult(commit, rig.name, tuple(records), destroyed,
                                   (time.monotonic() - started) / 60, installed)
         return TestResult(commit, rig.name, tuple(records), (), (time.monotonic() - started) / 60,
                           installed)
+
+    def _next_attempt(self, commit: int) -> int:
+        """The how-manyth boot of ``commit`` this one is (two rigs may boot it at once)."""
+        with self.lock:
+            self.attempts[commit] = self.attempts.get(commit, 0) + 1
+            return self.attempts[commit]
 
     def _skipped(self, commit: int, rig: Rig, records: tuple[BootRecord, ...], started: float,
                  installed: bool, note: str) -> TestResult:
@@ -202,10 +219,11 @@ class GitRigs:
             return {"skip": "skip", "fail": "bad"}[self.on_timeout]
         if done.status in MISSING_SCRIPT and first:
             raise RigAbort(f"--run exited {done.status} on its first run: most likely a missing "
-                           f"or non-executable script ({self.run_command!r})")
+                           f"or non-executable script ({self.run_command!r})"
+                           + last_words(done) + relative_script_hint(self.run_command))
         if done.status < 0 or done.status >= 128:
             raise RigAbort(f"--run {describe(done)}: the hunt stops (exit 128 or more, or a "
-                           "signal, asks git bisect run to abort)")
+                           "signal, asks git bisect run to abort)" + last_words(done))
         if done.status == EXIT_SKIP:
             return "skip"
         return "pass" if done.status == 0 else "bad"
@@ -216,16 +234,29 @@ class GitRigs:
         sha = self.history.shas[commit]
         if rig.checked_out == commit:
             return
+        if rig.checked_out is None and self.worktrees is not None:
+            with self.lock:
+                rig.worktree = self.place(rig.name)
         if not (rig.worktree / ".git").exists():
             rig.worktree.parent.mkdir(parents=True, exist_ok=True)
-            git(self.repo, "worktree", "add", "--force", "--detach", str(rig.worktree), sha)
+            with self.lock:  # git worktree add reads the others' half-made metadata
+                git(self.repo, "worktree", "add", "--force", "--detach", str(rig.worktree), sha)
         else:
             git(rig.worktree, "checkout", "--quiet", "--force", "--detach", sha)
         rig.checked_out = commit
 
+    def place(self, name: str) -> Path:
+        """Where a rig's worktree goes: worktrees/hunt-N/rigK, N the hunt's number, in a folder
+        this process holds a lock on (hunt-N.2, .3 ... if another process holds hunt-N: a hunt
+        of the same number in another database), so two hunts never share a worktree."""
+        if self.folder is None:
+            self.folder, self.folder_lock = claim_folder(
+                self.worktrees, "hunt" if self.hunt_id is None else f"hunt-{self.hunt_id}")
+        return self.folder / name
+
     def _command(self, command: str, rig: Rig, commit: int, boot: int) -> Command:
         """Run one command in the rig's worktree, its output into a file, its tail kept."""
-        env = {**os.environ, "BISECTLAB_COMMIT": self.history.shas[commit],
+        env = {**clean_environment(), "BISECTLAB_COMMIT": self.history.shas[commit],
                "BISECTLAB_RIG": rig.name, "BISECTLAB_BOOT": str(boot),
                "BISECTLAB_HUNT": "" if self.hunt_id is None else str(self.hunt_id)}
         with tempfile.TemporaryFile() as out:
@@ -260,7 +291,30 @@ class GitRigs:
         for rig in self.rigs:
             if rig.worktree.exists():
                 git(self.repo, "worktree", "remove", "--force", str(rig.worktree), check=False)
+        if self.folder is not None:
+            with contextlib.suppress(OSError):  # the hunt's folder, if nothing else is in it
+                self.folder.rmdir()
         git(self.repo, "worktree", "prune", check=False)
+        if self.folder_lock is not None:
+            self.folder_lock.close()
+
+
+def last_words(done: Command) -> str:
+    """The last line a stopping command printed, to say in the error (the boot is not logged)."""
+    lines = [line.strip() for line in done.output.splitlines() if line.strip()]
+    return f"; its output ended: {lines[-1][:200]}" if lines else ""
+
+
+def relative_script_hint(command: str) -> str:
+    """A word on where commands run, if the command starts with a relative path (./test.sh):
+    in the rig's worktree, a checkout of the commit, where an untracked script is not."""
+    words = command.split()
+    if not words or "/" not in words[0] or words[0].startswith(("/", "~", "$")):
+        return ""
+    here = Path(words[0])
+    return ("; commands run in the rig's worktree (a checkout of the commit under test): give a "
+            "script that is not in the repository by its absolute path"
+            + (f", {here.resolve()}" if here.is_file() else ""))
 
 
 def describe(done: Command) -> str:
@@ -286,14 +340,34 @@ def tail(out: Any) -> str:
     return out.read().decode("utf-8", "replace")
 
 
+def claim_folder(parent: Path, stem: str) -> tuple[Path, Any]:
+    """The first of parent/stem, stem.2, stem.3 ... that no other process holds, and the open
+    lock file (.stem.lock beside it, kept) that holds it until closed or this process ends."""
+    parent.mkdir(parents=True, exist_ok=True)
+    for k in itertools.count(1):
+        name = stem if k == 1 else f"{stem}.{k}"
+        lock = open(parent / f".{name}.lock", "a")  # noqa: SIM115 (held until the hunt ends)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            continue
+        return parent / name, lock
+    raise AssertionError("unreachable")
+
+
 def check_writable(directory: Path) -> None:
-    """The rigs' worktrees can be made under ``directory`` (BisectlabError if not)."""
+    """The rigs' worktrees can be made under ``directory`` (BisectlabError if not): a folder is
+    made and removed in its nearest existing ancestor (root passes any access check, and some
+    file systems refuse what their permissions allow)."""
     probe = directory
     while not probe.exists():
         probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".bisectlab-probe-", dir=probe))
+    except OSError:
         raise BisectlabError(f"cannot make worktrees under {directory}: {probe} is not a "
-                             "writable directory")
+                             "writable directory") from None
 
 
 def default_worktrees(repo: Path) -> Path:
@@ -302,10 +376,19 @@ def default_worktrees(repo: Path) -> Path:
     return Path(common) / "bisectlab" / "rigs"
 
 
+def clean_environment() -> dict[str, str]:
+    """This process's environment without the variables that point git at another repository
+    (GIT_DIR, GIT_WORK_TREE, GIT_INDEX_FILE ...: set in a git hook or by the user), which would
+    make git, and a run command's git, look past the rig's worktree."""
+    return {k: v for k, v in os.environ.items() if k not in REPOSITORY_ENV}
+
+
 def git(cwd: Path, *args: str, check: bool = True) -> str:
     """Run git; its output (BisectlabError with git's first line if it fails and ``check``)."""
-    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
+                          env=clean_environment())
     if check and done.returncode != 0:
-        line = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[0]
+        lines = done.stderr.strip().splitlines() or [f"exit {done.returncode}"]
+        line = next((x for x in lines if x.startswith(("fatal:", "error:"))), lines[0])
         raise BisectlabError(f"git {args[0]} failed: {line}")
     return done.stdout

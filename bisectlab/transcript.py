@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bisectlab.errors import BisectlabError
+from bisectlab.options import _shown
 from bisectlab.strategies import strategy_class
 
 VERBS = {"pass": "good", "bad": "bad", "skip": "skip"}
@@ -65,18 +66,33 @@ def _boots(n: int) -> str:
 def start_args(hunt: dict[str, Any]) -> list[str]:
     """The `bisectlab bisect` command that starts the hunt again, by hand."""
     p = hunt["params"]
-    options = strategy_class(hunt["strategy"]).Options.from_logged(p["strategy_options"])
-    label = options.label()
     args = ["bisectlab", "bisect", *hunt["good"].split(), hunt["bad"]]
     if p.get("repo"):
         args += ["--repo", p["repo"]]
     else:
         args += ["--manual", "--history", p.get("history") or hunt["history_source"]]
-    args += ["--strategy", hunt["strategy"] + (f":{label}" if label else "")]
+    args += strategy_args(hunt["strategy"], p["strategy_options"])
     args += ["--rigs", str(p.get("rigs", 1)), "--seed", str(hunt["seed"])]
     if p.get("adapters") is not None:
         args += ["--adapters", str(p["adapters"])]
     return args
+
+
+def strategy_args(strategy: str, logged: dict[str, Any]) -> list[str]:
+    """``--strategy NAME[:key=value,...]`` and a flag per option that has one: a flag's value
+    may hold commas (``--detect-prior 'beta(2,38)'``), which a ``key=value,...`` list cannot."""
+    options = strategy_class(strategy).Options.from_logged(logged)
+    specs = options.specs()
+    flags: list[str] = []
+    items = []
+    for name, value in options.changed().items():
+        spec = specs[name]
+        shown = _shown(value, spec)
+        if spec.flag is None:
+            items.append(f"{spec.key}={shown}")
+        else:
+            flags += [spec.flag, shown]
+    return ["--strategy", strategy + (":" + ",".join(items) if items else ""), *flags]
 
 
 def read_log(text: str) -> Transcript:

@@ -61,3 +61,27 @@ def test_import_scale_reports_export_import_load_and_generation():
                         r"[\d.]+ s\s+file\s+[\d.]+ MB\s+load\s+[\d.]+ s\s+\(297 commits, \d+ changed "
                         r"paths, \d+ tags\)", first)
     assert re.fullmatch(r"generate_kernel_history\(1000 commits\): [\d.]+ s \(median of 1\)", last)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_real_hunts_compares_real_rigs_with_bench_git_and_the_simulated_lab(tmp_path):
+    scenario = tmp_path / "s.toml"
+    subprocess.run([str(Path(sys.executable).parent / "bisectlab"), "history", "generate",
+                    "--commits", "100", "--seed", "5", "--bug", "rate", "--detect", "1", "-o",
+                    str(scenario)], check=True, capture_output=True)
+    out = run_script("real_hunts.py", "--commits", "100", "--detect", "1", "--hunts", "1",
+                     "--overhead-hunts", "1", "--scenario-hunts", "1", "--scenario", str(scenario),
+                     "--range", "v1.0", "v1.1", "--workdir", str(tmp_path / "work"))
+    accuracy, overhead, *sides, labs = out.splitlines()
+    assert re.fullmatch(r"p=1, 100 commits, 1 hunts: real --repo --run accuracy 1\.000 \[0\.207, "
+                        r"1\.000\], boots ([\d.]+); bisectlab bench accuracy 1\.000 \[0\.207, "
+                        r"1\.000\], boots \1; the same test for test in 1 of 1", accuracy)
+    assert overhead.startswith("overhead per test, 100 commits, p = 1, 1 hunts each")
+    assert [side.split("  ")[1] for side in sides] == [
+        "git bisect run", "bisectlab --strategy git", "bisectlab bayes"]
+    assert all(re.search(r"[\d.]+ steps +\d+ / +\d+ / +-?\d+ ms  gap +-?\d+ ms$", s) for s in sides)
+    assert re.fullmatch(rf"one driver, two labs: {scenario} v1\.0\.\.v1\.1, 1 seeds each: real "
+                        r"accuracy 1\.000 \[0\.207, 1\.000\], boots ([\d.]+) \(sd 0\.0\); simulated "
+                        r"accuracy 1\.000 \[0\.207, 1\.000\], boots \1 \(sd 0\.0\); the same test "
+                        r"for test in 1 of 1", labs)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 
-from bisectlab.cli.base import EXIT_NO_VERDICT, EXIT_VERDICT
+from bisectlab.cli.base import EXIT_INTERRUPTED, EXIT_NO_VERDICT, EXIT_VERDICT
 from bisectlab.cli.params import (
     MAX_ADAPTERS,
     MAX_RIGS,
@@ -133,17 +134,41 @@ def make_setup(refs: tuple[str, ...], history_ref: str | None, repo: Path | None
 
 
 def _run(hunt: Callable, setup: Any, db_url: str | None, as_json: bool, quiet: bool) -> None:
-    """Run a hunt (or a manual step) with progress lines; print its verdict, or the tests a
-    manual hunt waits for."""
+    """Run a hunt (or a manual step) with progress lines for its tests; print its verdict, or
+    the tests a manual hunt waits for."""
     from bisectlab.manual import AwaitingTests
 
     try:
-        report = hunt(None if quiet else _progress_printer(lambda: setup.history),
-                      None if quiet else _show_bisecting)
+        with _kept_on_abort(lambda: getattr(setup.prepared.runner, "hunt_id", None)):
+            report = hunt(None if quiet else _progress_printer(lambda: setup.history),
+                          None if quiet else _show_bisecting)
     except AwaitingTests as waiting:
         _print_pending(setup, waiting.pending, waiting.hunt_id, as_json)
         return
     _finish(setup.history, report, setup, db_url, as_json)
+
+
+@contextmanager
+def _kept_on_abort(hunt_id_of: Callable[[], int | None]) -> Iterator[None]:
+    """A real hunt stopped by its run command (exit 1) or by Ctrl-C (exit 130) says which hunt
+    was kept and how to go on with it."""
+    from bisectlab.rigs import RigAbort
+
+    try:
+        yield
+    except RigAbort as exc:
+        click.echo(f"error: {exc}{_resume_hint(hunt_id_of())}", err=True)
+        sys.exit(EXIT_NO_VERDICT)
+    except KeyboardInterrupt:
+        hunt_id = hunt_id_of()
+        if hunt_id is None:
+            raise
+        click.echo(f"interrupted{_resume_hint(hunt_id)}", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def _resume_hint(hunt_id: int | None) -> str:
+    return "" if hunt_id is None else f"; hunt {hunt_id} is kept: bisectlab resume {hunt_id} goes on"
 
 
 def _print_pending(setup: Any, pending: list[tuple[int, str]], hunt_id: int | None,
@@ -180,8 +205,9 @@ def resume(hunt_id: int, db_url: str | None, as_json: bool, quiet: bool) -> None
         if hasattr(setup, "load"):
             setup.load()
         history = setup.history
-        report = run_resume(store, hunt_id,
-                            on_test=None if quiet else _progress_printer(lambda: history))
+        with _kept_on_abort(lambda: hunt_id):
+            report = run_resume(store, hunt_id,
+                                on_test=None if quiet else _progress_printer(lambda: history))
     _finish(history, report, setup, db_url, as_json)
 
 
@@ -195,9 +221,12 @@ def _finish(history: History, report: Any, setup: Any, db_url: str | None, as_js
 
 
 def _progress_printer(history_of: Callable[[], History]) -> Callable:
-    """One line per test on stderr, in git bisect's words (the history is known once the hunt
-    is set up)."""
+    """One line per test on stderr, in git bisect's words, once the
+    strategy has taken it in (a test restored from the log is heard twice: before and after; the
+    history is known once the hunt is set up)."""
     def show(seq: int, result, strategy) -> None:
+        if len(strategy.history) < seq:
+            return
         history = history_of()
         verdict = "skip" if result.skipped else "bad " if result.failed else "good"
         boots = len(result.boots)

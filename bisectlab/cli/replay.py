@@ -214,6 +214,12 @@ def replay_hunt(hunt_id: int, db_url: str | None) -> None:
     from bisectlab.replay import replay_hunt as run_replay
 
     with open_store(db_url, existing=True) as store:
+        lab = store.hunt(hunt_id)["params"].get("lab")
+        if lab in ("rigs", "manual"):
+            how = "run on real rigs" if lab == "rigs" else "typed by hand"
+            raise BisectlabError(f"hunt {hunt_id} was {how}: its tests cannot be run again here "
+                                 f"(bisectlab log {hunt_id} prints it as a transcript for "
+                                 "bisectlab replay log)")
         report = run_replay(store, hunt_id)
     click.echo(report.describe())
     sys.exit(EXIT_VERDICT if report.identical else EXIT_NO_VERDICT)

@@ -1,0 +1,782 @@
+"""Real hunts: `bisectlab bisect --repo DIR --run CMD` in real git repositories built in tmp_path.
+
+The repository is a 200-commit kernel-shaped history exported by `history export-git`, its culprit
+moved to a commit on a topic branch. The tests' run scripts are plain sh: a commit is bad when the
+culprit is in its history (`git merge-base --is-ancestor`, asked in the rig's worktree), and a bad
+commit fails a boot when a hash of (commit, BISECTLAB_BOOT) says so, so a flaky bug's outcomes are
+a fixed function of the commit and the boot, the same in every hunt.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bisectlab.cli import cli
+
+pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+
+GOOD, BAD = "v1.0", "v1.1"
+
+
+def git(repo: Path, *args: str) -> str:
+    """git's output in ``repo``, stripped."""
+    done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+@dataclass(frozen=True)
+class Export:
+    """An exported kernel-shaped history: the repository, its scenario file and its culprit (a
+    commit on a topic branch with one child, itself a plain commit) and the merge bringing it in."""
+
+    repo: Path
+    scenario: Path
+    culprit: str
+    child: str
+    merge: str
+
+    def copy(self, path: Path) -> Export:
+        """The repository copied to ``path`` (a test may change it)."""
+        shutil.copytree(self.repo, path, symlinks=True)
+        return Export(path, self.scenario, self.culprit, self.child, self.merge)
+
+    def candidates(self, *goods: str, bad: str = BAD) -> list[str]:
+        """`git rev-list BAD ^GOOD...`: the commits a hunt may test."""
+        return git(self.repo, "rev-list", bad, *(f"^{g}" for g in goods)).split()
+
+
+@pytest.fixture(scope="session")
+def kernel_template(tmp_path_factory) -> Export:
+    """200 commits, exported once per session; the scenario's bug moved to the topic culprit."""
+    folder = tmp_path_factory.mktemp("kernel")
+    scenario, repo = folder / "k200.toml", folder / "linux"
+    runner = CliRunner()
+    for args in (["history", "generate", "--commits", "200", "--seed", "3", "--bug", "rate",
+                  "--detect", "0.5", "-o", str(scenario)],
+                 ["history", "export-git", str(scenario), str(repo)]):
+        result = runner.invoke(cli, args, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+    culprit, child, merge = topic_culprit(repo)
+    ours = git(repo, "show", f"{culprit}:BISECTLAB")
+    text = scenario.read_text()
+    scenario.write_text(re.sub(r'culprit = "[0-9a-f]{40}"', f'culprit = "{ours}"', text))
+    return Export(repo, scenario, culprit, child, merge)
+
+
+def topic_culprit(repo: Path) -> tuple[str, str, str]:
+    """A plain commit off the mainline whose one child is a plain commit on the same branch, and
+    the mainline merge that brings them in."""
+    mainline = git(repo, "rev-list", "--first-parent", BAD).split()
+    parents = {line.split()[0]: line.split()[1:]
+               for line in git(repo, "rev-list", "--parents", BAD, f"^{GOOD}").splitlines()}
+    children: dict[str, list[str]] = {}
+    for commit, ps in parents.items():
+        for p in ps:
+            children.setdefault(p, []).append(commit)
+    topic = [c for c in reversed(list(parents)) if c not in mainline and len(parents[c]) == 1]
+    for c in topic[len(topic) // 3:]:
+        kids = children.get(c, [])
+        if len(kids) == 1 and len(parents[kids[0]]) == 1 and kids[0] not in mainline:
+            merge = next(m for m in reversed(mainline)
+                         if len(parents.get(m, [])) > 1 and is_ancestor(repo, c, m))
+            return c, kids[0], merge
+    raise AssertionError("no topic commit with a plain child")
+
+
+def is_ancestor(repo: Path, a: str, b: str) -> bool:
+    return subprocess.run(["git", "merge-base", "--is-ancestor", a, b], cwd=repo).returncode == 0
+
+
+@pytest.fixture
+def kernel(kernel_template, tmp_path) -> Export:
+    return kernel_template.copy(tmp_path / "linux")
+
+
+def make_script(path: Path, culprit: str, *, every: int = 1, before: str = "",
+                boot: str = "") -> str:
+    """An executable sh test: bad when ``culprit`` is in HEAD's history, failing one boot in
+    ``every`` there (by a hash of the commit and BISECTLAB_BOOT); ``before`` runs first, ``boot``
+    just before the verdict. Returns its path."""
+    path.write_text(f"""#!/bin/sh
+{before}
+{boot}
+if git merge-base --is-ancestor {culprit} HEAD; then
+    h=$(printf '%s %s' "$BISECTLAB_COMMIT" "$BISECTLAB_BOOT" | cksum | cut -d' ' -f1)
+    [ $((h % {every})) -eq 0 ] && exit 1
+fi
+exit 0
+""")
+    path.chmod(0o755)
+    return str(path)
+
+
+def hunt_json(run, *args: str) -> dict:
+    """A hunt's verdict as JSON (exit 0 or 1)."""
+    result = run("bisect", *args, "--json", "-q")
+    assert result.exit_code in (0, 1), result.output
+    return json.loads(result.stdout)
+
+
+def logged_tests(run, hunt: int = 1, db: str = "bisectlab.sqlite") -> list[dict]:
+    result = run("query", "tests", "--hunt", str(hunt), "--db", db, "--format", "json")
+    return sorted(json.loads(result.stdout), key=lambda t: t["seq"])
+
+
+def logged_boots(run, hunt: int = 1, db: str = "bisectlab.sqlite") -> list[dict]:
+    result = run("query", "boots", "--hunt", str(hunt), "--db", db, "--format", "json")
+    return json.loads(result.stdout)
+
+
+def logged_hunts(run, db: str = "bisectlab.sqlite") -> list[dict]:
+    return json.loads(run("query", "hunts", "--db", db, "--format", "json").stdout)
+
+
+def worktrees(repo: Path) -> list[str]:
+    """`git worktree list --porcelain`: each worktree's path."""
+    return [line.split(" ", 1)[1] for line in git(repo, "worktree", "list", "--porcelain")
+            .splitlines() if line.startswith("worktree ")]
+
+
+# the culprit, the range, the refs ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("strategy, every", [("git", 1), ("bayes", 1), ("bayes", 2)])
+def test_a_culprit_on_a_topic_branch_is_named_itself_not_its_merge(run, kernel, tmp_path,
+                                                                   strategy, every):
+    script = make_script(tmp_path / "t.sh", kernel.culprit, every=every)
+    verdict = hunt_json(run, GOOD, BAD, "--repo", str(kernel.repo), "--run", script,
+                        "--strategy", strategy)
+    assert (verdict["status"], verdict["culprit"]) == ("found", kernel.culprit)
+    assert kernel.merge != kernel.culprit
+    tested = {t["commit_sha"] for t in logged_tests(run)}
+    assert tested <= set(kernel.candidates(GOOD)) and kernel.culprit in tested
+
+
+def test_several_goods_test_exactly_what_git_bisect_run_tests(run, kernel, tmp_path):
+    """GOODs v1.0 and a topic tip without the culprit: the git strategy tests git's commits."""
+    tips = [line.split()[2] for line in git(kernel.repo, "rev-list", "--merges", "--parents",
+                                           BAD, f"^{GOOD}").splitlines()]
+    other = next(t for t in tips if not is_ancestor(kernel.repo, kernel.culprit, t)
+                 and not is_ancestor(kernel.repo, t, kernel.culprit))
+    script = make_script(tmp_path / "t.sh", kernel.culprit)
+    verdict = hunt_json(run, GOOD, other, BAD, "--repo", str(kernel.repo), "--run", script,
+                        "--strategy", "git")
+    assert verdict["culprit"] == kernel.culprit
+    ours = [t["commit_sha"] for t in logged_tests(run)]
+    assert set(ours) <= set(kernel.candidates(GOOD, other))
+    theirs = kernel.copy(tmp_path / "theirs").repo
+    git(theirs, "bisect", "start", BAD, GOOD, other)
+    git(theirs, "bisect", "run", script)
+    steps = [line.split()[3] for line in git(theirs, "bisect", "log").splitlines()
+             if re.match(r"git bisect (good|bad) ", line)]
+    assert ours == steps
+
+
+def test_refs_may_be_a_branch_head_relative_or_a_sha_prefix(run, kernel, tmp_path):
+    repo = kernel.repo
+    git(repo, "branch", "stable", GOOD)
+    assert is_ancestor(repo, kernel.culprit, "HEAD~3")
+    good_sha, bad_sha = git(repo, "rev-parse", GOOD), git(repo, "rev-parse", "HEAD~3")
+    script = make_script(tmp_path / "t.sh", kernel.culprit)
+    verdict = hunt_json(run, "stable", good_sha[:10], "HEAD~3", "--repo", str(repo), "--run",
+                        script, "--strategy", "git")
+    assert verdict["culprit"] == kernel.culprit
+    (hunt,) = logged_hunts(run)
+    assert (hunt["good"], hunt["bad"]) == (f"stable {good_sha[:10]}", "HEAD~3")
+    assert (hunt["good_sha"], hunt["bad_sha"]) == (good_sha, bad_sha)
+    assert {t["commit_sha"] for t in logged_tests(run)} <= set(kernel.candidates(GOOD, bad="HEAD~3"))
+
+
+# the user's repository, the rigs' worktrees -----------------------------------------------------
+
+
+def test_the_users_work_tree_and_branch_are_untouched_and_the_rigs_removed(run, kernel, tmp_path):
+    repo = kernel.repo
+    (repo / "Makefile").write_text("a local change\n")
+    (repo / "notes.txt").write_text("untracked\n")
+    (repo / "README").write_text("staged\n")
+    git(repo, "add", "README")
+    before = [git(repo, *a) for a in (["status", "--porcelain"], ["rev-parse", "HEAD"],
+                                      ["symbolic-ref", "HEAD"], ["branch", "--list"],
+                                      ["diff", "HEAD"])]
+    script = make_script(tmp_path / "t.sh", kernel.culprit, every=2,
+                         before=f'pwd >> {tmp_path}/where')
+    verdict = hunt_json(run, GOOD, BAD, "--repo", str(repo), "--run", script, "--rigs", "2")
+    assert verdict["culprit"] == kernel.culprit
+    after = [git(repo, *a) for a in (["status", "--porcelain"], ["rev-parse", "HEAD"],
+                                     ["symbolic-ref", "HEAD"], ["branch", "--list"],
+                                     ["diff", "HEAD"])]
+    assert after == before and (repo / "notes.txt").read_text() == "untracked\n"
+    rigs = repo / ".git" / "bisectlab" / "rigs" / "hunt-1"
+    assert set((tmp_path / "where").read_text().split()) == {str(rigs / "rig1"), str(rigs / "rig2")}
+    assert worktrees(repo) == [str(repo)] and not rigs.exists()
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_worktrees_go_under_the_directory_given_and_stay_if_asked(run, kernel, tmp_path, keep):
+    where = tmp_path / "scratch" / "rigs"
+    script = make_script(tmp_path / "t.sh", kernel.culprit, before=f'pwd >> {tmp_path}/where')
+    verdict = hunt_json(run, GOOD, BAD, "--repo", str(kernel.repo), "--run", script, "--rigs", "2",
+                        "--worktrees", str(where), *(["--keep-worktrees"] if keep else []))
+    assert verdict["culprit"] == kernel.culprit
+    rigs = [str(where / "hunt-1" / "rig1"), str(where / "hunt-1" / "rig2")]
+    assert set((tmp_path / "where").read_text().split()) == set(rigs)
+    assert worktrees(kernel.repo) == [str(kernel.repo), *(rigs if keep else [])]
+    assert [Path(r).exists() for r in rigs] == [keep, keep] and (where / "hunt-1").exists() == keep
+    assert not (kernel.repo / ".git" / "bisectlab").exists()
+
+
+def test_a_rig_checks_out_and_installs_only_when_its_commit_changes(run, kernel, tmp_path):
+    hook = kernel.repo / ".git" / "hooks" / "post-checkout"
+    hook.write_text(f'#!/bin/sh\ngit rev-parse HEAD >> {tmp_path}/checkouts\n')
+    hook.chmod(0o755)
+    script = make_script(tmp_path / "t.sh", kernel.culprit, every=2)
+    install = f'echo "$BISECTLAB_COMMIT $BISECTLAB_RIG $BISECTLAB_BOOT" >> {tmp_path}/installs'
+    verdict = hunt_json(run, GOOD, BAD, "--repo", str(kernel.repo), "--run", script,
+                        "--install", install)
+    assert verdict["culprit"] == kernel.culprit
+    tested = [t["commit_sha"] for t in logged_tests(run)]
+    changes = [c for i, c in enumerate(tested) if i == 0 or c != tested[i - 1]]
+    assert len(changes) < len(tested)  # the hunt did test a commit twice in a row
+    assert (tmp_path / "checkouts").read_text().split() == changes
+    assert (tmp_path / "installs").read_text().splitlines() == [f"{c} rig1 0" for c in changes]
+    assert verdict["installs"] == len(changes)
+    assert [t["installed"] for t in logged_tests(run)] == [
+        i == 0 or c != tested[i - 1] for i, c in enumerate(tested)]
+
+
+def test_commands_see_commit_rig_boot_and_hunt_and_run_in_the_rigs_worktree(run, kernel, tmp_path):
+    simulated = run("bisect", GOOD, BAD, "--history", str(kernel.scenario), "--strategy", "git",
+                    "--seed", "1", "-q")
+    assert simulated.exit_code == 0  # hunt 1: the real hunt is hunt 2
+    seen = f'echo "$BISECTLAB_COMMIT $BISECTLAB_RIG $BISECTLAB_BOOT $BISECTLAB_HUNT ' \
+           f'$(git rev-parse HEAD) $PWD" >> {tmp_path}/'
+    script = make_script(tmp_path / "t.sh", kernel.culprit, every=2, before=seen + "runs")
+    verdict = hunt_json(run, GOOD, BAD, "--repo", str(kernel.repo), "--run", script, "--rigs", "2",
+                        "--install", seen + "installs")
+    assert (verdict["hunt_id"], verdict["culprit"]) == (2, kernel.culprit)
+    rigs = kernel.repo / ".git" / "bisectlab" / "rigs"
+    for name in ("runs", "installs"):
+        for line in (tmp_path / name).read_text().splitlines():
+            commit, rig, _, hunt, head, where = line.split()
+            assert (head, hunt, where) == (commit, "2", str(rigs / "hunt-2" / rig))
+    runs = [line.split()[:3] for line in (tmp_path / "runs").read_text().splitlines()]
+    tests = {t["id"]: t for t in logged_tests(run, 2)}
+    logged = [[tests[b["test_id"]]["commit_sha"], tests[b["test_id"]]["rig"], str(b["attempt"])]
+              for b in logged_boots(run, 2)]
+    assert sorted(runs) == sorted(logged)
+    for commit in {c for c, _, _ in runs}:
+        assert sorted(int(b) for c, _, b in runs if c == commit) == list(
+            range(1, 1 + sum(c == commit for c, _, _ in runs)))
+    installs = [line.split()[:3] for line in (tmp_path / "installs").read_text().splitlines()]
+    assert {b for _, _, b in installs} == {"0"} and len(installs) == verdict["installs"]
+
+
+# git bisect run's exit codes --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("strategy, every", [("git", 1), ("bayes", 2)])
+def test_exit_125_skips_a_commit_and_it_is_never_proposed_again(run, kernel, tmp_path, strategy,
+                                                                every):
+    parent = git(kernel.repo, "rev-parse", f"{kernel.culprit}^")
+    skip = [c for c in kernel.candidates(GOOD) if c[-1] in "02468ace" and c not in (kernel.culprit, parent)]
+    (tmp_path / "skip").write_text("\n".join(skip) + "\n")
+    script = make_script(tmp_path / "t.sh", kernel.culprit, every=every,
+                         before=f'grep -qx "$BISECTLAB_COMMIT" {tmp_path}/skip && exit 125')
+    verdict = hunt_json(run, GOOD, BAD, "--repo", str(kernel.repo), "--run", script,
+                        "--strategy", strategy)
+    assert (verdict["status"], verdict["culprit"]) == ("found", kernel.culprit)
+    tests = logged_tests(run)
+    skipped = [t["commit_sha"] for t in tests if t["skipped"]]
+    assert len(skipped) >= 2
+    assert skipped == [t["commit_sha"] for t in tests if t["commit_sha"] in skip]
+    assert len(set(skipped)) == len(skipped)
+    assert {t["note"] for t in tests if t["skipped"]} == {"exit 125: untestable, skipped"}
+
+
+@pytest.mark.parametrize("strategy", ["git", "bayes"])
+def test_a_culprit_hidden_by_skips_gives_the_range_verdict(run, kernel, tmp_path, strategy):
+    script = make_script(tmp_path / "t.sh", kernel.culprit,
+                         before=f'[ "$BISECTLAB_COMMIT" = {kernel.culprit} ] && exit 125')
+    args = [GOOD, BAD, "--repo", str(kernel.repo), "--run", script, "--strategy", strategy]
+    result = run("bisect", *args, "-q")
+    assert result.exit_code == 1
+    could_be = (f"there are only skipped commits left to test; the first bad commit could be any "
+                f"of: {kernel.culprit[:12]} {kernel.child[:12]}")
+    assert result.stdout.splitlines()[0].startswith(f"inconclusive: {could_be}")
+    verdict = hunt_json(run, *args)
+    assert (verdict["status"], verdict["note"]) == ("inconclusive", could_be)
+    assert [t["commit_sha"] for t in logged_tests(run, 2) if t["skipped"]] == [kernel.culprit]
+
+
+def test_a_failing_install_skips_the_commit(run, kernel, tmp_path):
+    parent = git(kernel.repo, "rev-parse", f"{kernel.culprit}^")
+    broken = [c for c in kernel.candidates(GOOD)[1::4] if c not in (kernel.culprit, parent)]
+    (tmp_path / "broken").write_text("\n".join(broken) + "\n")
+    script = make_script(tmp_path / "t.sh", kernel.culprit, every=2,
+                         before=f'echo "$BISECTLAB_COMMIT" >> {tmp_path}/runs')
+    install = f'grep -qx "$BISECTLAB_COMMIT" {tmp_path}/broken && exit 3; exit 0'
+    verdict = hunt_json(run, GOOD, BAD, "--repo", str(kernel.repo), "--run", script,
+                        "--install", install)
+    assert (verdict["status"], verdict["culprit"]) == ("found", kernel.culprit)
+    tests = logged_tests(run)
+    failed = [t for t in tests if t["commit_sha"] in broken]
+    assert len(failed) >= 2 and len({t["commit_sha"] for t in failed}) == len(failed)
+    assert {(t["skipped"], t["boots"], t["note"]) for t in failed} == {
+        (True, 0, "install failed (exit 3): skipped")}
+    assert not set((tmp_path / "runs").read_text().split()) & set(broken)
+
+
+def alive(pid: int) -> bool:
+    """Whether a process runs (a zombie left to an init that does not reap is dead)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.parametrize("action", ["skip", "fail", "abort"])
+def test_a_hung_command_and_its_children_are_killed_at_the_timeout(run, kernel, tmp_path, action):
+    hang = (f'if git merge-base --is-ancestor {kernel.culprit} HEAD && [ ! -e {tmp_path}/hung ]; '
+            f'then touch {tmp_path}/hung; echo $$ > {tmp_path}/sh.pid; sleep 300 & '
+            f'echo $! > {tmp_path}/child.pid; wait; fi')
+    script = make_script(tmp_path / "t.sh", kernel.culprit, before=hang)
+    args = [GOOD, BAD, "--repo", str(kernel.repo), "--run", script, "--strategy", "git",
+            "--timeout", "2", "--on-timeout", action]
+    result = run("bisect", *args, "-q")
+    pids = [int((tmp_path / f"{name}.pid").read_text()) for name in ("sh", "child")]
+    assert [alive(pid) for pid in pids] == [False, False]
+    if action == "abort":
+        assert result.exit_code == 1
+        assert result.stderr == ("error: --run timed out after 2 s (--on-timeout abort); hunt 1 "
+                                 "is kept: bisectlab resume 1 goes on\n")
+        assert logged_hunts(run)[0]["status"] == "interrupted"
+        assert worktrees(kernel.repo) == [str(kernel.repo)]
+        result = run("resume", "1", "-q")
+    assert result.exit_code == 0 and result.stdout.startswith(f"{kernel.culprit} is the first bad")
+    tests = logged_tests(run)
+    hung = [b for b in logged_boots(run) if b["exit_status"] is None]
+    if action == "abort":
+        assert hung == []
+        return
+    (boot,) = hung
+    (test,) = [t for t in tests if t["id"] == boot["test_id"]]
+    assert boot["seconds"] >= 2 and [t["commit_sha"] for t in tests].count(test["commit_sha"]) == 1
+    assert (test["skipped"], test["failed"], test["note"]) == {
+        "skip": (True, False, "timed out after 2 s: untestable, skipped"),
+        "fail": (False, True, "")}[action]
+
+
+@pytest.mark.parametrize("status, script", [(127, "missing.sh"), (126, "not-executable.sh")])
+def test_a_missing_or_non_executable_script_stops_the_hunt_at_its_first_run(run, kernel, tmp_path,
+                                                                           status, script):
+    (tmp_path / "not-executable.sh").write_text("#!/bin/sh\nexit 0\n")
+    path = tmp_path / script
+    result = run("bisect", GOOD, BAD, "--repo", str(kernel.repo), "--run", str(path), "-q")
+    assert result.exit_code == 1
+    said = {127: "not found|No such file or directory", 126: "Permission denied"}[status]
+    assert re.fullmatch(f"error: --run exited {status} on its first run: most likely a missing or "
+                        f"non-executable script \\('{path}'\\); its output ended: [^;]*{path}: "
+                        f"({said}); hunt 1 is kept: bisectlab resume 1 goes on\n", result.stderr)
+    assert logged_hunts(run)[0]["status"] == "interrupted" and logged_tests(run) == []
+
+
+def test_exit_127_after_the_first_run_means_bad(run, kernel, tmp_path):
+    later = (f'if git merge-base --is-ancestor {kernel.culprit} HEAD && [ -e {tmp_path}/ran ]; '
+             f'then exit 127; fi; touch {tmp_path}/ran')
+    script = make_script(tmp_path / "t.sh", kernel.culprit, before=later)
+    verdict = hunt_json(run, GOOD, BAD, "--repo", str(kernel.repo), "--run", script,
+                        "--strategy", "git")
+    assert (verdict["status"], verdict["culprit"]) == ("found", kernel.culprit)
+    assert 127 in {b["exit_status"] for b in logged_boots(run)}
+
+
+def first_repeat(tests: list[dict]) -> int:
+    """The number of the first test of the commit its predecessor tested."""
+    return next(t["seq"] for t, u in zip(tests[1:], tests, strict=False)
+                if t["commit_sha"] == u["commit_sha"])
+
+
+SAME = ("status", "culprit", "confidence", "tests", "boots", "installs", "adapters")
+
+
+def shown_tests(stderr: str) -> list[int]:
+    """The test numbers of the progress lines a command printed."""
+    return [int(n) for n in re.findall(r"^\[\s*(\d+)\] ", stderr, re.MULTILINE)]
+
+
+@pytest.mark.parametrize("stop, said", [("echo 'Kernel panic'; kill -TERM $$", "killed by signal 15"),
+                                        ("echo 'Kernel panic'; exit 200", "exit 200")])
+def test_a_signal_or_exit_128_stops_the_hunt_and_resume_finishes_it(run, kernel, tmp_path, stop,
+                                                                    said):
+    args = [GOOD, BAD, "--repo", str(kernel.repo), "--strategy", "bayes"]
+    whole = hunt_json(run, *args, "--run", make_script(tmp_path / "w.sh", kernel.culprit, every=2),
+                      "--db", "whole.sqlite")
+    at = first_repeat(logged_tests(run, db="whole.sqlite"))
+    count = (f'n=$(($(cat {tmp_path}/n 2>/dev/null || echo 0) + 1)); echo $n > {tmp_path}/n; '
+             f'if [ $n = {at} ] && [ ! -e {tmp_path}/stopped ]; then touch {tmp_path}/stopped; '
+             f'{stop}; fi')
+    script = make_script(tmp_path / "t.sh", kernel.culprit, every=2, before=count)
+    result = run("bisect", *args, "--run", f"exec {script}", "-q")  # its own signal, not sh's
+    assert result.exit_code == 1
+    assert result.stderr == (f"error: --run {said}: the hunt stops (exit 128 or more, or a "
+                             "signal, asks git bisect run to abort); its output ended: Kernel "
+                             "panic; hunt 1 is kept: bisectlab resume 1 goes on\n")
+    assert logged_hunts(run)[0]["status"] == "interrupted" and len(logged_tests(run)) == at - 1
+    assert worktrees(kernel.repo) == [str(kernel.repo)]
+    resumed_run = run("resume", "1", "--json")
+    resumed = json.loads(resumed_run.stdout)
+    assert {k: resumed[k] for k in SAME} == {k: whole[k] for k in SAME}
+    assert shown_tests(resumed_run.stderr) == list(range(1, whole["tests"] + 1))
+    shape = ("seq", "commit_sha", "rig", "boots", "failed", "installed", "skipped")
+    assert [{k: t[k] for k in shape} for t in logged_tests(run)] == [
+        {k: t[k] for k in shape} for t in logged_tests(run, db="whole.sqlite")]
+
+
+def wait_for_tests(db: Path, count: int, proc: subprocess.Popen) -> None:
+    """Until ``count`` tests are logged in ``db`` (AssertionError if the hunt ends first)."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if db.exists():
+            try:
+                with sqlite3.connect(db, timeout=5) as con:
+                    if con.execute("SELECT count(*) FROM tests").fetchone()[0] >= count:
+                        return
+            except sqlite3.OperationalError:
+                pass
+        time.sleep(0.05)
+    raise AssertionError(f"the hunt never logged {count} tests")
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_real_hunt_and_resume_gives_the_uninterrupted_verdict(run, kernel, tmp_path):
+    pids = f"echo $$ >> {tmp_path}/pids; sleep 0.05"
+    script = make_script(tmp_path / "t.sh", kernel.culprit, every=2, before=pids)
+    args = [GOOD, BAD, "--repo", str(kernel.repo), "--run", script]
+    whole = hunt_json(run, *args, "--db", "whole.sqlite")
+    proc = subprocess.Popen([sys.executable, "-c", "from bisectlab.cli import main; main()",
+                             "bisect", *args, "--db", "cut.sqlite", "-q"], cwd=tmp_path, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_for_tests(tmp_path / "cut.sqlite", 10, proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert err.splitlines()[-1] == "interrupted; hunt 1 is kept: bisectlab resume 1 goes on"
+    assert logged_hunts(run, "cut.sqlite")[0]["status"] == "interrupted"
+    assert 10 <= len(logged_tests(run, db="cut.sqlite")) < whole["tests"]
+    assert worktrees(kernel.repo) == [str(kernel.repo)]
+    assert not any(alive(int(pid)) for pid in (tmp_path / "pids").read_text().split())
+    resumed = json.loads(run("resume", "1", "--db", "cut.sqlite", "--json", "-q").stdout)
+    assert {k: resumed[k] for k in SAME} == {k: whole[k] for k in SAME}
+
+
+# rigs at once, output, the database -------------------------------------------------------------
+
+
+def test_four_rigs_run_four_commands_at_once(run, kernel, tmp_path):
+    """Each command of the first round waits (up to a minute) until four have started."""
+    barrier = (f'touch {tmp_path}/started.$BISECTLAB_RIG; i=0; '
+               f'while [ $(ls {tmp_path} | grep -c "^started") -lt 4 ] && [ $i -lt 1200 ]; '
+               f'do sleep 0.05; i=$((i + 1)); done; '
+               f'echo "$(ls {tmp_path} | grep -c "^started") running"')
+    script = make_script(tmp_path / "t.sh", kernel.culprit, before=barrier)
+    verdict = hunt_json(run, GOOD, BAD, "--repo", str(kernel.repo), "--run", script, "--rigs", "4")
+    assert verdict["culprit"] == kernel.culprit
+    tests = logged_tests(run)
+    first = {t["id"]: t["rig"] for t in tests if t["seq"] <= 4}
+    assert sorted(first.values()) == ["rig1", "rig2", "rig3", "rig4"]
+    outputs = {b["output"] for b in logged_boots(run) if b["test_id"] in first}
+    assert outputs == {"4 running\n"}
+
+
+def test_megabytes_of_output_keep_only_a_bounded_tail(run, kernel, tmp_path):
+    loud = ("head -c 3000000 /dev/zero | tr '\\0' x; echo; "
+            'echo "END $BISECTLAB_COMMIT" >&2')
+    script = make_script(tmp_path / "t.sh", kernel.culprit, before=loud)
+    verdict = hunt_json(run, GOOD, BAD, "--repo", str(kernel.repo), "--run", script,
+                        "--strategy", "git", "--timeout", "300")
+    assert verdict["culprit"] == kernel.culprit
+    tests = {t["id"]: t["commit_sha"] for t in logged_tests(run)}
+    boots = logged_boots(run)
+    assert len(boots) == verdict["boots"] and None not in {b["exit_status"] for b in boots}
+    for boot in boots:
+        whole = "x" * 3_000_000 + "\n" + f"END {tests[boot['test_id']]}\n"
+        assert boot["output"] == whole[-8192:]
+    stored = sum(p.stat().st_size for p in tmp_path.glob("bisectlab.sqlite*"))
+    assert stored < 2_000_000
+
+
+def test_query_boots_shows_each_boots_status_time_and_output(run, kernel, tmp_path):
+    assert run("bisect", GOOD, BAD, "--history", str(kernel.scenario), "--strategy", "git",
+               "--seed", "1", "-q").exit_code == 0  # hunt 1, simulated
+    script = tmp_path / "t.sh"
+    script.write_text(f"""#!/bin/sh
+echo "booting $BISECTLAB_COMMIT boot $BISECTLAB_BOOT"
+echo "on $BISECTLAB_RIG" >&2
+if git merge-base --is-ancestor {kernel.culprit} HEAD; then
+    echo "e1000e: The NVM Checksum Is Not Valid"; exit 3
+fi
+echo "link up"
+""")
+    script.chmod(0o755)
+    verdict = hunt_json(run, GOOD, BAD, "--repo", str(kernel.repo), "--run", str(script),
+                        "--strategy", "git")
+    tests = {t["id"]: t["commit_sha"] for t in logged_tests(run, 2)}
+    boots = logged_boots(run, 2)
+    assert len(boots) == verdict["boots"] == len(tests)
+    for boot in boots:
+        sha = tests[boot["test_id"]]
+        bad = is_ancestor(kernel.repo, kernel.culprit, sha)
+        assert (boot["exit_status"], boot["bricked"]) == ((3, True) if bad else (0, False))
+        assert boot["output"] == (f"booting {sha} boot 1\non rig1\n"
+                                  + ("e1000e: The NVM Checksum Is Not Valid\n" if bad else "link up\n"))
+        assert isinstance(boot["seconds"], float) and boot["seconds"] > 0
+    assert {b["output"] for b in logged_boots(run, 1)} == {None}  # simulated: no console
+
+
+def test_a_bounded_box_of_adapters_on_real_rigs(run, kernel, tmp_path):
+    script = make_script(tmp_path / "t.sh", kernel.culprit)
+    args = [GOOD, BAD, "--repo", str(kernel.repo), "--run", script, "--adapters", "2"]
+    git_hunt = run("bisect", *args, "--strategy", "git", "--json", "-q")
+    assert git_hunt.exit_code == 1
+    verdict = json.loads(git_hunt.stdout)
+    assert (verdict["status"], verdict["adapters"]) == ("aborted", 2)
+    assert verdict["note"].startswith("out of adapters")
+    planned = hunt_json(run, *args, "--strategy", "bayes")
+    assert (planned["status"], planned["culprit"]) == ("found", kernel.culprit)
+    assert planned["adapters"] <= 2
+    adapters = json.loads(run("query", "adapters", "--hunt", "2", "--format", "json").stdout)
+    assert len(adapters) == 2
+    destroyed = sorted(a["destroyed_by_test_id"] for a in adapters if a["state"] == "destroyed")
+    assert destroyed == [t["id"] for t in logged_tests(run, 2) if t["failed"]]
+    assert len(destroyed) == planned["adapters"]
+
+
+# manual hunts, transcripts ----------------------------------------------------------------------
+
+WORDS = {(False, False): ("good", "old"), (True, False): ("bad", "new"), (False, True): ("skip",)}
+
+
+@pytest.mark.slow
+def test_a_manual_hunt_step_by_step_gives_the_automatic_hunts_verdict(run, kernel, tmp_path):
+    """Each outcome of an automatic hunt typed back by hand, one command per step (old/new on
+    every third step, status on the twentieth)."""
+    script = make_script(tmp_path / "t.sh", kernel.culprit, every=3)
+    auto = hunt_json(run, GOOD, BAD, "--repo", str(kernel.repo), "--run", script, "--db", "auto.db")
+    tests = logged_tests(run, db="auto.db")
+    assert len(tests) >= 40
+    step = run("bisect", GOOD, BAD, "--repo", str(kernel.repo), "--db", "hand.db", "--json")
+    for k, test in enumerate(tests):
+        waiting = json.loads(step.stdout)
+        assert waiting["status"] == "waiting" and waiting["hunt"] == 1
+        assert waiting["test"] == [{"commit": test["commit_sha"], "rig": "rig1",
+                                    "subject": test["commit_subject"]}]
+        if k == 20:
+            status = json.loads(run("status", "--db", "hand.db", "--json").stdout)
+            assert (status["tests"], status["test_next"]) == (
+                20, [{"commit": test["commit_sha"], "rig": "rig1"}])
+        words = WORDS[test["failed"], test["skipped"]]
+        verb = words[k % 3 == 2 and len(words) > 1]
+        step = run(verb, test["commit_sha"][:10], "--boots", str(test["boots"]), "--db", "hand.db",
+                   "--json")
+        assert step.exit_code == 0, step.output
+        assert shown_tests(step.stderr) == [k + 1]
+    verdict = json.loads(step.stdout)
+    same = ("status", "culprit", "confidence", "tests", "boots", "adapters")
+    assert {k: verdict[k] for k in same} == {k: auto[k] for k in same}
+    assert verdict["culprit"] == kernel.culprit
+
+
+def test_a_transcript_replays_to_the_same_log_and_verdict(run, kernel, tmp_path):
+    skip = [c for c in kernel.candidates(GOOD) if c.startswith(("0", "1", "2"))
+            and c not in (kernel.culprit, git(kernel.repo, "rev-parse", f"{kernel.culprit}^"))]
+    (tmp_path / "skip").write_text("\n".join(skip) + "\n")
+    script = make_script(tmp_path / "t.sh", kernel.culprit, every=2,
+                         before=f'grep -qx "$BISECTLAB_COMMIT" {tmp_path}/skip && exit 125')
+    original = hunt_json(run, GOOD, BAD, "--repo", str(kernel.repo), "--run", script, "--rigs", "2")
+    log = run("log", "1").stdout
+    assert " skip " in log and "--rig rig2" in log and log.count("\nbisectlab ") == 1 + original[
+        "tests"]
+    (tmp_path / "hunt.log").write_text(log)
+    replayed = run("replay", "log", str(tmp_path / "hunt.log"), "--db", "other.sqlite", "--json")
+    assert replayed.exit_code == 0, replayed.output
+    verdict = json.loads(replayed.stdout)
+    same = ("status", "culprit", "confidence", "tests")
+    assert {k: verdict[k] for k in same} == {k: original[k] for k in same}
+    assert run("log", "1", "--db", "other.sqlite").stdout == log
+
+
+def test_a_transcript_keeps_strategy_options_whose_values_hold_commas(run, kernel, tmp_path):
+    start = run("bisect", GOOD, BAD, "--repo", str(kernel.repo), "--strategy", "bayes:caution=2",
+                "--detect-prior", "beta(2,38)", "--weight", "drivers/net=5;fs=2", "--seed", "4")
+    assert start.exit_code == 0 and start.stdout.startswith("hunt 1: test ")
+    log = run("log", "1").stdout
+    assert log.splitlines()[1] == (
+        f"bisectlab bisect {GOOD} {BAD} --repo {kernel.repo} --strategy bayes:caution=2 "
+        "--detect-prior 'beta(2,38)' --weight 'drivers/net=5;fs=2' --rigs 1 --seed 4")
+    (tmp_path / "hunt.log").write_text(log)
+    replayed = run("replay", "log", str(tmp_path / "hunt.log"), "--db", "other.sqlite")
+    assert (replayed.exit_code, replayed.stdout) == (0, start.stdout)
+    assert run("log", "1", "--db", "other.sqlite").stdout == log
+
+
+
+def test_a_manual_hunt_on_two_rigs_takes_the_second_rigs_outcome_first(run, kernel):
+    start = json.loads(run("bisect", GOOD, BAD, "--repo", str(kernel.repo), "--rigs", "2",
+                           "--json").stdout)
+    first, second = start["test"]
+    assert (first["rig"], second["rig"]) == ("rig1", "rig2")
+    good = run("good", "--rig", "rig2", "--json")
+    assert [t["commit"] for t in json.loads(good.stdout)["test"]] == [first["commit"]]
+    after = run("bad", "--rig", "rig1", "--json")
+    assert after.exit_code == 0, after.output
+    assert (shown_tests(good.stderr), shown_tests(after.stderr)) == ([], [1, 2])
+    assert json.loads(after.stdout)["status"] == "waiting"
+    assert [(t["seq"], t["rig"], t["failed"]) for t in logged_tests(run)] == [
+        (1, "rig1", True), (2, "rig2", False)]
+
+
+def test_a_round_stopped_after_its_later_test_was_logged_resumes(run, kernel, tmp_path):
+    """rig1's command stops the hunt once rig2's test of the same round is logged."""
+    logged = (f'{sys.executable} -c "import sqlite3, sys; sys.exit(sqlite3.connect(\'{tmp_path}/'
+              f'bisectlab.sqlite\').execute(\'SELECT count(*) FROM tests\').fetchone()[0] < 1)"')
+    stop = (f'if [ "$BISECTLAB_RIG" = rig1 ] && [ ! -e {tmp_path}/stopped ]; then '
+            f'touch {tmp_path}/stopped; i=0; until {logged} || [ $i -gt 600 ]; do sleep 0.1; '
+            f'i=$((i + 1)); done; exit 200; fi')
+    script = make_script(tmp_path / "t.sh", kernel.culprit, every=2, before=stop)
+    args = [GOOD, BAD, "--repo", str(kernel.repo), "--run", script, "--rigs", "2"]
+    assert run("bisect", *args, "-q").exit_code == 1
+    assert [t["seq"] for t in logged_tests(run)] == [2]
+    resumed = run("resume", "1", "--json", "-q")
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads(resumed.stdout)["culprit"] == kernel.culprit
+    tests = logged_tests(run)
+    assert [t["seq"] for t in tests] == list(range(1, len(tests) + 1))
+
+
+# bad input ---------------------------------------------------------------------------------------
+
+BAD_INPUT = {
+    "not a repository": (lambda k, t: [GOOD, BAD, "--repo", str(t / "plain")],
+                         "{plain} is not a git repository"),
+    "a bare repository": (lambda k, t: [GOOD, BAD, "--repo", str(t / "bare.git")],
+                          "{bare} is a bare repository (give a clone with a work tree)"),
+    "an unknown ref": (lambda k, t: ["v0.9", BAD, "--repo", str(k.repo)],
+                       "unknown ref 'v0.9' in {repo} (not a commit, branch, tag or revision)"),
+    "an ambiguous ref": (lambda k, t: ["twice", BAD, "--repo", str(k.repo)],
+                         "ambiguous ref 'twice' in {repo}: warning: refname 'twice' is ambiguous."),
+    "GOOD not an ancestor of BAD": (
+        lambda k, t: [BAD, GOOD, "--repo", str(k.repo)],
+        "GOOD v1.1 ({v11}) is not an ancestor of BAD v1.0 ({v10})"),
+    "GOOD is BAD": (lambda k, t: [BAD, BAD, "--repo", str(k.repo)],
+                    "GOOD v1.1 and BAD v1.1 are the same commit ({v11})"),
+    "worktrees under a file": (
+        lambda k, t: [GOOD, BAD, "--repo", str(k.repo), "--worktrees", str(t / "plain" / "f" / "x")],
+        "cannot make worktrees under {plain}/f/x: {plain}/f is not a writable directory"),
+    "worktrees where nothing can be made": (
+        lambda k, t: [GOOD, BAD, "--repo", str(k.repo), "--worktrees", "/proc/bisectlab-rigs"],
+        "cannot make worktrees under /proc/bisectlab-rigs: /proc is not a writable directory"),
+    "an empty --run": (lambda k, t: [GOOD, BAD, "--repo", str(k.repo), "--run", ""],
+                       "--run is empty: give the command that tests a commit"),
+    "a blank --run": (lambda k, t: [GOOD, BAD, "--repo", str(k.repo), "--run", "  "],
+                      "--run is empty: give the command that tests a commit"),
+    "--repo with --history": (
+        lambda k, t: [GOOD, BAD, "--repo", str(k.repo), "--history", str(k.scenario)],
+        "--repo and --history do not go together: a real hunt's history comes from its "
+        "repository"),
+    "--run without --repo": (lambda k, t: [GOOD, BAD, "--run", "true"],
+                             "--run needs --repo: commands run on worktrees of a repository"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUT))
+def test_bad_input_is_one_line_exit_2_and_nothing_logged_is_lost(run, kernel, tmp_path, case):
+    assert run("bisect", GOOD, BAD, "--history", str(kernel.scenario), "--strategy", "git",
+               "--seed", "1", "-q").exit_code == 0
+    before = (logged_hunts(run), logged_tests(run))
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "f").write_text("a file\n")
+    git(tmp_path, "clone", "-q", "--bare", str(kernel.repo), "bare.git")
+    git(kernel.repo, "tag", "twice", GOOD)
+    git(kernel.repo, "branch", "twice", "v1.1-rc1")
+    args, message = BAD_INPUT[case]
+    run_flag = [] if "--run" in args(kernel, tmp_path) else ["--run", "true"]
+    result = run("bisect", *args(kernel, tmp_path), *run_flag)
+    expected = message.format(plain=tmp_path / "plain", bare=tmp_path / "bare.git",
+                              repo=kernel.repo, v10=git(kernel.repo, "rev-parse", GOOD)[:12],
+                              v11=git(kernel.repo, "rev-parse", BAD)[:12])
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", f"error: {expected}\n")
+    assert (logged_hunts(run), logged_tests(run)) == before
+    assert not (kernel.repo / ".git" / "bisectlab").exists()
+    assert worktrees(kernel.repo) == [str(kernel.repo)]
+
+
+def test_two_hunts_at_once_in_one_repository_keep_to_their_own_worktrees(run, kernel, tmp_path):
+    other = kernel.candidates(GOOD, bad=kernel.merge)[-1]  # an older culprit, for the second hunt
+    assert other != kernel.culprit and is_ancestor(kernel.repo, other, kernel.merge)
+    slow = make_script(tmp_path / "a.sh", kernel.culprit, before="sleep 0.2")
+    first = subprocess.Popen([sys.executable, "-c", "from bisectlab.cli import main; main()",
+                              "bisect", GOOD, BAD, "--repo", str(kernel.repo), "--run", slow,
+                              "--strategy", "git", "--db", "a.sqlite", "--json", "-q"],
+                             cwd=tmp_path, text=True, stdout=subprocess.PIPE)
+    wait_for_tests(tmp_path / "a.sqlite", 1, first)
+    second = hunt_json(run, GOOD, BAD, "--repo", str(kernel.repo), "--strategy", "git", "--run",
+                       make_script(tmp_path / "b.sh", other, before="sleep 0.2"), "--db", "b.sqlite")
+    out, _ = first.communicate(timeout=300)
+    assert (json.loads(out)["culprit"], second["culprit"]) == (kernel.culprit, other)
+    assert worktrees(kernel.repo) == [str(kernel.repo)]
+
+
+def test_git_variables_pointing_at_another_repository_do_not_reach_the_rigs(run, kernel, tmp_path,
+                                                                            monkeypatch):
+    """As in a git hook: GIT_DIR, GIT_WORK_TREE and GIT_INDEX_FILE name the user's other clone."""
+    other = kernel.copy(tmp_path / "other").repo
+    git(other, "reset", "-q", "--hard", GOOD)
+    monkeypatch.setenv("GIT_DIR", str(other / ".git"))
+    monkeypatch.setenv("GIT_WORK_TREE", str(other))
+    monkeypatch.setenv("GIT_INDEX_FILE", str(other / ".git" / "index"))
+    script = make_script(tmp_path / "t.sh", kernel.culprit)
+    verdict = hunt_json(run, GOOD, BAD, "--repo", str(kernel.repo), "--run", script,
+                        "--strategy", "git")
+    assert (verdict["status"], verdict["culprit"]) == ("found", kernel.culprit)
+    monkeypatch.delenv("GIT_DIR")
+    monkeypatch.delenv("GIT_WORK_TREE")
+    monkeypatch.delenv("GIT_INDEX_FILE")
+    assert worktrees(other) == [str(other)] and worktrees(kernel.repo) == [str(kernel.repo)]
+    assert git(other, "rev-parse", "HEAD") == git(other, "rev-parse", GOOD)
+
+
+def test_an_untracked_relative_script_is_missing_in_the_rig_and_the_message_says_why(run, kernel,
+                                                                                    tmp_path):
+    make_script(tmp_path / "test.sh", kernel.culprit)  # in the user's directory, not in the repo
+    result = run("bisect", GOOD, BAD, "--repo", str(kernel.repo), "--run", "./test.sh", "-q")
+    assert result.exit_code == 1
+    assert re.fullmatch(
+        r"error: --run exited 127 on its first run: most likely a missing or non-executable script "
+        r"\('\./test\.sh'\); its output ended: [^;]*\./test\.sh: (not found|No such file or "
+        r"directory); commands run in the rig's worktree \(a checkout of the commit under test\): "
+        f"give a script that is not in the repository by its absolute path, {tmp_path}/test.sh; "
+        "hunt 1 is kept: bisectlab resume 1 goes on\n", result.stderr)
+
+
+def test_replay_hunt_of_a_real_hunt_points_to_its_transcript(run, kernel, tmp_path):
+    script = make_script(tmp_path / "t.sh", kernel.culprit)
+    assert hunt_json(run, GOOD, BAD, "--repo", str(kernel.repo), "--run", script,
+                     "--strategy", "git")["culprit"] == kernel.culprit
+    result = run("replay", "hunt", "1")
+    assert (result.exit_code, result.stderr) == (2, (
+        "error: hunt 1 was run on real rigs: its tests cannot be run again here (bisectlab log 1 "
+        "prints it as a transcript for bisectlab replay log)\n"))
