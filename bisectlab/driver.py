@@ -271,6 +271,7 @@ class RealSetup:
     worktrees: Path | None = None
     keep_worktrees: bool = False
     seed: int | None = None
+    costs: Costs | None = None  # what bayes prices tests by (None: unknown, one boot a test)
     history: History = field(init=False)
     prepared: Prepared | None = field(default=None, init=False, repr=False)
 
@@ -308,14 +309,14 @@ class RealSetup:
                                  **self.options)
         if self.manual:
             runner: Any = ManualRunner.build(self.history, rigs=self.rigs, adapters=self.adapters,
-                                             seed=self.seed)
+                                             seed=self.seed, costs=self.costs)
         else:
             assert self.repo is not None and self.run is not None
             runner = GitRigs.build(
                 self.repo, self.history, self.run, install_command=self.install, rigs=self.rigs,
                 worktrees=self.worktrees or default_worktrees(self.repo), adapters=self.adapters,
                 timeout=self.timeout, on_timeout=self.on_timeout, seed=self.seed,
-                keep_worktrees=self.keep_worktrees)
+                keep_worktrees=self.keep_worktrees, costs=self.costs)
         truth = None
         if self.repo is None and self.history.bug is not None:  # a scenario knows its culprit
             truth = self.history.true_culprit(goods[0], bad)
@@ -330,19 +331,23 @@ class RealSetup:
                 "history": self.history_ref, "run": self.run, "install": self.install,
                 "timeout": self.timeout, "on_timeout": self.on_timeout,
                 "worktrees": None if self.worktrees is None else str(self.worktrees),
-                "keep_worktrees": self.keep_worktrees}
+                "keep_worktrees": self.keep_worktrees,
+                **({} if self.costs is None else
+                   {f"{k}_minutes": v for k, v in asdict(self.costs).items()})}
 
     @classmethod
     def from_logged(cls, hunt: dict[str, Any]) -> RealSetup:
         """The setup of a logged real or manual hunt."""
         p = hunt["params"]
         options = strategy_class(hunt["strategy"]).Options.from_logged(p["strategy_options"])
+        costs = (Costs(**{k: p[f"{k}_minutes"] for k in asdict(Costs())})
+                 if "install_minutes" in p else None)  # hunts logged before real rigs had costs
         return cls(tuple(p["goods"]), hunt["bad"], repo=None if p["repo"] is None else Path(p["repo"]),
                    history_ref=p["history"], run=p["run"], install=p["install"],
                    strategy=hunt["strategy"], options=options.as_dict(), rigs=p["rigs"],
                    adapters=p["adapters"], timeout=p["timeout"], on_timeout=p["on_timeout"],
                    worktrees=None if p["worktrees"] is None else Path(p["worktrees"]),
-                   keep_worktrees=p["keep_worktrees"], seed=hunt["seed"])
+                   keep_worktrees=p["keep_worktrees"], seed=hunt["seed"], costs=costs)
 
 
 def setup_of(hunt: dict[str, Any]) -> HuntSetup | RealSetup:

@@ -14,7 +14,7 @@ from typing import Any
 
 from bisectlab.errors import BisectlabError
 from bisectlab.history import History
-from bisectlab.lab import AdapterBox, BootRecord, TestResult
+from bisectlab.lab import AdapterBox, BootRecord, Costs, TestResult
 
 TERMS = {"good": "pass", "old": "pass", "bad": "bad", "new": "bad", "skip": "skip"}
 
@@ -32,11 +32,13 @@ class Outcome:
 
 
 class AwaitingTests(Exception):  # noqa: N818 (not an error: the hunt waits for its engineer)
-    """The hunt needs these (commit, rig) tests done before it can go on."""
+    """The hunt needs these (commit, rig) tests done, each of up to ``boots`` boots (stopping
+    at the first failure), before it can go on."""
 
-    def __init__(self, pending: list[tuple[int, str]]):
+    def __init__(self, pending: list[tuple[int, str]], boots: int = 1):
         super().__init__(f"{len(pending)} test(s) to do")
         self.pending = pending
+        self.boots = boots
         self.hunt_id: int | None = None
 
 
@@ -59,15 +61,16 @@ class ManualRunner:
     box: AdapterBox
     typed: list[Outcome] = field(default_factory=list)
     attempts: dict[int, int] = field(default_factory=dict)
+    costs: Costs | None = None  # the lab's minutes, as the strategy prices tests
 
     @classmethod
     def build(cls, history: History, *, rigs: int, adapters: int | None, seed: int,
-              typed: list[Outcome] | None = None) -> ManualRunner:
+              typed: list[Outcome] | None = None, costs: Costs | None = None) -> ManualRunner:
         box = AdapterBox.of(adapters, seed, model="adapter")
         slots = [Slot(f"rig{i + 1}") for i in range(rigs)]
         for slot in slots:
             slot.adapter = box.take()
-        return cls(history, slots, box, list(typed or []))
+        return cls(history, slots, box, list(typed or []), costs=costs)
 
     @property
     def adapters_left(self) -> int | None:
@@ -82,17 +85,18 @@ class ManualRunner:
 
     def run_round(self, tests: list[tuple[int, int, Slot]], on_done: Any) -> list[TestResult]:
         """The typed outcomes of this round's tests; AwaitingTests for those still to do."""
-        results, pending = [], []
-        for j, (commit, _, rig) in enumerate(tests):
+        results, pending, asked = [], [], 1
+        for j, (commit, boots, rig) in enumerate(tests):
             outcome = self._take(commit, rig.name)
             if outcome is None:
                 pending.append((commit, rig.name))
+                asked = max(asked, boots)
                 continue
             result = self._result(outcome, rig)
             on_done(j, result)
             results.append(result)
         if pending:
-            raise AwaitingTests(pending)
+            raise AwaitingTests(pending, asked)
         return results
 
     def restore(self, commit: int, boots: int, rig: Slot, logged: dict[str, Any]) -> TestResult:

@@ -38,7 +38,7 @@ from typing import Any
 from bisectlab.errors import BisectlabError
 from bisectlab.gitrepo import REPOSITORY_ENV
 from bisectlab.history import History
-from bisectlab.lab import AdapterBox, BootRecord, TestResult
+from bisectlab.lab import AdapterBox, BootRecord, Costs, TestResult
 
 OUTPUT_TAIL = 8192          # bytes of a command's output kept with its boot
 TIMEOUT_ACTIONS = ("skip", "fail", "abort")
@@ -94,11 +94,13 @@ class GitRigs:
     worktrees: Path | None = None
     folder: Path | None = None
     folder_lock: Any = field(default=None, repr=False)
+    costs: Costs | None = None  # the lab's minutes, as the strategy prices tests
 
     @classmethod
     def build(cls, repo: Path, history: History, run_command: str, *, install_command: str | None,
               rigs: int, worktrees: Path, adapters: int | None, timeout: float | None,
-              on_timeout: str, seed: int, keep_worktrees: bool) -> GitRigs:
+              on_timeout: str, seed: int, keep_worktrees: bool,
+              costs: Costs | None = None) -> GitRigs:
         """Rigs named rig1..rigM with worktrees under ``worktrees``, in a folder of the hunt's
         own (see :meth:`place`), made when first used."""
         if not run_command.strip():
@@ -109,7 +111,8 @@ class GitRigs:
         box = AdapterBox.of(adapters, seed, model="adapter")
         out = cls(Path(repo), history, run_command, install_command or None,
                   [Rig(f"rig{i + 1}", worktrees / f"rig{i + 1}") for i in range(rigs)], box,
-                  timeout, on_timeout, keep_worktrees=keep_worktrees, worktrees=worktrees)
+                  timeout, on_timeout, keep_worktrees=keep_worktrees, worktrees=worktrees,
+                  costs=costs)
         for rig in out.rigs:
             rig.adapter = box.take()
         return out

@@ -75,6 +75,9 @@ def start_args(hunt: dict[str, Any]) -> list[str]:
     args += ["--rigs", str(p.get("rigs", 1)), "--seed", str(hunt["seed"])]
     if p.get("adapters") is not None:
         args += ["--adapters", str(p["adapters"])]
+    for cost in ("install", "boot", "swap"):
+        if f"{cost}_minutes" in p:
+            args += [f"--{cost}-minutes", f"{p[f'{cost}_minutes']:g}"]
     return args
 
 

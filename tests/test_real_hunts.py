@@ -425,10 +425,12 @@ def test_a_signal_or_exit_128_stops_the_hunt_and_resume_finishes_it(run, kernel,
     args = [GOOD, BAD, "--repo", str(kernel.repo), "--strategy", "bayes"]
     whole = hunt_json(run, *args, "--run", make_script(tmp_path / "w.sh", kernel.culprit, every=2),
                       "--db", "whole.sqlite")
-    at = first_repeat(logged_tests(run, db="whole.sqlite"))
+    tests = logged_tests(run, db="whole.sqlite")
+    at = first_repeat(tests)
+    run_at = sum(t["boots"] for t in tests if t["seq"] < at) + 1  # test at's first boot
     count = (f'n=$(($(cat {tmp_path}/n 2>/dev/null || echo 0) + 1)); echo $n > {tmp_path}/n; '
-             f'if [ $n = {at} ] && [ ! -e {tmp_path}/stopped ]; then touch {tmp_path}/stopped; '
-             f'{stop}; fi')
+             f'if [ $n = {run_at} ] && [ ! -e {tmp_path}/stopped ]; then '
+             f'touch {tmp_path}/stopped; {stop}; fi')
     script = make_script(tmp_path / "t.sh", kernel.culprit, every=2, before=count)
     result = run("bisect", *args, "--run", f"exec {script}", "-q")  # its own signal, not sh's
     assert result.exit_code == 1
@@ -570,24 +572,35 @@ def test_a_bounded_box_of_adapters_on_real_rigs(run, kernel, tmp_path):
 WORDS = {(False, False): ("good", "old"), (True, False): ("bad", "new"), (False, True): ("skip",)}
 
 
+def test_a_manual_hunt_asks_for_its_boots_and_an_outcome_without_boots_took_them(run, kernel):
+    start = run("bisect", GOOD, BAD, "--repo", str(kernel.repo), "--boots-per-install", "3")
+    assert start.stdout.splitlines()[0].endswith(
+        "on rig1: boot it up to 3 times, stopping at the first failure")
+    assert run("good").exit_code == 0
+    assert run("bad", "--boots", "2").exit_code == 0
+    assert [(t["boots"], t["failed"]) for t in logged_tests(run)] == [(3, False), (2, True)]
+
+
 @pytest.mark.slow
 def test_a_manual_hunt_step_by_step_gives_the_automatic_hunts_verdict(run, kernel, tmp_path):
     """Each outcome of an automatic hunt typed back by hand, one command per step (old/new on
     every third step, status on the twentieth)."""
-    script = make_script(tmp_path / "t.sh", kernel.culprit, every=3)
+    script = make_script(tmp_path / "t.sh", kernel.culprit, every=6)
     auto = hunt_json(run, GOOD, BAD, "--repo", str(kernel.repo), "--run", script, "--db", "auto.db")
     tests = logged_tests(run, db="auto.db")
-    assert len(tests) >= 40
+    assert len(tests) >= 40 and max(t["boots"] for t in tests) > 1
     step = run("bisect", GOOD, BAD, "--repo", str(kernel.repo), "--db", "hand.db", "--json")
     for k, test in enumerate(tests):
         waiting = json.loads(step.stdout)
         assert waiting["status"] == "waiting" and waiting["hunt"] == 1
         assert waiting["test"] == [{"commit": test["commit_sha"], "rig": "rig1",
                                     "subject": test["commit_subject"]}]
+        asked = waiting["boots"]  # the bug stops a test early, else every boot asked for is run
+        assert asked == test["boots"] or (test["failed"] and asked > test["boots"])
         if k == 20:
             status = json.loads(run("status", "--db", "hand.db", "--json").stdout)
             assert (status["tests"], status["test_next"]) == (
-                20, [{"commit": test["commit_sha"], "rig": "rig1"}])
+                20, [{"commit": test["commit_sha"], "rig": "rig1", "boots": asked}])
         words = WORDS[test["failed"], test["skipped"]]
         verb = words[k % 3 == 2 and len(words) > 1]
         step = run(verb, test["commit_sha"][:10], "--boots", str(test["boots"]), "--db", "hand.db",

@@ -20,6 +20,7 @@ from bisectlab.cli.params import (
     Number,
     count,
     db_option,
+    lab_cost_options,
     open_store,
     shown_url,
     strategy_flag_options,
@@ -67,6 +68,7 @@ from bisectlab.strategies import STRATEGIES
               help="Test rigs working side by side.")
 @click.option("--arch", type=click.Choice(ARCHES), default="i386", show_default=True,
               help="Simulated rig architecture.")
+@lab_cost_options
 @click.option("--seed", type=count(0, MAX_SEED), default=None,
               help="Seed of the simulated boots and adapter serials (random if omitted; logged).")
 @db_option
@@ -75,19 +77,22 @@ from bisectlab.strategies import STRATEGIES
 def bisect(refs: tuple[str, ...], history_ref: str | None, repo: Path | None,
            run_command: str | None, install_command: str | None, manual: bool,
            timeout: float | None, on_timeout: str, worktrees: Path | None, keep_worktrees: bool,
-           strategy_spec: str, adapters: int | None, rigs: int, arch: str, seed: int | None,
+           strategy_spec: str, adapters: int | None, rigs: int, arch: str,
+           install_minutes: float, boot_minutes: float, swap_minutes: float, seed: int | None,
            db_url: str | None, as_json: bool, quiet: bool, **flags: Any) -> None:
     """Hunt the first bad commit between GOOD(s) and BAD: tags, branches, sha prefixes.
 
     By default in a simulated lab on a scenario. With --repo and --run, in a real repository
     with a real test command on real rigs (git worktrees); with --repo alone (or --manual),
     by hand: it says what to test and exits, `bisectlab good|bad|skip` records each outcome.
+    The lab's minutes price bayes' tests everywhere; on real rigs lab time is the wall clock.
     """
     from bisectlab.driver import bisect as run_bisect
+    from bisectlab.lab import Costs
 
     setup = make_setup(refs, history_ref, repo, run_command, install_command, manual, timeout,
                        on_timeout, worktrees, keep_worktrees, strategy_spec, adapters, rigs, arch,
-                       seed, flags)
+                       seed, flags, Costs(install_minutes, boot_minutes, swap_minutes))
     setup.prepare()  # bad input fails here, before the database is opened
     with open_store(db_url) as store:
         _run(lambda on_test, on_start: run_bisect(setup, store, on_test, on_start), setup,
@@ -98,7 +103,7 @@ def make_setup(refs: tuple[str, ...], history_ref: str | None, repo: Path | None
                run_command: str | None, install_command: str | None, manual: bool,
                timeout: float | None, on_timeout: str, worktrees: Path | None,
                keep_worktrees: bool, strategy_spec: str, adapters: int | None, rigs: int,
-               arch: str, seed: int | None, flags: dict[str, Any]) -> Any:
+               arch: str, seed: int | None, flags: dict[str, Any], costs: Any = None) -> Any:
     """The hunt `bisect`'s arguments ask for: simulated, on real rigs, or by hand."""
     from bisectlab.driver import HuntSetup, RealSetup
     from bisectlab.history import load_history
@@ -117,7 +122,8 @@ def make_setup(refs: tuple[str, ...], history_ref: str | None, repo: Path | None
             raise click.UsageError("several GOODs need --repo (or --manual)")
         setup: Any = HuntSetup(load_history(history_ref), goods[0], bad, strategy=strategy,
                                options=dict(lane.options), seed=seed, rigs=rigs, arch=arch,
-                               adapters=50 if adapters is None else adapters)
+                               adapters=50 if adapters is None else adapters,
+                               **({} if costs is None else {"costs": costs}))
     else:
         if manual and run_command is not None:
             raise click.UsageError("--manual and --run do not go together")
@@ -129,7 +135,7 @@ def make_setup(refs: tuple[str, ...], history_ref: str | None, repo: Path | None
                           run=run_command, install=install_command, strategy=strategy,
                           options=dict(lane.options), rigs=rigs, adapters=adapters,
                           timeout=timeout, on_timeout=on_timeout, worktrees=worktrees,
-                          keep_worktrees=keep_worktrees, seed=seed)
+                          keep_worktrees=keep_worktrees, seed=seed, costs=costs)
     return setup
 
 
@@ -143,7 +149,7 @@ def _run(hunt: Callable, setup: Any, db_url: str | None, as_json: bool, quiet: b
             report = hunt(None if quiet else _progress_printer(lambda: setup.history),
                           None if quiet else _show_bisecting)
     except AwaitingTests as waiting:
-        _print_pending(setup, waiting.pending, waiting.hunt_id, as_json)
+        _print_pending(setup, waiting, as_json)
         return
     _finish(setup.history, report, setup, db_url, as_json)
 
@@ -171,18 +177,24 @@ def _resume_hint(hunt_id: int | None) -> str:
     return "" if hunt_id is None else f"; hunt {hunt_id} is kept: bisectlab resume {hunt_id} goes on"
 
 
-def _print_pending(setup: Any, pending: list[tuple[int, str]], hunt_id: int | None,
-                   as_json: bool) -> None:
+def _print_pending(setup: Any, waiting: Any, as_json: bool) -> None:
     """What a manual hunt needs tested next, and how to say how it went."""
-    h = setup.history
+    h, boots = setup.history, waiting.boots
     if as_json:
-        click.echo(json.dumps({"status": "waiting", "hunt": hunt_id, "test": [
-            {"commit": h.shas[c], "subject": h.subjects[c], "rig": rig} for c, rig in pending]}))
+        click.echo(json.dumps({"status": "waiting", "hunt": waiting.hunt_id, "boots": boots,
+                               "test": [{"commit": h.shas[c], "subject": h.subjects[c],
+                                         "rig": rig} for c, rig in waiting.pending]}))
         return
-    for commit, rig in pending:
-        click.echo(f"hunt {hunt_id}: test {h.shas[commit][:12]} {h.subjects[commit]} on {rig}")
+    for line in pending_lines(h, waiting.pending, boots):
+        click.echo(f"hunt {waiting.hunt_id}: {line}")
     click.echo("then say how it went: bisectlab good|bad|skip COMMIT [--boots N] "
                "(bad --boots N: the bug showed at boot N)")
+
+
+def pending_lines(h: History, pending: list[tuple[int, str]], boots: int) -> list[str]:
+    """One line per waiting test: the commit, its rig, and the boots asked for."""
+    ask = "" if boots == 1 else f": boot it up to {boots} times, stopping at the first failure"
+    return [f"test {h.shas[c][:12]} {h.subjects[c]} on {rig}{ask}" for c, rig in pending]
 
 
 @click.command()

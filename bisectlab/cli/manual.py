@@ -40,21 +40,22 @@ def outcome_command(term: str) -> click.Command:
 
     @click.command(term, help=f"Record that COMMIT {words} (default: the one commit waiting).")
     @click.argument("commit", required=False)
-    @click.option("--boots", type=count(1, MAX_BOOTS), default=1, show_default=True,
-                  help="Boots the test took (a bad one stops at the failing boot).")
+    @click.option("--boots", type=count(1, MAX_BOOTS), default=None,
+                  help="Boots the test took (a bad one stops at the failing boot) [default: "
+                       "the boots asked for].")
     @click.option("--rig", default=None, help="The rig it ran on (default: the one it waits on).")
     @_hunt_option
     @db_option
     @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
     @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
-    def record(commit: str | None, boots: int, rig: str | None, hunt_id: int | None,
+    def record(commit: str | None, boots: int | None, rig: str | None, hunt_id: int | None,
                db_url: str | None, as_json: bool, quiet: bool) -> None:
         _step(term, commit, boots, rig, hunt_id, db_url, as_json, quiet)
 
     return record
 
 
-def _step(term: str | None, commit: str | None, boots: int, rig: str | None,
+def _step(term: str | None, commit: str | None, boots: int | None, rig: str | None,
           hunt_id: int | None, db_url: str | None, as_json: bool, quiet: bool) -> None:
     """Take one outcome (or none, for status) into a manual hunt and say what comes next."""
     from bisectlab.cli.hunt import _run
@@ -69,11 +70,11 @@ def _step(term: str | None, commit: str | None, boots: int, rig: str | None,
             try:
                 step(store, hunt_id, setup=setup)
             except AwaitingTests as waiting:
-                pending = waiting.pending
+                pending, asked = waiting.pending, waiting.boots
             else:
                 raise BisectlabError(f"hunt {hunt_id} is waiting for no test")
             target = _pending_commit(setup.history, commit, pending, rig)
-            typed = [outcome_from_words(term, target, boots, rig)]
+            typed = [outcome_from_words(term, target, boots or asked, rig)]
         _run(lambda on_test, on_start: step(store, hunt_id, typed, on_test, setup), setup,
              db_url, as_json, quiet or term is None)
 
@@ -101,6 +102,7 @@ def _pending_commit(history: Any, commit: str | None, pending: list[tuple[int, s
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 def status(hunt_id: int | None, db_url: str | None, as_json: bool) -> None:
     """Where a manual hunt stands: candidates left, the top one, p learnt, what to test next."""
+    from bisectlab.cli.hunt import pending_lines
     from bisectlab.driver import setup_of, step
     from bisectlab.manual import AwaitingTests
     from bisectlab.replay import retrace_strategy
@@ -112,8 +114,9 @@ def status(hunt_id: int | None, db_url: str | None, as_json: bool) -> None:
         try:
             step(store, hunt_id, setup=setup)
             pending: list[tuple[int, str]] = []
+            boots = 1
         except AwaitingTests as waiting:
-            pending = waiting.pending
+            pending, boots = waiting.pending, waiting.boots
     h = setup.history
     belief = strategy.belief()
     top = int(belief.argmax())
@@ -121,15 +124,15 @@ def status(hunt_id: int | None, db_url: str | None, as_json: bool) -> None:
              "top": h.shas[int(strategy.space.commits[top])], "top_mass": float(belief[top]),
              "p_learnt": getattr(getattr(strategy, "posterior", None), "p_mean", None),
              "tests": len(strategy.history),
-             "test_next": [{"commit": h.shas[c], "rig": r} for c, r in pending]}
+             "test_next": [{"commit": h.shas[c], "rig": r, "boots": boots} for c, r in pending]}
     if as_json:
         click.echo(json.dumps(state))
         return
     click.echo(f"hunt {hunt_id}: {state['tests']} tests, {state['candidates_left']} candidates "
                f"left; top {state['top'][:12]} at {state['top_mass']:.3f}"
                + ("" if state["p_learnt"] is None else f", p ~ {state['p_learnt']:.3f}"))
-    for c, r in pending:
-        click.echo(f"test {h.shas[c][:12]} {h.subjects[c]} on {r}")
+    for line in pending_lines(h, pending, boots):
+        click.echo(line)
 
 
 good = outcome_command("good")

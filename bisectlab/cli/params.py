@@ -93,6 +93,20 @@ def strategy_flag_options(func: Callable) -> Callable:
     return func
 
 
+def lab_cost_options(func: Callable) -> Callable:
+    """The lab's costs in minutes: what bayes weighs its tests by (and a simulated lab charges)."""
+    from bisectlab.lab import Costs
+
+    costs, minutes = Costs(), Number(0, MAX_MINUTES)
+    for flag, default, what in reversed((
+            ("--install-minutes", costs.install, "Building and installing a kernel."),
+            ("--boot-minutes", costs.boot, "One boot."),
+            ("--swap-minutes", costs.swap, "Swapping a destroyed adapter."))):
+        func = click.option(flag, type=minutes, default=default, show_default=True,
+                            help=what)(func)
+    return func
+
+
 def typed_flags(params: dict[str, Any]) -> dict[str, str | None]:
     """The strategy flags among a command's parameters, by flag name (--cost-weight): the text
     typed or None. They are removed from ``params``."""

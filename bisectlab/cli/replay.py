@@ -14,14 +14,13 @@ from bisectlab.cli.base import EXIT_INTERRUPTED, EXIT_NO_VERDICT, EXIT_VERDICT
 from bisectlab.cli.params import (
     MAX_ADAPTERS,
     MAX_HUNTS,
-    MAX_MINUTES,
     MAX_RIGS,
     MAX_SEED,
     MAX_WORKERS,
-    Number,
     count,
     db_option,
     history_option,
+    lab_cost_options,
     open_store,
     progress_bar,
     shown_url,
@@ -37,14 +36,8 @@ INTEL_LAB = {"history": DEFAULT_SCENARIO, "good": "v2.6.26", "bad": "v2.6.27-rc8
 DEFAULT_LANES = ("git", "retry:k=10", "bayes")
 
 
-MINUTES = Number(0, MAX_MINUTES)
-
-
 def campaign_options(func: Callable) -> Callable:
     """The lab, the strategies and the run of a campaign (shared by intel-lab and campaign)."""
-    from bisectlab.lab import Costs
-
-    costs = Costs()
     options = [
         click.option("--hunts", type=count(1, MAX_HUNTS), default=200, show_default=True,
                      help="Hunts per strategy."),
@@ -58,12 +51,7 @@ def campaign_options(func: Callable) -> Callable:
                      help="Adapters in the box, per hunt (a hard budget)."),
         click.option("--arch", type=click.Choice(ARCHES), default="i386",
                      show_default=True, help="Rig architecture."),
-        click.option("--install-minutes", type=MINUTES, default=costs.install,
-                     show_default=True, help="Building and installing a kernel."),
-        click.option("--boot-minutes", type=MINUTES, default=costs.boot,
-                     show_default=True, help="One boot."),
-        click.option("--swap-minutes", type=MINUTES, default=costs.swap,
-                     show_default=True, help="Swapping a destroyed adapter."),
+        lab_cost_options,
         click.option("--seed", type=count(0, MAX_SEED), default=0, show_default=True,
                      help="Campaign seed: hunt i of every strategy gets the same boot seed."),
         click.option("--workers", type=count(0, MAX_WORKERS), default=0, show_default=True,
@@ -241,6 +229,7 @@ def replay_log(transcript: Any, db_url: str | None, as_json: bool) -> None:
     from bisectlab.cli.hunt import _run, bisect, make_setup
     from bisectlab.driver import bisect as run_bisect
     from bisectlab.driver import step
+    from bisectlab.lab import Costs
     from bisectlab.manual import TERMS, AwaitingTests, Outcome
     from bisectlab.transcript import read_log
 
@@ -252,9 +241,10 @@ def replay_log(transcript: Any, db_url: str | None, as_json: bool) -> None:
     start = bisect.make_context("bisect", list(log.start), resilient_parsing=False).params
     for key in ("db_url", "as_json", "quiet"):
         start.pop(key, None)
+    costs = Costs(*(start.pop(f"{k}_minutes") for k in ("install", "boot", "swap")))
     flags = {k: v for k, v in start.items() if k.startswith("flag_")}
     setup = make_setup(**{k: v for k, v in start.items() if not k.startswith("flag_")},
-                       flags=flags)
+                       flags=flags, costs=costs)
     if not getattr(setup, "manual", False):
         raise BisectlabError("a transcript replays as a manual hunt: its start line needs "
                              "--repo (without --run) or --manual")
