@@ -639,12 +639,12 @@ def test_a_transcript_keeps_strategy_options_whose_values_hold_commas(run, kerne
     log = run("log", "1").stdout
     assert log.splitlines()[1] == (
         f"bisectlab bisect {GOOD} {BAD} --repo {kernel.repo} --strategy bayes:caution=2 "
-        "--detect-prior 'beta(2,38)' --weight 'drivers/net=5;fs=2' --rigs 1 --seed 4")
+        "--detect-prior 'beta(2,38)' --weight 'drivers/net=5;fs=2' --rigs 1 --seed 4 "
+        "--install-minutes 30 --boot-minutes 3 --swap-minutes 10")
     (tmp_path / "hunt.log").write_text(log)
     replayed = run("replay", "log", str(tmp_path / "hunt.log"), "--db", "other.sqlite")
     assert (replayed.exit_code, replayed.stdout) == (0, start.stdout)
     assert run("log", "1", "--db", "other.sqlite").stdout == log
-
 
 
 def test_a_manual_hunt_on_two_rigs_takes_the_second_rigs_outcome_first(run, kernel):
