@@ -28,15 +28,16 @@ from bisectlab.strategies import SearchSpace
 from bisectlab.strategies.bayes import BayesOptions, BayesStrategy, low_p_mass
 
 TARGETS = (0.95, 0.99)
-RULES = ("plain", "low-p")
+RULES = ("plain", "low-p")  # and "q=Q" per --quantile Q: the low-p check at that quantile
 MAX_TESTS = 50_000
 
 
 class EveryRule(BayesStrategy):
     """bayes that notes when each (target, rule) would have stopped, and stops after the last."""
 
-    def __init__(self, space: SearchSpace):
+    def __init__(self, space: SearchSpace, rules: tuple[str, ...] = RULES):
         super().__init__(space, BayesOptions(p_quantile=0.0))
+        self.rules = rules
         self.stops: dict[tuple[float, str], tuple[int, int]] = {}  # -> (culprit, boots)
 
     def observe(self, obs) -> None:
@@ -45,49 +46,51 @@ class EveryRule(BayesStrategy):
         for target in TARGETS:
             if mass < target:
                 continue
-            quantile = BayesOptions(confidence=target).check_quantile
-            for rule in RULES:
+            for rule in self.rules:
                 if (target, rule) in self.stops:
                     continue
+                quantile = (float(rule[2:]) if rule.startswith("q=")
+                            else BayesOptions(confidence=target).check_quantile)
                 check = None if rule == "plain" else low_p_mass(
                     self.stats, self.log_prior, self.model, self.posterior, i, quantile)
                 if check is None or check[0] >= target:
                     self.stops[target, rule] = (int(self.space.commits[i]), int(self.stats.boots))
 
     def verdict(self):
-        if len(self.stops) == len(TARGETS) * len(RULES):
+        if len(self.stops) == len(TARGETS) * len(self.rules):
             return self.abort("every rule has stopped", "inconclusive")
         return None
 
 
-def bench_hunt(commits: int, p: float, seed: int, i: int) -> tuple[int, dict]:
+def bench_hunt(commits: int, p: float, seed: int, rules: tuple[str, ...], i: int
+               ) -> tuple[int, dict]:
     """One of bench's hunts at detection rate p: the true culprit and each rule's stop."""
     h, _, _ = bench_history(commits, seed, None)
     s = hunt_seed(seed, i)
     culprit = int(random.Random(s).choice(culprit_pool(commits, seed, None)))
-    strategy = EveryRule(bench_space(commits, seed, None))
+    strategy = EveryRule(bench_space(commits, seed, None), rules)
     drive(strategy, Lab.build(_with_bug(h, RateBug(culprit, p, 0.0)), seed=s, adapters=None),
           max_tests=MAX_TESTS)
     return culprit, strategy.stops
 
 
-def scenario_hunt(i: int) -> tuple[int, dict]:
+def scenario_hunt(rules: tuple[str, ...], i: int) -> tuple[int, dict]:
     """Hunt i of `replay intel-lab --rigs 1` on the shipped scenario (a bottomless box)."""
     from bisectlab.campaign import cached_history
 
     h = cached_history("e1000e-2.6.27")
     good, bad = h.resolve("v2.6.26"), h.resolve("v2.6.27-rc8")
-    strategy = EveryRule(SearchSpace(h.parents, [good], bad, names=h.shas, times=h.times))
+    strategy = EveryRule(SearchSpace(h.parents, [good], bad, names=h.shas, times=h.times), rules)
     drive(strategy, Lab.build(h, seed=campaign_hunt_seed(0, i), adapters=None),
           max_tests=MAX_TESTS)
     return h.true_culprit(good, bad), strategy.stops
 
 
-def report(label: str, rows: list[tuple[int, dict]]) -> None:
+def report(label: str, rows: list[tuple[int, dict]], rules: tuple[str, ...]) -> None:
     """Accuracy with its 95% interval and mean boots of each rule, per target."""
     for target in TARGETS:
         cells, plain_boots = [], None
-        for rule in RULES:
+        for rule in rules:
             stops = [(culprit, r.get((target, rule))) for culprit, r in rows]
             right = sum(stop is not None and stop[0] == culprit for culprit, stop in stops)
             boots = float(np.mean([stop[1] if stop else np.nan for _, stop in stops]))
@@ -107,15 +110,19 @@ def main() -> None:
     parser.add_argument("--hunts", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--quantile", type=float, action="append", default=[],
+                        help="also the low-p check at this quantile of p (repeatable)")
     args = parser.parse_args()
+    rules = RULES + tuple(f"q={q:g}" for q in args.quantile)
     with ProcessPoolExecutor(args.workers) as pool:
         for p in args.detect:
-            rows = list(pool.map(partial(bench_hunt, args.commits, p, args.seed),
+            rows = list(pool.map(partial(bench_hunt, args.commits, p, args.seed, rules),
                                  range(args.hunts), chunksize=4))
-            report(f"N={args.commits} p={p}", rows)
+            report(f"N={args.commits} p={p}", rows, rules)
         if args.scenario:
             report("e1000e-2.6.27 v2.6.26..v2.6.27-rc8, 1 rig",
-                   list(pool.map(scenario_hunt, range(args.hunts), chunksize=2)))
+                   list(pool.map(partial(scenario_hunt, rules), range(args.hunts), chunksize=2)),
+                   rules)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ def test_a_killed_hunt_is_stopped_and_resumes_to_the_uninterrupted_verdict(run, 
                                                                            tmp_path, rigs):
     hunt = ["v1.0", "v1.1", "--history", str(slow_bug), "--seed", "21", "--rigs", rigs]
     whole = _verdict(run, "bisect", *hunt, "--db", "whole.sqlite")
+    assert whole["installs"] < whole["tests"]  # rigs rebooted kernels they had: resume keeps them
     proc = _start(["bisect", *hunt, "--db", "cut.sqlite", "-q"], tmp_path)
     _wait_for_rows(tmp_path / "cut.sqlite", "SELECT count(*) FROM tests", 40, proc)
     os.killpg(proc.pid, signal.SIGKILL)

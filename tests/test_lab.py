@@ -1,0 +1,81 @@
+"""Lab time: a rig keeps the kernel it installed, and bayes prices its tests in lab minutes."""
+
+from __future__ import annotations
+
+import pytest
+
+from bisectlab import dag
+from bisectlab.bugs import RateBug
+from bisectlab.generator import KernelShape, generate_kernel_history
+from bisectlab.lab import Costs, Lab
+from bisectlab.strategies import Resources, SearchSpace, make_strategy
+from bisectlab.strategies.base import LabCosts
+
+COSTS = Costs(install=30, boot=3, swap=10)
+
+
+@pytest.fixture(scope="module")
+def history():
+    """A 300-commit history whose bug shows at every boot of the culprit's descendants."""
+    h = generate_kernel_history("k300", 2, KernelShape(commits=300))
+    cands = dag.candidates(h.parents, len(h) - 1, [0])
+    h.bug = RateBug(int(cands[150]), detect=1.0)
+    return h, int(cands[10]), int(cands[-1])  # history, a good commit, a bad one
+
+
+def lab(h, keeps_installed: bool = True) -> Lab:
+    return Lab.build(h, seed=5, rigs=2, adapters=10, costs=COSTS, keeps_installed=keeps_installed)
+
+
+def test_a_rig_installs_only_when_its_commit_changes(history):
+    h, good, _ = history
+    lab_ = lab(h)
+    rig1, rig2 = lab_.rigs
+    runs = [(good, rig1), (good, rig1), (good + 1, rig1), (good, rig1), (good, rig2)]
+    installs = [lab_.run(commit, 2, rig).installed for commit, rig in runs]
+    assert installs == [True, False, True, True, True]
+    again = lab_.run(good, 2, rig2)
+    assert (again.installed, again.minutes) == (False, 2 * COSTS.boot)
+
+
+def test_a_swapped_adapter_keeps_the_kernel(history):
+    h, _, bad = history
+    lab_ = lab(h)
+    rig = lab_.rigs[0]
+    first = lab_.run(bad, 3, rig)
+    assert first.failed and len(first.boots) == 1 and first.installed
+    assert first.minutes == COSTS.install + COSTS.boot + COSTS.swap
+    second = lab_.run(bad, 3, rig)  # a new adapter, the same kernel: a boot, not an install
+    assert second.failed and not second.installed
+    assert second.minutes == COSTS.boot + COSTS.swap
+
+
+def test_a_lab_that_forgets_installs_every_test(history):
+    """Hunts logged before rigs kept their kernels replay with the accounting they ran with."""
+    h, good, _ = history
+    lab_ = lab(h, keeps_installed=False)
+    rig = lab_.rigs[0]
+    assert [lab_.run(good, 1, rig).installed for _ in range(3)] == [True, True, True]
+
+
+LINE = [()] + [(i,) for i in range(60)]  # commit 0 good, 60 bad
+
+
+def propose(installed: int | None, costs: LabCosts | None):
+    strategy = make_strategy("bayes", SearchSpace(LINE, [0], 60))
+    return strategy.propose(Resources(1, None, (installed,), costs))
+
+
+def test_bayes_reboots_an_installed_kernel_when_installs_are_dear():
+    dear, free = LabCosts(install=1e5, boot=1, swap=0), LabCosts(install=0, boot=1, swap=0)
+    assert propose(10, dear).commits == (10,)  # off-centre, but it costs a boot
+    assert propose(10, free).commits != (10,)  # the best split when every test costs the same
+
+
+def test_bayes_gives_an_install_more_boots_the_dearer_it_is():
+    boots = {install: propose(None, LabCosts(install=install, boot=3, swap=10)).boots
+             for install in (0, 30, 1e4)}
+    assert boots[0] == 1 < boots[30] < boots[1e4]
+    assert propose(None, None).boots == 1  # costs unknown: one boot per test
+    strategy = make_strategy("bayes", SearchSpace(LINE, [0], 60), boots_per_install=4)
+    assert strategy.propose(Resources(1, None, (None,), LabCosts(1e4, 3, 10))).boots == 4
