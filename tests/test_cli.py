@@ -232,6 +232,8 @@ def test_numbers_that_make_no_sense_and_odd_names_are_one_line(run, tmp_path, ar
 def test_a_scenario_that_cannot_be_is_refused(run, tmp_path, text, message):
     (tmp_path / "odd.toml").write_text(text)
     assert message in _one_error_line(run("history", "show", "odd.toml"))
+    assert message in _one_error_line(run("bisect", "v1.0", "v1.1", "--history", "odd.toml"))
+    assert not (tmp_path / "bisectlab.sqlite").exists()
 
 
 def test_boot_exit_status_stops_git_bisect_run_on_a_bad_option_too(run):
