@@ -85,14 +85,14 @@ class BayesOptions(StrategyOptions):
         None, key="p-quantile", low=0, high=0.5, high_open=True, legacy=0.0,
         help="a verdict must also hold with p fixed at this lower quantile of its posterior, so "
              "that early luck making p look high cannot make it overconfident (default: "
-             "3 (1 - confidence), at most 0.05; 0: the plain posterior)")
+             "1 - confidence, at most 0.03; 0: the plain posterior)")
 
     @property
     def check_quantile(self) -> float:
         """The lower quantile of p a verdict must also hold at (0: no check)."""
         if self.p_quantile is not None:
             return self.p_quantile
-        return min(3 * (1 - self.confidence), 0.05)
+        return min(1 - self.confidence, 0.03)  # calibrated at p = 0.03-1 (README, "Confidence")
 
     def __post_init__(self) -> None:
         super().__post_init__()
