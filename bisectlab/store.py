@@ -61,6 +61,7 @@ BOOT_KEYS = ("attempt", "seed", "bricked", "stray_write", "adapter_serial")
 CONSOLE_KEYS = ("exit_status", "seconds", "output")  # a real boot's console; None if simulated
 SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 30_000
+SQLITE_SYNCHRONOUS = "NORMAL"  # in WAL mode: no fsync per commit; a kill -9 loses no commit
 OPEN_TIMEOUT_S = 300.0  # how long opening waits for other processes creating the same database
 SCHEMA_LOCK_KEY = 0x6269736563  # PostgreSQL advisory lock held while the schema is upgraded
 _U64 = 2**64
@@ -395,6 +396,7 @@ def _sqlite_hooks(engine: Engine) -> None:
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA foreign_keys = ON")
+        cur.execute(f"PRAGMA synchronous = {SQLITE_SYNCHRONOUS}")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -675,21 +677,26 @@ class Store:
         Each claim holds the hunt's fields, its ``campaign_id``, ``campaign_label``,
         ``campaign_index`` and ``claimed_by``; a slot another worker holds is skipped.
         """
-        ids: dict[int, int | None] = {}
         order = sorted(range(len(claims)), key=lambda i: (claims[i]["campaign_label"],
                                                           claims[i]["campaign_index"]))
+        rows = [{**claims[i], "status": "running", "seed": _check_seed(claims[i]["seed"], "hunt seed"),
+                 "params": json.dumps(claims[i]["params"], sort_keys=True, default=str)}
+                for i in order]
+        table = Hunt.__table__
+        ids: dict[int, int | None] = {}
         with self._session(write=True) as s:  # one key order for all processes: no deadlock
-            for i in order:
-                claim = claims[i]
-                row = Hunt(**{**claim, "status": "running", "seed": _check_seed(
-                    claim["seed"], "hunt seed"), "params": json.dumps(
-                        claim["params"], sort_keys=True, default=str)})
-                try:
-                    with s.begin_nested():
-                        s.add(row)
-                    ids[i] = row.id
-                except IntegrityError:
-                    ids[i] = None
+            try:  # all at once (Core, one statement), unless a slot is taken
+                with s.begin_nested():
+                    got = s.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True),
+                                    rows).scalars().all() if rows else []
+                ids.update(zip(order, got, strict=True))
+            except IntegrityError:
+                for i, row in zip(order, rows, strict=True):
+                    try:
+                        with s.begin_nested():
+                            ids[i] = s.execute(insert(table).returning(table.c.id), row).scalar_one()
+                    except IntegrityError:
+                        ids[i] = None
         return [ids[i] for i in range(len(claims))]
 
     def drop_hunts(self, hunt_ids: Sequence[int]) -> None:
@@ -729,32 +736,34 @@ class Store:
 
     def _record_hunt(self, s: Session, hunt_id: int, *, adapter_serials: list[str],
                      tests: list[dict], verdict: dict) -> None:
-        """One finished hunt into the session, with bulk inserts."""
+        """One finished hunt into the session: SQLAlchemy Core, a statement per table."""
         if verdict.get("status") not in HUNT_STATUSES or verdict["status"] == "running":
             raise StoreError(f"a hunt cannot finish as {verdict.get('status')!r}")
-        test_rows = [{"hunt_id": hunt_id, "created_at": _now(), **_test_row(t)} for t in tests]
-        hunt = self._hunt_row(s, hunt_id)
-        if hunt.status != "running":
-            raise StoreError(f"hunt {hunt_id} is {hunt.status}, not running")
+        status = s.execute(select(Hunt.status).where(Hunt.id == hunt_id)).scalar_one_or_none()
+        if status is None:
+            raise StoreError(f"no hunt {hunt_id} in DB")
+        if status != "running":
+            raise StoreError(f"hunt {hunt_id} is {status}, not running")
+        now = _now()
+        test_rows = [{"hunt_id": hunt_id, "created_at": now, **_test_row(t)} for t in tests]
         ids = []
         if test_rows:
-            ids = list(s.scalars(insert(LabTest).returning(
-                LabTest.id, sort_by_parameter_order=True), test_rows))
+            table = LabTest.__table__
+            ids = s.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True),
+                            test_rows).scalars().all()
             boots = [{"test_id": tid, **_boot_row(b)}
                      for tid, t in zip(ids, tests, strict=True) for b in t["boots"]]
             if boots:
-                s.execute(insert(Boot), boots)
+                s.execute(insert(Boot.__table__), boots)
         adapters = _adapter_states(adapter_serials, tests, ids)
         if adapters:
-            s.execute(insert(Adapter), [{"hunt_id": hunt_id, **a} for a in adapters])
-        hunt.tests = len(tests)
-        hunt.installs = sum(bool(r["installed"]) for r in test_rows)
-        hunt.boots = sum(r["boots"] for r in test_rows)
-        hunt.adapters = sum(r["adapters_destroyed"] for r in test_rows)
-        hunt.lab_minutes = sum(r["lab_minutes"] for r in test_rows)
-        for key, value in verdict.items():
-            setattr(hunt, key, value)
-        hunt.finished_at = _now()
+            s.execute(insert(Adapter.__table__), [{"hunt_id": hunt_id, **a} for a in adapters])
+        totals = {"tests": len(tests), "installs": sum(bool(r["installed"]) for r in test_rows),
+                  "boots": sum(r["boots"] for r in test_rows),
+                  "adapters": sum(r["adapters_destroyed"] for r in test_rows),
+                  "lab_minutes": sum(r["lab_minutes"] for r in test_rows)}
+        s.execute(update(Hunt.__table__).where(Hunt.__table__.c.id == hunt_id)
+                  .values({**totals, **verdict, "finished_at": now}))
 
     def record_test(
         self,
