@@ -341,18 +341,23 @@ class BayesStrategy(Strategy):
         table = np.concatenate(per_class, axis=1).T                  # (k L, U)
         stacked = np.empty((1 + len(table), len(m)))
         stacked[0] = m
-        np.multiply(m, table[:, post.classes], out=stacked[1:])
-        anc = self.space.sums.row_sums(stacked)
+        for row, per in zip(stacked[1:], table, strict=True):  # a row at a time: no (k L, N)
+            np.multiply(m, per[post.classes], out=row)           # temporary
         width = len(ladder)
+        if no_false_positives:
+            good_all, h_good_all = _total(stacked[0]), 0.0
+        else:
+            good_all = _total(stacked[1 + 2 * width:1 + 3 * width])[:, None]
+            h_good_all = _total(stacked[1 + 3 * width:])[:, None]
+        anc = self.space.sums.row_sums(stacked)
+        del stacked
         u = np.clip(anc[0], 0.0, 1.0)
         bad_in = anc[1:1 + width]
         h_bad_in = anc[1 + width:1 + 2 * width]
         if no_false_positives:
-            good_in, good_all, h_good_in, h_good_all = anc[:1], _total(stacked[0]), 0.0, 0.0
+            good_in, h_good_in = anc[:1], 0.0
         else:
             good_in, h_good_in = anc[1 + 2 * width:1 + 3 * width], anc[1 + 3 * width:]
-            good_all = _total(stacked[1 + 2 * width:1 + 3 * width])[:, None]
-            h_good_all = _total(stacked[1 + 3 * width:])[:, None]
         p_pass = np.clip(bad_in + good_all - good_in, 0.0, 1.0)       # (L, N)
         info = information_bits(p_pass, h_bad_in + h_good_all - h_good_in)
         fail = 1 - p_pass
@@ -425,8 +430,8 @@ class BayesStrategy(Strategy):
         """
         if self.options.boots_per_install is not None or resources.costs is None:
             return (self.boots, *self.scores(resources))
-        u, scores = self._score_rows(resources, BOOTS_LADDER)
-        rates = scores / self._expected_minutes(u, BOOTS_LADDER, resources)
+        u, rates = self._score_rows(resources, BOOTS_LADDER)
+        rates /= self._expected_minutes(u, BOOTS_LADDER, resources)       # information a minute
         best: tuple[float, int] | None = None
         for k, top in enumerate(np.max(rates, axis=1).tolist()):
             if best is None or top > best[0] * (1 + 1e-9):
