@@ -184,6 +184,7 @@ class SearchSpace:
         found = self._ancestors.get(i)
         if found is None:
             found = breadth_first_order(self._graph, i, directed=True, return_predecessors=False)
+            found = found.copy()  # scipy's is a view of a candidate-long buffer: keep only it
             found.flags.writeable = False
             if self._ancestors_kept + len(found) <= ANCESTOR_CACHE:
                 self._ancestors[i] = found
