@@ -10,8 +10,8 @@ transaction, committed before the strategy sees the result, so a process killed 
 (kill -9, a crash) loses no committed test: a commit has handed its pages to the operating system
 before it returns, and WAL recovery replays them. What NORMAL gives up (against FULL, SQLite's
 default) is an fsync per commit, so a power loss or a kernel crash may roll back the last
-transactions; FULL made logging a quarter of a simulated hunt's time, NORMAL under a tenth. A
-test is logged with prepared Core statements on one connection, not through the ORM.
+transactions. A test is logged with prepared Core statements on one connection, not through the
+ORM: logging is about a tenth of a simulated hunt's time (`bisectlab perf --targets`).
 
 Seeds (the hunt's and each boot's) are unsigned 64-bit integers. SQL BIGINT is signed, so a seed
 is stored as its two's-complement signed value (``seed - 2**64`` when ``seed >= 2**63``) and turned
