@@ -24,7 +24,7 @@ from itertools import islice
 from typing import Any
 
 from bisectlab.bench import spread, wilson
-from bisectlab.driver import HuntSetup, drive, logged_test, logged_verdict
+from bisectlab.driver import HuntSetup, KnownRange, drive, logged_test, logged_verdict
 from bisectlab.errors import BisectlabError
 from bisectlab.history import History, load_history
 from bisectlab.lab import Costs
@@ -106,13 +106,23 @@ class HuntTask:
         return HuntSetup(cached_history(self.history), self.good, self.bad,
                          strategy=self.strategy, options=dict(self.options), seed=self.seed,
                          rigs=self.rigs, arch=self.arch, adapters=self.adapters,
-                         costs=self.costs)
+                         costs=self.costs, known=known_range(self.history, self.good,
+                                                             self.bad, self.arch))
 
 
 @lru_cache(maxsize=4)
 def cached_history(ref: str) -> History:
     """A history loaded once per worker process."""
     return load_history(ref)
+
+
+@lru_cache(maxsize=16)
+def known_range(ref: str, good: str, bad: str, arch: str) -> KnownRange:
+    """A range's search space and true culprit, built once per worker process."""
+    h = cached_history(ref)
+    good_at, bad_at = h.resolve(good), h.resolve(bad)
+    h.check_range(good_at, bad_at)
+    return KnownRange.of(h, good_at, bad_at, arch)
 
 
 def run_hunt(task: HuntTask) -> dict[str, Any]:

@@ -239,6 +239,20 @@ class AncestorSums:
             self.plan.sums(weights[:, column], out=out[:, column])
         return out
 
+    def row_sums(self, weights: np.ndarray) -> np.ndarray:
+        """The same sums for a matrix with one weighting per row (k, N), in that layout: each
+        row is contiguous, so every pass runs along memory (the same result as :meth:`sums` of
+        the transpose, bit for bit)."""
+        weights = np.asarray(weights)
+        if self.n == 0:
+            return weights.copy()
+        if weights.size <= BLOCK_CELLS:
+            return self.plan.row_sums(weights)
+        out = np.empty(weights.shape, dtype=weights.dtype)
+        for row in range(weights.shape[0]):
+            self.plan.sums(weights[row], out=out[row])
+        return out
+
 
 BLOCK_CELLS = 1 << 20  # weights beyond this many are summed column by column, in less memory
 
@@ -457,6 +471,20 @@ class _SumPlan:
         if out is None:
             out = np.empty_like(layout)
         out[self.order] = layout
+        return out
+
+    def row_sums(self, w: np.ndarray) -> np.ndarray:
+        """Ancestor sums of each row of a (k, N) matrix, in that layout (see :meth:`sums`)."""
+        layout = np.take(w, self.order, axis=1)
+        between = np.add.reduceat(layout, self.marks, axis=1)
+        prefix = np.zeros((between.shape[1] + 1, len(w)), dtype=layout.dtype)
+        np.cumsum(between.T, axis=0, out=prefix[1:])
+        extra = self._piece_extras(prefix)
+        extra[1:] -= extra[:-1].copy()
+        layout[:, self.piece_start] += extra.T
+        np.cumsum(layout, axis=1, out=layout)
+        out = np.empty_like(layout)
+        out[:, self.order] = layout
         return out
 
     def _marked_prefixes(self, layout: np.ndarray) -> np.ndarray:

@@ -24,6 +24,7 @@ from bisectlab.strategies import (
     LabCosts,
     Observation,
     Resources,
+    SearchSpace,
     Strategy,
     Verdict,
     make_strategy,
@@ -191,6 +192,20 @@ class Prepared:
     truth: int | None = None
 
 
+@dataclass(frozen=True)
+class KnownRange:
+    """A checked range's search space and true culprit: the same for every hunt of a campaign,
+    so a worker builds them once (strategies never change the space they search)."""
+
+    space: SearchSpace
+    truth: int | None
+
+    @classmethod
+    def of(cls, h: History, good: int, bad: int, arch: str) -> KnownRange:
+        """The search space and the true culprit of a checked range GOOD..BAD."""
+        return cls(h.search_space([good], bad), h.true_culprit(good, bad, arch))
+
+
 @dataclass
 class HuntSetup:
     """Everything a simulated hunt needs, checked before anything is written."""
@@ -206,25 +221,27 @@ class HuntSetup:
     adapters: int | None = 50
     costs: Costs = field(default_factory=Costs)
     keeps_installed: bool = True
+    known: KnownRange | None = field(default=None, repr=False)
     prepared: Prepared | None = field(default=None, init=False, repr=False)
 
     def prepare(self) -> Prepared:
         """Resolve and check the range, build the strategy and the lab (raises on bad input)."""
         h = self.history
         good, bad = h.resolve(self.good_ref), h.resolve(self.bad_ref)
-        h.check_range(good, bad)
+        if self.known is None:
+            h.check_range(good, bad)
         if h.bug is None:
             from bisectlab.errors import HistoryError
 
             raise HistoryError(f"history {h.name} has no bug to simulate")
+        known = self.known or KnownRange.of(h, good, bad, self.arch)
         if self.seed is None:
             self.seed = random.SystemRandom().randrange(2**31)
-        space = h.search_space([good], bad)
-        strategy = make_strategy(self.strategy, space, **self.options)
+        strategy = make_strategy(self.strategy, known.space, **self.options)
         lab = Lab.build(h, seed=self.seed, rigs=self.rigs, arch=self.arch,
                         adapters=self.adapters, costs=self.costs,
                         keeps_installed=self.keeps_installed)
-        self.prepared = Prepared(strategy, lab, [good], bad, h.true_culprit(good, bad, self.arch))
+        self.prepared = Prepared(strategy, lab, [good], bad, known.truth)
         return self.prepared
 
     def params(self, strategy: Strategy) -> dict[str, Any]:

@@ -33,7 +33,7 @@ import numpy as np
 
 from bisectlab.bugs import bug_from_spec
 from bisectlab.errors import HistoryError
-from bisectlab.history import History
+from bisectlab.history import History, PackedShas
 from bisectlab.paths import ChangedPaths
 
 SUFFIX = ".npz"
@@ -179,10 +179,8 @@ def _parents(counts: np.ndarray, deltas: np.ndarray) -> list[tuple[int, ...]]:
     return parents
 
 
-def _shas(raw: np.ndarray) -> list[str]:
-    width = 2 * raw.shape[1]
-    text = raw.tobytes().hex()
-    return [text[i:i + width] for i in range(0, len(text), width)]
+def _shas(raw: np.ndarray) -> PackedShas:
+    return PackedShas(raw)
 
 
 def _joined(strings: Any) -> np.ndarray:

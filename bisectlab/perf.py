@@ -162,24 +162,38 @@ def campaign_throughput(hunts: int = 150, rounds: int = 3, workers: tuple[int, .
         spec = CampaignSpec("perf", str(scenario), good, bad, (Lane("bayes", "bayes"),),
                             hunts=hunts, rigs=1, adapters=None)
         runs: dict[int, list[Any]] = {w: [] for w in workers}
+        cpu: dict[int, list[float]] = {w: [] for w in workers}
         for r in range(rounds):
             for w in workers:
                 with Store(f"sqlite:///{folder}/r{r}w{w}.sqlite") as store:
                     executor, queue = local_executor(w)
+                    before = _cpu_seconds()
                     try:
                         runs[w].append(run_campaign(spec, store, executor, queue))
                     finally:
                         executor.shutdown()
+                    cpu[w].append(_cpu_seconds() - before)
     out = {"commits": commits, "p": detect, "hunts": hunts, "rounds": rounds, "workers": {}}
     for w, rs in runs.items():
         out["workers"][str(w)] = {
             "hunts_per_s": statistics.median(x.hunts_per_second for x in rs),
             "db_share": statistics.median(x.db_share for x in rs),
-            "db_ms_per_hunt": statistics.median(1e3 * x.db_seconds / x.ran for x in rs)}
+            "db_ms_per_hunt": statistics.median(1e3 * x.db_seconds / x.ran for x in rs),
+            "hunts_per_cpu_s": statistics.median(x.ran / c for x, c in zip(rs, cpu[w],
+                                                                            strict=True))}
     first, last = str(workers[0]), str(workers[-1])
     out["speedup"] = out["workers"][last]["hunts_per_s"] / out["workers"][first]["hunts_per_s"]
     out["target_speedup"] = TARGET_CAMPAIGN_SPEEDUP
     return out
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (a pool's workers, once shut
+    down): what a campaign costs whatever else the machine is doing."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def format_campaign(r: dict[str, Any]) -> str:
@@ -187,7 +201,8 @@ def format_campaign(r: dict[str, Any]) -> str:
     lines = [f"bayes campaign, N={r['commits']}, p={r['p']}, {r['hunts']} hunts, medians of "
              f"{r['rounds']} rounds:"]
     for w, x in r["workers"].items():
-        lines.append(f"  {w} worker{'s' if w != '1' else ''}: {x['hunts_per_s']:6.2f} hunts/s, "
+        lines.append(f"  {w} worker{'s' if w != '1' else ''}: {x['hunts_per_s']:6.2f} hunts/s "
+                     f"({x['hunts_per_cpu_s']:.2f} per CPU second), "
                      f"database {x['db_share']:.1%} of the wall time "
                      f"({x['db_ms_per_hunt']:.1f} ms per hunt)")
     ok = r["speedup"] >= r["target_speedup"]
@@ -215,7 +230,11 @@ from bisectlab.strategies import Observation, Resources, SearchSpace, make_strat
 n, decisions, what = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 clock = time.perf_counter
 t0 = clock()
-h = generate_kernel_history(f"perf-{n}", 1, KernelShape(commits=n))
+if what.startswith("file:"):
+    from bisectlab.histfile import read_history_file
+    h = read_history_file(what[5:])
+else:
+    h = generate_kernel_history(f"perf-{n}", 1, KernelShape(commits=n))
 if what == "generation":
     assert len(h.shas) == n
     print(json.dumps({"generation_s": clock() - t0}))
@@ -382,4 +401,164 @@ def format_scale(r: dict[str, Any]) -> str:
                       f"slower than git  {ok}")
     if r["commits"] != ScaleRun().commits:
         lines.append(f"(the targets are for {ScaleRun().commits:,} commits)")
+    return "\n".join(lines)
+
+
+# the issue's targets, all in one report -------------------------------------------------------
+
+SHIPPED_BISECT = ["bisect", "v2.6.26", "v2.6.27-rc8", "--seed", "1449391855", "-q"]
+ISSUE_TODAY = {  # what issue 13 measured when it was filed
+    "build_s": 9.8, "first_s": 1.45, "later_s": 0.84, "peak_rss_mb": 927.0, "generation_s": 1.35,
+    "decision_small_s": 4.5e-3, "git_step_s": 3.2e-3, "hunts_per_s_1": 24.6, "speedup": None,
+    "logging_share": 0.47, "startup_s": 1.2}
+TARGETS = {**SCALE_TARGETS, "hunts_per_s_1": 50.0, "speedup": TARGET_CAMPAIGN_SPEEDUP,
+           "logging_share": 0.15, "startup_s": 0.3}
+
+
+def history_file_scale(run: ScaleRun) -> dict[str, float]:
+    """The scale hunt on the generated history written to a history file (.npz) and read back,
+    as an imported history is: medians of fresh processes, peak RSS included."""
+    import tempfile
+    from pathlib import Path
+
+    from bisectlab.histfile import write_history_file
+
+    with tempfile.TemporaryDirectory(prefix="bisectlab-perf-file-") as folder:
+        path = Path(folder) / "h.npz"
+        write_history_file(generate_kernel_history(f"perf-{run.commits}", 1,
+                                                   KernelShape(commits=run.commits)), path)
+        runs = [_run_child(None, run.commits, run.decisions, f"file:{path}")
+                for _ in range(run.repeats)]
+    return _medians(runs)
+
+
+def logging_share(runs: int = 3) -> dict[str, float]:
+    """The share of the shipped scenario's simulated bisect (`bisectlab bisect v2.6.26
+    v2.6.27-rc8 --seed 1449391855 -q`, run in this process into a fresh SQLite file) spent in
+    the store: opening the hunt, logging each test, the verdict. Medians over runs."""
+    import contextlib
+    import io
+    import tempfile
+    from unittest.mock import patch
+
+    from bisectlab.cli import cli
+    from bisectlab.store import Store
+
+    shares, walls, tests = [], [], []
+    for _ in range(runs):
+        spent, logged = [0.0], [0]
+
+        def timed(method: Callable, test: bool = False, spent: list = spent,
+                  logged: list = logged) -> Callable:
+            def call(*args: Any, **kwargs: Any) -> Any:
+                t0 = time.perf_counter()
+                try:
+                    return method(*args, **kwargs)
+                finally:
+                    spent[0] += time.perf_counter() - t0
+                    logged[0] += test
+
+            return call
+
+        with tempfile.TemporaryDirectory(prefix="bisectlab-perf-log-") as folder, \
+                patch.object(Store, "record_test", timed(Store.record_test, True)), \
+                patch.object(Store, "start_hunt", timed(Store.start_hunt)), \
+                patch.object(Store, "finish_hunt", timed(Store.finish_hunt)):
+            t0 = time.perf_counter()
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+                cli([*SHIPPED_BISECT, "--db", f"sqlite:///{folder}/b.sqlite"])
+            walls.append(time.perf_counter() - t0)
+        shares.append(spent[0] / walls[-1])
+        tests.append(logged[0])
+    return {"logging_share": statistics.median(shares), "bisect_s": statistics.median(walls),
+            "tests": statistics.median(tests)}
+
+
+def startup(repeats: int = 7) -> float:
+    """Median wall time of `bisectlab boot v2.6.27-rc8 --exit-status`, a whole process (what
+    `git bisect run` pays at every step)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    command = [str(Path(sys.executable).with_name("bisectlab")), "boot", "v2.6.27-rc8",
+               "--exit-status"]
+    return _median_time(lambda: subprocess.run(command, capture_output=True), repeats)
+
+
+def run_targets(run: ScaleRun = ScaleRun(), campaign_hunts: int = 150,
+                rounds: int = 3) -> dict[str, Any]:
+    """Every figure of the issue's targets: scale on the generator and on a history file, the
+    10^4 comparison with git, campaign throughput, the logging share and the start-up."""
+    import os
+
+    scale = run_scale(run, baseline=None)
+    camp = campaign_throughput(hunts=campaign_hunts, rounds=rounds)
+    git = scale["git"] or {}
+    now = {**{k: scale["now"][k] for k in SCALE_TARGETS}, "candidates": scale["now"]["candidates"],
+           "decision_small_s": scale["now"]["decision_small_s"],
+           "git_step_s": min(git.values()) if git else None,
+           "hunts_per_s_1": camp["workers"]["1"]["hunts_per_s"],
+           "hunts_per_s_2": camp["workers"]["2"]["hunts_per_s"], "speedup": camp["speedup"],
+           "hunts_per_cpu_s": camp["workers"]["1"]["hunts_per_cpu_s"],
+           **logging_share(rounds), "startup_s": startup()}
+    return {"commits": run.commits, "small": run.small, "repeats": run.repeats,
+            "campaign": {"hunts": campaign_hunts, "rounds": rounds},
+            "file": history_file_scale(run), "now": now, "targets": TARGETS, "today": ISSUE_TODAY,
+            "load_average": os.getloadavg()[0], "cores": os.cpu_count()}
+
+
+def _figure(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    return {"MB": f"{value:.0f} MB", "s": f"{value:.2f} s", "ms": f"{value * 1e3:.1f} ms",
+            "/s": f"{value:.1f}/s", "x": f"{value:.2f}x", "%": f"{value:.1%}"}[unit]
+
+
+def format_targets(r: dict[str, Any]) -> str:
+    """Each figure beside its target and the issue's figure of the day it was filed."""
+    now, t, f = r["now"], r["targets"], r["file"]
+    today = r["today"] if r["commits"] == ScaleRun().commits else {
+        k: (v if k in ("hunts_per_s_1", "speedup", "logging_share", "startup_s") else None)
+        for k, v in r["today"].items()}  # the issue measured at 10^6 commits only
+    n = f"{r['commits']:,}"
+    rows = [
+        (f"{n}: SearchSpace (generated)", now["build_s"], "s", t["build_s"], today["build_s"], "<="),
+        (f"{n}: SearchSpace (history file)", f["build_s"], "s", t["build_s"], None, "<="),
+        (f"{n}: first bayes decision (generated)", now["first_s"], "s", t["first_s"],
+         today["first_s"], "<="),
+        (f"{n}: first bayes decision (history file)", f["first_s"], "s", t["first_s"], None, "<="),
+        (f"{n}: later decisions (generated)", now["later_s"], "s", t["later_s"],
+         today["later_s"], "<="),
+        (f"{n}: later decisions (history file)", f["later_s"], "s", t["later_s"], None, "<="),
+        (f"{n}: peak RSS (generated)", now["peak_rss_mb"], "MB", t["peak_rss_mb"],
+         today["peak_rss_mb"], "<="),
+        (f"{n}: peak RSS (history file)", f["peak_rss_mb"], "MB", t["peak_rss_mb"], None, "<="),
+        (f"{n}: generation", now["generation_s"], "s", t["generation_s"], today["generation_s"],
+         "<="),
+        (f"{r['small']:,}: bayes decision", now["decision_small_s"], "ms", now["git_step_s"],
+         today["decision_small_s"], "<="),
+        ("campaign hunts/s, 1 worker", now["hunts_per_s_1"], "/s", t["hunts_per_s_1"],
+         today["hunts_per_s_1"], ">="),
+        ("campaign hunts per CPU second, 1 worker", now["hunts_per_cpu_s"], "/s",
+         t["hunts_per_s_1"], None, ">="),
+        ("campaign speed-up, 2 workers", now["speedup"], "x", t["speedup"], today["speedup"], ">="),
+        ("logging share of a simulated bisect", now["logging_share"], "%", t["logging_share"],
+         today["logging_share"], "<="),
+        ("boot --exit-status start-up", now["startup_s"], "s", t["startup_s"], today["startup_s"],
+         "<="),
+    ]
+    lines = [f"issue 13's targets: medians ({r['repeats']} fresh processes at scale, "
+             f"{r['campaign']['rounds']} campaign rounds of {r['campaign']['hunts']} hunts); "
+             f"load average {r['load_average']:.1f} on {r['cores']} cores at the end",
+             f"{'':44}{'now':>11}{'target':>13}{'issue':>11}"]
+    for label, value, unit, target, was, op in rows:
+        met = target is None or (value <= target if op == "<=" else value >= target)
+        lines.append(f"{label:<44}{_figure(value, unit):>11}{op:>4}{_figure(target, unit):>9}"
+                     f"{_figure(was, unit):>11}  {'ok' if met else 'MISSED'}")
+    lines.append(f"({r['small']:,} commits: the target is git rev-list --bisect's step on the same "
+                 f"DAG, {_figure(now['git_step_s'], 'ms')} here, "
+                 f"{r['today']['git_step_s'] * 1e3:.1f} ms in the issue; campaign with 2 workers: "
+                 f"{now['hunts_per_s_2']:.1f} hunts/s; "
+                 f"the bisect logged {now['tests']:.0f} tests in {now['bisect_s']:.1f} s)")
     return "\n".join(lines)

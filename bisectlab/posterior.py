@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 from scipy.special import betainc, xlog1py, xlogy
@@ -26,16 +27,37 @@ def logsumexp(a: np.ndarray, axis: int | tuple[int, ...] | None = None) -> np.nd
     """log(sum(exp(a))) over ``axis``, bit for bit scipy.special.logsumexp's result (the largest
     terms kept out of the sum, then log1p) at a fraction of its per-call cost, which dominated
     every posterior update."""
-    a = np.asarray(a, dtype=float)
+    with np.errstate(invalid="ignore"):
+        return _logsumexp(np.asarray(a, dtype=float), axis)
+
+
+def _logsumexp(a: np.ndarray, axis: int | tuple[int, ...] | None) -> np.ndarray:
+    """:func:`logsumexp` with invalid operations already silenced by the caller."""
+    if axis is None and a.flags.c_contiguous:
+        return _logsumexp_all(a)
     top = np.max(a, axis=axis, keepdims=True)
     is_top = a == top
     count = np.sum(is_top, axis=axis, keepdims=True, dtype=float)
-    with np.errstate(invalid="ignore"):
-        rest = np.sum(np.exp(np.where(is_top, -np.inf, a) - top), axis=axis, keepdims=True)
+    rest = np.sum(np.exp(np.where(is_top, -np.inf, a) - top), axis=axis, keepdims=True)
     rest = np.where(rest == 0, rest, rest / count)
-    with np.errstate(invalid="ignore"):
-        out = np.where(top == -np.inf, -np.inf, np.log1p(rest) + np.log(count) + top)
+    out = np.where(top == -np.inf, -np.inf, np.log1p(rest) + np.log(count) + top)
     return out.squeeze(axis=axis) if axis is not None else out.reshape(())
+
+
+def _logsumexp_all(a: np.ndarray) -> np.ndarray:
+    """:func:`logsumexp` of every element of a contiguous array: the same operations on the same
+    elements in the same order, with fewer passes and temporaries."""
+    top = a.max()
+    if top == -np.inf:
+        return np.array(-np.inf)
+    is_top = a == top
+    count = np.float64(np.count_nonzero(is_top))
+    shifted = a - top
+    shifted[is_top] = -np.inf
+    rest = np.exp(shifted, out=shifted).sum()
+    if rest != 0:
+        rest = rest / count
+    return np.asarray(np.log1p(rest) + np.log(count) + top)
 
 
 def entropy_bits(q: np.ndarray | float) -> np.ndarray:
@@ -131,12 +153,22 @@ class RateModel:
 
     def fail_rates(self) -> np.ndarray:
         """Per-boot failure rate of a bad commit, for every (p, f) pair: shape (P, F)."""
-        return np.broadcast_to(self.p_grid[:, None], (len(self.p_grid), len(self.f_grid)))
+        return self._fail_rates
 
     def log_prior(self) -> np.ndarray:
-        """Log prior of every (p, f) pair: shape (P, F)."""
+        """Log prior of every (p, f) pair: shape (P, F) (read-only)."""
+        return self._log_prior
+
+    @cached_property
+    def _fail_rates(self) -> np.ndarray:
+        return np.broadcast_to(self.p_grid[:, None], (len(self.p_grid), len(self.f_grid)))
+
+    @cached_property
+    def _log_prior(self) -> np.ndarray:
         with np.errstate(divide="ignore"):
-            return np.log(self.p_prior)[:, None] + np.log(self.f_prior)[None, :]
+            out = np.log(self.p_prior)[:, None] + np.log(self.f_prior)[None, :]
+        out.flags.writeable = False
+        return out
 
 
 @dataclass(frozen=True)
@@ -296,6 +328,11 @@ class Posterior:
 
 def compute_posterior(evidence: Evidence, log_prior: np.ndarray, model: RateModel) -> Posterior:
     """The exact joint posterior, summed over the rate grids."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return _compute_posterior(evidence, log_prior, model)
+
+
+def _compute_posterior(evidence: Evidence, log_prior: np.ndarray, model: RateModel) -> Posterior:
     inverse = evidence.pair
     b = evidence.pair_boots.astype(float)[:, None, None]
     k = evidence.pair_fails.astype(float)[:, None, None]
@@ -304,21 +341,39 @@ def compute_posterior(evidence: Evidence, log_prior: np.ndarray, model: RateMode
     tb, tk = float(evidence.boots), float(evidence.fails)
     loglik = (xlogy(k, r) + xlog1py(b - k, -r)
               + xlogy(tk - k, f) + xlog1py(tb - b - tk + k, -f))
-    with np.errstate(invalid="ignore"):
-        loglik = np.where(np.isnan(loglik), -np.inf, loglik)
+    loglik[np.isnan(loglik)] = -np.inf
     joint = loglik + model.log_prior()[None, :, :]          # (U, P, F)
-    per_pair = logsumexp(joint, axis=(1, 2))                  # (U,)
+    per_pair = _logsumexp(joint, axis=(1, 2))                 # (U,)
     log_mass = log_prior + per_pair[inverse]
-    total = logsumexp(log_mass)
+    total = _logsumexp(log_mass, None)
     if not np.isfinite(total):
         raise ValueError("the observations are impossible under the model")
-    mass = np.exp(log_mass - total)
-    pair_weight = np.bincount(inverse, weights=np.exp(log_prior - log_prior.max()),
-                              minlength=len(b))
-    with np.errstate(divide="ignore"):
-        rate_joint = logsumexp(joint + np.log(pair_weight)[:, None, None], axis=0)
-    rate_joint = np.exp(rate_joint - logsumexp(rate_joint))
+    log_mass -= total
+    mass = np.exp(log_mass, out=log_mass)
+    pair_weight = np.bincount(inverse, weights=_prior_weights(log_prior), minlength=len(b))
+    rate_joint = _logsumexp(joint + np.log(pair_weight)[:, None, None], axis=0)
+    rate_joint = np.exp(rate_joint - _logsumexp(rate_joint, None))
     possible = np.isfinite(per_pair)
-    conditional = np.zeros_like(joint)
-    conditional[possible] = np.exp(joint[possible] - per_pair[possible, None, None])
+    if possible.all():
+        conditional = np.exp(joint - per_pair[:, None, None])
+    else:
+        conditional = np.zeros_like(joint)
+        conditional[possible] = np.exp(joint[possible] - per_pair[possible, None, None])
     return Posterior(mass, rate_joint, model, conditional, inverse)
+
+
+_last_prior: tuple[np.ndarray, np.ndarray] | None = None  # a log prior and its weights
+PRIOR_WEIGHTS_KEPT = 1 << 16  # the longest log prior whose weights are kept
+
+
+def _prior_weights(log_prior: np.ndarray) -> np.ndarray:
+    """exp(log_prior - max), kept for the log prior last asked about (a hunt asks about its
+    own, unchanged, at every update) unless it is long (then it costs little next to the rest)."""
+    global _last_prior
+    last = _last_prior
+    if last is not None and last[0] is log_prior:
+        return last[1]
+    weights = np.exp(log_prior - log_prior.max())
+    if len(log_prior) <= PRIOR_WEIGHTS_KEPT:
+        _last_prior = (log_prior, weights)
+    return weights

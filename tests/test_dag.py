@@ -154,6 +154,9 @@ def check_space(space: SearchSpace, parents, weights: np.ndarray, block_cells: i
         matrix = space.sums.sums(np.stack([weights, 1 - weights, weights**2], axis=1))
     assert counts.tolist() == expected_sums(parents, commits, np.ones(len(commits), int)).tolist()
     np.testing.assert_allclose(sums, expected_sums(parents, commits, weights), rtol=0, atol=1e-9)
+    rows = np.stack([weights, 1 - weights, weights**2])
+    with patch.object(dag, "BLOCK_CELLS", block_cells):  # a row at a time, or all at once
+        assert np.array_equal(space.sums.row_sums(rows), matrix.T)  # bit for bit
     np.testing.assert_allclose(
         matrix, expected_sums(parents, commits, np.stack([weights, 1 - weights, weights**2], 1)),
         rtol=0, atol=1e-9)
@@ -162,6 +165,9 @@ def check_space(space: SearchSpace, parents, weights: np.ndarray, block_cells: i
         assert space.local[c] == i and space.local.get(c) == i
         mine = {commits[a] for a in space.ancestors(i).tolist()}
         assert mine == brute_ancestors(parents, c) & inside
+        again = space.ancestors(i)  # kept from the first call, and read-only
+        assert set(again.tolist()) == {commits.index(a) for a in mine}
+        assert not again.flags.writeable
         assert space.ancestor_mask(i).sum() == len(mine)
         assert [commits[p] for p in space.parents[i]] == [p for p in parents[c] if p in inside]
     outside = set(range(len(parents))) - inside

@@ -89,10 +89,10 @@ def test_false_positives_modelled_one_stray_failure_is_not_a_verdict():
 
 
 @st.composite
-def observed_ranges(draw):
+def observed_ranges(draw, max_size: int = 120):
     """A history range (test_dag.ranges, up to 120 commits), optionally narrowed to the
     candidates a deterministic hunt leaves, and tests of any commits of the graph."""
-    parents, goods, bad = draw(ranges(max_size=120))
+    parents, goods, bad = draw(ranges(max_size=max_size))
     commits = sorted(brute_candidates(parents, goods, bad))
     if commits and draw(st.booleans()):
         alive = brute_ancestors(parents, draw(st.sampled_from(commits))) & set(commits)
@@ -135,3 +135,73 @@ def test_posterior_mass_matches_brute_force(case, fp):
     if strategy.contradiction is not None or not np.isfinite(expected).all():
         return  # impossible data: covered above
     np.testing.assert_allclose(strategy.posterior.mass, expected, rtol=1e-9, atol=1e-12)
+
+
+def brute_scores(parents, commits, tests, model, mass, ladder) -> np.ndarray:
+    """Bits a test of each commit with up to b boots gives about the culprit, per b of
+    ``ladder`` (L, N): I = H(outcome) - E_c H(outcome | c), with the rates summed out given c."""
+    inside = set(commits)
+    p, f = model.p_grid[:, None], model.f_grid[None, :]
+    prior = model.p_prior[:, None] * model.f_prior[None, :]
+    conditional = []
+    for c in commits:
+        like = np.ones_like(prior)
+        for x, boots, failures in tests:
+            if x in inside:
+                rate = np.broadcast_to(p if c in brute_ancestors(parents, x) else f, like.shape)
+                like = like * rate**failures * (1 - rate) ** (boots - failures)
+        total = (like * prior).sum()  # 0: c is impossible (its mass is 0 too)
+        conditional.append(like * prior / total if total > 0 else np.zeros_like(prior))
+    out = np.zeros((len(ladder), len(commits)))
+    for k, b in enumerate(ladder):
+        pass_bad = np.array([(q * (1 - p) ** b).sum() for q in conditional])
+        pass_good = np.array([(q * (1 - f) ** b).sum() for q in conditional])
+        for j, x in enumerate(commits):
+            bad = np.array([c in brute_ancestors(parents, x) for c in commits])
+            passes = np.where(bad, pass_bad, pass_good)
+            out[k, j] = bits(mass @ passes) - mass @ np.array([bits(q) for q in passes])
+    return np.maximum(out, 0.0)
+
+
+def bits(q: float) -> float:
+    return 0.0 if q <= 0 or q >= 1 else float(-(q * np.log2(q) + (1 - q) * np.log2(1 - q)))
+
+
+@settings(max_examples=50, deadline=None)
+@given(observed_ranges(max_size=40), st.sampled_from([None, 0.0, 0.01]))
+def test_scores_of_every_boots_count_match_brute_force(case, fp):
+    """The information of testing each candidate with up to b boots, every b of the ladder at
+    once (ancestor sums of each likelihood class's pass probabilities and their entropies),
+    against the mutual information worked out candidate by candidate."""
+    parents, goods, bad, commits, tests = case
+    if not commits:
+        return
+    space = SearchSpace(parents, goods, bad, commits=np.array(commits))
+    strategy = make_strategy("bayes", space, false_positive=fp)
+    observe_all(strategy, tests)
+    if strategy.contradiction is not None:
+        return
+    ladder = (1, 2, 5, 13)
+    _, scores = strategy.scores_at(Resources(), ladder)
+    expected = brute_scores(parents, commits, tests, strategy.model, strategy.posterior.mass,
+                            ladder)
+    np.testing.assert_allclose(np.array(scores), expected, rtol=1e-7, atol=1e-9)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.floats(-800, 50), st.sampled_from([-np.inf, 0.0, 3.5])),
+                min_size=1, max_size=300), st.integers(1, 4))
+def test_logsumexp_is_scipys_bit_for_bit(values, columns):
+    """The posterior's logsumexp gives scipy's result to the last bit, whole or along an axis
+    (ties at the maximum, -inf everywhere, tiny terms)."""
+    from scipy.special import logsumexp as scipy_logsumexp
+
+    from bisectlab.posterior import logsumexp
+
+    a = np.array(values)
+    assert np.array_equal(logsumexp(a), scipy_logsumexp(a))
+    rows = len(a) // columns
+    if rows:
+        m = a[:rows * columns].reshape(rows, columns)
+        for axis in (0, 1, None):
+            assert np.array_equal(logsumexp(m, axis=axis), scipy_logsumexp(m, axis=axis))

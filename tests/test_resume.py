@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -80,6 +81,32 @@ def test_a_killed_hunt_is_stopped_and_resumes_to_the_uninterrupted_verdict(run, 
         boots = con.execute("SELECT count(*) FROM boots").fetchone()[0]
     assert seqs == list(range(1, whole["tests"] + 1)) and boots == whole["boots"]
     assert run("replay", "hunt", "1", "--db", "cut.sqlite").exit_code == 0
+
+
+def test_a_kill_9_loses_no_test_the_hunt_has_shown(slow_bug, tmp_path):
+    """A test is committed before the hunt shows it and goes on: a bisect killed with SIGKILL
+    right after showing test k has tests 1..k logged, each with the boots it showed."""
+    proc = _start(["bisect", "v1.0", "v1.1", "--history", str(slow_bug), "--seed", "21",
+                   "--db", "k.sqlite"], tmp_path)
+    shown: dict[int, int] = {}
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if m := re.match(r"\[\s*(\d+)\] .* (\d+) boots?$", line.rstrip()):
+            shown[int(m[1])] = int(m[2])
+            if len(shown) == 30:
+                break
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert len(shown) == 30
+    with sqlite3.connect(tmp_path / "k.sqlite") as con:
+        logged = dict(con.execute("SELECT seq, boots FROM tests"))
+        boots = dict(con.execute("SELECT t.seq, count(*) FROM boots b JOIN tests t "
+                                 "ON b.test_id = t.id GROUP BY t.seq"))
+        mode = con.execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+    assert {seq: logged.get(seq) for seq in shown} == shown
+    assert {seq: boots.get(seq) for seq in shown} == shown
+    assert sorted(logged) == list(range(1, len(logged) + 1))
 
 
 def test_only_a_stopped_or_interrupted_hunt_resumes(run, slow_bug):

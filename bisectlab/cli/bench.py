@@ -102,10 +102,15 @@ def _bench_line(s: dict) -> str:
 @click.option("--baseline", default=None, metavar="REV",
               help="With --scale: the commit whose code gives 'today' (default: where the scale "
                    "work began; '' for none).")
+@click.option("--targets", is_flag=True,
+              help="Every figure of the scale targets (issue 13) beside its target and the "
+                   "figure the issue gave: scale, a history file, git, campaigns, logging, "
+                   "start-up (several minutes).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
-def perf(quick: bool, campaign: bool, scale: bool, baseline: str | None, as_json: bool) -> None:
+def perf(quick: bool, campaign: bool, scale: bool, baseline: str | None, targets: bool,
+         as_json: bool) -> None:
     """Benchmark: boots per second, history generation and decision times (or --campaign,
-    --scale)."""
+    --scale, --targets)."""
     from bisectlab.perf import (
         QUICK_SCALE,
         SCALE_BASELINE,
@@ -118,6 +123,13 @@ def perf(quick: bool, campaign: bool, scale: bool, baseline: str | None, as_json
         run_scale,
     )
 
+    if targets:
+        from bisectlab.perf import format_targets, run_targets
+
+        report = run_targets(QUICK_SCALE if quick else ScaleRun(), 20 if quick else 150,
+                             1 if quick else 3)
+        click.echo(json.dumps(report, indent=2) if as_json else format_targets(report))
+        return
     if scale:
         report = run_scale(QUICK_SCALE if quick else ScaleRun(),
                            SCALE_BASELINE if baseline is None else baseline or None)

@@ -112,6 +112,9 @@ def _candidates_and_parents(parents: Sequence[tuple[int, ...]], good: Sequence[i
     return commits, dag.restrict_parents(*graph, commits)
 
 
+ANCESTOR_CACHE = 1 << 20  # ancestor indices a search space keeps for the tests to come
+
+
 class SearchSpace:
     """The candidate commits of GOOD..BAD on a DAG, in a local numbering (0 = oldest)."""
 
@@ -138,6 +141,8 @@ class SearchSpace:
             local = dag.local_parent_arrays(parents, commits)
         self.sums = dag.AncestorSums(parents, self.commits, local)
         self.local = CommitIndex(self.commits)
+        self._ancestors: dict[int, np.ndarray] = {}
+        self._ancestors_kept = 0
 
     def __len__(self) -> int:
         return len(self.commits)
@@ -174,8 +179,17 @@ class SearchSpace:
         return dag.parent_graph(self.sums.indptr, self.sums.indices)
 
     def ancestors(self, i: int) -> np.ndarray:
-        """Local indices of the ancestors-or-self of local commit ``i`` within the candidates."""
-        return breadth_first_order(self._graph, i, directed=True, return_predecessors=False)
+        """Local indices of the ancestors-or-self of local commit ``i`` within the candidates
+        (read-only: kept for the next hunt that asks, up to ANCESTOR_CACHE entries in all)."""
+        found = self._ancestors.get(i)
+        if found is None:
+            found = breadth_first_order(self._graph, i, directed=True, return_predecessors=False)
+            found = found.copy()  # scipy's is a view of a candidate-long buffer: keep only it
+            found.flags.writeable = False
+            if self._ancestors_kept + len(found) <= ANCESTOR_CACHE:
+                self._ancestors[i] = found
+                self._ancestors_kept += len(found)
+        return found
 
     def ancestor_mask(self, i: int) -> np.ndarray:
         """The same set as :meth:`ancestors`, as a boolean mask over the candidates."""

@@ -213,6 +213,12 @@ def batch_information(space: SearchSpace, mass: np.ndarray, chosen: list[int],
     return np.maximum(h_y - h_given_c, 0.0)
 
 
+def _total(rows: np.ndarray) -> np.ndarray:
+    """Each row's sum (or a vector's), added in order as a column sum of the (N, k) matrix
+    adds it (numpy's pairwise summation along a row would round differently)."""
+    return np.cumsum(rows, axis=-1)[..., -1]
+
+
 def _outcome_table(bad: np.ndarray, outcomes: np.ndarray, fail_bad: float,
                    fail_good: float) -> tuple[np.ndarray, np.ndarray]:
     """Per pattern of bad tests: P(each outcome vector) (G, Y), and the outcome entropy (G,)."""
@@ -306,17 +312,24 @@ class BayesStrategy(Strategy):
                ) -> tuple[np.ndarray, np.ndarray]:
         """Ancestor mass u_x and information per unit cost of testing each candidate with
         ``boots`` boots (default: the strategy's own b)."""
-        u, (score,) = self.scores_at(resources, [boots or self.boots])
-        return u, score
+        u, score = self._score_rows(resources, [boots or self.boots])
+        return u, score[0]
 
     def scores_at(self, resources: Resources, ladder: Sequence[int]
                   ) -> tuple[np.ndarray, list[np.ndarray]]:
         """Ancestor mass u_x, and per number of boots b the information per unit cost of
-        testing each candidate with up to b boots.
+        testing each candidate with up to b boots."""
+        u, score = self._score_rows(resources, ladder)
+        return u, list(score)
+
+    def _score_rows(self, resources: Resources, ladder: Sequence[int]
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """u_x, and the scores of :meth:`scores_at` as an (L, N) matrix, a row per b.
 
         The information is exact under the model: I(c; outcome of x), with the rates summed out
         given each c. Every term is an ancestor sum, so one pass over the DAG gives them all,
         for every b at once; what depends on c alone is worked out once per likelihood class.
+        Columns of candidates are rows here, so that every pass runs along memory.
         """
         post = self.posterior
         m = post.mass
@@ -325,33 +338,39 @@ class BayesStrategy(Strategy):
         no_false_positives = bool(np.all(self.model.f_grid == 0.0))
         if not no_false_positives:  # with f = 0 a good commit always passes
             per_class += [good, entropy_bits(good)]
-        table = np.concatenate(per_class, axis=1)[post.classes]      # (N, k L)
-        stacked = np.concatenate([m[:, None], m[:, None] * table], axis=1)
-        anc = self.space.sums.sums(stacked)
-        total = stacked.sum(axis=0)
-        u = np.clip(anc[:, 0], 0.0, 1.0)
+        table = np.concatenate(per_class, axis=1).T                  # (k L, U)
+        stacked = np.empty((1 + len(table), len(m)))
+        stacked[0] = m
+        for row, per in zip(stacked[1:], table, strict=True):  # a row at a time: no (k L, N)
+            np.multiply(m, per[post.classes], out=row)           # temporary
         width = len(ladder)
-        bad_in = anc[:, 1:1 + width]
-        h_bad_in = anc[:, 1 + width:1 + 2 * width]
         if no_false_positives:
-            good_in, good_all, h_good_in, h_good_all = anc[:, :1], total[0], 0.0, 0.0
+            good_all, h_good_all = _total(stacked[0]), 0.0
         else:
-            good_in, good_all = anc[:, 1 + 2 * width:1 + 3 * width], total[1 + 2 * width:1 + 3 * width]
-            h_good_in = anc[:, 1 + 3 * width:]
-            h_good_all = total[1 + 3 * width:]
-        p_pass = np.clip(bad_in + good_all - good_in, 0.0, 1.0)       # (N, L)
+            good_all = _total(stacked[1 + 2 * width:1 + 3 * width])[:, None]
+            h_good_all = _total(stacked[1 + 3 * width:])[:, None]
+        anc = self.space.sums.row_sums(stacked)
+        del stacked
+        u = np.clip(anc[0], 0.0, 1.0)
+        bad_in = anc[1:1 + width]
+        h_bad_in = anc[1 + width:1 + 2 * width]
+        if no_false_positives:
+            good_in, h_good_in = anc[:1], 0.0
+        else:
+            good_in, h_good_in = anc[1 + 2 * width:1 + 3 * width], anc[1 + 3 * width:]
+        p_pass = np.clip(bad_in + good_all - good_in, 0.0, 1.0)       # (L, N)
         info = information_bits(p_pass, h_bad_in + h_good_all - h_good_in)
         fail = 1 - p_pass
-        scores = []
-        for k in range(width):
-            if resources.adapters_left is None:
-                score = info[:, k] / (1 + self.cost_weight * fail[:, k])
-            else:
-                score = adapter_scores(
-                    self._budget_view(u, info[:, k], fail[:, k], resources.adapters_left),
+        if resources.adapters_left is None:
+            score = info / (1 + self.cost_weight * fail)
+        else:
+            score = np.empty_like(info)
+            for k in range(width):
+                score[k] = adapter_scores(
+                    self._budget_view(u, info[k], fail[k], resources.adapters_left),
                     resources.adapters_left)
-            scores.append(np.where(self.untestable, -np.inf, score))
-        return u, scores
+        score[:, self.untestable] = -np.inf
+        return u, score
 
     def _budget_view(self, u: np.ndarray, info: np.ndarray, fail: np.ndarray,
                      adapters: int) -> BudgetView:
@@ -411,13 +430,10 @@ class BayesStrategy(Strategy):
         """
         if self.options.boots_per_install is not None or resources.costs is None:
             return (self.boots, *self.scores(resources))
-        u, scores = self.scores_at(resources, BOOTS_LADDER)
-        minutes = self._expected_minutes(u, BOOTS_LADDER, resources)
+        u, rates = self._score_rows(resources, BOOTS_LADDER)
+        rates /= self._expected_minutes(u, BOOTS_LADDER, resources)       # information a minute
         best: tuple[float, int] | None = None
-        rates = []
-        for k, score in enumerate(scores):
-            rates.append(score / minutes[:, k])
-            top = float(np.max(rates[k]))
+        for k, top in enumerate(np.max(rates, axis=1).tolist()):
             if best is None or top > best[0] * (1 + 1e-9):
                 best = (top, k)
         assert best is not None
@@ -426,7 +442,7 @@ class BayesStrategy(Strategy):
     def _expected_minutes(self, u: np.ndarray, ladder: Sequence[int],
                           resources: Resources) -> np.ndarray:
         """Expected lab minutes of testing each candidate with up to b boots, per b of the
-        ladder (N, L): an install unless a free rig has it, the boots until the first failure,
+        ladder (L, N): an install unless a free rig has it, the boots until the first failure,
         a swap after one."""
         costs = resources.costs
         assert costs is not None
@@ -440,9 +456,9 @@ class BayesStrategy(Strategy):
         boots_if_bad = mass @ np.where(p[:, None] > 0,
                                        (1 - survive) / np.maximum(p, 1e-12)[:, None], b[None, :])
         fail_if_bad = mass @ (1 - survive)                                        # (L,)
-        return (install[:, None] + costs.boot * (u[:, None] * boots_if_bad
-                                                 + (1 - u[:, None]) * b[None, :])
-                + costs.swap * u[:, None] * fail_if_bad)
+        return (install[None, :] + costs.boot * (u[None, :] * boots_if_bad[:, None]
+                                                 + (1 - u[None, :]) * b[:, None])
+                + costs.swap * u[None, :] * fail_if_bad[:, None])
 
     def _learning_p_pays(self, resources: Resources) -> bool:
         """Whether testing the leading candidate itself, to learn p from its outcome, is

@@ -1,0 +1,82 @@
+"""Campaign throughput of an older commit's code against this checkout's, side by side.
+
+    python experiments/campaign_ab.py [REV] [--hunts 150] [--rounds 3]
+
+A bayes campaign (N = 1000, p = 0.5, one rig, a bottomless box, one worker, a fresh SQLite file:
+`bisectlab perf --campaign`'s) runs in a fresh process on REV's bisectlab (extracted with git
+archive) and on this one, alternately; each line gives hunts per second, hunts per CPU second
+and the database's milliseconds per hunt, medians over rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+# one campaign through the public API, which REV's code has too; prints one JSON line
+CHILD = r"""
+import json, sys, tempfile, time
+from pathlib import Path
+from bisectlab.campaign import CampaignSpec, Lane, cached_history, local_executor, run_campaign
+from bisectlab.store import Store
+from bisectlab.summary import generated_recipe
+folder = tempfile.mkdtemp()
+scenario = Path(folder) / "k.toml"
+scenario.write_text(generated_recipe(1000, 1, None, "rate", 0.5, 0.0))
+good, bad = cached_history(str(scenario)).advertised[0]
+spec = CampaignSpec("ab", str(scenario), good, bad, (Lane("bayes", "bayes"),),
+                    hunts=int(sys.argv[1]), rigs=1, adapters=None)
+with Store(f"sqlite:///{folder}/a.sqlite") as store:
+    executor, queue = local_executor(1)
+    cpu = time.process_time()
+    run = run_campaign(spec, store, executor, queue)
+    cpu = time.process_time() - cpu
+print(json.dumps({"hunts_per_s": run.hunts_per_second, "hunts_per_cpu_s": run.ran / cpu,
+                  "db_ms_per_hunt": 1e3 * run.db_seconds / run.ran}))
+"""
+
+
+def measure(source: str | None, hunts: int) -> dict[str, float]:
+    """One campaign in a fresh process on the code in ``source`` (None: this checkout's)."""
+    env = dict(os.environ)
+    if source is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH")]))
+    done = subprocess.run([sys.executable, "-c", CHILD, str(hunts)], env=env, check=True,
+                          capture_output=True, text=True, cwd=tempfile.gettempdir())
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("rev", nargs="?", default="93f5414")
+    ap.add_argument("--hunts", type=int, default=150)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from bisectlab.perf import baseline_source
+
+    with tempfile.TemporaryDirectory(prefix="bisectlab-ab-") as folder:
+        source = baseline_source(args.rev, folder)
+        if source is None:
+            raise SystemExit(f"cannot extract {args.rev} from this checkout")
+        runs: dict[str, list[dict[str, float]]] = {args.rev: [], "now": []}
+        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
+        for _ in range(args.rounds):
+            for label, code in ((args.rev, source), ("now", None)):
+                runs[label].append(measure(code, args.hunts))
+    for label, rs in runs.items():
+        med = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
+        print(f"{label:>8}: {med['hunts_per_s']:6.2f} hunts/s, {med['hunts_per_cpu_s']:6.2f} per "
+              f"CPU second, database {med['db_ms_per_hunt']:.1f} ms per hunt "
+              f"(bayes, N = 1000, p = 0.5, {args.hunts} hunts, 1 worker, median of {args.rounds})")
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()

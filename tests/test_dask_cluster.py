@@ -1,0 +1,149 @@
+"""A real Dask cluster: `dask scheduler` and `dask worker` started as separate commands, as a lab
+would start them, on this host only (random free ports, one thread per worker)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("distributed")
+
+DASK = Path(sys.executable).with_name("dask")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(args: list[str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen(args, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _workers_up(address: str, count: int) -> None:
+    from distributed import Client
+
+    with Client(address, timeout=30) as client:
+        client.wait_for_workers(count, timeout=60)
+
+
+class Cluster:
+    """A scheduler and its workers, each its own process."""
+
+    def __init__(self, cwd: Path):
+        self.cwd, self.port = cwd, _free_port()
+        self.address = f"tcp://127.0.0.1:{self.port}"
+        self.scheduler = _start([str(DASK), "scheduler", "--host", "127.0.0.1", "--port",
+                                 str(self.port), "--no-dashboard"], cwd)
+        self.workers: list[subprocess.Popen] = []
+
+    def add_workers(self, count: int) -> None:
+        """Start ``count`` workers (no nanny: a killed worker stays dead) and wait for them."""
+        for _ in range(count):
+            self.workers.append(_start(
+                [str(DASK), "worker", self.address, "--nthreads", "1", "--no-nanny",
+                 "--no-dashboard", "--host", "127.0.0.1", "--local-directory",
+                 str(self.cwd / "dask-worker-space")], self.cwd))
+        _workers_up(self.address, len(self.workers))
+
+    def close(self) -> None:
+        for proc in [*self.workers, self.scheduler]:
+            _stop(proc)
+
+
+@pytest.fixture
+def cluster(tmp_path) -> Iterator[Cluster]:
+    if not DASK.exists():
+        pytest.skip(f"no dask command next to {sys.executable}")
+    c = Cluster(tmp_path)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture
+def small(run, tmp_path) -> Path:
+    """A generated 300-commit history with a rate bug (p = 0.5), as a scenario file."""
+    path = tmp_path / "k300.toml"
+    result = run("history", "generate", "--commits", "300", "--seed", "3", "--bug", "rate",
+                 "--detect", "0.5", "-o", str(path))
+    assert result.exit_code == 0, result.stderr
+    return path
+
+
+def _campaign(history: Path, db: str, hunts: int, *where: str, cwd: Path) -> subprocess.Popen:
+    args = ["replay", "campaign", "--history", str(history), "--hunts", str(hunts), "--strategy",
+            "bayes", "--rigs", "2", "--adapters", "30", "--db", db, "-q", *where]
+    code = "from bisectlab.cli import main; main()"
+    return subprocess.Popen([sys.executable, "-c", code, *args], cwd=cwd, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _hunts(db: Path) -> list[tuple]:
+    """Every hunt's slot, verdict and costs, and every boot, in slot order (ids left out)."""
+    with sqlite3.connect(db) as con:
+        hunts = con.execute("SELECT campaign_index, seed, status, culprit_sha, confidence, tests, "
+                            "boots, adapters, lab_minutes FROM hunts ORDER BY 1").fetchall()
+        boots = con.execute("SELECT h.campaign_index, t.seq, t.commit_sha, t.rig, b.attempt, "
+                            "b.seed, b.bricked, b.adapter_serial FROM boots b JOIN tests t ON "
+                            "b.test_id = t.id JOIN hunts h ON t.hunt_id = h.id "
+                            "ORDER BY 1, 2, 5").fetchall()
+    return [*hunts, *boots]
+
+
+def _finished(db: Path) -> int:
+    try:
+        with sqlite3.connect(db, timeout=5) as con:
+            return con.execute("SELECT count(*) FROM hunts WHERE status IN "
+                               "('found', 'aborted', 'inconclusive')").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def test_a_dask_cluster_of_separate_processes_gives_the_hunts_of_one_worker(small, cluster,
+                                                                            tmp_path):
+    cluster.add_workers(2)
+    on_dask = _campaign(small, "dask.sqlite", 6, "--scheduler", cluster.address, cwd=tmp_path)
+    local = _campaign(small, "local.sqlite", 6, "--workers", "1", cwd=tmp_path)
+    for proc in (on_dask, local):
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    assert "6 hunts run now (0 kept" in err
+    assert _hunts(tmp_path / "dask.sqlite") == _hunts(tmp_path / "local.sqlite")
+
+
+def test_a_worker_killed_mid_campaign_loses_nothing(small, cluster, tmp_path):
+    """The scheduler hands the dead worker's hunts to the other one: the campaign ends normally,
+    every hunt finished once and identical to the same campaign on one local worker."""
+    cluster.add_workers(2)
+    proc = _campaign(small, "dask.sqlite", 24, "--scheduler", cluster.address, cwd=tmp_path)
+    deadline = time.monotonic() + 60
+    while _finished(tmp_path / "dask.sqlite") < 4 and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[1]
+        time.sleep(0.05)
+    assert _finished(tmp_path / "dask.sqlite") < 24, "the campaign ended before the kill"
+    os.killpg(cluster.workers[0].pid, signal.SIGKILL)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "24 hunts run now (0 kept" in err
+    local = _campaign(small, "local.sqlite", 24, "--workers", "1", cwd=tmp_path)
+    assert local.wait(timeout=120) == 0
+    assert _hunts(tmp_path / "dask.sqlite") == _hunts(tmp_path / "local.sqlite")
