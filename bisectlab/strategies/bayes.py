@@ -139,17 +139,24 @@ def prior_from_paths(space: SearchSpace, text: str) -> np.ndarray:
 
 
 def low_p_mass(stats: Evidence, log_prior: np.ndarray, model: RateModel, posterior: Posterior,
-               i: int, quantile: float) -> tuple[float, float] | None:
+               i: int, quantile: float, unhinted: np.ndarray | None = None
+               ) -> tuple[float, float] | None:
     """Candidate i's mass with p fixed at the posterior's lower ``quantile``, and that p (None
     when p is not learnt or the quantile is 0).
 
     The posterior is calibrated on average over its prior on p, not at each p: a few early
     failures can make a rare bug look frequent, and the passes that were misses then read as
-    good. A verdict that also holds at a pessimistic p does not lean on that luck.
+    good. A verdict that also holds at a pessimistic p does not lean on that luck. ``unhinted``
+    (the plain prior on p over the hinted one, per grid cell) reads the quantile as if there
+    were no --detect-prior, so that a hint set too high cannot lift the pessimistic p.
     """
     if quantile == 0 or len(model.p_grid) == 1:
         return None
-    cdf = np.cumsum(posterior.p_mass)
+    if unhinted is None:
+        cdf = np.cumsum(posterior.p_mass)
+    else:
+        plain = posterior.p_mass * unhinted
+        cdf = np.cumsum(plain) / plain.sum()
     p_low = float(model.p_grid[min(np.searchsorted(cdf, quantile), len(cdf) - 1)])
     try:
         mass = float(compute_posterior(stats, log_prior, model.at_detect(p_low)).mass[i])
@@ -246,6 +253,12 @@ class BayesStrategy(Strategy):
         self.model = RateModel.build(opts.detect, opts.false_positive,
                                      deterministic_mass=opts.deterministic_mass,
                                      caution=opts.caution, hint=hint)
+        self.unhinted = None  # the check's quantile is read without the hint (low_p_mass)
+        if hint is not None and opts.detect is None:
+            plain = RateModel.build(opts.detect, opts.false_positive,
+                                    deterministic_mass=opts.deterministic_mass,
+                                    caution=opts.caution)
+            self.unhinted = plain.p_prior / self.model.p_prior
         if prior_weights is None and opts.weight is not None:
             prior_weights = prior_from_paths(space, opts.weight)
         self.log_prior = self._log_prior(prior_weights)
@@ -399,7 +412,7 @@ class BayesStrategy(Strategy):
         if first_best(post.mass) != i or post.mass[i] < self.confidence:
             return False
         check = low_p_mass(stats, self.log_prior, self.model, post, i,
-                           self.options.check_quantile)
+                           self.options.check_quantile, self.unhinted)
         return check is None or check[0] >= self.confidence
 
     def effective_candidates(self) -> float:
@@ -512,7 +525,7 @@ class BayesStrategy(Strategy):
             if first_best(post.mass) != i or post.mass[i] < self.confidence:
                 return False
             check = low_p_mass(trial, self.log_prior, self.model, post, i,
-                               self.options.check_quantile)
+                               self.options.check_quantile, self.unhinted)
             return check is None or check[0] >= self.confidence
 
         if enough(0):
@@ -626,7 +639,8 @@ class BayesStrategy(Strategy):
         if self._check is None or self._check[0] != key:
             i, _ = self.best()
             self._check = (key, low_p_mass(self.stats, self.log_prior, self.model,
-                                           self.posterior, i, self.options.check_quantile))
+                                           self.posterior, i, self.options.check_quantile,
+                                           self.unhinted))
         return self._check[1]
 
     def verdict(self) -> Verdict | None:
