@@ -405,6 +405,11 @@ class BayesStrategy(Strategy):
         """Whether a failure of a test of local commit ``i`` would give the verdict for it."""
         stats = self.stats.copy()
         stats.add(self.space.ancestors(i), self.boots, 1)
+        return self._verdict_holds(stats, i)
+
+    def _verdict_holds(self, stats: Evidence, i: int) -> bool:
+        """Whether, on evidence ``stats``, local commit ``i`` would be the verdict: the top
+        candidate at the confidence asked for, the low-p check passed too."""
         try:
             post = compute_posterior(stats, self.log_prior, self.model)
         except ValueError:
@@ -518,15 +523,7 @@ class BayesStrategy(Strategy):
         def enough(m: int) -> bool:
             trial = stats.copy()
             trial.add(anc, m, 0)
-            try:
-                post = compute_posterior(trial, self.log_prior, self.model)
-            except ValueError:
-                return False
-            if first_best(post.mass) != i or post.mass[i] < self.confidence:
-                return False
-            check = low_p_mass(trial, self.log_prior, self.model, post, i,
-                               self.options.check_quantile, self.unhinted)
-            return check is None or check[0] >= self.confidence
+            return self._verdict_holds(trial, i)
 
         if enough(0):
             return 0
