@@ -33,7 +33,7 @@ import numpy as np
 
 from bisectlab.bugs import bug_from_spec
 from bisectlab.errors import HistoryError
-from bisectlab.history import History, PackedShas
+from bisectlab.history import History, PackedInts, PackedShas, PackedText
 from bisectlab.paths import ChangedPaths
 
 SUFFIX = ".npz"
@@ -146,13 +146,13 @@ def history_from_arrays(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> 
         np.concatenate(([0], np.cumsum(arrays["path_count"], dtype=np.int64))),
         arrays["path_ids"].astype(np.int32),
     )
-    subjects = _text(arrays["subjects"]).split("\0") if n else []
+    subjects = PackedText.split(arrays["subjects"]) if n else []
     if len(subjects) != n or len(arrays["time_delta"]) != n or len(arrays["sha"]) != n:
         raise ValueError("arrays of different lengths")
     history = History(
         name=str(meta["name"]), seed=int(meta["seed"]),
         parents=_parents(arrays["parent_count"], arrays["parent_delta"]), subjects=subjects,
-        times=np.cumsum(arrays["time_delta"]).tolist(), topics=list(meta["topics"]),
+        times=PackedInts(np.cumsum(arrays["time_delta"])), topics=list(meta["topics"]),
         topic_of=arrays["topic_of"].tolist(), tags={str(k): int(v) for k, v in meta["tags"].items()},
         toggles={int(c): dict(t) for c, t in meta["toggles"].items()},
         upstream={int(c): str(u) for c, u in meta["upstream"].items()},

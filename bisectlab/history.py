@@ -101,6 +101,77 @@ class PackedShas(Sequence[str]):
     __hash__ = None  # type: ignore[assignment]
 
 
+class PackedText(Sequence[str]):
+    """Strings kept as one UTF-8 blob and their offsets (as a history file stores subjects),
+    each decoded when asked for: 45 MB at 10^6 subjects instead of 90 MB of str objects."""
+
+    def __init__(self, blob: np.ndarray, offsets: np.ndarray, errors: str = "surrogateescape"):
+        self._blob = blob.tobytes()
+        self._offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+        self._errors = errors
+
+    @classmethod
+    def split(cls, blob: np.ndarray, separator: int = 0) -> PackedText:
+        """The strings of ``blob`` (uint8) between ``separator`` bytes."""
+        cuts = np.flatnonzero(blob == separator)
+        return cls(blob, np.concatenate(([0], cuts + 1, [len(blob) + 1])))
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        i = operator.index(i)
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError("string index out of range")
+        start, end = self._offsets[i], self._offsets[i + 1] - 1
+        return self._blob[start:end].decode("utf-8", self._errors)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class PackedInts(Sequence[int]):
+    """Integers kept in one int64 array (as a history file's times are), read as Python ints:
+    8 MB at 10^6 commits instead of 36 MB of int objects. ``np.asarray`` gets the array."""
+
+    def __init__(self, values: np.ndarray):
+        self._values = np.ascontiguousarray(values, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    @overload
+    def __getitem__(self, i: int) -> int: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[int]: ...
+
+    def __getitem__(self, i: int | slice) -> int | list[int]:
+        if isinstance(i, slice):
+            return self._values[i].tolist()
+        return int(self._values[operator.index(i)])
+
+    def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
+        return self._values if dtype is None else self._values.astype(dtype, copy=False)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 @dataclass(frozen=True)
 class Range:
     """A GOOD..BAD range the scenario advertises, with its true first bad commit."""
@@ -122,8 +193,8 @@ class History:
     name: str
     seed: int
     parents: list[tuple[int, ...]]
-    subjects: list[str]
-    times: list[int]
+    subjects: Sequence[str]
+    times: Sequence[int]
     topics: list[str]
     topic_of: list[int]
     tags: dict[str, int]

@@ -235,9 +235,15 @@ if what.startswith("file:"):
     h = read_history_file(what[5:])
 else:
     h = generate_kernel_history(f"perf-{n}", 1, KernelShape(commits=n))
+def own_peak_mb():  # this process's own peak RSS (VmHWM, reset by exec), if /proc has it
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(l.split()[1]) / 1024 for l in status if l.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return None
 if what == "generation":
     assert len(h.shas) == n
-    print(json.dumps({"generation_s": clock() - t0}))
+    print(json.dumps({"generation_s": clock() - t0, "own_peak_mb": own_peak_mb()}))
     sys.exit(0)
 t0 = clock()
 space = SearchSpace(h.parents, [0], len(h) - 1)
@@ -254,13 +260,16 @@ for i in range(decisions):
     strategy.observe(Observation(commit, 1, int(failed)))
     times.append(clock() - t0)
 print(json.dumps({"candidates": len(space), "build_s": build, "first_s": times[0],
-                  "later_s": statistics.median(times[1:]), "decisions": decisions}))
+                  "later_s": statistics.median(times[1:]), "decisions": decisions,
+                  "own_peak_mb": own_peak_mb()}))
 """
 
 
 def _run_child(source: str | None, *args: object) -> dict[str, Any]:
     """Run the hunt script in a fresh Python on the code in ``source`` (None: this code) and
-    return its figures, with the peak RSS of that process in MB (from wait4)."""
+    return its figures, with the peak RSS of that process in MB: its own VmHWM, since the
+    maximum RSS wait4 reports keeps the parent's high-water mark across fork and exec (a child
+    of a 600 MB process reads 600 MB however little it uses); wait4's where /proc is not."""
     import json
     import os
     import subprocess
@@ -279,7 +288,8 @@ def _run_child(source: str | None, *args: object) -> dict[str, Any]:
             raise RuntimeError(f"perf child failed (exit {proc.returncode})")
         out.seek(0)
         figures = json.loads(out.read().decode().strip().splitlines()[-1])
-    return {**figures, "peak_rss_mb": usage.ru_maxrss / 1024}
+    own = figures.pop("own_peak_mb", None)
+    return {**figures, "peak_rss_mb": own if own is not None else usage.ru_maxrss / 1024}
 
 
 def baseline_source(rev: str, folder: str) -> str | None:

@@ -3,17 +3,20 @@ campaigns, bench and bisect on it, and the file format itself."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import zipfile
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bisectlab.errors import HistoryError
 from bisectlab.gitrepo import history_from_repo
 from bisectlab.histfile import history_bytes, read_history_file, write_history_file
-from bisectlab.history import load_history
+from bisectlab.history import PackedInts, PackedText, load_history
 
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
@@ -154,6 +157,28 @@ def test_history_files_round_trip_a_generated_history(kernel_2k, tmp_path):
     assert same_shape(back, kernel_2k) and back.toggles == kernel_2k.toggles
     assert back.name == kernel_2k.name and back.topics == kernel_2k.topics
     assert history_bytes(kernel_2k) == path.read_bytes()
+
+
+@given(st.lists(st.text(alphabet=st.characters(blacklist_characters="\0")), max_size=30))
+def test_packed_subjects_read_as_the_list_they_were_joined_from(subjects):
+    packed = PackedText.split(np.frombuffer("\0".join(subjects).encode(), dtype=np.uint8)) \
+        if subjects else []
+    assert list(packed) == subjects and len(packed) == len(subjects)
+    if subjects:
+        assert packed[-1] == subjects[-1] and packed[1:3] == subjects[1:3]
+        with pytest.raises(IndexError):
+            packed[len(subjects)]
+
+
+def test_a_history_file_keeps_subjects_and_times_packed_and_intact(kernel_2k, tmp_path):
+    subjects = [*kernel_2k.subjects[:7], "net: e1000e: trés ünïcode \udcff stray byte",
+                *kernel_2k.subjects[8:]]
+    history = dataclasses.replace(kernel_2k, subjects=subjects)
+    back = read_history_file(write_history_file(history, tmp_path / "k.npz"))
+    assert isinstance(back.subjects, PackedText) and isinstance(back.times, PackedInts)
+    assert back.subjects[7] == subjects[7] and back.subjects == subjects
+    assert back.times == kernel_2k.times and type(back.times[-1]) is int
+    assert np.array_equal(np.asarray(back.times), kernel_2k.times)
 
 
 def test_the_shipped_scenario_round_trips_with_its_bug_and_ranges(e1000e, tmp_path):

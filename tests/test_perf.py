@@ -4,10 +4,18 @@ processes and reported beside its target (no timing is asserted: the machine dec
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
-from bisectlab.perf import SCALE_BASELINE, ScaleRun, baseline_source, format_scale, run_scale
+from bisectlab.perf import (
+    SCALE_BASELINE,
+    ScaleRun,
+    _run_child,
+    baseline_source,
+    format_scale,
+    run_scale,
+)
 
 SMALL = ScaleRun(commits=3000, decisions=3, repeats=1, small=1000, git_repeats=1)
 
@@ -25,6 +33,15 @@ def test_scale_report_measures_every_figure_in_child_processes():
         assert label in text
     if shutil.which("git"):
         assert set(report["git"]) == {"git_step_s", "git_step_graph_s"} and "git rev-list" in text
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="VmHWM is Linux's")
+def test_a_child_s_peak_rss_is_its_own_not_its_parent_s():
+    ballast = bytearray(300 * 2**20)  # the parent's high-water mark rises past 300 MB
+    ballast[::4096] = b"\1" * len(ballast[::4096])
+    child = _run_child(None, 3000, 2, "hunt")
+    assert 20 < child["peak_rss_mb"] < 250  # wait4's maximum RSS would read over 300 MB
+    del ballast
 
 
 def test_scale_report_puts_the_baseline_code_beside(tmp_path):
