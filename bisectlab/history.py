@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, overload
+from typing import TYPE_CHECKING, TypeVar, overload
 
 import numpy as np
 
@@ -32,14 +32,47 @@ if TYPE_CHECKING:
     from bisectlab.strategies import SearchSpace
 
 
+T = TypeVar("T")
+
+
 def shown_ref(ref: str, width: int = 60) -> str:
     """A ref as messages show it: a long one is cut, not echoed whole."""
     return ref if len(ref) <= width else f"{ref[:width - 3]}..."
 
 
-class Shas(Sequence[str]):
-    """A history's shas, each hashed when asked for (blake2b of name:seed:number): a hunt names a
-    few dozen commits, while all of 10^6 cost 0.6 s and 100 MB. Reads like a list of str."""
+class Column(Sequence[T]):
+    """A history's read-only column whose items are built when asked for (a hunt reads a few
+    dozen of 10^6): reads like a list. A subclass gives ``__len__`` and ``_item(i)``."""
+
+    def _item(self, i: int) -> T:
+        raise NotImplementedError
+
+    @overload
+    def __getitem__(self, i: int) -> T: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[T]: ...
+
+    def __getitem__(self, i: int | slice) -> T | list[T]:
+        n = len(self)
+        if isinstance(i, slice):
+            return [self._item(j) for j in range(*i.indices(n))]
+        i = operator.index(i)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"{type(self).__name__} index out of range")
+        return self._item(i)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and len(self) == len(other) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class Shas(Column[str]):
+    """A history's shas, each hashed when asked for (blake2b of name:seed:number): all of 10^6
+    cost 0.6 s and 100 MB."""
 
     def __init__(self, prefix: str, count: int):
         self._prefix, self._count = prefix.encode(), count
@@ -47,34 +80,19 @@ class Shas(Sequence[str]):
     def __len__(self) -> int:
         return self._count
 
-    @overload
-    def __getitem__(self, i: int) -> str: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> list[str]: ...
-
-    def __getitem__(self, i: int | slice) -> str | list[str]:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(self._count))]
-        i = operator.index(i)
-        if i < 0:
-            i += self._count
-        if not 0 <= i < self._count:
-            raise IndexError("sha index out of range")
+    def _item(self, i: int) -> str:
         return hashlib.blake2b(self._prefix + b"%d" % i, digest_size=20).hexdigest()
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Shas):
             return (self._prefix, self._count) == (other._prefix, other._count)
-        return isinstance(other, Sequence) and list(self) == list(other)
-
-    __hash__ = None  # type: ignore[assignment]
+        return super().__eq__(other)
 
     def __repr__(self) -> str:
         return f"Shas({self._prefix.decode()!r}, {self._count})"
 
 
-class PackedShas(Sequence[str]):
+class PackedShas(Column[str]):
     """Shas kept as 20 raw bytes each (an (n, 20) uint8 array, as a history file stores them),
     turned to hex when asked for: 20 MB at 10^6 commits instead of 100 MB of strings."""
 
@@ -84,24 +102,11 @@ class PackedShas(Sequence[str]):
     def __len__(self) -> int:
         return len(self._raw)
 
-    @overload
-    def __getitem__(self, i: int) -> str: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> list[str]: ...
-
-    def __getitem__(self, i: int | slice) -> str | list[str]:
-        if isinstance(i, slice):
-            return [row.tobytes().hex() for row in self._raw[i]]
-        return self._raw[operator.index(i)].tobytes().hex()
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Sequence) and list(self) == list(other)
-
-    __hash__ = None  # type: ignore[assignment]
+    def _item(self, i: int) -> str:
+        return self._raw[i].tobytes().hex()
 
 
-class PackedText(Sequence[str]):
+class PackedText(Column[str]):
     """Strings kept as one UTF-8 blob and their offsets (as a history file stores subjects),
     each decoded when asked for: 45 MB at 10^6 subjects instead of 90 MB of str objects."""
 
@@ -119,30 +124,11 @@ class PackedText(Sequence[str]):
     def __len__(self) -> int:
         return len(self._offsets) - 1
 
-    @overload
-    def __getitem__(self, i: int) -> str: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> list[str]: ...
-
-    def __getitem__(self, i: int | slice) -> str | list[str]:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        i = operator.index(i)
-        if i < 0:
-            i += len(self)
-        if not 0 <= i < len(self):
-            raise IndexError("string index out of range")
-        start, end = self._offsets[i], self._offsets[i + 1] - 1
-        return self._blob[start:end].decode("utf-8", self._errors)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Sequence) and list(self) == list(other)
-
-    __hash__ = None  # type: ignore[assignment]
+    def _item(self, i: int) -> str:
+        return self._blob[self._offsets[i]:self._offsets[i + 1] - 1].decode("utf-8", self._errors)
 
 
-class PackedInts(Sequence[int]):
+class PackedInts(Column[int]):
     """Integers kept in one int64 array (as a history file's times are), read as Python ints:
     8 MB at 10^6 commits instead of 36 MB of int objects. ``np.asarray`` gets the array."""
 
@@ -152,24 +138,11 @@ class PackedInts(Sequence[int]):
     def __len__(self) -> int:
         return len(self._values)
 
-    @overload
-    def __getitem__(self, i: int) -> int: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> list[int]: ...
-
-    def __getitem__(self, i: int | slice) -> int | list[int]:
-        if isinstance(i, slice):
-            return self._values[i].tolist()
-        return int(self._values[operator.index(i)])
+    def _item(self, i: int) -> int:
+        return int(self._values[i])
 
     def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
         return self._values if dtype is None else self._values.astype(dtype, copy=False)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Sequence) and list(self) == list(other)
-
-    __hash__ = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
