@@ -512,9 +512,11 @@ def _hunt(setup: HuntSetup | RealSetup, store: Store, hunt_id: int, prepared: Pr
 
     if on_start is not None and not logged:
         on_start(strategy)
+    finished = False
     try:
         verdict, totals = drive(strategy, prepared.runner, log, observed, logged=logged,
                                 on_restored=restored, show_logged_rounds=show_logged_rounds)
+        finished = True
     except AwaitingTests as waiting:
         waiting.hunt_id = hunt_id
         raise  # a manual hunt waits for its engineer: still running
@@ -528,8 +530,8 @@ def _hunt(setup: HuntSetup | RealSetup, store: Store, hunt_id: int, prepared: Pr
                           confidence=None, correct=None, note=note)
         raise
     finally:
-        if hasattr(prepared.runner, "close"):
-            prepared.runner.close()
+        if hasattr(prepared.runner, "close"):  # real rigs: a hunt to resume keeps their kernels
+            prepared.runner.close(finished)
     record = logged_verdict(h, verdict, truth)
     report = HuntReport(
         hunt_id=hunt_id, status=verdict.status, culprit=record["culprit_sha"],

@@ -11,11 +11,15 @@ and BISECTLAB_HUNT in their environment. Their exit status follows `git bisect r
     1-127 but 125     the bug showed (an adapter destroyed, with --adapters)
     125               untestable: the commit is skipped (a failed install too, as ktest's
                       BISECT_SKIP does for a failed build)
-    126, 127 at first most likely a missing or non-executable script: the hunt aborts
+    126, 127 at first most likely a missing or non-executable script (a rig's first run, or
+                      its first install): the hunt aborts
     128 or more, or a signal: the hunt aborts, its state kept (bisectlab resume continues it)
 
-Each boot keeps its exit status, wall time and the tail of its output. The rigs of a round run
-at once, in threads that each wait on their own commands.
+Each boot keeps its exit status, wall time and the tail of its output; whatever a command left
+running in its process group is killed when it ends. The rigs of a round run at once, in threads
+that each wait on their own commands; when one aborts (or on Ctrl-C) the others stop before
+their next command. A hunt that stops without a verdict keeps its rigs' worktrees, so that
+`bisectlab resume` finds the kernels they built; a worktree gone by then is installed again.
 """
 
 from __future__ import annotations
@@ -52,6 +56,10 @@ class RigAbort(BisectlabError):
     hunt keeps its state and `bisectlab resume` continues it."""
 
 
+class RigStopped(BisectlabError):
+    """A rig's thread stopped before its next command: another rig aborted, or Ctrl-C."""
+
+
 @dataclass
 class Rig:
     """One real rig: its worktree, and the commit it has installed (None: none yet)."""
@@ -61,6 +69,8 @@ class Rig:
     installed: int | None = None
     checked_out: int | None = None
     adapter: str | None = None
+    ran: bool = False          # has run --run once (126/127 mean a missing script only before)
+    restored: bool = False     # its state comes from a resumed hunt's log, its worktree unchecked
 
 
 @dataclass(frozen=True)
@@ -88,9 +98,9 @@ class GitRigs:
     hunt_id: int | None = None
     keep_worktrees: bool = False
     attempts: dict[int, int] = field(default_factory=dict)
-    ran_once: bool = False
     running: dict[int, subprocess.Popen] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    stopping: threading.Event = field(default_factory=threading.Event, repr=False)
     worktrees: Path | None = None
     folder: Path | None = None
     folder_lock: Any = field(default=None, repr=False)
@@ -160,34 +170,56 @@ class GitRigs:
     def restore(self, commit: int, boots: int, rig: Rig, logged: dict[str, Any]) -> TestResult:
         """A test a resumed hunt had logged: taken as it is, the rigs' state moved on by it."""
         result = TestResult.from_log(commit, logged)
-        self.attempts[commit] = self.attempts.get(commit, 0) + len(result.boots)
-        self.ran_once = self.ran_once or bool(result.boots)
+        self.attempts[commit] = max([self.attempts.get(commit, 0),
+                                     *(b.attempt for b in result.boots)])
         rig = next((r for r in self.rigs if r.name == result.rig), rig)
-        if result.installed and not result.skipped:
-            rig.installed = commit
+        rig.ran, rig.restored = rig.ran or bool(result.boots), True
+        if result.installed:  # a skip without boots is a failed install, as _test has it
+            rig.installed = commit if result.boots or not result.skipped else None
         for _ in result.destroyed:
             rig.adapter = self.box.take()
         return result
+
+    def _still_installed(self, rig: Rig) -> None:
+        """A resumed rig keeps the commit its log says it installed only if its worktree is
+        still there at that commit (the hunt that stopped kept it); otherwise it installs anew."""
+        rig.restored = False
+        if rig.installed is None:
+            return
+        if self.worktrees is not None:
+            with self.lock:
+                rig.worktree = self.place(rig.name)
+        sha = self.history.shas[rig.installed]
+        head = (git(rig.worktree, "rev-parse", "HEAD", check=False).strip()
+                if (rig.worktree / ".git").exists() else None)
+        if head == sha:
+            rig.checked_out = rig.installed
+        else:
+            rig.installed = None
 
     # one test ------------------------------------------------------------------------------------
 
     def _test(self, commit: int, boots: int, rig: Rig) -> TestResult:
         started = time.monotonic()
+        if rig.restored:
+            self._still_installed(rig)
         installed = rig.installed != commit
-        self._check_out(rig, commit)  # a resumed hunt's rig has its commit but no worktree yet
+        self._check_out(rig, commit)
         if installed:
             if self.install_command:
                 done = self._command(self.install_command, rig, commit, 0)
                 if done.status != 0:
                     rig.installed = None
+                    self._check_install(done, first=not rig.ran)
                     return self._skipped(commit, rig, (), started, installed,
-                                         f"install failed ({describe(done)}): skipped")
+                                         f"install failed ({describe(done)}): skipped"
+                                         + last_words(done))
             rig.installed = commit
         records: list[BootRecord] = []
         for _ in range(boots):
             attempt = self._next_attempt(commit)
             done = self._command(self.run_command, rig, commit, attempt)
-            first, self.ran_once = not self.ran_once, True
+            first, rig.ran = not rig.ran, True
             verdict = self._meaning(done, first)
             records.append(BootRecord(attempt, None, verdict == "bad", False, rig.adapter,
                                       done.status, done.seconds, done.output))
@@ -214,6 +246,21 @@ class GitRigs:
         return TestResult(commit, rig.name, records, (), (time.monotonic() - started) / 60,
                           installed, True, note)
 
+    def _check_install(self, done: Command, first: bool) -> None:
+        """RigAbort where a failed install means the hunt cannot go on (as a run's would: a
+        missing install script, exit 128 or more, a signal, a timeout with --on-timeout abort);
+        any other failure skips the commit."""
+        if done.status is None:
+            if self.on_timeout == "abort":
+                raise RigAbort(f"--install timed out after {self.timeout:g} s (--on-timeout abort)")
+        elif done.status in MISSING_SCRIPT and first:
+            raise RigAbort(f"--install exited {done.status} on its first run: most likely a "
+                           f"missing or non-executable script ({self.install_command!r})"
+                           + last_words(done) + relative_script_hint(self.install_command or ""))
+        elif done.status < 0 or done.status >= 128:
+            raise RigAbort(f"--install {describe(done)}: the hunt stops (exit 128 or more, or a "
+                           "signal)" + last_words(done))
+
     def _meaning(self, done: Command, first: bool) -> str:
         """pass, bad or skip, by git bisect run's contract; RigAbort where it says stop."""
         if done.status is None:
@@ -237,6 +284,8 @@ class GitRigs:
         sha = self.history.shas[commit]
         if rig.checked_out == commit:
             return
+        if self.stopping.is_set():
+            raise RigStopped("stopped")
         if rig.checked_out is None and self.worktrees is not None:
             with self.lock:
                 rig.worktree = self.place(rig.name)
@@ -264,32 +313,40 @@ class GitRigs:
                "BISECTLAB_HUNT": "" if self.hunt_id is None else str(self.hunt_id)}
         with tempfile.TemporaryFile() as out:
             started = time.monotonic()
-            proc = subprocess.Popen(["/bin/sh", "-c", command], cwd=rig.worktree, env=env,
-                                    stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
-            self.running[proc.pid] = proc
+            with self.lock:  # stop_all either sees this command or it is never started
+                if self.stopping.is_set():
+                    raise RigStopped("stopped")
+                proc = subprocess.Popen(["/bin/sh", "-c", command], cwd=rig.worktree, env=env,
+                                        stdin=subprocess.DEVNULL, stdout=out,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+                self.running[proc.pid] = proc
             try:
                 status: int | None = proc.wait(timeout=self.timeout)
             except subprocess.TimeoutExpired:
-                kill_group(proc)
                 status = None
-            except BaseException:
-                kill_group(proc)
-                raise
             finally:
-                self.running.pop(proc.pid, None)
+                kill_group(proc)  # a hung command, or what a finished one left running
+                with self.lock:
+                    self.running.pop(proc.pid, None)
             seconds = time.monotonic() - started
             return Command(status, seconds, tail(out))
 
     def stop_all(self) -> None:
-        """Kill every command still running (Ctrl-C, an abort on another rig)."""
-        for proc in list(self.running.values()):
-            kill_group(proc)
+        """Kill every command still running and start no other (Ctrl-C, an abort on another
+        rig)."""
+        with self.lock:
+            self.stopping.set()
+            running = list(self.running.values())
+        for proc in running:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
 
-    def close(self) -> None:
-        """Remove the rigs' worktrees unless asked to keep them."""
+    def close(self, finished: bool = True) -> None:
+        """Remove the rigs' worktrees unless asked to keep them, or the hunt has not
+        ``finished`` (bisectlab resume will want the kernels they built)."""
         self.stop_all()
-        if self.keep_worktrees:
+        if self.keep_worktrees or not finished:
+            self._release()
             return
         for rig in self.rigs:
             if rig.worktree.exists():
@@ -298,8 +355,13 @@ class GitRigs:
             with contextlib.suppress(OSError):  # the hunt's folder, if nothing else is in it
                 self.folder.rmdir()
         git(self.repo, "worktree", "prune", check=False)
+        self._release()
+
+    def _release(self) -> None:
+        """Let another process take this hunt's folder of worktrees."""
         if self.folder_lock is not None:
             self.folder_lock.close()
+            self.folder_lock = None
 
 
 def last_words(done: Command) -> str:

@@ -24,6 +24,7 @@ import pytest
 from click.testing import CliRunner
 
 from bisectlab.cli import cli
+from bisectlab.rigs import GitRigs, Rig
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
@@ -141,6 +142,11 @@ def logged_boots(run, hunt: int = 1, db: str = "bisectlab.sqlite") -> list[dict]
 
 def logged_hunts(run, db: str = "bisectlab.sqlite") -> list[dict]:
     return json.loads(run("query", "hunts", "--db", db, "--format", "json").stdout)
+
+
+def rig_worktree(repo: Path, hunt: int, rig: int) -> str:
+    """Where rig ``rig`` of hunt ``hunt`` has its worktree by default."""
+    return str(repo / ".git" / "bisectlab" / "rigs" / f"hunt-{hunt}" / f"rig{rig}")
 
 
 def worktrees(repo: Path) -> list[str]:
@@ -364,9 +370,10 @@ def test_a_hung_command_and_its_children_are_killed_at_the_timeout(run, kernel, 
         assert result.stderr == ("error: --run timed out after 2 s (--on-timeout abort); hunt 1 "
                                  "is kept: bisectlab resume 1 goes on\n")
         assert logged_hunts(run)[0]["status"] == "interrupted"
-        assert worktrees(kernel.repo) == [str(kernel.repo)]
+        assert worktrees(kernel.repo) == [str(kernel.repo), rig_worktree(kernel.repo, 1, 1)]
         result = run("resume", "1", "-q")
     assert result.exit_code == 0 and result.stdout.startswith(f"{kernel.culprit} is the first bad")
+    assert worktrees(kernel.repo) == [str(kernel.repo)]
     tests = logged_tests(run)
     hung = [b for b in logged_boots(run) if b["exit_status"] is None]
     if action == "abort":
@@ -438,7 +445,7 @@ def test_a_signal_or_exit_128_stops_the_hunt_and_resume_finishes_it(run, kernel,
                              "signal, asks git bisect run to abort); its output ended: Kernel "
                              "panic; hunt 1 is kept: bisectlab resume 1 goes on\n")
     assert logged_hunts(run)[0]["status"] == "interrupted" and len(logged_tests(run)) == at - 1
-    assert worktrees(kernel.repo) == [str(kernel.repo)]
+    assert worktrees(kernel.repo) == [str(kernel.repo), rig_worktree(kernel.repo, 1, 1)]
     resumed_run = run("resume", "1", "--json")
     resumed = json.loads(resumed_run.stdout)
     assert {k: resumed[k] for k in SAME} == {k: whole[k] for k in SAME}
@@ -479,10 +486,123 @@ def test_ctrl_c_stops_a_real_hunt_and_resume_gives_the_uninterrupted_verdict(run
     assert err.splitlines()[-1] == "interrupted; hunt 1 is kept: bisectlab resume 1 goes on"
     assert logged_hunts(run, "cut.sqlite")[0]["status"] == "interrupted"
     assert 10 <= len(logged_tests(run, db="cut.sqlite")) < whole["tests"]
-    assert worktrees(kernel.repo) == [str(kernel.repo)]
+    assert worktrees(kernel.repo) == [str(kernel.repo), rig_worktree(kernel.repo, 1, 1)]
     assert not any(alive(int(pid)) for pid in (tmp_path / "pids").read_text().split())
     resumed = json.loads(run("resume", "1", "--db", "cut.sqlite", "--json", "-q").stdout)
     assert {k: resumed[k] for k in SAME} == {k: whole[k] for k in SAME}
+    assert worktrees(kernel.repo) == [str(kernel.repo)]
+
+
+def test_sigterm_stops_a_real_hunt_as_ctrl_c_does(run, kernel, tmp_path):
+    pids = f"echo $$ >> {tmp_path}/pids; sleep 0.05"
+    script = make_script(tmp_path / "t.sh", kernel.culprit, every=2, before=pids)
+    proc = subprocess.Popen([sys.executable, "-c", "from bisectlab.cli import main; main()",
+                             "bisect", GOOD, BAD, "--repo", str(kernel.repo), "--run", script,
+                             "-q"], cwd=tmp_path, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    wait_for_tests(tmp_path / "bisectlab.sqlite", 3, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert err.splitlines()[-1] == "interrupted; hunt 1 is kept: bisectlab resume 1 goes on"
+    assert logged_hunts(run)[0]["status"] == "interrupted"
+    assert not any(alive(int(pid)) for pid in (tmp_path / "pids").read_text().split())
+
+
+def test_what_a_finished_command_left_running_is_killed(run, kernel, tmp_path):
+    daemon = f"sleep 300 & echo $! >> {tmp_path}/daemons"
+    script = make_script(tmp_path / "t.sh", kernel.culprit, before=daemon)
+    verdict = hunt_json(run, GOOD, BAD, "--repo", str(kernel.repo), "--run", script,
+                        "--strategy", "git")
+    assert verdict["culprit"] == kernel.culprit
+    daemons = [int(pid) for pid in (tmp_path / "daemons").read_text().split()]
+    assert len(daemons) == verdict["boots"] and not any(alive(pid) for pid in daemons)
+
+
+def test_an_abort_on_one_rig_stops_the_others_before_their_next_command(run, kernel, tmp_path):
+    """rig1's first command aborts at once; rig2's first takes a second, and would then boot
+    its commit seven times more."""
+    stop = (f'echo "$BISECTLAB_RIG" >> {tmp_path}/runs; '
+            f'[ "$BISECTLAB_RIG" = rig1 ] && exit 200; sleep 1')
+    result = run("bisect", GOOD, BAD, "--repo", str(kernel.repo), "--rigs", "2",
+                 "--boots-per-install", "8", "--run", f"{stop}; exit 0", "-q")
+    assert result.exit_code == 1 and "exit 200" in result.stderr
+    assert sorted((tmp_path / "runs").read_text().split()) == ["rig1", "rig2"]
+    assert logged_tests(run) == []
+
+
+def test_a_missing_script_on_a_later_rigs_first_run_stops_the_hunt(run, kernel, tmp_path):
+    """rig1 passes first; rig2's first run, a moment later, finds no script."""
+    missing = f'[ "$BISECTLAB_RIG" = rig2 ] && {{ sleep 1; {tmp_path}/missing.sh; exit; }}; exit 0'
+    result = run("bisect", GOOD, BAD, "--repo", str(kernel.repo), "--rigs", "2",
+                 "--run", missing, "-q")
+    assert result.exit_code == 1
+    assert "exited 127 on its first run: most likely a missing" in result.stderr
+    assert logged_hunts(run)[0]["status"] == "interrupted"
+
+
+def test_a_missing_install_script_stops_the_hunt_instead_of_skipping_every_commit(run, kernel,
+                                                                                   tmp_path):
+    script = make_script(tmp_path / "t.sh", kernel.culprit)
+    result = run("bisect", GOOD, BAD, "--repo", str(kernel.repo), "--run", script,
+                 "--install", str(tmp_path / "flash.sh"), "-q")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: --install exited 127 on its first run: most likely a "
+                                    "missing or non-executable script")
+    assert logged_tests(run) == []
+
+
+@pytest.mark.parametrize("lost", [False, True])
+def test_a_resumed_hunt_boots_the_kernels_its_rigs_built_or_builds_them_again(run, kernel,
+                                                                              tmp_path, lost):
+    """The install builds a file in the worktree that the run needs. A hunt stopped at a
+    repeat of a commit keeps its worktree, so resume boots that build; if the worktree is
+    gone by then (``lost``), resume installs the commit again. Either way the verdict and the
+    boots are the uninterrupted hunt's."""
+    build = 'git rev-parse HEAD > built'
+    needs = '[ "$(cat built 2>/dev/null)" = "$(git rev-parse HEAD)" ] || exit 3'
+    args = [GOOD, BAD, "--repo", str(kernel.repo), "--install", build]
+    whole_script = make_script(tmp_path / "w.sh", kernel.culprit, every=2, before=needs)
+    whole = hunt_json(run, *args, "--run", whole_script, "--db", "whole.sqlite")
+    tests = logged_tests(run, db="whole.sqlite")
+    at = first_repeat(tests)
+    run_at = sum(t["boots"] for t in tests if t["seq"] < at) + 1
+    count = (f'n=$(($(cat {tmp_path}/n 2>/dev/null || echo 0) + 1)); echo $n > {tmp_path}/n; '
+             f'if [ $n = {run_at} ] && [ ! -e {tmp_path}/stopped ]; then '
+             f'touch {tmp_path}/stopped; exit 200; fi; {needs}')
+    script = make_script(tmp_path / "t.sh", kernel.culprit, every=2, before=count)
+    assert run("bisect", *args, "--run", script, "-q").exit_code == 1
+    if lost:
+        shutil.rmtree(rig_worktree(kernel.repo, 1, 1))
+    resumed = json.loads(run("resume", "1", "--json", "-q").stdout)
+    assert {k: resumed[k] for k in ("status", "culprit", "boots")} == {
+        k: whole[k] for k in ("status", "culprit", "boots")}
+    assert resumed["installs"] == whole["installs"] + lost
+    assert 3 not in {b["exit_status"] for b in logged_boots(run)}
+    assert worktrees(kernel.repo) == [str(kernel.repo)]
+
+
+def logged_test(rig: str, attempts: list[int], *, installed: bool = True,
+                skipped: bool = False) -> dict:
+    """A test as the store gives it back to a resumed hunt."""
+    boots = [{"attempt": a, "seed": None, "bricked": False, "stray_write": False,
+              "adapter_serial": None} for a in attempts]
+    return {"rig": rig, "boot_rows": boots, "lab_minutes": 0.0, "installed": installed,
+            "skipped": skipped}
+
+
+def test_a_resumed_rig_numbers_boots_after_the_highest_logged_and_keeps_what_it_installed():
+    """Two rigs booted commit 7 at once (boots 1, 2 on rig1; 3 on rig2) and the round was cut
+    after rig2's test was logged: the next boot of 7 is the 4th. A run's 125 leaves its commit
+    installed; a failed install leaves none."""
+    rigs = GitRigs(Path("/nonexistent"), None, "true",  # type: ignore[arg-type]
+                   rigs=[Rig("rig1", Path("/x/rig1")), Rig("rig2", Path("/x/rig2"))])
+    rigs.restore(7, 2, rigs.rigs[1], logged_test("rig2", [3]))
+    assert rigs._next_attempt(7) == 4
+    rigs.restore(8, 1, rigs.rigs[0], logged_test("rig1", [1], skipped=True))
+    rigs.restore(9, 1, rigs.rigs[1], logged_test("rig2", [], skipped=True))
+    assert [r.installed for r in rigs.rigs] == [8, None]
+    assert [(r.ran, r.restored) for r in rigs.rigs] == [(True, True), (True, True)]
 
 
 # rigs at once, output, the database -------------------------------------------------------------

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -157,11 +159,13 @@ def _run(hunt: Callable, setup: Any, db_url: str | None, as_json: bool, quiet: b
 @contextmanager
 def _kept_on_abort(hunt_id_of: Callable[[], int | None]) -> Iterator[None]:
     """A real hunt stopped by its run command (exit 1) or by Ctrl-C (exit 130) says which hunt
-    was kept and how to go on with it."""
+    was kept and how to go on with it. A hangup or kill (SIGHUP, SIGTERM) stops it as Ctrl-C
+    does: its commands killed, the hunt marked interrupted, not left running."""
     from bisectlab.rigs import RigAbort
 
     try:
-        yield
+        with _interrupted_by(signal.SIGTERM, signal.SIGHUP):
+            yield
     except RigAbort as exc:
         click.echo(f"error: {exc}{_resume_hint(hunt_id_of())}", err=True)
         sys.exit(EXIT_NO_VERDICT)
@@ -171,6 +175,23 @@ def _kept_on_abort(hunt_id_of: Callable[[], int | None]) -> Iterator[None]:
             raise
         click.echo(f"interrupted{_resume_hint(hunt_id)}", err=True)
         sys.exit(EXIT_INTERRUPTED)
+
+
+@contextmanager
+def _interrupted_by(*signals: signal.Signals) -> Iterator[None]:
+    """Within the block, these signals raise KeyboardInterrupt in the main thread."""
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():  # only it may set handlers
+        yield
+        return
+    before = {sig: signal.signal(sig, interrupt) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
 
 
 def _resume_hint(hunt_id: int | None) -> str:
