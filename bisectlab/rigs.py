@@ -252,7 +252,8 @@ class GitRigs:
         any other failure skips the commit."""
         if done.status is None:
             if self.on_timeout == "abort":
-                raise RigAbort(f"--install timed out after {self.timeout:g} s (--on-timeout abort)")
+                raise RigAbort(f"--install timed out after {self.timeout:g} s (--on-timeout "
+                               "abort)" + last_words(done))
         elif done.status in MISSING_SCRIPT and first:
             raise RigAbort(f"--install exited {done.status} on its first run: most likely a "
                            f"missing or non-executable script ({self.install_command!r})"
@@ -265,7 +266,8 @@ class GitRigs:
         """pass, bad or skip, by git bisect run's contract; RigAbort where it says stop."""
         if done.status is None:
             if self.on_timeout == "abort":
-                raise RigAbort(f"--run timed out after {self.timeout:g} s (--on-timeout abort)")
+                raise RigAbort(f"--run timed out after {self.timeout:g} s (--on-timeout abort)"
+                               + last_words(done))
             return {"skip": "skip", "fail": "bad"}[self.on_timeout]
         if done.status in MISSING_SCRIPT and first:
             raise RigAbort(f"--run exited {done.status} on its first run: most likely a missing "

@@ -22,6 +22,7 @@ from bisectlab.options import _shown
 from bisectlab.strategies import strategy_class
 
 VERBS = {"pass": "good", "bad": "bad", "skip": "skip"}
+UNFINISHED = ("running", "interrupted", "stopped")
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ def _headline(hunt: dict[str, Any]) -> str:
     p = hunt["params"]
     where = hunt["history_source"] if p.get("lab") in ("rigs", "manual") else hunt["history"]
     state = hunt["status"]
+    if state in UNFINISHED:  # replayed, any of them is a manual hunt waiting: say it once
+        state = "unfinished"
     if hunt["culprit_sha"] and state in ("found", "aborted", "inconclusive"):
         state += f" {hunt['culprit_sha'][:12]}"
     rigs = p.get("rigs", 1)

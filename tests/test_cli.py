@@ -54,6 +54,8 @@ def test_query_csv_and_table(run):
     assert csv_out.splitlines()[0].startswith("id,hunt_id,seq,commit_sha")
     table = run("query", "hunts").stdout
     assert "strategy" in table and "git" in table
+    header = run("query", "tests").stdout.splitlines()[0].split()
+    assert {"rig", "boots", "failed", "installed", "skipped", "note"} <= set(header)
 
 
 def _one_error_line(result) -> str:

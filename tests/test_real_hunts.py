@@ -19,12 +19,13 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
 
 from bisectlab.cli import cli
-from bisectlab.rigs import GitRigs, Rig
+from bisectlab.rigs import GitRigs, Rig, RigStopped
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
@@ -520,15 +521,30 @@ def test_what_a_finished_command_left_running_is_killed(run, kernel, tmp_path):
 
 
 def test_an_abort_on_one_rig_stops_the_others_before_their_next_command(run, kernel, tmp_path):
-    """rig1's first command aborts at once; rig2's first takes a second, and would then boot
-    its commit seven times more."""
-    stop = (f'echo "$BISECTLAB_RIG" >> {tmp_path}/runs; '
-            f'[ "$BISECTLAB_RIG" = rig1 ] && exit 200; sleep 1')
+    """rig1's first command aborts once rig2's has begun; rig2's takes a second, and would then
+    boot its commit seven times more."""
+    stop = (f'echo "$BISECTLAB_RIG" >> {tmp_path}/runs; if [ "$BISECTLAB_RIG" = rig1 ]; then '
+            f'i=0; until grep -q rig2 {tmp_path}/runs || [ $i -gt 600 ]; do sleep 0.05; '
+            f'i=$((i + 1)); done; exit 200; fi; sleep 1')
     result = run("bisect", GOOD, BAD, "--repo", str(kernel.repo), "--rigs", "2",
                  "--boots-per-install", "8", "--run", f"{stop}; exit 0", "-q")
     assert result.exit_code == 1 and "exit 200" in result.stderr
     assert sorted((tmp_path / "runs").read_text().split()) == ["rig1", "rig2"]
     assert logged_tests(run) == []
+
+
+def test_a_stopped_rig_starts_no_command_and_checks_out_nothing(tmp_path):
+    """What stop_all promises the other rigs' threads (a rig between commands, or inside a
+    slow checkout, when another aborts)."""
+    history = SimpleNamespace(shas=["0" * 40, "1" * 40])
+    rigs = GitRigs(tmp_path, history, f"touch {tmp_path}/ran",  # type: ignore[arg-type]
+                   rigs=[Rig("rig1", tmp_path, checked_out=0)])
+    rigs.stop_all()
+    with pytest.raises(RigStopped):
+        rigs._command(rigs.run_command, rigs.rigs[0], 0, 1)
+    with pytest.raises(RigStopped):
+        rigs._check_out(rigs.rigs[0], 1)
+    assert not (tmp_path / "ran").exists() and rigs.running == {}
 
 
 def test_a_missing_script_on_a_later_rigs_first_run_stops_the_hunt(run, kernel, tmp_path):
@@ -749,6 +765,19 @@ def test_a_transcript_replays_to_the_same_log_and_verdict(run, kernel, tmp_path)
     verdict = json.loads(replayed.stdout)
     same = ("status", "culprit", "confidence", "tests")
     assert {k: verdict[k] for k in same} == {k: original[k] for k in same}
+    assert run("log", "1", "--db", "other.sqlite").stdout == log
+
+
+def test_a_stopped_hunts_transcript_replays_to_the_same_log(run, kernel, tmp_path):
+    stop = (f'n=$(($(cat {tmp_path}/n 2>/dev/null || echo 0) + 1)); echo $n > {tmp_path}/n; '
+            f'[ $n = 6 ] && exit 200')
+    script = make_script(tmp_path / "t.sh", kernel.culprit, every=2, before=stop)
+    assert run("bisect", GOOD, BAD, "--repo", str(kernel.repo), "--run", script,
+               "-q").exit_code == 1
+    log = run("log", "1").stdout
+    assert log.splitlines()[0].endswith(": unfinished")
+    (tmp_path / "hunt.log").write_text(log)
+    assert run("replay", "log", str(tmp_path / "hunt.log"), "--db", "other.sqlite").exit_code == 0
     assert run("log", "1", "--db", "other.sqlite").stdout == log
 
 

@@ -15,8 +15,9 @@ from bisectlab import dag
 from bisectlab.bugs import RateBug
 from bisectlab.driver import HuntSetup, bisect
 from bisectlab.generator import KernelShape, generate_kernel_history
+from bisectlab.lab import Costs
 from bisectlab.store import Store
-from bisectlab.strategies import Observation, Resources, SearchSpace, make_strategy
+from bisectlab.strategies import Observation, Resources, SearchSpace, Verdict, make_strategy
 
 
 def run_deterministic(parents, good, bad, culprit, name="git", **options):
@@ -114,3 +115,40 @@ def test_an_empty_box_aborts_with_the_best_guess(tmp_path):
     assert report.status == "aborted" and report.adapters == 2
     assert "out of adapters" in report.note and report.culprit is not None
     assert hunt["status"] == "aborted"
+
+
+@pytest.mark.parametrize("name", ["git", "bayes"])
+def test_a_skipped_tests_boots_are_no_evidence(name):
+    space = SearchSpace([(), (0,), (1,), (2,), (3,)], [0], 4)
+    strategy = make_strategy(name, space)
+    strategy.observe(Observation(2, 1, 0, skipped=True))  # exit 125 still ran the command once
+    strategy.observe(Observation(3, 2, 1))
+    assert strategy.evidence(3) == {"culprit": {"commit": 3, "boots": 2, "failures": 1},
+                                    "parents": [{"commit": 2, "boots": 0, "failures": 0}]}
+
+
+def hunt_with_skips(skipped: set[int], costs: Costs | None) -> tuple[list[int], Verdict]:
+    """bayes on a 20-commit line, a deterministic culprit 13, ``skipped`` untestable."""
+    line = [()] + [(i,) for i in range(20)]
+    is_bad = dag.descendants_mask(line, 13)
+    strategy = make_strategy("bayes", SearchSpace(line, [0], 20))
+    tested: list[int] = []
+    while strategy.verdict() is None and len(tested) < 200:
+        proposal = strategy.propose(Resources(costs=costs))
+        (c,) = proposal.commits
+        tested.append(c)
+        boots = 1 if is_bad[c] or c in skipped else proposal.boots
+        strategy.observe(Observation(c, boots, int(is_bad[c] and c not in skipped),
+                                     skipped=c in skipped))
+    return tested, strategy.verdict()
+
+
+@pytest.mark.parametrize("costs", [None, Costs()])
+def test_a_culprit_hidden_by_a_skip_costs_what_the_culprit_itself_would(costs):
+    """The range verdict comes once the block of skipped commits and the first bad one holds
+    the confidence and no test can split it, not when nothing is left to learn."""
+    plain, found = hunt_with_skips(set(), costs)
+    hidden, verdict = hunt_with_skips({13}, costs)
+    assert (found.status, found.culprit) == ("found", 13)
+    assert verdict.status == "inconclusive" and verdict.note.endswith("could be any of: 13 14")
+    assert len(hidden) <= len(plain) + 1 and hidden.count(14) <= plain.count(13) + 1

@@ -14,7 +14,7 @@ from bisectlab.errors import BisectlabError
 HUNT_COLUMNS = ("id", "history", "good", "bad", "strategy", "status", "culprit_sha", "correct",
                 "confidence", "tests", "boots", "installs", "adapters", "lab_minutes")
 TEST_COLUMNS = ("id", "hunt_id", "seq", "commit_sha", "commit_subject", "rig", "boots",
-                "failed", "adapters_destroyed", "lab_minutes")
+                "failed", "installed", "skipped", "adapters_destroyed", "lab_minutes", "note")
 
 
 CAMPAIGN_COLUMNS = ("id", "name", "created_at", "hunts", "strategies", "rigs", "adapters")

@@ -245,10 +245,10 @@ class Strategy(ABC):
         return ""
 
     def seen(self, commit: int) -> dict[str, int]:
-        """Boots and failures observed at one commit."""
-        return {"commit": commit,
-                "boots": sum(o.boots for o in self.history if o.commit == commit),
-                "failures": sum(o.failures for o in self.history if o.commit == commit)}
+        """Boots and failures observed at one commit (a skipped test's boots told nothing)."""
+        told = [o for o in self.history if o.commit == commit and not o.skipped]
+        return {"commit": commit, "boots": sum(o.boots for o in told),
+                "failures": sum(o.failures for o in told)}
 
     def evidence(self, commit: int) -> dict[str, Any]:
         """Boots and failures seen at a commit and at its parents (the verdict's evidence)."""

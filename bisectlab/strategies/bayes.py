@@ -141,8 +141,8 @@ def prior_from_paths(space: SearchSpace, text: str) -> np.ndarray:
 def low_p_mass(stats: Evidence, log_prior: np.ndarray, model: RateModel, posterior: Posterior,
                i: int, quantile: float, unhinted: np.ndarray | None = None
                ) -> tuple[float, float] | None:
-    """Candidate i's mass with p fixed at the posterior's lower ``quantile``, and that p (None
-    when p is not learnt or the quantile is 0).
+    """Candidate i's mass (candidates i's, for an index array) with p fixed at the posterior's
+    lower ``quantile``, and that p (None when p is not learnt or the quantile is 0).
 
     The posterior is calibrated on average over its prior on p, not at each p: a few early
     failures can make a rare bug look frequent, and the passes that were misses then read as
@@ -159,7 +159,7 @@ def low_p_mass(stats: Evidence, log_prior: np.ndarray, model: RateModel, posteri
         cdf = np.cumsum(plain) / plain.sum()
     p_low = float(model.p_grid[min(np.searchsorted(cdf, quantile), len(cdf) - 1)])
     try:
-        mass = float(compute_posterior(stats, log_prior, model.at_detect(p_low)).mass[i])
+        mass = float(np.sum(compute_posterior(stats, log_prior, model.at_detect(p_low)).mass[i]))
     except ValueError:  # the data rule that p out: a verdict cannot rest on it
         mass = 0.0
     return mass, p_low
@@ -651,26 +651,41 @@ class BayesStrategy(Strategy):
                 return Verdict("found", culprit, mass,
                                "bayes: posterior reached the target confidence", 1,
                                self.evidence_of(culprit))
+        hidden = self._hidden_by_skips()
+        if len(hidden) and (self.stuck or self._block_holds(hidden)):
+            commits = sorted(int(self.space.commits[j]) for j in hidden)
+            return Verdict("inconclusive", int(self.space.commits[i]), mass,
+                           "there are only skipped commits left to test; the first bad "
+                           "commit could be any of: " + " ".join(
+                               self.space.name(c) for c in commits), len(commits),
+                           self.evidence_of(int(self.space.commits[i])))
         if self.stuck:
-            hidden = self._hidden_by_skips()
-            if hidden:
-                return Verdict("inconclusive", int(self.space.commits[i]), mass,
-                               "there are only skipped commits left to test; the first bad "
-                               "commit could be any of: " + " ".join(
-                                   self.space.name(c) for c in hidden), len(hidden),
-                               self.evidence_of(int(self.space.commits[i])))
             return self.abort("no test left that could teach anything", "inconclusive")
         return None
 
-    def _hidden_by_skips(self) -> list[int]:
-        """The likeliest candidates holding the target confidence together, if skipped commits
-        are among them (no test can split them), else nothing."""
+    def _hidden_by_skips(self) -> np.ndarray:
+        """The likeliest candidates holding the target confidence together (local indices), if
+        skipped commits are among them, else none."""
         order = np.argsort(-self.posterior.mass, kind="stable")
         held = np.cumsum(self.posterior.mass[order])
         likeliest = order[:int(np.searchsorted(held, self.confidence)) + 1]
         if len(likeliest) < 2 or not self.untestable[likeliest].any():
-            return []
-        return sorted(int(self.space.commits[i]) for i in likeliest)
+            return likeliest[:0]
+        return likeliest
+
+    def _block_holds(self, block: np.ndarray) -> bool:
+        """Whether the verdict "one of ``block``" is as sure as a culprit's would be: no commit
+        left to test is bad for some of the block and good for the rest (so no test can split
+        it), and the block holds the confidence with p at its pessimistic quantile too."""
+        inside = np.zeros(len(self.space))
+        inside[block] = 1.0
+        below = self.space.sums.sums(inside)  # how many of the block each commit contains
+        splits = (below > 0.5) & (below < len(block) - 0.5) & ~self.untestable
+        if splits.any():
+            return False
+        check = low_p_mass(self.stats, self.log_prior, self.model, self.posterior, block,
+                           self.options.check_quantile, self.unhinted)
+        return check is None or check[0] >= self.confidence
 
     def abort(self, reason: str, status: str = "aborted") -> Verdict:
         i, mass = self.best()
