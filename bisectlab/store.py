@@ -509,6 +509,8 @@ def _schema_revision(conn: Connection, where: str) -> str | None:
 
 def _check_revision(rev: str | None, where: str) -> None:
     """StoreError unless rev is None (an empty database) or a revision of ours."""
+    if rev is None:
+        return
     from alembic.script import ScriptDirectory
 
     script = ScriptDirectory.from_config(alembic_config())
