@@ -133,7 +133,8 @@ class PackedInts(Column[int]):
     8 MB at 10^6 commits instead of 36 MB of int objects. ``np.asarray`` gets the array."""
 
     def __init__(self, values: np.ndarray):
-        self._values = np.ascontiguousarray(values, dtype=np.int64)
+        self._values = np.array(values, dtype=np.int64)
+        self._values.flags.writeable = False
 
     def __len__(self) -> int:
         return len(self._values)
@@ -141,8 +142,10 @@ class PackedInts(Column[int]):
     def _item(self, i: int) -> int:
         return int(self._values[i])
 
-    def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
-        return self._values if dtype is None else self._values.astype(dtype, copy=False)
+    def __array__(self, dtype: object = None, copy: bool | None = None) -> np.ndarray:
+        """The values (read-only), or a copy where numpy asks for one (np.array does)."""
+        values = self._values if dtype is None else self._values.astype(dtype, copy=False)
+        return values.copy() if copy else values
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,7 @@ class Rig:
     checked_out: int | None = None
     adapter: str | None = None
     ran: bool = False          # has run --run once (126/127 mean a missing script only before)
+    install_ran: bool = False  # has run --install once (the same, for the install)
     restored: bool = False     # its state comes from a resumed hunt's log, its worktree unchecked
 
 
@@ -101,6 +102,7 @@ class GitRigs:
     running: dict[int, subprocess.Popen] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     stopping: threading.Event = field(default_factory=threading.Event, repr=False)
+    commands_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     worktrees: Path | None = None
     folder: Path | None = None
     folder_lock: Any = field(default=None, repr=False)
@@ -176,6 +178,7 @@ class GitRigs:
         rig.ran, rig.restored = rig.ran or bool(result.boots), True
         if result.installed:  # a skip without boots is a failed install, as _test has it
             rig.installed = commit if result.boots or not result.skipped else None
+            rig.install_ran = rig.install_ran or self.install_command is not None
         for _ in result.destroyed:
             rig.adapter = self.box.take()
         return result
@@ -208,9 +211,10 @@ class GitRigs:
         if installed:
             if self.install_command:
                 done = self._command(self.install_command, rig, commit, 0)
+                first, rig.install_ran = not rig.install_ran, True
                 if done.status != 0:
                     rig.installed = None
-                    self._check_install(done, first=not rig.ran)
+                    self._check_install(done, first)
                     return self._skipped(commit, rig, (), started, installed,
                                          f"install failed ({describe(done)}): skipped"
                                          + last_words(done))
@@ -315,33 +319,31 @@ class GitRigs:
                "BISECTLAB_HUNT": "" if self.hunt_id is None else str(self.hunt_id)}
         with tempfile.TemporaryFile() as out:
             started = time.monotonic()
-            with self.lock:  # stop_all either sees this command or it is never started
+            with self.commands_lock:  # stop_all either sees this command or it never starts
                 if self.stopping.is_set():
                     raise RigStopped("stopped")
                 proc = subprocess.Popen(["/bin/sh", "-c", command], cwd=rig.worktree, env=env,
                                         stdin=subprocess.DEVNULL, stdout=out,
                                         stderr=subprocess.STDOUT, start_new_session=True)
                 self.running[proc.pid] = proc
+            exited = False
             try:
-                status: int | None = proc.wait(timeout=self.timeout)
-            except subprocess.TimeoutExpired:
-                status = None
+                exited = wait_unreaped(proc, self.timeout)
             finally:
-                kill_group(proc)  # a hung command, or what a finished one left running
-                with self.lock:
+                with self.commands_lock:
                     self.running.pop(proc.pid, None)
+                kill_group(proc)  # a hung command, or what a finished one left running
             seconds = time.monotonic() - started
-            return Command(status, seconds, tail(out))
+            return Command(proc.returncode if exited else None, seconds, tail(out))
 
     def stop_all(self) -> None:
         """Kill every command still running and start no other (Ctrl-C, an abort on another
-        rig)."""
-        with self.lock:
-            self.stopping.set()
-            running = list(self.running.values())
-        for proc in running:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
+        rig); a rig busy in git stops before its next command."""
+        self.stopping.set()
+        with self.commands_lock:  # each still unreaped: its pid is its process group's
+            for proc in self.running.values():
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
 
     def close(self, finished: bool = True) -> None:
         """Remove the rigs' worktrees unless asked to keep them, or the hunt has not
@@ -393,8 +395,24 @@ def describe(done: Command) -> str:
     return f"exit {done.status}"
 
 
+def wait_unreaped(proc: subprocess.Popen, timeout: float | None) -> bool:
+    """Wait until a command exits (True) or ``timeout`` seconds pass (False), leaving it
+    unreaped: until it is, its pid, which is its process group's id, cannot be anyone else's."""
+    if timeout is None:
+        os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
+        return True
+    deadline, delay = time.monotonic() + timeout, 0.0005
+    while os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT | os.WNOHANG) is None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(delay, left))
+        delay = min(2 * delay, 0.05)
+    return True
+
+
 def kill_group(proc: subprocess.Popen) -> None:
-    """Kill a command and everything it started (its process group)."""
+    """Kill a command and everything it started (its process group), then reap it."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()

@@ -942,3 +942,18 @@ def test_replay_hunt_of_a_real_hunt_points_to_its_transcript(run, kernel, tmp_pa
     assert (result.exit_code, result.stderr) == (2, (
         "error: hunt 1 was run on real rigs: its tests cannot be run again here (bisectlab log 1 "
         "prints it as a transcript for bisectlab replay log)\n"))
+
+
+def test_a_hunt_takes_sigterm_but_leaves_an_ignored_sighup_ignored():
+    """`nohup bisectlab bisect ...` must outlive the terminal it was started from."""
+    from bisectlab.cli.hunt import _interrupted_by
+
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with _interrupted_by(signal.SIGTERM, signal.SIGHUP):
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            with pytest.raises(KeyboardInterrupt):
+                signal.raise_signal(signal.SIGTERM)
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGHUP, before)

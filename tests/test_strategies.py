@@ -151,4 +151,5 @@ def test_a_culprit_hidden_by_a_skip_costs_what_the_culprit_itself_would(costs):
     hidden, verdict = hunt_with_skips({13}, costs)
     assert (found.status, found.culprit) == ("found", 13)
     assert verdict.status == "inconclusive" and verdict.note.endswith("could be any of: 13 14")
+    assert verdict.confidence >= 0.99  # the block's mass, not its top candidate's
     assert len(hidden) <= len(plain) + 1 and hidden.count(14) <= plain.count(13) + 1

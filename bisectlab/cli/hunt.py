@@ -179,14 +179,18 @@ def _kept_on_abort(hunt_id_of: Callable[[], int | None]) -> Iterator[None]:
 
 @contextmanager
 def _interrupted_by(*signals: signal.Signals) -> Iterator[None]:
-    """Within the block, these signals raise KeyboardInterrupt in the main thread."""
+    """Within the block, these signals raise KeyboardInterrupt in the main thread, unless they
+    are ignored (`nohup` ignores SIGHUP: a hunt it started outlives the terminal)."""
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     if threading.current_thread() is not threading.main_thread():  # only it may set handlers
         yield
         return
-    before = {sig: signal.signal(sig, interrupt) for sig in signals}
+    before = {sig: signal.getsignal(sig) for sig in signals}
+    before = {sig: h for sig, h in before.items() if h is not signal.SIG_IGN and h is not None}
+    for sig in before:
+        signal.signal(sig, interrupt)
     try:
         yield
     finally:

@@ -654,7 +654,8 @@ class BayesStrategy(Strategy):
         hidden = self._hidden_by_skips()
         if len(hidden) and (self.stuck or self._block_holds(hidden)):
             commits = sorted(int(self.space.commits[j]) for j in hidden)
-            return Verdict("inconclusive", int(self.space.commits[i]), mass,
+            return Verdict("inconclusive", int(self.space.commits[i]),
+                           float(self.posterior.mass[hidden].sum()),
                            "there are only skipped commits left to test; the first bad "
                            "commit could be any of: " + " ".join(
                                self.space.name(c) for c in commits), len(commits),
