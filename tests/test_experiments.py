@@ -85,3 +85,21 @@ def test_real_hunts_compares_real_rigs_with_bench_git_and_the_simulated_lab(tmp_
                         r"accuracy 1\.000 \[0\.207, 1\.000\], boots ([\d.]+) \(sd 0\.0\); simulated "
                         r"accuracy 1\.000 \[0\.207, 1\.000\], boots \1 \(sd 0\.0\); the same test "
                         r"for test in 1 of 1", labs)
+
+
+def test_lab_time_phases_split_each_lanes_lab_days(tmp_path):
+    bisectlab = str(Path(sys.executable).parent / "bisectlab")
+    scenario, db = tmp_path / "k.toml", tmp_path / "c.sqlite"
+    subprocess.run([bisectlab, "history", "generate", "--commits", "200", "--seed", "3", "--bug",
+                    "rate", "--detect", "0.5", "-o", str(scenario)], check=True,
+                   capture_output=True)
+    subprocess.run([bisectlab, "replay", "campaign", "--history", str(scenario), "--hunts", "3",
+                    "--rigs", "1", "--workers", "1", "--strategy", "bayes", "--strategy",
+                    "bayes:boots-per-install=5", "--db", str(db), "-q"], check=True,
+                   capture_output=True)
+    out = run_script("lab_time_phases.py", str(db), "--detect", "0.5").splitlines()
+    assert re.match(r"campaign 1: \d+ candidates; information bound at p = 0.5: \d+ boots", out[0])
+    lanes = {line.split()[0]: [float(x) for x in line.split()[1:]] for line in out[2:]}
+    assert set(lanes) == {"bayes", "bayes:boots-per-install=5"}
+    for hunts, days, culprit, parents, search, _, _ in lanes.values():
+        assert hunts == 3 and abs(culprit + parents + search - days) < 2e-3  # one rig: they add up

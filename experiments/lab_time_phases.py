@@ -1,0 +1,77 @@
+"""Where a campaign's lab time goes: per strategy, the mean lab days spent testing the true
+culprit, testing its parents (the verdict's confirmation, which the confidence rule sets) and
+testing everything else (the search), with the boots at the parents, beside the information
+bound on boots for the range at a given p (README, "Lab time"). The phases add up each test's
+rig time: with one rig they make up the lab days, with several working side by side more.
+
+    python experiments/lab_time_phases.py lab.sqlite --campaign 1 --hunts 200 --detect 0.05
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+from bisectlab.campaign import spec_from_dict
+from bisectlab.history import load_history
+from bisectlab.posterior import lower_bound_tests
+from bisectlab.store import Store
+from bisectlab.strategies import SearchSpace
+
+MINUTES_PER_DAY = 24 * 60
+
+
+def phases(store: Store, hunt: dict, parents_of: dict[str, set[str]]) -> dict[str, float]:
+    """One hunt's lab days at the culprit, at its parents and elsewhere; its boots at the parents."""
+    truth = hunt["true_culprit_sha"]
+    parents = parents_of.setdefault(truth, set())
+    out = {"culprit": 0.0, "parents": 0.0, "search": 0.0, "parent boots": 0.0}
+    for test in store.tests(hunt["id"]):
+        where = ("culprit" if test["commit_sha"] == truth else
+                 "parents" if test["commit_sha"] in parents else "search")
+        out[where] += test["lab_minutes"] / MINUTES_PER_DAY
+        if where == "parents":
+            out["parent boots"] += test["boots"]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("db", help="the campaign's SQLite file")
+    parser.add_argument("--campaign", type=int, default=1)
+    parser.add_argument("--hunts", type=int, default=None,
+                        help="the first H hunts of each lane (default: the campaign's count)")
+    parser.add_argument("--detect", type=float, default=0.05,
+                        help="p for the information bound (the scenario's bug shows ~1 boot in 20)")
+    args = parser.parse_args()
+    with Store(f"sqlite:///{args.db}") as store:
+        campaign = next(c for c in store.campaigns() if c["id"] == args.campaign)
+        spec = spec_from_dict(campaign["spec"])
+        h = load_history(spec.history)
+        good, bad = h.resolve(spec.good), h.resolve(spec.bad)
+        space = SearchSpace(h.parents, [good], bad)
+        parents_of = {h.shas[c]: {h.shas[p] for p in h.parents[c]} for c in range(len(h))
+                      if h.parents[c]}
+        bound = lower_bound_tests(len(space), args.detect)
+        print(f"campaign {args.campaign}: {len(space)} candidates; information bound at p = "
+              f"{args.detect:g}: {bound:.0f} boots (delta 0.01)")
+        print(f"  {'strategy':<34} {'hunts':>5}  {'lab days':>8}  {'culprit':>7}  {'parents':>7}"
+              f"  {'search':>6}  {'boots at parents':>16}  {'boots / bound':>13}")
+        hunts = store.campaign_hunts(args.campaign)
+        for lane in spec.lanes:
+            rows = [r for r in hunts if r["campaign_label"] == lane.slot
+                    and r["campaign_index"] < (args.hunts or spec.hunts)
+                    and r["status"] not in ("running", "interrupted")]
+            if not rows:
+                continue
+            split = [phases(store, r, parents_of) for r in rows]
+            mean = {k: statistics.mean(s[k] for s in split) for k in split[0]}
+            days = statistics.mean(r["lab_minutes"] for r in rows) / MINUTES_PER_DAY
+            boots = statistics.mean(r["boots"] for r in rows)
+            print(f"  {lane.label:<34} {len(rows):>5}  {days:>8.3f}  {mean['culprit']:>7.3f}  "
+                  f"{mean['parents']:>7.3f}  {mean['search']:>6.3f}  {mean['parent boots']:>16.1f}"
+                  f"  {boots / bound:>13.2f}")
+
+
+if __name__ == "__main__":
+    main()
