@@ -16,7 +16,7 @@ from bisectlab.bench import BenchConfig, ideal_hunt, run_bench, summarise
 from bisectlab.cli import cli
 from bisectlab.generator import KernelShape, generate_kernel_history
 from bisectlab.posterior import RateModel
-from bisectlab.strategies import Observation, Resources, SearchSpace, make_strategy
+from bisectlab.strategies import LabCosts, Observation, Resources, SearchSpace, make_strategy
 
 
 def test_bayes_finds_deterministic_bugs_on_kernel_dags():
@@ -185,3 +185,20 @@ def test_many_rigs_test_as_many_commits(rigs):
     space = chain_space(300)
     proposal = make_strategy("bayes", space).propose(Resources(rigs=rigs))
     assert len(proposal.commits) == rigs == len(set(proposal.commits))
+
+
+def test_with_several_rigs_an_installed_kernel_does_not_set_the_rounds_boots():
+    """On one rig, another boot of the installed kernel is cheap, so a short test of it may be
+    best; on several, the round installs on the other rigs with the same boots count, so the
+    count is chosen as if every test installed (4 rigs, shipped scenario: 1.37 -> 0.83 lab days)."""
+    line = [()] + [(i,) for i in range(200)]
+    strategy = make_strategy("bayes", SearchSpace(line, [0], 200))
+    for commit, boots, fails in [(100, 8, 0), (150, 3, 1), (125, 8, 0), (137, 2, 1)]:
+        strategy.observe(Observation(commit, boots, fails))
+    costs = LabCosts(install=30.0, boot=3.0, swap=10.0)
+    top = strategy.propose(Resources(rigs=1, costs=costs)).commits[0]
+    kept = Resources(rigs=4, costs=costs, installed=(top, None, None, None))
+    bare = Resources(rigs=4, costs=costs, installed=(None, None, None, None))
+    assert strategy.propose(kept).boots == strategy.propose(bare).boots
+    alone = Resources(rigs=1, costs=costs, installed=(top,))
+    assert strategy.propose(alone).boots < strategy.propose(kept).boots

@@ -460,14 +460,16 @@ class BayesStrategy(Strategy):
     def _expected_minutes(self, u: np.ndarray, ladder: Sequence[int],
                           resources: Resources) -> np.ndarray:
         """Expected lab minutes of testing each candidate with up to b boots, per b of the
-        ladder (L, N): an install unless a free rig has it, the boots until the first failure,
-        a swap after one."""
+        ladder (L, N): an install unless the one rig has it (with several, one b serves the
+        round and its other rigs install: priced as an install), the boots until the first
+        failure, a swap after one."""
         costs = resources.costs
         assert costs is not None
-        installed = [self.space.local[c] for c in resources.installed
-                     if c is not None and c in self.space.local]
         install = np.full(len(u), costs.install)
-        install[installed] = 0.0
+        if resources.rigs == 1:  # a round of several rigs installs on most of them, whatever b
+            installed = [self.space.local[c] for c in resources.installed
+                         if c is not None and c in self.space.local]
+            install[installed] = 0.0
         p, mass = self.model.p_grid, self.posterior.p_mass
         b = np.asarray(ladder, dtype=float)
         survive = (1 - p)[:, None] ** b[None, :]                                  # (P, L)
