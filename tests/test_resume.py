@@ -55,11 +55,14 @@ def _verdict(run, *args: str) -> dict:
 SAME = ("status", "culprit", "confidence", "tests", "boots", "installs", "adapters", "lab_minutes")
 
 
-@pytest.mark.parametrize("rigs", ["1", "3"])
+@pytest.mark.parametrize("rigs, boots", [("1", []), ("3", ["--boots-per-install", "1"])])
 def test_a_killed_hunt_is_stopped_and_resumes_to_the_uninterrupted_verdict(run, slow_bug,
-                                                                           tmp_path, rigs):
-    hunt = ["v1.0", "v1.1", "--history", str(slow_bug), "--seed", "21", "--rigs", rigs]
+                                                                           tmp_path, rigs, boots):
+    """Killed after 40 tests of a hunt of well over a hundred (on 3 rigs one boot per test keeps
+    it that long: with the boots chosen per round it takes about 20)."""
+    hunt = ["v1.0", "v1.1", "--history", str(slow_bug), "--seed", "21", "--rigs", rigs, *boots]
     whole = _verdict(run, "bisect", *hunt, "--db", "whole.sqlite")
+    assert whole["tests"] > 100
     assert whole["installs"] < whole["tests"]  # rigs rebooted kernels they had: resume keeps them
     proc = _start(["bisect", *hunt, "--db", "cut.sqlite", "-q"], tmp_path)
     _wait_for_rows(tmp_path / "cut.sqlite", "SELECT count(*) FROM tests", 40, proc)
