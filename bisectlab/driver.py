@@ -248,7 +248,7 @@ class HuntSetup:
         """The hunt's parameters as logged: enough to set the same hunt up again (replay)."""
         return {"strategy_options": strategy.params(), "rigs": self.rigs, "arch": self.arch,
                 "adapters": self.adapters, "keeps_installed": self.keeps_installed,
-                **{f"{k}_minutes": v for k, v in asdict(self.costs).items()}}
+                **self.costs.as_params()}
 
     @classmethod
     def from_logged(cls, history: History, hunt: dict[str, Any]) -> HuntSetup:
@@ -259,7 +259,7 @@ class HuntSetup:
 
             raise StoreError(f"hunt {hunt['id']} was logged without its strategy options "
                              "(by an older bisectlab); it cannot be replayed")
-        costs = Costs(**{k: params[f"{k}_minutes"] for k in asdict(Costs())})
+        costs = Costs.from_params(params)
         options = strategy_class(hunt["strategy"]).Options.from_logged(params["strategy_options"])
         return cls(history, hunt["good"], hunt["bad"], strategy=hunt["strategy"],
                    options=options.as_dict(), seed=hunt["seed"], rigs=params["rigs"],
@@ -349,15 +349,14 @@ class RealSetup:
                 "timeout": self.timeout, "on_timeout": self.on_timeout,
                 "worktrees": None if self.worktrees is None else str(self.worktrees),
                 "keep_worktrees": self.keep_worktrees,
-                **({} if self.costs is None else
-                   {f"{k}_minutes": v for k, v in asdict(self.costs).items()})}
+                **({} if self.costs is None else self.costs.as_params())}
 
     @classmethod
     def from_logged(cls, hunt: dict[str, Any]) -> RealSetup:
         """The setup of a logged real or manual hunt."""
         p = hunt["params"]
         options = strategy_class(hunt["strategy"]).Options.from_logged(p["strategy_options"])
-        costs = (Costs(**{k: p[f"{k}_minutes"] for k in asdict(Costs())})
+        costs = (Costs.from_params(p)
                  if "install_minutes" in p else None)  # hunts logged before real rigs had costs
         return cls(tuple(p["goods"]), hunt["bad"], repo=None if p["repo"] is None else Path(p["repo"]),
                    history_ref=p["history"], run=p["run"], install=p["install"],

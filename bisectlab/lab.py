@@ -8,7 +8,9 @@ rig stands idle. The lab knows the simulation; the strategy only ever sees test 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from bisectlab import kernel
 from bisectlab.errors import BisectlabError
@@ -22,6 +24,16 @@ class Costs:
     install: float = 30.0
     boot: float = 3.0
     swap: float = 10.0
+
+    def as_params(self) -> dict[str, float]:
+        """The costs as a hunt's parameters log them and the command line names them:
+        install_minutes, boot_minutes, swap_minutes."""
+        return {f"{f.name}_minutes": getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> Costs:
+        """The costs :meth:`as_params` gave (KeyError if they are not among ``params``)."""
+        return cls(**{f.name: params[f"{f.name}_minutes"] for f in fields(cls)})
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bisectlab.errors import BisectlabError
+from bisectlab.lab import Costs
 from bisectlab.options import _shown
 from bisectlab.strategies import strategy_class
 
@@ -78,9 +79,9 @@ def start_args(hunt: dict[str, Any]) -> list[str]:
     args += ["--rigs", str(p.get("rigs", 1)), "--seed", str(hunt["seed"])]
     if p.get("adapters") is not None:
         args += ["--adapters", str(p["adapters"])]
-    for cost in ("install", "boot", "swap"):
-        if f"{cost}_minutes" in p:
-            args += [f"--{cost}-minutes", f"{p[f'{cost}_minutes']:g}"]
+    if "install_minutes" in p:  # hunts logged before real rigs had costs have none
+        for name, minutes in Costs.from_params(p).as_params().items():
+            args += ["--" + name.replace("_", "-"), f"{minutes:g}"]
     return args
 
 

@@ -30,6 +30,7 @@ from bisectlab.cli.params import (
 )
 from bisectlab.history import DEFAULT_SCENARIO, History
 from bisectlab.kernel import ARCHES
+from bisectlab.lab import Costs
 from bisectlab.rigs import DEFAULT_ON_TIMEOUT, TIMEOUT_ACTIONS
 from bisectlab.strategies import STRATEGIES
 
@@ -90,7 +91,6 @@ def bisect(refs: tuple[str, ...], history_ref: str | None, repo: Path | None,
     The lab's minutes price bayes' tests everywhere; on real rigs lab time is the wall clock.
     """
     from bisectlab.driver import bisect as run_bisect
-    from bisectlab.lab import Costs
 
     setup = make_setup(refs, history_ref, repo, run_command, install_command, manual, timeout,
                        on_timeout, worktrees, keep_worktrees, strategy_spec, adapters, rigs, arch,
@@ -105,7 +105,7 @@ def make_setup(refs: tuple[str, ...], history_ref: str | None, repo: Path | None
                run_command: str | None, install_command: str | None, manual: bool,
                timeout: float | None, on_timeout: str, worktrees: Path | None,
                keep_worktrees: bool, strategy_spec: str, adapters: int | None, rigs: int,
-               arch: str, seed: int | None, flags: dict[str, Any], costs: Any = None) -> Any:
+               arch: str, seed: int | None, flags: dict[str, Any], costs: Costs) -> Any:
     """The hunt `bisect`'s arguments ask for: simulated, on real rigs, or by hand."""
     from bisectlab.driver import HuntSetup, RealSetup
     from bisectlab.history import load_history
@@ -124,8 +124,7 @@ def make_setup(refs: tuple[str, ...], history_ref: str | None, repo: Path | None
             raise click.UsageError("several GOODs need --repo (or --manual)")
         setup: Any = HuntSetup(load_history(history_ref), goods[0], bad, strategy=strategy,
                                options=dict(lane.options), seed=seed, rigs=rigs, arch=arch,
-                               adapters=50 if adapters is None else adapters,
-                               **({} if costs is None else {"costs": costs}))
+                               adapters=50 if adapters is None else adapters, costs=costs)
     else:
         if manual and run_command is not None:
             raise click.UsageError("--manual and --run do not go together")

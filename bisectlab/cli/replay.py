@@ -241,7 +241,9 @@ def replay_log(transcript: Any, db_url: str | None, as_json: bool) -> None:
     start = bisect.make_context("bisect", list(log.start), resilient_parsing=False).params
     for key in ("db_url", "as_json", "quiet"):
         start.pop(key, None)
-    costs = Costs(*(start.pop(f"{k}_minutes") for k in ("install", "boot", "swap")))
+    costs = Costs.from_params(start)
+    for name in costs.as_params():
+        del start[name]
     flags = {k: v for k, v in start.items() if k.startswith("flag_")}
     setup = make_setup(**{k: v for k, v in start.items() if not k.startswith("flag_")},
                        flags=flags, costs=costs)
