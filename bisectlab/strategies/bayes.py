@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from math import log2
 from typing import Any
 
@@ -250,15 +251,12 @@ class BayesStrategy(Strategy):
         self.cost_weight = opts.cost_weight
         self.boots = opts.boots_per_install or 1  # fixed, or the default where costs are unknown
         hint = None if opts.detect_prior is None else DetectHint.parse(opts.detect_prior)
-        self.model = RateModel.build(opts.detect, opts.false_positive,
-                                     deterministic_mass=opts.deterministic_mass,
-                                     caution=opts.caution, hint=hint)
+        build = partial(RateModel.build, opts.detect, opts.false_positive,
+                        deterministic_mass=opts.deterministic_mass, caution=opts.caution)
+        self.model = build(hint=hint)
         self.unhinted = None  # the check's quantile is read without the hint (low_p_mass)
         if hint is not None and opts.detect is None:
-            plain = RateModel.build(opts.detect, opts.false_positive,
-                                    deterministic_mass=opts.deterministic_mass,
-                                    caution=opts.caution)
-            self.unhinted = plain.p_prior / self.model.p_prior
+            self.unhinted = build().p_prior / self.model.p_prior
         if prior_weights is None and opts.weight is not None:
             prior_weights = prior_from_paths(space, opts.weight)
         self.log_prior = self._log_prior(prior_weights)
@@ -416,6 +414,11 @@ class BayesStrategy(Strategy):
             return False
         if first_best(post.mass) != i or post.mass[i] < self.confidence:
             return False
+        return self._holds_at_low_p(stats, post, i)
+
+    def _holds_at_low_p(self, stats: Evidence, post: Posterior, i: int | np.ndarray) -> bool:
+        """Whether candidate ``i`` (or the candidates ``i``) keep the confidence with p fixed
+        at its pessimistic quantile (see :func:`low_p_mass`)."""
         check = low_p_mass(stats, self.log_prior, self.model, post, i,
                            self.options.check_quantile, self.unhinted)
         return check is None or check[0] >= self.confidence
@@ -669,6 +672,8 @@ class BayesStrategy(Strategy):
     def _hidden_by_skips(self) -> np.ndarray:
         """The likeliest candidates holding the target confidence together (local indices), if
         skipped commits are among them, else none."""
+        if not self.untestable.any():  # the common case, and every round asks
+            return np.zeros(0, dtype=np.intp)
         order = np.argsort(-self.posterior.mass, kind="stable")
         held = np.cumsum(self.posterior.mass[order])
         likeliest = order[:int(np.searchsorted(held, self.confidence)) + 1]
@@ -684,11 +689,7 @@ class BayesStrategy(Strategy):
         inside[block] = 1.0
         below = self.space.sums.sums(inside)  # how many of the block each commit contains
         splits = (below > 0.5) & (below < len(block) - 0.5) & ~self.untestable
-        if splits.any():
-            return False
-        check = low_p_mass(self.stats, self.log_prior, self.model, self.posterior, block,
-                           self.options.check_quantile, self.unhinted)
-        return check is None or check[0] >= self.confidence
+        return not splits.any() and self._holds_at_low_p(self.stats, self.posterior, block)
 
     def abort(self, reason: str, status: str = "aborted") -> Verdict:
         i, mass = self.best()
