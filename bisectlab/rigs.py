@@ -189,9 +189,7 @@ class GitRigs:
         rig.restored = False
         if rig.installed is None:
             return
-        if self.worktrees is not None:
-            with self.lock:
-                rig.worktree = self.place(rig.name)
+        self.place(rig)
         sha = self.history.shas[rig.installed]
         head = (git(rig.worktree, "rev-parse", "HEAD", check=False).strip()
                 if (rig.worktree / ".git").exists() else None)
@@ -292,9 +290,8 @@ class GitRigs:
             return
         if self.stopping.is_set():
             raise RigStopped("stopped")
-        if rig.checked_out is None and self.worktrees is not None:
-            with self.lock:
-                rig.worktree = self.place(rig.name)
+        if rig.checked_out is None:
+            self.place(rig)
         if not (rig.worktree / ".git").exists():
             rig.worktree.parent.mkdir(parents=True, exist_ok=True)
             with self.lock:  # git worktree add reads the others' half-made metadata
@@ -303,14 +300,22 @@ class GitRigs:
             git(rig.worktree, "checkout", "--quiet", "--force", "--detach", sha)
         rig.checked_out = commit
 
-    def place(self, name: str) -> Path:
-        """Where a rig's worktree goes: worktrees/hunt-N/rigK, N the hunt's number, in a folder
+    def place(self, rig: Rig) -> None:
+        """Put the rig's worktree in worktrees/hunt-N/rigK, N the hunt's number, in a folder
         this process holds a lock on (hunt-N.2, .3 ... if another process holds hunt-N: a hunt
-        of the same number in another database), so two hunts never share a worktree."""
+        of the same number in another database), so two hunts never share a worktree (no
+        --worktrees folder: the rig's own path stays)."""
+        if self.worktrees is None:
+            return
+        with self.lock:
+            rig.worktree = self._folder() / rig.name
+
+    def _folder(self) -> Path:
+        """This hunt's folder of worktrees, claimed on first use."""
         if self.folder is None:
             self.folder, self.folder_lock = claim_folder(
                 self.worktrees, "hunt" if self.hunt_id is None else f"hunt-{self.hunt_id}")
-        return self.folder / name
+        return self.folder
 
     def _command(self, command: str, rig: Rig, commit: int, boot: int) -> Command:
         """Run one command in the rig's worktree, its output into a file, its tail kept."""
