@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
+from pathlib import Path
+from typing import NoReturn
 
 from bisectlab.campaign import spec_from_dict
 from bisectlab.history import load_history
@@ -35,6 +38,12 @@ def phases(store: Store, hunt: dict, parents_of: dict[str, set[str]]) -> dict[st
     return out
 
 
+def fail(message: str) -> NoReturn:
+    """Bad input: one line, exit 2."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("db", help="the campaign's SQLite file")
@@ -44,8 +53,12 @@ def main() -> None:
     parser.add_argument("--detect", type=float, default=0.05,
                         help="p for the information bound (the scenario's bug shows ~1 boot in 20)")
     args = parser.parse_args()
+    if not Path(args.db).is_file():
+        fail(f"no campaign database at {args.db}")
     with Store(f"sqlite:///{args.db}") as store:
-        campaign = next(c for c in store.campaigns() if c["id"] == args.campaign)
+        campaign = next((c for c in store.campaigns() if c["id"] == args.campaign), None)
+        if campaign is None:
+            fail(f"no campaign {args.campaign} in {args.db}")
         spec = spec_from_dict(campaign["spec"])
         h = load_history(spec.history)
         good, bad = h.resolve(spec.good), h.resolve(spec.bad)

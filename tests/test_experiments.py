@@ -103,3 +103,11 @@ def test_lab_time_phases_split_each_lanes_lab_days(tmp_path):
     assert set(lanes) == {"bayes", "bayes:boots-per-install=5"}
     for hunts, days, culprit, parents, search, _, _ in lanes.values():
         assert hunts == 3 and abs(culprit + parents + search - days) < 2e-3  # one rig: they add up
+
+
+def test_lab_time_phases_refuses_a_missing_database_in_one_line(tmp_path):
+    done = subprocess.run([sys.executable, str(EXPERIMENTS / "lab_time_phases.py"),
+                           str(tmp_path / "none.sqlite")], capture_output=True, text=True)
+    assert (done.returncode, done.stderr) == (2, f"error: no campaign database at "
+                                                 f"{tmp_path / 'none.sqlite'}\n")
+    assert not (tmp_path / "none.sqlite").exists()
