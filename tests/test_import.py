@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from bisectlab.errors import HistoryError
 from bisectlab.gitrepo import history_from_repo
-from bisectlab.histfile import history_bytes, read_history_file, write_history_file
+from bisectlab.histfile import _joined, history_bytes, read_history_file, write_history_file
 from bisectlab.history import PackedInts, PackedText, load_history
 
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
@@ -159,10 +159,12 @@ def test_history_files_round_trip_a_generated_history(kernel_2k, tmp_path):
     assert history_bytes(kernel_2k) == path.read_bytes()
 
 
-@given(st.lists(st.text(alphabet=st.characters(blacklist_characters="\0")), max_size=30))
+@given(st.lists(st.text(alphabet=st.characters(blacklist_characters="\0",
+                                               blacklist_categories=("Cs",))), max_size=30))
 def test_packed_subjects_read_as_the_list_they_were_joined_from(subjects):
-    packed = PackedText.split(np.frombuffer("\0".join(subjects).encode(), dtype=np.uint8)) \
-        if subjects else []
+    """Any text without NUL (a lone surrogate is no text git or a TOML file can give; the
+    surrogate-escaped bytes of a non-UTF-8 subject are the next test's)."""
+    packed = PackedText.split(_joined(subjects)) if subjects else []
     assert list(packed) == subjects and len(packed) == len(subjects)
     if subjects:
         assert packed[-1] == subjects[-1] and packed[1:3] == subjects[1:3]
