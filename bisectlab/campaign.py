@@ -11,6 +11,7 @@ command runs only the slots that are missing or were interrupted.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -176,8 +177,9 @@ class InlineExecutor(Executor):
 
 class QuietProcessPool(ProcessPoolExecutor):
     """A process pool that stays quiet once a killed worker has broken it: the campaign reports
-    the break in one line, and CPython's teardown of a broken pool can race the interpreter's
-    exit hook or the queue feeder on a closed pipe (EBADF), printing a traceback after it.
+    the break in one line, and CPython's teardown of a broken or interrupted pool can race the
+    interpreter's exit hook or the queue feeder on a closed pipe (EBADF), printing a traceback
+    after it.
     """
 
     def __init__(self, workers: int):
@@ -191,6 +193,15 @@ class QuietProcessPool(ProcessPoolExecutor):
                     loud(exc, obj)
 
             queue._on_queue_feeder_error = on_feeder_error
+        wakeup = getattr(self, "_executor_manager_thread_wakeup", None)
+        if wakeup is not None:  # the exit hook may wake a manager that has closed its pipe
+            send = wakeup.wakeup
+
+            def quiet_wakeup() -> None:
+                with contextlib.suppress(OSError):
+                    send()
+
+            wakeup.wakeup = quiet_wakeup
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """A broken pool is waited for (its workers are gone, so it is quick): its manager
