@@ -24,11 +24,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property, partial
 from itertools import chain as concat
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import breadth_first_order
-from scipy.sparse.linalg import spsolve_triangular
+
+if TYPE_CHECKING:  # scipy is imported where it is used: a boot needs none of it (start-up time)
+    from scipy.sparse import csr_matrix
 
 Parents = Sequence[tuple[int, ...]]
 Csr = tuple[np.ndarray, np.ndarray]
@@ -76,6 +77,8 @@ def local_parent_arrays(parents: Parents, keep: np.ndarray) -> Csr:
 
 def parent_graph(indptr: np.ndarray, indices: np.ndarray) -> csr_matrix:
     """The child -> parent adjacency matrix, for scipy's graph traversals."""
+    from scipy.sparse import csr_matrix
+
     n = len(indptr) - 1
     return csr_matrix((np.ones(len(indices), dtype=np.int8), indices, indptr), shape=(n, n))
 
@@ -95,6 +98,8 @@ def reach_mask(graph: Csr, heads: Iterable[int]) -> np.ndarray:
         start = n
     else:
         return mark
+    from scipy.sparse.csgraph import breadth_first_order
+
     reached = breadth_first_order(parent_graph(indptr, indices), start, directed=True,
                                   return_predecessors=False)
     mark[reached[reached < n]] = True
@@ -133,11 +138,24 @@ def candidates(parents: Parents, bad: int, goods: Iterable[int]) -> np.ndarray:
     return np.flatnonzero(candidate_mask(parent_arrays(parents), bad, goods))
 
 
-def is_ancestor(parents: Parents, a: int, b: int) -> bool:
-    """True if ``a`` is an ancestor-or-self of ``b``."""
-    if a > b:
-        return False
-    return bool(ancestors_mask(parents, [b])[a])
+WALK_LIMIT = 50_000
+
+
+def is_ancestor(parents: Parents, a: int, b: int, walk_limit: int = WALK_LIMIT) -> bool:
+    """True if ``a`` is an ancestor-or-self of ``b``: a walk down from b, first parents first,
+    that never goes below index a (parents come before children); a walk longer than
+    ``walk_limit`` commits is left to one breadth-first search in scipy."""
+    if a >= b:
+        return a == b
+    seen, stack = {b}, [b]
+    while stack and len(seen) <= walk_limit:
+        for p in reversed(parents[stack.pop()]):
+            if p == a:
+                return True
+            if p > a and p not in seen:
+                seen.add(p)
+                stack.append(p)
+    return bool(stack) and bool(ancestors_mask(parents, [b])[a])
 
 
 def generation_numbers(parents: Parents) -> np.ndarray:
@@ -154,6 +172,8 @@ def generation_numbers(parents: Parents) -> np.ndarray:
 
 def _first_parent_matrix(first_parent: np.ndarray) -> csr_matrix:
     """I - F, where F[x, first_parent[x]] = 1: lower triangular, unit diagonal."""
+    from scipy.sparse import csr_matrix
+
     n = len(first_parent)
     has = first_parent >= 0
     indptr = np.zeros(n + 1, dtype=np.int32)
@@ -171,6 +191,8 @@ def _tree_solve(matrix: csr_matrix, b: np.ndarray, down: bool) -> np.ndarray:
     tree: a triangular solve (exact: every partial sum is an integer far below 2^53). With a unit
     diagonal the solver never reads the diagonal, which it may rewrite in place (no copy of the
     matrix is made), so the same matrix serves both directions."""
+    from scipy.sparse.linalg import spsolve_triangular
+
     if matrix.shape[0] == 0:
         return np.zeros(0, dtype=np.int32)
     a = matrix.T if down else matrix

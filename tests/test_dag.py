@@ -83,6 +83,16 @@ def test_unit_weights_count_ancestors_on_a_kernel_history(kernel_2k):
     assert counts[-1] == len(cands)
 
 
+@settings(max_examples=150, deadline=None)
+@given(dags(), st.data())
+def test_is_ancestor_walks_and_falls_back_to_the_search_alike(parents, data):
+    a = data.draw(st.integers(0, len(parents) - 1))
+    b = data.draw(st.integers(0, len(parents) - 1))
+    expected = a in brute_ancestors(parents, b)
+    assert dag.is_ancestor(parents, a, b) == expected
+    assert dag.is_ancestor(parents, a, b, walk_limit=1) == expected
+
+
 def test_descendants_and_generation():
     parents = [(), (0,), (0,), (1, 2), (3,)]
     assert dag.descendants_mask(parents, 1).tolist() == [False, True, False, True, True]
