@@ -13,7 +13,7 @@ import datetime as _dt
 import hashlib
 import random
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -273,11 +273,23 @@ def next_version(tag: str) -> str:
     return f"{head}.{int(last) + 1}" if head else f"v{int(tag.lstrip('v')) + 1}"
 
 
+def _below(bits: Callable[[int], int], n: int) -> int:
+    """A uniform draw in [0, n) as CPython 3.11's ``Random.choice`` makes it (rejection sampling
+    on ``getrandbits``), written out: the same stream at a third of the cost, and histories that
+    stay the same should a later Python draw choices otherwise."""
+    k = n.bit_length()
+    r = bits(k)
+    while r >= n:
+        r = bits(k)
+    return r
+
+
 class _Builder:
     """Appends commits in topological order and keeps the history's parallel lists."""
 
     def __init__(self, rng: random.Random):
         self.rng = rng
+        self._bits = rng.getrandbits
         self.parents: list[tuple[int, ...]] = []
         self.subjects: list[str] = []
         self.times: list[int] = []
@@ -315,8 +327,31 @@ class _Builder:
         return c
 
     def subject(self, area: str) -> str:
-        r = self.rng
-        return f"{area}: {r.choice(VERBS)} {r.choice(NOUNS)} {r.choice(WHERES)}"
+        pick = self.pick
+        return f"{area}: {pick(VERBS)} {pick(NOUNS)} {pick(WHERES)}"
+
+    def pick(self, seq: Sequence[str]) -> str:
+        """``rng.choice(seq)``, drawn as CPython 3.11 draws it (see :func:`_below`)."""
+        return seq[_below(self._bits, len(seq))]
+
+    def add_line(self, tip: int, count: int, area: str, t: int, step: int, topic: int
+                 ) -> tuple[int, int]:
+        """``count`` commits in a line on ``tip``, ``step`` seconds apart after ``t``, with
+        generated subjects (the hot loop of a generation, hence the lists extended at once);
+        returns the new tip and the last commit's time."""
+        if count <= 0:
+            return tip, t
+        bits, first = self._bits, len(self.parents)
+        v, n, w = len(VERBS), len(NOUNS), len(WHERES)
+        self.subjects.extend(
+            f"{area}: {VERBS[_below(bits, v)]} {NOUNS[_below(bits, n)]} {WHERES[_below(bits, w)]}"
+            for _ in range(count))
+        self.parents.append((tip,))
+        self.parents.extend((c,) for c in range(first, first + count - 1))
+        self.times.extend(range(t + step, t + step * count + 1, step))
+        self.topic_of.extend([topic] * count)
+        self.areas.extend([area] * count)
+        return first + count - 1, t + step * count
 
 
 @dataclass
@@ -388,13 +423,13 @@ class _Cycle:
                 continue
             t = self.t0 + int(frac * (t_end - self.t0)) + rng.randrange(3600)
             if free <= 2 or rng.random() < 0.05:
-                area = rng.choice(SUBSYSTEMS)
+                area = b.pick(SUBSYSTEMS)
                 self.head = b.add((self.head,), b.subject(area), t, area=area)
                 used = 1
             else:
                 size = min(self._topic_size(), free - 1)
                 fork = base if rng.random() < 0.8 else self.head
-                used = self._topic(fork, size, self.t0 - 30 * DAY, t, rng.choice(SUBSYSTEMS))
+                used = self._topic(fork, size, self.t0 - 30 * DAY, t, b.pick(SUBSYSTEMS))
             free -= used
             done += used
 
@@ -410,17 +445,9 @@ class _Cycle:
         sub = size >= 12 and rng.random() < 0.25
         sub_n = rng.randint(2, size // 2) if sub else 0
         main_n = size - sub_n - (1 if sub else 0)
-        tip = fork
-        t = start
-        for _ in range(main_n):
-            t += step
-            tip = b.add((tip,), b.subject(area), t, topic, area)
+        tip, t = b.add_line(fork, main_n, area, start, step, topic)
         if sub:
-            sub_tip = fork
-            sub_topic = b.topic(f"{area}-sub")
-            for _ in range(sub_n):
-                t += step
-                sub_tip = b.add((sub_tip,), b.subject(area), t, sub_topic, area)
+            sub_tip, t = b.add_line(fork, sub_n, area, t, step, b.topic(f"{area}-sub"))
             tip = b.add((tip, sub_tip), f"Merge branch '{area}-fixes' into {area}-next", t, topic)
         self.head = b.add((self.head, tip), self._merge_subject(area), t_merge)
         return size + 1
@@ -457,12 +484,12 @@ class _Cycle:
         while free > 0:
             t = t0 + int(done / max(n, 1) * (t1 - t0))
             if free <= 2 or rng.random() < 0.55:
-                area = rng.choice(SUBSYSTEMS)
+                area = b.pick(SUBSYSTEMS)
                 self.head = b.add((self.head,), b.subject(area), t, area=area)
                 used = 1
             else:
                 size = min(rng.randint(1, 8), free - 1)
-                used = self._topic(fork, size, t0, t, rng.choice(SUBSYSTEMS))
+                used = self._topic(fork, size, t0, t, b.pick(SUBSYSTEMS))
             free -= used
             done += used
         for i, pc in enumerate(pins):
@@ -478,7 +505,7 @@ class _Cycle:
             if i < len(pins):
                 tip = b.add_pinned((tip,), pins[i], t + (i + 1) * DAY, topic, MISC)
             else:
-                area = b.rng.choice(SUBSYSTEMS)
+                area = b.pick(SUBSYSTEMS)
                 tip = b.add((tip,), b.subject(area), t + (i + 1) * DAY, topic, area)
         name = f"{self.version}.1"
         b.tags[name] = b.add((tip,), f"Linux {name[1:]}", t + (n + 1) * DAY, topic, RELEASE)
