@@ -29,7 +29,7 @@ from bisectlab.driver import HuntSetup, KnownRange, drive, logged_test, logged_v
 from bisectlab.errors import BisectlabError
 from bisectlab.history import History, load_history
 from bisectlab.lab import Costs
-from bisectlab.lanes import Lane
+from bisectlab.lanes import Lane, current_slot
 from bisectlab.store import Store, claimant, process_gone
 
 FINISHED = ("found", "aborted", "inconclusive")
@@ -280,11 +280,11 @@ def plan(spec: CampaignSpec, rows: list[dict[str, Any]], store: Store,
     ``reclaim`` (the user knows no other process works on the campaign any more).
     Returns (slots to run, finished hunts kept, hunts held by other processes).
     """
-    by_slot = {(r["campaign_label"], r["campaign_index"]): r for r in rows}
+    by_slot = {(current_slot(r["campaign_label"]), r["campaign_index"]): r for r in rows}
     todo, kept, held, stale = [], 0, 0, []
     for lane in spec.lanes:
         for index in range(spec.hunts):
-            row = by_slot.get((lane.slot, index))
+            row = by_slot.get((current_slot(lane.slot), index))
             if row is None:
                 todo.append((lane, index))
             elif row["status"] in FINISHED:
@@ -409,7 +409,8 @@ def lane_rows(spec: CampaignSpec, rows: list[dict[str, Any]]) -> dict[str, list[
     labels = [lane.label for lane in spec.lanes]
     for lane in spec.lanes:
         label = lane.label if labels.count(lane.label) == 1 else f"{lane.label} {lane.slot}"
-        out[label] = [r for r in rows if r["campaign_label"] == lane.slot
+        slot = current_slot(lane.slot)
+        out[label] = [r for r in rows if current_slot(r["campaign_label"]) == slot
                       and r["campaign_index"] < spec.hunts and r["status"] in FINISHED]
     return out
 

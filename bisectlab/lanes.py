@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from bisectlab.errors import BisectlabError
@@ -29,6 +30,21 @@ class Lane:
     def slot(self) -> str:
         """The lane's key in the database: the strategy and every option, canonically."""
         return f"{self.strategy}:{json.dumps(dict(self.options), sort_keys=True)}"
+
+
+@lru_cache(maxsize=256)
+def current_slot(logged: str) -> str:
+    """A lane key as logged, spelt as today's code spells it: an option added since takes the
+    value the logged hunts ran with (its legacy value), so a campaign begun before the option
+    existed goes on where it stopped. A key that does not parse is its own."""
+    strategy, sep, text = logged.partition(":")
+    if not sep or strategy not in STRATEGIES:
+        return logged
+    try:
+        options = STRATEGIES[strategy].Options.from_logged(json.loads(text))
+    except (ValueError, TypeError, BisectlabError):
+        return logged
+    return Lane(logged, strategy, tuple(sorted(options.as_dict().items()))).slot
 
 
 def strategy_flags() -> dict[str, tuple[Spec, list[str]]]:

@@ -202,3 +202,30 @@ def test_with_several_rigs_an_installed_kernel_does_not_set_the_rounds_boots():
     assert strategy.propose(kept).boots == strategy.propose(bare).boots
     alone = Resources(rigs=1, costs=costs, installed=(top,))
     assert strategy.propose(alone).boots < strategy.propose(kept).boots
+
+
+@pytest.mark.parametrize("seen", [[], [(100, 8, 0)], [(100, 20, 1), (50, 20, 0)],
+                                  [(100, 3, 1), (50, 3, 1), (25, 3, 1)]])
+def test_planning_for_a_pessimistic_p_gives_a_test_more_boots(seen):
+    """With --plan-quantile the boots count is chosen for p at a lower quantile of its
+    posterior: more boots per install than planning for the posterior itself, while p is
+    loosely known (shipped scenario, one rig: 2.04 -> 1.65 lab days, README)."""
+    line = [()] + [(i,) for i in range(200)]
+    costs = LabCosts(install=30.0, boot=3.0, swap=10.0)
+    boots = []
+    for quantile in (0.0, 0.1):
+        strategy = make_strategy("bayes", SearchSpace(line, [0], 200), plan_quantile=quantile)
+        for commit, n, fails in seen:
+            strategy.observe(Observation(commit, n, fails))
+        boots.append(strategy.propose(Resources(rigs=1, costs=costs)).boots)
+    assert boots[1] > boots[0]
+
+
+def test_planning_leaves_a_fixed_boots_count_and_a_known_p_alone():
+    line = [()] + [(i,) for i in range(200)]
+    costs = LabCosts(install=30.0, boot=3.0, swap=10.0)
+    for options in ({"boots_per_install": 5}, {"detect": 0.05}):
+        plain, planned = (make_strategy("bayes", SearchSpace(line, [0], 200), **options,
+                                        plan_quantile=q) for q in (0.0, 0.1))
+        resources = Resources(rigs=1, costs=costs)
+        assert plain.propose(resources) == planned.propose(resources)

@@ -104,6 +104,21 @@ def test_rerun_runs_only_what_is_missing(run, small, tmp_path):
     assert campaigns[0]["strategies"] == "git retry:k=4"
 
 
+def test_a_campaign_begun_before_an_option_existed_goes_on_after_it(run, small, tmp_path):
+    """Its hunts logged every option of their day; an option added since takes the value they
+    ran with (its legacy value), so the same lane keeps them rather than running them again."""
+    campaign(run, small, "--hunts", "2", "--strategy", "bayes", "--workers", "1")
+    with sqlite3.connect(tmp_path / "c.sqlite") as con:
+        for hunt_id, label in con.execute("SELECT id, campaign_label FROM hunts").fetchall():
+            strategy, _, options = label.partition(":")
+            older = {k: v for k, v in json.loads(options).items() if k != "plan_quantile"}
+            con.execute("UPDATE hunts SET campaign_label = ? WHERE id = ?",
+                        (f"{strategy}:{json.dumps(older, sort_keys=True)}", hunt_id))
+    again = campaign(run, small, "--hunts", "3", "--strategy", "bayes", "--workers", "1")
+    assert "1 hunts run now (2 kept" in again.stderr
+    assert "bayes" in again.stdout and len(slots(tmp_path / "c.sqlite")) == 3
+
+
 def test_interrupted_campaign_is_consistent_and_finishes_on_rerun(small, tmp_path):
     lanes = (Lane("bayes", "bayes", (("boots_per_install", 3),)),)
     spec = CampaignSpec("kernel-400-s3", str(small), "v1.0", "v1.1", lanes, hunts=8, seed=5, rigs=2,
@@ -212,7 +227,7 @@ def test_plots_are_written(run, small, tmp_path):
     (("replay", "campaign", "--history", "k400.toml", "--strategy", "bayes:k=3"),
      "error: strategy bayes takes no option 'k' (bayes takes: confidence, detect, "
      "false-positive, cost-weight, boots-per-install, deterministic-mass, caution, "
-     "detect-prior, weight, p-quantile)"),
+     "detect-prior, weight, p-quantile, plan-quantile)"),
     (("replay", "campaign", "--history", "k400.toml", "--swap-minutes", "nan"),
      "error: Invalid value for '--swap-minutes': must be in [0, 10000000], not nan"),
     (("replay", "intel-lab", "--scheduler", "foo"),

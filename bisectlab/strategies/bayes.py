@@ -88,6 +88,13 @@ class BayesOptions(StrategyOptions):
              "that early luck making p look high cannot make it overconfident (default: "
              "1 - confidence, at most 0.03; 0: the plain posterior)")
 
+    plan_quantile: float = option(
+        0.0, key="plan-quantile", flag="--plan-quantile", low=0, high=0.5, high_open=True,
+        metavar="Q",
+        help="with b left to the strategy, plan each test's boots for p at this lower quantile "
+             "of its posterior, not for the posterior itself (0.1 saves lab time on rare bugs, "
+             "costs some on frequent ones: README, Lab time)")
+
     @property
     def check_quantile(self) -> float:
         """The lower quantile of p a verdict must also hold at (0: no check)."""
@@ -139,6 +146,19 @@ def prior_from_paths(space: SearchSpace, text: str) -> np.ndarray:
     return weights
 
 
+def p_at_quantile(posterior: Posterior, quantile: float,
+                  unhinted: np.ndarray | None = None) -> float:
+    """The detection rate of the grid at the posterior's lower ``quantile`` (read without the
+    hint's lean when ``unhinted`` is given, see :func:`low_p_mass`)."""
+    if unhinted is None:
+        cdf = np.cumsum(posterior.p_mass)
+    else:
+        plain = posterior.p_mass * unhinted
+        cdf = np.cumsum(plain) / plain.sum()
+    grid = posterior.model.p_grid
+    return float(grid[min(np.searchsorted(cdf, quantile), len(cdf) - 1)])
+
+
 def low_p_mass(stats: Evidence, log_prior: np.ndarray, model: RateModel, posterior: Posterior,
                i: int, quantile: float, unhinted: np.ndarray | None = None
                ) -> tuple[float, float] | None:
@@ -153,12 +173,7 @@ def low_p_mass(stats: Evidence, log_prior: np.ndarray, model: RateModel, posteri
     """
     if quantile == 0 or len(model.p_grid) == 1:
         return None
-    if unhinted is None:
-        cdf = np.cumsum(posterior.p_mass)
-    else:
-        plain = posterior.p_mass * unhinted
-        cdf = np.cumsum(plain) / plain.sum()
-    p_low = float(model.p_grid[min(np.searchsorted(cdf, quantile), len(cdf) - 1)])
+    p_low = p_at_quantile(posterior, quantile, unhinted)
     try:
         mass = float(np.sum(compute_posterior(stats, log_prior, model.at_detect(p_low)).mass[i]))
     except ValueError:  # the data rule that p out: a verdict cannot rest on it
@@ -333,20 +348,21 @@ class BayesStrategy(Strategy):
         u, score = self._score_rows(resources, ladder)
         return u, list(score)
 
-    def _score_rows(self, resources: Resources, ladder: Sequence[int]
-                    ) -> tuple[np.ndarray, np.ndarray]:
-        """u_x, and the scores of :meth:`scores_at` as an (L, N) matrix, a row per b.
+    def _score_rows(self, resources: Resources, ladder: Sequence[int],
+                    post: Posterior | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """u_x, and the scores of :meth:`scores_at` as an (L, N) matrix, a row per b, under
+        ``post`` (default: the posterior).
 
         The information is exact under the model: I(c; outcome of x), with the rates summed out
         given each c. Every term is an ancestor sum, so one pass over the DAG gives them all,
         for every b at once; what depends on c alone is worked out once per likelihood class.
         Columns of candidates are rows here, so that every pass runs along memory.
         """
-        post = self.posterior
+        post = post or self.posterior
         m = post.mass
         bad, good = post.pass_by_class(ladder)                       # (U, L) each
         per_class = [bad, entropy_bits(bad)]
-        no_false_positives = bool(np.all(self.model.f_grid == 0.0))
+        no_false_positives = bool(np.all(post.model.f_grid == 0.0))
         if not no_false_positives:  # with f = 0 a good commit always passes
             per_class += [good, entropy_bits(good)]
         table = np.concatenate(per_class, axis=1).T                  # (k L, U)
@@ -451,17 +467,43 @@ class BayesStrategy(Strategy):
         """
         if self.options.boots_per_install is not None or resources.costs is None:
             return (self.boots, *self.scores(resources))
-        u, rates = self._score_rows(resources, BOOTS_LADDER)
-        rates /= self._expected_minutes(u, BOOTS_LADDER, resources)       # information a minute
+        plan = self._planning_posterior()
+        u, rates = self._lab_rates(resources, BOOTS_LADDER, plan)
         best: tuple[float, int] | None = None
         for k, top in enumerate(np.max(rates, axis=1).tolist()):
             if best is None or top > best[0] * (1 + 1e-9):
                 best = (top, k)
         assert best is not None
-        return BOOTS_LADDER[best[1]], u, rates[best[1]]
+        boots = BOOTS_LADDER[best[1]]
+        if plan is not self.posterior:
+            u, rates = self._lab_rates(resources, [boots], self.posterior)
+            return boots, u, rates[0]
+        return boots, u, rates[best[1]]
+
+    def _planning_posterior(self) -> Posterior:
+        """The posterior the boots per test are planned on: p fixed at its lower
+        ``plan_quantile``. A test planned for the posterior's p, whose early failures can make
+        a rare bug look frequent, leaves commits under-tested that the verdict, held at a low p
+        (the Trust rule), must come back to with another install."""
+        q = self.options.plan_quantile
+        if q == 0 or len(self.model.p_grid) == 1:
+            return self.posterior
+        p_plan = p_at_quantile(self.posterior, q)
+        try:
+            return compute_posterior(self.stats, self.log_prior, self.model.at_detect(p_plan))
+        except ValueError:  # the data rule that p out: plan on the posterior itself
+            return self.posterior
+
+    def _lab_rates(self, resources: Resources, ladder: Sequence[int], post: Posterior
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """u_x under ``post``, and the information a lab minute of testing each candidate with
+        up to b boots, per b of ``ladder`` (L, N)."""
+        u, rates = self._score_rows(resources, ladder, post)
+        rates /= self._expected_minutes(u, ladder, resources, post)
+        return u, rates
 
     def _expected_minutes(self, u: np.ndarray, ladder: Sequence[int],
-                          resources: Resources) -> np.ndarray:
+                          resources: Resources, post: Posterior) -> np.ndarray:
         """Expected lab minutes of testing each candidate with up to b boots, per b of the
         ladder (L, N): an install unless the one rig has it (with several, one b serves the
         round and its other rigs install: priced as an install), the boots until the first
@@ -473,7 +515,7 @@ class BayesStrategy(Strategy):
             installed = [self.space.local[c] for c in resources.installed
                          if c is not None and c in self.space.local]
             install[installed] = 0.0
-        p, mass = self.model.p_grid, self.posterior.p_mass
+        p, mass = post.model.p_grid, post.p_mass
         b = np.asarray(ladder, dtype=float)
         survive = (1 - p)[:, None] ** b[None, :]                                  # (P, L)
         boots_if_bad = mass @ np.where(p[:, None] > 0,
