@@ -87,6 +87,13 @@ def test_real_hunts_compares_real_rigs_with_bench_git_and_the_simulated_lab(tmp_
                         r"for test in 1 of 1", labs)
 
 
+def test_startup_ab_times_a_boot_and_a_generation_on_two_revisions():
+    out = run_script("startup_ab.py", "HEAD", "--boots", "1", "--generations", "1",
+                     "--commits", "5000")
+    assert re.search(r"boot --exit-status: HEAD [\d.]+ s, now [\d.]+ s, [\d.]+x", out)
+    assert re.search(r"generation of 5,000 commits: HEAD [\d.]+ s, now [\d.]+ s", out)
+
+
 def test_lab_time_phases_split_each_lanes_lab_days(tmp_path):
     bisectlab = str(Path(sys.executable).parent / "bisectlab")
     scenario, db = tmp_path / "k.toml", tmp_path / "c.sqlite"
