@@ -8,6 +8,7 @@ tests never depends on the stopping rule, so each rule's hunt is exactly the one
 
     python experiments/calibration.py --detect 0.05 --detect 0.3 --hunts 1000 --workers 2
     python experiments/calibration.py --scenario --hunts 400 --workers 2
+    python experiments/calibration.py --scenario --hunts 400 --workers 2 --plan-quantile 0.1
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ MAX_TESTS = 50_000
 class EveryRule(BayesStrategy):
     """bayes that notes when each (target, rule) would have stopped, and stops after the last."""
 
-    def __init__(self, space: SearchSpace, rules: tuple[str, ...] = RULES):
-        super().__init__(space, BayesOptions(p_quantile=0.0))
+    def __init__(self, space: SearchSpace, rules: tuple[str, ...] = RULES, plan: float = 0.0):
+        super().__init__(space, BayesOptions(p_quantile=0.0, plan_quantile=plan))
         self.rules = rules
         self.stops: dict[tuple[float, str], tuple[int, int]] = {}  # -> (culprit, boots)
 
@@ -62,25 +63,26 @@ class EveryRule(BayesStrategy):
         return None
 
 
-def bench_hunt(commits: int, p: float, seed: int, rules: tuple[str, ...], i: int
+def bench_hunt(commits: int, p: float, seed: int, rules: tuple[str, ...], plan: float, i: int
                ) -> tuple[int, dict]:
     """One of bench's hunts at detection rate p: the true culprit and each rule's stop."""
     h, _, _ = bench_history(commits, seed, None)
     s = hunt_seed(seed, i)
     culprit = int(random.Random(s).choice(culprit_pool(commits, seed, None)))
-    strategy = EveryRule(bench_space(commits, seed, None), rules)
+    strategy = EveryRule(bench_space(commits, seed, None), rules, plan)
     drive(strategy, Lab.build(_with_bug(h, RateBug(culprit, p, 0.0)), seed=s, adapters=None),
           max_tests=MAX_TESTS)
     return culprit, strategy.stops
 
 
-def scenario_hunt(rules: tuple[str, ...], i: int) -> tuple[int, dict]:
+def scenario_hunt(rules: tuple[str, ...], plan: float, i: int) -> tuple[int, dict]:
     """Hunt i of `replay intel-lab --rigs 1` on the shipped scenario (a bottomless box)."""
     from bisectlab.campaign import cached_history
 
     h = cached_history("e1000e-2.6.27")
     good, bad = h.resolve("v2.6.26"), h.resolve("v2.6.27-rc8")
-    strategy = EveryRule(SearchSpace(h.parents, [good], bad, names=h.shas, times=h.times), rules)
+    strategy = EveryRule(SearchSpace(h.parents, [good], bad, names=h.shas, times=h.times), rules,
+                         plan)
     drive(strategy, Lab.build(h, seed=campaign_hunt_seed(0, i), adapters=None),
           max_tests=MAX_TESTS)
     return h.true_culprit(good, bad), strategy.stops
@@ -110,18 +112,21 @@ def main() -> None:
     parser.add_argument("--hunts", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--plan-quantile", type=float, default=0.0,
+                        help="bayes' --plan-quantile (the boots per test planned for a low p)")
     parser.add_argument("--quantile", type=float, action="append", default=[],
                         help="also the low-p check at this quantile of p (repeatable)")
     args = parser.parse_args()
     rules = RULES + tuple(f"q={q:g}" for q in args.quantile)
     with ProcessPoolExecutor(args.workers) as pool:
         for p in args.detect:
-            rows = list(pool.map(partial(bench_hunt, args.commits, p, args.seed, rules),
+            rows = list(pool.map(partial(bench_hunt, args.commits, p, args.seed, rules, args.plan_quantile),
                                  range(args.hunts), chunksize=4))
             report(f"N={args.commits} p={p}", rows, rules)
         if args.scenario:
             report("e1000e-2.6.27 v2.6.26..v2.6.27-rc8, 1 rig",
-                   list(pool.map(partial(scenario_hunt, rules), range(args.hunts), chunksize=2)),
+                   list(pool.map(partial(scenario_hunt, rules, args.plan_quantile),
+                                 range(args.hunts), chunksize=2)),
                    rules)
 
 

@@ -358,7 +358,7 @@ class BayesStrategy(Strategy):
         for every b at once; what depends on c alone is worked out once per likelihood class.
         Columns of candidates are rows here, so that every pass runs along memory.
         """
-        post = post or self.posterior
+        post = post if post is not None else self.posterior
         m = post.mass
         bad, good = post.pass_by_class(ladder)                       # (U, L) each
         per_class = [bad, entropy_bits(bad)]
