@@ -87,8 +87,10 @@ def build_lanes(specs: Sequence[str], flags: Mapping[str, str | None]) -> list[L
         label_items = [i for i in text.partition(":")[2].split(",") if i]
         for flag, raw in typed.items():
             spec, takers = known[flag]
+            if name not in takers:
+                continue
             field_name = _field(name, spec)
-            if name in takers and field_name not in own:
+            if field_name not in own:
                 from_flags[field_name] = spec.parse(raw, flag)
                 label_items.append(f"{spec.key}={raw}")
         options = make_options(name, **{**from_flags, **own})

@@ -24,6 +24,7 @@ from bisectlab.bench import _with_bug, bench_history, bench_space, culprit_pool,
 from bisectlab.bugs import RateBug
 from bisectlab.campaign import campaign_hunt_seed
 from bisectlab.driver import drive
+from bisectlab.errors import BisectlabError
 from bisectlab.lab import Lab
 from bisectlab.strategies import SearchSpace
 from bisectlab.strategies.bayes import BayesOptions, BayesStrategy, low_p_mass
@@ -117,6 +118,10 @@ def main() -> None:
     parser.add_argument("--quantile", type=float, action="append", default=[],
                         help="also the low-p check at this quantile of p (repeatable)")
     args = parser.parse_args()
+    try:
+        BayesOptions(plan_quantile=args.plan_quantile)
+    except BisectlabError as exc:
+        parser.error(str(exc))
     rules = RULES + tuple(f"q={q:g}" for q in args.quantile)
     with ProcessPoolExecutor(args.workers) as pool:
         for p in args.detect:

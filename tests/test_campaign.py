@@ -463,3 +463,13 @@ def test_lanes_told_apart_by_flags_keep_their_own_rows(run, small):
     assert [row["strategy"] for row in table] == ["retry", "retry:k=3"]
     assert all(row["hunts"] == 2 for row in table)
     assert table[0]["boots_mean"] != table[1]["boots_mean"]
+
+
+def test_a_flag_of_one_strategy_goes_to_its_lanes_and_not_to_the_others(run, small):
+    """`--plan-quantile 0.1` (bayes' flag) beside a git lane: bayes takes it, git runs as it is
+    (it ended in a StopIteration traceback, the flag looked up among git's options)."""
+    result = run("replay", "campaign", "--history", str(small), "--hunts", "1", "--strategy",
+                 "git", "--strategy", "bayes", "--plan-quantile", "0.1", "--workers", "1", "-q")
+    assert result.exit_code == 0, result.stderr
+    table = json.loads(run("query", "campaigns", "--campaign", "1", "--format", "json").stdout)
+    assert [row["strategy"] for row in table] == ["git", "bayes:plan-quantile=0.1"]

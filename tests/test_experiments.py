@@ -118,3 +118,11 @@ def test_lab_time_phases_refuses_a_missing_database_in_one_line(tmp_path):
     assert (done.returncode, done.stderr) == (2, f"error: no campaign database at "
                                                  f"{tmp_path / 'none.sqlite'}\n")
     assert not (tmp_path / "none.sqlite").exists()
+
+
+def test_calibration_refuses_a_plan_quantile_out_of_range_in_one_line():
+    done = subprocess.run([sys.executable, str(EXPERIMENTS / "calibration.py"), "--detect", "0.5",
+                           "--hunts", "2", "--plan-quantile", "nan"], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].endswith("must be in [0, 0.5), not nan")

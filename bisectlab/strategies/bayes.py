@@ -92,8 +92,8 @@ class BayesOptions(StrategyOptions):
         0.0, key="plan-quantile", flag="--plan-quantile", low=0, high=0.5, high_open=True,
         metavar="Q",
         help="with b left to the strategy, plan each test's boots for p at this lower quantile "
-             "of its posterior, not for the posterior itself (0.1 saves lab time on rare bugs, "
-             "costs some on frequent ones: README, Lab time)")
+             "of its posterior, not for the posterior itself (0: off; 0.1 saves lab time on "
+             "rare bugs, costs some on frequent ones: README, Lab time)")
 
     @property
     def check_quantile(self) -> float:
