@@ -29,7 +29,7 @@ from bisectlab.driver import HuntSetup, KnownRange, drive, logged_test, logged_v
 from bisectlab.errors import BisectlabError
 from bisectlab.history import History, load_history
 from bisectlab.lab import Costs
-from bisectlab.lanes import Lane, current_slot
+from bisectlab.lanes import Lane, current_slot, lane_from_dict
 from bisectlab.store import Store, claimant, process_gone
 
 FINISHED = ("found", "aborted", "inconclusive")
@@ -309,7 +309,7 @@ def run_campaign(spec: CampaignSpec, store: Store, executor: Executor | None = N
     """
     h = cached_history(spec.history)
     campaign_id = store.open_campaign(name=spec.name, key=spec.key(h), spec=spec.as_dict(),
-                                      hunts=spec.hunts)
+                                      hunts=spec.hunts, lane_key=logged_lane_slot)
     run = CampaignRun(campaign_id)
     start = time.perf_counter()
     todo, run.kept, run.held_elsewhere = plan(spec, store.campaign_hunts(campaign_id), store,
@@ -403,15 +403,25 @@ def _lane_params(task: HuntTask) -> dict[str, Any]:
 
 # the table --------------------------------------------------------------------------------------
 
+def logged_lane_slot(lane: dict[str, Any]) -> str:
+    """A lane of a campaign's logged spec, by its key as today's code spells it."""
+    return current_slot(lane_from_dict(lane).slot)
+
+
 def lane_rows(spec: CampaignSpec, rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """The finished hunts of each lane of the spec (by label), from the hunts table."""
+    """The finished hunts of each lane of the spec (by label), from the hunts table: one per
+    index (the first logged), matched by the key as today's code spells it."""
     out: dict[str, list[dict[str, Any]]] = {}
     labels = [lane.label for lane in spec.lanes]
     for lane in spec.lanes:
         label = lane.label if labels.count(lane.label) == 1 else f"{lane.label} {lane.slot}"
         slot = current_slot(lane.slot)
-        out[label] = [r for r in rows if current_slot(r["campaign_label"]) == slot
-                      and r["campaign_index"] < spec.hunts and r["status"] in FINISHED]
+        by_index: dict[int, dict[str, Any]] = {}
+        for r in rows:
+            if (current_slot(r["campaign_label"]) == slot and r["campaign_index"] < spec.hunts
+                    and r["status"] in FINISHED):
+                by_index.setdefault(r["campaign_index"], r)
+        out[label] = list(by_index.values())
     return out
 
 
@@ -438,8 +448,10 @@ def campaign_table(spec: CampaignSpec, rows: list[dict[str, Any]]) -> list[dict[
 
 def spec_from_dict(d: dict[str, Any]) -> CampaignSpec:
     """A spec back from its logged form (``query campaigns`` rebuilds the table with it)."""
-    lanes = tuple(Lane(ln["label"], ln["strategy"], tuple(sorted(ln["options"].items())))
-                  for ln in d["lanes"])
+    by_slot: dict[str, Lane] = {}  # a lane logged twice (before and after an option was added)
+    for logged in d["lanes"]:        # is one lane
+        by_slot.setdefault(logged_lane_slot(logged), lane_from_dict(logged))
+    lanes = tuple(by_slot.values())
     return CampaignSpec(d["name"], d["history"], d["good"], d["bad"], lanes,
                         d["hunts"], d["seed"], d["rigs"], d["adapters"], d["arch"],
                         Costs(**d["costs"]))

@@ -37,14 +37,22 @@ def current_slot(logged: str) -> str:
     """A lane key as logged, spelt as today's code spells it: an option added since takes the
     value the logged hunts ran with (its legacy value), so a campaign begun before the option
     existed goes on where it stopped. A key that does not parse is its own."""
-    strategy, sep, text = logged.partition(":")
+    strategy, sep, text = logged.partition(":") if isinstance(logged, str) else ("", "", "")
     if not sep or strategy not in STRATEGIES:
         return logged
     try:
-        options = STRATEGIES[strategy].Options.from_logged(json.loads(text))
+        values = json.loads(text)
+        if not isinstance(values, dict):
+            return logged
+        options = STRATEGIES[strategy].Options.from_logged(values)
     except (ValueError, TypeError, BisectlabError):
         return logged
     return Lane(logged, strategy, tuple(sorted(options.as_dict().items()))).slot
+
+
+def lane_from_dict(lane: Mapping[str, Any]) -> Lane:
+    """A lane back from a campaign's logged spec."""
+    return Lane(lane["label"], lane["strategy"], tuple(sorted(lane["options"].items())))
 
 
 def strategy_flags() -> dict[str, tuple[Spec, list[str]]]:

@@ -27,7 +27,7 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -720,11 +720,13 @@ class Store:
 
     # campaigns ----------------------------------------------------------------------------------
 
-    def open_campaign(self, *, name: str, key: str, spec: dict, hunts: int) -> int:
+    def open_campaign(self, *, name: str, key: str, spec: dict, hunts: int,
+                      lane_key: Callable[[dict], str] = _lane_key) -> int:
         """The campaign with this key, created if new.
 
         An existing campaign grows: its hunt count is raised to ``hunts`` and the spec's
-        ``lanes`` (the strategies) not yet logged are added to it.
+        ``lanes`` (the strategies) not yet logged are added to it, ``lane_key`` telling which
+        lane is which.
         """
         for _ in range(2):  # a second process may create it between our look and our insert
             try:
@@ -738,8 +740,8 @@ class Store:
                         s.flush()
                     row.hunts = max(row.hunts, hunts)
                     logged = json.loads(row.spec)
-                    known = {_lane_key(ln) for ln in logged["lanes"]}
-                    new = [ln for ln in spec.get("lanes", []) if _lane_key(ln) not in known]
+                    known = {lane_key(ln) for ln in logged["lanes"]}
+                    new = [ln for ln in spec.get("lanes", []) if lane_key(ln) not in known]
                     if new:
                         logged["lanes"] += new
                         row.spec = json.dumps(logged, sort_keys=True, default=str)

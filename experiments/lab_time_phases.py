@@ -12,10 +12,11 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
-from bisectlab.campaign import spec_from_dict
+from bisectlab.campaign import lane_rows, spec_from_dict
 from bisectlab.history import load_history
 from bisectlab.posterior import lower_bound_tests
 from bisectlab.store import Store
@@ -70,11 +71,9 @@ def main() -> None:
               f"{args.detect:g}: {bound:.0f} boots (delta 0.01)")
         print(f"  {'strategy':<34} {'hunts':>5}  {'lab days':>8}  {'culprit':>7}  {'parents':>7}"
               f"  {'search':>6}  {'boots at parents':>16}  {'boots / bound':>13}")
-        hunts = store.campaign_hunts(args.campaign)
-        for lane in spec.lanes:
-            rows = [r for r in hunts if r["campaign_label"] == lane.slot
-                    and r["campaign_index"] < (args.hunts or spec.hunts)
-                    and r["status"] not in ("running", "interrupted")]
+        spec = replace(spec, hunts=args.hunts or spec.hunts)
+        by_lane = lane_rows(spec, store.campaign_hunts(args.campaign))
+        for lane, rows in zip(spec.lanes, by_lane.values(), strict=True):
             if not rows:
                 continue
             split = [phases(store, r, parents_of) for r in rows]

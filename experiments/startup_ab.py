@@ -3,8 +3,9 @@ checkout's, side by side.
 
     python experiments/startup_ab.py [REV] [--boots 9] [--generations 3] [--commits 1000000]
 
-Each figure is a fresh process on REV's bisectlab (extracted with git archive, put first on
-PYTHONPATH) and on this checkout's, alternately, medians: the wall time of `bisectlab boot
+Each figure is a fresh process on REV's bisectlab (extracted with git archive) and on this
+checkout's, each put first on PYTHONPATH, alternately, medians, after one untimed run of each
+that caches its bytecode: the wall time of `bisectlab boot
 v2.6.27-rc8 --exit-status` as `git bisect run` pays it at every step, and the time to generate
 the 10^6-commit history with its shas (`bisectlab perf`'s generation).
 """
@@ -29,11 +30,14 @@ GENERATE = ("import sys, time; from bisectlab.generator import KernelShape, "
             "assert len(h.shas) == n; print(time.perf_counter() - t)")
 
 
+CHECKOUT = str(Path(__file__).resolve().parent.parent)
+
+
 def run(code: str, source: str | None, *args: str) -> subprocess.CompletedProcess:
-    """``code`` in a fresh Python on the bisectlab in ``source`` (None: this checkout's)."""
-    env = dict(os.environ)
-    if source is not None:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH")]))
+    """``code`` in a fresh Python on the bisectlab in ``source`` (None: this checkout's), its
+    bytecode cached as an installed package's is (each side is run once untimed first)."""
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": ""}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [source or CHECKOUT, env.get("PYTHONPATH")]))
     return subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True,
                           text=True, cwd=tempfile.gettempdir())
 
@@ -55,12 +59,13 @@ def generation_seconds(source: str | None, commits: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("rev", nargs="?", default="dd6f275")
+    ap.add_argument("rev", nargs="?", default="dd6f275",
+                    help="the older commit (default: dd6f275, before the start-up work)")
     ap.add_argument("--boots", type=int, default=9)
     ap.add_argument("--generations", type=int, default=3)
     ap.add_argument("--commits", type=int, default=10**6, help="commits generated")
     args = ap.parse_args()
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    sys.path.insert(0, CHECKOUT)
     from bisectlab.perf import baseline_source
 
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
@@ -72,6 +77,8 @@ def main() -> None:
         for name, measure, rounds in (("boot --exit-status", boot_seconds, args.boots),
                                       (f"generation of {args.commits:,} commits", generation,
                                        args.generations)):
+            for code in (source, None):
+                measure(code)  # untimed: writes each side's bytecode
             times: dict[str, list[float]] = {args.rev: [], "now": []}
             for _ in range(rounds):
                 for label, code in ((args.rev, source), ("now", None)):

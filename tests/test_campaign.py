@@ -115,9 +115,20 @@ def test_a_campaign_begun_before_an_option_existed_goes_on_after_it(run, small, 
             older = {k: v for k, v in json.loads(options).items() if k != "plan_quantile"}
             con.execute("UPDATE hunts SET campaign_label = ? WHERE id = ?",
                         (f"{strategy}:{json.dumps(older, sort_keys=True)}", hunt_id))
+        spec = json.loads(con.execute("SELECT spec FROM campaigns").fetchone()[0])
+        for lane in spec["lanes"]:
+            del lane["options"]["plan_quantile"]
+        con.execute("UPDATE campaigns SET spec = ?", (json.dumps(spec),))
     again = campaign(run, small, "--hunts", "3", "--strategy", "bayes", "--workers", "1")
     assert "1 hunts run now (2 kept" in again.stderr
-    assert "bayes" in again.stdout and len(slots(tmp_path / "c.sqlite")) == 3
+    assert len(slots(tmp_path / "c.sqlite")) == 3
+    with sqlite3.connect(tmp_path / "c.sqlite") as con:
+        assert len(json.loads(con.execute("SELECT spec FROM campaigns").fetchone()[0])["lanes"]) == 1
+    listed = json.loads(run("query", "campaigns", "--db", "c.sqlite", "--format", "json").stdout)
+    assert listed[0]["strategies"] == "bayes"
+    table = json.loads(run("query", "campaigns", "--db", "c.sqlite", "--campaign", "1",
+                           "--format", "json").stdout)
+    assert [(row["strategy"], row["hunts"]) for row in table] == [("bayes", 3)]
 
 
 class StallingExecutor(Executor):

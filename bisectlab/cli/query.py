@@ -58,7 +58,8 @@ def _query_campaigns(store: Any, campaign_id: int | None, fmt: str) -> None:
     campaigns = store.campaigns()
     if campaign_id is None:
         rows = [{**{k: c[k] for k in ("id", "name", "created_at", "hunts")},
-                 "strategies": " ".join(ln["label"] for ln in c["spec"]["lanes"]),
+                 "strategies": " ".join(ln.label for ln in spec_from_dict(
+                     {**c["spec"], "hunts": c["hunts"]}).lanes),
                  "rigs": c["spec"]["rigs"], "adapters": c["spec"]["adapters"]}
                 for c in campaigns]
         click.echo(format_rows(rows, fmt, CAMPAIGN_COLUMNS), nl=False)
