@@ -484,3 +484,21 @@ def test_a_flag_of_one_strategy_goes_to_its_lanes_and_not_to_the_others(run, sma
     assert result.exit_code == 0, result.stderr
     table = json.loads(run("query", "campaigns", "--campaign", "1", "--format", "json").stdout)
     assert [row["strategy"] for row in table] == ["git", "bayes:plan-quantile=0.1"]
+
+
+def test_ctrl_c_is_held_back_until_the_store_write_is_done():
+    """A Ctrl-C during a campaign's write lands after it (a write cut in the middle could keep
+    the database locked for the stop that must mark the hunts in flight)."""
+    import os
+    import signal
+    import time
+
+    from bisectlab.campaign import ctrl_c_held
+
+    written = []
+    with pytest.raises(KeyboardInterrupt), ctrl_c_held():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        written.append("the whole write")
+    assert written == ["the whole write"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
