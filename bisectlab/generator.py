@@ -284,6 +284,12 @@ def _below(bits: Callable[[int], int], n: int) -> int:
     return r
 
 
+def _subject(bits: Callable[[int], int], area: str) -> str:
+    """A generated commit's subject: its area, a verb, a noun and where."""
+    return (f"{area}: {VERBS[_below(bits, len(VERBS))]} {NOUNS[_below(bits, len(NOUNS))]} "
+            f"{WHERES[_below(bits, len(WHERES))]}")
+
+
 class _Builder:
     """Appends commits in topological order and keeps the history's parallel lists."""
 
@@ -327,8 +333,7 @@ class _Builder:
         return c
 
     def subject(self, area: str) -> str:
-        pick = self.pick
-        return f"{area}: {pick(VERBS)} {pick(NOUNS)} {pick(WHERES)}"
+        return _subject(self._bits, area)
 
     def pick(self, seq: Sequence[str]) -> str:
         """``rng.choice(seq)``, drawn as CPython 3.11 draws it (see :func:`_below`)."""
@@ -342,10 +347,7 @@ class _Builder:
         if count <= 0:
             return tip, t
         bits, first = self._bits, len(self.parents)
-        v, n, w = len(VERBS), len(NOUNS), len(WHERES)
-        self.subjects.extend(
-            f"{area}: {VERBS[_below(bits, v)]} {NOUNS[_below(bits, n)]} {WHERES[_below(bits, w)]}"
-            for _ in range(count))
+        self.subjects.extend(_subject(bits, area) for _ in range(count))
         self.parents.append((tip,))
         self.parents.extend((c,) for c in range(first, first + count - 1))
         self.times.extend(range(t + step, t + step * count + 1, step))
