@@ -281,11 +281,12 @@ def plan(spec: CampaignSpec, rows: list[dict[str, Any]], store: Store,
     ``reclaim`` (the user knows no other process works on the campaign any more).
     Returns (slots to run, finished hunts kept, hunts held by other processes).
     """
-    by_slot = {(current_slot(r["campaign_label"]), r["campaign_index"]): r for r in rows}
+    by_slot = slot_rows(rows)
     todo, kept, held, stale = [], 0, 0, []
     for lane in spec.lanes:
+        slot = current_slot(lane.slot)
         for index in range(spec.hunts):
-            row = by_slot.get((current_slot(lane.slot), index))
+            row = by_slot.get((slot, index))
             if row is None:
                 todo.append((lane, index))
             elif row["status"] in FINISHED:
@@ -430,20 +431,26 @@ def logged_lane_slot(lane: dict[str, Any]) -> str:
     return current_slot(lane_from_dict(lane).slot)
 
 
+def slot_rows(rows: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
+    """A campaign's hunts by slot: the lane's key as today's code spells it, and the index. A
+    slot logged under two spellings (before and after an option was added) is its first hunt."""
+    out: dict[tuple[str, int], dict[str, Any]] = {}
+    for r in rows:
+        out.setdefault((current_slot(r["campaign_label"]), r["campaign_index"]), r)
+    return out
+
+
 def lane_rows(spec: CampaignSpec, rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """The finished hunts of each lane of the spec (by label), from the hunts table: one per
-    index (the first logged), matched by the key as today's code spells it."""
+    """The finished hunts of each lane of the spec (by label), from the hunts table, a slot
+    each (:func:`slot_rows`)."""
     out: dict[str, list[dict[str, Any]]] = {}
     labels = [lane.label for lane in spec.lanes]
+    by_slot = slot_rows(rows)
     for lane in spec.lanes:
         label = lane.label if labels.count(lane.label) == 1 else f"{lane.label} {lane.slot}"
         slot = current_slot(lane.slot)
-        by_index: dict[int, dict[str, Any]] = {}
-        for r in rows:
-            if (current_slot(r["campaign_label"]) == slot and r["campaign_index"] < spec.hunts
-                    and r["status"] in FINISHED):
-                by_index.setdefault(r["campaign_index"], r)
-        out[label] = list(by_index.values())
+        out[label] = [r for (s, index), r in by_slot.items()
+                      if s == slot and index < spec.hunts and r["status"] in FINISHED]
     return out
 
 
