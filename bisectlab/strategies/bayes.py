@@ -171,14 +171,29 @@ def low_p_mass(stats: Evidence, log_prior: np.ndarray, model: RateModel, posteri
     (the plain prior on p over the hinted one, per grid cell) reads the quantile as if there
     were no --detect-prior, so that a hint set too high cannot lift the pessimistic p.
     """
+    at = posterior_at_quantile(stats, log_prior, model, posterior, quantile, unhinted)
+    if at is None:
+        return None
+    low, p_low = at
+    if low is None:  # the data rule that p out: a verdict cannot rest on it
+        return 0.0, p_low
+    return float(np.sum(low.mass[i])), p_low
+
+
+def posterior_at_quantile(stats: Evidence, log_prior: np.ndarray, model: RateModel,
+                          posterior: Posterior, quantile: float,
+                          unhinted: np.ndarray | None = None
+                          ) -> tuple[Posterior | None, float] | None:
+    """The posterior with p fixed at ``posterior``'s lower ``quantile`` (see
+    :func:`p_at_quantile`), and that p: None when p is not learnt or the quantile is 0, the
+    posterior None when the data rule that p out."""
     if quantile == 0 or len(model.p_grid) == 1:
         return None
-    p_low = p_at_quantile(posterior, quantile, unhinted)
+    p = p_at_quantile(posterior, quantile, unhinted)
     try:
-        mass = float(np.sum(compute_posterior(stats, log_prior, model.at_detect(p_low)).mass[i]))
-    except ValueError:  # the data rule that p out: a verdict cannot rest on it
-        mass = 0.0
-    return mass, p_low
+        return compute_posterior(stats, log_prior, model.at_detect(p)), p
+    except ValueError:
+        return None, p
 
 
 BOOTS_LADDER = (1, 2, 3, 5, 8, 13, 20, 30, 50)  # boots per install weighed test by test
@@ -485,14 +500,11 @@ class BayesStrategy(Strategy):
         ``plan_quantile``. A test planned for the posterior's p, whose early failures can make
         a rare bug look frequent, leaves commits under-tested that the verdict, held at a low p
         (the Trust rule), must come back to with another install."""
-        q = self.options.plan_quantile
-        if q == 0 or len(self.model.p_grid) == 1:
+        at = posterior_at_quantile(self.stats, self.log_prior, self.model, self.posterior,
+                                   self.options.plan_quantile)
+        if at is None or at[0] is None:  # nothing to plan for, or the data rule that p out
             return self.posterior
-        p_plan = p_at_quantile(self.posterior, q)
-        try:
-            return compute_posterior(self.stats, self.log_prior, self.model.at_detect(p_plan))
-        except ValueError:  # the data rule that p out: plan on the posterior itself
-            return self.posterior
+        return at[0]
 
     def _lab_rates(self, resources: Resources, ladder: Sequence[int], post: Posterior
                    ) -> tuple[np.ndarray, np.ndarray]:
