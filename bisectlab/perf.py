@@ -276,12 +276,9 @@ def _run_child(source: str | None, *args: object) -> dict[str, Any]:
     import sys
     import tempfile
 
-    env = dict(os.environ)
-    if source is not None:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH")]))
     with tempfile.TemporaryFile() as out:
         proc = subprocess.Popen([sys.executable, "-c", _CHILD, *map(str, args)], stdout=out,
-                                env=env, cwd=tempfile.gettempdir())
+                                env=child_env(source), cwd=tempfile.gettempdir())
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode != 0:
@@ -290,6 +287,17 @@ def _run_child(source: str | None, *args: object) -> dict[str, Any]:
         figures = json.loads(out.read().decode().strip().splitlines()[-1])
     own = figures.pop("own_peak_mb", None)
     return {**figures, "peak_rss_mb": own if own is not None else usage.ru_maxrss / 1024}
+
+
+def child_env(source: str | None) -> dict[str, str]:
+    """The environment of a child Python that imports bisectlab from ``source`` (first on its
+    PYTHONPATH; None: as this process does)."""
+    import os
+
+    env = dict(os.environ)
+    if source is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH")]))
+    return env
 
 
 def baseline_source(rev: str, folder: str) -> str | None:

@@ -44,10 +44,9 @@ print(json.dumps({"hunts_per_s": run.hunts_per_second, "hunts_per_cpu_s": run.ra
 
 def measure(source: str | None, hunts: int) -> dict[str, float]:
     """One campaign in a fresh process on the code in ``source`` (None: this checkout's)."""
-    env = dict(os.environ)
-    if source is not None:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH")]))
-    done = subprocess.run([sys.executable, "-c", CHILD, str(hunts)], env=env, check=True,
+    from bisectlab.perf import child_env
+
+    done = subprocess.run([sys.executable, "-c", CHILD, str(hunts)], env=child_env(source), check=True,
                           capture_output=True, text=True, cwd=tempfile.gettempdir())
     return json.loads(done.stdout.splitlines()[-1])
 

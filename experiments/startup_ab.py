@@ -36,8 +36,9 @@ CHECKOUT = str(Path(__file__).resolve().parent.parent)
 def run(code: str, source: str | None, *args: str) -> subprocess.CompletedProcess:
     """``code`` in a fresh Python on the bisectlab in ``source`` (None: this checkout's), its
     bytecode cached as an installed package's is (each side is run once untimed first)."""
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": ""}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [source or CHECKOUT, env.get("PYTHONPATH")]))
+    from bisectlab.perf import child_env
+
+    env = {**child_env(source or CHECKOUT), "PYTHONDONTWRITEBYTECODE": ""}
     return subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True,
                           text=True, cwd=tempfile.gettempdir())
 
