@@ -63,7 +63,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bisectlab-ab-") as folder:
         source = baseline_source(args.rev, folder)
         if source is None:
-            raise SystemExit(f"cannot extract {args.rev} from this checkout")
+            print(f"error: cannot extract {args.rev} from this checkout", file=sys.stderr)
+            sys.exit(2)
         runs: dict[str, list[dict[str, float]]] = {args.rev: [], "now": []}
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
         for _ in range(args.rounds):

@@ -69,11 +69,12 @@ def main() -> None:
     sys.path.insert(0, CHECKOUT)
     from bisectlab.perf import baseline_source
 
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
     with tempfile.TemporaryDirectory(prefix="bisectlab-ab-") as folder:
         source = baseline_source(args.rev, folder)
         if source is None:
-            raise SystemExit(f"cannot extract {args.rev} from this checkout")
+            print(f"error: cannot extract {args.rev} from this checkout", file=sys.stderr)
+            sys.exit(2)
+        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
         generation = partial(generation_seconds, commits=args.commits)
         for name, measure, rounds in (("boot --exit-status", boot_seconds, args.boots),
                                       (f"generation of {args.commits:,} commits", generation,

@@ -126,3 +126,11 @@ def test_calibration_refuses_a_plan_quantile_out_of_range_in_one_line():
                           text=True, timeout=300)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1].endswith("must be in [0, 0.5), not nan")
+
+
+@pytest.mark.parametrize("script", ["startup_ab.py", "campaign_ab.py"])
+def test_an_older_commit_that_is_not_there_is_one_line_and_exit_2(script):
+    done = subprocess.run([sys.executable, str(EXPERIMENTS / script), "no-such-rev"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip() == "error: cannot extract no-such-rev from this checkout"
