@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -58,13 +59,26 @@ def generation_seconds(source: str | None, commits: int) -> float:
     return float(done.stdout.split()[-1])
 
 
+def count(high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number in [1, high]."""
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, not {raw}") from None
+        if not 1 <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be in [1, {high:,}], not {raw}")
+        return value
+    return parse
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("rev", nargs="?", default="dd6f275",
                     help="the older commit (default: dd6f275, before the start-up work)")
-    ap.add_argument("--boots", type=int, default=9)
-    ap.add_argument("--generations", type=int, default=3)
-    ap.add_argument("--commits", type=int, default=10**6, help="commits generated")
+    ap.add_argument("--boots", type=count(1000), default=9)
+    ap.add_argument("--generations", type=count(100), default=3)
+    ap.add_argument("--commits", type=count(10**7), default=10**6, help="commits generated")
     args = ap.parse_args()
     sys.path.insert(0, CHECKOUT)
     from bisectlab.perf import baseline_source

@@ -134,3 +134,12 @@ def test_an_older_commit_that_is_not_there_is_one_line_and_exit_2(script):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.strip() == "error: cannot extract no-such-rev from this checkout"
+
+
+@pytest.mark.parametrize("args", [["--boots", "0"], ["--commits", "nan"], ["--generations", "1e20"]])
+def test_startup_ab_refuses_counts_that_make_no_sense(args):
+    done = subprocess.run([sys.executable, str(EXPERIMENTS / "startup_ab.py"), "HEAD", *args],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"startup_ab.py: error: argument {args[0]}: must be")
