@@ -109,7 +109,7 @@ def drive(
         for i, (commit, rig) in enumerate(round_):
             seq = totals.tests + i + 1
             if seq in by_seq:
-                results[i] = runner.restore(commit, proposal.boots, rig, by_seq[seq])
+                results[i] = runner.restore(commit, proposal.boots_of(i), rig, by_seq[seq])
                 on_restored(seq, results[i])
             else:
                 fresh.append(i)
@@ -118,7 +118,8 @@ def drive(
             results[fresh[j]] = result
             on_test(totals.tests + fresh[j] + 1, result)
 
-        run_round(runner, [(round_[i][0], proposal.boots, round_[i][1]) for i in fresh], done)
+        run_round(runner, [(round_[i][0], proposal.boots_of(i), round_[i][1]) for i in fresh],
+                  done)
         ordered = [results[i] for i in range(len(round_))]
         shown = bool(fresh) or show_logged_rounds
         for i, result in enumerate(ordered):

@@ -50,6 +50,15 @@ def current_slot(logged: str) -> str:
     return Lane(logged, strategy, tuple(sorted(options.as_dict().items()))).slot
 
 
+def logged_options(strategy: str, values: Any) -> str:
+    """The options a logged hunt ran with that differ from today's defaults, as ``key=value``
+    text ('' for none; '?' where they no longer read as this strategy's options)."""
+    try:
+        return STRATEGIES[strategy].Options.from_logged(dict(values)).label()
+    except (KeyError, ValueError, TypeError, BisectlabError):
+        return "?"
+
+
 def lane_from_dict(lane: Mapping[str, Any]) -> Lane:
     """A lane back from a campaign's logged spec."""
     return Lane(lane["label"], lane["strategy"], tuple(sorted(lane["options"].items())))

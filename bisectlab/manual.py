@@ -32,14 +32,24 @@ class Outcome:
 
 
 class AwaitingTests(Exception):  # noqa: N818 (not an error: the hunt waits for its engineer)
-    """The hunt needs these (commit, rig) tests done, each of up to ``boots`` boots (stopping
-    at the first failure), before it can go on."""
+    """The hunt needs these (commit, rig) tests done, the i-th of up to ``each[i]`` boots
+    (stopping at the first failure), before it can go on."""
 
-    def __init__(self, pending: list[tuple[int, str]], boots: int = 1):
+    def __init__(self, pending: list[tuple[int, str]], each: list[int]):
         super().__init__(f"{len(pending)} test(s) to do")
         self.pending = pending
-        self.boots = boots
+        self.each = each
         self.hunt_id: int | None = None
+
+    @property
+    def boots(self) -> int:
+        """The most boots any waiting test asks for."""
+        return max(self.each, default=1)
+
+    def boots_for(self, commit: int, rig: str | None = None) -> int:
+        """The boots asked of the waiting test of ``commit`` (on ``rig``, if named)."""
+        return max((n for (c, r), n in zip(self.pending, self.each, strict=True)
+                    if c == commit and rig in (None, r)), default=self.boots)
 
 
 @dataclass
@@ -85,12 +95,12 @@ class ManualRunner:
 
     def run_round(self, tests: list[tuple[int, int, Slot]], on_done: Any) -> list[TestResult]:
         """The typed outcomes of this round's tests; AwaitingTests for those still to do."""
-        results, pending, asked = [], [], 1
+        results, pending, asked = [], [], []
         for j, (commit, boots, rig) in enumerate(tests):
             outcome = self._take(commit, rig.name)
             if outcome is None:
                 pending.append((commit, rig.name))
-                asked = max(asked, boots)
+                asked.append(boots)
                 continue
             result = self._result(outcome, rig)
             on_done(j, result)

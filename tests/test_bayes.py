@@ -14,6 +14,7 @@ from test_strategies import run_deterministic
 from bisectlab import dag
 from bisectlab.bench import BenchConfig, ideal_hunt, run_bench, summarise
 from bisectlab.cli import cli
+from bisectlab.errors import BisectlabError
 from bisectlab.generator import KernelShape, generate_kernel_history
 from bisectlab.posterior import RateModel
 from bisectlab.strategies import LabCosts, Observation, Resources, SearchSpace, make_strategy
@@ -221,11 +222,38 @@ def test_planning_for_a_pessimistic_p_gives_a_test_more_boots(seen):
     assert boots[1] > boots[0]
 
 
-def test_planning_leaves_a_fixed_boots_count_and_a_known_p_alone():
-    line = [()] + [(i,) for i in range(200)]
-    costs = LabCosts(install=30.0, boot=3.0, swap=10.0)
-    for options in ({"boots_per_install": 5}, {"detect": 0.05}):
-        plain, planned = (make_strategy("bayes", SearchSpace(line, [0], 200), **options,
-                                        plan_quantile=q) for q in (0.0, 0.1))
-        resources = Resources(rigs=1, costs=costs)
-        assert plain.propose(resources) == planned.propose(resources)
+@pytest.mark.parametrize("options, flag", [({"boots_per_install": 5}, "--boots-per-install"),
+                                           ({"detect": 0.05}, "--assume-detect")])
+def test_planning_refuses_a_fixed_boots_count_or_a_known_p(options, flag):
+    """Nothing is left to plan (b fixed, or p known): the flag would be silently ignored."""
+    line = [()] + [(i,) for i in range(20)]
+    with pytest.raises(BisectlabError, match=f"does not go with {flag}"):
+        make_strategy("bayes", SearchSpace(line, [0], 20), **options, plan_quantile=0.1)
+    make_strategy("bayes", SearchSpace(line, [0], 20), **options, plan_quantile=0.0)
+
+
+def test_plan_quantile_beside_a_fixed_boots_count_is_one_line_and_exit_2(tmp_path):
+    result = CliRunner().invoke(cli, ["bench", "--commits", "100", "--hunts", "1",
+                                      "--plan-quantile", "0.1", "--boots-per-install", "5"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "error: --plan-quantile plans the boots for an unknown p: it does not go with "
+        "--boots-per-install"]
+
+
+def test_scores_are_the_same_gathered_at_once_or_row_by_row(monkeypatch):
+    """The per-class rows of a score are gathered at once for small spaces and a row at a time
+    for large ones: the same products, bit for bit."""
+    from bisectlab.strategies import bayes
+
+    h = generate_kernel_history("k300", 4, KernelShape(commits=300))
+    strategy = make_strategy("bayes", h.search_space([0], len(h) - 1), false_positive=None)
+    for commit, boots, fails in ((150, 3, 0), (200, 2, 1), (90, 5, 0)):
+        strategy.observe(Observation(int(strategy.space.commits[commit]), boots, fails))
+    resources = Resources(rigs=1, costs=LabCosts(install=30, boot=3, swap=10))
+    ladder = [1, 5, 20]
+    at_once = strategy.scores_at(resources, ladder)
+    monkeypatch.setattr(bayes, "GATHER_AT_ONCE", 0)
+    by_row = strategy.scores_at(resources, ladder)
+    assert np.array_equal(at_once[0], by_row[0])
+    assert all(np.array_equal(a, b) for a, b in zip(at_once[1], by_row[1], strict=True))

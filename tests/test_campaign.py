@@ -486,6 +486,19 @@ def test_a_flag_of_one_strategy_goes_to_its_lanes_and_not_to_the_others(run, sma
     assert [row["strategy"] for row in table] == ["git", "bayes:plan-quantile=0.1"]
 
 
+def test_query_hunts_names_each_campaign_hunts_options(run, small):
+    """Every lane of a campaign is 'bayes' in the strategy column: the options column tells the
+    lanes apart (the table showed no difference between bayes and bayes:boots-per-install=5)."""
+    result = run("replay", "campaign", "--history", str(small), "--hunts", "1", "--strategy",
+                 "bayes", "--strategy", "bayes:boots-per-install=5", "--strategy", "retry:k=3",
+                 "--workers", "1", "-q")
+    assert result.exit_code == 0, result.stderr
+    hunts = json.loads(run("query", "hunts", "--format", "json").stdout)
+    assert [(h["strategy"], h["options"]) for h in hunts] == [
+        ("bayes", ""), ("bayes", "boots-per-install=5"), ("retry", "k=3")]
+    assert "boots-per-install=5" in run("query", "hunts").stdout
+
+
 def test_ctrl_c_is_held_back_until_the_store_write_is_done():
     """A Ctrl-C during a campaign's write lands after it (a write cut in the middle could keep
     the database locked for the stop that must mark the hunts in flight)."""

@@ -6,10 +6,12 @@ import pytest
 
 from bisectlab import dag
 from bisectlab.bugs import RateBug
+from bisectlab.driver import drive
 from bisectlab.generator import KernelShape, generate_kernel_history
 from bisectlab.lab import Costs, Lab
 from bisectlab.strategies import Resources, SearchSpace, make_strategy
-from bisectlab.strategies.base import LabCosts
+from bisectlab.strategies.base import LabCosts, Proposal, Verdict
+from bisectlab.strategies.bayes import filled_boots
 
 COSTS = Costs(install=30, boot=3, swap=10)
 
@@ -79,3 +81,49 @@ def test_bayes_gives_an_install_more_boots_the_dearer_it_is():
     assert propose(None, None).boots == 1  # costs unknown: one boot per test
     strategy = make_strategy("bayes", SearchSpace(LINE, [0], 60), boots_per_install=4)
     assert strategy.propose(Resources(1, None, (None,), LabCosts(1e4, 3, 10))).boots == 4
+
+
+def test_a_rig_that_keeps_its_kernel_boots_it_through_the_others_installs():
+    """A round lasts as long as its longest test: where other rigs install, a rig with the
+    commit installed boots it install/boot more times, at no cost in round time."""
+    costs = LabCosts(install=30, boot=3, swap=10)
+    assert filled_boots([7, 8, 9], (7, None, 4), 5, costs) == (15, 5, 5)
+    assert filled_boots([7, 8], (None, None), 5, costs) is None   # every rig installs
+    assert filled_boots([7, 8], (7, 8), 5, costs) is None         # none does
+    assert filled_boots([7, 8], (7, None), 5, LabCosts(install=2, boot=3, swap=0)) is None
+
+
+def test_bayes_fills_a_kept_kernels_round_time_only_when_it_chooses_the_boots():
+    line = [()] + [(i,) for i in range(200)]
+    costs = LabCosts(install=30, boot=3, swap=10)
+    strategy = make_strategy("bayes", SearchSpace(line, [0], 200))
+    first = strategy.propose(Resources(2, None, (None, None), costs))
+    kept = first.commits[0]
+    again = strategy.propose(Resources(2, None, (kept, None), costs))
+    assert again.commits[0] == kept and again.commits[1] != kept
+    assert again.each == (again.boots + 10, again.boots)
+    fixed = make_strategy("bayes", SearchSpace(line, [0], 200), boots_per_install=5)
+    assert fixed.propose(Resources(2, None, (kept, None), costs)).each is None
+
+
+def test_the_driver_gives_each_test_its_own_boots_and_the_round_its_longest_time(history):
+    """A proposal's per-test boots reach the rigs; a kept kernel's extra boots end with the
+    other rig's install, so the round takes no longer than with one count."""
+    h, good, _ = history
+
+    class TwoRounds:  # the strategy's side of the seam, nothing more
+        def __init__(self):
+            self.rounds = [Proposal((good,), 2), Proposal((good, good + 1), 2, (12, 2))]
+
+        def verdict(self):
+            return None if self.rounds else Verdict("found", good, 1.0, "")
+
+        def propose(self, resources):
+            return self.rounds.pop(0)
+
+        def observe(self, obs):
+            pass
+
+    _, totals = drive(TwoRounds(), lab(h))
+    assert (totals.tests, totals.boots, totals.installs) == (3, 16, 2)
+    assert totals.lab_minutes == 2 * (COSTS.install + 2 * COSTS.boot)

@@ -729,9 +729,9 @@ def test_a_manual_hunt_step_by_step_gives_the_automatic_hunts_verdict(run, kerne
     for k, test in enumerate(tests):
         waiting = json.loads(step.stdout)
         assert waiting["status"] == "waiting" and waiting["hunt"] == 1
-        assert waiting["test"] == [{"commit": test["commit_sha"], "rig": "rig1",
-                                    "subject": test["commit_subject"]}]
         asked = waiting["boots"]  # the bug stops a test early, else every boot asked for is run
+        assert waiting["test"] == [{"commit": test["commit_sha"], "rig": "rig1",
+                                    "subject": test["commit_subject"], "boots": asked}]
         assert asked == test["boots"] or (test["failed"] and asked > test["boots"])
         if k == 20:
             status = json.loads(run("status", "--db", "hand.db", "--json").stdout)

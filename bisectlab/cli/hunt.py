@@ -203,22 +203,27 @@ def _resume_hint(hunt_id: int | None) -> str:
 
 def _print_pending(setup: Any, waiting: Any, as_json: bool) -> None:
     """What a manual hunt needs tested next, and how to say how it went."""
-    h, boots = setup.history, waiting.boots
+    h = setup.history
     if as_json:
-        click.echo(json.dumps({"status": "waiting", "hunt": waiting.hunt_id, "boots": boots,
+        click.echo(json.dumps({"status": "waiting", "hunt": waiting.hunt_id, "boots": waiting.boots,
                                "test": [{"commit": h.shas[c], "subject": h.subjects[c],
-                                         "rig": rig} for c, rig in waiting.pending]}))
+                                         "rig": rig, "boots": n}
+                                        for (c, rig), n in zip(waiting.pending, waiting.each,
+                                                               strict=True)]}))
         return
-    for line in pending_lines(h, waiting.pending, boots):
+    for line in pending_lines(h, waiting.pending, waiting.each):
         click.echo(f"hunt {waiting.hunt_id}: {line}")
     click.echo("then say how it went: bisectlab good|bad|skip COMMIT [--boots N] "
                "(bad --boots N: the bug showed at boot N)")
 
 
-def pending_lines(h: History, pending: list[tuple[int, str]], boots: int) -> list[str]:
+def pending_lines(h: History, pending: list[tuple[int, str]], each: list[int]) -> list[str]:
     """One line per waiting test: the commit, its rig, and the boots asked for."""
-    ask = "" if boots == 1 else f": boot it up to {boots} times, stopping at the first failure"
-    return [f"test {h.shas[c][:12]} {h.subjects[c]} on {rig}{ask}" for c, rig in pending]
+    def ask(boots: int) -> str:
+        return "" if boots == 1 else f": boot it up to {boots} times, stopping at the first failure"
+
+    return [f"test {h.shas[c][:12]} {h.subjects[c]} on {rig}{ask(n)}"
+            for (c, rig), n in zip(pending, each, strict=True)]
 
 
 @click.command()

@@ -70,11 +70,12 @@ def _step(term: str | None, commit: str | None, boots: int | None, rig: str | No
             try:
                 step(store, hunt_id, setup=setup)
             except AwaitingTests as waiting:
-                pending, asked = waiting.pending, waiting.boots
+                awaited = waiting
             else:
                 raise BisectlabError(f"hunt {hunt_id} is waiting for no test")
-            target = _pending_commit(setup.history, commit, pending, rig)
-            typed = [outcome_from_words(term, target, boots or asked, rig)]
+            target = _pending_commit(setup.history, commit, awaited.pending, rig)
+            typed = [outcome_from_words(term, target, boots or awaited.boots_for(target, rig),
+                                        rig)]
         _run(lambda on_test, on_start: step(store, hunt_id, typed, on_test, setup), setup,
              db_url, as_json, quiet or term is None)
 
@@ -114,9 +115,9 @@ def status(hunt_id: int | None, db_url: str | None, as_json: bool) -> None:
         try:
             step(store, hunt_id, setup=setup)
             pending: list[tuple[int, str]] = []
-            boots = 1
+            each: list[int] = []
         except AwaitingTests as waiting:
-            pending, boots = waiting.pending, waiting.boots
+            pending, each = waiting.pending, waiting.each
     h = setup.history
     belief = strategy.belief()
     top = int(belief.argmax())
@@ -124,14 +125,15 @@ def status(hunt_id: int | None, db_url: str | None, as_json: bool) -> None:
              "top": h.shas[int(strategy.space.commits[top])], "top_mass": float(belief[top]),
              "p_learnt": getattr(getattr(strategy, "posterior", None), "p_mean", None),
              "tests": len(strategy.history),
-             "test_next": [{"commit": h.shas[c], "rig": r, "boots": boots} for c, r in pending]}
+             "test_next": [{"commit": h.shas[c], "rig": r, "boots": n}
+                           for (c, r), n in zip(pending, each, strict=True)]}
     if as_json:
         click.echo(json.dumps(state))
         return
     click.echo(f"hunt {hunt_id}: {state['tests']} tests, {state['candidates_left']} candidates "
                f"left; top {state['top'][:12]} at {state['top_mass']:.3f}"
                + ("" if state["p_learnt"] is None else f", p ~ {state['p_learnt']:.3f}"))
-    for line in pending_lines(h, pending, boots):
+    for line in pending_lines(h, pending, each):
         click.echo(line)
 
 

@@ -11,8 +11,8 @@ from bisectlab.cli.params import db_option, format_rows, open_store
 from bisectlab.cli.replay import campaign_table_text
 from bisectlab.errors import BisectlabError
 
-HUNT_COLUMNS = ("id", "history", "good", "bad", "strategy", "status", "culprit_sha", "correct",
-                "confidence", "tests", "boots", "installs", "adapters", "lab_minutes")
+HUNT_COLUMNS = ("id", "history", "good", "bad", "strategy", "options", "status", "culprit_sha",
+                "correct", "confidence", "tests", "boots", "installs", "adapters", "lab_minutes")
 TEST_COLUMNS = ("id", "hunt_id", "seq", "commit_sha", "commit_subject", "rig", "boots",
                 "failed", "installed", "skipped", "adapters_destroyed", "lab_minutes", "note")
 
@@ -76,10 +76,14 @@ def _query_campaigns(store: Any, campaign_id: int | None, fmt: str) -> None:
 def _query_rows(store: Any, what: str, hunt_id: int | None, test_id: int | None,
                 campaign_id: int | None) -> list[dict]:
     if what == "hunts":
+        from bisectlab.lanes import logged_options
         from bisectlab.store import hunt_state
 
         rows = store.hunts() if campaign_id is None else store.campaign_hunts(campaign_id)
-        return [{**r, "status": hunt_state(r)} for r in rows if hunt_id is None or r["id"] == hunt_id]
+        return [{**r, "options": logged_options(r["strategy"],
+                                                r["params"].get("strategy_options", {})),
+                 "status": hunt_state(r)}
+                for r in rows if hunt_id is None or r["id"] == hunt_id]
     if what == "tests":
         return store.tests(hunt_id)
     if what == "adapters":

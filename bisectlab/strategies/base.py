@@ -63,10 +63,15 @@ class LabCosts:
 @dataclass(frozen=True)
 class Proposal:
     """The next round: commits to test at once (the i-th on the i-th free rig) and boots per
-    install (stopping at the first failure)."""
+    install (stopping at the first failure), or each test's own boots (``each``)."""
 
     commits: tuple[int, ...]
     boots: int = 1
+    each: tuple[int, ...] | None = None
+
+    def boots_of(self, i: int) -> int:
+        """The boots of the round's i-th test."""
+        return self.boots if self.each is None else self.each[i]
 
 
 @dataclass(frozen=True)

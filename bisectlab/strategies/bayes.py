@@ -28,7 +28,15 @@ from bisectlab.posterior import (
     entropy_bits,
     information_bits,
 )
-from bisectlab.strategies.base import Observation, Proposal, Resources, SearchSpace, Strategy, Verdict
+from bisectlab.strategies.base import (
+    LabCosts,
+    Observation,
+    Proposal,
+    Resources,
+    SearchSpace,
+    Strategy,
+    Verdict,
+)
 from bisectlab.strategies.budget import (
     MIN_BITS,
     SCARCE,
@@ -43,6 +51,7 @@ PRIOR_FLOOR = 1e-3  # a weighted prior never drops below this share of the unifo
 MAX_JOINT = 8       # tests whose joint outcome a batch choice weighs exactly (2^8 outcomes)
 MAX_BOOTS_PER_INSTALL = 10_000
 LEARN_P_FROM = 0.05  # the leading candidate's mass from which learning p at it is weighed
+GATHER_AT_ONCE = 1 << 14  # candidates up to which a score's per-class rows are gathered at once
 
 
 @dataclass(frozen=True)
@@ -93,7 +102,8 @@ class BayesOptions(StrategyOptions):
         metavar="Q",
         help="with b left to the strategy, plan each test's boots for p at this lower quantile "
              "of its posterior, not for the posterior itself (0: off; 0.1 saves lab time on "
-             "rare bugs, costs some on frequent ones: README, Lab time)")
+             "rare bugs, costs some on frequent ones: README, Lab time; not with "
+             "--boots-per-install or --assume-detect)")
 
     @property
     def check_quantile(self) -> float:
@@ -104,6 +114,13 @@ class BayesOptions(StrategyOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.plan_quantile > 0:
+            fixed = [flag for flag, value in (("--boots-per-install", self.boots_per_install),
+                                              ("--assume-detect", self.detect))
+                     if value is not None]
+            if fixed:
+                raise BisectlabError(f"--plan-quantile plans the boots for an unknown p: it does "
+                                     f"not go with {fixed[0]}")
         if self.weight is not None:
             path_weights(self.weight)
         if self.detect_prior is not None:
@@ -197,6 +214,18 @@ def posterior_at_quantile(stats: Evidence, log_prior: np.ndarray, model: RateMod
 
 
 BOOTS_LADDER = (1, 2, 3, 5, 8, 13, 20, 30, 50)  # boots per install weighed test by test
+
+
+def filled_boots(commits: list[int], installed: tuple[int | None, ...], boots: int,
+                 costs: LabCosts) -> tuple[int, ...] | None:
+    """Each test's boots in a round where some rigs install and others keep their kernel: a
+    round lasts as long as its longest test, so a rig that keeps its kernel boots it as many
+    more times as an install takes (None: every test gets ``boots``)."""
+    keeps = [i < len(installed) and installed[i] == c for i, c in enumerate(commits)]
+    extra = int(costs.install // costs.boot)
+    if all(keeps) or not any(keeps) or extra <= 0:
+        return None
+    return tuple(boots + extra if keep else boots for keep in keeps)
 
 
 def on_their_rigs(commits: list[int], installed: tuple[int | None, ...]) -> list[int]:
@@ -383,8 +412,12 @@ class BayesStrategy(Strategy):
         table = np.concatenate(per_class, axis=1).T                  # (k L, U)
         stacked = np.empty((1 + len(table), len(m)))
         stacked[0] = m
-        for row, per in zip(stacked[1:], table, strict=True):  # a row at a time: no (k L, N)
-            np.multiply(m, per[post.classes], out=row)           # temporary
+        if len(m) <= GATHER_AT_ONCE:
+            np.take(table, post.classes, axis=1, out=stacked[1:])
+            stacked[1:] *= m
+        else:  # a row at a time: faster once a row outgrows the caches
+            for row, per in zip(stacked[1:], table, strict=True):
+                np.multiply(m, per[post.classes], out=row)
         width = len(ladder)
         if no_false_positives:
             good_all, h_good_all = _total(stacked[0]), 0.0
@@ -470,7 +503,10 @@ class BayesStrategy(Strategy):
         if resources.rigs > 1:
             chosen = self._spread(u, score, best, resources.rigs, boots)
         commits = on_their_rigs([int(self.space.commits[i]) for i in chosen], resources.installed)
-        return Proposal(tuple(commits), boots)
+        each = None
+        if self.options.boots_per_install is None and resources.costs is not None:
+            each = filled_boots(commits, resources.installed, boots, resources.costs)
+        return Proposal(tuple(commits), boots, each)
 
     def _boots_and_scores(self, resources: Resources) -> tuple[int, np.ndarray, np.ndarray]:
         """The boots per install of the next round, u and each candidate's score.
