@@ -220,9 +220,12 @@ def filled_boots(commits: list[int], installed: tuple[int | None, ...], boots: i
                  costs: LabCosts) -> tuple[int, ...] | None:
     """Each test's boots in a round where some rigs install and others keep their kernel: a
     round lasts as long as its longest test, so a rig that keeps its kernel boots it as many
-    more times as an install takes (None: every test gets ``boots``)."""
+    more times as an install takes, at most the ladder's top count (free boots, or installs
+    that take a million of them, are not a reason to boot forever) (None: every test gets
+    ``boots``)."""
     keeps = [i < len(installed) and installed[i] == c for i, c in enumerate(commits)]
-    extra = int(costs.install // costs.boot)
+    top = BOOTS_LADDER[-1]
+    extra = top if costs.boot <= 0 else int(min(costs.install // costs.boot, top))
     if all(keeps) or not any(keeps) or extra <= 0:
         return None
     return tuple(boots + extra if keep else boots for keep in keeps)
@@ -415,7 +418,7 @@ class BayesStrategy(Strategy):
         if len(m) <= GATHER_AT_ONCE:
             np.take(table, post.classes, axis=1, out=stacked[1:])
             stacked[1:] *= m
-        else:  # a row at a time: faster once a row outgrows the caches
+        else:  # a row at a time, as when the 10^6-commit targets were measured
             for row, per in zip(stacked[1:], table, strict=True):
                 np.multiply(m, per[post.classes], out=row)
         width = len(ladder)
