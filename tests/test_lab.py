@@ -129,3 +129,17 @@ def test_the_driver_gives_each_test_its_own_boots_and_the_round_its_longest_time
     _, totals = drive(TwoRounds(), lab(h))
     assert (totals.tests, totals.boots, totals.installs) == (3, 16, 2)
     assert totals.lab_minutes == 2 * (COSTS.install + 2 * COSTS.boot)
+
+
+def test_a_person_is_asked_for_each_tests_own_boots(history):
+    """A manual round: each waiting test keeps its boots, and an outcome typed without --boots
+    takes its own test's count."""
+    from bisectlab.manual import AwaitingTests, ManualRunner
+
+    h, good, _ = history
+    runner = ManualRunner.build(h, rigs=2, adapters=None, seed=1)
+    rig1, rig2 = runner.rigs
+    with pytest.raises(AwaitingTests) as waiting:
+        runner.run_round([(good, 15, rig1), (good + 1, 5, rig2)], lambda j, result: None)
+    assert waiting.value.each == [15, 5] and waiting.value.boots == 15
+    assert waiting.value.boots_for(good + 1) == 5 and waiting.value.boots_for(good, "rig1") == 15
