@@ -15,7 +15,7 @@ from typing import Any
 
 from bisectlab.errors import BisectlabError
 from bisectlab.options import Spec
-from bisectlab.strategies import STRATEGIES, make_options, parse_strategy
+from bisectlab.strategies import STRATEGIES, StrategyOptions, make_options, parse_strategy
 
 
 @dataclass(frozen=True)
@@ -38,25 +38,32 @@ def current_slot(logged: str) -> str:
     value the logged hunts ran with (its legacy value), so a campaign begun before the option
     existed goes on where it stopped. A key that does not parse is its own."""
     strategy, sep, text = logged.partition(":") if isinstance(logged, str) else ("", "", "")
-    if not sep or strategy not in STRATEGIES:
-        return logged
     try:
-        values = json.loads(text)
-        if not isinstance(values, dict):
-            return logged
-        options = STRATEGIES[strategy].Options.from_logged(values)
-    except (ValueError, TypeError, BisectlabError):
+        values = json.loads(text) if sep else None
+    except ValueError:
+        return logged
+    options = read_logged_options(strategy, values)
+    if options is None:
         return logged
     return Lane(logged, strategy, tuple(sorted(options.as_dict().items()))).slot
+
+
+def read_logged_options(strategy: str, values: Any) -> StrategyOptions | None:
+    """The options a logged hunt or lane of ``strategy`` ran with (an option added since takes
+    its legacy value), or None where they no longer read as that strategy's options."""
+    if strategy not in STRATEGIES or not isinstance(values, dict):
+        return None
+    try:
+        return STRATEGIES[strategy].Options.from_logged(values)
+    except (ValueError, TypeError, BisectlabError):
+        return None
 
 
 def logged_options(strategy: str, values: Any) -> str:
     """The options a logged hunt ran with that differ from today's defaults, as ``key=value``
     text ('' for none; '?' where they no longer read as this strategy's options)."""
-    try:
-        return STRATEGIES[strategy].Options.from_logged(dict(values)).label()
-    except (KeyError, ValueError, TypeError, BisectlabError):
-        return "?"
+    options = read_logged_options(strategy, values)
+    return "?" if options is None else options.label()
 
 
 def lane_from_dict(lane: Mapping[str, Any]) -> Lane:

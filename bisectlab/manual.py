@@ -42,14 +42,19 @@ class AwaitingTests(Exception):  # noqa: N818 (not an error: the hunt waits for 
         self.hunt_id: int | None = None
 
     @property
+    def tests(self) -> list[tuple[int, str, int]]:
+        """The waiting tests as (commit, rig, boots asked)."""
+        return [(c, r, n) for (c, r), n in zip(self.pending, self.each, strict=True)]
+
+    @property
     def boots(self) -> int:
         """The most boots any waiting test asks for."""
         return max(self.each, default=1)
 
     def boots_for(self, commit: int, rig: str | None = None) -> int:
         """The boots asked of the waiting test of ``commit`` (on ``rig``, if named)."""
-        return max((n for (c, r), n in zip(self.pending, self.each, strict=True)
-                    if c == commit and rig in (None, r)), default=self.boots)
+        return max((n for c, r, n in self.tests if c == commit and rig in (None, r)),
+                   default=self.boots)
 
 
 @dataclass

@@ -208,22 +208,20 @@ def _print_pending(setup: Any, waiting: Any, as_json: bool) -> None:
         click.echo(json.dumps({"status": "waiting", "hunt": waiting.hunt_id, "boots": waiting.boots,
                                "test": [{"commit": h.shas[c], "subject": h.subjects[c],
                                          "rig": rig, "boots": n}
-                                        for (c, rig), n in zip(waiting.pending, waiting.each,
-                                                               strict=True)]}))
+                                        for c, rig, n in waiting.tests]}))
         return
-    for line in pending_lines(h, waiting.pending, waiting.each):
+    for line in pending_lines(h, waiting.tests):
         click.echo(f"hunt {waiting.hunt_id}: {line}")
     click.echo("then say how it went: bisectlab good|bad|skip COMMIT [--boots N] "
                "(bad --boots N: the bug showed at boot N)")
 
 
-def pending_lines(h: History, pending: list[tuple[int, str]], each: list[int]) -> list[str]:
-    """One line per waiting test: the commit, its rig, and the boots asked for."""
+def pending_lines(h: History, tests: list[tuple[int, str, int]]) -> list[str]:
+    """One line per waiting test (commit, rig, boots asked): the commit, its rig, the boots."""
     def ask(boots: int) -> str:
         return "" if boots == 1 else f": boot it up to {boots} times, stopping at the first failure"
 
-    return [f"test {h.shas[c][:12]} {h.subjects[c]} on {rig}{ask(n)}"
-            for (c, rig), n in zip(pending, each, strict=True)]
+    return [f"test {h.shas[c][:12]} {h.subjects[c]} on {rig}{ask(n)}" for c, rig, n in tests]
 
 
 @click.command()

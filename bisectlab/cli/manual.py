@@ -114,10 +114,9 @@ def status(hunt_id: int | None, db_url: str | None, as_json: bool) -> None:
         strategy = retrace_strategy(store, hunt_id, setup)
         try:
             step(store, hunt_id, setup=setup)
-            pending: list[tuple[int, str]] = []
-            each: list[int] = []
+            waiting_tests: list[tuple[int, str, int]] = []
         except AwaitingTests as waiting:
-            pending, each = waiting.pending, waiting.each
+            waiting_tests = waiting.tests
     h = setup.history
     belief = strategy.belief()
     top = int(belief.argmax())
@@ -126,14 +125,14 @@ def status(hunt_id: int | None, db_url: str | None, as_json: bool) -> None:
              "p_learnt": getattr(getattr(strategy, "posterior", None), "p_mean", None),
              "tests": len(strategy.history),
              "test_next": [{"commit": h.shas[c], "rig": r, "boots": n}
-                           for (c, r), n in zip(pending, each, strict=True)]}
+                           for c, r, n in waiting_tests]}
     if as_json:
         click.echo(json.dumps(state))
         return
     click.echo(f"hunt {hunt_id}: {state['tests']} tests, {state['candidates_left']} candidates "
                f"left; top {state['top'][:12]} at {state['top_mass']:.3f}"
                + ("" if state["p_learnt"] is None else f", p ~ {state['p_learnt']:.3f}"))
-    for line in pending_lines(h, pending, each):
+    for line in pending_lines(h, waiting_tests):
         click.echo(line)
 
 

@@ -507,9 +507,14 @@ class BayesStrategy(Strategy):
             chosen = self._spread(u, score, best, resources.rigs, boots)
         commits = on_their_rigs([int(self.space.commits[i]) for i in chosen], resources.installed)
         each = None
-        if self.options.boots_per_install is None and resources.costs is not None:
+        if self._chooses_boots(resources):
             each = filled_boots(commits, resources.installed, boots, resources.costs)
         return Proposal(tuple(commits), boots, each)
+
+    def _chooses_boots(self, resources: Resources) -> bool:
+        """Whether the boots per test are the strategy's to choose: no b fixed by the user, and
+        the lab's costs known to price them by."""
+        return self.options.boots_per_install is None and resources.costs is not None
 
     def _boots_and_scores(self, resources: Resources) -> tuple[int, np.ndarray, np.ndarray]:
         """The boots per install of the next round, u and each candidate's score.
@@ -519,7 +524,7 @@ class BayesStrategy(Strategy):
         its boots, so its kernel is booted again rather than another one installed, until the
         information a boot brings falls below what an install elsewhere would bring a minute.
         """
-        if self.options.boots_per_install is not None or resources.costs is None:
+        if not self._chooses_boots(resources):
             return (self.boots, *self.scores(resources))
         plan = self._planning_posterior()
         u, rates = self._lab_rates(resources, BOOTS_LADDER, plan)
