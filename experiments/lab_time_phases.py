@@ -5,6 +5,10 @@ bound on boots for the range at a given p (README, "Lab time"). The phases add u
 rig time: with one rig they make up the lab days, with several working side by side more.
 
     python experiments/lab_time_phases.py lab.sqlite --campaign 1 --hunts 200 --detect 0.05
+
+``--against LANE`` (repeatable) adds each lane's lab days against that lane's, hunt for hunt: the
+ratio of the means over the hunts both ran (the same campaign index, so the same seed) and the
+mean paired difference with its standard error.
 """
 
 from __future__ import annotations
@@ -39,6 +43,19 @@ def phases(store: Store, hunt: dict, parents_of: dict[str, set[str]]) -> dict[st
     return out
 
 
+def paired(rows: list[dict], base: list[dict]) -> tuple[float, float, float, int]:
+    """Lab days of ``rows`` against ``base`` over the campaign indexes both hold: the ratio of
+    the means, the mean difference, its standard error and the number of pairs."""
+    days = {r["campaign_index"]: r["lab_minutes"] / MINUTES_PER_DAY for r in rows}
+    base_days = {r["campaign_index"]: r["lab_minutes"] / MINUTES_PER_DAY for r in base}
+    shared = sorted(days.keys() & base_days.keys())
+    if len(shared) < 2:
+        return float("nan"), float("nan"), float("nan"), len(shared)
+    diff = [days[i] - base_days[i] for i in shared]
+    ratio = statistics.mean(days[i] for i in shared) / statistics.mean(base_days[i] for i in shared)
+    return ratio, statistics.mean(diff), statistics.stdev(diff) / len(diff) ** 0.5, len(shared)
+
+
 def fail(message: str) -> NoReturn:
     """Bad input: one line, exit 2."""
     print(f"error: {message}", file=sys.stderr)
@@ -53,6 +70,9 @@ def main() -> None:
                         help="the first H hunts of each lane (default: the campaign's count)")
     parser.add_argument("--detect", type=float, default=0.05,
                         help="p for the information bound (the scenario's bug shows ~1 boot in 20)")
+    parser.add_argument("--against", action="append", default=[], metavar="LANE",
+                        help="also each lane's lab days against this lane's, hunt for hunt "
+                             "(its label as the campaign table prints it; repeatable)")
     args = parser.parse_args()
     if not Path(args.db).is_file():
         fail(f"no campaign database at {args.db}")
@@ -67,12 +87,16 @@ def main() -> None:
         parents_of = {h.shas[c]: {h.shas[p] for p in h.parents[c]} for c in range(len(h))
                       if h.parents[c]}
         bound = lower_bound_tests(len(space), args.detect)
+        spec = replace(spec, hunts=args.hunts or spec.hunts)
+        by_lane = lane_rows(spec, store.campaign_hunts(args.campaign))
+        missing = [label for label in args.against if label not in by_lane]
+        if missing:
+            fail(f"no lane {missing[0]!r} in campaign {args.campaign} (lanes: "
+                 f"{', '.join(by_lane)})")
         print(f"campaign {args.campaign}: {len(space)} candidates; information bound at p = "
               f"{args.detect:g}: {bound:.0f} boots (delta 0.01)")
         print(f"  {'strategy':<34} {'hunts':>5}  {'lab days':>8}  {'culprit':>7}  {'parents':>7}"
               f"  {'search':>6}  {'boots at parents':>16}  {'boots / bound':>13}")
-        spec = replace(spec, hunts=args.hunts or spec.hunts)
-        by_lane = lane_rows(spec, store.campaign_hunts(args.campaign))
         for lane, rows in zip(spec.lanes, by_lane.values(), strict=True):
             if not rows:
                 continue
@@ -83,6 +107,13 @@ def main() -> None:
             print(f"  {lane.label:<34} {len(rows):>5}  {days:>8.3f}  {mean['culprit']:>7.3f}  "
                   f"{mean['parents']:>7.3f}  {mean['search']:>6.3f}  {mean['parent boots']:>16.1f}"
                   f"  {boots / bound:>13.2f}")
+        for label in args.against:
+            print(f"against {label}, hunt for hunt: ratio of mean lab days, mean difference "
+                  f"(days) +- its standard error")
+            for lane, rows in by_lane.items():
+                if rows and lane != label:
+                    ratio, diff, error, n = paired(rows, by_lane[label])
+                    print(f"  {lane:<34} {ratio:>6.3f}x  {diff:+.3f} +- {error:.3f}  ({n} pairs)")
 
 
 if __name__ == "__main__":

@@ -104,12 +104,25 @@ def test_lab_time_phases_split_each_lanes_lab_days(tmp_path):
                     "--rigs", "1", "--workers", "1", "--strategy", "bayes", "--strategy",
                     "bayes:boots-per-install=5", "--db", str(db), "-q"], check=True,
                    capture_output=True)
-    out = run_script("lab_time_phases.py", str(db), "--detect", "0.5").splitlines()
+    out = run_script("lab_time_phases.py", str(db), "--detect", "0.5", "--against",
+                     "bayes:boots-per-install=5").splitlines()
     assert re.match(r"campaign 1: \d+ candidates; information bound at p = 0.5: \d+ boots", out[0])
-    lanes = {line.split()[0]: [float(x) for x in line.split()[1:]] for line in out[2:]}
+    lanes = {line.split()[0]: [float(x) for x in line.split()[1:]] for line in out[2:4]}
     assert set(lanes) == {"bayes", "bayes:boots-per-install=5"}
     for hunts, days, culprit, parents, search, _, _ in lanes.values():
         assert hunts == 3 and abs(culprit + parents + search - days) < 2e-3  # one rig: they add up
+    assert out[4].startswith("against bayes:boots-per-install=5, hunt for hunt")
+    ratio, diff, error, pairs = re.fullmatch(
+        r"  bayes +([\d.]+)x  ([+-][\d.]+) \+- ([\d.]+)  \((\d+) pairs\)", out[5]).groups()
+    days, base = lanes["bayes"][1], lanes["bayes:boots-per-install=5"][1]
+    assert int(pairs) == 3 and len(out) == 6  # the lane is not paired with itself
+    assert abs(float(ratio) - days / base) < 2e-3 and abs(float(diff) - (days - base)) < 2e-3
+    assert float(error) >= 0
+    missing = subprocess.run([sys.executable, str(EXPERIMENTS / "lab_time_phases.py"), str(db),
+                              "--against", "bayes:boots-per-install=7"], capture_output=True,
+                             text=True)
+    assert (missing.returncode, missing.stdout) == (2, "")
+    assert missing.stderr.startswith("error: no lane 'bayes:boots-per-install=7' in campaign 1")
 
 
 def test_lab_time_phases_refuses_a_missing_database_in_one_line(tmp_path):
