@@ -35,6 +35,14 @@ class Costs:
         """The costs :meth:`as_params` gave (KeyError if they are not among ``params``)."""
         return cls(**{f.name: params[f"{f.name}_minutes"] for f in fields(cls)})
 
+    def of_test(self, installs: bool, boots: int, swaps: bool) -> float:
+        """A test's lab minutes: its install if it had one, each boot, a swap of the adapter
+        its failure destroyed (added in that order, as the lab's clock runs)."""
+        minutes = self.install if installs else 0.0
+        for _ in range(boots):
+            minutes += self.boot
+        return minutes + self.swap if swaps else minutes
+
 
 @dataclass(frozen=True)
 class BootRecord:
@@ -201,7 +209,6 @@ class Lab:
         self._next_spell(sha)
         installs = not self.keeps_installed or rig.installed != commit
         rig.installed = commit
-        minutes = self.costs.install if installs else 0.0
         records: list[BootRecord] = []
         destroyed: list[str] = []
         for _ in range(boots):
@@ -211,11 +218,10 @@ class Lab:
             out = self.history.bug.boot(self.history, commit, rig.arch, seed,
                                         condition=self.condition)
             records.append(BootRecord(attempt, seed, out.bricked, out.stray_write, rig.adapter))
-            minutes += self.costs.boot
             if out.bricked:
                 destroyed.append(rig.adapter)
                 rig.adapter = self.box.take()
-                if rig.adapter is not None:
-                    minutes += self.costs.swap
                 break
+        minutes = self.costs.of_test(installs, len(records),
+                                     swaps=bool(destroyed) and rig.adapter is not None)
         return TestResult(commit, rig.name, tuple(records), tuple(destroyed), minutes, installs)

@@ -28,7 +28,6 @@ class Outcome:
     verdict: str
     boots: int = 1
     rig: str | None = None
-    minutes: float = 0.0
 
 
 class AwaitingTests(Exception):  # noqa: N818 (not an error: the hunt waits for its engineer)
@@ -144,7 +143,11 @@ class ManualRunner:
             rig.adapter = self.box.take()
         installed = rig.installed != outcome.commit
         rig.installed = None if outcome.verdict == "skip" else outcome.commit
-        return TestResult(outcome.commit, rig.name, records, destroyed, outcome.minutes,
+        minutes = 0.0  # nobody times the engineer: the hunt's prices count, where it has them
+        if self.costs is not None:
+            minutes = self.costs.of_test(installed, boots,
+                                         swaps=bool(destroyed) and rig.adapter is not None)
+        return TestResult(outcome.commit, rig.name, records, destroyed, minutes,
                           installed, skipped=outcome.verdict == "skip",
                           note="skipped by hand" if outcome.verdict == "skip" else "")
 

@@ -768,6 +768,23 @@ def test_a_transcript_replays_to_the_same_log_and_verdict(run, kernel, tmp_path)
     assert run("log", "1", "--db", "other.sqlite").stdout == log
 
 
+def test_a_simulated_hunts_transcript_replays_to_its_costs_lab_time_too(run, tmp_path):
+    """Typed back, a simulated hunt's outcomes are priced at the minutes its transcript names:
+    the same installs and lab hours, on two rigs whose rounds last as long as their longest
+    test."""
+    original = hunt_json(run, "v2.6.26", "v2.6.27-rc8", "--seed", "3", "--rigs", "2")
+    (tmp_path / "hunt.log").write_text(run("log", "1").stdout)
+    replayed = run("replay", "log", str(tmp_path / "hunt.log"), "--db", "other.sqlite", "--json")
+    assert replayed.exit_code == 0, replayed.output
+    verdict = json.loads(replayed.stdout)
+    same = ("status", "culprit", "confidence", "tests", "boots", "installs", "adapters",
+            "lab_hours")
+    assert {k: verdict[k] for k in same} == {k: original[k] for k in same}
+    assert original["lab_hours"] > 0 and original["installs"] < original["tests"]
+    minutes = [t["lab_minutes"] for t in logged_tests(run, db="other.sqlite")]
+    assert minutes == [t["lab_minutes"] for t in logged_tests(run)]
+
+
 def test_a_stopped_hunts_transcript_replays_to_the_same_log(run, kernel, tmp_path):
     stop = (f'n=$(($(cat {tmp_path}/n 2>/dev/null || echo 0) + 1)); echo $n > {tmp_path}/n; '
             f'[ $n = 6 ] && exit 200')
