@@ -191,6 +191,7 @@ class Prepared:
     goods: list[int]
     bad: int
     truth: int | None = None
+    hunt_id: int | None = None  # once the store has logged the hunt
 
 
 @dataclass(frozen=True)
@@ -421,6 +422,7 @@ def bisect(
         adapter_serials=None if prepared.runner.box.count is None else prepared.runner.box.serials,
         claimed_by=None if manual else claimant(),
     )
+    prepared.hunt_id = hunt_id
     if isinstance(prepared.runner, GitRigs):
         prepared.runner.hunt_id = hunt_id
     return _hunt(setup, store, hunt_id, prepared, on_test, on_start=on_start)
@@ -435,16 +437,17 @@ def resume(store: Store, hunt_id: int,
     a simulated hunt ends with the verdict, tests and boots of the uninterrupted one.
     """
     hunt = store.hunt(hunt_id)
+    setup = setup_of(hunt)
+    if isinstance(setup, RealSetup) and setup.manual:  # it waits for its engineer, no process
+        raise StoreError(f"hunt {hunt_id} is a manual hunt: record its tests with bisectlab "
+                         "good/bad/skip, see them with bisectlab status")
     state = hunt_state(hunt)
     if state not in RESUMABLE:
         raise StoreError(f"hunt {hunt_id} is {state}: only a stopped or interrupted hunt can be "
                          "resumed" + (" (its process still runs)" if state == "running" else ""))
-    setup = setup_of(hunt)
-    if isinstance(setup, RealSetup) and setup.manual:
-        raise StoreError(f"hunt {hunt_id} is a manual hunt: record its tests with bisectlab "
-                         "good/bad/skip, see them with bisectlab status")
     prepared = setup.prepare()
     _check_same_range(setup, prepared, hunt)
+    prepared.hunt_id = hunt_id
     if isinstance(prepared.runner, GitRigs):
         prepared.runner.hunt_id = hunt_id
     store.reopen_hunt(hunt_id, claimant(), state)

@@ -416,12 +416,12 @@ def _lane_key(lane: dict) -> str:
     return json.dumps([lane.get("strategy"), lane.get("options")], sort_keys=True, default=str)
 
 
-def _add_test(conn: Connection, hunt_id: int, fields: dict[str, Any]) -> int:
+def _add_test(conn: Connection, hunt_id: int, fields: dict[str, Any], where: str) -> int:
     """Add a test with its boots (prepared Core statements, one per table); advance the adapters
     it used; update the hunt's totals."""
     bottomless = conn.execute(_HUNT_BOX, {"hunt": hunt_id}).scalar()
     if bottomless is None:
-        raise StoreError(f"no hunt {hunt_id} in DB")
+        raise StoreError(f"no hunt {hunt_id} in {where}")
     boots, destroyed = fields["boots"], fields["adapters_destroyed"]
     boot_rows = [_boot_row(b) for b in boots]
     row = {"hunt_id": hunt_id, "created_at": _now(), **_test_row(fields)}
@@ -665,12 +665,11 @@ class Store:
         except SQLAlchemyError as exc:
             raise StoreError(f"database error in {self.where}: {_first_line(exc)}") from None
 
-    @staticmethod
-    def _hunt_row(s: Session, hunt_id: int) -> Hunt:
+    def _hunt_row(self, s: Session, hunt_id: int) -> Hunt:
         """The hunt's row, or StoreError."""
         hunt = s.get(Hunt, hunt_id)
         if hunt is None:
-            raise StoreError(f"no hunt {hunt_id} in DB")
+            raise StoreError(f"no hunt {hunt_id} in {self.where}")
         return hunt
 
     def start_hunt(
@@ -831,7 +830,7 @@ class Store:
             raise StoreError(f"a hunt cannot finish as {verdict.get('status')!r}")
         status = s.execute(select(Hunt.status).where(Hunt.id == hunt_id)).scalar_one_or_none()
         if status is None:
-            raise StoreError(f"no hunt {hunt_id} in DB")
+            raise StoreError(f"no hunt {hunt_id} in {self.where}")
         if status != "running":
             raise StoreError(f"hunt {hunt_id} is {status}, not running")
         now = _now()
@@ -876,7 +875,7 @@ class Store:
                     boots=boots, failed=failed, adapters_destroyed=adapters_destroyed,
                     lab_minutes=lab_minutes, installed=installed, skipped=skipped, note=note)
         with self._connection() as conn:
-            return _add_test(conn, hunt_id, test)
+            return _add_test(conn, hunt_id, test, self.where)
 
     def finish_hunt(
         self,
@@ -918,7 +917,7 @@ class Store:
         with self._session() as s:
             rows = self._hunt_dicts(s, Hunt.id == hunt_id)
         if not rows:
-            raise StoreError(f"no hunt {hunt_id} in DB")
+            raise StoreError(f"no hunt {hunt_id} in {self.where}")
         return rows[0]
 
     def hunts(self) -> list[dict]:
@@ -969,6 +968,6 @@ class Store:
         """The boots of one test, in id order."""
         with self._session() as s:
             if s.get(LabTest, test_id) is None:
-                raise StoreError(f"no test {test_id} in DB")
+                raise StoreError(f"no test {test_id} in {self.where}")
             query = select(Boot.__table__).where(Boot.test_id == test_id).order_by(Boot.id)
             return [_plain(r) for r in s.execute(query).mappings()]

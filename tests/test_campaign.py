@@ -223,8 +223,8 @@ def test_plots_are_written(run, small, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (("replay", "hunt", "7"), "error: no hunt 7 in DB"),
-    (("query", "tests", "--hunt", "42"), "error: no hunt 42 in DB"),
+    (("replay", "hunt", "7"), "error: no hunt 7 in bisectlab.sqlite"),
+    (("query", "tests", "--hunt", "42"), "error: no hunt 42 in bisectlab.sqlite"),
     (("query", "hunts", "--db", "://nothing"),
      "error: bad database URL: '://nothing' (for an SQLite file use sqlite:///PATH)"),
     (("replay", "intel-lab", "--strategy", "bayes", "--strategy", "bayes:caution=0.5"),
@@ -243,7 +243,7 @@ def test_plots_are_written(run, small, tmp_path):
      "error: --retries is not an option of git"),
     (("replay", "campaign", "--history", "k400.toml", "--strategy", "retry:k=2,k=3"),
      "error: option 'k' is given twice in 'retry:k=2,k=3'"),
-    (("report", "7"), "error: no hunt 7 in DB"),
+    (("report", "7"), "error: no hunt 7 in bisectlab.sqlite"),
     (("replay", "campaign", "v1.0", "--history", "k400.toml"),
      "error: give both GOOD and BAD, or neither"),
     (("replay", "campaign", "--history", "k400.toml", "--strategy", "nope"),
@@ -253,8 +253,8 @@ def test_plots_are_written(run, small, tmp_path):
     (("replay", "campaign", "--history", "k400.toml", "--plot", "no/such/dir.png"),
      "error: cannot write plot no/such/dir.png: directory no/such does not exist"),
     (("replay", "intel-lab", "--plot", "out.pdf"), "error: plot file must end in .png: out.pdf"),
-    (("query", "campaigns", "--campaign", "3"), "error: no campaign 3 in DB"),
-    (("query", "hunts", "--campaign", "3"), "error: no campaign 3 in DB"),
+    (("query", "campaigns", "--campaign", "3"), "error: no campaign 3 in bisectlab.sqlite"),
+    (("query", "hunts", "--campaign", "3"), "error: no campaign 3 in bisectlab.sqlite"),
     (("query", "tests", "--campaign", "3"), "error: --campaign goes with 'hunts' or 'campaigns'"),
     (("replay", "campaign", "--history", "k400.toml", "--strategy", "retry:k=0"),
      "error: option k in 'retry:k=0' must be in [1, 10000], not 0"),

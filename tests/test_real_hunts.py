@@ -25,6 +25,7 @@ import pytest
 from click.testing import CliRunner
 
 from bisectlab.cli import cli
+from bisectlab.errors import BisectlabError
 from bisectlab.rigs import GitRigs, Rig, RigStopped
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
@@ -811,6 +812,48 @@ def test_a_transcript_keeps_strategy_options_whose_values_hold_commas(run, kerne
     replayed = run("replay", "log", str(tmp_path / "hunt.log"), "--db", "other.sqlite")
     assert (replayed.exit_code, replayed.stdout) == (0, start.stdout)
     assert run("log", "1", "--db", "other.sqlite").stdout == log
+
+
+def test_an_outcome_names_the_waiting_test_it_is_for(run, kernel):
+    start = json.loads(run("bisect", GOOD, BAD, "--repo", str(kernel.repo), "--rigs", "2",
+                           "--json").stdout)
+    first, second = (t["commit"] for t in start["test"])
+    waiting = f"waiting: {first[:12]} on rig1, {second[:12]} on rig2"
+    for args, message in [
+        (("good",), f"2 tests are waiting ({waiting.split(': ')[1]}): name the commit"),
+        (("good", "--rig", "rig9"), f"no test waits on rig9 ({waiting})"),
+        (("good", first[:10], "--rig", "rig2"), f"{first[:12]} is not waiting on rig2 ({waiting})"),
+        (("bad", GOOD), f"{git(kernel.repo, 'rev-parse', GOOD)[:12]} is not waiting to be tested "
+                        f"({waiting})"),
+    ]:
+        result = run(*args)
+        assert (result.exit_code, result.stderr) == (2, f"error: {message}\n"), args
+    assert logged_tests(run) == []
+    resumed = run("resume", "1")  # it waits for its engineer, not for a process
+    assert (resumed.exit_code, resumed.stderr) == (2, "error: hunt 1 is a manual hunt: record its "
+                                                      "tests with bisectlab good/bad/skip, see "
+                                                      "them with bisectlab status\n")
+    assert run("good", "--rig", "rig2").exit_code == 0  # the one test waiting on rig2
+    assert [(t["commit_sha"], t["rig"]) for t in logged_tests(run)] == [(second, "rig2")]
+
+
+def test_one_commit_waiting_on_two_rigs_needs_the_rig_named():
+    """Each of the two tests of one commit asks its own boots: an outcome must say which it is."""
+    from bisectlab.cli.manual import _pending_test
+
+    class Named:
+        shas = ["a" * 40, "b" * 40]
+
+        def resolve(self, ref: str) -> int:
+            return self.shas.index(ref)
+
+    pending = [(1, "rig1"), (1, "rig2")]
+    for commit in (None, "b" * 40):
+        with pytest.raises(BisectlabError, match=r"^bbbbbbbbbbbb waits on rig1, rig2: say which "
+                                                 r"with --rig$"):
+            _pending_test(Named(), commit, pending, None)
+    assert _pending_test(Named(), None, pending, "rig2") == (1, "rig2")
+    assert _pending_test(Named(), "b" * 40, [(0, "rig1"), (1, "rig2")], None) == (1, "rig2")
 
 
 def test_a_manual_hunt_on_two_rigs_takes_the_second_rigs_outcome_first(run, kernel):

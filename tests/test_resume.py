@@ -86,6 +86,22 @@ def test_a_killed_hunt_is_stopped_and_resumes_to_the_uninterrupted_verdict(run, 
     assert run("replay", "hunt", "1", "--db", "cut.sqlite").exit_code == 0
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_simulated_hunt_stopped_by_a_signal_says_how_to_go_on(run, slow_bug, tmp_path, sig):
+    hunt = ["v1.0", "v1.1", "--history", str(slow_bug), "--seed", "21"]
+    whole = _verdict(run, "bisect", *hunt, "--db", "whole.sqlite")
+    proc = _start(["bisect", *hunt, "--db", "cut.sqlite", "-q"], tmp_path)
+    _wait_for_rows(tmp_path / "cut.sqlite", "SELECT count(*) FROM tests", 20, proc)
+    os.kill(proc.pid, sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err.splitlines()[-1] == "interrupted; hunt 1 is kept: bisectlab resume 1 goes on"
+    hunts = json.loads(run("query", "hunts", "--db", "cut.sqlite", "--format", "json").stdout)
+    assert hunts[0]["status"] == "interrupted" and 20 <= hunts[0]["tests"] < whole["tests"]
+    resumed = _verdict(run, "resume", "1", "--db", "cut.sqlite")
+    assert {k: resumed[k] for k in SAME} == {k: whole[k] for k in SAME}
+
+
 def test_a_kill_9_loses_no_test_the_hunt_has_shown(slow_bug, tmp_path):
     """A test is committed before the hunt shows it and goes on: a bisect killed with SIGKILL
     right after showing test k has tests 1..k logged, each with the boots it showed."""
@@ -118,7 +134,7 @@ def test_only_a_stopped_or_interrupted_hunt_resumes(run, slow_bug):
     assert result.exit_code == 2
     assert result.stderr.strip() == ("error: hunt 1 is found: only a stopped or interrupted hunt "
                                      "can be resumed")
-    assert run("resume", "7").stderr.strip() == "error: no hunt 7 in DB"
+    assert run("resume", "7").stderr.strip() == "error: no hunt 7 in bisectlab.sqlite"
 
 
 def test_campaign_workers_die_with_their_parent(run, slow_bug, tmp_path):

@@ -146,13 +146,21 @@ def _run(hunt: Callable, setup: Any, db_url: str | None, as_json: bool, quiet: b
     from bisectlab.manual import AwaitingTests
 
     try:
-        with _kept_on_abort(lambda: getattr(setup.prepared.runner, "hunt_id", None)):
+        with _kept_on_abort(lambda: _resumable_id(setup)):
             report = hunt(None if quiet else _progress_printer(lambda: setup.history),
                           None if quiet else _show_bisecting)
     except AwaitingTests as waiting:
         _print_pending(setup, waiting, as_json)
         return
     _finish(setup.history, report, setup, db_url, as_json)
+
+
+def _resumable_id(setup: Any) -> int | None:
+    """The logged hunt that `bisectlab resume` can go on with (None: not logged yet, or a
+    manual hunt, which goes on with good/bad/skip)."""
+    if setup.prepared is None or getattr(setup, "manual", False):
+        return None
+    return setup.prepared.hunt_id
 
 
 @contextmanager

@@ -73,28 +73,38 @@ def _step(term: str | None, commit: str | None, boots: int | None, rig: str | No
                 awaited = waiting
             else:
                 raise BisectlabError(f"hunt {hunt_id} is waiting for no test")
-            target = _pending_commit(setup.history, commit, awaited.pending, rig)
-            typed = [outcome_from_words(term, target, boots or awaited.boots_for(target, rig),
-                                        rig)]
+            target, on = _pending_test(setup.history, commit, awaited.pending, rig)
+            typed = [outcome_from_words(term, target, boots or awaited.boots_for(target, on), on)]
         _run(lambda on_test, on_start: step(store, hunt_id, typed, on_test, setup), setup,
              db_url, as_json, quiet or term is None)
 
 
-def _pending_commit(history: Any, commit: str | None, pending: list[tuple[int, str]],
-                    rig: str | None) -> int:
-    """The waiting test an outcome is for: the commit named (a ref), or the only one waiting."""
-    waiting = [c for c, r in pending if rig in (None, r)]
+def _pending_test(history: Any, commit: str | None, pending: list[tuple[int, str]],
+                  rig: str | None) -> tuple[int, str]:
+    """The waiting test (commit, rig) an outcome is for: the commit named (a ref) or the only
+    one waiting, on the rig named or the only one testing it."""
+    def shown(tests: list[tuple[int, str]]) -> str:
+        return ", ".join(f"{history.shas[c][:12]} on {r}" for c, r in tests)
+
+    on_rig = [(c, r) for c, r in pending if rig in (None, r)]
+    if not on_rig:
+        raise BisectlabError(f"no test waits on {rig} (waiting: {shown(pending)})")
     if commit is None:
-        if len(set(waiting)) != 1:
-            shown = ", ".join(history.shas[c][:12] for c, _ in pending)
-            raise BisectlabError(f"{len(pending)} tests are waiting ({shown}): name the commit")
-        return waiting[0]
-    target = history.resolve(commit)
-    if target not in waiting:
-        shown = ", ".join(f"{history.shas[c][:12]} on {r}" for c, r in pending)
-        raise BisectlabError(f"{history.shas[target][:12]} is not waiting to be tested "
-                             f"(waiting: {shown})")
-    return target
+        if len({c for c, _ in on_rig}) != 1:
+            raise BisectlabError(f"{len(on_rig)} tests are waiting ({shown(on_rig)}): name the "
+                                 "commit")
+        matches = on_rig
+    else:
+        target = history.resolve(commit)
+        matches = [(c, r) for c, r in on_rig if c == target]
+        if not matches:
+            where = "to be tested" if rig is None else f"on {rig}"
+            raise BisectlabError(f"{history.shas[target][:12]} is not waiting {where} "
+                                 f"(waiting: {shown(pending)})")
+    if len(matches) > 1:  # one commit on several rigs: each asked its own boots
+        raise BisectlabError(f"{history.shas[matches[0][0]][:12]} waits on "
+                             f"{', '.join(r for _, r in matches)}: say which with --rig")
+    return matches[0]
 
 
 @click.command()

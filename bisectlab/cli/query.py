@@ -42,7 +42,7 @@ def query(what: str, hunt_id: int | None, test_id: int | None, campaign_id: int 
         if hunt_id is not None:
             store.hunt(hunt_id)
         if campaign_id is not None and campaign_id not in {c["id"] for c in store.campaigns()}:
-            raise BisectlabError(f"no campaign {campaign_id} in DB")
+            raise BisectlabError(f"no campaign {campaign_id} in {store.where}")
         if what == "campaigns":
             _query_campaigns(store, campaign_id, fmt)
             return
