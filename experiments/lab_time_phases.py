@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from bisectlab.campaign import lane_rows, spec_from_dict
+from bisectlab.errors import BisectlabError
 from bisectlab.history import load_history
 from bisectlab.posterior import lower_bound_tests
 from bisectlab.store import Store
@@ -43,17 +44,43 @@ def phases(store: Store, hunt: dict, parents_of: dict[str, set[str]]) -> dict[st
     return out
 
 
-def paired(rows: list[dict], base: list[dict]) -> tuple[float, float, float, int]:
+def paired(rows: list[dict], base: list[dict]) -> str:
     """Lab days of ``rows`` against ``base`` over the campaign indexes both hold: the ratio of
-    the means, the mean difference, its standard error and the number of pairs."""
+    the means, the mean difference, its standard error and the number of pairs ('-' for what
+    cannot be had: a ratio to no lab time, an error of one pair)."""
     days = {r["campaign_index"]: r["lab_minutes"] / MINUTES_PER_DAY for r in rows}
     base_days = {r["campaign_index"]: r["lab_minutes"] / MINUTES_PER_DAY for r in base}
     shared = sorted(days.keys() & base_days.keys())
-    if len(shared) < 2:
-        return float("nan"), float("nan"), float("nan"), len(shared)
+    if not shared:
+        return "-  (0 pairs)"
     diff = [days[i] - base_days[i] for i in shared]
-    ratio = statistics.mean(days[i] for i in shared) / statistics.mean(base_days[i] for i in shared)
-    return ratio, statistics.mean(diff), statistics.stdev(diff) / len(diff) ** 0.5, len(shared)
+    base_mean = statistics.mean(base_days[i] for i in shared)
+    ratio = (f"{statistics.mean(days[i] for i in shared) / base_mean:>6.3f}x" if base_mean > 0
+             else "     -")
+    error = f"{statistics.stdev(diff) / len(diff) ** 0.5:.3f}" if len(diff) > 1 else "-"
+    return f"{ratio}  {statistics.mean(diff):+.3f} +- {error}  ({len(shared)} pairs)"
+
+
+def whole(text: str) -> int:
+    """A count of at least 1 (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return value
+
+
+def rate(text: str) -> float:
+    """A detection rate in (0, 1] (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 1:  # nan and inf fail too
+        raise argparse.ArgumentTypeError(f"must be a rate in (0, 1], not {text!r}")
+    return value
 
 
 def fail(message: str) -> NoReturn:
@@ -63,12 +90,13 @@ def fail(message: str) -> NoReturn:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("db", help="the campaign's SQLite file")
-    parser.add_argument("--campaign", type=int, default=1)
-    parser.add_argument("--hunts", type=int, default=None,
+    parser.add_argument("--campaign", type=whole, default=1)
+    parser.add_argument("--hunts", type=whole, default=None,
                         help="the first H hunts of each lane (default: the campaign's count)")
-    parser.add_argument("--detect", type=float, default=0.05,
+    parser.add_argument("--detect", type=rate, default=0.05,
                         help="p for the information bound (the scenario's bug shows ~1 boot in 20)")
     parser.add_argument("--against", action="append", default=[], metavar="LANE",
                         help="also each lane's lab days against this lane's, hunt for hunt "
@@ -76,6 +104,14 @@ def main() -> None:
     args = parser.parse_args()
     if not Path(args.db).is_file():
         fail(f"no campaign database at {args.db}")
+    try:
+        report(args)
+    except BisectlabError as exc:  # not a bisectlab database, and the like
+        fail(str(exc))
+
+
+def report(args: argparse.Namespace) -> None:
+    """Print the phases of each lane of the campaign, and the pairings asked for."""
     with Store(f"sqlite:///{args.db}") as store:
         campaign = next((c for c in store.campaigns() if c["id"] == args.campaign), None)
         if campaign is None:
@@ -112,8 +148,7 @@ def main() -> None:
                   f"(days) +- its standard error")
             for lane, rows in by_lane.items():
                 if rows and lane != label:
-                    ratio, diff, error, n = paired(rows, by_lane[label])
-                    print(f"  {lane:<34} {ratio:>6.3f}x  {diff:+.3f} +- {error:.3f}  ({n} pairs)")
+                    print(f"  {lane:<34} {paired(rows, by_lane[label])}")
 
 
 if __name__ == "__main__":

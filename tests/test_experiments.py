@@ -131,6 +131,18 @@ def test_lab_time_phases_refuses_a_missing_database_in_one_line(tmp_path):
     assert (done.returncode, done.stderr) == (2, f"error: no campaign database at "
                                                  f"{tmp_path / 'none.sqlite'}\n")
     assert not (tmp_path / "none.sqlite").exists()
+    (tmp_path / "notes.sqlite").write_text("not a database\n")
+    done = subprocess.run([sys.executable, str(EXPERIMENTS / "lab_time_phases.py"),
+                           str(tmp_path / "notes.sqlite")], capture_output=True, text=True)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.startswith("error: not a bisectlab database: ")
+    assert len(done.stderr.splitlines()) == 1
+    for flag, value in (("--hunts", "0"), ("--hunts", "-1"), ("--detect", "nan"),
+                        ("--detect", "inf"), ("--detect", "0"), ("--campaign", "1.5")):
+        done = subprocess.run([sys.executable, str(EXPERIMENTS / "lab_time_phases.py"),
+                               str(tmp_path / "none.sqlite"), flag, value],
+                              capture_output=True, text=True)
+        assert done.returncode == 2 and f"argument {flag}: must be" in done.stderr, (flag, value)
 
 
 def test_calibration_refuses_a_plan_quantile_out_of_range_in_one_line():

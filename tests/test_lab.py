@@ -89,7 +89,7 @@ def test_a_rig_that_keeps_its_kernel_boots_it_through_the_others_installs():
     costs = LabCosts(install=30, boot=3, swap=10)
     assert filled_boots([7, 8, 9], (7, None, 4), 5, costs) == (15, 5, 5)
     assert filled_boots([7, 8], (None, None), 5, costs) is None   # every rig installs
-    assert filled_boots([7, 8], (7, 8), 5, costs) is None         # none does
+    assert filled_boots([7, 8], (7, 8), 5, costs) is None         # no rig installs
     assert filled_boots([7, 8], (7, None), 5, LabCosts(install=2, boot=3, swap=0)) is None
     for free_boots in (LabCosts(install=30, boot=0, swap=0), LabCosts(1e6, 1e-3, 0)):
         assert filled_boots([7, 8], (7, None), 5, free_boots) == (55, 5)  # the ladder's top
