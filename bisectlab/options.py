@@ -176,7 +176,13 @@ class StrategyOptions:
                 values[name] = logged[name]
             elif spec.legacy != NEW:
                 values[name] = spec.legacy
-        return cls.build(**values)
+        return cls.build(**cls.as_ran(values))
+
+    @classmethod
+    def as_ran(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """Logged values as the code of their day used them, where a later check refuses what
+        it took and ignored (default: as logged)."""
+        return values
 
     def as_dict(self) -> dict[str, Any]:
         """Every option as plain data (logged with a hunt; :meth:`from_logged` reads it back)."""

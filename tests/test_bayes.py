@@ -18,6 +18,7 @@ from bisectlab.errors import BisectlabError
 from bisectlab.generator import KernelShape, generate_kernel_history
 from bisectlab.posterior import RateModel
 from bisectlab.strategies import LabCosts, Observation, Resources, SearchSpace, make_strategy
+from bisectlab.strategies.bayes import BayesOptions
 
 
 def test_bayes_finds_deterministic_bugs_on_kernel_dags():
@@ -230,6 +231,9 @@ def test_planning_refuses_a_fixed_boots_count_or_a_known_p(options, flag):
     with pytest.raises(BisectlabError, match=f"does not go with {flag}"):
         make_strategy("bayes", SearchSpace(line, [0], 20), **options, plan_quantile=0.1)
     make_strategy("bayes", SearchSpace(line, [0], 20), **options, plan_quantile=0.0)
+    logged = {**BayesOptions().as_dict(), **options, "plan_quantile": 0.1}
+    read = BayesOptions.from_logged(logged)  # logged before the refusal: it ran without it
+    assert read.plan_quantile == 0.0 and read == BayesOptions(**options)
 
 
 def test_plan_quantile_beside_a_fixed_boots_count_is_one_line_and_exit_2(tmp_path):

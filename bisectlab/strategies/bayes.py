@@ -112,6 +112,14 @@ class BayesOptions(StrategyOptions):
             return self.p_quantile
         return min(1 - self.confidence, 0.03)  # calibrated at p = 0.03-1 (README, "Confidence")
 
+    @classmethod
+    def as_ran(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """A hunt logged before --plan-quantile refused a fixed b or a known p ran without it."""
+        fixed = values.get("boots_per_install") is not None or values.get("detect") is not None
+        if fixed and values.get("plan_quantile"):
+            return {**values, "plan_quantile": 0.0}
+        return values
+
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.plan_quantile > 0:
