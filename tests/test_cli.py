@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 
 import click
@@ -41,6 +42,16 @@ def test_bisect_text_verdict_shows_cost_and_truth(run):
     assert "tests" in out and "adapters destroyed" in out and "lab hours" in out
     assert "true culprit" in out and "ftrace: use dynamic patching" in out
     assert result.stderr == ""
+
+
+def test_the_verdict_says_whether_p_was_learnt_or_assumed(run):
+    learnt = run("bisect", "v2.6.26", "v2.6.27-rc8", "--seed", "3", "-q").stdout
+    assert re.search(r"\n  learnt p     0\.\d{3} per boot \(90% interval 0\.\d{3}\.\.0\.\d{3}\)\n",
+                     learnt)
+    assumed = run("bisect", "v2.6.26", "v2.6.27-rc8", "--seed", "3", "--assume-detect", "0.05",
+                  "-q").stdout
+    assert "\n  assumed p    0.050 per boot (--assume-detect: not learnt)\n" in assumed
+    assert "learnt p" not in assumed
 
 
 def test_progress_speaks_git(run):

@@ -233,7 +233,7 @@ def pending_lines(h: History, tests: list[tuple[int, str, int]]) -> list[str]:
 
 
 @click.command()
-@click.argument("hunt_id", type=count(1, MAX_SEED))
+@click.argument("hunt_id", type=count(1, MAX_SEED), metavar="HUNT_ID")
 @db_option
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as one JSON object.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
@@ -314,7 +314,9 @@ def _print_verdict(history: History, report, setup, location: str) -> None:
         parts = [f"culprit {_seen(ev['culprit'])}"]
         parts += [f"parent {p['commit'][:12]} {_seen(p)}" for p in ev.get("parents", [])]
         echo(f"  evidence     {'; '.join(parts)}")
-    if "p_mean" in ev:
+    if ev.get("p_assumed"):
+        echo(f"  assumed p    {ev['p_mean']:.3f} per boot (--assume-detect: not learnt)")
+    elif "p_mean" in ev:
         lo, hi = ev["p_90"]
         echo(f"  learnt p     {ev['p_mean']:.3f} per boot (90% interval {lo:.3f}..{hi:.3f})")
     if "low_p_check" in ev:
@@ -340,7 +342,7 @@ def _seen(item: dict) -> str:
 
 
 @click.command("log")
-@click.argument("hunt_id", type=count(1, MAX_SEED))
+@click.argument("hunt_id", type=count(1, MAX_SEED), metavar="HUNT_ID")
 @db_option
 def log_command(hunt_id: int, db_url: str | None) -> None:
     """Print hunt HUNT_ID as a replayable transcript (`bisectlab replay log FILE` reads it)."""

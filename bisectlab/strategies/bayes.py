@@ -811,7 +811,7 @@ class BayesStrategy(Strategy):
         lo = float(self.model.p_grid[np.searchsorted(cdf, 0.05)])
         hi = float(self.model.p_grid[min(np.searchsorted(cdf, 0.95), len(cdf) - 1)])
         out = {**self.evidence(commit), "p_mean": post.p_mean, "p_90": [lo, hi],
-               "f_mean": post.f_mean}
+               "p_assumed": len(self.model.p_grid) == 1, "f_mean": post.f_mean}
         check = self.low_p_check()
         if check is not None:
             out["low_p_check"] = {"quantile": self.options.check_quantile, "p": check[1],
