@@ -252,3 +252,10 @@ def test_a_scenario_that_cannot_be_is_refused(run, tmp_path, text, message):
 def test_boot_exit_status_stops_git_bisect_run_on_a_bad_option_too(run):
     result = run("boot", "v2.6.27-rc8", "--exit-status", "--attempt", "0")
     assert result.exit_code == 255 and result.stderr.startswith("error: Invalid value")
+
+
+def test_a_table_shows_one_column_of_minutes_one_way():
+    from bisectlab.cli.params import _cell
+
+    assert [_cell("lab_minutes", m) for m in (746.0, 2006.0, 12.25)] == ["746.0", "2006.0", "12.2"]
+    assert [_cell("confidence", c) for c in (0.99971, 0.05)] == ["0.9997", "0.05"]

@@ -204,8 +204,8 @@ def _cell(column: str, value: Any) -> str:
         return ""
     if column.endswith("_sha") and isinstance(value, str):
         return value[:12]
-    if isinstance(value, float):
-        return f"{value:.1f}" if abs(value) >= 1000 else f"{value:.4g}"
+    if isinstance(value, float):  # minutes and such to a tenth, a share to 4 digits
+        return f"{value:.1f}" if abs(value) >= 1 else f"{value:.4g}"
     return str(value)
 
 
