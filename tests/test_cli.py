@@ -259,3 +259,11 @@ def test_a_table_shows_one_column_of_minutes_one_way():
 
     assert [_cell("lab_minutes", m) for m in (746.0, 2006.0, 12.25)] == ["746.0", "2006.0", "12.2"]
     assert [_cell("confidence", c) for c in (0.99971, 0.05)] == ["0.9997", "0.05"]
+
+
+def test_a_cost_says_one_of_a_thing_in_the_singular():
+    from bisectlab.cli.params import cost_line
+
+    assert cost_line(1, 1, 1, 1, 0.5) == "1 test, 1 boot, 1 install, 1 adapter destroyed, 0.5 lab hours"
+    assert cost_line(2, 0, 3, 2, 1.0) == ("2 tests, 0 boots, 3 installs, 2 adapters destroyed, "
+                                          "1.0 lab hours")

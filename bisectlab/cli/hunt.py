@@ -20,6 +20,7 @@ from bisectlab.cli.params import (
     MAX_SEED,
     MAX_TIMEOUT,
     Number,
+    cost_line,
     count,
     db_option,
     lab_cost_options,
@@ -307,8 +308,8 @@ def _print_verdict(history: History, report, setup, location: str) -> None:
     conf = ("not estimated (this strategy trusts every test)" if report.confidence is None
             else f"{report.confidence:.4f}")
     echo(f"  confidence   {conf}")
-    echo(f"  cost         {report.tests} tests, {report.boots} boots, {report.installs} installs,"
-         f" {report.adapters} adapters destroyed, {report.lab_hours:.1f} lab hours")
+    echo("  cost         " + cost_line(report.tests, report.boots, report.installs,
+                                         report.adapters, report.lab_hours))
     ev = report.evidence
     if ev.get("culprit"):
         parts = [f"culprit {_seen(ev['culprit'])}"]

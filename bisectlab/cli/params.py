@@ -166,6 +166,19 @@ def open_store(db_url: str | None, existing: bool = False) -> Any:
     return Store(_url(db_url))
 
 
+def counted(n: int, one: str, many: str | None = None) -> str:
+    """'1 test', '2 tests': a count with its noun (``many``: a plural that is not one + 's')."""
+    return f"{n} {one if n == 1 else many or one + 's'}"
+
+
+def cost_line(tests: int, boots: int, installs: int, adapters: int, lab_hours: float) -> str:
+    """A hunt's cost as the verdict and the report say it."""
+    return (f"{counted(tests, 'test')}, {counted(boots, 'boot')}, "
+            f"{counted(installs, 'install')}, "
+            f"{counted(adapters, 'adapter destroyed', 'adapters destroyed')}, "
+            f"{lab_hours:.1f} lab hours")
+
+
 def format_rows(rows: list[dict], fmt: str, columns: Sequence[str] | None = None) -> str:
     """Rows as a table (the listed columns), or CSV / JSON (every column)."""
     if fmt == "json":

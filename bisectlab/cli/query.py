@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from bisectlab.cli.params import db_option, format_rows, open_store
+from bisectlab.cli.params import cost_line, db_option, format_rows, open_store
 from bisectlab.cli.replay import campaign_table_text
 from bisectlab.errors import BisectlabError
 
@@ -115,8 +115,8 @@ def report(hunt_id: int, plot_path: Path | None, db_url: str | None) -> None:
                f"{hunt['strategy']}, seed {hunt['seed']}: {hunt['status']}, culprit {verdict}"
                + ("" if hunt["correct"] is None else
                   f" ({'correct' if hunt['correct'] else 'WRONG'})"))
-    click.echo(f"  {hunt['tests']} tests, {hunt['boots']} boots, {hunt['installs']} installs, "
-               f"{hunt['adapters']} adapters destroyed, {hunt['lab_minutes'] / 60:.1f} lab hours")
+    click.echo("  " + cost_line(hunt["tests"], hunt["boots"], hunt["installs"], hunt["adapters"],
+                                hunt["lab_minutes"] / 60))
     if plot_path is not None:
         conf = "" if hunt["confidence"] is None else f", confidence {hunt['confidence']:.3f}"
         plot_hunt(f"hunt {hunt_id}: {hunt['strategy']} on {hunt['history']} "

@@ -18,6 +18,7 @@ from bisectlab.cli.params import (
     MAX_SEED,
     MAX_WORKERS,
     count,
+    counted,
     db_option,
     history_option,
     lab_cost_options,
@@ -157,8 +158,8 @@ def _run_campaign(name: str, history: str, good: str, bad: str, *, hunts: int,
         for line in table:
             click.echo(json.dumps({"campaign": run.campaign_id, **line}))
     else:
-        click.echo(f"campaign {run.campaign_id}: {name}, {good}..{bad}, {rigs} rigs, "
-                   f"{adapters} adapters per hunt")
+        click.echo(f"campaign {run.campaign_id}: {name}, {good}..{bad}, {counted(rigs, 'rig')}, "
+                   f"{counted(adapters, 'adapter')} per hunt")
         click.echo(campaign_table_text(table), nl=False)
     click.echo(f"{run.ran} hunts run now ({run.kept} kept from earlier runs) in "
                f"{run.wall_seconds:.1f} s: {run.hunts_per_second:.2f} hunts/s, database writes "
@@ -167,7 +168,8 @@ def _run_campaign(name: str, history: str, good: str, bad: str, *, hunts: int,
     if plot_path is not None:
         from bisectlab.plots import plot_campaign
 
-        plot_campaign(f"{name}: {good}..{bad}, {rigs} rigs, {adapters} adapters, "
+        plot_campaign(f"{name}: {good}..{bad}, {counted(rigs, 'rig')}, "
+                      f"{counted(adapters, 'adapter')}, "
                       f"{hunts} hunts per strategy", lane_rows(spec, rows), plot_path)
         click.echo(f"plot written to {plot_path}", err=True)
 
