@@ -497,6 +497,12 @@ def test_query_hunts_names_each_campaign_hunts_options(run, small):
     assert [(h["strategy"], h["options"]) for h in hunts] == [
         ("bayes", ""), ("bayes", "boots-per-install=5"), ("retry", "k=3")]
     assert "boots-per-install=5" in run("query", "hunts").stdout
+    with sqlite3.connect("bisectlab.sqlite") as con:  # a hunt logged before options were
+        params = json.loads(con.execute("SELECT params FROM hunts WHERE id = 2").fetchone()[0])
+        del params["strategy_options"]
+        con.execute("UPDATE hunts SET params = ? WHERE id = 2", (json.dumps(params),))
+    hunts = json.loads(run("query", "hunts", "--format", "json").stdout)
+    assert [h["options"] for h in hunts] == ["", "?", "k=3"]  # not made up from today's defaults
 
 
 def test_ctrl_c_is_held_back_until_the_store_write_is_done():

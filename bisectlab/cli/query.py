@@ -81,7 +81,7 @@ def _query_rows(store: Any, what: str, hunt_id: int | None, test_id: int | None,
 
         rows = store.hunts() if campaign_id is None else store.campaign_hunts(campaign_id)
         return [{**r, "options": logged_options(r["strategy"],
-                                                r["params"].get("strategy_options", {})),
+                                                r["params"].get("strategy_options")),
                  "status": hunt_state(r)}
                 for r in rows if hunt_id is None or r["id"] == hunt_id]
     if what == "tests":
