@@ -226,6 +226,11 @@ class HuntSetup:
     known: KnownRange | None = field(default=None, repr=False)
     prepared: Prepared | None = field(default=None, init=False, repr=False)
 
+    @property
+    def manual(self) -> bool:
+        """A simulated hunt runs its own tests."""
+        return False
+
     def prepare(self) -> Prepared:
         """Resolve and check the range, build the strategy and the lab (raises on bad input)."""
         h = self.history
@@ -412,7 +417,7 @@ def bisect(
     prepared = setup.prepared or setup.prepare()
     h = setup.history
     truth = prepared.truth
-    manual = isinstance(setup, RealSetup) and setup.manual
+    manual = setup.manual
     hunt_id = store.start_hunt(
         history=h.name, history_source=h.source,
         good=" ".join(setup.goods) if isinstance(setup, RealSetup) else setup.good_ref,
@@ -438,7 +443,7 @@ def resume(store: Store, hunt_id: int,
     """
     hunt = store.hunt(hunt_id)
     setup = setup_of(hunt)
-    if isinstance(setup, RealSetup) and setup.manual:  # it waits for its engineer, no process
+    if setup.manual:  # it waits for its engineer, no process
         raise StoreError(f"hunt {hunt_id} is a manual hunt: record its tests with bisectlab "
                          "good/bad/skip, see them with bisectlab status")
     state = hunt_state(hunt)
@@ -461,7 +466,7 @@ def step(store: Store, hunt_id: int, typed: Sequence[Outcome] = (),
     AwaitingTests for the tests it needs next, or gives its verdict."""
     hunt = store.hunt(hunt_id)
     setup = setup or setup_of(hunt)
-    if not (isinstance(setup, RealSetup) and setup.manual):
+    if not setup.manual:
         raise StoreError(f"hunt {hunt_id} is not a manual hunt (it runs its own tests)")
     if hunt["status"] != "running":
         raise StoreError(f"hunt {hunt_id} is {hunt['status']}: it takes no more tests")

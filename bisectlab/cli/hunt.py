@@ -159,7 +159,7 @@ def _run(hunt: Callable, setup: Any, db_url: str | None, as_json: bool, quiet: b
 def _resumable_id(setup: Any) -> int | None:
     """The logged hunt that `bisectlab resume` can go on with (None: not logged yet, or a
     manual hunt, which goes on with good/bad/skip)."""
-    if setup.prepared is None or getattr(setup, "manual", False):
+    if setup.prepared is None or setup.manual:
         return None
     return setup.prepared.hunt_id
 

@@ -249,7 +249,7 @@ def replay_log(transcript: Any, db_url: str | None, as_json: bool) -> None:
     flags = {k: v for k, v in start.items() if k.startswith("flag_")}
     setup = make_setup(**{k: v for k, v in start.items() if not k.startswith("flag_")},
                        flags=flags, costs=costs)
-    if not getattr(setup, "manual", False):
+    if not setup.manual:
         raise BisectlabError("a transcript replays as a manual hunt: its start line needs "
                              "--repo (without --run) or --manual")
     with open_store(db_url) as store:
