@@ -29,6 +29,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from arguments import count
+
 BISECTLAB = [sys.executable, "-c", "from bisectlab.cli import main; main()"]
 
 
@@ -145,8 +147,8 @@ def median_of(rounds: int, runs: dict[str, Callable[[int], float]]) -> dict[str,
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--hunts", type=int, default=120)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--hunts", type=count(), default=120)
+    ap.add_argument("--rounds", type=count(100), default=3)
     ap.add_argument("--skip-dask", action="store_true")
     ap.add_argument("--skip-postgres", action="store_true")
     ap.add_argument("--postgres", metavar="URL")

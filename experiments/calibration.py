@@ -24,10 +24,11 @@ from bisectlab.bench import _with_bug, bench_history, bench_space, culprit_pool,
 from bisectlab.bugs import RateBug
 from bisectlab.campaign import campaign_hunt_seed
 from bisectlab.driver import drive
-from bisectlab.errors import BisectlabError
 from bisectlab.lab import Lab
 from bisectlab.strategies import SearchSpace
 from bisectlab.strategies.bayes import BayesOptions, BayesStrategy, low_p_mass
+
+from arguments import commits, count, fail, low_quantile, rate, seed
 
 TARGETS = (0.95, 0.99)
 RULES = ("plain", "low-p")  # and "q=Q" per --quantile Q: the low-p check at that quantile
@@ -107,21 +108,19 @@ def report(label: str, rows: list[tuple[int, dict]], rules: tuple[str, ...]) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--detect", type=float, action="append", default=[])
+    parser.add_argument("--detect", type=rate, action="append", default=[])
     parser.add_argument("--scenario", action="store_true", help="the shipped 2.6.27 hunt")
-    parser.add_argument("--commits", type=int, default=1000)
-    parser.add_argument("--hunts", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--plan-quantile", type=float, default=0.0,
+    parser.add_argument("--commits", type=commits, default=1000)
+    parser.add_argument("--hunts", type=count(), default=1000)
+    parser.add_argument("--seed", type=seed, default=0)
+    parser.add_argument("--workers", type=count(64), default=2)
+    parser.add_argument("--plan-quantile", type=low_quantile, default=0.0,
                         help="bayes' --plan-quantile (the boots per test planned for a low p)")
-    parser.add_argument("--quantile", type=float, action="append", default=[],
+    parser.add_argument("--quantile", type=low_quantile, action="append", default=[],
                         help="also the low-p check at this quantile of p (repeatable)")
     args = parser.parse_args()
-    try:
-        BayesOptions(plan_quantile=args.plan_quantile)
-    except BisectlabError as exc:
-        parser.error(str(exc))
+    if not args.detect and not args.scenario:
+        fail("nothing to measure: give --detect P (repeatable) or --scenario")
     rules = RULES + tuple(f"q={q:g}" for q in args.quantile)
     with ProcessPoolExecutor(args.workers) as pool:
         for p in args.detect:

@@ -19,6 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from arguments import count
+
 # one campaign through the public API, which REV's code has too; prints one JSON line
 CHILD = r"""
 import json, sys, tempfile, time
@@ -54,8 +56,8 @@ def measure(source: str | None, hunts: int) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("rev", nargs="?", default="93f5414")
-    ap.add_argument("--hunts", type=int, default=150)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--hunts", type=count(), default=150)
+    ap.add_argument("--rounds", type=count(100), default=3)
     args = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from bisectlab.perf import baseline_source

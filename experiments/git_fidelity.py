@@ -27,6 +27,8 @@ from bisectlab.gitexport import export_git
 from bisectlab.history import History
 from bisectlab.strategies import Observation, Resources, SearchSpace, make_strategy
 
+from arguments import commits, count, seed
+
 STEP = re.compile(r"^git bisect (?:good|bad) ([0-9a-f]{40})$", re.MULTILINE)
 FIRST_BAD = re.compile(r"^([0-9a-f]{40}) is the first bad commit$", re.MULTILINE)
 BISECTING = re.compile(r"^Bisecting: .*$", re.MULTILINE)
@@ -157,16 +159,18 @@ def compare_one(seed: int, commits: int, workdir: Path) -> tuple[bool, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--histories", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=1000, help="first history seed")
-    parser.add_argument("--min-commits", type=int, default=800)
-    parser.add_argument("--max-commits", type=int, default=2000)
+    parser.add_argument("--histories", type=count(10**4), default=5)
+    parser.add_argument("--seed", type=seed, default=1000, help="first history seed")
+    parser.add_argument("--min-commits", type=commits, default=800)
+    parser.add_argument("--max-commits", type=commits, default=2000)
     args = parser.parse_args()
+    if args.min_commits > args.max_commits:
+        parser.error(f"--min-commits {args.min_commits} is above --max-commits {args.max_commits}")
     sizes = random.Random(args.seed)
     agreed = 0
     with tempfile.TemporaryDirectory(prefix="git-fidelity-") as tmp:
-        for seed in range(args.seed, args.seed + args.histories):
-            same, line = compare_one(seed, sizes.randint(args.min_commits, args.max_commits),
+        for history_seed in range(args.seed, args.seed + args.histories):
+            same, line = compare_one(history_seed, sizes.randint(args.min_commits, args.max_commits),
                                      Path(tmp))
             agreed += same
             print(line, flush=True)

@@ -26,6 +26,8 @@ from bisectlab.generator import KernelShape, generate_kernel_history
 from bisectlab.gitexport import export_git
 from bisectlab.history import load_history
 
+from arguments import commits, count
+
 
 def timed(func, *args):
     """The function's result and its wall time in seconds."""
@@ -65,9 +67,9 @@ def measure_size(n: int, workdir: Path, repeat: int) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10**4, 10**5, 10**6])
-    parser.add_argument("--generate", type=int, default=10**6, help="commits to generate")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per median")
+    parser.add_argument("--sizes", type=commits, nargs="+", default=[10**4, 10**5, 10**6])
+    parser.add_argument("--generate", type=commits, default=10**6, help="commits to generate")
+    parser.add_argument("--repeat", type=count(100), default=3, help="runs per median")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="keep the repositories and files here (default: a temporary folder)")
     args = parser.parse_args(argv)

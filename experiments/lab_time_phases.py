@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import NoReturn
 
 from bisectlab.campaign import lane_rows, spec_from_dict
 from bisectlab.errors import BisectlabError
@@ -26,6 +24,8 @@ from bisectlab.history import load_history
 from bisectlab.posterior import lower_bound_tests
 from bisectlab.store import Store
 from bisectlab.strategies import SearchSpace
+
+from arguments import count, fail, rate
 
 MINUTES_PER_DAY = 24 * 60
 
@@ -61,40 +61,12 @@ def paired(rows: list[dict], base: list[dict]) -> str:
     return f"{ratio}  {statistics.mean(diff):+.3f} +- {error}  ({len(shared)} pairs)"
 
 
-def whole(text: str) -> int:
-    """A count of at least 1 (argparse type)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
-    return value
-
-
-def rate(text: str) -> float:
-    """A detection rate in (0, 1] (argparse type)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value <= 1:  # nan and inf fail too
-        raise argparse.ArgumentTypeError(f"must be a rate in (0, 1], not {text!r}")
-    return value
-
-
-def fail(message: str) -> NoReturn:
-    """Bad input: one line, exit 2."""
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("db", help="the campaign's SQLite file")
-    parser.add_argument("--campaign", type=whole, default=1)
-    parser.add_argument("--hunts", type=whole, default=None,
+    parser.add_argument("--campaign", type=count(), default=1)
+    parser.add_argument("--hunts", type=count(), default=None,
                         help="the first H hunts of each lane (default: the campaign's count)")
     parser.add_argument("--detect", type=rate, default=0.05,
                         help="p for the information bound (the scenario's bug shows ~1 boot in 20)")

@@ -17,6 +17,8 @@ from bisectlab import dag
 from bisectlab.bench import bench_space, culprit_pool, hunt_seed, ideal_hunt
 from bisectlab.strategies import SearchSpace, Strategy, make_strategy
 
+from arguments import commits, count, rate
+
 
 def boots_to(space: SearchSpace, parents: np.ndarray, culprit: int, is_bad: np.ndarray, p: float,
              seed: int, known: bool) -> tuple[float, ...]:
@@ -47,9 +49,9 @@ def boots_to(space: SearchSpace, parents: np.ndarray, culprit: int, is_bad: np.n
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--commits", type=int, default=1000)
-    parser.add_argument("--detect", type=float, default=0.8)
-    parser.add_argument("--hunts", type=int, default=100)
+    parser.add_argument("--commits", type=commits, default=1000)
+    parser.add_argument("--detect", type=rate, default=0.8)
+    parser.add_argument("--hunts", type=count(), default=100)
     args = parser.parse_args()
     space = bench_space(args.commits, 0, None)
     parents_of = space.graph_parents

@@ -20,6 +20,8 @@ from bisectlab.posterior import RateModel, compute_posterior, lower_bound_tests
 from bisectlab.strategies import SearchSpace
 from bisectlab.strategies.bayes import BayesOptions, BayesStrategy
 
+from arguments import commits, count
+
 PRIORS = ((0.0, 0.5), (0.0, 0.0), (0.0, -0.5), (0.0, 1.5), (0.5, 0.5), (1.0, 0.5))
 RATES = (0.8, 0.5, 0.3, 0.05)
 
@@ -62,10 +64,10 @@ def hunt(args: tuple[int, float, float, float, int]) -> tuple[bool, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--commits", type=int, default=1000)
-    parser.add_argument("--hunts", type=int, default=1000, help="hunts at p >= 0.3")
-    parser.add_argument("--low-hunts", type=int, default=400, help="hunts at p = 0.05")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--commits", type=commits, default=1000)
+    parser.add_argument("--hunts", type=count(), default=1000, help="hunts at p >= 0.3")
+    parser.add_argument("--low-hunts", type=count(), default=400, help="hunts at p = 0.05")
+    parser.add_argument("--workers", type=count(64), default=2)
     args = parser.parse_args()
     n = len(bench_space(args.commits, 0, None))
     with ProcessPoolExecutor(args.workers) as pool:

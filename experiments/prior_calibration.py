@@ -16,13 +16,15 @@ from bisectlab.bench import bench_space, culprit_pool, hunt_seed, ideal_hunt
 from bisectlab.posterior import RateModel
 from bisectlab.strategies import make_strategy
 
+from arguments import commits, count
+
 BANDS = ((0.0, 0.1), (0.1, 0.5), (0.5, 1.01))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--commits", type=int, default=200)
-    parser.add_argument("--hunts", type=int, default=1000)
+    parser.add_argument("--commits", type=commits, default=200)
+    parser.add_argument("--hunts", type=count(), default=1000)
     args = parser.parse_args()
     space = bench_space(args.commits, 0, None)
     pool = culprit_pool(args.commits, 0, None)

@@ -40,6 +40,8 @@ from pathlib import Path
 from bisectlab.bench import BenchConfig, culprit_pool, hunt_seed, run_one, wilson
 from bisectlab.history import load_history
 
+from arguments import commits, count, rate, seed
+
 BIN = Path(sys.executable).parent
 TRAILER = re.compile(r"^([0-9a-f]{40}) bisectlab-sha: ([0-9a-f]{40})$", re.MULTILINE)
 BOOT = ('bisectlab boot "$(cat BISECTLAB)" {history}--seed {seed} --attempt "$BISECTLAB_BOOT" '
@@ -280,16 +282,16 @@ def labs(args: argparse.Namespace, work: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", action="append", choices=("accuracy", "overhead", "labs"))
-    parser.add_argument("--commits", type=int, default=1000)
-    parser.add_argument("--detect", type=float, action="append")
-    parser.add_argument("--hunts", type=int, default=30)
-    parser.add_argument("--overhead-hunts", type=int, default=15)
-    parser.add_argument("--scenario-hunts", type=int, default=10)
+    parser.add_argument("--commits", type=commits, default=1000)
+    parser.add_argument("--detect", type=rate, action="append")
+    parser.add_argument("--hunts", type=count(), default=30)
+    parser.add_argument("--overhead-hunts", type=count(), default=15)
+    parser.add_argument("--scenario-hunts", type=count(), default=10)
     parser.add_argument("--scenario", default="e1000e-2.6.27")
     parser.add_argument("--range", nargs=2, default=("v2.6.26", "v2.6.27-rc8"),
                         metavar=("GOOD", "BAD"))
-    parser.add_argument("--history-seed", type=int, default=11)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--history-seed", type=seed, default=11)
+    parser.add_argument("--seed", type=seed, default=0)
     parser.add_argument("--workdir", type=Path, default=None,
                         help="Keep the exports and databases here (default: a temporary folder).")
     args = parser.parse_args()

@@ -19,9 +19,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+
+from arguments import count
 
 BOOT = ("import sys; sys.argv = ['bisectlab', 'boot', 'v2.6.27-rc8', '--exit-status']; "
         "from bisectlab.cli import main; main()")
@@ -57,19 +58,6 @@ def generation_seconds(source: str | None, commits: int) -> float:
     done = run(GENERATE, source, str(commits))
     done.check_returncode()
     return float(done.stdout.split()[-1])
-
-
-def count(high: int) -> Callable[[str], int]:
-    """An argparse type: a whole number in [1, high]."""
-    def parse(raw: str) -> int:
-        try:
-            value = int(raw)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a whole number, not {raw}") from None
-        if not 1 <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be in [1, {high:,}], not {raw}")
-        return value
-    return parse
 
 
 def main() -> None:

@@ -168,3 +168,32 @@ def test_startup_ab_refuses_counts_that_make_no_sense(args):
     assert done.returncode == 2 and "Traceback" not in done.stderr
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith(f"startup_ab.py: error: argument {args[0]}: must be")
+
+
+@pytest.mark.parametrize(("script", "flag", "value"), [
+    ("calibration.py", "--hunts", "0"), ("calibration.py", "--detect", "nan"),
+    ("calibration.py", "--commits", "1e20"), ("calibration.py", "--workers", "0"),
+    ("calibration.py", "--quantile", "0.7"), ("p_price.py", "--detect", "inf"),
+    ("p_prior_frontier.py", "--low-hunts", "-1"), ("prior_calibration.py", "--commits", "5"),
+    ("real_hunts.py", "--seed", "-1"), ("import_scale.py", "--sizes", "1.5"),
+    ("git_fidelity.py", "--histories", "0"), ("beyond_one_machine.py", "--rounds", "0"),
+    ("campaign_ab.py", "--hunts", "nan"),
+])
+def test_every_script_refuses_a_number_that_makes_no_sense_in_one_line(script, flag, value):
+    done = subprocess.run([sys.executable, str(EXPERIMENTS / script), flag, value],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith(
+        f"{script}: error: argument {flag}: must be"), done.stderr
+
+
+@pytest.mark.parametrize(("script", "args", "message"), [
+    ("calibration.py", [], "error: nothing to measure: give --detect P (repeatable) or --scenario"),
+    ("git_fidelity.py", ["--min-commits", "300", "--max-commits", "200"],
+     "git_fidelity.py: error: --min-commits 300 is above --max-commits 200"),
+])
+def test_scripts_refuse_a_request_with_nothing_to_run(script, args, message):
+    done = subprocess.run([sys.executable, str(EXPERIMENTS / script), *args],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip().splitlines()[-1] == message
