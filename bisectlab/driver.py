@@ -8,6 +8,7 @@ store, drives it and records the verdict.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -528,14 +529,9 @@ def _hunt(setup: HuntSetup | RealSetup, store: Store, hunt_id: int, prepared: Pr
     except AwaitingTests as waiting:
         waiting.hunt_id = hunt_id
         raise  # a manual hunt waits for its engineer: still running
-    except StoreError:
-        store.finish_hunt(hunt_id, status="interrupted", culprit_sha=None, culprit_subject=None,
-                          confidence=None, correct=None, note="interrupted: log diverged")
-        raise
     except BaseException as exc:
-        note = f"interrupted: {exc}" if isinstance(exc, BisectlabError) else "interrupted"
-        store.finish_hunt(hunt_id, status="interrupted", culprit_sha=None, culprit_subject=None,
-                          confidence=None, correct=None, note=note)
+        if not setup.manual:  # a manual hunt has no process to lose: a step cut short leaves it open
+            _mark_interrupted(store, hunt_id, exc)
         raise
     finally:
         if hasattr(prepared.runner, "close"):  # real rigs: a hunt to resume keeps their kernels
@@ -552,6 +548,16 @@ def _hunt(setup: HuntSetup | RealSetup, store: Store, hunt_id: int, prepared: Pr
     )
     store.finish_hunt(hunt_id, **record, lab_minutes=totals.lab_minutes)
     return report
+
+
+def _mark_interrupted(store: Store, hunt_id: int, exc: BaseException) -> None:
+    """Log that a hunt's process stopped, and why. A store that cannot take even that (the error
+    that stopped the hunt may be the database's) leaves it 'running': 'stopped' once the process
+    is gone, and resumable all the same."""
+    note = f"interrupted: {exc}" if isinstance(exc, BisectlabError) else "interrupted"
+    with contextlib.suppress(BisectlabError):
+        store.finish_hunt(hunt_id, status="interrupted", culprit_sha=None, culprit_subject=None,
+                          confidence=None, correct=None, note=note)
 
 
 def _shas_in_evidence(h: History, evidence: dict[str, Any]) -> dict[str, Any]:

@@ -150,3 +150,23 @@ def test_campaign_workers_die_with_their_parent(run, slow_bug, tmp_path):
     proc.wait()
     _, alive = psutil.wait_procs(workers, timeout=10)
     assert alive == []
+
+
+@pytest.mark.parametrize("command", [("status",), ("good",)])
+def test_a_manual_hunt_cut_short_mid_step_stays_open(run, monkeypatch, command):
+    """A manual hunt has no process to lose: Ctrl-C during `status` or `good` leaves it waiting."""
+    import bisectlab.driver
+
+    assert run("bisect", "v2.6.26", "v2.6.27-rc8", "--manual", "--seed", "3").exit_code == 0
+    assert run("good").exit_code == 0
+
+    def cut_short(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched:
+        patched.setattr(bisectlab.driver, "drive", cut_short)
+        assert run(*command).exit_code == 130
+    hunts = json.loads(run("query", "hunts", "--format", "json").stdout)
+    assert [(h["status"], h["tests"]) for h in hunts] == [("running", 1)]
+    assert run("bad", "--boots", "2").exit_code == 0
+    assert json.loads(run("query", "hunts", "--format", "json").stdout)[0]["tests"] == 2

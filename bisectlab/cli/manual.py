@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from bisectlab.cli.params import MAX_SEED, count, db_option, open_store
+from bisectlab.cli.params import MAX_SEED, count, counted, db_option, open_store
 from bisectlab.errors import BisectlabError
 
 MAX_BOOTS = 10_000
@@ -139,8 +139,9 @@ def status(hunt_id: int | None, db_url: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(state))
         return
-    click.echo(f"hunt {hunt_id}: {state['tests']} tests, {state['candidates_left']} candidates "
-               f"left; top {state['top'][:12]} at {state['top_mass']:.3f}"
+    click.echo(f"hunt {hunt_id}: {counted(state['tests'], 'test')}, "
+               f"{counted(state['candidates_left'], 'candidate')} left; "
+               f"top {state['top'][:12]} at {state['top_mass']:.3f}"
                + ("" if state["p_learnt"] is None else f", p ~ {state['p_learnt']:.3f}"))
     for line in pending_lines(h, waiting_tests):
         click.echo(line)
