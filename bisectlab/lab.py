@@ -8,7 +8,7 @@ rig stands idle. The lab knows the simulation; the strategy only ever sees test 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -142,6 +142,19 @@ class AdapterBox:
         self.used += 1
         return self.serial(self.used)
 
+
+
+def fit_logged_adapter(rigs: Sequence[Any], rig: Any, logged: TestResult) -> None:
+    """Before a resumed hunt takes in a logged test: its rig held the adapter its boots name.
+    Rigs that lost adapters in one round took spares in the order they failed, which the log,
+    in round order, does not keep: a rig found holding another's spare trades it for its own."""
+    seen = next((b.adapter for b in logged.boots if b.adapter is not None), None)
+    if seen is None or seen == rig.adapter:
+        return
+    for other in rigs:
+        if other is not rig and other.adapter == seen:
+            other.adapter = rig.adapter
+    rig.adapter = seen
 
 @dataclass
 class Lab:

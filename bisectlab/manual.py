@@ -14,7 +14,7 @@ from typing import Any
 
 from bisectlab.errors import BisectlabError
 from bisectlab.history import History
-from bisectlab.lab import AdapterBox, BootRecord, Costs, TestResult
+from bisectlab.lab import AdapterBox, BootRecord, Costs, TestResult, fit_logged_adapter
 
 TERMS = {"good": "pass", "old": "pass", "bad": "bad", "new": "bad", "skip": "skip"}
 
@@ -118,6 +118,7 @@ class ManualRunner:
         result = TestResult.from_log(commit, logged)
         self.attempts[commit] = self.attempts.get(commit, 0) + len(result.boots)
         slot = next((r for r in self.rigs if r.name == result.rig), rig)
+        fit_logged_adapter(self.rigs, slot, result)
         slot.installed = None if result.skipped else commit
         for _ in result.destroyed:
             slot.adapter = self.box.take()

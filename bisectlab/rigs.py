@@ -34,7 +34,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ from typing import Any
 from bisectlab.errors import BisectlabError
 from bisectlab.gitrepo import REPOSITORY_ENV
 from bisectlab.history import History
-from bisectlab.lab import AdapterBox, BootRecord, Costs, TestResult
+from bisectlab.lab import AdapterBox, BootRecord, Costs, TestResult, fit_logged_adapter
 
 OUTPUT_TAIL = 8192          # bytes of a command's output kept with its boot
 TIMEOUT_ACTIONS = ("skip", "fail", "abort")
@@ -157,6 +157,7 @@ class GitRigs:
             return [result]
         results: dict[int, TestResult] = {}
         pool = ThreadPoolExecutor(len(tests))
+        futures: dict[Future[TestResult], int] = {}
         try:
             futures = {pool.submit(self._test, *test): i for i, test in enumerate(tests)}
             for future in as_completed(futures):
@@ -164,6 +165,8 @@ class GitRigs:
                 on_done(futures[future], results[futures[future]])
         except BaseException:
             self.stop_all()
+            pool.shutdown(wait=True, cancel_futures=True)
+            _log_finished(futures, results, on_done)
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -175,6 +178,7 @@ class GitRigs:
         self.attempts[commit] = max([self.attempts.get(commit, 0),
                                      *(b.attempt for b in result.boots)])
         rig = next((r for r in self.rigs if r.name == result.rig), rig)
+        fit_logged_adapter(self.rigs, rig, result)
         rig.ran, rig.restored = rig.ran or bool(result.boots), True
         if result.installed:  # a skip without boots is a failed install, as _test has it
             rig.installed = commit if result.boots or not result.skipped else None
@@ -371,6 +375,18 @@ class GitRigs:
         if self.folder_lock is not None:
             self.folder_lock.close()
             self.folder_lock = None
+
+
+def _log_finished(futures: dict[Future[TestResult], int], results: dict[int, TestResult],
+                  on_done: Callable[[int, TestResult], None]) -> None:
+    """A round cut short (one rig aborted, Ctrl-C): the tests other rigs had finished by then
+    are logged all the same, their destroyed adapters with them; a store that fails stops it."""
+    with contextlib.suppress(BisectlabError):
+        for future, i in futures.items():
+            if i in results or not future.done() or future.cancelled() or future.exception():
+                continue
+            results[i] = future.result()
+            on_done(i, results[i])
 
 
 def last_words(done: Command) -> str:

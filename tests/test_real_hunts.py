@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from concurrent.futures import wait
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -26,6 +27,7 @@ from click.testing import CliRunner
 
 from bisectlab.cli import cli
 from bisectlab.errors import BisectlabError
+from bisectlab.lab import AdapterBox
 from bisectlab.rigs import GitRigs, Rig, RigStopped
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
@@ -621,6 +623,59 @@ def test_a_resumed_rig_numbers_boots_after_the_highest_logged_and_keeps_what_it_
     assert [r.installed for r in rigs.rigs] == [8, None]
     assert [(r.ran, r.restored) for r in rigs.rigs] == [(True, True), (True, True)]
 
+
+
+def test_a_round_cut_short_by_one_rig_logs_the_test_another_rig_had_finished(monkeypatch):
+    """rig1 aborts while rig2's test, which destroyed an adapter, is done but not yet logged
+    (both ended at once, the abort seen first): rig2's test is logged all the same."""
+    import bisectlab.rigs
+    from bisectlab.lab import TestResult
+    from bisectlab.rigs import RigAbort
+
+    rigs = GitRigs(Path("/nonexistent"), None, "true",  # type: ignore[arg-type]
+                   rigs=[Rig("rig1", Path("/x/rig1")), Rig("rig2", Path("/x/rig2"))])
+    finished = TestResult(8, "rig2", (), ("adapter-2",), 0.5, True)
+
+    def test(commit, boots, rig):
+        if rig.name == "rig1":
+            raise RigAbort("--run exited 255")
+        return finished
+
+    def abort_seen_first(futures):
+        wait(futures)
+        yield from sorted(futures, key=lambda future: future.exception() is None)
+
+    monkeypatch.setattr(rigs, "_test", test)
+    monkeypatch.setattr(bisectlab.rigs, "as_completed", abort_seen_first)
+    logged = []
+    with pytest.raises(RigAbort):
+        rigs.run_round([(7, 1, rigs.rigs[0]), (8, 1, rigs.rigs[1])],
+                       lambda i, result: logged.append((i, result)))
+    assert logged == [(1, finished)]
+
+
+def test_a_resumed_round_gives_each_rig_the_spare_it_took_when_its_adapter_died():
+    """Both rigs destroyed their adapters in one round, rig2 first: rig2 took spare 003 and rig1
+    004, as their next boots show. The log is in round order (rig1's test first), so handing out
+    spares in log order would fit rig1 with 003, the adapter rig2 destroys next."""
+    box = AdapterBox.of(6, 5, model="adapter")
+    rigs = GitRigs(Path("/nonexistent"), None, "true", box=box,  # type: ignore[arg-type]
+                   rigs=[Rig("rig1", Path("/x/rig1")), Rig("rig2", Path("/x/rig2"))])
+    for rig in rigs.rigs:
+        rig.adapter = box.take()
+    serial = box.serial
+
+    def test(rig: str, adapter: int, destroyed: bool) -> dict:
+        boot = {"attempt": 1, "seed": None, "bricked": destroyed, "stray_write": False,
+                "adapter_serial": serial(adapter)}
+        return {"rig": rig, "boot_rows": [boot], "lab_minutes": 1.0, "installed": True,
+                "skipped": False, "destroyed_serials": serial(adapter) if destroyed else ""}
+
+    for commit, logged in enumerate([test("rig1", 1, True), test("rig2", 2, True),
+                                     test("rig1", 4, False), test("rig2", 3, True)]):
+        rigs.restore(commit, 1, rigs.rigs[commit % 2], logged)
+    assert [r.adapter for r in rigs.rigs] == [serial(4), serial(5)]
+    assert rigs.adapters_left == 3
 
 # rigs at once, output, the database -------------------------------------------------------------
 
