@@ -440,10 +440,11 @@ def kill_group(proc: subprocess.Popen) -> None:
 
 
 def tail(out: Any) -> str:
-    """The last OUTPUT_TAIL bytes written to a file, as text."""
+    """The last OUTPUT_TAIL bytes written to a file, as text a database takes: what is not
+    UTF-8, and NUL (which PostgreSQL's text refuses), read as U+FFFD."""
     size = out.seek(0, os.SEEK_END)
     out.seek(max(0, size - OUTPUT_TAIL))
-    return out.read().decode("utf-8", "replace")
+    return out.read().decode("utf-8", "replace").replace("\x00", "\ufffd")
 
 
 def claim_folder(parent: Path, stem: str) -> tuple[Path, Any]:

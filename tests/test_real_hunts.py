@@ -680,6 +680,17 @@ def test_a_resumed_round_gives_each_rig_the_spare_it_took_when_its_adapter_died(
 # rigs at once, output, the database -------------------------------------------------------------
 
 
+def test_a_commands_output_is_kept_as_text_any_database_takes():
+    """Binary output (a console capture) has NUL bytes, which PostgreSQL's text refuses."""
+    import tempfile
+
+    from bisectlab.rigs import tail
+
+    with tempfile.TemporaryFile() as out:
+        out.write(b"boot log\x00binary\xff end")
+        assert tail(out) == "boot log\ufffdbinary\ufffd end"
+
+
 def test_four_rigs_run_four_commands_at_once(run, kernel, tmp_path):
     """Each command of the first round waits (up to a minute) until four have started."""
     barrier = (f'touch {tmp_path}/started.$BISECTLAB_RIG; i=0; '
