@@ -451,6 +451,9 @@ def resume(store: Store, hunt_id: int,
     if state not in RESUMABLE:
         raise StoreError(f"hunt {hunt_id} is {state}: only a stopped or interrupted hunt can be "
                          "resumed" + (" (its process still runs)" if state == "running" else ""))
+    if hunt.get("campaign_id") is not None:  # its slot is the campaign's to run again
+        raise StoreError(f"hunt {hunt_id} is one of campaign {hunt['campaign_id']}'s: the "
+                         "campaign's command, run again, runs its unfinished hunts again")
     prepared = setup.prepare()
     _check_same_range(setup, prepared, hunt)
     prepared.hunt_id = hunt_id

@@ -170,3 +170,16 @@ def test_a_manual_hunt_cut_short_mid_step_stays_open(run, monkeypatch, command):
     assert [(h["status"], h["tests"]) for h in hunts] == [("running", 1)]
     assert run("bad", "--boots", "2").exit_code == 0
     assert json.loads(run("query", "hunts", "--format", "json").stdout)[0]["tests"] == 2
+
+
+def test_an_interrupted_campaign_hunt_is_left_to_its_campaign(run, tmp_path):
+    """A campaign hunt's slot is run again by its campaign's command; resume would have failed
+    at its first destroyed adapter (a campaign's box is not logged) and kept half a hunt."""
+    assert run("replay", "intel-lab", "--hunts", "1", "--strategy", "git", "--rigs", "1",
+               "--workers", "1", "-q").exit_code == 0
+    with sqlite3.connect(tmp_path / "bisectlab.sqlite") as db:
+        db.execute("update hunts set status = 'interrupted' where id = 1")
+    result = run("resume", "1")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == ("error: hunt 1 is one of campaign 1's: the campaign's "
+                                     "command, run again, runs its unfinished hunts again")
