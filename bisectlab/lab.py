@@ -8,6 +8,7 @@ rig stands idle. The lab knows the simulation; the strategy only ever sees test 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -24,6 +25,13 @@ class Costs:
     install: float = 30.0
     boot: float = 3.0
     swap: float = 10.0
+
+    def __post_init__(self) -> None:
+        # a free boot would make a kernel's next boot free information: its price, infinite
+        if not all(math.isfinite(m) and m >= 0 for m in (self.install, self.boot, self.swap)):
+            raise BisectlabError("lab minutes must be finite and 0 or more")
+        if self.boot <= 0:
+            raise BisectlabError("a boot must take some lab time (--boot-minutes above 0)")
 
     def as_params(self) -> dict[str, float]:
         """The costs as a hunt's parameters log them and the command line names them:

@@ -89,6 +89,8 @@ def _one_error_line(result) -> str:
     (["query", "tests", "--hunt", "42"], "no results database at bisectlab.sqlite"),
     (["bisect", "v2.6.26", "v2.6.27-rc8", "--strategy", "git", "--boots-per-install", "10"],
      "--boots-per-install is not an option of git"),
+    (["bisect", "v2.6.26", "v2.6.27-rc8", "--boot-minutes", "0"],
+     "'--boot-minutes': must be in (0, 10000000], not 0"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(run, tmp_path, args, message):
     line = _one_error_line(run(*args))

@@ -7,6 +7,7 @@ import pytest
 from bisectlab import dag
 from bisectlab.bugs import RateBug
 from bisectlab.driver import drive
+from bisectlab.errors import BisectlabError
 from bisectlab.generator import KernelShape, generate_kernel_history
 from bisectlab.lab import Costs, Lab
 from bisectlab.strategies import Resources, SearchSpace, make_strategy
@@ -143,3 +144,11 @@ def test_a_person_is_asked_for_each_tests_own_boots(history):
         runner.run_round([(good, 15, rig1), (good + 1, 5, rig2)], lambda j, result: None)
     assert waiting.value.each == [15, 5] and waiting.value.boots == 15
     assert waiting.value.boots_for(good + 1) == 5 and waiting.value.boots_for(good, "rig1") == 15
+
+
+@pytest.mark.parametrize("minutes", [dict(boot=0.0), dict(install=-1.0), dict(swap=float("nan")),
+                                     dict(install=float("inf"))])
+def test_lab_costs_that_make_no_sense_are_refused(minutes):
+    """A free boot would make another boot of an installed kernel free information."""
+    with pytest.raises(BisectlabError):
+        Costs(**minutes)

@@ -98,11 +98,11 @@ def lab_cost_options(func: Callable) -> Callable:
     from bisectlab.lab import Costs
 
     costs, minutes = Costs(), Number(0, MAX_MINUTES)
-    for flag, default, what in reversed((
-            ("--install-minutes", costs.install, "Building and installing a kernel."),
-            ("--boot-minutes", costs.boot, "One boot."),
-            ("--swap-minutes", costs.swap, "Swapping a destroyed adapter."))):
-        func = click.option(flag, type=minutes, default=default, show_default=True,
+    for flag, default, kind, what in reversed((
+            ("--install-minutes", costs.install, minutes, "Building and installing a kernel."),
+            ("--boot-minutes", costs.boot, Number(0, MAX_MINUTES, low_open=True), "One boot."),
+            ("--swap-minutes", costs.swap, minutes, "Swapping a destroyed adapter."))):
+        func = click.option(flag, type=kind, default=default, show_default=True,
                             help=what)(func)
     return func
 
