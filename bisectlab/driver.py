@@ -428,10 +428,15 @@ def bisect(
         adapter_serials=None if prepared.runner.box.count is None else prepared.runner.box.serials,
         claimed_by=None if manual else claimant(),
     )
+    _opened(prepared, hunt_id, store)
+    return _hunt(setup, store, hunt_id, prepared, on_test, on_start=on_start)
+
+
+def _opened(prepared: Prepared, hunt_id: int, store: Store) -> None:
+    """The hunt as logged: its number, and the database its real rigs' worktrees belong to."""
     prepared.hunt_id = hunt_id
     if isinstance(prepared.runner, GitRigs):
-        prepared.runner.hunt_id = hunt_id
-    return _hunt(setup, store, hunt_id, prepared, on_test, on_start=on_start)
+        prepared.runner.hunt_id, prepared.runner.database = hunt_id, store.identity
 
 
 def resume(store: Store, hunt_id: int,
@@ -456,9 +461,7 @@ def resume(store: Store, hunt_id: int,
                          "campaign's command, run again, runs its unfinished hunts again")
     prepared = setup.prepare()
     _check_same_range(setup, prepared, hunt)
-    prepared.hunt_id = hunt_id
-    if isinstance(prepared.runner, GitRigs):
-        prepared.runner.hunt_id = hunt_id
+    _opened(prepared, hunt_id, store)
     store.reopen_hunt(hunt_id, claimant(), state)
     return _hunt(setup, store, hunt_id, prepared, on_test, logged_tests(store, hunt_id))
 

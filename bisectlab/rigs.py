@@ -97,6 +97,7 @@ class GitRigs:
     timeout: float | None = None
     on_timeout: str = DEFAULT_ON_TIMEOUT
     hunt_id: int | None = None
+    database: str = ""  # the identity of the database the hunt is logged in (Store.identity)
     keep_worktrees: bool = False
     attempts: dict[int, int] = field(default_factory=dict)
     running: dict[int, subprocess.Popen] = field(default_factory=dict)
@@ -318,7 +319,8 @@ class GitRigs:
         """This hunt's folder of worktrees, claimed on first use."""
         if self.folder is None:
             self.folder, self.folder_lock = claim_folder(
-                self.worktrees, "hunt" if self.hunt_id is None else f"hunt-{self.hunt_id}")
+                self.worktrees, "hunt" if self.hunt_id is None else f"hunt-{self.hunt_id}",
+                self.database)
         return self.folder
 
     def _command(self, command: str, rig: Rig, commit: int, boot: int) -> Command:
@@ -367,6 +369,7 @@ class GitRigs:
         if self.folder is not None:
             with contextlib.suppress(OSError):  # the hunt's folder, if nothing else is in it
                 self.folder.rmdir()
+                (self.folder.parent / f".{self.folder.name}.owner").unlink()
         git(self.repo, "worktree", "prune", check=False)
         self._release()
 
@@ -447,9 +450,10 @@ def tail(out: Any) -> str:
     return out.read().decode("utf-8", "replace").replace("\x00", "\ufffd")
 
 
-def claim_folder(parent: Path, stem: str) -> tuple[Path, Any]:
-    """The first of parent/stem, stem.2, stem.3 ... that no other process holds, and the open
-    lock file (.stem.lock beside it, kept) that holds it until closed or this process ends."""
+def claim_folder(parent: Path, stem: str, owner: str = "") -> tuple[Path, Any]:
+    """The first of parent/stem, stem.2, stem.3 ... that no other process holds and no other
+    ``owner`` has kept (.stem.owner beside it names the one that made it), and the open lock file
+    (.stem.lock, kept) that holds it until closed or this process ends."""
     parent.mkdir(parents=True, exist_ok=True)
     for k in itertools.count(1):
         name = stem if k == 1 else f"{stem}.{k}"
@@ -459,6 +463,12 @@ def claim_folder(parent: Path, stem: str) -> tuple[Path, Any]:
         except BlockingIOError:
             lock.close()
             continue
+        marker = parent / f".{name}.owner"
+        kept_by = marker.read_text() if marker.exists() else None
+        if kept_by not in (None, owner) and (parent / name).exists():
+            lock.close()
+            continue
+        marker.write_text(owner)
         return parent / name, lock
     raise AssertionError("unreachable")
 

@@ -574,6 +574,14 @@ class Store:
             time.sleep(delay)
             delay = min(2 * delay, 0.5)
 
+    @property
+    def identity(self) -> str:
+        """Which database this is, the same from any working directory (a SQLite file's full
+        path; a server's URL without its password): what a hunt's kept worktrees belong to."""
+        if self._sqlite and self.where != ":memory:":
+            return "sqlite:" + str(Path(self.where).resolve())
+        return self.where
+
     @staticmethod
     def _shown(parsed: URL) -> str:
         """A URL fit for messages (no password)."""

@@ -601,6 +601,28 @@ def test_a_resumed_hunt_boots_the_kernels_its_rigs_built_or_builds_them_again(ru
     assert worktrees(kernel.repo) == [str(kernel.repo)]
 
 
+
+def test_a_kept_hunts_worktrees_are_not_taken_by_the_same_number_in_another_database(
+        run, kernel, tmp_path):
+    """Hunt 1 of a.sqlite stops and keeps its worktree; hunt 1 of b.sqlite, run to its verdict
+    meanwhile, works in hunt-1.2 and leaves hunt-1 alone, which a's resume boots again."""
+    stop_once = (f'[ -e {tmp_path}/stopped ] || {{ touch {tmp_path}/stopped; exit 200; }}; '
+                 f'pwd >> {tmp_path}/where')
+    script = make_script(tmp_path / "t.sh", kernel.culprit, before=stop_once)
+    args = [GOOD, BAD, "--repo", str(kernel.repo), "--run", script, "-q"]
+    assert run("bisect", *args, "--db", "a.sqlite").exit_code == 1
+    kept = rig_worktree(kernel.repo, 1, 1)
+    assert Path(kept).exists()
+    b = hunt_json(run, *args[:-1], "--db", "b.sqlite")
+    assert b["culprit"] == kernel.culprit
+    where = set((tmp_path / "where").read_text().split())
+    assert where == {kept.replace("hunt-1", "hunt-1.2")} and Path(kept).exists()
+    (tmp_path / "where").unlink()
+    resumed = json.loads(run("resume", "1", "--db", "a.sqlite", "--json", "-q").stdout)
+    assert resumed["culprit"] == kernel.culprit
+    assert set((tmp_path / "where").read_text().split()) == {kept}
+    assert worktrees(kernel.repo) == [str(kernel.repo)]
+
 def logged_test(rig: str, attempts: list[int], *, installed: bool = True,
                 skipped: bool = False) -> dict:
     """A test as the store gives it back to a resumed hunt."""
