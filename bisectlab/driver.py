@@ -423,7 +423,8 @@ def bisect(
         history=h.name, history_source=h.source,
         good=" ".join(setup.goods) if isinstance(setup, RealSetup) else setup.good_ref,
         bad=setup.bad_ref, good_sha=h.shas[prepared.goods[0]], bad_sha=h.shas[prepared.bad],
-        strategy=setup.strategy, params=setup.params(prepared.strategy), seed=setup.seed,
+        strategy=setup.strategy, params=_with_good_shas(setup.params(prepared.strategy), h,
+                                                        prepared.goods), seed=setup.seed,
         true_culprit_sha=h.shas[truth] if truth is not None else None,
         adapter_serials=None if prepared.runner.box.count is None else prepared.runner.box.serials,
         claimed_by=None if manual else claimant(),
@@ -484,14 +485,21 @@ def step(store: Store, hunt_id: int, typed: Sequence[Outcome] = (),
                  show_logged_rounds=False)
 
 
+def _with_good_shas(params: dict[str, Any], h: History, goods: Sequence[int]) -> dict[str, Any]:
+    """A hunt's logged parameters, with every GOOD's sha when it has several (the hunts table
+    keeps the first): what resume checks the refs against."""
+    return params if len(goods) < 2 else {**params, "good_shas": [h.shas[g] for g in goods]}
+
+
 def _check_same_range(setup: HuntSetup | RealSetup, prepared: Prepared,
                       hunt: dict[str, Any]) -> None:
     """The range set up again is the one logged (a repository's refs may have moved)."""
     h = setup.history
-    if (h.shas[prepared.bad] != hunt["bad_sha"]
-            or h.shas[prepared.goods[0]] != hunt["good_sha"]):
+    logged = hunt["params"].get("good_shas", [hunt["good_sha"]])
+    goods = [h.shas[g] for g in prepared.goods]
+    if h.shas[prepared.bad] != hunt["bad_sha"] or goods[:len(logged)] != logged:
         raise StoreError(f"hunt {hunt['id']}: {hunt['good']}..{hunt['bad']} no longer names "
-                         f"{hunt['good_sha'][:12]}..{hunt['bad_sha'][:12]}")
+                         f"{' '.join(g[:12] for g in logged)}..{hunt['bad_sha'][:12]}")
 
 
 def logged_tests(store: Store, hunt_id: int) -> list[dict[str, Any]]:

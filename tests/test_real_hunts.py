@@ -623,6 +623,24 @@ def test_a_kept_hunts_worktrees_are_not_taken_by_the_same_number_in_another_data
     assert set((tmp_path / "where").read_text().split()) == {kept}
     assert worktrees(kernel.repo) == [str(kernel.repo)]
 
+
+def test_resume_refuses_a_hunt_whose_second_good_ref_moved(run, kernel, tmp_path):
+    """Every GOOD is checked, not only the first: a moved second one changes the range."""
+    side = git(kernel.repo, "rev-parse", f"{kernel.merge}^1")
+    git(kernel.repo, "branch", "side", side)
+    stop_once = f'[ -e {tmp_path}/stopped ] || {{ touch {tmp_path}/stopped; exit 200; }}'
+    script = make_script(tmp_path / "t.sh", kernel.culprit, before=stop_once)
+    assert run("bisect", GOOD, "side", BAD, "--repo", str(kernel.repo), "--run", script,
+               "-q").exit_code == 1
+    git(kernel.repo, "branch", "-f", "side", f"{side}^")
+    result = run("resume", "1")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"error: hunt 1: {GOOD} side..{BAD} no longer names "
+        f"{git(kernel.repo, 'rev-parse', GOOD)[:12]} {side[:12]}..{git(kernel.repo, 'rev-parse', BAD)[:12]}")
+    git(kernel.repo, "branch", "-f", "side", side)
+    assert json.loads(run("resume", "1", "--json", "-q").stdout)["culprit"] == kernel.culprit
+
 def logged_test(rig: str, attempts: list[int], *, installed: bool = True,
                 skipped: bool = False) -> dict:
     """A test as the store gives it back to a resumed hunt."""
