@@ -91,6 +91,9 @@ def _one_error_line(result) -> str:
      "--boots-per-install is not an option of git"),
     (["bisect", "v2.6.26", "v2.6.27-rc8", "--boot-minutes", "0"],
      "'--boot-minutes': must be in (0, 10000000], not 0"),
+    (["replay", "hunt", "1" + "0" * 20], "'HUNT_ID': must be in [1, 9223372036854775807]"),
+    (["report", "0"], "'HUNT_ID': must be in [1, 9223372036854775807], not 0"),
+    (["query", "boots", "--test", "1e30"], "'--test': must be in [1, 9223372036854775807]"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(run, tmp_path, args, message):
     line = _one_error_line(run(*args))

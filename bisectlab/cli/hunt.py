@@ -25,6 +25,7 @@ from bisectlab.cli.params import (
     db_option,
     lab_cost_options,
     open_store,
+    row_id,
     shown_url,
     strategy_flag_options,
     typed_flags,
@@ -234,7 +235,7 @@ def pending_lines(h: History, tests: list[tuple[int, str, int]]) -> list[str]:
 
 
 @click.command()
-@click.argument("hunt_id", type=count(1, MAX_SEED), metavar="HUNT_ID")
+@click.argument("hunt_id", type=row_id(), metavar="HUNT_ID")
 @db_option
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as one JSON object.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
@@ -343,7 +344,7 @@ def _seen(item: dict) -> str:
 
 
 @click.command("log")
-@click.argument("hunt_id", type=count(1, MAX_SEED), metavar="HUNT_ID")
+@click.argument("hunt_id", type=row_id(), metavar="HUNT_ID")
 @db_option
 def log_command(hunt_id: int, db_url: str | None) -> None:
     """Print hunt HUNT_ID as a replayable transcript (`bisectlab replay log FILE` reads it)."""

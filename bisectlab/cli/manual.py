@@ -9,14 +9,14 @@ from typing import Any
 
 import click
 
-from bisectlab.cli.params import MAX_SEED, count, counted, db_option, open_store
+from bisectlab.cli.params import count, counted, db_option, open_store, row_id
 from bisectlab.errors import BisectlabError
 
 MAX_BOOTS = 10_000
 
 
 def _hunt_option(func: Callable) -> Callable:
-    return click.option("--hunt", "hunt_id", type=count(1, MAX_SEED), default=None,
+    return click.option("--hunt", "hunt_id", type=row_id(), default=None,
                         help="The manual hunt [default: the newest one still running].")(func)
 
 

@@ -52,6 +52,11 @@ def count(low: int = 0, high: int | None = None) -> Number:
     return Number(low, high, whole=True)
 
 
+def row_id() -> Number:
+    """The id of a hunt, test or campaign row: a whole number a database integer holds."""
+    return count(1, MAX_SEED)
+
+
 def db_option(func: Callable) -> Callable:
     """--db URL, defaulting to $BISECTLAB_DB or bisectlab.sqlite in the working directory."""
     return click.option(

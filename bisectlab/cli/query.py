@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from bisectlab.cli.params import cost_line, db_option, format_rows, open_store
+from bisectlab.cli.params import cost_line, db_option, format_rows, open_store, row_id
 from bisectlab.cli.replay import campaign_table_text
 from bisectlab.errors import BisectlabError
 
@@ -22,9 +22,9 @@ CAMPAIGN_COLUMNS = ("id", "name", "created_at", "hunts", "strategies", "rigs", "
 
 @click.command()
 @click.argument("what", type=click.Choice(["hunts", "tests", "adapters", "boots", "campaigns"]))
-@click.option("--hunt", "hunt_id", type=int, default=None, help="Only this hunt.")
-@click.option("--test", "test_id", type=int, default=None, help="Boots of this test.")
-@click.option("--campaign", "campaign_id", type=int, default=None,
+@click.option("--hunt", "hunt_id", type=row_id(), default=None, help="Only this hunt.")
+@click.option("--test", "test_id", type=row_id(), default=None, help="Boots of this test.")
+@click.option("--campaign", "campaign_id", type=row_id(), default=None,
               help="Only this campaign's hunts; with 'campaigns', its table per strategy.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
               show_default=True)
@@ -95,7 +95,7 @@ def _query_rows(store: Any, what: str, hunt_id: int | None, test_id: int | None,
 
 
 @click.command()
-@click.argument("hunt_id", type=int)
+@click.argument("hunt_id", type=row_id(), metavar="HUNT_ID")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Draw the hunt to FILE.png: posterior after each test, "
                                  "tests, adapters.")

@@ -24,6 +24,7 @@ from bisectlab.cli.params import (
     lab_cost_options,
     open_store,
     progress_bar,
+    row_id,
     shown_url,
     strategy_flag_options,
     text_table,
@@ -194,7 +195,7 @@ def campaign_table_text(table: list[dict]) -> str:
 
 
 @replay.command("hunt")
-@click.argument("hunt_id", type=int)
+@click.argument("hunt_id", type=row_id(), metavar="HUNT_ID")
 @db_option
 def replay_hunt(hunt_id: int, db_url: str | None) -> None:
     """Re-run logged hunt HUNT_ID and check it step for step: same tests, same boots.
