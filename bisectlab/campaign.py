@@ -455,17 +455,20 @@ def lane_rows(spec: CampaignSpec, rows: list[dict[str, Any]]) -> dict[str, list[
 
 
 def summarise_hunts(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Accuracy (95% interval), tests, boots, installs, adapters, aborts and lab days."""
+    """Accuracy (95% interval), tests, boots, installs, adapters, aborts and lab days; a lane
+    with no finished hunt (a campaign stopped early) has no accuracy (None), not 0."""
     n = len(rows)
     correct = sum(bool(r["correct"]) for r in rows)
     lo, hi = wilson(correct, n)
-    out: dict[str, Any] = {"hunts": n, "accuracy": correct / n if n else 0.0,
-                           "accuracy_95": [lo, hi],
+    out: dict[str, Any] = {"hunts": n, "accuracy": correct / n if n else None,
+                           "accuracy_95": [lo, hi] if n else None,
                            "aborted": sum(r["status"] == "aborted" for r in rows),
                            "inconclusive": sum(r["status"] == "inconclusive" for r in rows)}
     for key in ("tests", "boots", "installs", "adapters"):
         out.update(spread(key, [r[key] for r in rows]))
     out.update(spread("lab_days", [r["lab_minutes"] / MINUTES_PER_DAY for r in rows]))
+    if not n:
+        out.update({k: None for k in out if k.endswith(("_mean", "_p90", "_max"))})
     return out
 
 

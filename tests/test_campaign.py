@@ -68,6 +68,22 @@ def test_campaign_table_matches_query(run, small):
     assert "kernel-400-s3" in listed and "git bayes" in listed
 
 
+
+def test_a_lane_with_no_finished_hunt_shows_no_accuracy_and_no_costs(run, small, tmp_path):
+    """A campaign stopped before a lane finished any hunt: '-' and null, not 0.000 and 0 tests."""
+    assert campaign(run, small, "--hunts", "1", "--strategy", "git", "--strategy", "bayes",
+                    "--workers", "1").exit_code == 0
+    with sqlite3.connect(tmp_path / "c.sqlite") as db:
+        db.execute("UPDATE hunts SET status = 'interrupted' WHERE strategy = 'git'")
+    git, bayes = json.loads(run("query", "campaigns", "--campaign", "1", "--db", "c.sqlite",
+                                "--format", "json").stdout)
+    assert (git["hunts"], git["accuracy"], git["accuracy_95"], git["tests_mean"]) == (
+        0, None, None, None)
+    assert bayes["hunts"] == 1 and bayes["tests_mean"] > 0
+    text = run("query", "campaigns", "--campaign", "1", "--db", "c.sqlite").stdout
+    git_row = next(line for line in text.splitlines() if line.split()[:1] == ["git"])
+    assert git_row.split() == ["git", "0", *["-"] * 7]
+
 def test_same_results_whatever_the_workers(run, small, tmp_path):
     args = ("--hunts", "4", "--strategy", "git", "--strategy", "bayes:boots-per-install=3")
     assert campaign(run, small, *args, "--workers", "1", db="one.sqlite").exit_code == 0

@@ -179,6 +179,9 @@ def campaign_table_text(table: list[dict]) -> str:
     """The per-strategy summary as a text table."""
     rows = []
     for s in table:
+        if not s["hunts"]:  # no finished hunt: no accuracy and no costs to show
+            rows.append({"strategy": s["strategy"], "hunts": 0})
+            continue
         lo, hi = s["accuracy_95"]
         rows.append({
             "strategy": s["strategy"], "hunts": s["hunts"],
@@ -191,7 +194,8 @@ def campaign_table_text(table: list[dict]) -> str:
             "aborted": str(s["aborted"]),
             "lab days mean/p90": f"{s['lab_days_mean']:.1f} / {s['lab_days_p90']:.1f}",
         })
-    return text_table(rows, None)
+    columns = max((list(row) for row in rows), key=len, default=[])
+    return text_table([{c: row.get(c, "-") for c in columns} for row in rows], None)
 
 
 @replay.command("hunt")
