@@ -1027,6 +1027,9 @@ BAD_INPUT = {
         "repository"),
     "--run without --repo": (lambda k, t: [GOOD, BAD, "--run", "true"],
                              "--run needs --repo: commands run on worktrees of a repository"),
+    "--arch on real rigs": (
+        lambda k, t: [GOOD, BAD, "--repo", str(k.repo), "--run", "true", "--arch", "x86_64"],
+        "--arch is the simulated lab's: a real or manual hunt's rigs are what they are"),
 }
 
 

@@ -71,7 +71,7 @@ from bisectlab.strategies import STRATEGIES
                    "[default: 50 simulated, unlimited on real rigs].")
 @click.option("--rigs", type=count(1, MAX_RIGS), default=1, show_default=True,
               help="Test rigs working side by side.")
-@click.option("--arch", type=click.Choice(ARCHES), default="i386", show_default=True,
+@click.option("--arch", type=click.Choice(ARCHES), default=ARCHES[0], show_default=True,
               help="Simulated rig architecture.")
 @lab_cost_options
 @click.option("--seed", type=count(0, MAX_SEED), default=None,
@@ -121,6 +121,16 @@ def make_setup(refs: tuple[str, ...], history_ref: str | None, repo: Path | None
     (lane,) = build_lanes([strategy_spec], typed_flags(flags))
     strategy = lane.strategy
     real = repo is not None or manual or run_command is not None
+    for_rigs = [flag for flag, given in (
+        ("--install", install_command is not None), ("--timeout", timeout is not None),
+        ("--on-timeout", on_timeout != DEFAULT_ON_TIMEOUT), ("--worktrees", worktrees is not None),
+        ("--keep-worktrees", keep_worktrees)) if given]
+    if for_rigs and run_command is None:  # else silently unused (or a manual hunt)
+        raise click.UsageError(f"{for_rigs[0]} goes with --run: it is about the rigs that run "
+                               "the test command")
+    if real and arch != ARCHES[0]:
+        raise click.UsageError("--arch is the simulated lab's: a real or manual hunt's rigs are "
+                               "what they are")
     if not real:
         if len(goods) > 1:
             raise click.UsageError("several GOODs need --repo (or --manual)")
