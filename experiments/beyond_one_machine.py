@@ -44,10 +44,13 @@ def campaign(folder: Path, hunts: int, db: str, *where: str) -> subprocess.Popen
 
 def rate(procs: list[subprocess.Popen], hunts: int, start: float) -> float:
     """Wait for the processes; hunts per second over the wall time of them all."""
-    for proc in procs:
+    failed = []
+    for proc in procs:  # every process waited for, so none outlives a failed one
         _, err = proc.communicate()
         if proc.returncode != 0:
-            raise SystemExit(f"campaign failed: {err.strip().splitlines()[-1:]}")
+            failed.append(err.strip().splitlines()[-1:])
+    if failed:
+        raise SystemExit(f"campaign failed: {failed[0]}")
     return hunts / (time.perf_counter() - start)
 
 

@@ -28,17 +28,17 @@ from pathlib import Path
 from bisectlab.campaign import CampaignSpec, Lane, cached_history, local_executor, run_campaign
 from bisectlab.store import Store
 from bisectlab.summary import generated_recipe
-folder = tempfile.mkdtemp()
-scenario = Path(folder) / "k.toml"
-scenario.write_text(generated_recipe(1000, 1, None, "rate", 0.5, 0.0))
-good, bad = cached_history(str(scenario)).advertised[0]
-spec = CampaignSpec("ab", str(scenario), good, bad, (Lane("bayes", "bayes"),),
-                    hunts=int(sys.argv[1]), rigs=1, adapters=None)
-with Store(f"sqlite:///{folder}/a.sqlite") as store:
-    executor, queue = local_executor(1)
-    cpu = time.process_time()
-    run = run_campaign(spec, store, executor, queue)
-    cpu = time.process_time() - cpu
+with tempfile.TemporaryDirectory() as folder:
+    scenario = Path(folder) / "k.toml"
+    scenario.write_text(generated_recipe(1000, 1, None, "rate", 0.5, 0.0))
+    good, bad = cached_history(str(scenario)).advertised[0]
+    spec = CampaignSpec("ab", str(scenario), good, bad, (Lane("bayes", "bayes"),),
+                        hunts=int(sys.argv[1]), rigs=1, adapters=None)
+    with Store(f"sqlite:///{folder}/a.sqlite") as store:
+        executor, queue = local_executor(1)
+        cpu = time.process_time()
+        run = run_campaign(spec, store, executor, queue)
+        cpu = time.process_time() - cpu
 print(json.dumps({"hunts_per_s": run.hunts_per_second, "hunts_per_cpu_s": run.ran / cpu,
                   "db_ms_per_hunt": 1e3 * run.db_seconds / run.ran}))
 """
