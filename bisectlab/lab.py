@@ -11,7 +11,7 @@ import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from bisectlab import kernel
 from bisectlab.errors import BisectlabError
@@ -152,6 +152,27 @@ class AdapterBox:
 
 
 
+
+R = TypeVar("R")  # a runner's kind of rig
+
+
+class FittedRigs(Generic[R]):
+    """What every runner (the simulated lab, real rigs, a person's) says of its adapters alike:
+    its rigs, each with an adapter fitted or none, and a box of spares."""
+
+    rigs: list[R]
+    box: AdapterBox
+
+    def ready_rigs(self) -> list[R]:
+        """Rigs with a working adapter."""
+        return [r for r in self.rigs if r.adapter is not None]  # type: ignore[attr-defined]
+
+    @property
+    def adapters_left(self) -> int | None:
+        """Working adapters: fitted in a rig or spare in the box (None: unlimited)."""
+        left = self.box.left
+        return None if left is None else left + len(self.ready_rigs())
+
 def fit_logged_adapter(rigs: Sequence[Any], rig: Any, logged: TestResult) -> None:
     """Before a resumed hunt takes in a logged test: its rig held the adapter its boots name.
     Rigs that lost adapters in one round took spares in the order they failed, which the log,
@@ -165,7 +186,7 @@ def fit_logged_adapter(rigs: Sequence[Any], rig: Any, logged: TestResult) -> Non
     rig.adapter = seen
 
 @dataclass
-class Lab:
+class Lab(FittedRigs[Rig]):
     """Rigs and a box of adapters running tests of a history's commits."""
 
     history: History
@@ -198,16 +219,6 @@ class Lab:
         for rig in lab.rigs:
             rig.adapter = box.take()
         return lab
-
-    def ready_rigs(self) -> list[Rig]:
-        """Rigs with a working adapter."""
-        return [r for r in self.rigs if r.adapter is not None]
-
-    @property
-    def adapters_left(self) -> int | None:
-        """Working adapters: fitted in a rig or spare in the box (None: unlimited)."""
-        left = self.box.left
-        return None if left is None else left + len(self.ready_rigs())
 
     def _next_spell(self, sha: str) -> None:
         """The lab's hot or cold spell persists from test to test, changing now and then."""

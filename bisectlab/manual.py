@@ -14,7 +14,7 @@ from typing import Any
 
 from bisectlab.errors import BisectlabError
 from bisectlab.history import History
-from bisectlab.lab import AdapterBox, BootRecord, Costs, TestResult, fit_logged_adapter
+from bisectlab.lab import AdapterBox, BootRecord, Costs, FittedRigs, TestResult, fit_logged_adapter
 
 TERMS = {"good": "pass", "old": "pass", "bad": "bad", "new": "bad", "skip": "skip"}
 
@@ -66,7 +66,7 @@ class Slot:
 
 
 @dataclass
-class ManualRunner:
+class ManualRunner(FittedRigs[Slot]):
     """Results typed by a person: a Runner that returns the outcome recorded for a test, or
     stops the hunt with the tests it still needs."""
 
@@ -85,14 +85,6 @@ class ManualRunner:
         for slot in slots:
             slot.adapter = box.take()
         return cls(history, slots, box, list(typed or []), costs=costs)
-
-    @property
-    def adapters_left(self) -> int | None:
-        left = self.box.left
-        return None if left is None else left + len(self.ready_rigs())
-
-    def ready_rigs(self) -> list[Slot]:
-        return [r for r in self.rigs if r.adapter is not None]
 
     def run(self, commit: int, boots: int, rig: Slot) -> TestResult:
         return self.run_round([(commit, boots, rig)], lambda j, result: None)[0]

@@ -42,7 +42,7 @@ from typing import Any
 from bisectlab.errors import BisectlabError
 from bisectlab.gitrepo import REPOSITORY_ENV
 from bisectlab.history import History
-from bisectlab.lab import AdapterBox, BootRecord, Costs, TestResult, fit_logged_adapter
+from bisectlab.lab import AdapterBox, BootRecord, Costs, FittedRigs, TestResult, fit_logged_adapter
 
 OUTPUT_TAIL = 8192          # bytes of a command's output kept with its boot
 TIMEOUT_ACTIONS = ("skip", "fail", "abort")
@@ -85,7 +85,7 @@ class Command:
 
 
 @dataclass
-class GitRigs:
+class GitRigs(FittedRigs[Rig]):
     """M rigs over git worktrees of one repository, running real commands (a Runner)."""
 
     repo: Path
@@ -131,16 +131,6 @@ class GitRigs:
         return out
 
     # the Runner seam ----------------------------------------------------------------------------
-
-    @property
-    def adapters_left(self) -> int | None:
-        """Working adapters: fitted in a rig or spare in the box (None: unlimited)."""
-        left = self.box.left
-        return None if left is None else left + len(self.ready_rigs())
-
-    def ready_rigs(self) -> list[Rig]:
-        """Rigs with a working adapter."""
-        return [r for r in self.rigs if r.adapter is not None]
 
     def run(self, commit: int, boots: int, rig: Rig) -> TestResult:
         """Install the commit on the rig if it lacks it, then boot it up to ``boots`` times."""
