@@ -69,6 +69,14 @@ def test_query_csv_and_table(run):
     assert {"rig", "boots", "failed", "installed", "skipped", "note"} <= set(header)
 
 
+
+def test_a_table_shows_logged_text_as_it_is_not_as_markup():
+    from bisectlab.cli.params import text_table
+
+    rows = [{"note": "make: *** [vmlinux] Error 2", "subject": "fix [bold]thing[/bold]"}]
+    shown = text_table(rows, None)
+    assert "make: *** [vmlinux] Error 2" in shown and "fix [bold]thing[/bold]" in shown
+
 def _one_error_line(result) -> str:
     assert result.exit_code == 2, (result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()

@@ -203,6 +203,7 @@ def text_table(rows: list[dict], columns: Sequence[str] | None) -> str:
     """Rows as an aligned text table (rich), '(no rows)' if there are none."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     if not rows:
         return "(no rows)\n"
@@ -211,7 +212,7 @@ def text_table(rows: list[dict], columns: Sequence[str] | None) -> str:
     for col in cols:
         table.add_column(col, overflow="fold")
     for row in rows:
-        table.add_row(*(_cell(col, row[col]) for col in cols))
+        table.add_row(*(Text(_cell(col, row[col])) for col in cols))  # logged text, not markup
     console = Console(file=io.StringIO(), width=200, force_terminal=False)
     console.print(table)
     return console.file.getvalue()
