@@ -23,6 +23,7 @@ import numpy as np
 from bisectlab import dag
 from bisectlab.bugs import RateBug
 from bisectlab.driver import drive
+from bisectlab.errors import RangeError
 from bisectlab.generator import KernelShape, generate_kernel_history
 from bisectlab.history import History, load_history
 from bisectlab.lab import Costs, Lab
@@ -66,8 +67,11 @@ def bench_history(commits: int, seed: int, source: str | None) -> tuple[History,
             return h, h.resolve(good), h.resolve(bad)
     else:
         h = generate_kernel_history(f"bench-{commits}", seed, KernelShape(commits=commits))
-    release = max(c for t, c in h.tags.items() if h.topic_of[c] == 0)
-    return h, 0, release
+    releases = [c for c in h.tags.values() if h.topic_of[c] == 0]
+    if not releases:
+        raise RangeError(f"{source}: no range to bench (it advertises none, and has no tag on "
+                         "its mainline)")
+    return h, 0, max(releases)
 
 
 @lru_cache(maxsize=4)
@@ -84,6 +88,19 @@ def culprit_pool(commits: int, seed: int, source: str | None) -> np.ndarray:
     h, good, bad = bench_history(commits, seed, source)
     cands = dag.candidates(h.parents, bad, [good])
     return np.array([c for c in cands if len(h.parents[c]) == 1])
+
+
+def check_source(source: str) -> None:
+    """A history bench can run on: its range bisectable, with a commit that is not a merge to
+    plant each hunt's bug in (one error line otherwise, before any hunt runs)."""
+    h, good, bad = bench_history(0, 0, source)
+    try:
+        h.check_range(good, bad)
+    except RangeError as exc:
+        raise RangeError(f"{source}: its range {h.shas[good][:12]}..{h.shas[bad][:12]}: "
+                         f"{exc}") from None
+    if not len(culprit_pool(0, 0, source)):
+        raise RangeError(f"{source}: its range has no commit but merges to plant the bug in")
 
 
 def hunt_seed(seed: int, i: int) -> int:

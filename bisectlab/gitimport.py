@@ -19,7 +19,7 @@ import numpy as np
 
 from bisectlab import dag
 from bisectlab.bugs import bug_from_spec
-from bisectlab.errors import HistoryError
+from bisectlab.errors import HistoryError, RangeError
 from bisectlab.gitrepo import history_from_repo, repository_root, resolve_ref
 from bisectlab.history import History
 
@@ -43,6 +43,9 @@ def import_git(directory: str | Path, good: str | None = None, bad: str | None =
         raise HistoryError("give both GOOD and BAD, or neither")
     history, goods, head = history_from_repo(directory, [good] if good else [], bad or "HEAD", name)
     base = goods[0] if goods else 0
+    if base == head:  # a one-commit repository, or GOOD and BAD naming one commit
+        raise RangeError(f"{good or 'the oldest root'} and {bad or 'HEAD'} are the same commit "
+                         f"({history.shas[head][:12]}): no range to bisect")
     history.advertised = [(ref_label(history, good, base), ref_label(history, bad, head))]
     if bug is not None:
         plant_rate_bug(history, base, head, bug, directory)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import subprocess
 import zipfile
 
 import numpy as np
@@ -202,3 +203,28 @@ def test_a_damaged_history_file_is_one_clear_error(run, tmp_path, damage):
     with pytest.raises(HistoryError):
         load_history(str(path))
     one_error_line(run("history", "show", str(path)))
+
+
+@needs_git
+def test_a_repository_of_one_commit_has_no_range_to_import(run, tmp_path):
+    repo = tmp_path / "one"
+    repo.mkdir()
+    for args in (["init", "-q"], ["-c", "user.name=a", "-c", "user.email=a@b", "commit", "-q",
+                                  "--allow-empty", "-m", "one"]):
+        subprocess.run(["git", *args], cwd=repo, check=True)
+    line = one_error_line(run("history", "import-git", str(repo), "-o", "one.npz"))
+    assert line.startswith("error: the oldest root and HEAD are the same commit (")
+    assert not (tmp_path / "one.npz").exists()
+
+
+@needs_git
+def test_bench_refuses_a_history_whose_range_is_empty_in_one_line(run, small_repo, tmp_path):
+    out = tmp_path / "lab.npz"
+    assert run("history", "import-git", str(small_repo.path), "v1.0", "master", "-o",
+               str(out)).exit_code == 0
+    h = load_history(str(out))
+    h.advertised = [(h.advertised[0][1], h.advertised[0][1])]
+    write_history_file(h, tmp_path / "empty.npz")
+    line = one_error_line(run("bench", "--history", str(tmp_path / "empty.npz"), "--hunts", "1",
+                              "--workers", "1"))
+    assert line.endswith(": GOOD and BAD are the same commit")

@@ -53,13 +53,12 @@ def bench(commits: tuple[int, ...], detects: tuple[float, ...], false_positive: 
           rigs: int, seed: int, history_ref: str | None, workers: int, as_json: bool,
           quiet: bool, **flags: Any) -> None:
     """Run many simulated hunts per configuration; print accuracy, costs and the bound ratio."""
-    from bisectlab.bench import BenchConfig, run_bench, summarise
-    from bisectlab.history import load_history
+    from bisectlab.bench import BenchConfig, check_source, run_bench, summarise
     from bisectlab.lanes import build_lanes
 
     lanes = build_lanes(strategies, typed_flags(flags))
     if history_ref is not None:
-        load_history(history_ref)
+        check_source(history_ref)
     configs = [BenchConfig(strategy=lane.strategy, options=lane.options, commits=n, detect=p,
                            false_positive=false_positive, correlation=correlation, hunts=hunts,
                            seed=seed, history=history_ref, adapters=adapters, rigs=rigs,

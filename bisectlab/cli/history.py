@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from bisectlab.cli.params import MAX_SEED, Number, count
+from bisectlab.cli.params import MAX_SEED, Number, count, counted
 from bisectlab.errors import BisectlabError
 from bisectlab.generator import MAX_COMMITS
 from bisectlab.history import DEFAULT_SCENARIO, builtin_scenarios, load_history
@@ -187,9 +187,10 @@ def _imported_line(h, output: Path, size: int) -> str:
     if h.bug is not None:
         bug = (f"rate bug p={h.bug.detect:g} f={h.bug.false_positive:g} at "
                f"{h.describe(h.bug.culprit)[:60]}")
-    return (f"imported {len(h)} commits ({merges} merges, {len(h.tags)} tags, "
-            f"{len(h.paths.table)} distinct paths): range {good[:12]}..{bad[:12]} with {candidates} "
-            f"candidates; {bug}; wrote {output} ({size / 1e6:.1f} MB)")
+    return (f"imported {counted(len(h), 'commit')} ({counted(merges, 'merge')}, "
+            f"{counted(len(h.tags), 'tag')}, {counted(len(h.paths.table), 'distinct path')}): "
+            f"range {good[:12]}..{bad[:12]} with {counted(candidates, 'candidate')}; {bug}; "
+            f"wrote {output} ({size / 1e6:.1f} MB)")
 
 
 @history.command("export-graphml")
