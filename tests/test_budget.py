@@ -17,6 +17,7 @@ from bisectlab.strategies.budget import (
     egg_drop_tests,
     failure_price,
     resolvable,
+    rigs_at_once,
     spare_failures,
     two_adapter_plan_fits,
 )
@@ -51,6 +52,23 @@ def test_hard_budget_with_several_rigs_never_spends_the_box_on_one_commit():
                          hunts=20, seed=2, adapters=3, rigs=4)
     rows = run_bench(config)
     assert all(r["correct"] for r in rows)  # a sure repeat on every rig used to burn all three
+
+
+def test_with_p_learnt_several_rigs_never_spend_the_last_adapters_in_one_round():
+    """Four rigs, three adapters, a bug that always shows: a round of tests that all fail used
+    to empty the box (every hunt aborted); now a round runs no more tests than failures to
+    spare, one at a time while the search is planned, and every hunt ends as on one rig."""
+    rows = {rigs: run_bench(BenchConfig(strategy="bayes", commits=200, detect=1.0, hunts=10,
+                                        seed=1, adapters=3, rigs=rigs)) for rigs in (1, 4)}
+    assert all(r["correct"] and r["adapters"] <= 2 for r in rows[4])
+    assert [r["tests"] for r in rows[4]] == [r["tests"] for r in rows[1]]
+
+
+@pytest.mark.parametrize(("rigs", "adapters", "p_known", "at_once"), [
+    (4, None, False, 4), (4, 50, False, 4), (4, 5, False, 4), (4, 4, False, 1), (4, 4, True, 4),
+    (8, 6, False, 5), (2, 1, False, 1), (3, 3, True, 1)])
+def test_a_round_runs_no_more_tests_than_failures_to_spare(rigs, adapters, p_known, at_once):
+    assert rigs_at_once(rigs, adapters, p_known) == at_once
 
 
 def topic_branches(branches: int, length: int) -> tuple[list[tuple[int, ...]], int]:

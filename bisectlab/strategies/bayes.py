@@ -44,6 +44,7 @@ from bisectlab.strategies.budget import (
     adapter_scores,
     deterministic_alive,
     failure_price,
+    rigs_at_once,
     spare_failures,
 )
 
@@ -511,8 +512,10 @@ class BayesStrategy(Strategy):
         if self._learning_p_pays(resources) and not self.untestable[self.best()[0]]:
             best, self.stuck = self.best()[0], False
         chosen = [best]
-        if resources.rigs > 1:
-            chosen = self._spread(u, score, best, resources.rigs, boots)
+        rigs = rigs_at_once(resources.rigs, resources.adapters_left,
+                             len(self.model.p_grid) == 1)
+        if rigs > 1:
+            chosen = self._spread(u, score, best, rigs, boots)
         commits = on_their_rigs([int(self.space.commits[i]) for i in chosen], resources.installed)
         each = None
         if self._chooses_boots(resources):

@@ -15,6 +15,8 @@ policy is pure: it sees the strategy's view of the posterior, never the lab.
   leads (half the mass, or the only one left if the bug always shows), a test of a commit more
   likely good than bad is not priced: its failure would be news worth the adapter, and the risk
   is the verdict's own. A failure that would conclude the hunt costs no adapter.
+- With several rigs, a round runs no more tests than there are failures to spare, and one at
+  a time while the search is planned: a round of tests that all fail must not empty the box.
 - (The strategy adds a two-step look at the last mile: with adapters scarce and few failures
   seen, testing the leading candidate itself, to learn p, can save most of its parent's
   confirming boots; see BayesStrategy.)
@@ -60,6 +62,16 @@ class BudgetView:
 def spare_failures(adapters: int, p_known: bool) -> int:
     """Failures the search may spend with ``adapters`` working adapters left."""
     return adapters if p_known else adapters - 1
+
+
+def rigs_at_once(rigs: int, adapters: int | None, p_known: bool) -> int:
+    """How many of the free rigs a round may use: each of its tests can destroy an adapter, so
+    no more than the failures left to spare, and one at a time once the search is planned for
+    its worst case (the plan's failures come one after another)."""
+    if adapters is None:
+        return rigs
+    spare = spare_failures(adapters, p_known)
+    return 1 if spare <= PLAN_SPARE else min(rigs, spare)
 
 
 def adapter_scores(view: BudgetView, adapters: int) -> np.ndarray:
