@@ -480,9 +480,26 @@ def step(store: Store, hunt_id: int, typed: Sequence[Outcome] = (),
         raise StoreError(f"hunt {hunt_id} is {hunt['status']}: it takes no more tests")
     prepared = setup.prepare()
     _check_same_range(setup, prepared, hunt)
-    prepared.runner.typed = list(typed)
-    return _hunt(setup, store, hunt_id, prepared, on_test, logged_tests(store, hunt_id),
-                 show_logged_rounds=False)
+    runner = prepared.runner
+    runner.typed = list(typed)
+    try:
+        report = _hunt(setup, store, hunt_id, prepared, on_test, logged_tests(store, hunt_id),
+                       show_logged_rounds=False)
+    except AwaitingTests as waiting:
+        _check_all_taken(setup.history, runner.typed, waiting.pending)
+        raise
+    _check_all_taken(setup.history, runner.typed, [])
+    return report
+
+
+def _check_all_taken(h: History, left: Sequence[Outcome], waiting: Sequence[tuple[int, str]]
+                     ) -> None:
+    """Every outcome typed went to a test the hunt asked for (a transcript can name others)."""
+    if left:
+        asked = ", ".join(f"{h.shas[c][:12]} on {r}" for c, r in waiting) or "none: it ended"
+        rig = f" on {left[0].rig}" if left[0].rig else ""
+        raise BisectlabError(f"an outcome for {h.shas[left[0].commit][:12]}{rig} fits no test "
+                             f"the hunt asked for (waiting: {asked})")
 
 
 def _with_good_shas(params: dict[str, Any], h: History, goods: Sequence[int]) -> dict[str, Any]:

@@ -892,6 +892,30 @@ def test_a_simulated_hunts_transcript_replays_to_its_costs_lab_time_too(run, tmp
     assert minutes == [t["lab_minutes"] for t in logged_tests(run)]
 
 
+
+@pytest.mark.parametrize("change", ["another commit", "another rig", "an unknown ref"])
+def test_a_transcript_that_does_not_fit_its_hunt_is_one_line_and_writes_nothing(run, tmp_path,
+                                                                              change):
+    """A line naming a test the hunt never asks for stopped the replay there, silently (exit 0,
+    the rest dropped), and left a half-rebuilt hunt in the database."""
+    assert hunt_json(run, "v2.6.26", "v2.6.27-rc8", "--seed", "1", "--strategy", "git")["tests"]
+    lines = run("log", "1").stdout.splitlines()
+    tests = [i for i, line in enumerate(lines) if line.startswith("bisectlab ") and
+             line.split()[1] in ("good", "bad", "skip")]
+    words = lines[tests[3]].split()
+    words[2] = {"another commit": lines[tests[5]].split()[2], "another rig": words[2],
+                "an unknown ref": "deadbeefdead"}[change]
+    if change == "another rig":
+        words += ["--rig", "rig7"]
+    lines[tests[3]] = " ".join(words)
+    (tmp_path / "hunt.log").write_text("\n".join(lines) + "\n")
+    result = run("replay", "log", str(tmp_path / "hunt.log"), "--db", "other.sqlite")
+    assert result.exit_code == 2 and result.stdout == ""
+    (line,) = result.stderr.strip().splitlines()
+    assert ("unknown ref 'deadbeefdead'" in line if change == "an unknown ref"
+            else "fits no test the hunt asked for (waiting: " in line), line
+    assert not (tmp_path / "other.sqlite").exists()
+
 def test_a_stopped_hunts_transcript_replays_to_the_same_log(run, kernel, tmp_path):
     stop = (f'n=$(($(cat {tmp_path}/n 2>/dev/null || echo 0) + 1)); echo $n > {tmp_path}/n; '
             f'[ $n = 6 ] && exit 200')

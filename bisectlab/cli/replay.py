@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Callable
@@ -257,15 +258,26 @@ def replay_log(transcript: Any, db_url: str | None, as_json: bool) -> None:
     if not setup.manual:
         raise BisectlabError("a transcript replays as a manual hunt: its start line needs "
                              "--repo (without --run) or --manual")
-    with open_store(db_url) as store:
+    setup.prepare()  # the range checked, the history loaded: bad input fails here
+    h = setup.history
+    typed = [Outcome(h.resolve(commit), TERMS[verb], boots, rig or None)
+             for verb, commit, boots, rig in log.tests]
+
+    def opened(store: Any) -> int:
+        """The transcript's hunt started in ``store``: its number."""
+        setup.prepared = None  # each store's hunt from its first test
         try:
             run_bisect(setup, store)
         except AwaitingTests as waiting:
-            hunt_id = waiting.hunt_id
-        else:
-            raise BisectlabError("the hunt ended before its first test")
-        h = setup.history
-        typed = [Outcome(h.resolve(commit), TERMS[verb], boots, rig or None)
-                 for verb, commit, boots, rig in log.tests]
+            return waiting.hunt_id
+        raise BisectlabError("the hunt ended before its first test")
+
+    from bisectlab.store import Store
+
+    # a rehearsal in memory first: a transcript that does not fit writes nothing
+    with Store("sqlite://") as rehearsal, contextlib.suppress(AwaitingTests):
+        step(rehearsal, opened(rehearsal), typed, None, setup)
+    with open_store(db_url) as store:
+        hunt_id = opened(store)
         _run(lambda on_test, on_start: step(store, hunt_id, typed, None, setup), setup, db_url,
              as_json, True)
