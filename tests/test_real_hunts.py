@@ -326,6 +326,12 @@ def test_a_culprit_hidden_by_skips_gives_the_range_verdict(run, kernel, tmp_path
     could_be = (f"there are only skipped commits left to test; the first bad commit could be any "
                 f"of: {kernel.culprit[:12]} {kernel.child[:12]}")
     assert result.stdout.splitlines()[0].startswith(f"inconclusive: {could_be}")
+    if strategy == "bayes":  # the confidence is the pair's, and says so
+        assert result.stdout.splitlines()[1].endswith(" (the likeliest of them)")
+        assert re.search(r"\n  confidence   0\.99\d\d that the first bad commit is one of "
+                         r"those 2\n", result.stdout)
+        check = re.search(r"\n  low-p check  (0\.\d{4}) with p", result.stdout)
+        assert check and float(check.group(1)) >= 0.99
     verdict = hunt_json(run, *args)
     assert (verdict["status"], verdict["note"]) == ("inconclusive", could_be)
     assert [t["commit_sha"] for t in logged_tests(run, 2) if t["skipped"]] == [kernel.culprit]

@@ -152,4 +152,6 @@ def test_a_culprit_hidden_by_a_skip_costs_what_the_culprit_itself_would(costs):
     assert (found.status, found.culprit) == ("found", 13)
     assert verdict.status == "inconclusive" and verdict.note.endswith("could be any of: 13 14")
     assert verdict.confidence >= 0.99  # the block's mass, not its top candidate's
+    check = verdict.evidence["low_p_check"]  # the block's, which _block_holds required
+    assert verdict.evidence["block"] == 2 and check["mass"] >= 0.99
     assert len(hidden) <= len(plain) + 1 and hidden.count(14) <= plain.count(13) + 1

@@ -308,16 +308,19 @@ def _show_bisecting(strategy) -> None:
 
 def _print_verdict(history: History, report, setup, location: str) -> None:
     echo = click.echo
+    block = report.evidence.get("block")  # a verdict "one of these N commits"
     if report.status == "found":
         echo(f"{report.culprit} is the first bad commit")
     else:
         echo(f"{report.status}: {report.note}")
         if report.culprit:
-            echo(f"best guess: {report.culprit}")
+            echo(f"best guess: {report.culprit}" + (" (the likeliest of them)" if block else ""))
     if report.culprit_subject:
         echo(f"    {report.culprit_subject}")
     conf = ("not estimated (this strategy trusts every test)" if report.confidence is None
             else f"{report.confidence:.4f}")
+    if block and report.confidence is not None:
+        conf += f" that the first bad commit is one of those {block}"
     echo(f"  confidence   {conf}")
     echo("  cost         " + cost_line(report.tests, report.boots, report.installs,
                                          report.adapters, report.lab_hours))

@@ -773,7 +773,7 @@ class BayesStrategy(Strategy):
                            "there are only skipped commits left to test; the first bad "
                            "commit could be any of: " + " ".join(
                                self.space.name(c) for c in commits), len(commits),
-                           self.evidence_of(int(self.space.commits[i])))
+                           self._block_evidence(i, hidden))
         if self.stuck:
             return self.abort("no test left that could teach anything", "inconclusive")
         return None
@@ -806,6 +806,19 @@ class BayesStrategy(Strategy):
         left = int((self.posterior.mass > 1e-6).sum())
         return Verdict(status, culprit, mass, f"{reason}; best guess at posterior {mass:.3f}",
                        left, self.evidence_of(culprit))
+
+    def _block_evidence(self, top: int, block: np.ndarray) -> dict[str, Any]:
+        """The evidence of a verdict "one of ``block``": the likeliest one's tests, and the
+        confidence (``block``: how many) and low-p check of the block as a whole."""
+        out = self.evidence_of(int(self.space.commits[top]))
+        out["block"] = len(block)
+        check = low_p_mass(self.stats, self.log_prior, self.model, self.posterior, block,
+                           self.options.check_quantile, self.unhinted)
+        out.pop("low_p_check", None)
+        if check is not None:
+            out["low_p_check"] = {"quantile": self.options.check_quantile, "p": check[1],
+                                  "mass": check[0]}
+        return out
 
     def evidence_of(self, commit: int) -> dict[str, Any]:
         """Boots and failures at the culprit and its parents, and the rates learnt."""
