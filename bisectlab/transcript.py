@@ -52,7 +52,7 @@ def write_log(hunt: dict[str, Any], tests: list[dict[str, Any]]) -> str:
 
 def _headline(hunt: dict[str, Any]) -> str:
     p = hunt["params"]
-    where = hunt["history_source"] if p.get("lab") in ("rigs", "manual") else hunt["history"]
+    where = hunt["history_source"] if p.get("repo") else hunt["history"]  # a repository's path
     state = hunt["status"]
     if state in UNFINISHED:  # replayed, any of them is a manual hunt waiting: say it once
         state = "unfinished"

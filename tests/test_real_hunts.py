@@ -922,6 +922,22 @@ def test_a_transcript_that_does_not_fit_its_hunt_is_one_line_and_writes_nothing(
             else "fits no test the hunt asked for (waiting: " in line), line
     assert not (tmp_path / "other.sqlite").exists()
 
+
+def test_a_transcript_of_a_hunt_on_a_history_file_comes_back_line_for_line(run, tmp_path):
+    """The rebuilt (manual) hunt's header names the history as the simulated one's did, not
+    by the file's path; and a test of one boot is asked for as such."""
+    assert run("history", "generate", "--commits", "300", "--seed", "2", "--bug", "rate",
+               "--detect", "0.5", "-o", "k3.toml").exit_code == 0
+    assert hunt_json(run, "v1.0", "v1.1", "--history", "k3.toml", "--seed", "1", "--strategy",
+                     "git")["status"] == "found"
+    log = run("log", "1").stdout
+    (tmp_path / "hunt.log").write_text(log)
+    assert run("replay", "log", str(tmp_path / "hunt.log"), "--db", "other.sqlite").exit_code == 0
+    assert run("log", "1", "--db", "other.sqlite").stdout == log
+    start = run("bisect", "v1.0", "v1.1", "--history", "k3.toml", "--manual", "--strategy", "git",
+                "--db", "manual.sqlite")
+    assert start.stdout.splitlines()[0].endswith(" on rig1: boot it once")
+
 def test_a_stopped_hunts_transcript_replays_to_the_same_log(run, kernel, tmp_path):
     stop = (f'n=$(($(cat {tmp_path}/n 2>/dev/null || echo 0) + 1)); echo $n > {tmp_path}/n; '
             f'[ $n = 6 ] && exit 200')

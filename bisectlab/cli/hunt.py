@@ -239,7 +239,8 @@ def _print_pending(setup: Any, waiting: Any, as_json: bool) -> None:
 def pending_lines(h: History, tests: list[tuple[int, str, int]]) -> list[str]:
     """One line per waiting test (commit, rig, boots asked): the commit, its rig, the boots."""
     def ask(boots: int) -> str:
-        return "" if boots == 1 else f": boot it up to {boots} times, stopping at the first failure"
+        return (": boot it once" if boots == 1
+                else f": boot it up to {boots} times, stopping at the first failure")
 
     return [f"test {h.shas[c][:12]} {h.subjects[c]} on {rig}{ask(n)}" for c, rig, n in tests]
 
