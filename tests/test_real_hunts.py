@@ -542,6 +542,17 @@ def test_an_abort_on_one_rig_stops_the_others_before_their_next_command(run, ker
     assert logged_tests(run) == []
 
 
+
+def test_a_stopped_hunt_says_so_in_json_too(run, kernel, tmp_path):
+    """A script reading --json gets one object even when the run command stops the hunt."""
+    script = make_script(tmp_path / "t.sh", kernel.culprit, before="echo Kernel panic; exit 200")
+    result = run("bisect", GOOD, BAD, "--repo", str(kernel.repo), "--run", script, "--json", "-q")
+    assert result.exit_code == 1
+    stopped = json.loads(result.stdout)
+    assert (stopped["hunt_id"], stopped["status"]) == (1, "interrupted")
+    assert stopped["note"].startswith("error: --run exit 200: the hunt stops")
+    assert "Kernel panic" in stopped["note"]
+
 def test_a_stopped_rig_starts_no_command_and_checks_out_nothing(tmp_path):
     """What stop_all promises the other rigs' threads (a rig between commands, or inside a
     slow checkout, when another aborts)."""

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -158,7 +158,7 @@ def _run(hunt: Callable, setup: Any, db_url: str | None, as_json: bool, quiet: b
     from bisectlab.manual import AwaitingTests
 
     try:
-        with _kept_on_abort(lambda: _resumable_id(setup)):
+        with _kept_on_abort(lambda: _resumable_id(setup), as_json):
             report = hunt(None if quiet else _progress_printer(lambda: setup.history),
                           None if quiet else _show_bisecting)
     except AwaitingTests as waiting:
@@ -176,24 +176,30 @@ def _resumable_id(setup: Any) -> int | None:
 
 
 @contextmanager
-def _kept_on_abort(hunt_id_of: Callable[[], int | None]) -> Iterator[None]:
+def _kept_on_abort(hunt_id_of: Callable[[], int | None], as_json: bool = False
+                   ) -> Iterator[None]:
     """A real hunt stopped by its run command (exit 1) or by Ctrl-C (exit 130) says which hunt
-    was kept and how to go on with it. A hangup or kill (SIGHUP, SIGTERM) stops it as Ctrl-C
-    does: its commands killed, the hunt marked interrupted, not left running."""
+    was kept and how to go on with it (with --json, as one object on stdout too). A hangup or
+    kill (SIGHUP, SIGTERM) stops it as Ctrl-C does: its commands killed, the hunt marked
+    interrupted, not left running."""
     from bisectlab.rigs import RigAbort
+
+    def stopped(hunt_id: int | None, why: str, code: int) -> NoReturn:
+        click.echo(f"{why}{_resume_hint(hunt_id)}", err=True)
+        if as_json:
+            click.echo(json.dumps({"hunt_id": hunt_id, "status": "interrupted", "note": why}))
+        sys.exit(code)
 
     try:
         with _interrupted_by(signal.SIGTERM, signal.SIGHUP):
             yield
     except RigAbort as exc:
-        click.echo(f"error: {exc}{_resume_hint(hunt_id_of())}", err=True)
-        sys.exit(EXIT_NO_VERDICT)
+        stopped(hunt_id_of(), f"error: {exc}", EXIT_NO_VERDICT)
     except KeyboardInterrupt:
         hunt_id = hunt_id_of()
         if hunt_id is None:
             raise
-        click.echo(f"interrupted{_resume_hint(hunt_id)}", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        stopped(hunt_id, "interrupted", EXIT_INTERRUPTED)
 
 
 @contextmanager
@@ -265,7 +271,7 @@ def resume(hunt_id: int, db_url: str | None, as_json: bool, quiet: bool) -> None
         if hasattr(setup, "load"):
             setup.load()
         history = setup.history
-        with _kept_on_abort(lambda: hunt_id):
+        with _kept_on_abort(lambda: hunt_id, as_json):
             report = run_resume(store, hunt_id,
                                 on_test=None if quiet else _progress_printer(lambda: history))
     _finish(history, report, setup, db_url, as_json)
