@@ -103,6 +103,8 @@ def _one_error_line(result) -> str:
      "--install goes with --run: it is about the rigs that run the test command"),
     (["bisect", "v2.6.26", "v2.6.27-rc8", "--repo", ".", "--keep-worktrees"],
      "--keep-worktrees goes with --run"),
+    (["bisect", "v2.6.26", "v2.6.27-rc8", "--weight", "drivers/net/e100e=10"],
+     "--weight drivers/net/e100e=10: no candidate commit touches drivers/net/e100e"),
     (["replay", "hunt", "1" + "0" * 20], "'HUNT_ID': must be in [1, 9223372036854775807]"),
     (["report", "0"], "'HUNT_ID': must be in [1, 9223372036854775807], not 0"),
     (["query", "boots", "--test", "1e30"], "'--test': must be in [1, 9223372036854775807]"),

@@ -168,6 +168,9 @@ def prior_from_paths(space: SearchSpace, text: str) -> np.ndarray:
     weights = np.ones(len(space))
     for pathspec, weight in path_weights(text):
         touched = np.asarray(space.touching(pathspec), dtype=bool)[space.commits]
+        if not touched.any():  # a typo, most likely: the hint would silently do nothing
+            raise BisectlabError(f"--weight {pathspec}={weight:g}: no candidate commit touches "
+                                 f"{pathspec}")
         weights[touched] *= weight
     return weights
 
