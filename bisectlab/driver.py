@@ -366,7 +366,9 @@ class RealSetup:
         options = strategy_class(hunt["strategy"]).Options.from_logged(p["strategy_options"])
         costs = (Costs.from_params(p)
                  if "install_minutes" in p else None)  # hunts logged before real rigs had costs
-        return cls(tuple(p["goods"]), hunt["bad"], repo=None if p["repo"] is None else Path(p["repo"]),
+        # the range's commits, as git bisect keeps them: a branch moved since changes nothing
+        goods = p.get("good_shas") or [hunt["good_sha"], *p["goods"][1:]]
+        return cls(tuple(goods), hunt["bad_sha"], repo=None if p["repo"] is None else Path(p["repo"]),
                    history_ref=p["history"], run=p["run"], install=p["install"],
                    strategy=hunt["strategy"], options=options.as_dict(), rigs=p["rigs"],
                    adapters=p["adapters"], timeout=p["timeout"], on_timeout=p["on_timeout"],
@@ -461,7 +463,6 @@ def resume(store: Store, hunt_id: int,
         raise StoreError(f"hunt {hunt_id} is one of campaign {hunt['campaign_id']}'s: the "
                          "campaign's command, run again, runs its unfinished hunts again")
     prepared = setup.prepare()
-    _check_same_range(setup, prepared, hunt)
     _opened(prepared, hunt_id, store)
     store.reopen_hunt(hunt_id, claimant(), state)
     return _hunt(setup, store, hunt_id, prepared, on_test, logged_tests(store, hunt_id))
@@ -479,7 +480,6 @@ def step(store: Store, hunt_id: int, typed: Sequence[Outcome] = (),
     if hunt["status"] != "running":
         raise StoreError(f"hunt {hunt_id} is {hunt['status']}: it takes no more tests")
     prepared = setup.prepare()
-    _check_same_range(setup, prepared, hunt)
     runner = prepared.runner
     runner.typed = list(typed)
     try:
@@ -504,19 +504,8 @@ def _check_all_taken(h: History, left: Sequence[Outcome], waiting: Sequence[tupl
 
 def _with_good_shas(params: dict[str, Any], h: History, goods: Sequence[int]) -> dict[str, Any]:
     """A hunt's logged parameters, with every GOOD's sha when it has several (the hunts table
-    keeps the first): what resume checks the refs against."""
+    keeps the first): what resume and each manual step set the range up from."""
     return params if len(goods) < 2 else {**params, "good_shas": [h.shas[g] for g in goods]}
-
-
-def _check_same_range(setup: HuntSetup | RealSetup, prepared: Prepared,
-                      hunt: dict[str, Any]) -> None:
-    """The range set up again is the one logged (a repository's refs may have moved)."""
-    h = setup.history
-    logged = hunt["params"].get("good_shas", [hunt["good_sha"]])
-    goods = [h.shas[g] for g in prepared.goods]
-    if h.shas[prepared.bad] != hunt["bad_sha"] or goods[:len(logged)] != logged:
-        raise StoreError(f"hunt {hunt['id']}: {hunt['good']}..{hunt['bad']} no longer names "
-                         f"{' '.join(g[:12] for g in logged)}..{hunt['bad_sha'][:12]}")
 
 
 def logged_tests(store: Store, hunt_id: int) -> list[dict[str, Any]]:
