@@ -65,7 +65,8 @@ def test_with_p_learnt_several_rigs_never_spend_the_last_adapters_in_one_round()
 
 
 @pytest.mark.parametrize(("rigs", "adapters", "p_known", "at_once"), [
-    (4, None, False, 4), (4, 50, False, 4), (4, 5, False, 4), (4, 4, False, 1), (4, 4, True, 4),
+    (4, None, False, 4), (4, 50, False, 4), (4, 5, False, 4), (4, 4, False, 1), (4, 4, True, 1),
+    (4, 5, True, 2), (4, 9, True, 4),
     (8, 6, False, 5), (2, 1, False, 1), (3, 3, True, 1)])
 def test_a_round_runs_no_more_tests_than_failures_to_spare(rigs, adapters, p_known, at_once):
     assert rigs_at_once(rigs, adapters, p_known) == at_once

@@ -146,9 +146,8 @@ def test_a_person_is_asked_for_each_tests_own_boots(history):
     assert waiting.value.boots_for(good + 1) == 5 and waiting.value.boots_for(good, "rig1") == 15
 
 
-@pytest.mark.parametrize("minutes", [dict(boot=0.0), dict(install=-1.0), dict(swap=float("nan")),
+@pytest.mark.parametrize("minutes", [dict(boot=-3.0), dict(install=-1.0), dict(swap=float("nan")),
                                      dict(install=float("inf"))])
 def test_lab_costs_that_make_no_sense_are_refused(minutes):
-    """A free boot would make another boot of an installed kernel free information."""
     with pytest.raises(BisectlabError):
         Costs(**minutes)

@@ -71,7 +71,11 @@ def rigs_at_once(rigs: int, adapters: int | None, p_known: bool) -> int:
     if adapters is None:
         return rigs
     spare = spare_failures(adapters, p_known)
-    return 1 if spare <= PLAN_SPARE else min(rigs, spare)
+    if spare <= PLAN_SPARE:
+        return 1
+    # with p known no adapter waits for the verdict's passes; a round still keeps the planned
+    # endgame's failures (a round that spent them all ended hunts one rig finishes)
+    return min(rigs, spare - PLAN_SPARE) if p_known else min(rigs, spare)
 
 
 def adapter_scores(view: BudgetView, adapters: int) -> np.ndarray:
