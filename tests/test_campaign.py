@@ -136,7 +136,7 @@ def test_a_campaign_begun_before_an_option_existed_goes_on_after_it(run, small, 
             del lane["options"]["plan_quantile"]
         con.execute("UPDATE campaigns SET spec = ?", (json.dumps(spec),))
     again = campaign(run, small, "--hunts", "3", "--strategy", "bayes", "--workers", "1")
-    assert "1 hunts run now (2 kept" in again.stderr
+    assert "1 hunt run now (2 kept" in again.stderr
     assert len(slots(tmp_path / "c.sqlite")) == 3
     with sqlite3.connect(tmp_path / "c.sqlite") as con:
         assert len(json.loads(con.execute("SELECT spec FROM campaigns").fetchone()[0])["lanes"]) == 1
@@ -308,13 +308,13 @@ def test_claims_of_dead_processes_are_run_again_others_are_left(run, small, tmp_
                     (f"{socket.gethostname()}:{dead.pid}",))
         con.execute("UPDATE hunts SET status = 'running', claimed_by = 'elsewhere:1' WHERE id = 2")
     again = campaign(run, small, "--hunts", "3", "--strategy", "git", "--workers", "1")
-    assert "1 hunts run now (1 kept" in again.stderr
+    assert "1 hunt run now (1 kept" in again.stderr
     with sqlite3.connect(tmp_path / "c.sqlite") as con:
         rows = con.execute("SELECT campaign_index, status FROM hunts ORDER BY campaign_index")
         assert rows.fetchall() == [(0, "found"), (1, "running"), (2, "found")]
     reclaimed = campaign(run, small, "--hunts", "3", "--strategy", "git", "--workers", "1",
                          "--reclaim")
-    assert "1 hunts run now (2 kept" in reclaimed.stderr
+    assert "1 hunt run now (2 kept" in reclaimed.stderr
     assert slots(tmp_path / "c.sqlite")[1][3] == "found"
 
 

@@ -971,12 +971,12 @@ def test_a_stopped_hunts_transcript_replays_to_the_same_log(run, kernel, tmp_pat
 
 def test_a_transcript_keeps_strategy_options_whose_values_hold_commas(run, kernel, tmp_path):
     start = run("bisect", GOOD, BAD, "--repo", str(kernel.repo), "--strategy", "bayes:caution=2",
-                "--detect-prior", "beta(2,38)", "--weight", "drivers/net=5;fs=2", "--seed", "4")
+                "--detect-prior", "beta(2,38)", "--weight", "drivers=5;kernel=2", "--seed", "4")
     assert start.exit_code == 0 and start.stdout.startswith("hunt 1: test ")
     log = run("log", "1").stdout
     assert log.splitlines()[1] == (
         f"bisectlab bisect {GOOD} {BAD} --repo {kernel.repo} --strategy bayes:caution=2 "
-        "--detect-prior 'beta(2,38)' --weight 'drivers/net=5;fs=2' --rigs 1 --seed 4 "
+        "--detect-prior 'beta(2,38)' --weight 'drivers=5;kernel=2' --rigs 1 --seed 4 "
         "--install-minutes 30 --boot-minutes 3 --swap-minutes 10")
     (tmp_path / "hunt.log").write_text(log)
     replayed = run("replay", "log", str(tmp_path / "hunt.log"), "--db", "other.sqlite")
