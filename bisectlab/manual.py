@@ -9,6 +9,7 @@ third lab: a person typing results).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,3 +151,8 @@ def outcome_from_words(term: str, commit: int, boots: int, rig: str | None) -> O
     if term not in TERMS:
         raise BisectlabError(f"'{term}' is not an outcome (say {', '.join(TERMS)})")
     return Outcome(commit, TERMS[term], boots, rig)
+
+
+def waiting_text(history: History, tests: Sequence[tuple[int, str]]) -> str:
+    """Waiting tests as error messages name them: 'sha12 on rig1, sha12 on rig2'."""
+    return ", ".join(f"{history.shas[c][:12]} on {r}" for c, r in tests)

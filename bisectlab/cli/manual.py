@@ -83,16 +83,15 @@ def _pending_test(history: Any, commit: str | None, pending: list[tuple[int, str
                   rig: str | None) -> tuple[int, str]:
     """The waiting test (commit, rig) an outcome is for: the commit named (a ref) or the only
     one waiting, on the rig named or the only one testing it."""
-    def shown(tests: list[tuple[int, str]]) -> str:
-        return ", ".join(f"{history.shas[c][:12]} on {r}" for c, r in tests)
+    from bisectlab.manual import waiting_text
 
     on_rig = [(c, r) for c, r in pending if rig in (None, r)]
     if not on_rig:
-        raise BisectlabError(f"no test waits on {rig} (waiting: {shown(pending)})")
+        raise BisectlabError(f"no test waits on {rig} (waiting: {waiting_text(history, pending)})")
     if commit is None:
         if len({c for c, _ in on_rig}) != 1:
-            raise BisectlabError(f"{len(on_rig)} tests are waiting ({shown(on_rig)}): name the "
-                                 "commit")
+            raise BisectlabError(f"{len(on_rig)} tests are waiting "
+                                 f"({waiting_text(history, on_rig)}): name the commit")
         matches = on_rig
     else:
         target = history.resolve(commit)
@@ -100,7 +99,7 @@ def _pending_test(history: Any, commit: str | None, pending: list[tuple[int, str
         if not matches:
             where = "to be tested" if rig is None else f"on {rig}"
             raise BisectlabError(f"{history.shas[target][:12]} is not waiting {where} "
-                                 f"(waiting: {shown(pending)})")
+                                 f"(waiting: {waiting_text(history, pending)})")
     if len(matches) > 1:  # one commit on several rigs: each asked its own boots
         raise BisectlabError(f"{history.shas[matches[0][0]][:12]} waits on "
                              f"{', '.join(r for _, r in matches)}: say which with --rig")
