@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from bisectlab.errors import BisectlabError, StoreError
 from bisectlab.history import History
 from bisectlab.lab import Costs, Lab, TestResult
-from bisectlab.manual import AwaitingTests, ManualRunner, Outcome
+from bisectlab.manual import AwaitingTests, ManualRunner, Outcome, waiting_text
 from bisectlab.rigs import GitRigs, default_worktrees
 from bisectlab.store import RESUMABLE, Store, claimant, hunt_state
 from bisectlab.strategies import (
@@ -299,13 +299,20 @@ class RealSetup:
     costs: Costs | None = None  # what bayes prices tests by (None: unknown, one boot a test)
     history: History = field(init=False)
     prepared: Prepared | None = field(default=None, init=False, repr=False)
+    loaded: tuple[list[int], int] | None = field(default=None, init=False, repr=False)
 
     @property
     def manual(self) -> bool:
         return self.run is None
 
     def load(self) -> tuple[list[int], int]:
-        """The history and the range (refs resolved by git for a repository)."""
+        """The history and the range (refs resolved by git for a repository), read once: each
+        hunt set up again from this setup (replay log's rehearsal and its steps) reuses them."""
+        if self.loaded is None:
+            self.loaded = self._read_range()
+        return self.loaded
+
+    def _read_range(self) -> tuple[list[int], int]:
         if self.repo is not None:
             from bisectlab.gitrepo import history_from_repo
 
@@ -496,7 +503,7 @@ def _check_all_taken(h: History, left: Sequence[Outcome], waiting: Sequence[tupl
                      ) -> None:
     """Every outcome typed went to a test the hunt asked for (a transcript can name others)."""
     if left:
-        asked = ", ".join(f"{h.shas[c][:12]} on {r}" for c, r in waiting) or "none: it ended"
+        asked = waiting_text(h, waiting) or "none: it ended"
         rig = f" on {left[0].rig}" if left[0].rig else ""
         raise BisectlabError(f"an outcome for {h.shas[left[0].commit][:12]}{rig} fits no test "
                              f"the hunt asked for (waiting: {asked})")
