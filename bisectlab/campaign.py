@@ -18,6 +18,7 @@ import os
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
@@ -32,6 +33,8 @@ from bisectlab.history import History, load_history
 from bisectlab.lab import Costs
 from bisectlab.lanes import Lane, current_slot, lane_from_dict
 from bisectlab.store import Store, claimant, process_gone
+from bisectlab.strategies import Strategy
+from bisectlab.strategies.memo import DecisionTree
 
 FINISHED = ("found", "aborted", "inconclusive")
 MINUTES_PER_DAY = 24 * 60
@@ -103,6 +106,7 @@ class HuntTask:
     adapters: int | None
     arch: str
     costs: Costs
+    run: str = ""  # the campaign run it belongs to: its hunts of a lane share a decision tree
 
     def setup(self) -> HuntSetup:
         return HuntSetup(cached_history(self.history), self.good, self.bad,
@@ -127,13 +131,35 @@ def known_range(ref: str, good: str, bad: str, arch: str) -> KnownRange:
     return KnownRange.of(h, good_at, bad_at, arch)
 
 
+def decision_tree(lane: HuntTask, strategy: Strategy) -> DecisionTree:
+    """The decision tree the hunts of one lane share in this worker process (``lane``: a task
+    with its seed left out; ``strategy``: a fresh one, which starts the tree if it is new)."""
+    tree = _trees.get(lane)
+    if tree is None:
+        if len(_trees) >= TREES_KEPT:
+            _trees.pop(next(iter(_trees)))
+        tree = _trees[lane] = DecisionTree(strategy)
+    return tree
+
+
+TREES_KEPT = 4
+_trees: dict[HuntTask, DecisionTree] = {}
+
+
+def drop_trees(run: str) -> None:
+    """Forget the decision trees of a campaign run that ended (hunts run in this process)."""
+    for lane in [lane for lane in _trees if lane.run == run]:
+        del _trees[lane]
+
+
 def run_hunt(task: HuntTask) -> dict[str, Any]:
     """Simulate one hunt to its verdict: every test as the store logs it, the verdict, totals."""
     setup = task.setup()
     prepared = setup.prepare()
     h, lab = setup.history, prepared.runner
     tests: list[dict[str, Any]] = []
-    verdict, totals = drive(prepared.strategy, lab,
+    strategy = decision_tree(replace(task, seed=0), prepared.strategy).walker()
+    verdict, totals = drive(strategy, lab,
                             lambda seq, r: tests.append(logged_test(h, seq, r)))
     serials = lab.box.serials
     if lab.box.count is None:  # a bottomless box: log the adapters that were used
@@ -263,6 +289,7 @@ class CampaignRun:
     held_elsewhere: int = 0
     wall_seconds: float = 0.0
     db_seconds: float = 0.0
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)  # names this run's hunts' trees
 
     @property
     def hunts_per_second(self) -> float:
@@ -348,6 +375,7 @@ def run_campaign(spec: CampaignSpec, store: Store, executor: Executor | None = N
         raise CampaignInterrupted(message) from exc
     finally:
         run.wall_seconds = time.perf_counter() - start
+        drop_trees(run.token)
     return run
 
 
@@ -394,7 +422,7 @@ def _fill(spec: CampaignSpec, store: Store, executor: Executor, pending: dict[Fu
         batch = list(islice(slots, queue - len(pending)))
         if not batch:
             return
-        tasks = [spec.task(lane, index) for lane, index in batch]
+        tasks = [replace(spec.task(lane, index), run=run.token) for lane, index in batch]
         claims = [{**logged, "campaign_id": run.campaign_id, "campaign_label": lane.slot,
                    "campaign_index": index, "claimed_by": claimant(), "strategy": lane.strategy,
                    "params": lane_params(task), "seed": task.seed}
@@ -415,7 +443,7 @@ def lane_params(task: HuntTask) -> dict[str, Any]:
 
     Building them sets the strategy up, so bad options fail here, before any hunt runs.
     """
-    return _lane_params(replace(task, seed=0))
+    return _lane_params(replace(task, seed=0, run=""))
 
 
 @lru_cache(maxsize=64)

@@ -6,6 +6,7 @@ same strategy drives a simulated lab or a real repository with a real test comma
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -236,6 +237,11 @@ class Strategy(ABC):
     @abstractmethod
     def abort(self, reason: str, status: str = "aborted") -> Verdict:
         """The verdict when the lab cannot go on (e.g. out of adapters): best guess so far."""
+
+    def fork(self) -> Strategy:
+        """An independent copy to go on from (sharing the search space): what it is told next
+        leaves this one as it was."""
+        return copy.deepcopy(self, {id(self.space): self.space})
 
     def belief(self) -> np.ndarray:
         """How likely each candidate is to be the culprit, as far as the strategy can tell."""

@@ -8,6 +8,7 @@ and older still as adapters get scarce. It stops when one commit holds the targe
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -350,6 +351,14 @@ class BayesStrategy(Strategy):
         w = w / w.sum()
         w = np.maximum(w, PRIOR_FLOOR / n)
         return np.log(w / w.sum())
+
+    def fork(self) -> BayesStrategy:
+        """A copy to go on from: the evidence and the lists copied, the rest (the space, the
+        model, the prior, the posterior, which observe replaces and never changes) shared."""
+        other = copy.copy(self)
+        other.history, other.untestable = list(self.history), self.untestable.copy()
+        other.stats = self.stats.copy()
+        return other
 
     # learning -----------------------------------------------------------------------------------
 

@@ -1,0 +1,129 @@
+"""Hunts of one campaign lane share the start of their decision tree.
+
+A strategy is a deterministic function of what it has been told: two hunts that have seen the
+same results so far make the same next choice. A campaign's hunts (one strategy, one range, one
+lab, seeds apart) share their first tests and often later ones, so a worker keeps the tree of
+the choices made so far and walks it, working out only what no earlier hunt has asked. Every
+hunt is the one the strategy alone would run, test for test: the tree only remembers its answers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from bisectlab.strategies.base import Observation, Proposal, Resources, Strategy, Verdict
+
+TREE_CELLS = 4_000_000  # nodes kept x candidates: about 40 bytes a cell for bayes
+_UNASKED = object()
+
+
+class _Node:
+    """The strategy after one path of calls, and what it answered from there."""
+
+    __slots__ = ("state", "kept", "verdict", "proposed", "children")
+
+    def __init__(self, state: Strategy, kept: bool):
+        self.state = state  # never changed once kept: walkers fork it to go on
+        self.kept = kept    # False: the tree was full, the state belongs to one walker
+        self.verdict: Any = _UNASKED
+        self.proposed: dict[Resources, tuple[Proposal, Strategy]] = {}
+        self.children: dict[tuple[Resources, tuple[Observation, ...]], _Node] = {}
+
+
+class DecisionTree:
+    """The choices a strategy made for every hunt walked through it so far (up to a size)."""
+
+    def __init__(self, strategy: Strategy, cells: int = TREE_CELLS):
+        self.root = _Node(strategy, kept=True)
+        self.room = max(16, cells // max(len(strategy.space), 1))  # states it may keep
+        self.states = 1
+
+    def walker(self) -> SharedStrategy:
+        """A strategy for one more hunt, starting at the root."""
+        return SharedStrategy(self)
+
+    def keep(self) -> bool:
+        """Whether one more state may be kept (counting it if so)."""
+        if self.states >= self.room:
+            return False
+        self.states += 1
+        return True
+
+
+class SharedStrategy(Strategy):
+    """One hunt's strategy, answered from a :class:`DecisionTree` where an earlier hunt was
+    already at the same point, worked out (and kept for later hunts) where none was."""
+
+    def __init__(self, tree: DecisionTree):  # no super().__init__: the states hold the data
+        root = tree.root.state
+        self.name, self.Options = root.name, root.Options  # type: ignore[misc]
+        self.space, self.options = root.space, root.options
+        self._tree, self._node = tree, tree.root
+        self._step: tuple[Resources, Proposal, Strategy] | None = None
+        self._seen: list[Observation] = []
+
+    @property  # type: ignore[override]
+    def history(self) -> list[Observation]:
+        return self._here().state.history
+
+    @property  # type: ignore[override]
+    def untestable(self) -> np.ndarray:
+        return self._here().state.untestable
+
+    def verdict(self) -> Verdict | None:
+        node = self._here()
+        if node.verdict is _UNASKED:
+            node.verdict = node.state.verdict()
+        return node.verdict
+
+    def propose(self, resources: Resources) -> Proposal:
+        node = self._here()
+        step = node.proposed.get(resources)
+        if step is None:
+            state = node.state.fork() if node.kept else node.state
+            step = (state.propose(resources), state)
+            if node.kept:
+                node.proposed[resources] = step
+        self._step = (resources, *step)
+        return step[0]
+
+    def observe(self, obs: Observation) -> None:
+        self._seen.append(obs)
+
+    def _here(self) -> _Node:
+        """The node of every call so far (a round's results taken in once it is asked about)."""
+        if self._step is None:
+            return self._node
+        resources, _, state = self._step
+        key = (resources, tuple(self._seen))
+        child = self._node.children.get(key)
+        if child is None:
+            keep = self._node.kept and self._tree.keep()
+            if self._node.kept:
+                state = state.fork()
+            for obs in self._seen:
+                state.observe(obs)
+            child = _Node(state, keep)
+            if keep:
+                self._node.children[key] = child
+        self._node, self._step, self._seen = child, None, []
+        return child
+
+    def abort(self, reason: str, status: str = "aborted") -> Verdict:
+        node = self._here()
+        return (node.state.fork() if node.kept else node.state).abort(reason, status)
+
+    def belief(self) -> np.ndarray:
+        return self._here().state.belief()
+
+    def params(self) -> dict[str, Any]:
+        return self._here().state.params()
+
+    def progress(self) -> str:
+        return self._here().state.progress()
+
+    def evidence(self, commit: int) -> dict[str, Any]:
+        return self._here().state.evidence(commit)
+

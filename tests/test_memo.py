@@ -1,0 +1,71 @@
+"""The decision tree a campaign's hunts share: the same hunts, test for test, with less work."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bisectlab import dag
+from bisectlab.bugs import RateBug
+from bisectlab.driver import HuntSetup, KnownRange, drive
+from bisectlab.generator import KernelShape, generate_kernel_history
+from bisectlab.strategies import Observation
+from bisectlab.strategies.memo import DecisionTree
+
+
+@pytest.fixture(scope="module")
+def k300():
+    h = generate_kernel_history("k300", 5, KernelShape(commits=300))
+    h.bug = RateBug(int(dag.candidates(h.parents, len(h) - 1, [0])[120]), detect=0.5)
+    return h
+
+
+def hunt(h, known, seed: int, strategy=None, **lab):
+    """One simulated hunt's tests (commit, rig, boots, failures) and verdict; ``strategy``
+    replaces the one the set-up builds."""
+    prepared = HuntSetup(h, "v1.0", h.shas[len(h) - 1], strategy="bayes", seed=seed,
+                         known=known, **lab).prepare()
+    tests = []
+    verdict, _ = drive(strategy or prepared.strategy, prepared.runner,
+                       lambda seq, r: tests.append((r.commit, r.rig, len(r.boots), r.failures)))
+    return tests, verdict
+
+
+@pytest.mark.parametrize("lab", [{"rigs": 1, "adapters": None}, {"rigs": 3, "adapters": 6}])
+def test_hunts_through_a_shared_tree_are_the_hunts_alone_test_for_test(k300, lab):
+    known = KnownRange.of(k300, k300.resolve("v1.0"), len(k300) - 1, "i386")
+    first = HuntSetup(k300, "v1.0", k300.shas[-1], strategy="bayes", known=known,
+                      **lab).prepare().strategy
+    tree = DecisionTree(first)
+    steps = 0
+    for seed in range(12):
+        alone = hunt(k300, known, seed, **lab)
+        shared = hunt(k300, known, seed, tree.walker(), **lab)
+        assert shared == alone
+        steps += len(alone[0])
+    assert 1 < tree.states < steps  # the hunts did share their first steps
+
+
+def test_a_full_tree_keeps_no_more_states_and_changes_no_hunt(k300):
+    known = KnownRange.of(k300, k300.resolve("v1.0"), len(k300) - 1, "i386")
+    first = HuntSetup(k300, "v1.0", k300.shas[-1], strategy="bayes", known=known,
+                      adapters=None).prepare().strategy
+    tree = DecisionTree(first, cells=20 * len(known.space))
+    for seed in range(6):
+        assert hunt(k300, known, seed, tree.walker(), adapters=None) == \
+            hunt(k300, known, seed, adapters=None)
+    assert tree.states == tree.room == 20
+
+
+def test_a_fork_learns_alone(k300):
+    known = KnownRange.of(k300, k300.resolve("v1.0"), len(k300) - 1, "i386")
+    strategy = HuntSetup(k300, "v1.0", k300.shas[-1], strategy="bayes",
+                         known=known).prepare().strategy
+    before = strategy.belief().copy()
+    fork = strategy.fork()
+    commit = int(known.space.commits[150])
+    fork.observe(Observation(commit, 3, 1))
+    fork.observe(Observation(int(known.space.commits[10]), 1, 0, skipped=True))
+    assert np.array_equal(strategy.belief(), before) and strategy.history == []
+    assert not strategy.untestable.any() and strategy.stats.boots == 0
+    assert not np.array_equal(fork.belief(), before) and len(fork.history) == 2
