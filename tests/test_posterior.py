@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from test_dag import brute_ancestors, brute_candidates, dags, ranges
 
 from bisectlab import dag
-from bisectlab.posterior import capacity, lower_bound_tests
+from bisectlab.posterior import capacity, compute_posterior, culprit_mass, lower_bound_tests
 from bisectlab.strategies import Observation, Resources, SearchSpace, make_strategy
 
 
@@ -47,6 +47,29 @@ def test_posterior_sums_to_one_and_information_is_never_negative(hunt, fp):
     _, score = strategy.scores(Resources())
     assert (score[np.isfinite(score)] >= 0).all()
 
+
+
+@settings(max_examples=60, deadline=None)
+@given(hunts(), st.sampled_from([None, 0.0, 0.01]), st.sampled_from([1.0, 0.3, 0.01]),
+       st.data())
+def test_a_candidates_mass_alone_is_the_posteriors_to_the_bit(hunt, fp, p, data):
+    parents, bad, tests = hunt
+    strategy = make_strategy("bayes", SearchSpace(parents, [0] if bad > 0 else [], bad),
+                             false_positive=fp)
+    observe_all(strategy, tests)
+    model = strategy.model.at_detect(p)
+    n = len(strategy.space)
+    picked = data.draw(st.one_of(st.integers(0, n - 1),
+                                 st.lists(st.integers(0, n - 1), min_size=1, unique=True)))
+    index = picked if isinstance(picked, int) else np.array(picked)
+    try:
+        full = compute_posterior(strategy.stats, strategy.log_prior, model)
+    except ValueError:
+        with pytest.raises(ValueError):
+            culprit_mass(strategy.stats, strategy.log_prior, model, index)
+        return
+    assert culprit_mass(strategy.stats, strategy.log_prior, model, index) == \
+        float(np.sum(full.mass[index]))
 
 @settings(max_examples=80, deadline=None)
 @given(hunts())

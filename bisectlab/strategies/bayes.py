@@ -26,6 +26,7 @@ from bisectlab.posterior import (
     Posterior,
     RateModel,
     compute_posterior,
+    culprit_mass,
     entropy_bits,
     information_bits,
 )
@@ -201,13 +202,13 @@ def low_p_mass(stats: Evidence, log_prior: np.ndarray, model: RateModel, posteri
     (the plain prior on p over the hinted one, per grid cell) reads the quantile as if there
     were no --detect-prior, so that a hint set too high cannot lift the pessimistic p.
     """
-    at = posterior_at_quantile(stats, log_prior, model, posterior, quantile, unhinted)
-    if at is None:
+    if quantile == 0 or len(model.p_grid) == 1:
         return None
-    low, p_low = at
-    if low is None:  # the data rule that p out: a verdict cannot rest on it
+    p_low = p_at_quantile(posterior, quantile, unhinted)
+    try:
+        return culprit_mass(stats, log_prior, model.at_detect(p_low), i), p_low
+    except ValueError:  # the data rule that p out: a verdict cannot rest on it
         return 0.0, p_low
-    return float(np.sum(low.mass[i])), p_low
 
 
 def posterior_at_quantile(stats: Evidence, log_prior: np.ndarray, model: RateModel,
