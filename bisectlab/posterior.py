@@ -158,6 +158,37 @@ class RateModel:
         """The same model with p fixed (the rates of f kept)."""
         return replace(self, p_grid=np.array([p]), p_prior=np.array([1.0]))
 
+    @cached_property
+    def p_known(self) -> bool:
+        """Whether p is assumed (one point), not learnt."""
+        return len(self.p_grid) == 1
+
+    @cached_property
+    def deterministic(self) -> bool:
+        """Whether the bug is assumed to show at every boot (p = 1)."""
+        return bool(np.all(self.p_grid == 1.0))
+
+    @cached_property
+    def no_false_positives(self) -> bool:
+        """Whether a good commit is assumed never to fail (f = 0)."""
+        return bool(np.all(self.f_grid == 0.0))
+
+    def ladder_terms(self, ladder: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Per p of the grid and b of ``ladder`` (P, L): the expected boots of a test of up to
+        b boots of a bad commit (it stops at the first failure), and P(it fails)."""
+        key = tuple(ladder)
+        if key not in self._ladder_terms:
+            p, b = self.p_grid, np.asarray(ladder, dtype=float)
+            survive = (1 - p)[:, None] ** b[None, :]
+            self._ladder_terms[key] = (
+                np.where(p[:, None] > 0, (1 - survive) / np.maximum(p, 1e-12)[:, None],
+                         b[None, :]), 1 - survive)
+        return self._ladder_terms[key]
+
+    @cached_property
+    def _ladder_terms(self) -> dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]]:
+        return {}
+
     def fail_rates(self) -> np.ndarray:
         """Per-boot failure rate of a bad commit, for every (p, f) pair: shape (P, F)."""
         return self._fail_rates

@@ -202,7 +202,7 @@ def low_p_mass(stats: Evidence, log_prior: np.ndarray, model: RateModel, posteri
     (the plain prior on p over the hinted one, per grid cell) reads the quantile as if there
     were no --detect-prior, so that a hint set too high cannot lift the pessimistic p.
     """
-    if quantile == 0 or len(model.p_grid) == 1:
+    if quantile == 0 or model.p_known:
         return None
     p_low = p_at_quantile(posterior, quantile, unhinted)
     try:
@@ -218,7 +218,7 @@ def posterior_at_quantile(stats: Evidence, log_prior: np.ndarray, model: RateMod
     """The posterior with p fixed at ``posterior``'s lower ``quantile`` (see
     :func:`p_at_quantile`), and that p: None when p is not learnt or the quantile is 0, the
     posterior None when the data rule that p out."""
-    if quantile == 0 or len(model.p_grid) == 1:
+    if quantile == 0 or model.p_known:
         return None
     p = p_at_quantile(posterior, quantile, unhinted)
     try:
@@ -378,8 +378,8 @@ class BayesStrategy(Strategy):
         """What the observation that made every candidate impossible contradicted, and the flag
         that would let the model explain it."""
         space, model = self.space, self.model
-        deterministic = bool(np.all(model.p_grid == 1.0))
-        no_false_positives = bool(np.all(model.f_grid == 0.0))
+        deterministic = model.deterministic
+        no_false_positives = model.no_false_positives
         for old in self.history[:-1]:
             if old.commit not in space.local or not (old.failed or last.failed):
                 continue
@@ -395,7 +395,7 @@ class BayesStrategy(Strategy):
                 return (f"commit {space.name(failed.commit)} failed but its descendant "
                         f"{space.name(other.commit)} passed: with p assumed 1 that cannot "
                         "happen (the bug does not always show: drop --assume-detect to learn p)")
-        assumed = ([f"p = {model.p_grid[0]:g}"] if len(model.p_grid) == 1 else []) + \
+        assumed = ([f"p = {model.p_grid[0]:g}"] if model.p_known else []) + \
                   ([f"f = {model.f_grid[0]:g}"] if len(model.f_grid) == 1 else [])
         return (f"the observations are impossible under the model ({', '.join(assumed)} "
                 "assumed): try learning the rates (--assume-false-positive learn, no "
@@ -431,7 +431,7 @@ class BayesStrategy(Strategy):
         m = post.mass
         bad, good = post.pass_by_class(ladder)                       # (U, L) each
         per_class = [bad, entropy_bits(bad)]
-        no_false_positives = bool(np.all(post.model.f_grid == 0.0))
+        no_false_positives = post.model.no_false_positives
         if not no_false_positives:  # with f = 0 a good commit always passes
             per_class += [good, entropy_bits(good)]
         table = np.concatenate(per_class, axis=1).T                  # (k L, U)
@@ -476,13 +476,13 @@ class BayesStrategy(Strategy):
                      adapters: int) -> BudgetView:
         """What the adapter budget needs to know of this state."""
         stats = self.stats
-        p_known = len(self.model.p_grid) == 1
+        p_known = self.model.p_known
         top, top_mass = self.best()
         concluding = np.zeros(len(self.space), dtype=bool)
         if spare_failures(adapters, p_known) <= 0:
             concluding[top] = self._failure_would_conclude(top)
         alive = np.zeros(len(self.space), dtype=bool)
-        if bool(np.all(self.model.f_grid == 0.0)):
+        if self.model.no_false_positives:
             alive = deterministic_alive(stats.boots_below, stats.fails_below, stats.fails)
         return BudgetView(space=self.space, info=info, fail=fail, u=u,
                           cost_weight=self.cost_weight, top_mass=top_mass, alive=alive,
@@ -526,7 +526,7 @@ class BayesStrategy(Strategy):
             best, self.stuck = self.best()[0], False
         chosen = [best]
         rigs = rigs_at_once(resources.rigs, resources.adapters_left,
-                             len(self.model.p_grid) == 1)
+                             self.model.p_known)
         if rigs > 1:
             chosen = self._spread(u, score, best, rigs, boots)
         commits = on_their_rigs([int(self.space.commits[i]) for i in chosen], resources.installed)
@@ -595,12 +595,9 @@ class BayesStrategy(Strategy):
             installed = [self.space.local[c] for c in resources.installed
                          if c is not None and c in self.space.local]
             install[installed] = 0.0
-        p, mass = post.model.p_grid, post.p_mass
+        boots_per_p, fail_per_p = post.model.ladder_terms(ladder)                  # (P, L)
+        boots_if_bad, fail_if_bad = post.p_mass @ boots_per_p, post.p_mass @ fail_per_p
         b = np.asarray(ladder, dtype=float)
-        survive = (1 - p)[:, None] ** b[None, :]                                  # (P, L)
-        boots_if_bad = mass @ np.where(p[:, None] > 0,
-                                       (1 - survive) / np.maximum(p, 1e-12)[:, None], b[None, :])
-        fail_if_bad = mass @ (1 - survive)                                        # (L,)
         return (install[None, :] + costs.boot * (u[None, :] * boots_if_bad[:, None]
                                                  + (1 - u[None, :]) * b[:, None])
                 + costs.swap * u[None, :] * fail_if_bad[:, None])
@@ -611,7 +608,7 @@ class BayesStrategy(Strategy):
         (a two-step look at the last mile, made when adapters are scarce: with few failures
         seen p is loosely known, the parent's passes say little, and greedy information, one
         step deep, does not see what knowing p would save)."""
-        if resources.adapters_left is None or len(self.model.p_grid) == 1:
+        if resources.adapters_left is None or self.model.p_known:
             return False
         spare = spare_failures(resources.adapters_left, p_known=False)
         i, mass = self.best()
@@ -685,7 +682,7 @@ class BayesStrategy(Strategy):
         allowed = np.isfinite(score) & (u < 1 - 1e-12)
         fail_bad, fail_good = self._fail_rates(boots)
         cost = 1 + self.cost_weight * (u * fail_bad + (1 - u) * fail_good)
-        unrelated = bool(np.all(self.model.p_grid == 1.0))
+        unrelated = self.model.deterministic
         cache: dict[tuple[int, ...], np.ndarray] = {}
 
         def gain_given(window: tuple[int, ...]) -> np.ndarray:
@@ -840,7 +837,7 @@ class BayesStrategy(Strategy):
         lo = float(self.model.p_grid[np.searchsorted(cdf, 0.05)])
         hi = float(self.model.p_grid[min(np.searchsorted(cdf, 0.95), len(cdf) - 1)])
         out = {**self.evidence(commit), "p_mean": post.p_mean, "p_90": [lo, hi],
-               "p_assumed": len(self.model.p_grid) == 1, "f_mean": post.f_mean}
+               "p_assumed": self.model.p_known, "f_mean": post.f_mean}
         check = self.low_p_check()
         if check is not None:
             out["low_p_check"] = {"quantile": self.options.check_quantile, "p": check[1],
