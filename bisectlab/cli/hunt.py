@@ -29,6 +29,7 @@ from bisectlab.cli.params import (
     shown_url,
     strategy_flag_options,
     typed_flags,
+    typed_options,
 )
 from bisectlab.history import DEFAULT_SCENARIO, History
 from bisectlab.kernel import ARCHES
@@ -96,7 +97,8 @@ def bisect(refs: tuple[str, ...], history_ref: str | None, repo: Path | None,
 
     setup = make_setup(refs, history_ref, repo, run_command, install_command, manual, timeout,
                        on_timeout, worktrees, keep_worktrees, strategy_spec, adapters, rigs, arch,
-                       seed, flags, Costs(install_minutes, boot_minutes, swap_minutes))
+                       seed, flags, Costs(install_minutes, boot_minutes, swap_minutes),
+                       typed_options(click.get_current_context()))
     setup.prepare()  # bad input fails here, before the database is opened
     with open_store(db_url) as store:
         _run(lambda on_test, on_start: run_bisect(setup, store, on_test, on_start), setup,
@@ -107,8 +109,10 @@ def make_setup(refs: tuple[str, ...], history_ref: str | None, repo: Path | None
                run_command: str | None, install_command: str | None, manual: bool,
                timeout: float | None, on_timeout: str, worktrees: Path | None,
                keep_worktrees: bool, strategy_spec: str, adapters: int | None, rigs: int,
-               arch: str, seed: int | None, flags: dict[str, Any], costs: Costs) -> Any:
-    """The hunt `bisect`'s arguments ask for: simulated, on real rigs, or by hand."""
+               arch: str, seed: int | None, flags: dict[str, Any], costs: Costs,
+               typed: frozenset[str] = frozenset()) -> Any:
+    """The hunt `bisect`'s arguments ask for: simulated, on real rigs, or by hand (``typed``:
+    the options the user gave, whatever their value)."""
     from bisectlab.driver import HuntSetup, RealSetup
     from bisectlab.history import load_history
     from bisectlab.lanes import build_lanes
@@ -123,12 +127,13 @@ def make_setup(refs: tuple[str, ...], history_ref: str | None, repo: Path | None
     real = repo is not None or manual or run_command is not None
     for_rigs = [flag for flag, given in (
         ("--install", install_command is not None), ("--timeout", timeout is not None),
-        ("--on-timeout", on_timeout != DEFAULT_ON_TIMEOUT), ("--worktrees", worktrees is not None),
+        ("--on-timeout", "on_timeout" in typed or on_timeout != DEFAULT_ON_TIMEOUT),
+        ("--worktrees", worktrees is not None),
         ("--keep-worktrees", keep_worktrees)) if given]
     if for_rigs and run_command is None:  # else silently unused (or a manual hunt)
         raise click.UsageError(f"{for_rigs[0]} goes with --run: it is about the rigs that run "
                                "the test command")
-    if real and arch != ARCHES[0]:
+    if real and ("arch" in typed or arch != ARCHES[0]):
         raise click.UsageError("--arch is the simulated lab's: a real or manual hunt's rigs are "
                                "what they are")
     if not real:

@@ -112,6 +112,15 @@ def lab_cost_options(func: Callable) -> Callable:
     return func
 
 
+def typed_options(ctx: click.Context) -> frozenset[str]:
+    """The options the user gave (on the command line or in the environment), as against those
+    left to their defaults: an option given at its default value counts too."""
+    from click.core import ParameterSource
+
+    given = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    return frozenset(name for name in ctx.params if ctx.get_parameter_source(name) in given)
+
+
 def typed_flags(params: dict[str, Any]) -> dict[str, str | None]:
     """The strategy flags among a command's parameters, by flag name (--cost-weight): the text
     typed or None. They are removed from ``params``."""

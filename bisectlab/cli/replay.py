@@ -30,6 +30,7 @@ from bisectlab.cli.params import (
     strategy_flag_options,
     text_table,
     typed_flags,
+    typed_options,
 )
 from bisectlab.errors import BisectlabError
 from bisectlab.history import DEFAULT_SCENARIO
@@ -246,7 +247,8 @@ def replay_log(transcript: Any, db_url: str | None, as_json: bool) -> None:
     except UnicodeDecodeError as exc:
         raise BisectlabError(f"cannot read transcript {transcript.name}: {exc.reason}") from None
     log = read_log(text)
-    start = bisect.make_context("bisect", list(log.start), resilient_parsing=False).params
+    context = bisect.make_context("bisect", list(log.start), resilient_parsing=False)
+    start = dict(context.params)
     for key in ("db_url", "as_json", "quiet"):
         start.pop(key, None)
     costs = Costs.from_params(start)
@@ -254,7 +256,7 @@ def replay_log(transcript: Any, db_url: str | None, as_json: bool) -> None:
         del start[name]
     flags = {k: v for k, v in start.items() if k.startswith("flag_")}
     setup = make_setup(**{k: v for k, v in start.items() if not k.startswith("flag_")},
-                       flags=flags, costs=costs)
+                       flags=flags, costs=costs, typed=typed_options(context))
     if not setup.manual:
         raise BisectlabError("a transcript replays as a manual hunt: its start line needs "
                              "--repo (without --run) or --manual")
