@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import itertools
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -441,26 +443,45 @@ def tail(out: Any) -> str:
 
 
 def claim_folder(parent: Path, stem: str, owner: str = "") -> tuple[Path, Any]:
-    """The first of parent/stem, stem.2, stem.3 ... that no other process holds and no other
-    ``owner`` has kept (.stem.owner beside it names the one that made it), and the open lock file
+    """The folder of worktrees a hunt works in: one ``owner`` kept (a stopped hunt resumed),
+    else the first of parent/stem, stem.2, stem.3 ... that no other process holds and no other
+    owner has kept (.stem.owner beside it names the one that made it); and the open lock file
     (.stem.lock, kept) that holds it until closed or this process ends."""
     parent.mkdir(parents=True, exist_ok=True)
-    for k in itertools.count(1):
-        name = stem if k == 1 else f"{stem}.{k}"
-        lock = open(parent / f".{name}.lock", "a")  # noqa: SIM115 (held until the hunt ends)
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.close()
-            continue
-        marker = parent / f".{name}.owner"
-        kept_by = marker.read_text() if marker.exists() else None
-        if kept_by not in (None, owner) and (parent / name).exists():
-            lock.close()
-            continue
-        marker.write_text(owner)
-        return parent / name, lock
+    numbered = itertools.chain([stem], (f"{stem}.{k}" for k in itertools.count(2)))
+    for name in itertools.chain(_kept_by(parent, stem, owner), numbered):
+        claimed = _claim(parent, name, owner)
+        if claimed is not None:
+            return claimed
     raise AssertionError("unreachable")
+
+
+def _kept_by(parent: Path, stem: str, owner: str) -> list[str]:
+    """The folders stem, stem.2 ... under ``parent`` that ``owner`` made and kept."""
+    kept = []
+    for marker in parent.glob(f".{glob.escape(stem)}*.owner"):
+        name = marker.name[1:-len(".owner")]
+        if (re.fullmatch(rf"{re.escape(stem)}(\.[0-9]+)?", name) and (parent / name).is_dir()
+                and marker.read_text() == owner):
+            kept.append(name)
+    return sorted(kept, key=lambda name: (len(name), name))
+
+
+def _claim(parent: Path, name: str, owner: str) -> tuple[Path, Any] | None:
+    """parent/name and its held lock, unless another process holds it or another owner kept it."""
+    lock = open(parent / f".{name}.lock", "a")  # noqa: SIM115 (held until the hunt ends)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        return None
+    marker = parent / f".{name}.owner"
+    kept_by = marker.read_text() if marker.exists() else None
+    if kept_by not in (None, owner) and (parent / name).exists():
+        lock.close()
+        return None
+    marker.write_text(owner)
+    return parent / name, lock
 
 
 def check_writable(directory: Path) -> None:

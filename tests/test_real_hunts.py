@@ -28,7 +28,7 @@ from click.testing import CliRunner
 from bisectlab.cli import cli
 from bisectlab.errors import BisectlabError
 from bisectlab.lab import AdapterBox
-from bisectlab.rigs import GitRigs, Rig, RigStopped
+from bisectlab.rigs import GitRigs, Rig, RigStopped, claim_folder
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
@@ -640,6 +640,25 @@ def test_a_kept_hunts_worktrees_are_not_taken_by_the_same_number_in_another_data
     assert set((tmp_path / "where").read_text().split()) == {kept}
     assert worktrees(kernel.repo) == [str(kernel.repo)]
 
+
+def test_a_resumed_hunt_works_in_the_folder_it_kept(tmp_path):
+    """Hunt 1 of database a keeps hunt-1, hunt 1 of b keeps hunt-1.2; a finishes (its folder
+    goes); b, resumed, takes its own hunt-1.2 back, not the free hunt-1, and a third database's
+    hunt 1 takes hunt-1."""
+    def kept(owner: str) -> Path:
+        folder, lock = claim_folder(tmp_path, "hunt-1", owner)
+        folder.mkdir(exist_ok=True)
+        lock.close()  # the hunt stopped: its process let go
+        return folder
+
+    assert kept("a").name == "hunt-1" and kept("b").name == "hunt-1.2"
+    (tmp_path / "hunt-1").rmdir()
+    assert kept("b").name == "hunt-1.2"
+    assert kept("c").name == "hunt-1"
+    folder, held = claim_folder(tmp_path, "hunt-1", "b")
+    assert folder.name == "hunt-1.2"
+    assert claim_folder(tmp_path, "hunt-1", "b")[0].name == "hunt-1.3"  # 1.2 held: the next free
+    held.close()
 
 def test_a_hunt_goes_on_with_its_commits_when_its_refs_move(run, kernel, tmp_path):
     """As git bisect keeps the commits, not the branch names: a resumed hunt whose second GOOD
