@@ -12,8 +12,8 @@ from typing import NoReturn
 MOST = 10**7  # the largest count any script is asked for (commits generated at the Linux scale)
 
 
-def count(high: int = MOST, low: int = 1) -> Callable[[str], int]:
-    """A whole number in [low, high]."""
+def count(low: int = 1, high: int = MOST) -> Callable[[str], int]:
+    """A whole number in [low, high] (the bounds in the order of bisectlab.cli.params.count)."""
     def parse(raw: str) -> int:
         try:
             value = int(raw)
@@ -46,7 +46,7 @@ def share(low: float = 0.0, high: float = 1.0, *, low_open: bool = True,
 
 rate = share()                                          # a detection rate, (0, 1]
 low_quantile = share(0, 0.5, low_open=False, high_open=True)  # bayes' quantiles of p, [0, 0.5)
-seed = count(2**63 - 1, low=0)                          # bisectlab's --seed
+seed = count(0, 2**63 - 1)                              # bisectlab's --seed
 
 
 def commits(raw: str) -> int:
@@ -54,7 +54,7 @@ def commits(raw: str) -> int:
     A/B scripts parse their arguments before choosing which bisectlab to import)."""
     from bisectlab.generator import MAX_COMMITS, MIN_COMMITS
 
-    return count(MAX_COMMITS, low=MIN_COMMITS)(raw)
+    return count(MIN_COMMITS, MAX_COMMITS)(raw)
 
 
 def fail(message: str) -> NoReturn:

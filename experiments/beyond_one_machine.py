@@ -151,7 +151,7 @@ def median_of(rounds: int, runs: dict[str, Callable[[int], float]]) -> dict[str,
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--hunts", type=count(), default=120)
-    ap.add_argument("--rounds", type=count(100), default=3)
+    ap.add_argument("--rounds", type=count(high=100), default=3)
     ap.add_argument("--skip-dask", action="store_true")
     ap.add_argument("--skip-postgres", action="store_true")
     ap.add_argument("--postgres", metavar="URL")

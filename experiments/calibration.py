@@ -113,7 +113,7 @@ def main() -> None:
     parser.add_argument("--commits", type=commits, default=1000)
     parser.add_argument("--hunts", type=count(), default=1000)
     parser.add_argument("--seed", type=seed, default=0)
-    parser.add_argument("--workers", type=count(64), default=2)
+    parser.add_argument("--workers", type=count(high=64), default=2)
     parser.add_argument("--plan-quantile", type=low_quantile, default=0.0,
                         help="bayes' --plan-quantile (the boots per test planned for a low p)")
     parser.add_argument("--quantile", type=low_quantile, action="append", default=[],

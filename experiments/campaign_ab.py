@@ -57,7 +57,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("rev", nargs="?", default="93f5414")
     ap.add_argument("--hunts", type=count(), default=150)
-    ap.add_argument("--rounds", type=count(100), default=3)
+    ap.add_argument("--rounds", type=count(high=100), default=3)
     args = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from bisectlab.perf import baseline_source

@@ -159,7 +159,7 @@ def compare_one(seed: int, commits: int, workdir: Path) -> tuple[bool, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--histories", type=count(10**4), default=5)
+    parser.add_argument("--histories", type=count(high=10**4), default=5)
     parser.add_argument("--seed", type=seed, default=1000, help="first history seed")
     parser.add_argument("--min-commits", type=commits, default=800)
     parser.add_argument("--max-commits", type=commits, default=2000)

@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=commits, nargs="+", default=[10**4, 10**5, 10**6])
     parser.add_argument("--generate", type=commits, default=10**6, help="commits to generate")
-    parser.add_argument("--repeat", type=count(100), default=3, help="runs per median")
+    parser.add_argument("--repeat", type=count(high=100), default=3, help="runs per median")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="keep the repositories and files here (default: a temporary folder)")
     args = parser.parse_args(argv)

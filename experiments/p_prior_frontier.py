@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--commits", type=commits, default=1000)
     parser.add_argument("--hunts", type=count(), default=1000, help="hunts at p >= 0.3")
     parser.add_argument("--low-hunts", type=count(), default=400, help="hunts at p = 0.05")
-    parser.add_argument("--workers", type=count(64), default=2)
+    parser.add_argument("--workers", type=count(high=64), default=2)
     args = parser.parse_args()
     n = len(bench_space(args.commits, 0, None))
     with ProcessPoolExecutor(args.workers) as pool:

@@ -64,9 +64,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("rev", nargs="?", default="dd6f275",
                     help="the older commit (default: dd6f275, before the start-up work)")
-    ap.add_argument("--boots", type=count(1000), default=9)
-    ap.add_argument("--generations", type=count(100), default=3)
-    ap.add_argument("--commits", type=count(10**7), default=10**6, help="commits generated")
+    ap.add_argument("--boots", type=count(high=1000), default=9)
+    ap.add_argument("--generations", type=count(high=100), default=3)
+    ap.add_argument("--commits", type=count(high=10**7), default=10**6, help="commits generated")
     args = ap.parse_args()
     sys.path.insert(0, CHECKOUT)
     from bisectlab.perf import baseline_source
