@@ -237,14 +237,18 @@ def _print_pending(setup: Any, waiting: Any, as_json: bool) -> None:
     h = setup.history
     if as_json:
         click.echo(json.dumps({"status": "waiting", "hunt": waiting.hunt_id, "boots": waiting.boots,
-                               "test": [{"commit": h.shas[c], "subject": h.subjects[c],
-                                         "rig": rig, "boots": n}
-                                        for c, rig, n in waiting.tests]}))
+                               "test": pending_json(h, waiting.tests)}))
         return
     for line in pending_lines(h, waiting.tests):
         click.echo(f"hunt {waiting.hunt_id}: {line}")
     click.echo("then say how it went: bisectlab good|bad|skip COMMIT [--boots N] "
                "(bad --boots N: the bug showed at boot N)")
+
+
+def pending_json(h: History, tests: list[tuple[int, str, int]]) -> list[dict[str, Any]]:
+    """The waiting tests (commit, rig, boots asked) as JSON objects."""
+    return [{"commit": h.shas[c], "subject": h.subjects[c], "rig": rig, "boots": n}
+            for c, rig, n in tests]
 
 
 def pending_lines(h: History, tests: list[tuple[int, str, int]]) -> list[str]:

@@ -112,7 +112,7 @@ def _pending_test(history: Any, commit: str | None, pending: list[tuple[int, str
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 def status(hunt_id: int | None, db_url: str | None, as_json: bool) -> None:
     """Where a manual hunt stands: candidates left, the top one, p learnt, what to test next."""
-    from bisectlab.cli.hunt import pending_lines
+    from bisectlab.cli.hunt import pending_json, pending_lines
     from bisectlab.driver import setup_of, step
     from bisectlab.manual import AwaitingTests
     from bisectlab.replay import retrace_strategy
@@ -133,8 +133,7 @@ def status(hunt_id: int | None, db_url: str | None, as_json: bool) -> None:
              "top": h.shas[int(strategy.space.commits[top])], "top_mass": float(belief[top]),
              "p_learnt": getattr(getattr(strategy, "posterior", None), "p_mean", None),
              "tests": len(strategy.history),
-             "test_next": [{"commit": h.shas[c], "rig": r, "boots": n}
-                           for c, r, n in waiting_tests]}
+             "test_next": pending_json(h, waiting_tests)}
     if as_json:
         click.echo(json.dumps(state))
         return
