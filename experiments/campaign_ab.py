@@ -5,7 +5,9 @@
 A bayes campaign (N = 1000, p = 0.5, one rig, a bottomless box, one worker, a fresh SQLite file:
 `bisectlab perf --campaign`'s) runs in a fresh process on REV's bisectlab (extracted with git
 archive) and on this one, alternately; each line gives hunts per second, hunts per CPU second
-and the database's milliseconds per hunt, medians over rounds.
+and the database's milliseconds per hunt, medians over rounds; then whether both sides ran the
+same hunts, test for test (a digest of every test and verdict), and how many tests followed
+results another hunt had already seen (what a shared decision tree can answer).
 """
 
 from __future__ import annotations
@@ -39,9 +41,27 @@ with tempfile.TemporaryDirectory() as folder:
         cpu = time.process_time()
         run = run_campaign(spec, store, executor, queue)
         cpu = time.process_time() - cpu
+        import hashlib, sqlite3
+        with sqlite3.connect(f"{folder}/a.sqlite") as con:
+            tests = con.execute(
+                "SELECT h.campaign_index, t.seq, t.commit_sha, t.rig, t.boots, t.failures, "
+                "t.installed, t.lab_minutes FROM tests t JOIN hunts h ON h.id = t.hunt_id "
+                "ORDER BY h.campaign_index, t.seq").fetchall()
+            verdicts = con.execute("SELECT campaign_index, status, culprit_sha, confidence, "
+                                   "lab_minutes FROM hunts ORDER BY campaign_index").fetchall()
+digest = hashlib.sha256(json.dumps([tests, verdicts]).encode()).hexdigest()[:16]
+so_far, points = {}, set()  # a hunt's results so far, before each of its tests
+for index, _, sha, _, boots, failures, _, _ in tests:
+    before = so_far.get(index, ())
+    points.add(before)
+    so_far[index] = before + ((sha, boots, failures),)
 print(json.dumps({"hunts_per_s": run.hunts_per_second, "hunts_per_cpu_s": run.ran / cpu,
-                  "db_ms_per_hunt": 1e3 * run.db_seconds / run.ran}))
+                  "db_ms_per_hunt": 1e3 * run.db_seconds / run.ran, "digest": digest,
+                  "tests": len(tests), "decision_points": len(points)}))
 """
+
+
+FIGURES = ("hunts_per_s", "hunts_per_cpu_s", "db_ms_per_hunt")
 
 
 def measure(source: str | None, hunts: int) -> dict[str, float]:
@@ -73,10 +93,17 @@ def main() -> None:
             for label, code in ((args.rev, source), ("now", None)):
                 runs[label].append(measure(code, args.hunts))
     for label, rs in runs.items():
-        med = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
+        med = {k: statistics.median(r[k] for r in rs) for k in FIGURES}
         print(f"{label:>8}: {med['hunts_per_s']:6.2f} hunts/s, {med['hunts_per_cpu_s']:6.2f} per "
               f"CPU second, database {med['db_ms_per_hunt']:.1f} ms per hunt "
               f"(bayes, N = 1000, p = 0.5, {args.hunts} hunts, 1 worker, median of {args.rounds})")
+    digests = {r["digest"] for rs in runs.values() for r in rs}
+    last = runs["now"][-1]
+    print(f"hunts: {last['tests']} tests, "
+          f"{'identical on both sides, test for test' if len(digests) == 1 else 'DIFFER'} "
+          f"(digests {', '.join(sorted(digests))}); {last['decision_points']} distinct results "
+          f"so far before a test ({1 - last['decision_points'] / last['tests']:.0%} of the tests "
+          "follow results another hunt had already seen)")
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
 
 

@@ -161,6 +161,14 @@ def test_an_older_commit_that_is_not_there_is_one_line_and_exit_2(script):
     assert done.stderr.strip() == "error: cannot extract no-such-rev from this checkout"
 
 
+def test_campaign_ab_runs_the_same_hunts_on_the_same_code():
+    done = subprocess.run([sys.executable, str(EXPERIMENTS / "campaign_ab.py"), "HEAD",
+                           "--hunts", "4", "--rounds", "1"], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    (line,) = [x for x in done.stdout.splitlines() if x.startswith("hunts: ")]
+    assert "identical on both sides, test for test" in line
+
 @pytest.mark.parametrize("args", [["--boots", "0"], ["--commits", "nan"], ["--generations", "1e20"]])
 def test_startup_ab_refuses_counts_that_make_no_sense(args):
     done = subprocess.run([sys.executable, str(EXPERIMENTS / "startup_ab.py"), "HEAD", *args],
