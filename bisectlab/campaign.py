@@ -142,7 +142,7 @@ def decision_tree(lane: HuntTask, strategy: Strategy) -> DecisionTree:
     return tree
 
 
-TREES_KEPT = 4
+TREES_KEPT = 2  # a campaign runs its lanes one after the other
 _trees: dict[HuntTask, DecisionTree] = {}
 
 

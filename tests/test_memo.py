@@ -21,14 +21,15 @@ def k300():
 
 
 def hunt(h, known, seed: int, strategy=None, **lab):
-    """One simulated hunt's tests (commit, rig, boots, failures) and verdict; ``strategy``
-    replaces the one the set-up builds."""
+    """One simulated hunt's tests (commit, rig, boots, failures), verdict and rounds;
+    ``strategy`` replaces the one the set-up builds."""
     prepared = HuntSetup(h, "v1.0", h.shas[len(h) - 1], strategy="bayes", seed=seed,
                          known=known, **lab).prepare()
     tests = []
-    verdict, _ = drive(strategy or prepared.strategy, prepared.runner,
-                       lambda seq, r: tests.append((r.commit, r.rig, len(r.boots), r.failures)))
-    return tests, verdict
+    verdict, totals = drive(strategy or prepared.strategy, prepared.runner,
+                            lambda seq, r: tests.append((r.commit, r.rig, len(r.boots),
+                                                         r.failures)))
+    return tests, verdict, totals.rounds
 
 
 @pytest.mark.parametrize("lab", [{"rigs": 1, "adapters": None}, {"rigs": 3, "adapters": 6}])
@@ -37,24 +38,24 @@ def test_hunts_through_a_shared_tree_are_the_hunts_alone_test_for_test(k300, lab
     first = HuntSetup(k300, "v1.0", k300.shas[-1], strategy="bayes", known=known,
                       **lab).prepare().strategy
     tree = DecisionTree(first)
-    steps = 0
+    rounds = 0
     for seed in range(12):
         alone = hunt(k300, known, seed, **lab)
         shared = hunt(k300, known, seed, tree.walker(), **lab)
         assert shared == alone
-        steps += len(alone[0])
-    assert 1 < tree.states < steps  # the hunts did share their first steps
+        rounds += alone[2]
+    assert 1 < tree.worked_out < rounds  # the hunts did share their first rounds
 
 
 def test_a_full_tree_keeps_no_more_states_and_changes_no_hunt(k300):
     known = KnownRange.of(k300, k300.resolve("v1.0"), len(k300) - 1, "i386")
     first = HuntSetup(k300, "v1.0", k300.shas[-1], strategy="bayes", known=known,
                       adapters=None).prepare().strategy
-    tree = DecisionTree(first, cells=20 * len(known.space))
+    tree = DecisionTree(first, room=20 * first.kept_bytes())
     for seed in range(6):
         assert hunt(k300, known, seed, tree.walker(), adapters=None) == \
             hunt(k300, known, seed, adapters=None)
-    assert tree.states == tree.room == 20
+    assert 2 <= tree.states <= 20 and tree.used <= tree.room  # no state is smaller than the root
 
 
 def test_a_fork_learns_alone(k300):

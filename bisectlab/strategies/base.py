@@ -243,6 +243,12 @@ class Strategy(ABC):
         leaves this one as it was."""
         return copy.deepcopy(self, {id(self.space): self.space})
 
+    def kept_bytes(self) -> int:
+        """About how much memory a fork of this strategy holds of its own (what a decision tree
+        of kept states counts): its arrays but the search space's, and its history."""
+        arrays = (v for k, v in vars(self).items() if isinstance(v, np.ndarray))
+        return sum(a.nbytes for a in arrays) + 64 * len(self.history)
+
     def belief(self) -> np.ndarray:
         """How likely each candidate is to be the culprit, as far as the strategy can tell."""
         return np.full(len(self.space), 1.0 / len(self.space))

@@ -361,6 +361,11 @@ class BayesStrategy(Strategy):
         other.stats = self.stats.copy()
         return other
 
+    def kept_bytes(self) -> int:
+        post = self.posterior
+        return (super().kept_bytes() + self.stats.pair.nbytes + post.mass.nbytes
+                + post.conditional.nbytes + post.classes.nbytes)
+
     # learning -----------------------------------------------------------------------------------
 
     def observe(self, obs: Observation) -> None:

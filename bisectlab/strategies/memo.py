@@ -15,7 +15,7 @@ import numpy as np
 
 from bisectlab.strategies.base import Observation, Proposal, Resources, Strategy, Verdict
 
-TREE_CELLS = 4_000_000  # nodes kept x candidates: about 40 bytes a cell for bayes
+TREE_BYTES = 128 << 20  # the memory a tree's kept states may take, as they count it
 _UNASKED = object()
 
 
@@ -35,19 +35,23 @@ class _Node:
 class DecisionTree:
     """The choices a strategy made for every hunt walked through it so far (up to a size)."""
 
-    def __init__(self, strategy: Strategy, cells: int = TREE_CELLS):
+    def __init__(self, strategy: Strategy, room: int = TREE_BYTES):
         self.root = _Node(strategy, kept=True)
-        self.room = max(16, cells // max(len(strategy.space), 1))  # states it may keep
+        self.room = room  # bytes of kept states; past it, hunts go on alone
+        self.used = strategy.kept_bytes()
         self.states = 1
+        self.worked_out = 0  # choices the strategy made itself (the rest: answered by the tree)
 
     def walker(self) -> SharedStrategy:
         """A strategy for one more hunt, starting at the root."""
         return SharedStrategy(self)
 
-    def keep(self) -> bool:
-        """Whether one more state may be kept (counting it if so)."""
-        if self.states >= self.room:
+    def keep(self, state: Strategy) -> bool:
+        """Whether ``state`` may be kept (counting it if so)."""
+        size = state.kept_bytes()
+        if self.used + size > self.room:
             return False
+        self.used += size
         self.states += 1
         return True
 
@@ -84,7 +88,8 @@ class SharedStrategy(Strategy):
         if step is None:
             state = node.state.fork() if node.kept else node.state
             step = (state.propose(resources), state)
-            if node.kept:
+            self._tree.worked_out += 1
+            if node.kept and self._tree.keep(state):
                 node.proposed[resources] = step
         self._step = (resources, *step)
         return step[0]
@@ -100,11 +105,11 @@ class SharedStrategy(Strategy):
         key = (resources, tuple(self._seen))
         child = self._node.children.get(key)
         if child is None:
-            keep = self._node.kept and self._tree.keep()
             if self._node.kept:
                 state = state.fork()
             for obs in self._seen:
                 state.observe(obs)
+            keep = self._node.kept and self._tree.keep(state)
             child = _Node(state, keep)
             if keep:
                 self._node.children[key] = child
