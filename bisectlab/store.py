@@ -846,8 +846,10 @@ class Store:
         ids = []
         if test_rows:
             table = LabTest.__table__
-            ids = s.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True),
-                            test_rows).scalars().all()
+            s.execute(insert(table), test_rows)  # one statement; RETURNING went row by row
+            by_seq = dict(s.execute(select(table.c.seq, table.c.id)
+                                    .where(table.c.hunt_id == hunt_id)).all())
+            ids = [by_seq[row["seq"]] for row in test_rows]
             boots = [{"test_id": tid, **_boot_row(b)}
                      for tid, t in zip(ids, tests, strict=True) for b in t["boots"]]
             if boots:
