@@ -134,22 +134,28 @@ def known_range(ref: str, good: str, bad: str, arch: str) -> KnownRange:
 def decision_tree(lane: HuntTask, strategy: Strategy) -> DecisionTree:
     """The decision tree the hunts of one lane share in this worker process (``lane``: a task
     with its seed left out; ``strategy``: a fresh one, which starts the tree if it is new)."""
-    tree = _trees.get(lane)
-    if tree is None:
-        if len(_trees) >= TREES_KEPT:
-            _trees.pop(next(iter(_trees)))
-        tree = _trees[lane] = DecisionTree(strategy)
-    return tree
+    with _trees_lock:  # a Dask worker may run hunts on several threads
+        tree = _trees.get(lane)
+        if tree is None:
+            for other in [other for other in _trees if other.run != lane.run]:
+                del _trees[other]  # another run's, over (or sharing this worker with this one)
+            if len(_trees) >= TREES_KEPT:
+                del _trees[next(iter(_trees))]
+            tree = _trees[lane] = DecisionTree(strategy)
+        return tree
 
 
 TREES_KEPT = 2  # a campaign runs its lanes one after the other
 _trees: dict[HuntTask, DecisionTree] = {}
+_trees_lock = threading.Lock()
 
 
 def drop_trees(run: str) -> None:
-    """Forget the decision trees of a campaign run that ended (hunts run in this process)."""
-    for lane in [lane for lane in _trees if lane.run == run]:
-        del _trees[lane]
+    """Forget the decision trees of a campaign run that ended (hunts run in this process; a
+    Dask worker forgets them at its next campaign's first hunt)."""
+    with _trees_lock:
+        for lane in [lane for lane in _trees if lane.run == run]:
+            del _trees[lane]
 
 
 def run_hunt(task: HuntTask) -> dict[str, Any]:

@@ -461,8 +461,13 @@ def _kept_by(parent: Path, stem: str, owner: str) -> list[str]:
     kept = []
     for marker in parent.glob(f".{glob.escape(stem)}*.owner"):
         name = marker.name[1:-len(".owner")]
-        if (re.fullmatch(rf"{re.escape(stem)}(\.[0-9]+)?", name) and (parent / name).is_dir()
-                and marker.read_text() == owner):
+        if not re.fullmatch(rf"{re.escape(stem)}(\.[0-9]+)?", name):
+            continue
+        try:  # read without its lock: the hunt that holds it may be removing it
+            mine = marker.read_text() == owner
+        except FileNotFoundError:
+            continue
+        if mine and (parent / name).is_dir():
             kept.append(name)
     return sorted(kept, key=lambda name: (len(name), name))
 

@@ -20,15 +20,19 @@ def k300():
     return h
 
 
-def hunt(h, known, seed: int, strategy=None, **lab):
+def hunt(h, known, seed: int, strategy=None, progress: bool = False, **lab):
     """One simulated hunt's tests (commit, rig, boots, failures), verdict and rounds;
-    ``strategy`` replaces the one the set-up builds."""
+    ``strategy`` replaces the one the set-up builds; ``progress``: a progress line is asked
+    for after each result, as `bisectlab bisect` does."""
     prepared = HuntSetup(h, "v1.0", h.shas[len(h) - 1], strategy="bayes", seed=seed,
                          known=known, **lab).prepare()
+    strategy = strategy or prepared.strategy
     tests = []
-    verdict, totals = drive(strategy or prepared.strategy, prepared.runner,
+    verdict, totals = drive(strategy, prepared.runner,
                             lambda seq, r: tests.append((r.commit, r.rig, len(r.boots),
-                                                         r.failures)))
+                                                         r.failures)),
+                            (lambda seq, r: strategy.progress()) if progress else
+                            (lambda seq, r: None))
     return tests, verdict, totals.rounds
 
 
@@ -45,6 +49,17 @@ def test_hunts_through_a_shared_tree_are_the_hunts_alone_test_for_test(k300, lab
         assert shared == alone
         rounds += alone[2]
     assert 1 < tree.worked_out < rounds  # the hunts did share their first rounds
+
+
+def test_a_question_in_the_middle_of_a_round_takes_the_hunt_out_of_the_tree(k300):
+    known = KnownRange.of(k300, k300.resolve("v1.0"), len(k300) - 1, "i386")
+    first = HuntSetup(k300, "v1.0", k300.shas[-1], strategy="bayes", known=known,
+                      rigs=3).prepare().strategy
+    tree = DecisionTree(first)
+    for seed in range(4):
+        hunt(k300, known, seed, tree.walker(), rigs=3)  # the tree knows these hunts' rounds
+        assert hunt(k300, known, seed, tree.walker(), progress=True, rigs=3) == \
+            hunt(k300, known, seed, progress=True, rigs=3)
 
 
 def test_a_full_tree_keeps_no_more_states_and_changes_no_hunt(k300):

@@ -204,11 +204,17 @@ class SearchSpace:
         return mask
 
 
+OBJECT_BYTES = 256  # about what a small Python object (an observation, an option) holds
+
+
 class Strategy(ABC):
     """Propose tests, learn from their results, and say when the culprit is known.
 
     ``Options`` declares the strategy's options (:mod:`bisectlab.options`); a
-    strategy is built from a search space and one value of them.
+    strategy is built from a search space and one value of them. What it proposes depends only
+    on its space, options, observations and the resources it is given (hunts share their
+    decisions on that promise, :mod:`bisectlab.strategies.memo`): ``verdict``, ``abort`` and the
+    questions (``belief``, ``progress``, ``evidence``) may keep caches, never change it.
     """
 
     name: ClassVar[str]
@@ -246,8 +252,8 @@ class Strategy(ABC):
     def kept_bytes(self) -> int:
         """About how much memory a fork of this strategy holds of its own (what a decision tree
         of kept states counts): its arrays but the search space's, and its history."""
-        arrays = (v for k, v in vars(self).items() if isinstance(v, np.ndarray))
-        return sum(a.nbytes for a in arrays) + 64 * len(self.history)
+        arrays = (v for v in vars(self).values() if isinstance(v, np.ndarray))
+        return sum(a.nbytes for a in arrays) + OBJECT_BYTES * (len(self.history) + 16)
 
     def belief(self) -> np.ndarray:
         """How likely each candidate is to be the culprit, as far as the strategy can tell."""

@@ -58,7 +58,12 @@ class DecisionTree:
 
 class SharedStrategy(Strategy):
     """One hunt's strategy, answered from a :class:`DecisionTree` where an earlier hunt was
-    already at the same point, worked out (and kept for later hunts) where none was."""
+    already at the same point, worked out (and kept for later hunts) where none was.
+
+    A question in the middle of a round (a progress line after each result) takes the hunt out
+    of the tree: from then on it is its own strategy, the round's results so far taken in, as
+    the strategy alone would have them.
+    """
 
     def __init__(self, tree: DecisionTree):  # no super().__init__: the states hold the data
         root = tree.root.state
@@ -67,22 +72,27 @@ class SharedStrategy(Strategy):
         self._tree, self._node = tree, tree.root
         self._step: tuple[Resources, Proposal, Strategy] | None = None
         self._seen: list[Observation] = []
+        self._alone: Strategy | None = None
 
     @property  # type: ignore[override]
     def history(self) -> list[Observation]:
-        return self._here().state.history
+        return self._state().history
 
     @property  # type: ignore[override]
     def untestable(self) -> np.ndarray:
-        return self._here().state.untestable
+        return self._state().untestable
 
     def verdict(self) -> Verdict | None:
+        if self._alone is not None:
+            return self._alone.verdict()
         node = self._here()
         if node.verdict is _UNASKED:
             node.verdict = node.state.verdict()
         return node.verdict
 
     def propose(self, resources: Resources) -> Proposal:
+        if self._alone is not None:
+            return self._alone.propose(resources)
         node = self._here()
         step = node.proposed.get(resources)
         if step is None:
@@ -95,10 +105,20 @@ class SharedStrategy(Strategy):
         return step[0]
 
     def observe(self, obs: Observation) -> None:
-        self._seen.append(obs)
+        if self._alone is not None:
+            self._alone.observe(obs)
+        else:
+            self._seen.append(obs)
+
+    def abort(self, reason: str, status: str = "aborted") -> Verdict:
+        if self._alone is not None:
+            return self._alone.abort(reason, status)
+        node = self._here()
+        return (node.state.fork() if node.kept else node.state).abort(reason, status)
 
     def _here(self) -> _Node:
-        """The node of every call so far (a round's results taken in once it is asked about)."""
+        """The node of every call so far, once a round's results are all in (the next verdict
+        or proposal asks for it)."""
         if self._step is None:
             return self._node
         resources, _, state = self._step
@@ -116,19 +136,26 @@ class SharedStrategy(Strategy):
         self._node, self._step, self._seen = child, None, []
         return child
 
-    def abort(self, reason: str, status: str = "aborted") -> Verdict:
-        node = self._here()
-        return (node.state.fork() if node.kept else node.state).abort(reason, status)
+    def _state(self) -> Strategy:
+        """The strategy as every call so far left it, for a question that changes nothing."""
+        if self._alone is not None:
+            return self._alone
+        if self._step is None:
+            return self._node.state
+        alone = self._step[2].fork()
+        for obs in self._seen:
+            alone.observe(obs)
+        self._alone = alone
+        return alone
 
     def belief(self) -> np.ndarray:
-        return self._here().state.belief()
+        return self._state().belief()
 
     def params(self) -> dict[str, Any]:
-        return self._here().state.params()
+        return self._state().params()
 
     def progress(self) -> str:
-        return self._here().state.progress()
+        return self._state().progress()
 
     def evidence(self, commit: int) -> dict[str, Any]:
-        return self._here().state.evidence(commit)
-
+        return self._state().evidence(commit)
