@@ -66,7 +66,7 @@ def entropy_bits(q: np.ndarray | float) -> np.ndarray:
     bit or so, five times slower), taken in chunks so that the result is the only array as long
     as q (a decision over 10^6 candidates takes three)."""
     q = np.asarray(q, dtype=float)
-    h = np.empty_like(q)
+    h = np.empty(q.shape)  # C order, so that its flat view is itself, whatever q's layout
     flat_q, flat_h = q.reshape(-1), h.reshape(-1)
     with np.errstate(divide="ignore", invalid="ignore"):
         for start in range(0, flat_q.size, CHUNK):

@@ -9,7 +9,13 @@ from hypothesis import strategies as st
 from test_dag import brute_ancestors, brute_candidates, dags, ranges
 
 from bisectlab import dag
-from bisectlab.posterior import capacity, compute_posterior, culprit_mass, lower_bound_tests
+from bisectlab.posterior import (
+    capacity,
+    compute_posterior,
+    culprit_mass,
+    entropy_bits,
+    lower_bound_tests,
+)
 from bisectlab.strategies import Observation, Resources, SearchSpace, make_strategy
 
 
@@ -91,6 +97,13 @@ def test_no_mass_where_a_commit_is_ruled_out_with_certainty(hunt):
     for c in ruled_out & set(space.commits.tolist()):
         assert strategy.posterior.mass[space.local[c]] == 0.0
 
+
+def test_binary_entropy_of_any_layout_is_the_entropy_of_its_values():
+    q = np.linspace(0.0, 1.0, 12).reshape(3, 4)
+    expected = entropy_bits(q.copy())
+    assert np.array_equal(entropy_bits(q.T), expected.T)  # a transposed view: F order
+    assert np.array_equal(entropy_bits(q[:, ::2]), expected[:, ::2])
+    assert entropy_bits(0.5) == 1.0 and np.array_equal(expected[[0, -1], [0, -1]], [0.0, 0.0])
 
 @pytest.mark.parametrize("p, c", [(0.05, 0.0270), (0.3, 0.1770), (0.5, 0.3219), (1.0, 1.0)])
 def test_capacity_matches_science_md(p, c):
