@@ -301,17 +301,21 @@ def child_env(source: str | None) -> dict[str, str]:
 
 
 def baseline_source(rev: str, folder: str) -> str | None:
-    """The bisectlab package as of ``rev``, extracted into ``folder`` from the git checkout this
-    code runs from (None if there is none, or no such commit)."""
+    """The bisectlab package as of ``rev`` and its database migrations (db/, which an installed
+    bisectlab cannot lend it), extracted into ``folder`` from the git checkout this code runs
+    from (None if there is none, or no such commit)."""
     import io
     import subprocess
     import tarfile
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
-    archive = subprocess.run(["git", "-C", str(root), "archive", "--format=tar", rev, "bisectlab"],
-                             capture_output=True)
-    if archive.returncode != 0:
+    for paths in (["bisectlab", "db"], ["bisectlab"]):  # db: its migrations, where it has them
+        archive = subprocess.run(["git", "-C", str(root), "archive", "--format=tar", rev, *paths],
+                                 capture_output=True)
+        if archive.returncode == 0:
+            break
+    else:
         return None
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(folder, filter="data")

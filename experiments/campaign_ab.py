@@ -64,12 +64,16 @@ print(json.dumps({"hunts_per_s": run.hunts_per_second, "hunts_per_cpu_s": run.ra
 FIGURES = ("hunts_per_s", "hunts_per_cpu_s", "db_ms_per_hunt")
 
 
-def measure(source: str | None, hunts: int) -> dict[str, float]:
-    """One campaign in a fresh process on the code in ``source`` (None: this checkout's)."""
+def measure(source: str | None, hunts: int, label: str) -> dict[str, float]:
+    """One campaign in a fresh process on the code in ``source`` (None: this checkout's); if it
+    fails, its last line of error and exit 1."""
     from bisectlab.perf import child_env
 
-    done = subprocess.run([sys.executable, "-c", CHILD, str(hunts)], env=child_env(source), check=True,
+    done = subprocess.run([sys.executable, "-c", CHILD, str(hunts)], env=child_env(source),
                           capture_output=True, text=True, cwd=tempfile.gettempdir())
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        sys.exit(f"error: the campaign on {label}'s code failed: {last}")
     return json.loads(done.stdout.splitlines()[-1])
 
 
@@ -91,7 +95,7 @@ def main() -> None:
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
         for _ in range(args.rounds):
             for label, code in ((args.rev, source), ("now", None)):
-                runs[label].append(measure(code, args.hunts))
+                runs[label].append(measure(code, args.hunts, label))
     for label, rs in runs.items():
         med = {k: statistics.median(r[k] for r in rs) for k in FIGURES}
         print(f"{label:>8}: {med['hunts_per_s']:6.2f} hunts/s, {med['hunts_per_cpu_s']:6.2f} per "

@@ -44,6 +44,15 @@ def test_a_child_s_peak_rss_is_its_own_not_its_parent_s():
     del ballast
 
 
+def test_an_older_commits_code_comes_with_its_migrations(tmp_path):
+    """An installed bisectlab cannot lend the extracted package its db/ (a non-editable
+    install's bisectlab.migrations is not the extracted package's): it is extracted too."""
+    source = baseline_source("HEAD", str(tmp_path / "head"))
+    if source is None:
+        pytest.skip("not a git checkout")
+    assert (Path(source) / "bisectlab" / "store.py").exists()
+    assert (Path(source) / "db" / "env.py").exists() and any((Path(source) / "db").glob("versions/*.py"))
+
 def test_scale_report_puts_the_baseline_code_beside(tmp_path):
     if baseline_source(SCALE_BASELINE, str(tmp_path / "probe")) is None:
         pytest.skip("not a git checkout with the baseline commit")

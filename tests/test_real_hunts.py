@@ -885,7 +885,8 @@ def test_a_manual_hunt_step_by_step_gives_the_automatic_hunts_verdict(run, kerne
         assert asked == test["boots"] or (test["failed"] and asked > test["boots"])
         if k == 20:
             status = json.loads(run("status", "--db", "hand.db", "--json").stdout)
-            assert (status["tests"], status["test_next"]) == (20, waiting["test"])
+            assert (status["tests"], status["test_next"], status["boots"]) == (
+                20, waiting["test"], waiting["boots"])
         words = WORDS[test["failed"], test["skipped"]]
         verb = words[k % 3 == 2 and len(words) > 1]
         step = run(verb, test["commit_sha"][:10], "--boots", str(test["boots"]), "--db", "hand.db",

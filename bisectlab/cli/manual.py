@@ -133,7 +133,8 @@ def status(hunt_id: int | None, db_url: str | None, as_json: bool) -> None:
              "top": h.shas[int(strategy.space.commits[top])], "top_mass": float(belief[top]),
              "p_learnt": getattr(getattr(strategy, "posterior", None), "p_mean", None),
              "tests": len(strategy.history),
-             "test_next": pending_json(h, waiting_tests)}
+             "test_next": pending_json(h, waiting_tests),
+             "boots": max((n for _, _, n in waiting_tests), default=None)}
     if as_json:
         click.echo(json.dumps(state))
         return
