@@ -190,6 +190,15 @@ def p_at_quantile(posterior: Posterior, quantile: float,
     return float(grid[min(np.searchsorted(cdf, quantile), len(cdf) - 1)])
 
 
+def learnt_p_at_quantile(posterior: Posterior, quantile: float,
+                         unhinted: np.ndarray | None = None) -> float | None:
+    """:func:`p_at_quantile`, or None when p is not learnt or the quantile is 0 (nothing to
+    fix p at)."""
+    if quantile == 0 or posterior.model.p_known:
+        return None
+    return p_at_quantile(posterior, quantile, unhinted)
+
+
 def low_p_mass(stats: Evidence, log_prior: np.ndarray, model: RateModel, posterior: Posterior,
                i: int, quantile: float, unhinted: np.ndarray | None = None
                ) -> tuple[float, float] | None:
@@ -202,9 +211,9 @@ def low_p_mass(stats: Evidence, log_prior: np.ndarray, model: RateModel, posteri
     (the plain prior on p over the hinted one, per grid cell) reads the quantile as if there
     were no --detect-prior, so that a hint set too high cannot lift the pessimistic p.
     """
-    if quantile == 0 or model.p_known:
+    p_low = learnt_p_at_quantile(posterior, quantile, unhinted)
+    if p_low is None:
         return None
-    p_low = p_at_quantile(posterior, quantile, unhinted)
     try:
         return culprit_mass(stats, log_prior, model.at_detect(p_low), i), p_low
     except ValueError:  # the data rule that p out: a verdict cannot rest on it
@@ -218,9 +227,9 @@ def posterior_at_quantile(stats: Evidence, log_prior: np.ndarray, model: RateMod
     """The posterior with p fixed at ``posterior``'s lower ``quantile`` (see
     :func:`p_at_quantile`), and that p: None when p is not learnt or the quantile is 0, the
     posterior None when the data rule that p out."""
-    if quantile == 0 or model.p_known:
+    p = learnt_p_at_quantile(posterior, quantile, unhinted)
+    if p is None:
         return None
-    p = p_at_quantile(posterior, quantile, unhinted)
     try:
         return compute_posterior(stats, log_prior, model.at_detect(p)), p
     except ValueError:
