@@ -20,6 +20,16 @@ def k300():
     return h
 
 
+@pytest.fixture(scope="module")
+def known(k300):
+    return KnownRange.of(k300, k300.resolve("v1.0"), len(k300) - 1, "i386")
+
+
+def fresh(h, known, **lab):
+    """The strategy a hunt of this range and lab starts with."""
+    return HuntSetup(h, "v1.0", h.shas[-1], strategy="bayes", known=known, **lab).prepare().strategy
+
+
 def hunt(h, known, seed: int, strategy=None, progress: bool = False, **lab):
     """One simulated hunt's tests (commit, rig, boots, failures), verdict and rounds;
     ``strategy`` replaces the one the set-up builds; ``progress``: a progress line is asked
@@ -37,11 +47,8 @@ def hunt(h, known, seed: int, strategy=None, progress: bool = False, **lab):
 
 
 @pytest.mark.parametrize("lab", [{"rigs": 1, "adapters": None}, {"rigs": 3, "adapters": 6}])
-def test_hunts_through_a_shared_tree_are_the_hunts_alone_test_for_test(k300, lab):
-    known = KnownRange.of(k300, k300.resolve("v1.0"), len(k300) - 1, "i386")
-    first = HuntSetup(k300, "v1.0", k300.shas[-1], strategy="bayes", known=known,
-                      **lab).prepare().strategy
-    tree = DecisionTree(first)
+def test_hunts_through_a_shared_tree_are_the_hunts_alone_test_for_test(k300, known, lab):
+    tree = DecisionTree(fresh(k300, known, **lab))
     rounds = 0
     for seed in range(12):
         alone = hunt(k300, known, seed, **lab)
@@ -51,21 +58,16 @@ def test_hunts_through_a_shared_tree_are_the_hunts_alone_test_for_test(k300, lab
     assert 1 < tree.worked_out < rounds  # the hunts did share their first rounds
 
 
-def test_a_question_in_the_middle_of_a_round_takes_the_hunt_out_of_the_tree(k300):
-    known = KnownRange.of(k300, k300.resolve("v1.0"), len(k300) - 1, "i386")
-    first = HuntSetup(k300, "v1.0", k300.shas[-1], strategy="bayes", known=known,
-                      rigs=3).prepare().strategy
-    tree = DecisionTree(first)
+def test_a_question_in_the_middle_of_a_round_takes_the_hunt_out_of_the_tree(k300, known):
+    tree = DecisionTree(fresh(k300, known, rigs=3))
     for seed in range(4):
         hunt(k300, known, seed, tree.walker(), rigs=3)  # the tree knows these hunts' rounds
         assert hunt(k300, known, seed, tree.walker(), progress=True, rigs=3) == \
             hunt(k300, known, seed, progress=True, rigs=3)
 
 
-def test_a_full_tree_keeps_no_more_states_and_changes_no_hunt(k300):
-    known = KnownRange.of(k300, k300.resolve("v1.0"), len(k300) - 1, "i386")
-    first = HuntSetup(k300, "v1.0", k300.shas[-1], strategy="bayes", known=known,
-                      adapters=None).prepare().strategy
+def test_a_full_tree_keeps_no_more_states_and_changes_no_hunt(k300, known):
+    first = fresh(k300, known, adapters=None)
     tree = DecisionTree(first, room=20 * first.kept_bytes())
     for seed in range(6):
         assert hunt(k300, known, seed, tree.walker(), adapters=None) == \
@@ -73,10 +75,8 @@ def test_a_full_tree_keeps_no_more_states_and_changes_no_hunt(k300):
     assert 2 <= tree.states <= 20 and tree.used <= tree.room  # no state is smaller than the root
 
 
-def test_a_fork_learns_alone(k300):
-    known = KnownRange.of(k300, k300.resolve("v1.0"), len(k300) - 1, "i386")
-    strategy = HuntSetup(k300, "v1.0", k300.shas[-1], strategy="bayes",
-                         known=known).prepare().strategy
+def test_a_fork_learns_alone(k300, known):
+    strategy = fresh(k300, known)
     before = strategy.belief().copy()
     fork = strategy.fork()
     commit = int(known.space.commits[150])
