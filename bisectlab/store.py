@@ -781,17 +781,18 @@ class Store:
                 for i in order]
         table = Hunt.__table__
         ids: dict[int, int | None] = {}
-        with self._session(write=True) as s:  # one key order for all processes: no deadlock
+        with self._connection() as conn:  # one key order for all processes: no deadlock
             try:  # all at once (Core, one statement), unless a slot is taken
-                with s.begin_nested():
-                    got = s.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True),
-                                    rows).scalars().all() if rows else []
+                with conn.begin_nested():
+                    got = conn.execute(insert(table).returning(table.c.id,
+                                                               sort_by_parameter_order=True),
+                                       rows).scalars().all() if rows else []
                 ids.update(zip(order, got, strict=True))
             except IntegrityError:
                 for i, row in zip(order, rows, strict=True):
                     try:
-                        with s.begin_nested():
-                            ids[i] = s.execute(insert(table).returning(table.c.id), row).scalar_one()
+                        with conn.begin_nested():
+                            ids[i] = conn.execute(insert(table).returning(table.c.id), row).scalar_one()
                     except IntegrityError:
                         ids[i] = None
         return [ids[i] for i in range(len(claims))]
@@ -827,16 +828,16 @@ class Store:
         An outcome holds ``adapter_serials``, ``tests`` (record_test's arguments) and
         ``verdict`` (finish_hunt's, lab_minutes included).
         """
-        with self._session(write=True) as s:
+        with self._connection() as conn:
             for hunt_id, outcome in outcomes:
-                self._record_hunt(s, hunt_id, **outcome)
+                self._record_hunt(conn, hunt_id, **outcome)
 
-    def _record_hunt(self, s: Session, hunt_id: int, *, adapter_serials: list[str],
+    def _record_hunt(self, conn: Connection, hunt_id: int, *, adapter_serials: list[str],
                      tests: list[dict], verdict: dict) -> None:
-        """One finished hunt into the session: SQLAlchemy Core, a statement per table."""
+        """One finished hunt on a connection: SQLAlchemy Core (no Session), a statement per table."""
         if verdict.get("status") not in HUNT_STATUSES or verdict["status"] == "running":
             raise StoreError(f"a hunt cannot finish as {verdict.get('status')!r}")
-        status = s.execute(select(Hunt.status).where(Hunt.id == hunt_id)).scalar_one_or_none()
+        status = conn.execute(select(Hunt.status).where(Hunt.id == hunt_id)).scalar_one_or_none()
         if status is None:
             raise StoreError(f"no hunt {hunt_id} in {self.where}")
         if status != "running":
@@ -846,23 +847,23 @@ class Store:
         ids = []
         if test_rows:
             table = LabTest.__table__
-            s.execute(insert(table), test_rows)  # one statement; RETURNING went row by row
-            by_seq = dict(s.execute(select(table.c.seq, table.c.id)
-                                    .where(table.c.hunt_id == hunt_id)).all())
+            conn.execute(insert(table), test_rows)  # one statement; RETURNING went row by row
+            by_seq = dict(conn.execute(select(table.c.seq, table.c.id)
+                                       .where(table.c.hunt_id == hunt_id)).all())
             ids = [by_seq[row["seq"]] for row in test_rows]
             boots = [{"test_id": tid, **_boot_row(b)}
                      for tid, t in zip(ids, tests, strict=True) for b in t["boots"]]
             if boots:
-                s.execute(insert(Boot.__table__), boots)
+                conn.execute(insert(Boot.__table__), boots)
         adapters = _adapter_states(adapter_serials, tests, ids)
         if adapters:
-            s.execute(insert(Adapter.__table__), [{"hunt_id": hunt_id, **a} for a in adapters])
+            conn.execute(insert(Adapter.__table__), [{"hunt_id": hunt_id, **a} for a in adapters])
         totals = {"tests": len(tests), "installs": sum(bool(r["installed"]) for r in test_rows),
                   "boots": sum(r["boots"] for r in test_rows),
                   "adapters": sum(r["adapters_destroyed"] for r in test_rows),
                   "lab_minutes": sum(r["lab_minutes"] for r in test_rows)}
-        s.execute(update(Hunt.__table__).where(Hunt.__table__.c.id == hunt_id)
-                  .values({**totals, **verdict, "finished_at": now}))
+        conn.execute(update(Hunt.__table__).where(Hunt.__table__.c.id == hunt_id)
+                     .values({**totals, **verdict, "finished_at": now}))
 
     def record_test(
         self,
