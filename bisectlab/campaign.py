@@ -30,6 +30,7 @@ from bisectlab.bench import spread, wilson
 from bisectlab.driver import HuntSetup, KnownRange, drive, logged_test, logged_verdict
 from bisectlab.errors import BisectlabError
 from bisectlab.history import History, load_history
+from bisectlab.interrupts import held
 from bisectlab.lab import Costs
 from bisectlab.lanes import Lane, current_slot, lane_from_dict
 from bisectlab.store import Store, claimant, process_gone
@@ -361,7 +362,7 @@ def run_campaign(spec: CampaignSpec, store: Store, executor: Executor | None = N
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             finished = [(pending[f], f.result()) for f in done]
             t0 = time.perf_counter()
-            with ctrl_c_held():
+            with held():
                 store.record_hunts(finished)
             run.db_seconds += time.perf_counter() - t0
             for future in done:
@@ -383,25 +384,6 @@ def run_campaign(spec: CampaignSpec, store: Store, executor: Executor | None = N
         run.wall_seconds = time.perf_counter() - start
         drop_trees(run.token)
     return run
-
-
-@contextlib.contextmanager
-def ctrl_c_held() -> Iterator[None]:
-    """Ctrl-C held back while the store writes, then raised: a write cut in the middle could
-    leave its connection holding the database's lock, and the stop could not then mark the
-    hunts in flight (seen as 'database is locked' after a Ctrl-C, once in about 15 runs)."""
-    if (threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
-        yield
-        return
-    caught: list[int] = []
-    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    if caught:
-        raise KeyboardInterrupt
 
 
 def _reason(exc: BaseException) -> str:
@@ -434,7 +416,7 @@ def _fill(spec: CampaignSpec, store: Store, executor: Executor, pending: dict[Fu
                    "params": lane_params(task), "seed": task.seed}
                   for (lane, index), task in zip(batch, tasks, strict=True)]
         t0 = time.perf_counter()
-        with ctrl_c_held():
+        with held():
             ids = store.claim_hunts(claims)
         run.db_seconds += time.perf_counter() - t0
         for hunt_id, task in zip(ids, tasks, strict=True):

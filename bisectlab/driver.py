@@ -15,8 +15,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from bisectlab.errors import BisectlabError, StoreError
+from bisectlab.errors import BisectlabError, CannotResume, HuntStopped, StoreError
 from bisectlab.history import History
+from bisectlab.interrupts import held
 from bisectlab.lab import Costs, Lab, TestResult
 from bisectlab.manual import AwaitingTests, ManualRunner, Outcome, waiting_text
 from bisectlab.rigs import GitRigs, default_worktrees
@@ -531,7 +532,8 @@ def _hunt(setup: HuntSetup | RealSetup, store: Store, hunt_id: int, prepared: Pr
     logged_by_seq = {test["seq"]: test for test in logged}
 
     def log(seq: int, result: TestResult) -> None:
-        store.record_test(hunt_id, **logged_test(h, seq, result))
+        with held():  # a finished test is logged whole, whatever stops the hunt meanwhile
+            store.record_test(hunt_id, **logged_test(h, seq, result))
 
     def observed(seq: int, result: TestResult) -> None:
         if on_test is not None:
@@ -542,7 +544,7 @@ def _hunt(setup: HuntSetup | RealSetup, store: Store, hunt_id: int, prepared: Pr
 
         difference = compare_test(logged_by_seq[seq], logged_test(h, seq, result))
         if difference:
-            raise StoreError(f"hunt {hunt_id} cannot be resumed: its log and the hunt set up "
+            raise CannotResume(f"hunt {hunt_id} cannot be resumed: its log and the hunt set up "
                              f"again part at test {seq} ({difference})")
         observed(seq, result)
 
@@ -557,8 +559,11 @@ def _hunt(setup: HuntSetup | RealSetup, store: Store, hunt_id: int, prepared: Pr
         waiting.hunt_id = hunt_id
         raise  # a manual hunt waits for its engineer: still running
     except BaseException as exc:
-        if not setup.manual:  # a manual hunt has no process to lose: a step cut short leaves it open
-            _mark_interrupted(store, hunt_id, exc)
+        if setup.manual:  # a manual hunt has no process to lose: a step cut short leaves it open
+            raise
+        _mark_interrupted(store, hunt_id, exc)
+        if isinstance(exc, BisectlabError) and not isinstance(exc, HuntStopped | CannotResume):
+            raise HuntStopped(str(exc), hunt_id) from exc  # its tests are logged: not bad input
         raise
     finally:
         if hasattr(prepared.runner, "close"):  # real rigs: a hunt to resume keeps their kernels

@@ -15,3 +15,16 @@ class RangeError(BisectlabError):
 
 class StoreError(BisectlabError):
     """The results database cannot be opened or is not a bisectlab database."""
+
+
+class CannotResume(StoreError):
+    """A stopped hunt's log and the hunt set up again part: resuming it cannot go on."""
+
+
+class HuntStopped(BisectlabError):
+    """A hunt under way stopped without a verdict (its run command asked, or git or the database
+    failed): the tests it logged are kept, and `bisectlab resume` goes on with it."""
+
+    def __init__(self, message: str, hunt_id: int):
+        super().__init__(message)
+        self.hunt_id = hunt_id

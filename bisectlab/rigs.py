@@ -16,10 +16,12 @@ and BISECTLAB_HUNT in their environment. Their exit status follows `git bisect r
     128 or more, or a signal: the hunt aborts, its state kept (bisectlab resume continues it)
 
 Each boot keeps its exit status, wall time and the tail of its output; whatever a command left
-running in its process group is killed when it ends. The rigs of a round run at once, in threads
-that each wait on their own commands; when one aborts (or on Ctrl-C) the others stop before
-their next command. A hunt that stops without a verdict keeps its rigs' worktrees, so that
-`bisectlab resume` finds the kernels they built; a worktree gone by then is installed again.
+running in its process group is killed when it ends, and a watchdog process kills whatever
+is running should the hunt's process be killed outright (kill -9). The rigs of a round run at
+once, in threads that each wait on their own commands; when one aborts, the others finish the
+command they are running (a flash is not cut in half) and start no other; Ctrl-C or SIGTERM
+kills their commands at once. A hunt that stops without a verdict keeps its rigs' worktrees, so
+that `bisectlab resume` finds the kernels they built; a worktree gone by then is installed again.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -44,6 +47,7 @@ from typing import Any
 from bisectlab.errors import BisectlabError
 from bisectlab.gitrepo import REPOSITORY_ENV
 from bisectlab.history import History
+from bisectlab.interrupts import held
 from bisectlab.lab import AdapterBox, BootRecord, Costs, FittedRigs, TestResult, fit_logged_adapter
 
 OUTPUT_TAIL = 8192          # bytes of a command's output kept with its boot
@@ -103,6 +107,7 @@ class GitRigs(FittedRigs[Rig]):
     keep_worktrees: bool = False
     attempts: dict[int, int] = field(default_factory=dict)
     running: dict[int, subprocess.Popen] = field(default_factory=dict)
+    watchdog: Watchdog = field(default_factory=lambda: Watchdog(), repr=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     stopping: threading.Event = field(default_factory=threading.Event, repr=False)
     commands_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -120,6 +125,9 @@ class GitRigs(FittedRigs[Rig]):
         own (see :meth:`place`), made when first used."""
         if not run_command.strip():
             raise BisectlabError("--run is empty: give the command that tests a commit")
+        if install_command is not None and not install_command.strip():
+            raise BisectlabError("--install is empty: give the command that installs a commit, "
+                                 "or leave --install out")
         if on_timeout not in TIMEOUT_ACTIONS:
             raise BisectlabError(f"--on-timeout is one of {', '.join(TIMEOUT_ACTIONS)}")
         check_writable(worktrees)
@@ -156,14 +164,28 @@ class GitRigs(FittedRigs[Rig]):
             for future in as_completed(futures):
                 results[futures[future]] = future.result()
                 on_done(futures[future], results[futures[future]])
-        except BaseException:
-            self.stop_all()
-            pool.shutdown(wait=True, cancel_futures=True)
-            _log_finished(futures, results, on_done)
+        except BaseException as exc:
+            try:  # an error lets the others finish their command; Ctrl-C kills them
+                self._stop_round(pool, kill=not isinstance(exc, Exception))
+            finally:
+                _log_finished(futures, results, on_done)
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
         return [results[i] for i in range(len(tests))]
+
+    def _stop_round(self, pool: ThreadPoolExecutor, kill: bool) -> None:
+        """No rig starts another command; with ``kill`` the running ones die now, else they
+        end first (Ctrl-C meanwhile kills them); then the rigs' threads are waited for."""
+        self.stopping.set()
+        if kill:
+            self.stop_all()
+        try:
+            pool.shutdown(wait=True, cancel_futures=True)
+        except KeyboardInterrupt:
+            self.stop_all()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
     def restore(self, commit: int, boots: int, rig: Rig, logged: dict[str, Any]) -> TestResult:
         """A test a resumed hunt had logged: taken as it is, the rigs' state moved on by it."""
@@ -182,7 +204,8 @@ class GitRigs(FittedRigs[Rig]):
 
     def _still_installed(self, rig: Rig) -> None:
         """A resumed rig keeps the commit its log says it installed only if its worktree is
-        still there at that commit (the hunt that stopped kept it); otherwise it installs anew."""
+        still there at that commit (the hunt that stopped kept it), its tracked files unchanged
+        (a checkout killed midway leaves HEAD behind them); otherwise it installs anew."""
         rig.restored = False
         if rig.installed is None:
             return
@@ -190,7 +213,8 @@ class GitRigs(FittedRigs[Rig]):
         sha = self.history.shas[rig.installed]
         head = (git(rig.worktree, "rev-parse", "HEAD", check=False).strip()
                 if (rig.worktree / ".git").exists() else None)
-        if head == sha:
+        if head == sha and not git(rig.worktree, "status", "--porcelain",  # not half checked out
+                                   "--untracked-files=no", check=False).strip():
             rig.checked_out = rig.installed
         else:
             rig.installed = None
@@ -329,6 +353,7 @@ class GitRigs(FittedRigs[Rig]):
                                         stdin=subprocess.DEVNULL, stdout=out,
                                         stderr=subprocess.STDOUT, start_new_session=True)
                 self.running[proc.pid] = proc
+                self.watchdog.started(proc.pid)
             exited = False
             try:
                 exited = wait_unreaped(proc, self.timeout)
@@ -336,6 +361,7 @@ class GitRigs(FittedRigs[Rig]):
                 with self.commands_lock:
                     self.running.pop(proc.pid, None)
                 kill_group(proc)  # a hung command, or what a finished one left running
+                self.watchdog.ended(proc.pid)
             seconds = time.monotonic() - started
             return Command(proc.returncode if exited else None, seconds, tail(out))
 
@@ -352,9 +378,13 @@ class GitRigs(FittedRigs[Rig]):
         """Remove the rigs' worktrees unless asked to keep them, or the hunt has not
         ``finished`` (bisectlab resume will want the kernels they built)."""
         self.stop_all()
+        self.watchdog.close()
         if self.keep_worktrees or not finished:
             self._release()
             return
+        if any(rig.restored for rig in self.rigs):  # kept by the stopped hunt, unused since
+            for rig in self.rigs:
+                self.place(rig)
         for rig in self.rigs:
             if rig.worktree.exists():
                 git(self.repo, "worktree", "remove", "--force", str(rig.worktree), check=False)
@@ -370,6 +400,57 @@ class GitRigs(FittedRigs[Rig]):
         if self.folder_lock is not None:
             self.folder_lock.close()
             self.folder_lock = None
+
+
+WATCHDOG = """
+import os, signal, sys
+groups = set()
+for line in sys.stdin:
+    sign, group = line.split()
+    (groups.add if sign == "+" else groups.discard)(int(group))
+for group in groups:
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except OSError:
+        pass
+"""
+
+
+class Watchdog:
+    """A process that kills the commands a hunt's process left running if that process is
+    killed outright (kill -9), which no handler of its own can see: it hears each command's
+    process group start and end through a pipe, and kills those still running when the pipe
+    closes. Without it a command, in a session of its own, runs on past its timeout, and a
+    resumed hunt starts a second one in the same worktree."""
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen | None = None
+        self._lock = threading.Lock()
+
+    def started(self, group: int) -> None:
+        self._send(f"+ {group}\n")
+
+    def ended(self, group: int) -> None:
+        self._send(f"- {group}\n")
+
+    def close(self) -> None:
+        """Let the watchdog go (it kills what is still listed: nothing, once commands ended)."""
+        with self._lock:
+            if self._proc is not None:
+                with contextlib.suppress(OSError):
+                    self._proc.stdin.close()  # type: ignore[union-attr]
+                self._proc.wait()
+                self._proc = None
+
+    def _send(self, line: str) -> None:
+        with self._lock, contextlib.suppress(OSError):  # a watchdog gone is no reason to stop
+            if self._proc is None:  # started with the first command, in a session of its own
+                self._proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", WATCHDOG],
+                                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                              stderr=subprocess.DEVNULL, text=True,
+                                              start_new_session=True)
+            self._proc.stdin.write(line)  # type: ignore[union-attr]
+            self._proc.stdin.flush()  # type: ignore[union-attr]
 
 
 def _log_finished(futures: dict[Future[TestResult], int], results: dict[int, TestResult],
@@ -517,9 +598,13 @@ def clean_environment() -> dict[str, str]:
 
 
 def git(cwd: Path, *args: str, check: bool = True) -> str:
-    """Run git; its output (BisectlabError with git's first line if it fails and ``check``)."""
-    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
-                          env=clean_environment())
+    """Run git to its end: in a session of its own, which the terminal's Ctrl-C does not reach,
+    and with this process's Ctrl-C held until it ends, so that a checkout is never cut in half;
+    its output (BisectlabError with git's first line if it fails and ``check``)."""
+    with held():
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
+                              env=clean_environment(), stdin=subprocess.DEVNULL,
+                              start_new_session=True)
     if check and done.returncode != 0:
         lines = done.stderr.strip().splitlines() or [f"exit {done.returncode}"]
         line = next((x for x in lines if x.startswith(("fatal:", "error:"))), lines[0])

@@ -21,6 +21,7 @@ outside ``0 <= seed < 2**64`` is refused with StoreError.
 
 from __future__ import annotations
 
+import functools
 import json
 import operator
 import os
@@ -81,14 +82,36 @@ RESUMABLE = ("stopped", "interrupted")  # hunt states `bisectlab resume` continu
 
 
 def claimant() -> str:
-    """Who runs a hunt: this host and process."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """Who runs a hunt: this host and process, and when the process started (host:pid/start),
+    so that a later process given the same pid (in time, or after a reboot) is not taken
+    for it."""
+    return _claimant(os.getpid())
+
+
+@functools.cache
+def _claimant(pid: int) -> str:
+    started = process_started(pid)
+    return f"{socket.gethostname()}:{pid}" + (f"/{started}" if started else "")
+
+
+def process_started(pid: int) -> str | None:
+    """When a process of this host started: the boot (the first 8 digits of its id) and the
+    clock ticks since it (Linux's /proc; None where it does not say)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    return f"{boot}.{fields[19]}" if len(fields) > 19 else None  # field 22, starttime
 
 
 def process_gone(claimed_by: str | None) -> bool:
-    """Whether a claim was made by a process of this host that no longer runs (a claim by this
-    very process is stale too: its pid was reused). Other hosts' claims cannot be told."""
-    host, _, pid = (claimed_by or "").rpartition(":")
+    """Whether a claim was made by a process of this host that no longer runs: its pid is free,
+    or is now another process's, or is this very process's (a claim it cannot have made yet
+    is an earlier one's). Other hosts' claims cannot be told."""
+    claim, _, started = (claimed_by or "").partition("/")
+    host, _, pid = claim.rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return False
     try:
@@ -96,7 +119,9 @@ def process_gone(claimed_by: str | None) -> bool:
     except ProcessLookupError:
         return True
     except PermissionError:
-        return False
+        pass  # another user's process
+    if started and process_started(int(pid)) not in (None, started):
+        return True
     return int(pid) == os.getpid()
 
 
@@ -306,6 +331,13 @@ _ADD_TO_HUNT = (update(Hunt.__table__).where(Hunt.__table__.c.id == bindparam("h
                         installs=Hunt.__table__.c.installs + bindparam("n_installs"),
                         adapters=Hunt.__table__.c.adapters + bindparam("n_adapters"),
                         lab_minutes=Hunt.__table__.c.lab_minutes + bindparam("minutes")))
+
+
+def _not_utf8(exc: UnicodeEncodeError) -> str:
+    """The error of text a database cannot take (a ref or name read from bytes that are not
+    UTF-8), the text shown with its bad bytes escaped."""
+    text = exc.object if isinstance(exc.object, str) else str(exc.object)
+    return f"text that is not UTF-8 cannot be logged: {ascii(text)[:200]}"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -660,6 +692,8 @@ class Store:
             raise StoreError(f"database refused the write: {_first_line(exc)}") from None
         except SQLAlchemyError as exc:
             raise StoreError(f"database error in {self.where}: {_first_line(exc)}") from None
+        except UnicodeEncodeError as exc:
+            raise StoreError(_not_utf8(exc)) from None
 
     @contextmanager
     def _connection(self) -> Iterator[Connection]:
@@ -672,6 +706,8 @@ class Store:
             raise StoreError(f"database refused the write: {_first_line(exc)}") from None
         except SQLAlchemyError as exc:
             raise StoreError(f"database error in {self.where}: {_first_line(exc)}") from None
+        except UnicodeEncodeError as exc:
+            raise StoreError(_not_utf8(exc)) from None
 
     def _hunt_row(self, s: Session, hunt_id: int) -> Hunt:
         """The hunt's row, or StoreError."""

@@ -519,21 +519,3 @@ def test_query_hunts_names_each_campaign_hunts_options(run, small):
         con.execute("UPDATE hunts SET params = ? WHERE id = 2", (json.dumps(params),))
     hunts = json.loads(run("query", "hunts", "--format", "json").stdout)
     assert [h["options"] for h in hunts] == ["", "?", "k=3"]  # not made up from today's defaults
-
-
-def test_ctrl_c_is_held_back_until_the_store_write_is_done():
-    """A Ctrl-C during a campaign's write lands after it (a write cut in the middle could keep
-    the database locked for the stop that must mark the hunts in flight)."""
-    import os
-    import signal
-    import time
-
-    from bisectlab.campaign import ctrl_c_held
-
-    written = []
-    with pytest.raises(KeyboardInterrupt), ctrl_c_held():
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(0.05)
-        written.append("the whole write")
-    assert written == ["the whole write"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -529,18 +529,19 @@ def test_what_a_finished_command_left_running_is_killed(run, kernel, tmp_path):
     assert len(daemons) == verdict["boots"] and not any(alive(pid) for pid in daemons)
 
 
-def test_an_abort_on_one_rig_stops_the_others_before_their_next_command(run, kernel, tmp_path):
-    """rig1's first command aborts once rig2's has begun; rig2's takes a second, and would then
-    boot its commit seven times more."""
+def test_an_abort_on_one_rig_lets_the_others_finish_their_command_and_start_no_other(
+        run, kernel, tmp_path):
+    """rig1's first command aborts once rig2's has begun; rig2's takes a second (a flash is
+    not cut in half), and would then boot its commit seven times more."""
     stop = (f'echo "$BISECTLAB_RIG" >> {tmp_path}/runs; if [ "$BISECTLAB_RIG" = rig1 ]; then '
             f'i=0; until grep -q rig2 {tmp_path}/runs || [ $i -gt 600 ]; do sleep 0.05; '
-            f'i=$((i + 1)); done; exit 200; fi; sleep 1')
+            f'i=$((i + 1)); done; exit 200; fi; sleep 1; echo "$BISECTLAB_RIG" >> {tmp_path}/ends')
     result = run("bisect", GOOD, BAD, "--repo", str(kernel.repo), "--rigs", "2",
                  "--boots-per-install", "8", "--run", f"{stop}; exit 0", "-q")
     assert result.exit_code == 1 and "exit 200" in result.stderr
     assert sorted((tmp_path / "runs").read_text().split()) == ["rig1", "rig2"]
+    assert (tmp_path / "ends").read_text().split() == ["rig2"]
     assert logged_tests(run) == []
-
 
 
 def test_a_stopped_hunt_says_so_in_json_too(run, kernel, tmp_path):
@@ -588,13 +589,14 @@ def test_a_missing_install_script_stops_the_hunt_instead_of_skipping_every_commi
     assert logged_tests(run) == []
 
 
-@pytest.mark.parametrize("lost", [False, True])
+@pytest.mark.parametrize("lost", ["", "worktree", "checkout"])
 def test_a_resumed_hunt_boots_the_kernels_its_rigs_built_or_builds_them_again(run, kernel,
                                                                               tmp_path, lost):
     """The install builds a file in the worktree that the run needs. A hunt stopped at a
     repeat of a commit keeps its worktree, so resume boots that build; if the worktree is
-    gone by then (``lost``), resume installs the commit again. Either way the verdict and the
-    boots are the uninterrupted hunt's."""
+    gone by then, or half checked out (a tracked file not the commit's: ``lost``), resume
+    installs the commit again. Either way the verdict and the boots are the uninterrupted
+    hunt's."""
     build = 'git rev-parse HEAD > built'
     needs = '[ "$(cat built 2>/dev/null)" = "$(git rev-parse HEAD)" ] || exit 3'
     args = [GOOD, BAD, "--repo", str(kernel.repo), "--install", build]
@@ -608,12 +610,15 @@ def test_a_resumed_hunt_boots_the_kernels_its_rigs_built_or_builds_them_again(ru
              f'touch {tmp_path}/stopped; exit 200; fi; {needs}')
     script = make_script(tmp_path / "t.sh", kernel.culprit, every=2, before=count)
     assert run("bisect", *args, "--run", script, "-q").exit_code == 1
-    if lost:
+    if lost == "worktree":
         shutil.rmtree(rig_worktree(kernel.repo, 1, 1))
+    elif lost == "checkout":
+        tracked = git(Path(rig_worktree(kernel.repo, 1, 1)), "ls-files").split()[0]
+        (Path(rig_worktree(kernel.repo, 1, 1)) / tracked).write_text("half checked out\n")
     resumed = json.loads(run("resume", "1", "--json", "-q").stdout)
     assert {k: resumed[k] for k in ("status", "culprit", "boots")} == {
         k: whole[k] for k in ("status", "culprit", "boots")}
-    assert resumed["installs"] == whole["installs"] + lost
+    assert resumed["installs"] == whole["installs"] + bool(lost)
     assert 3 not in {b["exit_status"] for b in logged_boots(run)}
     assert worktrees(kernel.repo) == [str(kernel.repo)]
 
@@ -1104,6 +1109,9 @@ BAD_INPUT = {
                        "--run is empty: give the command that tests a commit"),
     "a blank --run": (lambda k, t: [GOOD, BAD, "--repo", str(k.repo), "--run", "  "],
                       "--run is empty: give the command that tests a commit"),
+    "an empty --install": (lambda k, t: [GOOD, BAD, "--repo", str(k.repo), "--install", ""],
+                           "--install is empty: give the command that installs a commit, or "
+                           "leave --install out"),
     "--repo with --history": (
         lambda k, t: [GOOD, BAD, "--repo", str(k.repo), "--history", str(k.scenario)],
         "--repo and --history do not go together: a real hunt's history comes from its "
@@ -1113,6 +1121,9 @@ BAD_INPUT = {
     "--arch on real rigs": (
         lambda k, t: [GOOD, BAD, "--repo", str(k.repo), "--run", "true", "--arch", "x86_64"],
         "--arch is the simulated lab's: a real or manual hunt's rigs are what they are"),
+    "a ref whose name is not UTF-8": (
+        lambda k, t: ["\udce9t", BAD, "--repo", str(k.repo)],
+        "text that is not UTF-8 cannot be logged: '\\udce9t'"),
 }
 
 
@@ -1126,6 +1137,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_logged_is_lost(run, kernel, tm
     git(tmp_path, "clone", "-q", "--bare", str(kernel.repo), "bare.git")
     git(kernel.repo, "tag", "twice", GOOD)
     git(kernel.repo, "branch", "twice", "v1.1-rc1")
+    subprocess.run([b"git", b"tag", b"\xe9t", GOOD.encode()], cwd=kernel.repo, check=True)
     args, message = BAD_INPUT[case]
     run_flag = [] if "--run" in args(kernel, tmp_path) else ["--run", "true"]
     result = run("bisect", *args(kernel, tmp_path), *run_flag)
@@ -1209,3 +1221,81 @@ def test_a_hunt_takes_sigterm_but_leaves_an_ignored_sighup_ignored():
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     finally:
         signal.signal(signal.SIGHUP, before)
+
+
+def two_rigs(kernel: Export, tmp_path: Path, command: str = "true") -> GitRigs:
+    """Two rigs of hunt 1 (database "a") over the kernel repository, worktrees under tmp_path."""
+    shas = git(kernel.repo, "rev-list", "--reverse", BAD).split()
+    rigs = GitRigs.build(kernel.repo, SimpleNamespace(shas=shas), command,  # type: ignore[arg-type]
+                         install_command=None, rigs=2, worktrees=tmp_path / "wt", adapters=None,
+                         timeout=None, on_timeout="skip", seed=1, keep_worktrees=False)
+    rigs.hunt_id, rigs.database = 1, "a"
+    return rigs
+
+
+def test_a_resumed_hunt_that_ends_removes_the_worktrees_it_kept_even_of_rigs_unused_since(
+        kernel, tmp_path):
+    """Both rigs tested before the hunt stopped; resumed, it ends having used rig1 only (or
+    none: killed after its last test was logged), and every worktree goes, rig2's too."""
+    for used_after in ((0,), ()):
+        first = two_rigs(kernel, tmp_path)
+        done = first.run_round([(5, 1, first.rigs[0]), (6, 1, first.rigs[1])], lambda i, r: None)
+        first.close(finished=False)
+        assert len(worktrees(kernel.repo)) == 3
+        again = two_rigs(kernel, tmp_path)
+        for result, rig in zip(done, again.rigs, strict=True):
+            again.restore(result.commit, 1, rig, logged_result(result))
+        for i in used_after:
+            again.run(7, 1, again.rigs[i])
+        again.close(finished=True)
+        assert worktrees(kernel.repo) == [str(kernel.repo)]
+        assert sorted(p.name for p in (tmp_path / "wt").iterdir()) == [".hunt-1.lock"]
+
+
+def logged_result(result) -> dict:
+    """A test result as the store gives it back to a resumed hunt."""
+    return {"rig": result.rig, "installed": result.installed, "skipped": result.skipped,
+            "lab_minutes": result.minutes, "destroyed_serials": ",".join(result.destroyed),
+            "boot_rows": [{"attempt": b.attempt, "seed": None, "bricked": b.bricked,
+                           "stray_write": False, "adapter_serial": b.adapter}
+                          for b in result.boots]}
+
+
+def test_a_hunt_killed_outright_leaves_no_command_running(kernel, tmp_path):
+    """kill -9 of the hunt's process: its watchdog kills the command it was running (which
+    would otherwise run on past --timeout, beside the resumed hunt's)."""
+    script = make_script(tmp_path / "t.sh", kernel.culprit,
+                         before=f"echo $$ >> {tmp_path}/pids; sleep 300")
+    proc = subprocess.Popen([sys.executable, "-c", "from bisectlab.cli import main; main()",
+                             "bisect", GOOD, BAD, "--repo", str(kernel.repo), "--run", script,
+                             "--timeout", "600", "-q"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pids = tmp_path / "pids"
+    deadline = time.monotonic() + 60
+    while not (pids.exists() and pids.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    command = int(pids.read_text().split()[0])
+    assert alive(command)
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while alive(command) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(command)
+
+
+def test_git_failing_mid_hunt_stops_it_as_kept_not_as_bad_input(run, kernel, tmp_path):
+    """The first boot leaves a lock that makes the rig's next checkout fail: exit 1, the hunt
+    kept with its logged test, and resume goes on (exit 2 would say nothing was written)."""
+    lock = (f'[ -e {tmp_path}/locked ] || {{ touch {tmp_path}/locked; '
+            'touch "$(git rev-parse --git-dir)/index.lock"; }')
+    script = make_script(tmp_path / "t.sh", kernel.culprit, before=lock)
+    result = run("bisect", GOOD, BAD, "--repo", str(kernel.repo), "--run", script, "-q")
+    assert result.exit_code == 1
+    assert re.fullmatch(r"error: git checkout failed: fatal: Unable to create .*index\.lock.*; "
+                        r"hunt 1 is kept: bisectlab resume 1 goes on\n", result.stderr)
+    assert logged_hunts(run)[0]["status"] == "interrupted" and len(logged_tests(run)) == 1
+    git_dir = Path(git(Path(rig_worktree(kernel.repo, 1, 1)), "rev-parse", "--absolute-git-dir"))
+    (git_dir / "index.lock").unlink()
+    resumed = json.loads(run("resume", "1", "--json", "-q").stdout)
+    assert (resumed["status"], resumed["culprit"]) == ("found", kernel.culprit)

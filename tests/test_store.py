@@ -532,3 +532,25 @@ def test_processes_creating_one_database_at_once_all_log(tmp_path):
     with ProcessPoolExecutor(8) as pool:
         ids = list(pool.map(_open_and_log, [url] * 16))
     assert sorted(ids) == list(range(1, 17))
+
+
+def test_a_claim_is_gone_when_its_pid_is_free_or_now_another_processs():
+    """A hunt's claim names its host, pid and start: a pid that a later process got (after a
+    reboot, or in time) does not keep a stopped hunt 'running' (resume would refuse it)."""
+    import os
+    import socket
+    import subprocess
+
+    from bisectlab.store import process_gone, process_started
+
+    host, alive = socket.gethostname(), os.getppid()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    started = process_started(alive)
+    if started is None:
+        pytest.skip("/proc does not say when a process started")
+    assert process_gone(f"{host}:{dead.pid}")
+    assert not process_gone(f"{host}:{alive}") and not process_gone(f"{host}:{alive}/{started}")
+    assert process_gone(f"{host}:{alive}/{started.split('.')[0]}.1")  # the pid, reused since
+    assert process_gone(f"{host}:{alive}/00000000.{started.split('.')[1]}")  # before a reboot
+    assert not process_gone(f"elsewhere:{dead.pid}/00000000.1")  # another host's: not told

@@ -183,11 +183,11 @@ def _resumable_id(setup: Any) -> int | None:
 @contextmanager
 def _kept_on_abort(hunt_id_of: Callable[[], int | None], as_json: bool = False
                    ) -> Iterator[None]:
-    """A real hunt stopped by its run command (exit 1) or by Ctrl-C (exit 130) says which hunt
-    was kept and how to go on with it (with --json, as one object on stdout too). A hangup or
-    kill (SIGHUP, SIGTERM) stops it as Ctrl-C does: its commands killed, the hunt marked
-    interrupted, not left running."""
-    from bisectlab.rigs import RigAbort
+    """A hunt stopped by its run command, or by git or the database failing (exit 1), or by
+    Ctrl-C (exit 130) says which hunt was kept and how to go on with it (with --json, as one
+    object on stdout too). A hangup or kill (SIGHUP, SIGTERM) stops it as Ctrl-C does: its
+    commands killed, the hunt marked interrupted, not left running."""
+    from bisectlab.errors import HuntStopped
 
     def stopped(hunt_id: int | None, why: str, code: int) -> NoReturn:
         click.echo(f"{why}{_resume_hint(hunt_id)}", err=True)
@@ -198,8 +198,8 @@ def _kept_on_abort(hunt_id_of: Callable[[], int | None], as_json: bool = False
     try:
         with _interrupted_by(signal.SIGTERM, signal.SIGHUP):
             yield
-    except RigAbort as exc:
-        stopped(hunt_id_of(), f"error: {exc}", EXIT_NO_VERDICT)
+    except HuntStopped as exc:
+        stopped(exc.hunt_id, f"error: {exc}", EXIT_NO_VERDICT)
     except KeyboardInterrupt:
         hunt_id = hunt_id_of()
         if hunt_id is None:
