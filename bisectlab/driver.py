@@ -377,7 +377,7 @@ class RealSetup:
         # the range's commits, as git bisect keeps them: a branch moved since changes nothing
         goods = p.get("good_shas") or [hunt["good_sha"], *p["goods"][1:]]
         return cls(tuple(goods), hunt["bad_sha"], repo=None if p["repo"] is None else Path(p["repo"]),
-                   history_ref=p["history"], run=p["run"], install=p["install"],
+                   history_ref=p["history"], run=p["run"], install=p["install"] or None,
                    strategy=hunt["strategy"], options=options.as_dict(), rigs=p["rigs"],
                    adapters=p["adapters"], timeout=p["timeout"], on_timeout=p["on_timeout"],
                    worktrees=None if p["worktrees"] is None else Path(p["worktrees"]),
@@ -578,7 +578,12 @@ def _hunt(setup: HuntSetup | RealSetup, store: Store, hunt_id: int, prepared: Pr
         note=verdict.note, remaining=verdict.remaining,
         evidence=_shas_in_evidence(h, verdict.evidence), seed=setup.seed,
     )
-    store.finish_hunt(hunt_id, **record, lab_minutes=totals.lab_minutes)
+    try:
+        store.finish_hunt(hunt_id, **record, lab_minutes=totals.lab_minutes)
+    except BisectlabError as exc:  # the verdict not written: its tests are, resume ends it
+        if setup.manual:
+            raise
+        raise HuntStopped(str(exc), hunt_id) from exc
     return report
 
 

@@ -1,9 +1,11 @@
-"""Ctrl-C, SIGTERM and SIGHUP held back while the store writes, then delivered.
+"""Ctrl-C, SIGTERM and SIGHUP held back while the store writes or git checks out, then delivered.
 
 A write cut in the middle rolls back: a test that had finished (an adapter destroyed with it)
 would be lost, and a connection cut inside its transaction can keep SQLite's lock from the stop
 that must mark the hunts in flight (seen as 'database is locked' after a Ctrl-C, once in about
-15 runs).
+15 runs). A checkout cut in the middle leaves a worktree half one commit, half another. A
+second Ctrl-C is not held: a user who presses it again (a git hung on the network, say) is not
+kept waiting.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
+from typing import Any
 
 HELD = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -20,22 +23,33 @@ HELD = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 @contextlib.contextmanager
 def held() -> Iterator[None]:
     """Within the block, those of HELD that Python handles (Ctrl-C's KeyboardInterrupt, a hunt's
-    SIGTERM) only note their arrival; the first one noted is handled once the block ends. A
+    SIGTERM) only note their arrival, but for a second of one kind, handled at once; when the
+    block ends, even by an exception, each kind noted is handled, in the order they came. A
     signal ignored or left to the system is not touched; nor is anything off the main thread,
     where Python does not run handlers."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    caught: list[tuple[int, FrameType | None]] = []
-    saved = {signum: handler for signum in HELD
-             if callable(handler := signal.getsignal(signum))}
-    for signum in saved:
-        signal.signal(signum, lambda got, frame: caught.append((got, frame)))
+    saved: dict[int, Callable[[int, FrameType | None], Any]] = {}
+    caught: dict[int, FrameType | None] = {}
+    holding = True
+
+    def note(signum: int, frame: FrameType | None) -> None:
+        if holding and signum not in caught:
+            caught[signum] = frame
+        else:  # pressed again, or the block is over and this handler not yet put back
+            saved[signum](signum, frame)
+
     try:
+        for signum in HELD:
+            handler = signal.getsignal(signum)
+            if callable(handler):
+                saved[signum] = handler
+                signal.signal(signum, note)
         yield
     finally:
+        holding = False
         for signum, handler in saved.items():
             signal.signal(signum, handler)
-    if caught:
-        signum, frame = caught[0]
-        saved[signum](signum, frame)
+        for signum, frame in caught.items():
+            saved[signum](signum, frame)

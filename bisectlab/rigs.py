@@ -106,7 +106,7 @@ class GitRigs(FittedRigs[Rig]):
     database: str = ""  # the identity of the database the hunt is logged in (Store.identity)
     keep_worktrees: bool = False
     attempts: dict[int, int] = field(default_factory=dict)
-    running: dict[int, subprocess.Popen] = field(default_factory=dict)
+    running: dict[int, tuple[subprocess.Popen, str]] = field(default_factory=dict)  # by pid, rig
     watchdog: Watchdog = field(default_factory=lambda: Watchdog(), repr=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     stopping: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -180,6 +180,11 @@ class GitRigs(FittedRigs[Rig]):
         self.stopping.set()
         if kill:
             self.stop_all()
+        elif self.running:
+            with self.commands_lock:
+                busy = sorted(rig for _, rig in self.running.values())
+            print(f"waiting for {' and '.join(busy)} to end the command under way (Ctrl-C "
+                  "kills it)", file=sys.stderr, flush=True)
         try:
             pool.shutdown(wait=True, cancel_futures=True)
         except KeyboardInterrupt:
@@ -352,7 +357,7 @@ class GitRigs(FittedRigs[Rig]):
                 proc = subprocess.Popen(["/bin/sh", "-c", command], cwd=rig.worktree, env=env,
                                         stdin=subprocess.DEVNULL, stdout=out,
                                         stderr=subprocess.STDOUT, start_new_session=True)
-                self.running[proc.pid] = proc
+                self.running[proc.pid] = proc, rig.name
                 self.watchdog.started(proc.pid)
             exited = False
             try:
@@ -366,11 +371,11 @@ class GitRigs(FittedRigs[Rig]):
             return Command(proc.returncode if exited else None, seconds, tail(out))
 
     def stop_all(self) -> None:
-        """Kill every command still running and start no other (Ctrl-C, an abort on another
-        rig); a rig busy in git stops before its next command."""
+        """Kill every command still running and start no other (Ctrl-C, SIGTERM, the hunt
+        closing); a rig busy in git stops before its next command."""
         self.stopping.set()
         with self.commands_lock:  # each still unreaped: its pid is its process group's
-            for proc in self.running.values():
+            for proc, _ in self.running.values():
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(proc.pid, signal.SIGKILL)
 
@@ -457,7 +462,7 @@ def _log_finished(futures: dict[Future[TestResult], int], results: dict[int, Tes
                   on_done: Callable[[int, TestResult], None]) -> None:
     """A round cut short (one rig aborted, Ctrl-C): the tests other rigs had finished by then
     are logged all the same, their destroyed adapters with them; a store that fails stops it."""
-    with contextlib.suppress(BisectlabError):
+    with contextlib.suppress(BisectlabError), held():  # a Ctrl-C now waits for them all
         for future, i in futures.items():
             if i in results or not future.done() or future.cancelled() or future.exception():
                 continue

@@ -108,8 +108,9 @@ def process_started(pid: int) -> str | None:
 
 def process_gone(claimed_by: str | None) -> bool:
     """Whether a claim was made by a process of this host that no longer runs: its pid is free,
-    or is now another process's, or is this very process's (a claim it cannot have made yet
-    is an earlier one's). Other hosts' claims cannot be told."""
+    or is now another process's, or is this very process's (its callers, a campaign planning
+    its slots, a hunt's state read by another command, never meet a claim of their own that
+    still holds). Other hosts' claims cannot be told."""
     claim, _, started = (claimed_by or "").partition("/")
     host, _, pid = claim.rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():

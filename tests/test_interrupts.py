@@ -23,8 +23,8 @@ def test_ctrl_c_is_held_back_until_the_write_is_done():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-def test_a_hunts_sigterm_is_held_back_and_handled_by_its_own_handler_once():
-    """A hunt turns SIGTERM into KeyboardInterrupt; two arrive in the write, one is handled."""
+def test_a_hunts_sigterm_is_held_back_and_handled_by_its_own_handler():
+    """A hunt turns SIGTERM into KeyboardInterrupt: held in the write, its own handler after."""
     heard = []
 
     def hunt_handler(signum, frame):
@@ -36,13 +36,50 @@ def test_a_hunts_sigterm_is_held_back_and_handled_by_its_own_handler_once():
         written = []
         with pytest.raises(KeyboardInterrupt), held():
             os.kill(os.getpid(), signal.SIGTERM)
-            os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(0.05)
             written.append("the whole write")
         assert written == ["the whole write"] and heard == [signal.SIGTERM]
         assert signal.getsignal(signal.SIGTERM) is hunt_handler
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+def test_a_second_ctrl_c_is_not_held():
+    """A user who presses Ctrl-C again (git hung on the network, say) is not kept waiting."""
+    written = []
+    with pytest.raises(KeyboardInterrupt), held():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        written.append("held")
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        written.append("not held")
+    assert written == ["held"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_signal_held_in_a_block_that_raises_is_still_delivered():
+    """A write that fails after a Ctrl-C came: the Ctrl-C wins (exit 130, rigs killed), the
+    failure kept as its context."""
+    with pytest.raises(KeyboardInterrupt) as stopped, held():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        raise ValueError("the database failed")
+    assert isinstance(stopped.value.__context__, ValueError)
+
+
+def test_every_kind_of_signal_held_is_delivered_in_order():
+    """A SIGHUP whose handler returns, then a Ctrl-C: both are handled."""
+    heard = []
+    before = signal.signal(signal.SIGHUP, lambda signum, frame: heard.append(signum))
+    try:
+        with pytest.raises(KeyboardInterrupt), held():
+            os.kill(os.getpid(), signal.SIGHUP)
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+        assert heard == [signal.SIGHUP]
+    finally:
+        signal.signal(signal.SIGHUP, before)
 
 
 def test_an_ignored_signal_stays_ignored():

@@ -541,6 +541,7 @@ def test_an_abort_on_one_rig_lets_the_others_finish_their_command_and_start_no_o
     assert result.exit_code == 1 and "exit 200" in result.stderr
     assert sorted((tmp_path / "runs").read_text().split()) == ["rig1", "rig2"]
     assert (tmp_path / "ends").read_text().split() == ["rig2"]
+    assert "waiting for rig2 to end the command under way (Ctrl-C kills it)\n" in result.stderr
     assert logged_tests(run) == []
 
 
@@ -1297,5 +1298,19 @@ def test_git_failing_mid_hunt_stops_it_as_kept_not_as_bad_input(run, kernel, tmp
     assert logged_hunts(run)[0]["status"] == "interrupted" and len(logged_tests(run)) == 1
     git_dir = Path(git(Path(rig_worktree(kernel.repo, 1, 1)), "rev-parse", "--absolute-git-dir"))
     (git_dir / "index.lock").unlink()
+    resumed = json.loads(run("resume", "1", "--json", "-q").stdout)
+    assert (resumed["status"], resumed["culprit"]) == ("found", kernel.culprit)
+
+
+def test_a_hunt_logged_with_an_empty_install_by_an_older_version_resumes(run, kernel, tmp_path):
+    """`--install ""` was taken as no install (and logged so) before it was refused."""
+    stop_once = f'[ -e {tmp_path}/stopped ] || {{ touch {tmp_path}/stopped; exit 200; }}'
+    script = make_script(tmp_path / "t.sh", kernel.culprit, before=stop_once)
+    assert run("bisect", GOOD, BAD, "--repo", str(kernel.repo), "--run", script,
+               "-q").exit_code == 1
+    with sqlite3.connect(tmp_path / "bisectlab.sqlite") as con:
+        (params,) = con.execute("SELECT params FROM hunts WHERE id = 1").fetchone()
+        con.execute("UPDATE hunts SET params = ? WHERE id = 1",
+                    (json.dumps({**json.loads(params), "install": ""}),))
     resumed = json.loads(run("resume", "1", "--json", "-q").stdout)
     assert (resumed["status"], resumed["culprit"]) == ("found", kernel.culprit)

@@ -183,3 +183,29 @@ def test_an_interrupted_campaign_hunt_is_left_to_its_campaign(run, tmp_path):
     assert result.exit_code == 2
     assert result.stderr.strip() == ("error: hunt 1 is one of campaign 1's: the campaign's "
                                      "command, run again, runs its unfinished hunts again")
+
+
+def test_a_database_failing_as_the_verdict_is_written_keeps_the_hunt_to_resume(run, slow_bug,
+                                                                             monkeypatch):
+    """Its tests are logged: exit 1 saying the hunt is kept (exit 2 would say bad input,
+    nothing written), and resume writes the verdict of the uninterrupted hunt."""
+    from bisectlab.errors import StoreError
+    from bisectlab.store import Store
+
+    whole = _verdict(run, "bisect", "v1.0", "v1.1", "--history", str(slow_bug), "--seed", "2",
+                     "--db", "whole.sqlite")
+    finish = Store.finish_hunt
+
+    def fails_at_the_verdict(self, hunt_id, **verdict):
+        if verdict["status"] != "interrupted":
+            raise StoreError("database error in bisectlab.sqlite: disk I/O error")
+        return finish(self, hunt_id, **verdict)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Store, "finish_hunt", fails_at_the_verdict)
+        result = run("bisect", "v1.0", "v1.1", "--history", str(slow_bug), "--seed", "2", "-q")
+    assert result.exit_code == 1
+    assert result.stderr == ("error: database error in bisectlab.sqlite: disk I/O error; hunt 1 "
+                             "is kept: bisectlab resume 1 goes on\n")
+    resumed = _verdict(run, "resume", "1")
+    assert {k: resumed[k] for k in SAME} == {k: whole[k] for k in SAME}
