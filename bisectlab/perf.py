@@ -302,24 +302,32 @@ def child_env(source: str | None) -> dict[str, str]:
 
 def baseline_source(rev: str, folder: str) -> str | None:
     """The bisectlab package as of ``rev`` and its database migrations (db/, which an installed
-    bisectlab cannot lend it), extracted into ``folder`` from the git checkout this code runs
-    from (None if there is none, or no such commit)."""
+    bisectlab cannot lend it), extracted into ``folder`` (None if no checkout has such a commit)."""
     import io
-    import subprocess
     import tarfile
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
-    for paths in (["bisectlab", "db"], ["bisectlab"]):  # db: its migrations, where it has them
-        archive = subprocess.run(["git", "-C", str(root), "archive", "--format=tar", rev, *paths],
-                                 capture_output=True)
-        if archive.returncode == 0:
-            break
-    else:
+    archive = _archive(rev)
+    if archive is None:
         return None
-    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(folder, filter="data")
     return folder
+
+
+def _archive(rev: str) -> bytes | None:
+    """`git archive` of bisectlab/ and db/ (or bisectlab/ alone, where db/ was not yet) at
+    ``rev``, from the git checkout this code runs from, or else the one the command runs in
+    (after `pip install .` the code runs from site-packages)."""
+    import subprocess
+    from pathlib import Path
+
+    for root in (Path(__file__).resolve().parent.parent, Path.cwd()):
+        for paths in (["bisectlab", "db"], ["bisectlab"]):
+            done = subprocess.run(["git", "-C", str(root), "archive", "--format=tar", rev, *paths],
+                                  capture_output=True)
+            if done.returncode == 0:
+                return done.stdout
+    return None
 
 
 def _medians(runs: list[dict[str, Any]]) -> dict[str, float]:
@@ -399,7 +407,8 @@ def format_scale(r: dict[str, Any]) -> str:
     now, today, t = r["now"], r.get("today"), r["targets"]
     asked = r.get("baseline_asked")
     base = (f"the code of {r['baseline']}" if today else
-            f"not measured ({asked} is not in a git checkout here)" if asked else "not asked for")
+            f"not measured ({asked} is not in a git checkout here: run it in bisectlab's)"
+            if asked else "not asked for")
     lines = [f"scale: {r['commits']:,} commits ({now['candidates']:,.0f} candidates); each figure a "
              f"median of {r['repeats']} fresh processes, now and today side by side; today: {base}",
              f"{'':48}{'now':>10}{'today':>10}   target"]
@@ -570,13 +579,14 @@ def format_targets(r: dict[str, Any]) -> str:
         ("boot --exit-status start-up", now["startup_s"], "s", t["startup_s"], today["startup_s"],
          "<="),
     ]
+    width = max(len(row[0]) for row in rows)
     lines = [f"issue 13's targets: medians ({r['repeats']} fresh processes at scale, "
              f"{r['campaign']['rounds']} campaign rounds of {r['campaign']['hunts']} hunts); "
              f"load average {r['load_average']:.1f} on {r['cores']} cores at the end",
-             f"{'':44}{'now':>11}{'target':>13}{'issue':>11}"]
+             f"{'':{width}}{'now':>11}{'target':>13}{'issue':>11}"]
     for label, value, unit, target, was, op in rows:
         met = target is None or (value <= target if op == "<=" else value >= target)
-        lines.append(f"{label:<44}{_figure(value, unit):>11}{op:>4}{_figure(target, unit):>9}"
+        lines.append(f"{label:<{width}}{_figure(value, unit):>11}{op:>4}{_figure(target, unit):>9}"
                      f"{_figure(was, unit):>11}  {'ok' if met else 'MISSED'}")
     lines.append(f"({r['small']:,} commits: the target is git rev-list --bisect's step on the same "
                  f"DAG, {_figure(now['git_step_s'], 'ms')} here, "

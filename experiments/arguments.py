@@ -1,5 +1,5 @@
-"""Argument types shared by the measurement scripts: a number that makes no sense (0 hunts, a
-rate of nan, 10^20 commits) is refused by argparse in one line, exit 2, before anything runs."""
+"""Argument types and the parser shared by the measurement scripts: a number that makes no sense
+(0 hunts, a rate of nan, 10^20 commits) is refused in one line, exit 2, before anything runs."""
 
 from __future__ import annotations
 
@@ -10,6 +10,13 @@ from collections.abc import Callable
 from typing import NoReturn
 
 MOST = 10**7  # the largest count any script is asked for (commits generated at the Linux scale)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, whose errors are one line (argparse's own print its usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def count(low: int = 1, high: int = MOST) -> Callable[[str], int]:

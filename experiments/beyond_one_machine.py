@@ -16,7 +16,6 @@ started if PostgreSQL's initdb is installed.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import socket
@@ -29,7 +28,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from arguments import count
+from arguments import Parser, count
 
 BISECTLAB = [sys.executable, "-c", "from bisectlab.cli import main; main()"]
 
@@ -149,7 +148,7 @@ def median_of(rounds: int, runs: dict[str, Callable[[int], float]]) -> dict[str,
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = Parser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--hunts", type=count(), default=120)
     ap.add_argument("--rounds", type=count(high=100), default=3)
     ap.add_argument("--skip-dask", action="store_true")

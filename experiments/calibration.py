@@ -13,7 +13,6 @@ tests never depends on the stopping rule, so each rule's hunt is exactly the one
 
 from __future__ import annotations
 
-import argparse
 import random
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
@@ -28,7 +27,7 @@ from bisectlab.lab import Lab
 from bisectlab.strategies import SearchSpace
 from bisectlab.strategies.bayes import BayesOptions, BayesStrategy, low_p_mass
 
-from arguments import commits, count, fail, low_quantile, rate, seed
+from arguments import Parser, commits, count, fail, low_quantile, rate, seed
 
 TARGETS = (0.95, 0.99)
 RULES = ("plain", "low-p")  # and "q=Q" per --quantile Q: the low-p check at that quantile
@@ -107,7 +106,7 @@ def report(label: str, rows: list[tuple[int, dict]], rules: tuple[str, ...]) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--detect", type=rate, action="append", default=[])
     parser.add_argument("--scenario", action="store_true", help="the shipped 2.6.27 hunt")
     parser.add_argument("--commits", type=commits, default=1000)

@@ -12,7 +12,6 @@ results another hunt had already seen (what a shared decision tree can answer).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -21,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from arguments import count
+from arguments import Parser, count
 
 # one campaign through the public API, which REV's code has too; prints one JSON line
 CHILD = r"""
@@ -78,7 +77,7 @@ def measure(source: str | None, hunts: int, label: str) -> dict[str, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = Parser(description=__doc__.split("\n\n")[0])
     ap.add_argument("rev", nargs="?", default="93f5414")
     ap.add_argument("--hunts", type=count(), default=150)
     ap.add_argument("--rounds", type=count(high=100), default=3)

@@ -10,7 +10,6 @@ and the `git` strategy then each hunt on their own, and the two sequences of tes
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import re
@@ -27,7 +26,7 @@ from bisectlab.gitexport import export_git
 from bisectlab.history import History
 from bisectlab.strategies import Observation, Resources, SearchSpace, make_strategy
 
-from arguments import commits, count, seed
+from arguments import Parser, commits, count, seed
 
 STEP = re.compile(r"^git bisect (?:good|bad) ([0-9a-f]{40})$", re.MULTILINE)
 FIRST_BAD = re.compile(r"^([0-9a-f]{40}) is the first bad commit$", re.MULTILINE)
@@ -158,7 +157,7 @@ def compare_one(seed: int, commits: int, workdir: Path) -> tuple[bool, str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--histories", type=count(high=10**4), default=5)
     parser.add_argument("--seed", type=seed, default=1000, help="first history seed")
     parser.add_argument("--min-commits", type=commits, default=800)

@@ -13,7 +13,6 @@ machine is doing: run it on a quiet machine.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import statistics
 import subprocess
@@ -26,7 +25,7 @@ from bisectlab.generator import KernelShape, generate_kernel_history
 from bisectlab.gitexport import export_git
 from bisectlab.history import load_history
 
-from arguments import commits, count
+from arguments import Parser, commits, count
 
 
 def timed(func, *args):
@@ -66,7 +65,7 @@ def measure_size(n: int, workdir: Path, repeat: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=commits, nargs="+", default=[10**4, 10**5, 10**6])
     parser.add_argument("--generate", type=commits, default=10**6, help="commits to generate")
     parser.add_argument("--repeat", type=count(high=100), default=3, help="runs per median")

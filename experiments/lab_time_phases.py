@@ -25,7 +25,7 @@ from bisectlab.posterior import lower_bound_tests
 from bisectlab.store import Store
 from bisectlab.strategies import SearchSpace
 
-from arguments import count, fail, rate
+from arguments import Parser, count, fail, rate
 
 MINUTES_PER_DAY = 24 * 60
 
@@ -62,7 +62,7 @@ def paired(rows: list[dict], base: list[dict]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = Parser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("db", help="the campaign's SQLite file")
     parser.add_argument("--campaign", type=count(), default=1)

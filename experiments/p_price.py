@@ -8,7 +8,6 @@ behind them.
 
 from __future__ import annotations
 
-import argparse
 import random
 
 import numpy as np
@@ -17,7 +16,7 @@ from bisectlab import dag
 from bisectlab.bench import bench_space, culprit_pool, hunt_seed, ideal_hunt
 from bisectlab.strategies import SearchSpace, Strategy, make_strategy
 
-from arguments import commits, count, rate
+from arguments import Parser, commits, count, rate
 
 
 def boots_to(space: SearchSpace, parents: np.ndarray, culprit: int, is_bad: np.ndarray, p: float,
@@ -48,7 +47,7 @@ def boots_to(space: SearchSpace, parents: np.ndarray, culprit: int, is_bad: np.n
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--commits", type=commits, default=1000)
     parser.add_argument("--detect", type=rate, default=0.8)
     parser.add_argument("--hunts", type=count(), default=100)

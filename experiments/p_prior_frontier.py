@@ -7,7 +7,6 @@ the shape p^a (1 - p)^c (plus bayes' 0.1 on p = 1), on the bench's seeded hunts 
 
 from __future__ import annotations
 
-import argparse
 import random
 from concurrent.futures import ProcessPoolExecutor
 
@@ -20,7 +19,7 @@ from bisectlab.posterior import RateModel, compute_posterior, lower_bound_tests
 from bisectlab.strategies import SearchSpace
 from bisectlab.strategies.bayes import BayesOptions, BayesStrategy
 
-from arguments import commits, count
+from arguments import Parser, commits, count
 
 PRIORS = ((0.0, 0.5), (0.0, 0.0), (0.0, -0.5), (0.0, 1.5), (0.5, 0.5), (1.0, 0.5))
 RATES = (0.8, 0.5, 0.3, 0.05)
@@ -63,7 +62,7 @@ def hunt(args: tuple[int, float, float, float, int]) -> tuple[bool, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--commits", type=commits, default=1000)
     parser.add_argument("--hunts", type=count(), default=1000, help="hunts at p >= 0.3")
     parser.add_argument("--low-hunts", type=count(), default=400, help="hunts at p = 0.05")

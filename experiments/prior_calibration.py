@@ -6,7 +6,6 @@ of p: the guarantee of an exact posterior is an average over p (README, "Benchma
 
 from __future__ import annotations
 
-import argparse
 import random
 
 import numpy as np
@@ -16,13 +15,13 @@ from bisectlab.bench import bench_space, culprit_pool, hunt_seed, ideal_hunt
 from bisectlab.posterior import RateModel
 from bisectlab.strategies import make_strategy
 
-from arguments import commits, count
+from arguments import Parser, commits, count
 
 BANDS = ((0.0, 0.1), (0.1, 0.5), (0.5, 1.01))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--commits", type=commits, default=200)
     parser.add_argument("--hunts", type=count(), default=1000)
     args = parser.parse_args()

@@ -40,7 +40,7 @@ from pathlib import Path
 from bisectlab.bench import BenchConfig, culprit_pool, hunt_seed, run_one, wilson
 from bisectlab.history import load_history
 
-from arguments import commits, count, rate, seed
+from arguments import Parser, commits, count, rate, seed
 
 BIN = Path(sys.executable).parent
 TRAILER = re.compile(r"^([0-9a-f]{40}) bisectlab-sha: ([0-9a-f]{40})$", re.MULTILINE)
@@ -280,7 +280,7 @@ def labs(args: argparse.Namespace, work: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", action="append", choices=("accuracy", "overhead", "labs"))
     parser.add_argument("--commits", type=commits, default=1000)
     parser.add_argument("--detect", type=rate, action="append")

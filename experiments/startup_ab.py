@@ -12,7 +12,6 @@ the 10^6-commit history with its shas (`bisectlab perf`'s generation).
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import subprocess
@@ -22,7 +21,7 @@ import time
 from functools import partial
 from pathlib import Path
 
-from arguments import count
+from arguments import Parser, count
 
 BOOT = ("import sys; sys.argv = ['bisectlab', 'boot', 'v2.6.27-rc8', '--exit-status']; "
         "from bisectlab.cli import main; main()")
@@ -61,7 +60,7 @@ def generation_seconds(source: str | None, commits: int) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = Parser(description=__doc__.split("\n\n")[0])
     ap.add_argument("rev", nargs="?", default="dd6f275",
                     help="the older commit (default: dd6f275, before the start-up work)")
     ap.add_argument("--boots", type=count(high=1000), default=9)

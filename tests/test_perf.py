@@ -53,6 +53,24 @@ def test_an_older_commits_code_comes_with_its_migrations(tmp_path):
     assert (Path(source) / "bisectlab" / "store.py").exists()
     assert (Path(source) / "db" / "env.py").exists() and any((Path(source) / "db").glob("versions/*.py"))
 
+
+def test_an_installed_bisectlab_takes_older_code_from_the_checkout_it_runs_in(tmp_path,
+                                                                            monkeypatch):
+    """After `pip install .` the code runs from site-packages, not a checkout: the commit is
+    taken from the checkout the command runs in."""
+    import bisectlab.perf
+
+    checkout = Path(bisectlab.perf.__file__).resolve().parent.parent
+    if baseline_source("HEAD", str(tmp_path / "here")) is None:
+        pytest.skip("not a git checkout")
+    monkeypatch.setattr(bisectlab.perf, "__file__", str(tmp_path / "site" / "bisectlab" / "perf.py"))
+    monkeypatch.chdir(tmp_path)
+    assert baseline_source("HEAD", str(tmp_path / "elsewhere")) is None
+    monkeypatch.chdir(checkout)
+    source = baseline_source("HEAD", str(tmp_path / "installed"))
+    assert source is not None and (Path(source) / "bisectlab" / "store.py").exists()
+
+
 def test_scale_report_puts_the_baseline_code_beside(tmp_path):
     if baseline_source(SCALE_BASELINE, str(tmp_path / "probe")) is None:
         pytest.skip("not a git checkout with the baseline commit")

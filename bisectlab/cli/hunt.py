@@ -69,7 +69,8 @@ from bisectlab.strategies import STRATEGIES
 @strategy_flag_options
 @click.option("--adapters", type=count(0, MAX_ADAPTERS), default=None,
               help="Adapters in the box (the rigs are fitted from it): a hard budget "
-                   "[default: 50 simulated, unlimited on real rigs].")
+                   "[default: 50 in the simulated lab, unlimited on real rigs and by hand "
+                   "(--manual)].")
 @click.option("--rigs", type=count(1, MAX_RIGS), default=1, show_default=True,
               help="Test rigs working side by side.")
 @click.option("--arch", type=click.Choice(ARCHES), default=ARCHES[0], show_default=True,
