@@ -544,8 +544,8 @@ def _hunt(setup: HuntSetup | RealSetup, store: Store, hunt_id: int, prepared: Pr
 
         difference = compare_test(logged_by_seq[seq], logged_test(h, seq, result))
         if difference:
-            raise CannotResume(f"hunt {hunt_id} cannot be resumed: its log and the hunt set up "
-                             f"again part at test {seq} ({difference})")
+            raise CannotResume(f"hunt {hunt_id} cannot be resumed: its log and the hunt set "
+                               f"up again part at test {seq} ({difference})")
         observed(seq, result)
 
     if on_start is not None and not logged:
