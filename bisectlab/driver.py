@@ -583,6 +583,7 @@ def _hunt(setup: HuntSetup | RealSetup, store: Store, hunt_id: int, prepared: Pr
     except BisectlabError as exc:  # the verdict not written: its tests are, resume ends it
         if setup.manual:
             raise
+        _mark_interrupted(store, hunt_id, exc)
         raise HuntStopped(str(exc), hunt_id) from exc
     return report
 

@@ -3,9 +3,9 @@
 A write cut in the middle rolls back: a test that had finished (an adapter destroyed with it)
 would be lost, and a connection cut inside its transaction can keep SQLite's lock from the stop
 that must mark the hunts in flight (seen as 'database is locked' after a Ctrl-C, once in about
-15 runs). A checkout cut in the middle leaves a worktree half one commit, half another. A
-second Ctrl-C is not held: a user who presses it again (a git hung on the network, say) is not
-kept waiting.
+15 runs). A checkout cut in the middle leaves a worktree half one commit, half another; there
+a second Ctrl-C is not held, so that a user who presses it again (a git hung on the network,
+say) is not kept waiting. A write is held whole.
 """
 
 from __future__ import annotations
@@ -18,16 +18,19 @@ from types import FrameType
 from typing import Any
 
 HELD = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_holding = threading.local()  # the main thread's hold, if one is on
 
 
 @contextlib.contextmanager
-def held() -> Iterator[None]:
+def held(second_at_once: bool = False) -> Iterator[None]:
     """Within the block, those of HELD that Python handles (Ctrl-C's KeyboardInterrupt, a hunt's
-    SIGTERM) only note their arrival, but for a second of one kind, handled at once; when the
-    block ends, even by an exception, each kind noted is handled, in the order they came. A
-    signal ignored or left to the system is not touched; nor is anything off the main thread,
+    SIGTERM) only note their arrival; with ``second_at_once``, a second of one kind is handled
+    at once (a git that hangs). When the block ends, even by an exception, each kind noted is
+    handled, in the order they came, until one raises. A hold within a hold is the outer one's;
+    a signal ignored or left to the system is not touched; nor is anything off the main thread,
     where Python does not run handlers."""
-    if threading.current_thread() is not threading.main_thread():
+    if (threading.current_thread() is not threading.main_thread()
+            or getattr(_holding, "on", False)):
         yield
         return
     saved: dict[int, Callable[[int, FrameType | None], Any]] = {}
@@ -35,11 +38,12 @@ def held() -> Iterator[None]:
     holding = True
 
     def note(signum: int, frame: FrameType | None) -> None:
-        if holding and signum not in caught:
-            caught[signum] = frame
+        if holding and not (second_at_once and signum in caught):
+            caught.setdefault(signum, frame)
         else:  # pressed again, or the block is over and this handler not yet put back
             saved[signum](signum, frame)
 
+    _holding.on = True
     try:
         for signum in HELD:
             handler = signal.getsignal(signum)
@@ -48,7 +52,7 @@ def held() -> Iterator[None]:
                 signal.signal(signum, note)
         yield
     finally:
-        holding = False
+        holding = _holding.on = False
         for signum, handler in saved.items():
             signal.signal(signum, handler)
         for signum, frame in caught.items():

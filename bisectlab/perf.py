@@ -321,11 +321,20 @@ def _archive(rev: str) -> bytes | None:
     import subprocess
     from pathlib import Path
 
-    for root in (Path(__file__).resolve().parent.parent, Path.cwd()):
+    def git(root: Path, *args: str) -> subprocess.CompletedProcess | None:
+        try:
+            return subprocess.run(["git", "-C", str(root), *args], capture_output=True)
+        except OSError:  # no git
+            return None
+
+    here = git(Path.cwd(), "rev-parse", "--show-toplevel")
+    roots = [Path(__file__).resolve().parent.parent]
+    if here is not None and here.returncode == 0:
+        roots.append(Path(here.stdout.decode().strip()))
+    for root in roots:
         for paths in (["bisectlab", "db"], ["bisectlab"]):
-            done = subprocess.run(["git", "-C", str(root), "archive", "--format=tar", rev, *paths],
-                                  capture_output=True)
-            if done.returncode == 0:
+            done = git(root, "archive", "--format=tar", rev, *paths)
+            if done is not None and done.returncode == 0:
                 return done.stdout
     return None
 

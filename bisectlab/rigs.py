@@ -606,7 +606,7 @@ def git(cwd: Path, *args: str, check: bool = True) -> str:
     """Run git to its end: in a session of its own, which the terminal's Ctrl-C does not reach,
     and with this process's Ctrl-C held until it ends, so that a checkout is never cut in half;
     its output (BisectlabError with git's first line if it fails and ``check``)."""
-    with held():
+    with held(second_at_once=True):
         done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
                               env=clean_environment(), stdin=subprocess.DEVNULL,
                               start_new_session=True)

@@ -44,17 +44,36 @@ def test_a_hunts_sigterm_is_held_back_and_handled_by_its_own_handler():
         signal.signal(signal.SIGTERM, before)
 
 
-def test_a_second_ctrl_c_is_not_held():
-    """A user who presses Ctrl-C again (git hung on the network, say) is not kept waiting."""
+def test_a_second_ctrl_c_is_not_held_around_git_but_a_write_is_held_whole():
+    """A user who presses Ctrl-C again (git hung on the network, say) is not kept waiting; a
+    write cut in the middle could keep the database locked, so it is held whole."""
+    for second_at_once, expected in ((True, ["held"]), (False, ["held", "still held"])):
+        written = []
+        with pytest.raises(KeyboardInterrupt), held(second_at_once=second_at_once):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            written.append("held")
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            written.append("still held")
+        assert written == expected
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_hold_within_a_hold_is_the_outer_ones():
+    """A round's finished tests logged under one hold, each write under its own: the outer
+    hold's rule counts (the first Ctrl-C outlasts the inner hold; here a second comes at once)."""
     written = []
-    with pytest.raises(KeyboardInterrupt), held():
+    with pytest.raises(KeyboardInterrupt), held(second_at_once=True):
+        with held():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            written.append("inner done")
+        written.append("outer goes on")
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.05)
-        written.append("held")
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(0.05)
-        written.append("not held")
-    assert written == ["held"]
+        written.append("not reached")
+    assert written == ["inner done", "outer goes on"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 

@@ -66,9 +66,10 @@ def test_an_installed_bisectlab_takes_older_code_from_the_checkout_it_runs_in(tm
     monkeypatch.setattr(bisectlab.perf, "__file__", str(tmp_path / "site" / "bisectlab" / "perf.py"))
     monkeypatch.chdir(tmp_path)
     assert baseline_source("HEAD", str(tmp_path / "elsewhere")) is None
-    monkeypatch.chdir(checkout)
-    source = baseline_source("HEAD", str(tmp_path / "installed"))
-    assert source is not None and (Path(source) / "bisectlab" / "store.py").exists()
+    for where in (checkout, checkout / "experiments"):  # its root, or a folder in it
+        monkeypatch.chdir(where)
+        source = baseline_source("HEAD", str(tmp_path / "installed" / where.name))
+        assert source is not None and (Path(source) / "bisectlab" / "store.py").exists()
 
 
 def test_scale_report_puts_the_baseline_code_beside(tmp_path):
