@@ -13,7 +13,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from bisectlab.errors import BisectlabError, CannotResume, HuntStopped, StoreError
 from bisectlab.history import History
@@ -561,10 +561,7 @@ def _hunt(setup: HuntSetup | RealSetup, store: Store, hunt_id: int, prepared: Pr
     except BaseException as exc:
         if setup.manual:  # a manual hunt has no process to lose: a step cut short leaves it open
             raise
-        _mark_interrupted(store, hunt_id, exc)
-        if isinstance(exc, BisectlabError) and not isinstance(exc, HuntStopped | CannotResume):
-            raise HuntStopped(str(exc), hunt_id) from exc  # its tests are logged: not bad input
-        raise
+        _stop(store, hunt_id, exc)
     finally:
         if hasattr(prepared.runner, "close"):  # real rigs: a hunt to resume keeps their kernels
             prepared.runner.close(finished)
@@ -583,9 +580,17 @@ def _hunt(setup: HuntSetup | RealSetup, store: Store, hunt_id: int, prepared: Pr
     except BisectlabError as exc:  # the verdict not written: its tests are, resume ends it
         if setup.manual:
             raise
-        _mark_interrupted(store, hunt_id, exc)
-        raise HuntStopped(str(exc), hunt_id) from exc
+        _stop(store, hunt_id, exc)
     return report
+
+
+def _stop(store: Store, hunt_id: int, exc: BaseException) -> NoReturn:
+    """Mark a hunt that stopped without its verdict written interrupted, and raise on: a
+    BisectlabError as HuntStopped (its tests are logged: not bad input)."""
+    _mark_interrupted(store, hunt_id, exc)
+    if isinstance(exc, BisectlabError) and not isinstance(exc, HuntStopped | CannotResume):
+        raise HuntStopped(str(exc), hunt_id) from exc
+    raise exc
 
 
 def _mark_interrupted(store: Store, hunt_id: int, exc: BaseException) -> None:

@@ -337,8 +337,7 @@ _ADD_TO_HUNT = (update(Hunt.__table__).where(Hunt.__table__.c.id == bindparam("h
 def _not_utf8(exc: UnicodeEncodeError) -> str:
     """The error of text a database cannot take (a ref or name read from bytes that are not
     UTF-8), the text shown with its bad bytes escaped."""
-    text = exc.object if isinstance(exc.object, str) else str(exc.object)
-    return f"text that is not UTF-8 cannot be logged: {ascii(text)[:200]}"
+    return f"text that is not UTF-8 cannot be logged: {ascii(exc.object)[:200]}"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -686,23 +685,22 @@ class Store:
     @contextmanager
     def _session(self, write: bool = False) -> Iterator[Session]:
         """A session in one transaction (committed on success); DB errors become StoreError."""
-        try:
-            with Session(self._writer if write else self._engine) as s, s.begin():
-                yield s
-        except IntegrityError as exc:
-            raise StoreError(f"database refused the write: {_first_line(exc)}") from None
-        except SQLAlchemyError as exc:
-            raise StoreError(f"database error in {self.where}: {_first_line(exc)}") from None
-        except UnicodeEncodeError as exc:
-            raise StoreError(_not_utf8(exc)) from None
+        with (self._store_errors(), Session(self._writer if write else self._engine) as s,
+              s.begin()):
+            yield s
 
     @contextmanager
     def _connection(self) -> Iterator[Connection]:
         """A writing connection in one transaction (committed on success), without a Session's
         bookkeeping; DB errors become StoreError."""
+        with self._store_errors(), self._writer.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _store_errors(self) -> Iterator[None]:
+        """The database's errors, and text it cannot take, as one-line StoreErrors."""
         try:
-            with self._writer.begin() as conn:
-                yield conn
+            yield
         except IntegrityError as exc:
             raise StoreError(f"database refused the write: {_first_line(exc)}") from None
         except SQLAlchemyError as exc:
