@@ -32,6 +32,11 @@ class _Node:
         self.children: dict[tuple[Resources, tuple[Observation, ...]], _Node] = {}
 
 
+def _own(state: Strategy, kept: bool) -> Strategy:
+    """A state a walker may change: a fork of one the tree keeps (kept states never change)."""
+    return state.fork() if kept else state
+
+
 class DecisionTree:
     """The choices a strategy made for every hunt walked through it so far (up to a size)."""
 
@@ -96,7 +101,7 @@ class SharedStrategy(Strategy):
         node = self._here()
         step = node.proposed.get(resources)
         if step is None:
-            state = node.state.fork() if node.kept else node.state
+            state = _own(node.state, node.kept)
             step = (state.propose(resources), state)
             self._tree.worked_out += 1
             if node.kept and self._tree.keep(state):
@@ -114,7 +119,7 @@ class SharedStrategy(Strategy):
         if self._alone is not None:
             return self._alone.abort(reason, status)
         node = self._here()
-        return (node.state.fork() if node.kept else node.state).abort(reason, status)
+        return _own(node.state, node.kept).abort(reason, status)
 
     def _here(self) -> _Node:
         """The node of every call so far, once a round's results are all in (the next verdict
@@ -125,8 +130,7 @@ class SharedStrategy(Strategy):
         key = (resources, tuple(self._seen))
         child = self._node.children.get(key)
         if child is None:
-            if self._node.kept:
-                state = state.fork()
+            state = _own(state, self._node.kept)
             for obs in self._seen:
                 state.observe(obs)
             keep = self._node.kept and self._tree.keep(state)
