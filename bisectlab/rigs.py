@@ -354,11 +354,17 @@ class GitRigs(FittedRigs[Rig]):
             with self.commands_lock:  # stop_all either sees this command or it never starts
                 if self.stopping.is_set():
                     raise RigStopped("stopped")
-                proc = subprocess.Popen(["/bin/sh", "-c", command], cwd=rig.worktree, env=env,
-                                        stdin=subprocess.DEVNULL, stdout=out,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
-                self.running[proc.pid] = proc, rig.name
-                self.watchdog.started(proc.pid)
+                gate, opener = os.pipe()
+                try:
+                    proc = subprocess.Popen(["/bin/sh", "-c", GATED, "sh", command],
+                                            cwd=rig.worktree, env=env, stdin=gate, stdout=out,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
+                    self.running[proc.pid] = proc, rig.name
+                    self.watchdog.started(proc.pid)
+                    os.write(opener, b"go\n")
+                finally:
+                    os.close(gate)
+                    os.close(opener)
             exited = False
             try:
                 exited = wait_unreaped(proc, self.timeout)
@@ -406,6 +412,11 @@ class GitRigs(FittedRigs[Rig]):
             self.folder_lock.close()
             self.folder_lock = None
 
+
+# A command waits at this gate until the watchdog has its process group, so that a kill -9
+# of the hunt's process at any moment leaves none unknown to it (the gate closing unopened, the
+# hunt's process gone, ends it before it starts); it then runs as `sh -c COMMAND`, stdin empty.
+GATED = 'read -r go || exit 1; exec /bin/sh -c "$1" </dev/null'
 
 WATCHDOG = """
 import os, signal, sys

@@ -1285,6 +1285,26 @@ def test_a_hunt_killed_outright_leaves_no_command_running(kernel, tmp_path):
     assert not alive(command)
 
 
+def test_a_command_starts_only_once_the_watchdog_has_its_process_group(kernel, tmp_path):
+    """No moment where a kill -9 of the hunt's process would leave a command the watchdog does
+    not know of: the command waits for the watchdog to hear its group (slowed down here)."""
+    marker = tmp_path / "ran"
+    rigs = two_rigs(kernel, tmp_path, f"touch {marker}")
+    heard, started = [], rigs.watchdog.started
+
+    def slow_to_hear(group: int) -> None:
+        time.sleep(0.5)
+        heard.append(marker.exists())
+        started(group)
+
+    rigs.watchdog.started = slow_to_hear  # type: ignore[method-assign]
+    try:
+        rigs.run(5, 1, rigs.rigs[0])
+    finally:
+        rigs.close()
+    assert heard == [False] and marker.exists()
+
+
 def test_git_failing_mid_hunt_stops_it_as_kept_not_as_bad_input(run, kernel, tmp_path):
     """The first boot leaves a lock that makes the rig's next checkout fail: exit 1, the hunt
     kept with its logged test, and resume goes on (exit 2 would say nothing was written)."""
