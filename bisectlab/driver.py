@@ -25,6 +25,7 @@ from bisectlab.store import RESUMABLE, Store, claimant, hunt_state
 from bisectlab.strategies import (
     LabCosts,
     Observation,
+    Proposal,
     Resources,
     SearchSpace,
     Strategy,
@@ -84,6 +85,7 @@ def drive(
     logged: Sequence[dict[str, Any]] = (),
     on_restored: Callable[[int, TestResult], None] = lambda seq, result: None,
     show_logged_rounds: bool = True,
+    check: BadCheck | None = None,
 ) -> tuple[Verdict, Totals]:
     """Run tests until the strategy gives its verdict or the lab runs out of adapters.
 
@@ -94,7 +96,8 @@ def drive(
     check), so a test that was in flight when its driver died is run again from its start. A
     round's tests are logged as they end, so a later one may be logged and an earlier one not.
     ``show_logged_rounds=False`` keeps rounds made only of logged tests from ``on_observed``
-    (a manual step: an earlier step showed them).
+    (a manual step: an earlier step showed them). ``check``: BAD is booted first (see
+    :class:`BadCheck`), and a BAD where the bug did not show ends the hunt there.
     """
     totals = Totals()
     by_seq = {test["seq"]: test for test in logged}
@@ -104,7 +107,8 @@ def drive(
             return strategy.abort(OUT_OF_ADAPTERS), totals
         if totals.tests >= max_tests:
             return strategy.abort(f"no verdict after {max_tests} tests", "inconclusive"), totals
-        proposal = strategy.propose(resources_of(runner, rigs))
+        checking = check is not None and totals.tests == 0
+        proposal = check.proposal if checking else strategy.propose(resources_of(runner, rigs))
         round_ = list(zip(proposal.commits, rigs, strict=False))
         results: dict[int, TestResult] = {}
         fresh = []
@@ -124,13 +128,48 @@ def drive(
                   done)
         ordered = [results[i] for i in range(len(round_))]
         shown = bool(fresh) or show_logged_rounds
+        if checking and (refuted := check.refuted(observation(ordered[0]))):
+            totals.add_round(ordered)  # a check that stops the hunt is not the strategy's to hear
+            return Verdict("inconclusive", None, None, refuted, len(strategy.space)), totals
         for i, result in enumerate(ordered):
-            strategy.observe(Observation(result.commit, len(result.boots), result.failures,
-                                         result.skipped))
+            strategy.observe(observation(result))
             if shown:
                 on_observed(totals.tests + i + 1, result)
         totals.add_round(ordered)
     return verdict, totals
+
+
+@dataclass(frozen=True)
+class BadCheck:
+    """ktest's BISECT_CHECK for a bug that shows now and then: BAD is booted up to ``boots``
+    times (stopping at the first failure) before the strategy's first test. A BAD where the bug
+    never showed, or that could not be tested, ends the hunt inconclusive there: with no
+    failure anywhere a hunt names BAD only after thousands of tests (a test that cannot fail,
+    a rig where the bug cannot show)."""
+
+    bad: int
+    boots: int
+    bad_name: str = "BAD"
+
+    @property
+    def proposal(self) -> Proposal:
+        return Proposal((self.bad,), self.boots)
+
+    def refuted(self, result: Observation) -> str | None:
+        """Why the check stops the hunt (None: the bug showed at BAD, the hunt goes on)."""
+        if result.skipped:
+            return (f"BAD ({self.bad_name}) was skipped as untestable: --check-bad needs the bug "
+                    "to show there first")
+        if result.failed:
+            return None
+        return (f"the bug did not show at BAD ({self.bad_name}) in {result.boots} "
+                f"boot{'s' if result.boots != 1 else ''}: check the test and the rig, or "
+                "give --check-bad more boots if it shows more rarely")
+
+
+def observation(result: TestResult) -> Observation:
+    """What a strategy hears of a test."""
+    return Observation(result.commit, len(result.boots), result.failures, result.skipped)
 
 
 def resources_of(runner: Runner, rigs: list[Any]) -> Resources:
@@ -225,6 +264,7 @@ class HuntSetup:
     adapters: int | None = 50
     costs: Costs = field(default_factory=Costs)
     keeps_installed: bool = True
+    check_bad: int = 0  # boots of BAD before the hunt (BadCheck; 0: none)
     known: KnownRange | None = field(default=None, repr=False)
     prepared: Prepared | None = field(default=None, init=False, repr=False)
 
@@ -257,7 +297,7 @@ class HuntSetup:
         """The hunt's parameters as logged: enough to set the same hunt up again (replay)."""
         return {"strategy_options": strategy.params(), "rigs": self.rigs, "arch": self.arch,
                 "adapters": self.adapters, "keeps_installed": self.keeps_installed,
-                **self.costs.as_params()}
+                **self.costs.as_params(), **check_params(self.check_bad)}
 
     @classmethod
     def from_logged(cls, history: History, hunt: dict[str, Any]) -> HuntSetup:
@@ -273,7 +313,8 @@ class HuntSetup:
         return cls(history, hunt["good"], hunt["bad"], strategy=hunt["strategy"],
                    options=options.as_dict(), seed=hunt["seed"], rigs=params["rigs"],
                    arch=params["arch"], adapters=params["adapters"], costs=costs,
-                   keeps_installed=params.get("keeps_installed", False))
+                   keeps_installed=params.get("keeps_installed", False),
+                   check_bad=params.get("check_bad", 0))
 
 
 @dataclass
@@ -298,6 +339,7 @@ class RealSetup:
     keep_worktrees: bool = False
     seed: int | None = None
     costs: Costs | None = None  # what bayes prices tests by (None: unknown, one boot a test)
+    check_bad: int = 0  # boots of BAD before the hunt (BadCheck; 0: none)
     history: History = field(init=False)
     prepared: Prepared | None = field(default=None, init=False, repr=False)
     loaded: tuple[list[int], int] | None = field(default=None, init=False, repr=False)
@@ -365,7 +407,8 @@ class RealSetup:
                 "timeout": self.timeout, "on_timeout": self.on_timeout,
                 "worktrees": None if self.worktrees is None else str(self.worktrees),
                 "keep_worktrees": self.keep_worktrees,
-                **({} if self.costs is None else self.costs.as_params())}
+                **({} if self.costs is None else self.costs.as_params()),
+                **check_params(self.check_bad)}
 
     @classmethod
     def from_logged(cls, hunt: dict[str, Any]) -> RealSetup:
@@ -381,7 +424,21 @@ class RealSetup:
                    strategy=hunt["strategy"], options=options.as_dict(), rigs=p["rigs"],
                    adapters=p["adapters"], timeout=p["timeout"], on_timeout=p["on_timeout"],
                    worktrees=None if p["worktrees"] is None else Path(p["worktrees"]),
-                   keep_worktrees=p["keep_worktrees"], seed=hunt["seed"], costs=costs)
+                   keep_worktrees=p["keep_worktrees"], seed=hunt["seed"], costs=costs,
+                   check_bad=p.get("check_bad", 0))
+
+
+def bad_check(setup: HuntSetup | RealSetup, prepared: Prepared) -> BadCheck | None:
+    """The check of BAD the hunt was set up with (None: none)."""
+    if not setup.check_bad:
+        return None
+    return BadCheck(prepared.bad, setup.check_bad, setup.history.shas[prepared.bad][:12])
+
+
+def check_params(boots: int) -> dict[str, Any]:
+    """The check of BAD as logged with the hunt's parameters: only if asked for, so that a
+    hunt without it is logged as before."""
+    return {"check_bad": boots} if boots else {}
 
 
 def setup_of(hunt: dict[str, Any]) -> HuntSetup | RealSetup:
@@ -553,7 +610,8 @@ def _hunt(setup: HuntSetup | RealSetup, store: Store, hunt_id: int, prepared: Pr
     finished = False
     try:
         verdict, totals = drive(strategy, prepared.runner, log, observed, logged=logged,
-                                on_restored=restored, show_logged_rounds=show_logged_rounds)
+                                on_restored=restored, show_logged_rounds=show_logged_rounds,
+                                check=bad_check(setup, prepared))
         finished = True
     except AwaitingTests as waiting:
         waiting.hunt_id = hunt_id

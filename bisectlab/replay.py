@@ -15,7 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from bisectlab.driver import HuntSetup, drive, logged_test, logged_tests, logged_verdict
+from bisectlab.driver import (
+    HuntSetup,
+    bad_check,
+    drive,
+    logged_test,
+    logged_tests,
+    logged_verdict,
+)
 from bisectlab.errors import StoreError
 from bisectlab.history import History, load_history
 from bisectlab.lab import TestResult
@@ -87,14 +94,14 @@ def replay_hunt(store: Store, hunt_id: int) -> ReplayReport:
             raise _Diverged(seq, difference)
 
     try:
-        verdict, totals = drive(strategy, lab, check)
+        verdict, totals = drive(strategy, lab, check, check=bad_check(setup, prepared))
     except _LogEnds:
         return ReplayReport(hunt_id, False, len(recorded), unfinished=state)
     except _Diverged as d:
         return ReplayReport(hunt_id, False, d.step - 1, d.step, d.difference)
     if not finished:
         return ReplayReport(hunt_id, False, len(recorded), unfinished=state)
-    ran = len(strategy.history)
+    ran = totals.tests
     if ran < len(recorded):
         return ReplayReport(hunt_id, False, ran, ran + 1,
                             f"the replay stops after {ran} tests, the log goes on")
@@ -154,13 +161,16 @@ def retrace_strategy(store: Store, hunt_id: int, setup: Any = None,
     from bisectlab.driver import setup_of
 
     setup = setup or setup_of(store.hunt(hunt_id))
-    strategy = setup.prepare().strategy
+    prepared = setup.prepare()
+    strategy, check = prepared.strategy, bad_check(setup, prepared)
     h = setup.history
     if after_each is not None:
         after_each(strategy)
     for t in logged_tests(store, hunt_id):
-        strategy.observe(Observation(h.resolve(t["commit_sha"]), t["boots"], t["failures"],
-                                     bool(t.get("skipped", False))))
+        heard = Observation(h.resolve(t["commit_sha"]), t["boots"], t["failures"],
+                            bool(t.get("skipped", False)))
+        if check is None or t["seq"] > 1 or not check.refuted(heard):  # as the hunt heard it
+            strategy.observe(heard)
         if after_each is not None:
             after_each(strategy)
     return strategy

@@ -79,6 +79,8 @@ def start_args(hunt: dict[str, Any]) -> list[str]:
     args += ["--rigs", str(p.get("rigs", 1)), "--seed", str(hunt["seed"])]
     if p.get("adapters") is not None:
         args += ["--adapters", str(p["adapters"])]
+    if p.get("check_bad"):
+        args += ["--check-bad", str(p["check_bad"])]
     if "install_minutes" in p:  # hunts logged before real rigs had costs have none
         for name, minutes in Costs.from_params(p).as_params().items():
             args += ["--" + name.replace("_", "-"), f"{minutes:g}"]

@@ -174,6 +174,27 @@ def test_a_culprit_on_a_topic_branch_is_named_itself_not_its_merge(run, kernel, 
     assert tested <= set(kernel.candidates(GOOD)) and kernel.culprit in tested
 
 
+@pytest.mark.parametrize("strategy, every", [("git", 1), ("bayes", 2)])
+def test_check_bad_boots_bad_first_and_a_bad_that_passes_ends_the_hunt(run, kernel, tmp_path,
+                                                                       strategy, every):
+    """--check-bad: BAD is the first test, booted until it fails; the hunt goes on to the culprit.
+    A test that cannot fail (here `true`) ends the hunt there, exit 1, after the boots asked."""
+    script = make_script(tmp_path / "t.sh", kernel.culprit, every=every)
+    verdict = hunt_json(run, GOOD, BAD, "--repo", str(kernel.repo), "--run", script,
+                        "--strategy", strategy, "--check-bad", "40")
+    assert (verdict["status"], verdict["culprit"]) == ("found", kernel.culprit)
+    first = logged_tests(run)[0]
+    assert first["commit_sha"] == git(kernel.repo, "rev-parse", BAD) and first["failed"]
+
+    result = run("bisect", GOOD, BAD, "--repo", str(kernel.repo), "--run", "true",
+                 "--strategy", strategy, "--check-bad", "7", "-q")
+    assert result.exit_code == 1, result.output
+    assert result.stdout.startswith("inconclusive: the bug did not show at BAD (")
+    assert "in 7 boots" in result.stdout
+    hunt = json.loads(run("query", "hunts", "--format", "json").stdout)[-1]
+    assert (hunt["status"], hunt["tests"], hunt["boots"]) == ("inconclusive", 1, 7)
+
+
 def test_several_goods_test_exactly_what_git_bisect_run_tests(run, kernel, tmp_path):
     """GOODs v1.0 and a topic tip without the culprit: the git strategy tests git's commits."""
     tips = [line.split()[2] for line in git(kernel.repo, "rev-list", "--merges", "--parents",

@@ -86,6 +86,24 @@ def test_a_killed_hunt_is_stopped_and_resumes_to_the_uninterrupted_verdict(run, 
     assert run("replay", "hunt", "1", "--db", "cut.sqlite").exit_code == 0
 
 
+def test_a_killed_hunt_with_a_check_of_bad_resumes_to_the_uninterrupted_verdict(run, slow_bug,
+                                                                                 tmp_path):
+    """The check is the hunt's first test, logged like any other: a resumed hunt goes through
+    it again from the log (set up with --check-bad from the hunt's parameters)."""
+    hunt = ["v1.0", "v1.1", "--history", str(slow_bug), "--seed", "21", "--check-bad", "30"]
+    whole = _verdict(run, "bisect", *hunt, "--db", "whole.sqlite")
+    proc = _start(["bisect", *hunt, "--db", "cut.sqlite", "-q"], tmp_path)
+    _wait_for_rows(tmp_path / "cut.sqlite", "SELECT count(*) FROM tests", 2, proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    resumed = _verdict(run, "resume", "1", "--db", "cut.sqlite")
+    assert {k: resumed[k] for k in SAME} == {k: whole[k] for k in SAME}
+    assert run("replay", "hunt", "1", "--db", "cut.sqlite").exit_code == 0
+    with sqlite3.connect(tmp_path / "cut.sqlite") as con:
+        first = con.execute("SELECT commit_subject, failed FROM tests WHERE seq = 1").fetchone()
+    assert first == ("Linux 1.1", 1)  # BAD, where the bug showed
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_simulated_hunt_stopped_by_a_signal_says_how_to_go_on(run, slow_bug, tmp_path, sig):
     hunt = ["v1.0", "v1.1", "--history", str(slow_bug), "--seed", "21"]

@@ -16,6 +16,7 @@ import click
 from bisectlab.cli.base import EXIT_INTERRUPTED, EXIT_NO_VERDICT, EXIT_VERDICT
 from bisectlab.cli.params import (
     MAX_ADAPTERS,
+    MAX_CHECK_BOOTS,
     MAX_RIGS,
     MAX_SEED,
     MAX_TIMEOUT,
@@ -73,6 +74,11 @@ from bisectlab.strategies import STRATEGIES
                    "(--manual)].")
 @click.option("--rigs", type=count(1, MAX_RIGS), default=1, show_default=True,
               help="Test rigs working side by side.")
+@click.option("--check-bad", type=count(0, MAX_CHECK_BOOTS), default=0, metavar="BOOTS",
+              help="First boot BAD up to this many times, stopping at its first failure; if the "
+                   "bug never shows there, end the hunt (exit 1), as ktest's BISECT_CHECK does: a "
+                   "test that cannot fail costs thousands of tests before BAD is named [default: "
+                   "0, no check].")
 @click.option("--arch", type=click.Choice(ARCHES), default=ARCHES[0], show_default=True,
               help="Simulated rig architecture.")
 @lab_cost_options
@@ -84,7 +90,7 @@ from bisectlab.strategies import STRATEGIES
 def bisect(refs: tuple[str, ...], history_ref: str | None, repo: Path | None,
            run_command: str | None, install_command: str | None, manual: bool,
            timeout: float | None, on_timeout: str, worktrees: Path | None, keep_worktrees: bool,
-           strategy_spec: str, adapters: int | None, rigs: int, arch: str,
+           strategy_spec: str, adapters: int | None, rigs: int, check_bad: int, arch: str,
            install_minutes: float, boot_minutes: float, swap_minutes: float, seed: int | None,
            db_url: str | None, as_json: bool, quiet: bool, **flags: Any) -> None:
     """Hunt the first bad commit between GOOD(s) and BAD: tags, branches, sha prefixes.
@@ -99,7 +105,7 @@ def bisect(refs: tuple[str, ...], history_ref: str | None, repo: Path | None,
     setup = make_setup(refs, history_ref, repo, run_command, install_command, manual, timeout,
                        on_timeout, worktrees, keep_worktrees, strategy_spec, adapters, rigs, arch,
                        seed, flags, Costs(install_minutes, boot_minutes, swap_minutes),
-                       typed_options(click.get_current_context()))
+                       typed_options(click.get_current_context()), check_bad)
     setup.prepare()  # bad input fails here, before the database is opened
     with open_store(db_url) as store:
         _run(lambda on_test, on_start: run_bisect(setup, store, on_test, on_start), setup,
@@ -111,7 +117,7 @@ def make_setup(refs: tuple[str, ...], history_ref: str | None, repo: Path | None
                timeout: float | None, on_timeout: str, worktrees: Path | None,
                keep_worktrees: bool, strategy_spec: str, adapters: int | None, rigs: int,
                arch: str, seed: int | None, flags: dict[str, Any], costs: Costs,
-               typed: frozenset[str] = frozenset()) -> Any:
+               typed: frozenset[str] = frozenset(), check_bad: int = 0) -> Any:
     """The hunt `bisect`'s arguments ask for: simulated, on real rigs, or by hand (``typed``:
     the options the user gave, whatever their value)."""
     from bisectlab.driver import HuntSetup, RealSetup
@@ -142,7 +148,8 @@ def make_setup(refs: tuple[str, ...], history_ref: str | None, repo: Path | None
             raise click.UsageError("several GOODs need --repo (or --manual)")
         setup: Any = HuntSetup(load_history(history_ref), goods[0], bad, strategy=strategy,
                                options=dict(lane.options), seed=seed, rigs=rigs, arch=arch,
-                               adapters=50 if adapters is None else adapters, costs=costs)
+                               adapters=50 if adapters is None else adapters, costs=costs,
+                               check_bad=check_bad)
     else:
         if manual and run_command is not None:
             raise click.UsageError("--manual and --run do not go together")
@@ -154,7 +161,8 @@ def make_setup(refs: tuple[str, ...], history_ref: str | None, repo: Path | None
                           run=run_command, install=install_command, strategy=strategy,
                           options=dict(lane.options), rigs=rigs, adapters=adapters,
                           timeout=timeout, on_timeout=on_timeout, worktrees=worktrees,
-                          keep_worktrees=keep_worktrees, seed=seed, costs=costs)
+                          keep_worktrees=keep_worktrees, seed=seed, costs=costs,
+                          check_bad=check_bad)
     return setup
 
 
@@ -338,7 +346,8 @@ def _print_verdict(history: History, report, setup, location: str) -> None:
             else f"{report.confidence:.4f}")
     if block and report.confidence is not None:
         conf += f" that the first bad commit is one of those {block}"
-    echo(f"  confidence   {conf}")
+    if report.culprit or report.confidence is not None:  # else no commit to be sure of
+        echo(f"  confidence   {conf}")
     echo("  cost         " + cost_line(report.tests, report.boots, report.installs,
                                          report.adapters, report.lab_hours))
     ev = report.evidence
@@ -357,7 +366,7 @@ def _print_verdict(history: History, report, setup, location: str) -> None:
              f"{check['quantile']:.0%} lower quantile (a verdict must hold there too)")
     if report.status == "found" and report.adapters == 0:
         echo("  warning      no test failed: the verdict rests on BAD being bad "
-             "(boot BAD until it fails to be sure)")
+             "(--check-bad N boots BAD first, to be sure)")
     if report.true_culprit:
         truth = history.describe(history.resolve(report.true_culprit))
         mark = {True: "correct", False: "WRONG", None: "no verdict"}[report.correct]

@@ -19,6 +19,7 @@ from bisectlab.options import Spec
 
 MAX_RIGS = 256
 MAX_ADAPTERS = 10_000
+MAX_CHECK_BOOTS = 10_000  # boots of BAD before a hunt (--check-bad)
 MAX_HUNTS = 1_000_000
 MAX_SEED = 2**63 - 1
 MAX_MINUTES = 10_000_000.0
