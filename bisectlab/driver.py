@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
+from bisectlab.badcheck import BadCheck
 from bisectlab.errors import BisectlabError, CannotResume, HuntStopped, StoreError
 from bisectlab.history import History
 from bisectlab.interrupts import held
@@ -25,7 +26,6 @@ from bisectlab.store import RESUMABLE, Store, claimant, hunt_state
 from bisectlab.strategies import (
     LabCosts,
     Observation,
-    Proposal,
     Resources,
     SearchSpace,
     Strategy,
@@ -137,34 +137,6 @@ def drive(
                 on_observed(totals.tests + i + 1, result)
         totals.add_round(ordered)
     return verdict, totals
-
-
-@dataclass(frozen=True)
-class BadCheck:
-    """ktest's BISECT_CHECK for a bug that shows now and then: BAD is booted up to ``boots``
-    times (stopping at the first failure) before the strategy's first test. A BAD where the bug
-    never showed, or that could not be tested, ends the hunt inconclusive there: with no
-    failure anywhere a hunt names BAD only after thousands of tests (a test that cannot fail,
-    a rig where the bug cannot show)."""
-
-    bad: int
-    boots: int
-    bad_name: str = "BAD"
-
-    @property
-    def proposal(self) -> Proposal:
-        return Proposal((self.bad,), self.boots)
-
-    def refuted(self, result: Observation) -> str | None:
-        """Why the check stops the hunt (None: the bug showed at BAD, the hunt goes on)."""
-        if result.skipped:
-            return (f"BAD ({self.bad_name}) was skipped as untestable: --check-bad needs the bug "
-                    "to show there first")
-        if result.failed:
-            return None
-        return (f"the bug did not show at BAD ({self.bad_name}) in {result.boots} "
-                f"boot{'s' if result.boots != 1 else ''}: check the test and the rig, or "
-                "give --check-bad more boots if it shows more rarely")
 
 
 def observation(result: TestResult) -> Observation:

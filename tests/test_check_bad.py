@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from bisectlab.driver import BadCheck
+from bisectlab.badcheck import BadCheck
 from bisectlab.strategies import Observation
 
 RANGE = ("v2.6.26", "v2.6.27-rc8")
