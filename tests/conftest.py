@@ -10,10 +10,17 @@ from collections.abc import Iterator
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import settings
 
 from bisectlab.cli import cli
 from bisectlab.generator import KernelShape, generate_kernel_history
 from bisectlab.history import History, load_history
+
+# The same examples on every run, and no time limit per example (a loaded CI machine pauses
+# workers): a red CI is then a change's doing. HYPOTHESIS_PROFILE=explore draws new examples.
+settings.register_profile("repeatable", deadline=None, derandomize=True)
+settings.register_profile("explore", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 @pytest.fixture

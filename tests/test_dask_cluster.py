@@ -1,11 +1,12 @@
 """A real Dask cluster: `dask scheduler` and `dask worker` started as separate commands, as a lab
-would start them, on this host only (random free ports, one thread per worker)."""
+would start them, on this host only (ports the scheduler chooses, one thread per worker)."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -18,12 +19,6 @@ import pytest
 pytest.importorskip("distributed")
 
 DASK = Path(sys.executable).with_name("dask")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _start(args: list[str], cwd: Path) -> subprocess.Popen:
@@ -48,11 +43,22 @@ class Cluster:
     """A scheduler and its workers, each its own process."""
 
     def __init__(self, cwd: Path):
-        self.cwd, self.port = cwd, _free_port()
-        self.address = f"tcp://127.0.0.1:{self.port}"
-        self.scheduler = _start([str(DASK), "scheduler", "--host", "127.0.0.1", "--port",
-                                 str(self.port), "--no-dashboard"], cwd)
+        self.cwd, file = cwd, cwd / "scheduler.json"
+        self.scheduler = _start([str(DASK), "scheduler", "--host", "127.0.0.1", "--port", "0",
+                                 "--scheduler-file", str(file), "--no-dashboard"], cwd)
         self.workers: list[subprocess.Popen] = []
+        self.address = self._address(file)
+
+    def _address(self, file: Path) -> str:
+        """The port the scheduler took (its own choice: no port picked here can be taken
+        by another process before it binds), from the file it writes once it listens."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and self.scheduler.poll() is None:
+            with contextlib.suppress(FileNotFoundError, json.JSONDecodeError, KeyError):
+                return json.loads(file.read_text())["address"]
+            time.sleep(0.05)
+        self.close()
+        raise AssertionError("the dask scheduler never said where it listens")
 
     def add_workers(self, count: int) -> None:
         """Start ``count`` workers (no nanny: a killed worker stays dead) and wait for them."""
