@@ -26,6 +26,7 @@ from bisectlab.store import RESUMABLE, Store, claimant, hunt_state
 from bisectlab.strategies import (
     LabCosts,
     Observation,
+    Proposal,
     Resources,
     SearchSpace,
     Strategy,
@@ -101,42 +102,64 @@ def drive(
     """
     totals = Totals()
     by_seq = {test["seq"]: test for test in logged}
-    while (verdict := strategy.verdict()) is None:
+    checking, checked = check, []  # the check of BAD while it runs, and its tests
+    while True:
+        if checking is None and (verdict := strategy.verdict()) is not None:
+            return verdict, totals
         rigs = runner.ready_rigs()
         if not rigs:
             return strategy.abort(OUT_OF_ADAPTERS), totals
         if totals.tests >= max_tests:
             return strategy.abort(f"no verdict after {max_tests} tests", "inconclusive"), totals
-        checking = check is not None and totals.tests == 0
-        proposal = check.proposal if checking else strategy.propose(resources_of(runner, rigs))
-        round_ = list(zip(proposal.commits, rigs, strict=False))
-        results: dict[int, TestResult] = {}
-        fresh = []
-        for i, (commit, rig) in enumerate(round_):
-            seq = totals.tests + i + 1
-            if seq in by_seq:
-                results[i] = runner.restore(commit, proposal.boots_of(i), rig, by_seq[seq])
-                on_restored(seq, results[i])
-            else:
-                fresh.append(i)
-
-        def done(j: int, result: TestResult, results: dict = results, fresh: list = fresh) -> None:
-            results[fresh[j]] = result
-            on_test(totals.tests + fresh[j] + 1, result)
-
-        run_round(runner, [(round_[i][0], proposal.boots_of(i), round_[i][1]) for i in fresh],
-                  done)
-        ordered = [results[i] for i in range(len(round_))]
-        shown = bool(fresh) or show_logged_rounds
-        if checking and (refuted := check.refuted(observation(ordered[0]))):
-            totals.add_round(ordered)  # a check that stops the hunt is not the strategy's to hear
-            return Verdict("inconclusive", None, None, refuted, len(strategy.space)), totals
+        if checking is not None:
+            proposal = checking.proposal([observation(r) for r in checked])
+        else:
+            proposal = strategy.propose(resources_of(runner, rigs))
+        ordered, ran = _results(runner, proposal, rigs, totals.tests, by_seq, on_test,
+                                on_restored)
+        first, shown = totals.tests + 1, ran or show_logged_rounds
+        totals.add_round(ordered)
+        if checking is not None:
+            checked += ordered
+            said = [observation(r) for r in checked]
+            refuted = checking.refuted(said, ordered[-1].note)
+            if refuted or not checking.showed(said):  # not the strategy's to hear (yet)
+                for i, result in enumerate(ordered if shown else []):
+                    on_observed(first + i, result)
+                if refuted:
+                    return Verdict("inconclusive", None, None, refuted, len(strategy.space)), totals
+                continue
+            for result in checked[:-len(ordered)]:  # the bug showed: the whole check is heard
+                strategy.observe(observation(result))
+            checking = None
         for i, result in enumerate(ordered):
             strategy.observe(observation(result))
             if shown:
-                on_observed(totals.tests + i + 1, result)
-        totals.add_round(ordered)
-    return verdict, totals
+                on_observed(first + i, result)
+
+
+def _results(runner: Runner, proposal: Proposal, rigs: list[Any], done: int,
+             by_seq: dict[int, dict[str, Any]], on_test: Callable[[int, TestResult], None],
+             on_restored: Callable[[int, TestResult], None]) -> tuple[list[TestResult], bool]:
+    """A round's results in order, the tests a resumed hunt had logged restored, the others
+    run (each logged as it ends); and whether any was run. ``done``: tests before it."""
+    round_ = list(zip(proposal.commits, rigs, strict=False))
+    results: dict[int, TestResult] = {}
+    fresh = []
+    for i, (commit, rig) in enumerate(round_):
+        seq = done + i + 1
+        if seq in by_seq:
+            results[i] = runner.restore(commit, proposal.boots_of(i), rig, by_seq[seq])
+            on_restored(seq, results[i])
+        else:
+            fresh.append(i)
+
+    def ended(j: int, result: TestResult) -> None:
+        results[fresh[j]] = result
+        on_test(done + fresh[j] + 1, result)
+
+    run_round(runner, [(round_[i][0], proposal.boots_of(i), round_[i][1]) for i in fresh], ended)
+    return [results[i] for i in range(len(round_))], bool(fresh)
 
 
 def observation(result: TestResult) -> Observation:
@@ -575,7 +598,6 @@ def _hunt(setup: HuntSetup | RealSetup, store: Store, hunt_id: int, prepared: Pr
         if difference:
             raise CannotResume(f"hunt {hunt_id} cannot be resumed: its log and the hunt set "
                                f"up again part at test {seq} ({difference})")
-        observed(seq, result)
 
     if on_start is not None and not logged:
         on_start(strategy)

@@ -166,11 +166,12 @@ def retrace_strategy(store: Store, hunt_id: int, setup: Any = None,
     h = setup.history
     if after_each is not None:
         after_each(strategy)
-    for t in logged_tests(store, hunt_id):
-        heard = Observation(h.resolve(t["commit_sha"]), t["boots"], t["failures"],
-                            bool(t.get("skipped", False)))
-        if check is None or t["seq"] > 1 or not check.refuted(heard):  # as the hunt heard it
-            strategy.observe(heard)
+    tests = [Observation(h.resolve(t["commit_sha"]), t["boots"], t["failures"],
+                         bool(t.get("skipped", False))) for t in logged_tests(store, hunt_id)]
+    checks, heard = check.span(tests) if check is not None else (0, True)
+    for i, test in enumerate(tests):
+        if heard or i >= checks:  # as the hunt heard them: a check of BAD once the bug showed
+            strategy.observe(test)
         if after_each is not None:
             after_each(strategy)
     return strategy

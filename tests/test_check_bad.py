@@ -5,6 +5,7 @@ transcribed with the hunt (resumed: tests/test_resume.py)."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -14,8 +15,8 @@ from bisectlab.strategies import Observation
 RANGE = ("v2.6.26", "v2.6.27-rc8")
 
 
-def verdict(run, *args: str) -> dict:
-    result = run("bisect", *RANGE, *args, "--json", "-q")
+def verdict(run, *args: str, range_: tuple[str, ...] = RANGE) -> dict:
+    result = run("bisect", *range_, *args, "--json", "-q")
     assert result.exit_code in (0, 1), result.output
     return json.loads(result.stdout)
 
@@ -30,13 +31,27 @@ def result(boots: int, failed: bool = False, skipped: bool = False) -> Observati
     return Observation(9, boots, int(failed), skipped)
 
 
-def test_the_check_stops_only_a_bad_that_did_not_show_the_bug():
+def test_the_check_stops_only_a_bad_that_did_not_show_the_bug_in_every_boot_asked():
     check = BadCheck(9, 20, "f2b7ab812fee")
-    assert check.refuted(result(3, failed=True)) is None
-    assert check.refuted(result(20)) == (
+    assert check.refuted([result(3, failed=True)]) is None
+    assert check.refuted([result(20)]) == (
         "the bug did not show at BAD (f2b7ab812fee) in 20 boots: check the test and the rig, "
         "or give --check-bad more boots if it shows more rarely")
-    assert "skipped as untestable" in check.refuted(result(0, skipped=True))
+    assert check.refuted([result(0, skipped=True)], "install failed (exit 1)") == (
+        "BAD (f2b7ab812fee) could not be tested (install failed (exit 1)): --check-bad needs "
+        "the bug to show there first")
+    in_parts = [result(1), result(5)]  # a manual check: BAD asked for again, for 14 boots
+    assert check.refuted(in_parts) is None and check.proposal(in_parts).boots == 14
+    assert check.refuted([*in_parts, result(14)]).endswith("in 20 boots: check the test and "
+                                                           "the rig, or give --check-bad more "
+                                                           "boots if it shows more rarely")
+
+
+def test_the_check_is_the_first_tests_up_to_a_failure_and_heard_only_then():
+    check = BadCheck(9, 20)
+    assert check.span([result(1), result(5), result(3, failed=True), result(1)]) == (3, True)
+    assert check.span([result(20), result(1)]) == (1, False)
+    assert check.span([result(4)]) == (1, False)  # under way
 
 
 def test_a_rig_where_the_bug_cannot_show_ends_after_the_check_not_thousands_of_tests(run):
@@ -58,6 +73,20 @@ def test_a_bad_that_shows_the_bug_is_tested_first_then_the_hunt_goes_on(run, str
     assert 1 <= first["boots"] <= 100
 
 
+def test_the_check_comes_first_even_where_the_strategy_needs_no_test(run):
+    """GOOD is BAD's parent: one candidate, a verdict before any test; the check still runs."""
+    out = verdict(run, "4a459fe3fb73", "v2.6.27-rc8", "--arch", "x86_64", "--seed", "1",
+                  "--check-bad", "5", range_=())
+    assert (out["status"], out["tests"], out["boots"]) == ("inconclusive", 1, 5)
+
+
+def test_a_check_that_ends_the_hunt_is_shown_as_it_goes(run):
+    result = run("bisect", *RANGE, "--arch", "x86_64", "--seed", "1", "--check-bad", "5")
+    assert result.exit_code == 1
+    assert re.search(r"\[  1\] good f2b7ab812fee Linux 2\.6\.27-rc8 +5 boots", result.stderr)
+    assert result.stderr.count("Bisecting:") == 1  # before the check, not after it
+
+
 def test_a_check_with_no_boots_is_no_check(run):
     assert verdict(run, "--seed", "3", "--check-bad", "0") == verdict(
         run, "--seed", "3", "--db", "plain.sqlite") | {"hunt_id": 1}
@@ -75,8 +104,10 @@ def test_a_manual_hunt_asks_for_bad_first_and_its_transcript_keeps_the_check(run
     started = run("bisect", *RANGE, "--manual", "--check-bad", "20", "--seed", "5")
     assert started.exit_code == 0, started.output
     assert "Linux 2.6.27-rc8 on rig1: boot it up to 20 times" in started.stdout
-    ended = run("good", "v2.6.27-rc8", "--boots", "20")
-    assert ended.exit_code == 1 and "the bug did not show at BAD" in ended.stdout
+    part = run("good", "v2.6.27-rc8", "--boots", "6")  # a check may come in parts
+    assert part.exit_code == 0 and "Linux 2.6.27-rc8 on rig1: boot it up to 14 times" in part.stdout
+    ended = run("good", "v2.6.27-rc8", "--boots", "14")
+    assert ended.exit_code == 1 and "did not show at BAD (f2b7ab812fee) in 20 boots" in ended.stdout
     hunts = json.loads(run("query", "hunts", "--format", "json").stdout)
     assert hunts[0]["status"] == "inconclusive"
 

@@ -194,6 +194,13 @@ def test_check_bad_boots_bad_first_and_a_bad_that_passes_ends_the_hunt(run, kern
     hunt = json.loads(run("query", "hunts", "--format", "json").stdout)[-1]
     assert (hunt["status"], hunt["tests"], hunt["boots"]) == ("inconclusive", 1, 7)
 
+    broken = run("bisect", GOOD, BAD, "--repo", str(kernel.repo), "--run", "true", "--install",
+                 "echo no toolchain; exit 3", "--strategy", strategy, "--check-bad", "7", "-q")
+    assert broken.exit_code == 1
+    assert broken.stdout.splitlines()[0].endswith(
+        "could not be tested (install failed (exit 3): skipped; its output ended: no "
+        "toolchain): --check-bad needs the bug to show there first")
+
 
 def test_several_goods_test_exactly_what_git_bisect_run_tests(run, kernel, tmp_path):
     """GOODs v1.0 and a topic tip without the culprit: the git strategy tests git's commits."""

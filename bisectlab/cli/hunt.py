@@ -76,9 +76,9 @@ from bisectlab.strategies import STRATEGIES
               help="Test rigs working side by side.")
 @click.option("--check-bad", type=count(0, MAX_CHECK_BOOTS), default=0, metavar="BOOTS",
               help="First boot BAD up to this many times, stopping at its first failure; if the "
-                   "bug never shows there, end the hunt (exit 1), as ktest's BISECT_CHECK does: a "
-                   "test that cannot fail costs thousands of tests before BAD is named [default: "
-                   "0, no check].")
+                   "bug never shows there (or BAD cannot be tested), end the hunt (exit 1), as "
+                   "ktest's BISECT_CHECK does: a test that cannot fail costs thousands of tests "
+                   "before BAD is named [default: 0, no check].")
 @click.option("--arch", type=click.Choice(ARCHES), default=ARCHES[0], show_default=True,
               help="Simulated rig architecture.")
 @lab_cost_options
@@ -305,12 +305,10 @@ def _finish(history: History, report: Any, setup: Any, db_url: str | None, as_js
 
 
 def _progress_printer(history_of: Callable[[], History]) -> Callable:
-    """One line per test on stderr, in git bisect's words, once the
-    strategy has taken it in (a test restored from the log is heard twice: before and after; the
+    """One line per test on stderr, in git bisect's words, then where the strategy stands if it
+    has heard the test (a check of BAD that found no bug is not the strategy's to hear; the
     history is known once the hunt is set up)."""
     def show(seq: int, result, strategy) -> None:
-        if len(strategy.history) < seq:
-            return
         history = history_of()
         verdict = "skip" if result.skipped else "bad " if result.failed else "good"
         boots = len(result.boots)
@@ -319,7 +317,8 @@ def _progress_printer(history_of: Callable[[], History]) -> Callable:
         if result.destroyed:
             line += f", adapter {result.destroyed[0]} destroyed"
         click.echo(line, err=True)
-        _show_bisecting(strategy)
+        if len(strategy.history) >= seq:
+            _show_bisecting(strategy)
 
     return show
 

@@ -121,6 +121,7 @@ def status(hunt_id: int | None, db_url: str | None, as_json: bool) -> None:
         hunt_id = _waiting_hunt(store, hunt_id)
         setup = setup_of(store.hunt(hunt_id))
         strategy = retrace_strategy(store, hunt_id, setup)
+        tests = len(store.tests(hunt_id))  # a check of BAD under way is not the strategy's yet
         try:
             step(store, hunt_id, setup=setup)
             waiting_tests: list[tuple[int, str, int]] = []
@@ -132,7 +133,7 @@ def status(hunt_id: int | None, db_url: str | None, as_json: bool) -> None:
     state = {"hunt": hunt_id, "candidates_left": int((belief > 1e-6).sum()),
              "top": h.shas[int(strategy.space.commits[top])], "top_mass": float(belief[top]),
              "p_learnt": getattr(getattr(strategy, "posterior", None), "p_mean", None),
-             "tests": len(strategy.history),
+             "tests": tests,
              "test_next": pending_json(h, waiting_tests),
              "boots": max((n for _, _, n in waiting_tests), default=None)}
     if as_json:
