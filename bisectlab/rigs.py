@@ -12,7 +12,7 @@ and BISECTLAB_HUNT in their environment. Their exit status follows `git bisect r
     125               untestable: the commit is skipped (a failed install too, as ktest's
                       BISECT_SKIP does for a failed build)
     126, 127 at first most likely a missing or non-executable script (a rig's first run, or
-                      its first install): the hunt aborts
+                      its first install, in this process: a resumed hunt's too): the hunt aborts
     128 or more, or a signal: the hunt aborts, its state kept (bisectlab resume continues it)
 
 Each boot keeps its exit status, wall time and the tail of its output; whatever a command left
@@ -75,8 +75,8 @@ class Rig:
     installed: int | None = None
     checked_out: int | None = None
     adapter: str | None = None
-    ran: bool = False          # has run --run once (126/127 mean a missing script only before)
-    install_ran: bool = False  # has run --install once (the same, for the install)
+    ran: bool = False          # has run --run in this process (126/127: a missing script before)
+    install_ran: bool = False  # has run --install in this process (the same, for the install)
     restored: bool = False     # its state comes from a resumed hunt's log, its worktree unchecked
 
 
@@ -199,10 +199,10 @@ class GitRigs(FittedRigs[Rig]):
                                      *(b.attempt for b in result.boots)])
         rig = next((r for r in self.rigs if r.name == result.rig), rig)
         fit_logged_adapter(self.rigs, rig, result)
-        rig.ran, rig.restored = rig.ran or bool(result.boots), True
+        rig.restored = True  # ran and install_ran stay: a resumed process may not find the
+        # scripts (another shell, another PATH), so 126/127 at its rigs' first runs still stop it
         if result.installed:  # a skip without boots is a failed install, as _test has it
             rig.installed = commit if result.boots or not result.skipped else None
-            rig.install_ran = rig.install_ran or self.install_command is not None
         for _ in result.destroyed:
             rig.adapter = self.box.take()
         return result

@@ -459,6 +459,21 @@ def test_exit_127_after_the_first_run_means_bad(run, kernel, tmp_path):
     assert 127 in {b["exit_status"] for b in logged_boots(run)}
 
 
+def test_a_resumed_hunt_whose_script_is_gone_stops_at_its_first_run(run, kernel, tmp_path):
+    """A resumed process may not find the script (another shell, another PATH): 126/127 at a
+    rig's first run there stop it as at the hunt's start, not count as the bug showing."""
+    stop = (f'if [ ! -e {tmp_path}/stopped ] && [ -e {tmp_path}/ran ]; then '
+            f'touch {tmp_path}/stopped; exit 200; fi; touch {tmp_path}/ran')
+    script = make_script(tmp_path / "t.sh", kernel.culprit, before=stop)
+    first = run("bisect", GOOD, BAD, "--repo", str(kernel.repo), "--run", script, "-q")
+    assert first.exit_code == 1 and len(logged_tests(run)) == 1
+    Path(script).unlink()
+    resumed = run("resume", "1", "-q")
+    assert resumed.exit_code == 1
+    assert "--run exited 127 on its first run: most likely a missing" in resumed.stderr
+    assert len(logged_tests(run)) == 1  # nothing counted as the bug showing
+
+
 def first_repeat(tests: list[dict]) -> int:
     """The number of the first test of the commit its predecessor tested."""
     return next(t["seq"] for t, u in zip(tests[1:], tests, strict=False)
@@ -740,7 +755,8 @@ def logged_test(rig: str, attempts: list[int], *, installed: bool = True,
 def test_a_resumed_rig_numbers_boots_after_the_highest_logged_and_keeps_what_it_installed():
     """Two rigs booted commit 7 at once (boots 1, 2 on rig1; 3 on rig2) and the round was cut
     after rig2's test was logged: the next boot of 7 is the 4th. A run's 125 leaves its commit
-    installed; a failed install leaves none."""
+    installed; a failed install leaves none. Neither rig has run a command in this process:
+    126/127 at its first run still mean a missing script."""
     rigs = GitRigs(Path("/nonexistent"), None, "true",  # type: ignore[arg-type]
                    rigs=[Rig("rig1", Path("/x/rig1")), Rig("rig2", Path("/x/rig2"))])
     rigs.restore(7, 2, rigs.rigs[1], logged_test("rig2", [3]))
@@ -748,7 +764,7 @@ def test_a_resumed_rig_numbers_boots_after_the_highest_logged_and_keeps_what_it_
     rigs.restore(8, 1, rigs.rigs[0], logged_test("rig1", [1], skipped=True))
     rigs.restore(9, 1, rigs.rigs[1], logged_test("rig2", [], skipped=True))
     assert [r.installed for r in rigs.rigs] == [8, None]
-    assert [(r.ran, r.restored) for r in rigs.rigs] == [(True, True), (True, True)]
+    assert [(r.ran, r.restored) for r in rigs.rigs] == [(False, True), (False, True)]
 
 
 
