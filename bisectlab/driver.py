@@ -335,6 +335,7 @@ class RealSetup:
     seed: int | None = None
     costs: Costs | None = None  # what bayes prices tests by (None: unknown, one boot a test)
     check_bad: int = 0  # boots of BAD before the hunt (BadCheck; 0: none)
+    arch: str | None = None  # a manual hunt on a scenario: the rigs its true culprit is for
     history: History = field(init=False)
     prepared: Prepared | None = field(default=None, init=False, repr=False)
     loaded: tuple[list[int], int] | None = field(default=None, init=False, repr=False)
@@ -389,7 +390,7 @@ class RealSetup:
                 keep_worktrees=self.keep_worktrees, costs=self.costs)
         truth = None
         if self.repo is None and self.history.bug is not None:  # a scenario knows its culprit
-            truth = self.history.true_culprit(goods[0], bad)
+            truth = self.history.true_culprit(goods[0], bad, self.arch)
         self.prepared = Prepared(strategy, runner, goods, bad, truth)
         return self.prepared
 
@@ -403,7 +404,7 @@ class RealSetup:
                 "worktrees": None if self.worktrees is None else str(self.worktrees),
                 "keep_worktrees": self.keep_worktrees,
                 **({} if self.costs is None else self.costs.as_params()),
-                **check_params(self.check_bad)}
+                **check_params(self.check_bad), **({} if self.arch is None else {"arch": self.arch})}
 
     @classmethod
     def from_logged(cls, hunt: dict[str, Any]) -> RealSetup:
@@ -420,7 +421,7 @@ class RealSetup:
                    adapters=p["adapters"], timeout=p["timeout"], on_timeout=p["on_timeout"],
                    worktrees=None if p["worktrees"] is None else Path(p["worktrees"]),
                    keep_worktrees=p["keep_worktrees"], seed=hunt["seed"], costs=costs,
-                   check_bad=p.get("check_bad", 0))
+                   check_bad=p.get("check_bad", 0), arch=p.get("arch"))
 
 
 def bad_check(setup: HuntSetup | RealSetup, prepared: Prepared) -> BadCheck | None:
@@ -503,7 +504,8 @@ def _opened(prepared: Prepared, hunt_id: int, store: Store) -> None:
 
 
 def resume(store: Store, hunt_id: int,
-           on_test: Callable[[int, TestResult, Strategy], None] | None = None) -> HuntReport:
+           on_test: Callable[[int, TestResult, Strategy], None] | None = None,
+           on_start: Callable[[Strategy], None] | None = None) -> HuntReport:
     """Continue a hunt whose driver died (or was interrupted) from its logged tests.
 
     The strategy and the lab are set up as logged; the logged tests are gone through again
@@ -525,7 +527,8 @@ def resume(store: Store, hunt_id: int,
     prepared = setup.prepare()
     _opened(prepared, hunt_id, store)
     store.reopen_hunt(hunt_id, claimant(), state)
-    return _hunt(setup, store, hunt_id, prepared, on_test, logged_tests(store, hunt_id))
+    return _hunt(setup, store, hunt_id, prepared, on_test, logged_tests(store, hunt_id),
+                 on_start=on_start)
 
 
 def step(store: Store, hunt_id: int, typed: Sequence[Outcome] = (),
@@ -599,7 +602,7 @@ def _hunt(setup: HuntSetup | RealSetup, store: Store, hunt_id: int, prepared: Pr
             raise CannotResume(f"hunt {hunt_id} cannot be resumed: its log and the hunt set "
                                f"up again part at test {seq} ({difference})")
 
-    if on_start is not None and not logged:
+    if on_start is not None and (show_logged_rounds or not logged):  # later manual steps: shown
         on_start(strategy)
     finished = False
     try:

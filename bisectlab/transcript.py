@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bisectlab.errors import BisectlabError
+from bisectlab.kernel import ARCHES
 from bisectlab.lab import Costs
 from bisectlab.options import _shown
 from bisectlab.strategies import strategy_class
@@ -81,6 +82,8 @@ def start_args(hunt: dict[str, Any]) -> list[str]:
         args += ["--adapters", str(p["adapters"])]
     if p.get("check_bad"):
         args += ["--check-bad", str(p["check_bad"])]
+    if not p.get("repo") and p.get("arch", ARCHES[0]) != ARCHES[0]:  # its true culprit's rigs
+        args += ["--arch", p["arch"]]
     if "install_minutes" in p:  # hunts logged before real rigs had costs have none
         for name, minutes in Costs.from_params(p).as_params().items():
             args += ["--" + name.replace("_", "-"), f"{minutes:g}"]

@@ -513,6 +513,7 @@ def test_a_signal_or_exit_128_stops_the_hunt_and_resume_finishes_it(run, kernel,
     resumed = json.loads(resumed_run.stdout)
     assert {k: resumed[k] for k in SAME} == {k: whole[k] for k in SAME}
     assert shown_tests(resumed_run.stderr) == list(range(1, whole["tests"] + 1))
+    assert resumed_run.stderr.startswith("      Bisecting: ")  # before the first test too
     shape = ("seq", "commit_sha", "rig", "boots", "failed", "installed", "skipped")
     assert [{k: t[k] for k in shape} for t in logged_tests(run)] == [
         {k: t[k] for k in shape} for t in logged_tests(run, db="whole.sqlite")]
@@ -995,6 +996,21 @@ def test_a_simulated_hunts_transcript_replays_to_its_costs_lab_time_too(run, tmp
     assert minutes == [t["lab_minutes"] for t in logged_tests(run)]
 
 
+def test_a_transcript_keeps_the_rigs_a_simulated_hunts_true_culprit_is_for(run, tmp_path):
+    """On x86_64 the 2.6.27 bug never shows: replayed, the hunt is not judged against i386's
+    culprit (the start line carries --arch, which a manual hunt on a scenario takes)."""
+    original = hunt_json(run, "v2.6.26", "v2.6.27-rc8", "--seed", "1", "--arch", "x86_64",
+                         "--strategy", "git")
+    log = run("log", "1").stdout
+    assert " --arch x86_64 " in log.splitlines()[1]
+    (tmp_path / "hunt.log").write_text(log)
+    replayed = run("replay", "log", str(tmp_path / "hunt.log"), "--db", "other.sqlite", "--json")
+    assert replayed.exit_code == 0, replayed.output
+    verdict = json.loads(replayed.stdout)
+    assert (verdict["culprit"], verdict["true_culprit"], verdict["correct"]) == (
+        original["culprit"], None, None)
+
+
 
 @pytest.mark.parametrize("change", ["another commit", "another rig", "an unknown ref"])
 def test_a_transcript_that_does_not_fit_its_hunt_is_one_line_and_writes_nothing(run, tmp_path,
@@ -1175,7 +1191,7 @@ BAD_INPUT = {
                              "--run needs --repo: commands run on worktrees of a repository"),
     "--arch on real rigs": (
         lambda k, t: [GOOD, BAD, "--repo", str(k.repo), "--run", "true", "--arch", "x86_64"],
-        "--arch is the simulated lab's: a real or manual hunt's rigs are what they are"),
+        "--arch is the simulated lab's: a real hunt's rigs are what they are"),
     "a ref whose name is not UTF-8": (
         lambda k, t: ["\udce9t", BAD, "--repo", str(k.repo)],
         "text that is not UTF-8 cannot be logged: '\\udce9t'"),

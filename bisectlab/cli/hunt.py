@@ -140,9 +140,10 @@ def make_setup(refs: tuple[str, ...], history_ref: str | None, repo: Path | None
     if for_rigs and run_command is None:  # else silently unused (or a manual hunt)
         raise click.UsageError(f"{for_rigs[0]} goes with --run: it is about the rigs that run "
                                "the test command")
-    if real and ("arch" in typed or arch != ARCHES[0]):
-        raise click.UsageError("--arch is the simulated lab's: a real or manual hunt's rigs are "
-                               "what they are")
+    arch_given = "arch" in typed or arch != ARCHES[0]
+    if arch_given and (repo is not None or run_command is not None):
+        raise click.UsageError("--arch is the simulated lab's: a real hunt's rigs are what they "
+                               "are")
     if not real:
         if len(goods) > 1:
             raise click.UsageError("several GOODs need --repo (or --manual)")
@@ -162,7 +163,7 @@ def make_setup(refs: tuple[str, ...], history_ref: str | None, repo: Path | None
                           options=dict(lane.options), rigs=rigs, adapters=adapters,
                           timeout=timeout, on_timeout=on_timeout, worktrees=worktrees,
                           keep_worktrees=keep_worktrees, seed=seed, costs=costs,
-                          check_bad=check_bad)
+                          check_bad=check_bad, arch=arch if arch_given else None)
     return setup
 
 
@@ -291,7 +292,8 @@ def resume(hunt_id: int, db_url: str | None, as_json: bool, quiet: bool) -> None
         history = setup.history
         with _kept_on_abort(lambda: hunt_id, as_json):
             report = run_resume(store, hunt_id,
-                                on_test=None if quiet else _progress_printer(lambda: history))
+                                on_test=None if quiet else _progress_printer(lambda: history),
+                                on_start=None if quiet else _show_bisecting)
     _finish(history, report, setup, db_url, as_json)
 
 
@@ -370,9 +372,10 @@ def _print_verdict(history: History, report, setup, location: str) -> None:
         truth = history.describe(history.resolve(report.true_culprit))
         mark = {True: "correct", False: "WRONG", None: "no verdict"}[report.correct]
         echo(f"  true culprit {truth} ({mark}: simulated hunt)")
-    elif history.bug is not None and hasattr(setup, "arch"):
+    elif history.bug is not None:  # a scenario, simulated or by hand
+        goods = setup.good_ref if hasattr(setup, "good_ref") else " ".join(setup.goods)
         echo(f"  true culprit none: the simulated bug has no single first bad commit in "
-             f"{setup.good_ref}..{setup.bad_ref} on {setup.arch}")
+             f"{goods}..{setup.bad_ref} on {setup.arch or ARCHES[0]}")
     echo(f"  hunt {report.hunt_id} logged in {location} "
          f"(bisectlab query tests --hunt {report.hunt_id}); seed {report.seed}")
 
