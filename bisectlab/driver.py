@@ -102,7 +102,8 @@ def drive(
     """
     totals = Totals()
     by_seq = {test["seq"]: test for test in logged}
-    checking, checked = check, []  # the check of BAD while it runs, and its tests
+    checking = check  # the check of BAD, while it runs
+    checked: list[TestResult] = []  # its tests so far
     while True:
         if checking is None and (verdict := strategy.verdict()) is not None:
             return verdict, totals
