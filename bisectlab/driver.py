@@ -603,7 +603,7 @@ def _hunt(setup: HuntSetup | RealSetup, store: Store, hunt_id: int, prepared: Pr
             raise CannotResume(f"hunt {hunt_id} cannot be resumed: its log and the hunt set "
                                f"up again part at test {seq} ({difference})")
 
-    if on_start is not None and (show_logged_rounds or not logged):  # later manual steps: shown
+    if on_start is not None and (show_logged_rounds or not logged):  # resume: before it goes on
         on_start(strategy)
     finished = False
     try:

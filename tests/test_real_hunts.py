@@ -996,6 +996,19 @@ def test_a_simulated_hunts_transcript_replays_to_its_costs_lab_time_too(run, tmp
     assert minutes == [t["lab_minutes"] for t in logged_tests(run)]
 
 
+def test_a_manual_hunt_on_rigs_where_the_bug_cannot_show_ends_saying_so(run):
+    """Typed by hand, step by step, on x86_64: the last step names the range, as git abbreviates
+    its shas, and no true culprit."""
+    assert run("bisect", "v2.6.26", "v2.6.27-rc8", "--manual", "--arch", "x86_64", "--strategy",
+               "git").exit_code == 0
+    for _ in range(20):
+        step = run("good")
+        if "true culprit" in step.stdout:
+            break
+    assert ("  true culprit none: the simulated bug has no single first bad commit in "
+            "63d09a859637..f2b7ab812fee on x86_64") in step.stdout.splitlines()
+
+
 def test_a_transcript_keeps_the_rigs_a_simulated_hunts_true_culprit_is_for(run, tmp_path):
     """On x86_64 the 2.6.27 bug never shows: replayed, the hunt is not judged against i386's
     culprit (the start line carries --arch, which a manual hunt on a scenario takes)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sys
 import threading
@@ -332,6 +333,11 @@ def _show_bisecting(strategy) -> None:
         click.echo(f"      Bisecting: {left}", err=True)
 
 
+def _short(ref: str) -> str:
+    """A ref as typed, or a full sha (a later manual step's range) as git abbreviates it."""
+    return ref[:12] if re.fullmatch(r"[0-9a-f]{40}", ref) else ref
+
+
 def _print_verdict(history: History, report, setup, location: str) -> None:
     echo = click.echo
     block = report.evidence.get("block")  # a verdict "one of these N commits"
@@ -373,9 +379,10 @@ def _print_verdict(history: History, report, setup, location: str) -> None:
         mark = {True: "correct", False: "WRONG", None: "no verdict"}[report.correct]
         echo(f"  true culprit {truth} ({mark}: simulated hunt)")
     elif history.bug is not None:  # a scenario, simulated or by hand
-        goods = setup.good_ref if hasattr(setup, "good_ref") else " ".join(setup.goods)
+        goods = [setup.good_ref] if hasattr(setup, "good_ref") else setup.goods
+        shown = " ".join(_short(ref) for ref in goods) + ".." + _short(setup.bad_ref)
         echo(f"  true culprit none: the simulated bug has no single first bad commit in "
-             f"{goods}..{setup.bad_ref} on {setup.arch or ARCHES[0]}")
+             f"{shown} on {setup.arch or ARCHES[0]}")
     echo(f"  hunt {report.hunt_id} logged in {location} "
          f"(bisectlab query tests --hunt {report.hunt_id}); seed {report.seed}")
 
