@@ -103,7 +103,7 @@ def drive(
     totals = Totals()
     by_seq = {test["seq"]: test for test in logged}
     checking = check  # the check of BAD, while it runs
-    checked: list[TestResult] = []  # its tests so far
+    checked: list[Observation] = []  # its tests so far
     while True:
         if checking is None and (verdict := strategy.verdict()) is not None:
             return verdict, totals
@@ -113,7 +113,7 @@ def drive(
         if totals.tests >= max_tests:
             return strategy.abort(f"no verdict after {max_tests} tests", "inconclusive"), totals
         if checking is not None:
-            proposal = checking.proposal([observation(r) for r in checked])
+            proposal = checking.proposal(checked)
         else:
             proposal = strategy.propose(resources_of(runner, rigs))
         ordered, ran = _results(runner, proposal, rigs, totals.tests, by_seq, on_test,
@@ -121,17 +121,16 @@ def drive(
         first, shown = totals.tests + 1, ran or show_logged_rounds
         totals.add_round(ordered)
         if checking is not None:
-            checked += ordered
-            said = [observation(r) for r in checked]
-            refuted = checking.refuted(said, ordered[-1].note)
-            if refuted or not checking.showed(said):  # not the strategy's to hear (yet)
+            checked += map(observation, ordered)
+            refuted = checking.refuted(checked, ordered[-1].note)
+            if refuted or not checking.showed(checked):  # not the strategy's to hear (yet)
                 for i, result in enumerate(ordered if shown else []):
                     on_observed(first + i, result)
                 if refuted:
                     return Verdict("inconclusive", None, None, refuted, len(strategy.space)), totals
                 continue
-            for result in checked[:-len(ordered)]:  # the bug showed: the whole check is heard
-                strategy.observe(observation(result))
+            for heard in checked[:-len(ordered)]:  # the bug showed: the whole check is heard
+                strategy.observe(heard)
             checking = None
         for i, result in enumerate(ordered):
             strategy.observe(observation(result))
@@ -268,6 +267,11 @@ class HuntSetup:
     def manual(self) -> bool:
         """A simulated hunt runs its own tests."""
         return False
+
+    @property
+    def goods(self) -> tuple[str, ...]:
+        """GOOD as typed, as a real hunt's GOODs are."""
+        return (self.good_ref,)
 
     def prepare(self) -> Prepared:
         """Resolve and check the range, build the strategy and the lab (raises on bad input)."""
@@ -485,7 +489,7 @@ def bisect(
     manual = setup.manual
     hunt_id = store.start_hunt(
         history=h.name, history_source=h.source,
-        good=" ".join(setup.goods) if isinstance(setup, RealSetup) else setup.good_ref,
+        good=" ".join(setup.goods),
         bad=setup.bad_ref, good_sha=h.shas[prepared.goods[0]], bad_sha=h.shas[prepared.bad],
         strategy=setup.strategy, params=_with_good_shas(setup.params(prepared.strategy), h,
                                                         prepared.goods), seed=setup.seed,
@@ -603,7 +607,7 @@ def _hunt(setup: HuntSetup | RealSetup, store: Store, hunt_id: int, prepared: Pr
             raise CannotResume(f"hunt {hunt_id} cannot be resumed: its log and the hunt set "
                                f"up again part at test {seq} ({difference})")
 
-    if on_start is not None and (show_logged_rounds or not logged):  # resume: before it goes on
+    if on_start is not None:  # a new hunt's, or a resumed one's before it goes on
         on_start(strategy)
     finished = False
     try:

@@ -379,8 +379,7 @@ def _print_verdict(history: History, report, setup, location: str) -> None:
         mark = {True: "correct", False: "WRONG", None: "no verdict"}[report.correct]
         echo(f"  true culprit {truth} ({mark}: simulated hunt)")
     elif history.bug is not None:  # a scenario, simulated or by hand
-        goods = [setup.good_ref] if hasattr(setup, "good_ref") else setup.goods
-        shown = " ".join(_short(ref) for ref in goods) + ".." + _short(setup.bad_ref)
+        shown = " ".join(_short(ref) for ref in setup.goods) + ".." + _short(setup.bad_ref)
         echo(f"  true culprit none: the simulated bug has no single first bad commit in "
              f"{shown} on {setup.arch or ARCHES[0]}")
     echo(f"  hunt {report.hunt_id} logged in {location} "
