@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
 from bisectlab.badcheck import BadCheck
-from bisectlab.errors import BisectlabError, CannotResume, HuntStopped, StoreError
+from bisectlab.errors import BisectlabError, CannotResume, HistoryError, HuntStopped, StoreError
 from bisectlab.history import History
 from bisectlab.interrupts import held
 from bisectlab.lab import Costs, Lab, TestResult
@@ -280,8 +280,6 @@ class HuntSetup:
         if self.known is None:
             h.check_range(good, bad)
         if h.bug is None:
-            from bisectlab.errors import HistoryError
-
             raise HistoryError(f"history {h.name} has no bug to simulate")
         known = self.known or KnownRange.of(h, good, bad, self.arch)
         if self.seed is None:
@@ -370,6 +368,26 @@ class RealSetup:
         for good in goods:
             self.history.check_range(good, bad)
         return goods, bad
+
+    def resolve(self, ref: str) -> int:
+        """The commit of the hunt's history that ``ref`` names: a tag or a sha of it, or, in a
+        repository, anything git rev-parse takes (a branch, HEAD~3), as GOOD and BAD were."""
+        try:
+            return self.history.resolve(ref)
+        except HistoryError:
+            if self.repo is None:
+                raise
+        from bisectlab.gitrepo import repository_root, resolve_ref
+
+        sha = resolve_ref(repository_root(self.repo), ref)
+        try:
+            return self.history.resolve(sha)
+        except HistoryError:
+            goods, bad = self.load()
+            shas = self.history.shas
+            raise HistoryError(f"'{ref}' ({sha[:12]}) is not in the hunt's range "
+                               f"{' '.join(shas[g][:12] for g in goods) or '(root)'}.."
+                               f"{shas[bad][:12]}") from None
 
     def prepare(self) -> Prepared:
         """Read the range, build the strategy and the rigs (raises on bad input)."""

@@ -152,15 +152,17 @@ class GitRigs(FittedRigs[Rig]):
         as it ends, in this thread (to log it). Ctrl-C or an abort stops the whole round."""
         if not tests:  # a resumed hunt's round, all of it restored from the log
             return []
+        firsts = self._first_attempts(tests)
         if len(tests) == 1:
-            result = self._test(*tests[0])
+            result = self._test(*tests[0], firsts[0])
             on_done(0, result)
             return [result]
         results: dict[int, TestResult] = {}
         pool = ThreadPoolExecutor(len(tests))
         futures: dict[Future[TestResult], int] = {}
         try:
-            futures = {pool.submit(self._test, *test): i for i, test in enumerate(tests)}
+            futures = {pool.submit(self._test, *test, first): i
+                       for i, (test, first) in enumerate(zip(tests, firsts, strict=True))}
             for future in as_completed(futures):
                 results[futures[future]] = future.result()
                 on_done(futures[future], results[futures[future]])
@@ -226,7 +228,19 @@ class GitRigs(FittedRigs[Rig]):
 
     # one test ------------------------------------------------------------------------------------
 
-    def _test(self, commit: int, boots: int, rig: Rig) -> TestResult:
+    def _first_attempts(self, tests: Sequence[tuple[int, int, Rig]]) -> list[int]:
+        """Each test's first boot number: the commit's next, past the boots that the round's
+        earlier tests of it may take, so that rigs booting one commit at once number their boots
+        the same way whichever starts first (a number a test does not reach is never used)."""
+        reserved: dict[int, int] = {}
+        firsts = []
+        for commit, boots, _ in tests:
+            taken = self.attempts.get(commit, 0) + reserved.get(commit, 0)
+            firsts.append(taken + 1)
+            reserved[commit] = reserved.get(commit, 0) + boots
+        return firsts
+
+    def _test(self, commit: int, boots: int, rig: Rig, first_attempt: int) -> TestResult:
         started = time.monotonic()
         if rig.restored:
             self._still_installed(rig)
@@ -244,8 +258,8 @@ class GitRigs(FittedRigs[Rig]):
                                          + last_words(done))
             rig.installed = commit
         records: list[BootRecord] = []
-        for _ in range(boots):
-            attempt = self._next_attempt(commit)
+        for attempt in range(first_attempt, first_attempt + boots):
+            self._booting(commit, attempt)
             done = self._command(self.run_command, rig, commit, attempt)
             first, rig.ran = not rig.ran, True
             verdict = self._meaning(done, first)
@@ -263,11 +277,10 @@ class GitRigs(FittedRigs[Rig]):
         return TestResult(commit, rig.name, tuple(records), (), (time.monotonic() - started) / 60,
                           installed)
 
-    def _next_attempt(self, commit: int) -> int:
-        """The how-manyth boot of ``commit`` this one is (two rigs may boot it at once)."""
+    def _booting(self, commit: int, attempt: int) -> None:
+        """Boot number ``attempt`` of ``commit`` is used: the next round numbers past it."""
         with self.lock:
-            self.attempts[commit] = self.attempts.get(commit, 0) + 1
-            return self.attempts[commit]
+            self.attempts[commit] = max(self.attempts.get(commit, 0), attempt)
 
     def _skipped(self, commit: int, rig: Rig, records: tuple[BootRecord, ...], started: float,
                  installed: bool, note: str) -> TestResult:

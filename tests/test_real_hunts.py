@@ -755,13 +755,13 @@ def logged_test(rig: str, attempts: list[int], *, installed: bool = True,
 
 def test_a_resumed_rig_numbers_boots_after_the_highest_logged_and_keeps_what_it_installed():
     """Two rigs booted commit 7 at once (boots 1, 2 on rig1; 3 on rig2) and the round was cut
-    after rig2's test was logged: the next boot of 7 is the 4th. A run's 125 leaves its commit
-    installed; a failed install leaves none. Neither rig has run a command in this process:
+    after rig2's test was logged: the next round's boots of 7 are numbered from 4. A run's 125
+    leaves its commit installed; a failed install leaves none. Neither rig has run a command in this process:
     126/127 at its first run still mean a missing script."""
     rigs = GitRigs(Path("/nonexistent"), None, "true",  # type: ignore[arg-type]
                    rigs=[Rig("rig1", Path("/x/rig1")), Rig("rig2", Path("/x/rig2"))])
     rigs.restore(7, 2, rigs.rigs[1], logged_test("rig2", [3]))
-    assert rigs._next_attempt(7) == 4
+    assert rigs._first_attempts([(7, 2, rigs.rigs[0]), (7, 1, rigs.rigs[1])]) == [4, 6]
     rigs.restore(8, 1, rigs.rigs[0], logged_test("rig1", [1], skipped=True))
     rigs.restore(9, 1, rigs.rigs[1], logged_test("rig2", [], skipped=True))
     assert [r.installed for r in rigs.rigs] == [8, None]
@@ -780,7 +780,7 @@ def test_a_round_cut_short_by_one_rig_logs_the_test_another_rig_had_finished(mon
                    rigs=[Rig("rig1", Path("/x/rig1")), Rig("rig2", Path("/x/rig2"))])
     finished = TestResult(8, "rig2", (), ("adapter-2",), 0.5, True)
 
-    def test(commit, boots, rig):
+    def test(commit, boots, rig, first_attempt):
         if rig.name == "rig1":
             raise RigAbort("--run exited 255")
         return finished
@@ -926,6 +926,25 @@ def test_a_manual_hunt_asks_for_its_boots_and_an_outcome_without_boots_took_them
     assert run("good").exit_code == 0
     assert run("bad", "--boots", "2").exit_code == 0
     assert [(t["boots"], t["failed"]) for t in logged_tests(run)] == [(3, False), (2, True)]
+
+
+def test_a_manual_hunt_takes_the_commit_as_any_revision_git_names(run, kernel):
+    """good/bad/skip COMMIT in a repository take what git rev-parse takes, as GOOD and BAD do:
+    a branch, BAD~1; a revision outside the range is one error line."""
+    start = json.loads(run("bisect", GOOD, BAD, "--repo", str(kernel.repo), "--json").stdout)
+    waiting = start["test"][0]["commit"]
+    git(kernel.repo, "branch", "under-test", waiting)
+    after = git(kernel.repo, "commit-tree", f"{BAD}^{{tree}}", "-p", BAD, "-m", "after BAD")
+    git(kernel.repo, "branch", "after-bad", after.strip())
+    outside = run("good", "after-bad~0")
+    assert (outside.exit_code, outside.stderr) == (
+        2, f"error: 'after-bad~0' ({after[:12]}) is not in the hunt's range "
+           f"{git(kernel.repo, 'rev-parse', GOOD)[:12]}..{git(kernel.repo, 'rev-parse', BAD)[:12]}\n")
+    assert run("good", "under-test").exit_code == 0
+    assert [t["commit_sha"] for t in logged_tests(run)] == [waiting]
+    unknown = run("good", "no-such-branch")
+    assert (unknown.exit_code, unknown.stderr.count("\n")) == (2, 1)
+    assert "unknown ref 'no-such-branch'" in unknown.stderr
 
 
 @pytest.mark.slow
@@ -1119,8 +1138,9 @@ def test_one_commit_waiting_on_two_rigs_needs_the_rig_named():
     """Each of the two tests of one commit asks its own boots: an outcome must say which it is."""
     from bisectlab.cli.manual import _pending_test
 
-    class Named:
+    class Named:  # a setup and its history at once
         shas = ["a" * 40, "b" * 40]
+        history = property(lambda self: self)
 
         def resolve(self, ref: str) -> int:
             return self.shas.index(ref)
@@ -1334,6 +1354,22 @@ def test_a_resumed_hunt_that_ends_removes_the_worktrees_it_kept_even_of_rigs_unu
         again.close(finished=True)
         assert worktrees(kernel.repo) == [str(kernel.repo)]
         assert sorted(p.name for p in (tmp_path / "wt").iterdir()) == [".hunt-1.lock"]
+
+
+def test_rigs_booting_one_commit_at_once_number_their_boots_the_same_whichever_starts_first(
+        kernel, tmp_path):
+    """BISECTLAB_BOOT of two rigs booting one commit in a round: rig1 takes the first boots
+    the round may use, rig2 the next, however the rigs' threads run (rig2 is let go first
+    here); the next round numbers past every boot used (rig2 stopped at its failing boot 5)."""
+    command = (f'[ "$BISECTLAB_RIG" = rig1 ] && sleep 0.3; echo "$BISECTLAB_RIG $BISECTLAB_BOOT"'
+               f' >> {tmp_path}/boots; [ "$BISECTLAB_RIG $BISECTLAB_BOOT" != "rig2 5" ]')
+    rigs = two_rigs(kernel, tmp_path, command)
+    first = rigs.run_round([(5, 3, rigs.rigs[0]), (5, 3, rigs.rigs[1])], lambda i, r: None)
+    assert [[b.attempt for b in r.boots] for r in first] == [[1, 2, 3], [4, 5]]
+    assert (tmp_path / "boots").read_text().splitlines()[0] == "rig2 4"  # rig2 did start first
+    again = rigs.run_round([(5, 1, rigs.rigs[1]), (5, 2, rigs.rigs[0])], lambda i, r: None)
+    assert [[b.attempt for b in r.boots] for r in again] == [[6], [7, 8]]
+    rigs.close(finished=True)
 
 
 def logged_result(result) -> dict:

@@ -73,18 +73,19 @@ def _step(term: str | None, commit: str | None, boots: int | None, rig: str | No
                 awaited = waiting
             else:
                 raise BisectlabError(f"hunt {hunt_id} is waiting for no test")
-            target, on = _pending_test(setup.history, commit, awaited.pending, rig)
+            target, on = _pending_test(setup, commit, awaited.pending, rig)
             typed = [outcome_from_words(term, target, boots or awaited.boots_for(target, on), on)]
         _run(lambda on_test, on_start: step(store, hunt_id, typed, on_test, setup), setup,
              db_url, as_json, quiet or term is None)
 
 
-def _pending_test(history: Any, commit: str | None, pending: list[tuple[int, str]],
+def _pending_test(setup: Any, commit: str | None, pending: list[tuple[int, str]],
                   rig: str | None) -> tuple[int, str]:
     """The waiting test (commit, rig) an outcome is for: the commit named (a ref) or the only
     one waiting, on the rig named or the only one testing it."""
     from bisectlab.manual import waiting_text
 
+    history = setup.history
     on_rig = [(c, r) for c, r in pending if rig in (None, r)]
     if not on_rig:
         raise BisectlabError(f"no test waits on {rig} (waiting: {waiting_text(history, pending)})")
@@ -94,7 +95,7 @@ def _pending_test(history: Any, commit: str | None, pending: list[tuple[int, str
                                  f"({waiting_text(history, on_rig)}): name the commit")
         matches = on_rig
     else:
-        target = history.resolve(commit)
+        target = setup.resolve(commit)
         matches = [(c, r) for c, r in on_rig if c == target]
         if not matches:
             where = "to be tested" if rig is None else f"on {rig}"
