@@ -422,12 +422,19 @@ class RealSetup:
         return {"lab": "manual" if self.manual else "rigs", "strategy_options": strategy.params(),
                 "rigs": self.rigs, "adapters": self.adapters, "goods": list(self.goods),
                 "repo": None if self.repo is None else str(self.repo),
-                "history": self.history_ref, "run": self.run, "install": self.install,
+                "history": self._logged_history(), "run": self.run, "install": self.install,
                 "timeout": self.timeout, "on_timeout": self.on_timeout,
                 "worktrees": None if self.worktrees is None else str(self.worktrees),
                 "keep_worktrees": self.keep_worktrees,
                 **({} if self.costs is None else self.costs.as_params()),
                 **check_params(self.check_bad), **({} if self.arch is None else {"arch": self.arch})}
+
+    def _logged_history(self) -> str | None:
+        """The scenario as the hunt's later steps find it from any directory: a shipped one by
+        name, a file by its absolute path."""
+        if self.history_ref is None:
+            return None
+        return self.history.source if hasattr(self, "history") else self.history_ref
 
     @classmethod
     def from_logged(cls, hunt: dict[str, Any]) -> RealSetup:

@@ -121,8 +121,8 @@ def read_history_file(path: str | Path) -> History:
         with np.load(source, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
         meta = json.loads(arrays["meta"].tobytes().decode())
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
-        raise HistoryError(f"cannot read history file {source}: {exc}") from None
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
+        raise HistoryError(f"cannot read history file {source}: {exc or 'empty'}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise HistoryError(f"{source} is not a bisectlab history file")
     if meta.get("version") != VERSION:
@@ -130,17 +130,21 @@ def read_history_file(path: str | Path) -> History:
                            f"(this bisectlab reads version {VERSION})")
     try:
         history = history_from_arrays(meta, arrays)
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        history.source = str(source.resolve())
+        if meta.get("bug"):
+            history.bug = bug_from_spec(meta["bug"], history)
+    except HistoryError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, ArithmeticError,
+            MemoryError) as exc:
         raise HistoryError(f"malformed history file {source}: {exc!r}") from None
-    history.source = str(source.resolve())
-    if meta.get("bug"):
-        history.bug = bug_from_spec(meta["bug"], history)
     return history
 
 
 def history_from_arrays(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> History:
     """Rebuild the History from the file's arrays and meta data."""
     n = len(arrays["parent_count"])
+    _check_indexes(meta, arrays, n)
     paths = ChangedPaths(
         tuple(_text(arrays["path_table"]).split("\0")) if len(arrays["path_table"]) else (),
         np.concatenate(([0], np.cumsum(arrays["path_count"], dtype=np.int64))),
@@ -160,6 +164,21 @@ def history_from_arrays(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> 
         description=str(meta["description"]), paths=paths, given_shas=_shas(arrays["sha"]),
     )
     return history
+
+
+def _check_indexes(meta: dict[str, Any], arrays: dict[str, np.ndarray], n: int) -> None:
+    """ValueError where the file numbers a commit or a path it does not have (a hand-edited
+    or damaged file), before anything is built on it."""
+    paths = arrays["path_table"]
+    path_count = int(np.count_nonzero(paths == 0)) + 1 if len(paths) else 0
+    ids, counts = arrays["path_ids"], arrays["path_count"]
+    if len(counts) != n or np.any(counts < 0) or int(counts.sum(dtype=np.int64)) != len(ids):
+        raise ValueError("path counts do not match the path list")
+    if len(ids) and (ids.min() < 0 or ids.max() >= path_count):
+        raise ValueError("a changed path is numbered past the path table")
+    commits = [*meta["tags"].values(), *meta["toggles"], *meta["upstream"]]
+    if any(not 0 <= int(c) < n for c in commits):
+        raise ValueError("a tag, toggle or upstream note names a commit the file does not have")
 
 
 def _parents(counts: np.ndarray, deltas: np.ndarray) -> list[tuple[int, ...]]:

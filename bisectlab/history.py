@@ -461,7 +461,8 @@ def history_from_toml(text: str, source: str = "<string>") -> History:
         return history_from_spec(spec, source=source)
     except HistoryError:
         raise
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, ArithmeticError,
+            MemoryError) as exc:
         raise HistoryError(f"malformed history file {source}: {exc!r}") from None
 
 

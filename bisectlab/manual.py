@@ -17,6 +17,8 @@ from bisectlab.errors import BisectlabError
 from bisectlab.history import History
 from bisectlab.lab import AdapterBox, BootRecord, Costs, FittedRigs, TestResult, fit_logged_adapter
 
+MAX_BOOTS = 10_000  # the most boots one typed outcome may say a test took
+
 TERMS = {"good": "pass", "old": "pass", "bad": "bad", "new": "bad", "skip": "skip"}
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from bisectlab.errors import BisectlabError
 from bisectlab.kernel import ARCHES
 from bisectlab.lab import Costs
+from bisectlab.manual import MAX_BOOTS
 from bisectlab.options import _shown
 from bisectlab.strategies import strategy_class
 
@@ -131,13 +132,18 @@ def read_log(text: str) -> Transcript:
     return Transcript(start, tests)
 
 
+def _whole(text: str, low: int, high: int) -> bool:
+    """Whether ``text`` is a whole number in [low, high], in ASCII digits."""
+    return text.isascii() and text.isdigit() and low <= int(text) <= high
+
+
 def _outcome(words: list[str], number: int) -> tuple[str, str, int, str]:
     """(verb, commit, boots, rig) of a good/bad/skip line."""
     verb, commit, rest = words[1], words[2], words[3:]
     boots, rig = 1, ""
     while rest:
         flag, value, rest = rest[0], rest[1] if len(rest) > 1 else None, rest[2:]
-        if flag == "--boots" and value is not None and value.isdigit() and int(value) >= 1:
+        if flag == "--boots" and value is not None and _whole(value, 1, MAX_BOOTS):
             boots = int(value)
         elif flag == "--rig" and value:
             rig = value

@@ -290,3 +290,98 @@ def test_a_cost_says_one_of_a_thing_in_the_singular():
     assert cost_line(1, 1, 1, 1, 0.5) == "1 test, 1 boot, 1 install, 1 adapter destroyed, 0.5 lab hours"
     assert cost_line(2, 0, 3, 2, 1.0) == ("2 tests, 0 boots, 3 installs, 2 adapters destroyed, "
                                           "1.0 lab hours")
+
+
+# from a bad-input audit ------------------------------------------------------------------------
+
+
+def test_export_graphml_replaces_an_earlier_export_but_never_the_database(run, tmp_path):
+    assert run("bisect", "v2.6.26", "v2.6.27-rc8", "--seed", "1", "-q").exit_code == 0
+    database = (tmp_path / "bisectlab.sqlite").read_bytes()
+    line = _one_error_line(run("history", "export-graphml", "e1000e-2.6.27", "bisectlab.sqlite"))
+    assert line == "error: bisectlab.sqlite exists and is not GraphML; pass --force to replace it"
+    assert (tmp_path / "bisectlab.sqlite").read_bytes() == database
+    for _ in range(2):  # the tour's command run twice
+        assert run("history", "export-graphml", "e1000e-2.6.27", "k.graphml").exit_code == 0
+    assert run("query", "hunts").exit_code == 0
+
+
+def test_a_broken_history_file_is_one_line_and_boot_exit_status_aborts_git_bisect_run(
+        run, tmp_path):
+    (tmp_path / "empty.npz").write_bytes(b"")
+    assert "cannot read history file empty.npz" in _one_error_line(
+        run("history", "show", "empty.npz"))  # not "interrupted"
+    assert run("history", "generate", "--commits", "200", "--seed", "1", "--bug", "rate",
+               "-o", "k.toml").exit_code == 0
+    text = (tmp_path / "k.toml").read_text()
+    (tmp_path / "array.toml").write_text(text.replace("[bug]", "[[bug]]"))
+    assert "malformed history file" in _one_error_line(
+        run("bisect", "v1.0", "v1.1", "--history", "array.toml"))
+    for name in ("empty.npz", "array.toml"):
+        booted = run("boot", "v1.1", "--history", name, "--exit-status")
+        assert booted.exit_code == 255 and booted.stderr.count("\n") == 1, booted.stderr
+
+
+def test_a_history_file_numbering_what_it_does_not_have_is_refused_at_load(run, tmp_path):
+    import numpy as np
+
+    from bisectlab.histfile import write_history_file
+    from bisectlab.history import load_history
+
+    write_history_file(load_history("e1000e-2.6.27"), tmp_path / "h.npz")
+    with np.load(tmp_path / "h.npz") as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    arrays["path_ids"] = arrays["path_ids"].copy()
+    arrays["path_ids"][0] = 10**6
+    np.savez(tmp_path / "bad.npz", **arrays)
+    line = _one_error_line(run("history", "show", "bad.npz"))
+    assert "malformed history file" in line and "past the path table" in line
+
+
+def test_a_path_too_long_for_the_system_is_one_line(run):
+    line = _one_error_line(run("query", "hunts", "--db", "a" * 300 + ".sqlite"))
+    assert line.startswith("error: File name too long: aaa") and line.endswith("...")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--name", "a\nb"], "--name must be 1-200 printable characters on one line"),
+    (["--bug", "rate", "--detect", "0.1", "--false-positive", "0.5"],
+     "--false-positive 0.5 must be below --detect 0.1"),
+])
+def test_generate_writes_no_scenario_that_could_not_be_read_back(run, tmp_path, args, message):
+    (tmp_path / "keep.toml").write_text("kept\n")
+    line = _one_error_line(run("history", "generate", "--commits", "50", "--seed", "1", *args,
+                               "-o", "keep.toml", "--force"))
+    assert message in line and (tmp_path / "keep.toml").read_text() == "kept\n"
+
+
+def test_generate_writes_to_a_device_without_reading_it_first(run):
+    result = run("history", "generate", "--commits", "50", "--seed", "1", "-o", "/dev/null")
+    assert result.exit_code == 0, result.stderr
+
+
+@pytest.mark.parametrize("boots", ["100000000000000000000", "10001", "²"])
+def test_a_transcript_with_boots_past_what_a_step_takes_is_one_line(run, tmp_path, boots):
+    assert run("bisect", "v2.6.26", "v2.6.27-rc8", "--manual", "--seed", "1", "-q").exit_code == 0
+    assert run("good", "-q").exit_code == 0
+    text = run("log", "1").stdout
+    assert " --boots " in text
+    (tmp_path / "t.log").write_text(
+        "\n".join(line.rsplit(" --boots ", 1)[0] + f" --boots {boots}" if " --boots " in line
+                  and line.split()[1] == "good" else line for line in text.splitlines()))
+    line = _one_error_line(run("replay", "log", "t.log", "--db", "other.sqlite"))
+    assert "unexpected '--boots'" in line
+
+
+def test_a_manual_hunt_on_a_scenario_file_steps_from_any_directory(run, tmp_path, monkeypatch):
+    assert run("history", "generate", "--commits", "200", "--seed", "1", "--bug", "rate",
+               "-o", "k.toml").exit_code == 0
+    assert run("bisect", "v1.0", "v1.1", "--history", "k.toml", "--manual", "-q").exit_code == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    (elsewhere / "k.toml").write_text("not the hunt's scenario\n")
+    stepped = run("good", "--db", str(tmp_path / "bisectlab.sqlite"), "-q")
+    assert stepped.exit_code == 0, stepped.stderr
+    assert f"--history {tmp_path / 'k.toml'}" in run(
+        "log", "1", "--db", str(tmp_path / "bisectlab.sqlite")).stdout

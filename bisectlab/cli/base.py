@@ -72,7 +72,20 @@ class BisectlabGroup(click.Group):
         except (click.exceptions.Abort, KeyboardInterrupt):
             click.echo("interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
+        except OSError as exc:  # a path the system refuses outright (too long, say)
+            fail(os_error_line(exc), code_on_error)
+        except Exception as exc:
+            if code_on_error != GIT_BISECT_ABORT:
+                raise
+            fail(f"internal error: {exc!r}", code_on_error)  # never a crash read as "bad"
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def os_error_line(exc: OSError) -> str:
+    """An OSError as one short line: what the system said, of which file (cut if long)."""
+    name = str(exc.filename) if exc.filename is not None else ""
+    name = name if len(name) <= 80 else name[:77] + "..."
+    return f"{exc.strerror or exc}{': ' + name if name else ''}"
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> None:

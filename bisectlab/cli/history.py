@@ -85,11 +85,15 @@ def history_generate(commits: int, seed: int, name: str | None, bug: str, detect
     """Generate a kernel-shaped history and write it as a scenario file (a TOML recipe)."""
     from bisectlab.summary import generated_recipe
 
+    check_name(name)
+    if bug == "rate" and not false_positive < detect:
+        raise BisectlabError(f"--false-positive {false_positive:g} must be below --detect "
+                             f"{detect:g}: a good commit failing as often as a bad one is no bug")
     text = generated_recipe(commits, seed, name, bug, detect, false_positive)
     if output is None:
         click.echo(text, nl=False)
         return
-    if output.exists() and not force and _contents(output) != text:
+    if _regular(output) and not force and _contents(output) != text:
         raise BisectlabError(f"{output} exists and differs (hunts logged with it replay from it); "
                              "pass --force to replace it")
     try:
@@ -97,6 +101,24 @@ def history_generate(commits: int, seed: int, name: str | None, bug: str, detect
     except OSError as exc:
         raise BisectlabError(f"cannot write {output}: {exc.strerror}") from None
     click.echo(f"wrote {output}", err=True)
+
+
+def check_name(name: str | None) -> None:
+    """A history name is one line of printable UTF-8 (it goes into files, logs and transcripts)."""
+    if name is None:
+        return
+    if not name.strip() or not name.isprintable() or len(name) > 200:
+        raise BisectlabError("--name must be 1-200 printable characters on one line")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BisectlabError("--name is not UTF-8 text") from None
+
+
+def _regular(path: Path) -> bool:
+    """Whether ``path`` is an existing regular file: one a write would replace (a device or a
+    pipe is written to as it is, never read first)."""
+    return path.is_file()
 
 
 def _contents(path: Path) -> str | None:
@@ -154,6 +176,7 @@ def history_import_git(directory: Path, good: str | None, bad: str | None, outpu
 
     if output.suffix != SUFFIX:
         raise BisectlabError(f"the history file must end in {SUFFIX}: {output}")
+    check_name(name)
     if bug == "none" and (culprit, detect, false_positive) != (None, None, None):
         raise BisectlabError("--culprit, --detect and --false-positive need --bug rate")
     planted = None if bug == "none" else PlantedBug(
@@ -161,7 +184,7 @@ def history_import_git(directory: Path, good: str | None, bad: str | None, outpu
         false_positive=0.0 if false_positive is None else false_positive, culprit=culprit, seed=seed)
     h = import_git(directory, good, bad, name, planted)
     data = history_bytes(h, origin=h.source)
-    if output.exists() and not force and _raw(output) != data:
+    if _regular(output) and not force and _raw(output) != data:
         raise BisectlabError(f"{output} exists and differs (hunts logged with it replay from it); "
                              "pass --force to replace it")
     write_bytes(data, output)
@@ -196,11 +219,15 @@ def _imported_line(h, output: Path, size: int) -> str:
 @history.command("export-graphml")
 @click.argument("name")
 @click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
-def history_export_graphml(name: str, output: Path) -> None:
+@click.option("--force", is_flag=True, help="Replace OUTPUT even if it is not GraphML.")
+def history_export_graphml(name: str, output: Path, force: bool) -> None:
     """Write history NAME|FILE as GraphML (networkx): a node per commit with its sha, subject,
-    time, tags, toggles and paths, an edge parent -> child numbered by parent order."""
+    time, tags, toggles and paths, an edge parent -> child numbered by parent order. An
+    earlier export is replaced; any other file (a database, a scenario) only with --force."""
     from bisectlab.graphml import write_graphml
 
+    if _regular(output) and not force and b"<graphml" not in (_raw(output) or b"")[:1024]:
+        raise BisectlabError(f"{output} exists and is not GraphML; pass --force to replace it")
     h = load_history(name)
     write_graphml(h, output)
     click.echo(f"wrote {len(h)} commits to {output}")

@@ -11,8 +11,7 @@ import click
 
 from bisectlab.cli.params import count, counted, db_option, open_store, row_id
 from bisectlab.errors import BisectlabError
-
-MAX_BOOTS = 10_000
+from bisectlab.manual import MAX_BOOTS
 
 
 def _hunt_option(func: Callable) -> Callable:
