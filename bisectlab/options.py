@@ -18,6 +18,7 @@ from bisectlab.errors import BisectlabError
 
 LEARN = "learn"  # the word that asks a strategy to learn a rate instead of assuming it
 NEW = "new"      # an option's legacy value when hunts logged before it existed used its default
+TINY = 1e-9  # the smallest size a number other than 0 may have (1e-320 overflows a division)
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,10 @@ class Spec:
                                            else number > self.high)
         if (isinstance(number, float) and not math.isfinite(number)) or below or above:
             raise BisectlabError(f"{name} must be in {self.range_text()}, not {text}")
+        if 0 < abs(number) < TINY:
+            zero = self.low is None or self.low < 0 or self.low == 0 and not self.low_open
+            raise BisectlabError(f"{name} must be {'0 or ' if zero else ''}at least {TINY:g} in "
+                                 f"size, not {text}")
         if self.whole:
             if number != int(number):
                 raise BisectlabError(f"{name} must be a whole number, not {text}")

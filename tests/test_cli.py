@@ -385,3 +385,21 @@ def test_a_manual_hunt_on_a_scenario_file_steps_from_any_directory(run, tmp_path
     assert stepped.exit_code == 0, stepped.stderr
     assert f"--history {tmp_path / 'k.toml'}" in run(
         "log", "1", "--db", str(tmp_path / "bisectlab.sqlite")).stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--confidence", "0.001"], "--confidence must be in (0.5, 1), not 0.001"),
+    (["--assume-false-positive", "0.999"], "--assume-false-positive must be in [0, 0.5), not 0.999"),
+    (["--assume-detect", "0.1", "--assume-false-positive", "0.1"],
+     "--assume-false-positive 0.1 must be below --assume-detect 0.1"),
+    (["--boot-minutes", "1e-320"], "must be at least 1e-09 in size, not 1e-320"),
+    (["--cost-weight", "1e-30"], "--cost-weight must be 0 or at least 1e-09 in size, not 1e-30"),
+    (["--weight", "drivers=1e-320"], "--weight takes PATHSPEC=W with 1e-06 <= W <= 1e+06"),
+])
+def test_values_that_would_name_a_culprit_without_evidence_are_refused(run, tmp_path, args,
+                                                                        message):
+    """A confidence of a half or less names the oldest commit untested; f at or above p makes
+    a good commit as likely to fail as a bad one; a rate or a price below 1e-9 overflows."""
+    line = _one_error_line(run("bisect", "v2.6.26", "v2.6.27-rc8", *args))
+    assert message in line
+    assert not (tmp_path / "bisectlab.sqlite").exists()

@@ -62,15 +62,16 @@ class BayesOptions(StrategyOptions):
     """bayes: when to stop, what to assume of the rates, what an adapter costs."""
 
     strategy = "bayes"
-    confidence: float = option(0.99, key="confidence", flag="--confidence", low=0, high=1,
+    confidence: float = option(0.99, key="confidence", flag="--confidence", low=0.5, high=1,
                                low_open=True, high_open=True,
-                               help="stop when one commit holds this posterior")
+                               help="stop when one commit holds this posterior (more than half: "
+                                    "then no other commit can hold as much)")
     detect: float | None = option(None, key="detect", flag="--assume-detect", low=0, high=1,
                                   low_open=True, metavar="P",
                                   help="fix the detection rate p instead of learning it "
                                        "(not advised)")
     false_positive: float | None = option(
-        0.0, key="false-positive", flag="--assume-false-positive", low=0, high=1,
+        0.0, key="false-positive", flag="--assume-false-positive", low=0, high=0.5,
         high_open=True, learn=True, metavar="F|learn",
         help="false-positive rate to assume, or 'learn' it (do, if adapters can die of other "
              "causes)")
@@ -125,6 +126,11 @@ class BayesOptions(StrategyOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if (self.detect is not None and self.false_positive is not None
+                and not self.false_positive < self.detect):
+            raise BisectlabError(f"--assume-false-positive {self.false_positive:g} must be below "
+                                 f"--assume-detect {self.detect:g}: a good commit failing as "
+                                 "often as a bad one leaves nothing to find")
         if self.plan_quantile > 0:
             fixed = [flag for flag, value in (("--boots-per-install", self.boots_per_install),
                                               ("--assume-detect", self.detect))
@@ -156,9 +162,9 @@ def path_weights(text: str) -> list[tuple[str, float]]:
             weight = float(value)
         except ValueError:
             weight = float("nan")
-        if not eq or not pathspec or not 0 < weight <= MAX_WEIGHT:
-            raise BisectlabError(f"--weight takes PATHSPEC=W with 0 < W <= {MAX_WEIGHT:g}, not "
-                                 f"'{item[:60]}'")
+        if not eq or not pathspec or not 1 / MAX_WEIGHT <= weight <= MAX_WEIGHT:
+            raise BisectlabError(f"--weight takes PATHSPEC=W with {1 / MAX_WEIGHT:g} <= W <= "
+                                 f"{MAX_WEIGHT:g}, not '{item[:60]}'")
         out.append((pathspec, weight))
     return out
 
