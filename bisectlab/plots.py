@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,15 @@ def check_plot_path(path: Path) -> None:
         raise BisectlabError(f"plot file must end in .png: {path}")
     if not path.parent.is_dir():
         raise BisectlabError(f"cannot write plot {path}: directory {path.parent} does not exist")
+    try:  # opened as the plot will be, nothing in it changed (or a file made there and removed)
+        if path.exists():
+            path.open("r+b").close()
+        else:
+            fd, probe = tempfile.mkstemp(suffix=".png", dir=path.parent)
+            os.close(fd)
+            os.remove(probe)
+    except OSError as exc:
+        raise BisectlabError(f"cannot write plot {path}: {exc.strerror}") from None
 
 
 def plot_campaign(title: str, lanes: dict[str, list[dict[str, Any]]], path: Path) -> None:

@@ -269,6 +269,8 @@ def test_plots_are_written(run, small, tmp_path):
     (("replay", "campaign", "--history", "k400.toml", "--plot", "no/such/dir.png"),
      "error: cannot write plot no/such/dir.png: directory no/such does not exist"),
     (("replay", "intel-lab", "--plot", "out.pdf"), "error: plot file must end in .png: out.pdf"),
+    (("replay", "campaign", "--history", "k400.toml", "--plot", "/proc/x.png"),
+     "error: cannot write plot /proc/x.png: No such file or directory"),  # before any hunt
     (("query", "campaigns", "--campaign", "3"), "error: no campaign 3 in bisectlab.sqlite"),
     (("query", "hunts", "--campaign", "3"), "error: no campaign 3 in bisectlab.sqlite"),
     (("query", "tests", "--campaign", "3"), "error: --campaign goes with 'hunts' or 'campaigns'"),
