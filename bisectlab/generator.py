@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import math
 import random
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -161,6 +162,23 @@ def _timestamp(value) -> int:
     raise HistoryError(f"not a date: {value!r}")
 
 
+DAYS = (1, 365)  # the days a release candidate's week, or a merge window, may last
+SETTING_RANGES = {"cycle_commits": (1, 10**7), "rc": (0, 50), "stable_commits": (0, 10_000),
+                  "window_days": DAYS, "window_share": (0.01, 0.99), "mean_topic": (1, 10_000)}
+
+
+def _whole_in(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _number_in(value: Any, low: float, high: float, whole: bool) -> bool:
+    """Whether a [generate] setting is a (whole, if it must be) number within [low, high]."""
+    if whole:
+        return _whole_in(value, int(low), int(high))
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value) and low <= value <= high)
+
+
 @dataclass(frozen=True)
 class KernelShape:
     """Size and rhythm of a generated history."""
@@ -187,7 +205,17 @@ class KernelShape:
         if "start" in values:
             values["start"] = _timestamp(values["start"])
         if "rc_days" in values:
-            values["rc_days"] = tuple(int(d) for d in values["rc_days"])
+            days = values["rc_days"]
+            if not isinstance(days, list) or not all(_whole_in(d, *DAYS) for d in days):
+                raise HistoryError(f"rc_days must be a list of whole days in [{DAYS[0]}, "
+                                   f"{DAYS[1]}]")
+            values["rc_days"] = tuple(days)
+        for key, (low, high) in SETTING_RANGES.items():
+            if key in values and not _number_in(values[key], low, high,
+                                                whole=isinstance(getattr(cls, key), int)):
+                kind = "a whole number" if isinstance(getattr(cls, key), int) else "a number"
+                raise HistoryError(f"[generate] {key} must be {kind} in [{low}, {high}], not "
+                                   f"{values[key]!r}")
         shape = cls(**values)
         if not MIN_COMMITS <= shape.commits <= MAX_COMMITS:
             raise HistoryError(f"a kernel-shaped history has {MIN_COMMITS} to {MAX_COMMITS:,} "
@@ -242,7 +270,7 @@ class TopicPin:
         pin = cls(
             name=str(spec["name"]),
             commits=int(spec["commits"]),
-            merge_at=float(spec.get("merge_at", 0.0)),
+            merge_at=_fraction(spec.get("merge_at", 0.0), "merge_at"),
             authored=_timestamp(spec["authored"]) if "authored" in spec else None,
             merge_subject=str(spec.get("merge_subject", "")),
             pinned=pinned,
@@ -265,6 +293,13 @@ class Pin:
         if not re.fullmatch(r"rc\d+|stable", phase):
             raise HistoryError(f"pinned commit phase must be rcN or stable, not '{phase}'")
         return cls(phase, PinnedCommit.from_spec(spec))
+
+
+def _fraction(value: Any, key: str) -> float:
+    """A share of the merge window, in [0, 1]."""
+    if not _number_in(value, 0.0, 1.0, whole=False):
+        raise HistoryError(f"{key} must be a number in [0, 1], not {value!r}")
+    return float(value)
 
 
 def next_version(tag: str) -> str:

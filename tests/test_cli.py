@@ -264,6 +264,14 @@ def test_numbers_that_make_no_sense_and_odd_names_are_one_line(run, tmp_path, ar
      "12 to 5,000,000 commits, not 1,000,000,000,000"),
     ("name = 'x'\nseed = 1\n[generate]\ncommits = 100\n[[range]]\ngood = 'v1.0'\nbad = 'v9.9'\n",
      "unknown ref 'v9.9'"),
+    ("name = 'x'\nseed = 1\n[generate]\ncommits = 200\nrc = nan\n",
+     "[generate] rc must be a whole number in [0, 50], not nan"),
+    ("name = 'x'\nseed = 1\n[generate]\ncommits = 200\nwindow_share = 5.0\n",
+     "[generate] window_share must be a number in [0.01, 0.99], not 5.0"),
+    ("name = 'x'\nseed = 1\n[generate]\ncommits = 200\nrc_days = [1e300]\n",
+     "rc_days must be a list of whole days in [1, 365]"),
+    ("name = 'x'\nseed = 1\n[generate]\ncommits = 200\n[[topic]]\nname = 't'\ncommits = 3\n"
+     "merge_at = nan\n", "merge_at must be a number in [0, 1], not nan"),
 ])
 def test_a_scenario_that_cannot_be_is_refused(run, tmp_path, text, message):
     (tmp_path / "odd.toml").write_text(text)
