@@ -245,7 +245,8 @@ class DetectHint:
             if not 1 <= n <= 1e9:
                 raise ValueError(f"'{text}': a boot count must lie in [1, 1e9]")
             return cls(min(1.0, 1 / (2 * n)), min(1.0, 2 / n))
-        raise ValueError(f"'{text}' is not a detection-rate hint (try '10-30 reboots', "
+        shown = text if len(text) <= 60 else text[:57] + "..."
+        raise ValueError(f"'{shown}' is not a detection-rate hint (try '10-30 reboots', "
                          "'0.03-0.1' or 'beta(2, 38)')")
 
     def cells(self, edges: np.ndarray) -> np.ndarray:
