@@ -928,6 +928,19 @@ def test_a_manual_hunt_asks_for_its_boots_and_an_outcome_without_boots_took_them
     assert [(t["boots"], t["failed"]) for t in logged_tests(run)] == [(3, False), (2, True)]
 
 
+def test_with_two_manual_hunts_waiting_an_outcome_must_name_its_hunt(run, kernel):
+    """An outcome typed for one hunt never lands in another: without --hunt it is refused."""
+    assert run("bisect", GOOD, BAD, "--repo", str(kernel.repo), "-q").exit_code == 0
+    assert run("bisect", GOOD, BAD, "--repo", str(kernel.repo), "-q").exit_code == 0
+    for step in (("good",), ("bad", "--boots", "1"), ("status",)):
+        refused = run(*step)
+        assert (refused.exit_code, refused.stderr) == (
+            2, "error: 2 manual hunts are waiting (hunts 1, 2): say which with --hunt N\n")
+    assert logged_tests(run, 1) == [] and logged_tests(run, 2) == []
+    assert run("good", "--hunt", "1", "-q").exit_code == 0
+    assert len(logged_tests(run, 1)) == 1 and logged_tests(run, 2) == []
+
+
 def test_a_manual_hunt_takes_the_commit_as_any_revision_git_names(run, kernel):
     """good/bad/skip COMMIT in a repository take what git rev-parse takes, as GOOD and BAD do:
     a branch, BAD~1; a revision outside the range is one error line."""

@@ -16,19 +16,23 @@ from bisectlab.manual import MAX_BOOTS
 
 def _hunt_option(func: Callable) -> Callable:
     return click.option("--hunt", "hunt_id", type=row_id(), default=None,
-                        help="The manual hunt [default: the newest one still running].")(func)
+                        help="The manual hunt [default: the one waiting; with several, name it].")(func)
 
 
 def _waiting_hunt(store: Any, hunt_id: int | None) -> int:
-    """The manual hunt to step: the one named, or the newest running one."""
+    """The manual hunt to step: the one named, or the only one waiting (an outcome typed for
+    one hunt must never land in another)."""
     if hunt_id is not None:
         return hunt_id
-    manual = [h for h in store.hunts()
+    manual = [h["id"] for h in store.hunts()
               if h["params"].get("lab") == "manual" and h["status"] == "running"]
     if not manual:
         raise BisectlabError("no manual hunt is waiting (start one: bisectlab bisect GOOD BAD "
                              "--repo DIR)")
-    return manual[-1]["id"]
+    if len(manual) > 1:
+        raise BisectlabError(f"{len(manual)} manual hunts are waiting (hunts "
+                             f"{', '.join(map(str, manual))}): say which with --hunt N")
+    return manual[0]
 
 
 def outcome_command(term: str) -> click.Command:
