@@ -42,12 +42,14 @@ class ReplayReport:
     step: int | None = None
     difference: str = ""
     unfinished: str = ""  # the state of a hunt that has no verdict yet
+    campaign: int | None = None  # the campaign the hunt is one of
 
     def describe(self) -> str:
         if self.unfinished:
+            goes_on = (f"`bisectlab resume {self.hunt_id}` continues it" if self.campaign is None
+                       else f"campaign {self.campaign}'s command, run again, runs it again")
             return (f"hunt {self.hunt_id}: unfinished ({self.unfinished}, no verdict to "
-                    f"compare): its {self.compared} logged tests replay identically; "
-                    f"`bisectlab resume {self.hunt_id}` continues it")
+                    f"compare): its {self.compared} logged tests replay identically; {goes_on}")
         if self.identical:
             return f"hunt {self.hunt_id}: identical ({self.compared} tests, same boots, same verdict)"
         return f"hunt {self.hunt_id}: diverges at test {self.step}: {self.difference}"
@@ -96,11 +98,13 @@ def replay_hunt(store: Store, hunt_id: int) -> ReplayReport:
     try:
         verdict, totals = drive(strategy, lab, check, check=bad_check(setup, prepared))
     except _LogEnds:
-        return ReplayReport(hunt_id, False, len(recorded), unfinished=state)
+        return ReplayReport(hunt_id, False, len(recorded), unfinished=state,
+                            campaign=hunt.get("campaign_id"))
     except _Diverged as d:
         return ReplayReport(hunt_id, False, d.step - 1, d.step, d.difference)
     if not finished:
-        return ReplayReport(hunt_id, False, len(recorded), unfinished=state)
+        return ReplayReport(hunt_id, False, len(recorded), unfinished=state,
+                            campaign=hunt.get("campaign_id"))
     ran = totals.tests
     if ran < len(recorded):
         return ReplayReport(hunt_id, False, ran, ran + 1,

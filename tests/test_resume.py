@@ -227,3 +227,15 @@ def test_a_database_failing_as_the_verdict_is_written_keeps_the_hunt_to_resume(r
                              "is kept: bisectlab resume 1 goes on\n")
     resumed = _verdict(run, "resume", "1")
     assert {k: resumed[k] for k in SAME} == {k: whole[k] for k in SAME}
+
+
+def test_an_unfinished_campaign_hunt_points_to_its_campaign_not_to_resume():
+    """resume refuses a campaign's hunt (the campaign runs its unfinished hunts again), so
+    replay hunt must not send the user there."""
+    from bisectlab.replay import ReplayReport
+
+    alone = ReplayReport(3, False, 12, unfinished="interrupted").describe()
+    of_campaign = ReplayReport(3, False, 12, unfinished="interrupted", campaign=1).describe()
+    assert alone.endswith("`bisectlab resume 3` continues it")
+    assert of_campaign.endswith("campaign 1's command, run again, runs it again")
+    assert "resume" not in of_campaign
