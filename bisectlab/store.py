@@ -457,7 +457,11 @@ def _add_test(conn: Connection, hunt_id: int, fields: dict[str, Any], where: str
     boots, destroyed = fields["boots"], fields["adapters_destroyed"]
     boot_rows = [_boot_row(b) for b in boots]
     row = {"hunt_id": hunt_id, "created_at": _now(), **_test_row(fields)}
-    test_id = conn.execute(_INSERT_TEST, row).inserted_primary_key[0]
+    try:
+        test_id = conn.execute(_INSERT_TEST, row).inserted_primary_key[0]
+    except IntegrityError:
+        raise StoreError(f"test {row['seq']} of hunt {hunt_id} was logged by another process "
+                         "meanwhile (two outcomes at once?): this one is not") from None
     if boot_rows:
         conn.execute(_INSERT_BOOT, [{"test_id": test_id, **b} for b in boot_rows])
     _mark_adapters(conn, hunt_id, test_id, fields["rig"], boots, destroyed, bool(bottomless))

@@ -556,3 +556,15 @@ def test_a_claim_is_gone_when_its_pid_is_free_or_now_another_processs():
     assert process_gone(f"{host}:{alive}/{started.split('.')[0]}.1")  # the pid, reused since
     assert process_gone(f"{host}:{alive}/00000000.{started.split('.')[1]}")  # before a reboot
     assert not process_gone(f"elsewhere:{dead.pid}/00000000.1")  # another host's: not told
+
+
+def test_a_test_logged_twice_by_two_processes_is_one_clear_refusal(store):
+    """Two people typing an outcome for the same waiting test at once: the second write is
+    refused in words, and the first stays as it was."""
+    hunt = start(store)
+    first = record(store, hunt, seq=1)
+    with pytest.raises(StoreError, match=r"^test 1 of hunt 1 was logged by another process "
+                                         r"meanwhile \(two outcomes at once\?\): this one is not$"):
+        record(store, hunt, seq=1, failed=True)
+    assert [(t["id"], t["failed"]) for t in store.tests(hunt)] == [(first, False)]
+    assert store.hunt(hunt)["boots"] == 2
