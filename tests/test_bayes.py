@@ -261,3 +261,22 @@ def test_scores_are_the_same_gathered_at_once_or_row_by_row(monkeypatch):
     by_row = strategy.scores_at(resources, ladder)
     assert np.array_equal(at_once[0], by_row[0])
     assert all(np.array_equal(a, b) for a, b in zip(at_once[1], by_row[1], strict=True))
+
+
+def test_hints_never_weigh_a_commit_more_than_max_weight_times_another():
+    """Two hints of W = 100 on a commit touching both (drivers/net is in drivers) would give it
+    odds of 10^4 to 1 a priori, past what a verdict asks: the prior's weights are held within
+    MAX_WEIGHT of each other."""
+    from bisectlab.history import load_history
+    from bisectlab.strategies.bayes import MAX_WEIGHT, prior_from_paths
+
+    h = load_history("e1000e-2.6.27")
+    space = h.search_space([h.resolve("v2.6.26")], h.resolve("v2.6.27-rc8"))
+    single = prior_from_paths(space, "drivers=100")
+    both = prior_from_paths(space, "drivers=100;drivers/net=100")
+    assert single.max() / single.min() == MAX_WEIGHT == both.max() / both.min()
+    drivers = np.asarray(space.touching("drivers"), dtype=bool)[space.commits]
+    net = np.asarray(space.touching("drivers/net"), dtype=bool)[space.commits]
+    assert (drivers & net).any() and (drivers & ~net).any()
+    assert np.all(both[drivers & net] == MAX_WEIGHT)
+    assert np.all(both[drivers & ~net] == 100) and np.all(both[~drivers] == 1)

@@ -402,7 +402,8 @@ def test_a_manual_hunt_on_a_scenario_file_steps_from_any_directory(run, tmp_path
      "--assume-false-positive 0.1 must be below --assume-detect 0.1"),
     (["--boot-minutes", "1e-320"], "must be at least 1e-09 in size, not 1e-320"),
     (["--cost-weight", "1e-30"], "--cost-weight must be 0 or at least 1e-09 in size, not 1e-30"),
-    (["--weight", "drivers=1e-320"], "--weight takes PATHSPEC=W with 1e-06 <= W <= 1e+06"),
+    (["--weight", "drivers=1e-320"], "--weight takes PATHSPEC=W with 0.01 <= W <= 100"),
+    (["--weight", "fs=1e6"], "--weight takes PATHSPEC=W with 0.01 <= W <= 100, not 'fs=1e6'"),
 ])
 def test_values_that_would_name_a_culprit_without_evidence_are_refused(run, tmp_path, args,
                                                                         message):

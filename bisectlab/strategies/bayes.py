@@ -150,7 +150,10 @@ class BayesOptions(StrategyOptions):
                 raise BisectlabError(f"--detect-prior: {exc}") from None
 
 
-MAX_WEIGHT = 1e6
+# A hint leans the prior; it must not supply a verdict's odds by itself (99 to 1 at the default
+# confidence). On a 200-commit scenario with a misleading hint, 5 seeds: W <= 1000 found the
+# culprit in 5 of 5, W = 10^4 named a wrong commit after 3 tests in 1, W = 10^6 after 2 in 5.
+MAX_WEIGHT = 100.0
 
 
 def path_weights(text: str) -> list[tuple[str, float]]:
@@ -170,7 +173,8 @@ def path_weights(text: str) -> list[tuple[str, float]]:
 
 
 def prior_from_paths(space: SearchSpace, text: str) -> np.ndarray:
-    """Prior weights of the candidates: W for each pathspec a commit touches, multiplied."""
+    """Prior weights of the candidates: W for each pathspec a commit touches, multiplied, the
+    largest at most MAX_WEIGHT times the smallest (several hints must not add up past it)."""
     if space.touching is None:
         raise BisectlabError("--weight needs a history with changed paths")
     weights = np.ones(len(space))
@@ -180,7 +184,8 @@ def prior_from_paths(space: SearchSpace, text: str) -> np.ndarray:
             raise BisectlabError(f"--weight {pathspec}={weight:g}: no candidate commit touches "
                                  f"{pathspec}")
         weights[touched] *= weight
-    return weights
+    weights /= weights.min()
+    return np.minimum(weights, MAX_WEIGHT, out=weights)
 
 
 def p_at_quantile(posterior: Posterior, quantile: float,
