@@ -272,8 +272,10 @@ class GitRigs(FittedRigs[Rig]):
                 destroyed = (rig.adapter,) if rig.adapter is not None else ()
                 with self.lock:  # two rigs' adapters may die at once: each gets its own spare
                     rig.adapter = self.box.take()
+                note = (f"{describe(done)}: counted as the bug (--on-timeout fail)"
+                        if done.status is None else "")
                 return TestResult(commit, rig.name, tuple(records), destroyed,
-                                  (time.monotonic() - started) / 60, installed)
+                                  (time.monotonic() - started) / 60, installed, note=note)
         return TestResult(commit, rig.name, tuple(records), (), (time.monotonic() - started) / 60,
                           installed)
 

@@ -432,7 +432,8 @@ def test_a_hung_command_and_its_children_are_killed_at_the_timeout(run, kernel, 
     assert boot["seconds"] >= 2 and [t["commit_sha"] for t in tests].count(test["commit_sha"]) == 1
     assert (test["skipped"], test["failed"], test["note"]) == {
         "skip": (True, False, "timed out after 2 s: untestable, skipped"),
-        "fail": (False, True, "")}[action]
+        "fail": (False, True, "timed out after 2 s: counted as the bug (--on-timeout fail)")}[
+            action]
 
 
 @pytest.mark.parametrize("status, script", [(127, "missing.sh"), (126, "not-executable.sh")])
