@@ -11,6 +11,7 @@ logged parameters and replay are all derived.
 from __future__ import annotations
 
 import math
+from contextvars import ContextVar
 from dataclasses import Field, dataclass, field, fields
 from typing import Any, ClassVar, Self
 
@@ -19,6 +20,9 @@ from bisectlab.errors import BisectlabError
 LEARN = "learn"  # the word that asks a strategy to learn a rate instead of assuming it
 NEW = "new"      # an option's legacy value when hunts logged before it existed used its default
 TINY = 1e-9  # the smallest size a number other than 0 may have (1e-320 overflows a division)
+# Set while a logged hunt's options are read back: they ran as logged, so only what any value
+# must be (a finite number) is checked, not the ranges that new input is held to since.
+READING_LOG: ContextVar[bool] = ContextVar("reading_log", default=False)
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,8 @@ class Spec:
         except (TypeError, ValueError, OverflowError):
             words = "a number or 'learn'" if self.learn else "a number"
             raise BisectlabError(f"{name} needs {words}, not '{text}'") from None
+        if READING_LOG.get() and not (isinstance(number, float) and not math.isfinite(number)):
+            return int(number) if self.whole else float(number)
         below = self.low is not None and (number <= self.low if self.low_open else number < self.low)
         above = self.high is not None and (number >= self.high if self.high_open
                                            else number > self.high)
@@ -181,7 +187,11 @@ class StrategyOptions:
                 values[name] = logged[name]
             elif spec.legacy != NEW:
                 values[name] = spec.legacy
-        return cls.build(**cls.as_ran(values))
+        token = READING_LOG.set(True)
+        try:
+            return cls.build(**cls.as_ran(values))
+        finally:
+            READING_LOG.reset(token)
 
     @classmethod
     def as_ran(cls, values: dict[str, Any]) -> dict[str, Any]:

@@ -459,7 +459,9 @@ def _add_test(conn: Connection, hunt_id: int, fields: dict[str, Any], where: str
     row = {"hunt_id": hunt_id, "created_at": _now(), **_test_row(fields)}
     try:
         test_id = conn.execute(_INSERT_TEST, row).inserted_primary_key[0]
-    except IntegrityError:
+    except IntegrityError as exc:
+        if "unique" not in str(exc.orig).lower():  # SQLite's and PostgreSQL's words for it
+            raise
         raise StoreError(f"test {row['seq']} of hunt {hunt_id} was logged by another process "
                          "meanwhile (two outcomes at once?): this one is not") from None
     if boot_rows:

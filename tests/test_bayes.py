@@ -263,20 +263,21 @@ def test_scores_are_the_same_gathered_at_once_or_row_by_row(monkeypatch):
     assert all(np.array_equal(a, b) for a, b in zip(at_once[1], by_row[1], strict=True))
 
 
-def test_hints_never_weigh_a_commit_more_than_max_weight_times_another():
-    """Two hints of W = 100 on a commit touching both (drivers/net is in drivers) would give it
-    odds of 10^4 to 1 a priori, past what a verdict asks: the prior's weights are held within
-    MAX_WEIGHT of each other."""
-    from bisectlab.history import load_history
-    from bisectlab.strategies.bayes import MAX_WEIGHT, prior_from_paths
+def test_a_hunt_logged_with_options_refused_since_reads_back_as_it_ran():
+    """Ranges tightened after a hunt was logged (a confidence of a half, a weight of 1000, a
+    price below 1e-9, f not below an assumed p) hold new input only: the logged hunt's options
+    read back as they ran, so it still replays, resumes and lists."""
+    from bisectlab.strategies.bayes import BayesOptions
 
-    h = load_history("e1000e-2.6.27")
-    space = h.search_space([h.resolve("v2.6.26")], h.resolve("v2.6.27-rc8"))
-    single = prior_from_paths(space, "drivers=100")
-    both = prior_from_paths(space, "drivers=100;drivers/net=100")
-    assert single.max() / single.min() == MAX_WEIGHT == both.max() / both.min()
-    drivers = np.asarray(space.touching("drivers"), dtype=bool)[space.commits]
-    net = np.asarray(space.touching("drivers/net"), dtype=bool)[space.commits]
-    assert (drivers & net).any() and (drivers & ~net).any()
-    assert np.all(both[drivers & net] == MAX_WEIGHT)
-    assert np.all(both[drivers & ~net] == 100) and np.all(both[~drivers] == 1)
+    logged = {**BayesOptions().as_dict(), "confidence": 0.5, "weight": "drivers/net=1000",
+              "cost_weight": 1e-12, "detect": 0.1, "false_positive": 0.2}
+    ran = BayesOptions.from_logged(logged)
+    assert (ran.confidence, ran.weight, ran.cost_weight, ran.detect, ran.false_positive) == (
+        0.5, "drivers/net=1000", 1e-12, 0.1, 0.2)
+    for refused in ({"confidence": 0.5}, {"weight": "drivers/net=1000"}, {"cost_weight": 1e-12},
+                    {"detect": 0.1, "false_positive": 0.2}):
+        with pytest.raises(BisectlabError):
+            BayesOptions.build(**refused)
+    for broken in ("x", float("nan")):  # what no value may be, logged or typed
+        with pytest.raises(BisectlabError, match="option confidence"):
+            BayesOptions.from_logged({**logged, "confidence": broken})

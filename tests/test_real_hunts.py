@@ -1373,14 +1373,16 @@ def test_a_resumed_hunt_that_ends_removes_the_worktrees_it_kept_even_of_rigs_unu
 def test_rigs_booting_one_commit_at_once_number_their_boots_the_same_whichever_starts_first(
         kernel, tmp_path):
     """BISECTLAB_BOOT of two rigs booting one commit in a round: rig1 takes the first boots
-    the round may use, rig2 the next, however the rigs' threads run (rig2 is let go first
-    here); the next round numbers past every boot used (rig2 stopped at its failing boot 5)."""
-    command = (f'[ "$BISECTLAB_RIG" = rig1 ] && sleep 0.3; echo "$BISECTLAB_RIG $BISECTLAB_BOOT"'
-               f' >> {tmp_path}/boots; [ "$BISECTLAB_RIG $BISECTLAB_BOOT" != "rig2 5" ]')
+    the round may use, rig2 the next, however the rigs' threads run (rig1 waits here until
+    rig2 has booted); the next round numbers past every boot used (rig2 stopped at its failing boot 5)."""
+    command = (f'[ "$BISECTLAB_RIG" = rig1 ] && for i in $(seq 1200); do [ -e {tmp_path}/go ] '
+               f'&& break; sleep 0.05; done; echo "$BISECTLAB_RIG $BISECTLAB_BOOT" >> '
+               f'{tmp_path}/boots; [ "$BISECTLAB_RIG" = rig2 ] && touch {tmp_path}/go; '
+               f'[ "$BISECTLAB_RIG $BISECTLAB_BOOT" != "rig2 5" ]')
     rigs = two_rigs(kernel, tmp_path, command)
     first = rigs.run_round([(5, 3, rigs.rigs[0]), (5, 3, rigs.rigs[1])], lambda i, r: None)
     assert [[b.attempt for b in r.boots] for r in first] == [[1, 2, 3], [4, 5]]
-    assert (tmp_path / "boots").read_text().splitlines()[0] == "rig2 4"  # rig2 did start first
+    assert (tmp_path / "boots").read_text().splitlines()[0] == "rig2 4"  # rig1 waited for it
     again = rigs.run_round([(5, 1, rigs.rigs[1]), (5, 2, rigs.rigs[0])], lambda i, r: None)
     assert [[b.attempt for b in r.boots] for r in again] == [[6], [7, 8]]
     rigs.close(finished=True)

@@ -19,7 +19,7 @@ import numpy as np
 from scipy.special import xlogy
 
 from bisectlab.errors import BisectlabError
-from bisectlab.options import StrategyOptions, option
+from bisectlab.options import READING_LOG, StrategyOptions, option
 from bisectlab.posterior import (
     DetectHint,
     Evidence,
@@ -127,7 +127,7 @@ class BayesOptions(StrategyOptions):
     def __post_init__(self) -> None:
         super().__post_init__()
         if (self.detect is not None and self.false_positive is not None
-                and not self.false_positive < self.detect):
+                and not self.false_positive < self.detect and not READING_LOG.get()):
             raise BisectlabError(f"--assume-false-positive {self.false_positive:g} must be below "
                                  f"--assume-detect {self.detect:g}: a good commit failing as "
                                  "often as a bad one leaves nothing to find")
@@ -139,7 +139,7 @@ class BayesOptions(StrategyOptions):
                 raise BisectlabError(f"--plan-quantile plans the boots for an unknown p: it does "
                                      f"not go with {fixed[0]}")
         if self.weight is not None:
-            path_weights(self.weight)
+            path_weights(self.weight, limit=None if READING_LOG.get() else MAX_WEIGHT)
         if self.detect_prior is not None:
             if self.detect is not None:
                 raise BisectlabError("--detect-prior leans a learnt p: it does not go with "
@@ -153,11 +153,13 @@ class BayesOptions(StrategyOptions):
 # A hint leans the prior; it must not supply a verdict's odds by itself (99 to 1 at the default
 # confidence). On a 200-commit scenario with a misleading hint, 5 seeds: W <= 1000 found the
 # culprit in 5 of 5, W = 10^4 named a wrong commit after 3 tests in 1, W = 10^6 after 2 in 5.
+# Hunts logged with a larger W read it back as they ran.
 MAX_WEIGHT = 100.0
 
 
-def path_weights(text: str) -> list[tuple[str, float]]:
-    """'kernel/trace=10;drivers/net=0.5' -> [(pathspec, W), ...]; BisectlabError if malformed."""
+def path_weights(text: str, limit: float | None = None) -> list[tuple[str, float]]:
+    """'kernel/trace=10;drivers/net=0.5' -> [(pathspec, W), ...]; BisectlabError if malformed,
+    or (``limit``: new input) a W outside [1 / limit, limit]."""
     out = []
     for item in filter(None, (part.strip() for part in text.split(";"))):
         pathspec, eq, value = item.rpartition("=")
@@ -165,7 +167,8 @@ def path_weights(text: str) -> list[tuple[str, float]]:
             weight = float(value)
         except ValueError:
             weight = float("nan")
-        if not eq or not pathspec or not 1 / MAX_WEIGHT <= weight <= MAX_WEIGHT:
+        within = (0 < weight < float("inf") if limit is None else 1 / limit <= weight <= limit)
+        if not eq or not pathspec or not within:
             raise BisectlabError(f"--weight takes PATHSPEC=W with {1 / MAX_WEIGHT:g} <= W <= "
                                  f"{MAX_WEIGHT:g}, not '{item[:60]}'")
         out.append((pathspec, weight))
@@ -173,8 +176,7 @@ def path_weights(text: str) -> list[tuple[str, float]]:
 
 
 def prior_from_paths(space: SearchSpace, text: str) -> np.ndarray:
-    """Prior weights of the candidates: W for each pathspec a commit touches, multiplied, the
-    largest at most MAX_WEIGHT times the smallest (several hints must not add up past it)."""
+    """Prior weights of the candidates: W for each pathspec a commit touches, multiplied."""
     if space.touching is None:
         raise BisectlabError("--weight needs a history with changed paths")
     weights = np.ones(len(space))
@@ -184,8 +186,7 @@ def prior_from_paths(space: SearchSpace, text: str) -> np.ndarray:
             raise BisectlabError(f"--weight {pathspec}={weight:g}: no candidate commit touches "
                                  f"{pathspec}")
         weights[touched] *= weight
-    weights /= weights.min()
-    return np.minimum(weights, MAX_WEIGHT, out=weights)
+    return weights
 
 
 def p_at_quantile(posterior: Posterior, quantile: float,
