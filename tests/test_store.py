@@ -275,7 +275,7 @@ def test_refuses_bad_writes(store):
     record(store, hunt_id, boots=[boot(1, 5, True)], adapters_destroyed=["E1"])
     with pytest.raises(StoreError, match="already destroyed"):
         record(store, hunt_id, seq=2, adapters_destroyed=["E1"])
-    with pytest.raises(StoreError, match="database refused the write"):
+    with pytest.raises(StoreError, match="test 1 of hunt 1 was logged by another process"):
         record(store, hunt_id, seq=1)
     with pytest.raises(StoreError, match="lacks seed"):
         record(store, hunt_id, seq=2, boots=[{"attempt": 1}])
