@@ -942,6 +942,17 @@ def test_with_two_manual_hunts_waiting_an_outcome_must_name_its_hunt(run, kernel
     assert len(logged_tests(run, 1)) == 1 and logged_tests(run, 2) == []
 
 
+def test_a_skip_with_boots_is_refused_rather_than_logged_without_them(run, kernel):
+    assert run("bisect", GOOD, BAD, "--repo", str(kernel.repo), "-q").exit_code == 0
+    refused = run("skip", "--boots", "3")
+    assert (refused.exit_code, refused.stderr) == (
+        2, "error: skip takes no --boots: a commit that could not be tested is logged without "
+           "boots\n")
+    assert logged_tests(run) == []
+    assert run("skip", "-q").exit_code == 0
+    assert [(t["skipped"], t["boots"]) for t in logged_tests(run)] == [(True, 0)]
+
+
 def test_a_manual_hunt_takes_the_commit_as_any_revision_git_names(run, kernel):
     """good/bad/skip COMMIT in a repository take what git rev-parse takes, as GOOD and BAD do:
     a branch, BAD~1; a revision outside the range is one error line."""

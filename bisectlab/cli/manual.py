@@ -65,6 +65,10 @@ def _step(term: str | None, commit: str | None, boots: int | None, rig: str | No
     from bisectlab.driver import setup_of, step
     from bisectlab.manual import AwaitingTests, outcome_from_words
 
+    if term == "skip" and boots is not None:
+        raise click.UsageError("skip takes no --boots: a commit that could not be tested is "
+                               "logged without boots")
+
     with open_store(db_url, existing=True) as store:
         hunt_id = _waiting_hunt(store, hunt_id)
         setup = setup_of(store.hunt(hunt_id))
