@@ -1,6 +1,11 @@
 """One error root: the CLI turns any BisectlabError into one line on stderr and exit 2."""
 
 
+def clipped(text: str, width: int = 60) -> str:
+    """Text as an error line shows it: a long one is cut, not echoed whole."""
+    return text if len(text) <= width else f"{text[:width - 3]}..."
+
+
 class BisectlabError(Exception):
     """Bad input or an impossible request; the message is the whole story, one line."""
 

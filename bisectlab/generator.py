@@ -211,9 +211,9 @@ class KernelShape:
                                    f"{DAYS[1]}]")
             values["rc_days"] = tuple(days)
         for key, (low, high) in SETTING_RANGES.items():
-            if key in values and not _number_in(values[key], low, high,
-                                                whole=isinstance(getattr(cls, key), int)):
-                kind = "a whole number" if isinstance(getattr(cls, key), int) else "a number"
+            whole = isinstance(getattr(cls, key), int)
+            if key in values and not _number_in(values[key], low, high, whole):
+                kind = "a whole number" if whole else "a number"
                 raise HistoryError(f"[generate] {key} must be {kind} in [{low}, {high}], not "
                                    f"{values[key]!r}")
         shape = cls(**values)

@@ -22,7 +22,7 @@ import numpy as np
 
 from bisectlab import dag
 from bisectlab.bugs import Bug, bug_from_spec
-from bisectlab.errors import HistoryError, RangeError
+from bisectlab.errors import HistoryError, RangeError, clipped
 from bisectlab.generator import KernelShape, Pin, TopicPin, generate_kernel_history
 from bisectlab.paths import ChangedPaths
 
@@ -33,11 +33,6 @@ if TYPE_CHECKING:
 
 
 T = TypeVar("T")
-
-
-def shown_ref(ref: str, width: int = 60) -> str:
-    """A ref as messages show it: a long one is cut, not echoed whole."""
-    return ref if len(ref) <= width else f"{ref[:width - 3]}..."
 
 
 class Column(Sequence[T]):
@@ -289,12 +284,12 @@ class History:
             if len(matches) == 1:
                 return self._sha_index[matches[0]]
             if len(matches) > 1:
-                raise HistoryError(f"ambiguous ref '{shown_ref(ref)}' in {self.name}: "
+                raise HistoryError(f"ambiguous ref '{clipped(ref)}' in {self.name}: "
                                    f"{len(matches)} shas match")
         if 0 < len(sha) < 4 and all(ch in "0123456789abcdef" for ch in sha):
-            raise HistoryError(f"unknown ref '{shown_ref(ref)}' in {self.name} (a sha prefix needs at "
+            raise HistoryError(f"unknown ref '{clipped(ref)}' in {self.name} (a sha prefix needs at "
                                "least 4 hex digits)")
-        raise HistoryError(f"unknown ref '{shown_ref(ref)}' in {self.name} (not a tag or sha)")
+        raise HistoryError(f"unknown ref '{clipped(ref)}' in {self.name} (not a tag or sha)")
 
     def _prefix_matches(self, prefix: str) -> list[str]:
         import bisect

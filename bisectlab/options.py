@@ -15,7 +15,7 @@ from contextvars import ContextVar
 from dataclasses import Field, dataclass, field, fields
 from typing import Any, ClassVar, Self
 
-from bisectlab.errors import BisectlabError
+from bisectlab.errors import BisectlabError, clipped
 
 LEARN = "learn"  # the word that asks a strategy to learn a rate instead of assuming it
 NEW = "new"      # an option's legacy value when hunts logged before it existed used its default
@@ -71,9 +71,7 @@ class Spec:
             return str(raw)
         if self.learn and isinstance(raw, str) and raw.strip() == LEARN:
             return None
-        text = str(raw)
-        if len(text) > 40:
-            text = text[:37] + "..."
+        text = clipped(str(raw), 40)
         try:
             number = _exact(raw)
         except (TypeError, ValueError, OverflowError):

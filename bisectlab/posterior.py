@@ -20,6 +20,8 @@ from functools import cached_property
 import numpy as np
 from scipy.special import betainc, xlog1py, xlogy
 
+from bisectlab.errors import clipped
+
 HINT_WEIGHT = 0.5  # the share of the prior on p that a hint (--detect-prior) takes over
 
 
@@ -245,8 +247,7 @@ class DetectHint:
             if not 1 <= n <= 1e9:
                 raise ValueError(f"'{text}': a boot count must lie in [1, 1e9]")
             return cls(min(1.0, 1 / (2 * n)), min(1.0, 2 / n))
-        shown = text if len(text) <= 60 else text[:57] + "..."
-        raise ValueError(f"'{shown}' is not a detection-rate hint (try '10-30 reboots', "
+        raise ValueError(f"'{clipped(text)}' is not a detection-rate hint (try '10-30 reboots', "
                          "'0.03-0.1' or 'beta(2, 38)')")
 
     def cells(self, edges: np.ndarray) -> np.ndarray:

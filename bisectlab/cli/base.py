@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from bisectlab.errors import BisectlabError
+from bisectlab.errors import BisectlabError, clipped
 
 COMMANDS = {  # name -> module of this package and the click command in it
     "bisect": ("hunt", "bisect"),
@@ -83,8 +83,7 @@ class BisectlabGroup(click.Group):
 
 def os_error_line(exc: OSError) -> str:
     """An OSError as one short line: what the system said, of which file (cut if long)."""
-    name = str(exc.filename) if exc.filename is not None else ""
-    name = name if len(name) <= 80 else name[:77] + "..."
+    name = clipped(str(exc.filename), 80) if exc.filename is not None else ""
     return f"{exc.strerror or exc}{': ' + name if name else ''}"
 
 
