@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bisectlab import compiled
+
 if TYPE_CHECKING:  # scipy is imported where it is used: a boot needs none of it (start-up time)
     from scipy.sparse import csr_matrix
 
@@ -444,7 +446,7 @@ class _ChainLayout:
         chain_piece = np.searchsorted(cuts, self.chain_start)
         marks = np.unique(np.concatenate([[0], self.seg_lo, self.seg_hi, fork + 1, self.chain_start]))
         mark = partial(np.searchsorted, marks)
-        return _SumPlan(
+        return _SumPlan.packed_once(
             order=self.order, piece_start=cuts, marks=marks[marks < self.n],
             seg_lo=mark(self.seg_lo), seg_hi=mark(self.seg_hi), seg_group=first,
             merge_piece=np.searchsorted(cuts, self.tin[self.seg_merge[first]]),
@@ -482,9 +484,52 @@ class _SumPlan:
     fork_chain_start: np.ndarray
     fork_chain_piece: np.ndarray
     levels: list[tuple[np.ndarray, np.ndarray]]  # (chains, their parent chains), by depth
+    packed: tuple[np.ndarray, np.ndarray, np.ndarray]  # the compiled kernel's view (packed_once)
+
+    @classmethod
+    def packed_once(cls, order: np.ndarray, levels: list[tuple[np.ndarray, np.ndarray]],
+                    **parts: np.ndarray) -> _SumPlan:
+        """The plan with its index arrays kept once, as int64 views into the one array the
+        compiled kernel reads (``packed``: the order, the rest end to end in the order of
+        ``bisectlab/_kernels.c``'s enum, and where each starts), not a copy beside them."""
+        depth_bounds = np.cumsum([0] + [len(chains) for chains, _ in levels])
+        arrays = [parts[name] for name in _PACKED_PARTS] + [
+            np.concatenate([chains for chains, _ in levels] or [np.zeros(0, np.int64)]),
+            np.concatenate([above for _, above in levels] or [np.zeros(0, np.int64)]),
+            depth_bounds]
+        flat = np.concatenate([np.asarray(a, dtype=np.int64) for a in arrays])
+        bounds = np.cumsum([0] + [len(a) for a in arrays]).astype(np.int64)
+        views = [flat[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+        chains, above = views[-3], views[-2]
+        by_depth = [(chains[lo:hi], above[lo:hi])
+                    for lo, hi in zip(depth_bounds[:-1], depth_bounds[1:], strict=True)]
+        order = np.ascontiguousarray(order, dtype=np.int64)
+        return cls(order=order, levels=by_depth, packed=(order, flat, bounds),
+                   **dict(zip(_PACKED_PARTS, views[:-3], strict=True)))
 
     def sums(self, w: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Ancestor sums of a vector of weights, or of each column of a matrix, in commit order."""
+        if compiled.kernels is not None and w.ndim == 1 and w.dtype == np.float64:
+            return self._compiled_rows(w[None, :], None if out is None else out[None, :])[0]
+        return self.numpy_sums(w, out)
+
+    def row_sums(self, w: np.ndarray) -> np.ndarray:
+        """Ancestor sums of each row of a (k, N) matrix, in that layout (see :meth:`sums`)."""
+        if compiled.kernels is not None and w.dtype == np.float64:
+            return self._compiled_rows(w)
+        return self.numpy_row_sums(w)
+
+    def _compiled_rows(self, w: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`numpy_row_sums` by the compiled kernel (``out`` may be a strided view)."""
+        target = np.empty(w.shape) if out is None or not out.flags.c_contiguous else out
+        compiled.kernels.ancestor_rows(np.ascontiguousarray(w), target, *self.packed)
+        if out is not None and target is not out:
+            out[...] = target
+        return target if out is None else out
+
+    def numpy_sums(self, w: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`sums` in numpy passes (for any dtype; the reference the compiled kernel
+        follows)."""
         layout = np.take(w, self.order, axis=0)
         extra = self._piece_extras(self._marked_prefixes(layout))
         extra[1:] -= extra[:-1].copy()
@@ -495,8 +540,8 @@ class _SumPlan:
         out[self.order] = layout
         return out
 
-    def row_sums(self, w: np.ndarray) -> np.ndarray:
-        """Ancestor sums of each row of a (k, N) matrix, in that layout (see :meth:`sums`)."""
+    def numpy_row_sums(self, w: np.ndarray) -> np.ndarray:
+        """:meth:`row_sums` in numpy passes."""
         layout = np.take(w, self.order, axis=1)
         between = np.add.reduceat(layout, self.marks, axis=1)
         prefix = np.zeros((between.shape[1] + 1, len(w)), dtype=layout.dtype)
@@ -531,6 +576,11 @@ class _SumPlan:
             base[chains] += base[parents]
         base -= prefix[self.chain_start] + added[self.chain_piece]
         return base[self.piece_chain] + added[1:]
+
+
+_PACKED_PARTS = ("marks", "piece_start", "seg_lo", "seg_hi", "seg_group", "merge_piece",
+                 "piece_chain", "chain_start", "chain_piece", "rooted", "fork_next", "fork_piece",
+                 "fork_chain_start", "fork_chain_piece")  # _SumPlan's, as _kernels.c reads them
 
 
 def _chain_levels(parent_chain: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from bisectlab import kernel
+from bisectlab import compiled, kernel
 from bisectlab.generator import KernelShape, generate_kernel_history
 from bisectlab.strategies import Observation, Resources, SearchSpace, make_strategy
 
@@ -183,6 +183,7 @@ def campaign_throughput(hunts: int = 150, rounds: int = 3, workers: tuple[int, .
                                                                             strict=True))}
     first, last = str(workers[0]), str(workers[-1])
     out["speedup"] = out["workers"][last]["hunts_per_s"] / out["workers"][first]["hunts_per_s"]
+    out["compiled_kernels"] = compiled.kernels is not None
     out["target_speedup"] = TARGET_CAMPAIGN_SPEEDUP
     return out
 
@@ -208,7 +209,16 @@ def format_campaign(r: dict[str, Any]) -> str:
     ok = r["speedup"] >= r["target_speedup"]
     lines.append(f"  speed-up {r['speedup']:.3f}x (target >= {r['target_speedup']}x)  "
                  f"{'ok' if ok else 'MISSED'}")
+    lines.append(kernels_line(r["compiled_kernels"]))
     return "\n".join(lines)
+
+
+def kernels_line(built: bool) -> str:
+    """Whether the figures above ran on the compiled kernels, which an install without a C
+    compiler goes without."""
+    return ("  compiled kernels: built (bisectlab/_kernels.c)" if built else
+            "  compiled kernels: NOT built (no C compiler at install): numpy passes, the same "
+            "results, slower")
 
 
 # scale: the whole Linux history at interactive speed ------------------------------------------
@@ -545,7 +555,8 @@ def run_targets(run: ScaleRun = ScaleRun(), campaign_hunts: int = 150,
     return {"commits": run.commits, "small": run.small, "repeats": run.repeats,
             "campaign": {"hunts": campaign_hunts, "rounds": rounds},
             "file": history_file_scale(run), "now": now, "targets": TARGETS, "today": ISSUE_TODAY,
-            "load_average": os.getloadavg()[0], "cores": os.cpu_count()}
+            "load_average": os.getloadavg()[0], "cores": os.cpu_count(),
+            "compiled_kernels": compiled.kernels is not None}
 
 
 def _figure(value: float | None, unit: str) -> str:
@@ -602,4 +613,5 @@ def format_targets(r: dict[str, Any]) -> str:
                  f"{r['today']['git_step_s'] * 1e3:.1f} ms in the issue; campaign with 2 workers: "
                  f"{now['hunts_per_s_2']:.1f} hunts/s; "
                  f"the bisect logged {now['tests']:.0f} tests in {now['bisect_s']:.1f} s)")
+    lines.append(kernels_line(r["compiled_kernels"]))
     return "\n".join(lines)

@@ -20,6 +20,7 @@ from functools import cached_property
 import numpy as np
 from scipy.special import betainc, xlog1py, xlogy
 
+from bisectlab import compiled
 from bisectlab.errors import clipped
 
 HINT_WEIGHT = 0.5  # the share of the prior on p that a hint (--detect-prior) takes over
@@ -390,16 +391,25 @@ def _log_mass(evidence: Evidence, log_prior: np.ndarray, model: RateModel
     """The joint log likelihood and prior of each pair and rates (U, P, F), summed over the
     rates (U,), each candidate's unnormalised log mass (N,) and its log total; ValueError if
     every candidate is impossible."""
-    b = evidence.pair_boots.astype(float)[:, None, None]
-    k = evidence.pair_fails.astype(float)[:, None, None]
-    r = model.fail_rates()[None, :, :]
-    f = model.f_grid[None, None, :]
+    b = evidence.pair_boots.astype(float)[:, None]
+    k = evidence.pair_fails.astype(float)[:, None]
+    p = model.p_grid[None, :]  # a bad commit's failure rate is p, whatever f (fail_rates)
+    f = model.f_grid[None, :]
     tb, tk = float(evidence.boots), float(evidence.fails)
-    loglik = (xlogy(k, r) + xlog1py(b - k, -r)
-              + xlogy(tk - k, f) + xlog1py(tb - b - tk + k, -f))
-    loglik[np.isnan(loglik)] = -np.inf
-    joint = loglik + model.log_prior()[None, :, :]          # (U, P, F)
-    per_pair = _logsumexp(joint, axis=(1, 2))                 # (U,)
+    # the terms in p and in f are taken on (U, P) and (U, F), then added in the order the
+    # (U, P, F) sum of all four would add them: the same bits for a fraction of the logarithms
+    on_p = xlogy(k, p) + xlog1py(b - k, -p)
+    on_f, on_f2 = xlogy(tk - k, f), xlog1py(tb - b - tk + k, -f)
+    if compiled.kernels is not None:
+        joint = np.empty((len(b), len(model.p_grid), len(model.f_grid)))
+        per_pair = np.empty(len(b))
+        compiled.kernels.pair_likelihoods(on_p, on_f, on_f2, model.log_prior(), joint, per_pair)
+    else:
+        loglik = on_p[:, :, None] + on_f[:, None, :]
+        loglik += on_f2[:, None, :]
+        loglik[np.isnan(loglik)] = -np.inf
+        joint = loglik + model.log_prior()[None, :, :]          # (U, P, F)
+        per_pair = _logsumexp(joint, axis=(1, 2))                 # (U,)
     log_mass = log_prior + per_pair[evidence.pair]
     total = _logsumexp(log_mass, None)
     if not np.isfinite(total):
@@ -413,15 +423,28 @@ def _compute_posterior(evidence: Evidence, log_prior: np.ndarray, model: RateMod
     log_mass -= total
     mass = np.exp(log_mass, out=log_mass)
     pair_weight = np.bincount(inverse, weights=_prior_weights(log_prior), minlength=len(per_pair))
-    rate_joint = _logsumexp(joint + np.log(pair_weight)[:, None, None], axis=0)
+    if compiled.kernels is not None:
+        rate_joint, conditional = np.empty(joint.shape[1:]), np.empty(joint.shape)
+        compiled.kernels.rate_posteriors(joint, per_pair, np.log(pair_weight), rate_joint,
+                                         conditional)
+    else:
+        rate_joint, conditional = _rates_and_conditional(joint, per_pair, pair_weight)
     rate_joint = np.exp(rate_joint - _logsumexp(rate_joint, None))
+    return Posterior(mass, rate_joint, model, conditional, inverse)
+
+
+def _rates_and_conditional(joint: np.ndarray, per_pair: np.ndarray, pair_weight: np.ndarray
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """The log posterior of the rates, unnormalised (P, F), and P(rates | the culprit's pair)
+    (U, P, F), 0 for a pair the data rule out."""
+    rate_joint = _logsumexp(joint + np.log(pair_weight)[:, None, None], axis=0)
     possible = np.isfinite(per_pair)
     if possible.all():
         conditional = np.exp(joint - per_pair[:, None, None])
     else:
         conditional = np.zeros_like(joint)
         conditional[possible] = np.exp(joint[possible] - per_pair[possible, None, None])
-    return Posterior(mass, rate_joint, model, conditional, inverse)
+    return rate_joint, conditional
 
 
 _last_prior: tuple[np.ndarray, np.ndarray] | None = None  # a log prior and its weights

@@ -1,0 +1,399 @@
+/*
+ * bisectlab._kernels: compiled twins of the hottest numpy passes of a decision, bit for bit.
+ *
+ * Each function here does what a numpy function of bisectlab does (named beside it), with the
+ * same floating-point operations in the same order: numpy's pairwise summation where numpy sums
+ * a contiguous run (np.add.reduceat), a running sum where it accumulates (np.cumsum). So a hunt
+ * is the same, test for test, with or without this module; the numpy code is the reference and
+ * the fallback where no C compiler built it. Arrays come through the buffer protocol (no numpy
+ * headers), C-contiguous, float64 ("d") or int64 ("q" or "l").
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* numpy's pairwise sum of n doubles (loops_utils.h.src): 8 running sums in blocks of up to 128,
+ * halves beyond that, -0.0 as the start of a short run. */
+static double pairwise_sum(const double *a, Py_ssize_t n)
+{
+    if (n < 8) {
+        double res = -0.0;
+        for (Py_ssize_t i = 0; i < n; i++)
+            res += a[i];
+        return res;
+    }
+    if (n <= 128) {
+        double r[8], res;
+        Py_ssize_t i;
+        for (i = 0; i < 8; i++)
+            r[i] = a[i];
+        for (i = 8; i < n - (n % 8); i += 8) {
+            r[0] += a[i + 0]; r[1] += a[i + 1]; r[2] += a[i + 2]; r[3] += a[i + 3];
+            r[4] += a[i + 4]; r[5] += a[i + 5]; r[6] += a[i + 6]; r[7] += a[i + 7];
+        }
+        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for (; i < n; i++)
+            res += a[i];
+        return res;
+    }
+    Py_ssize_t n2 = n / 2;
+    n2 -= n2 % 8;
+    return pairwise_sum(a, n2) + pairwise_sum(a + n2, n - n2);
+}
+
+/* np.add.reduceat's sum of a[lo:hi] (hi > lo): the first element, plus the rest's pairwise sum */
+static double run_sum(const double *a, int64_t lo, int64_t hi)
+{
+    return hi - lo > 1 ? a[lo] + pairwise_sum(a + lo + 1, hi - lo - 1) : a[lo];
+}
+
+static int get_buffer(PyObject *obj, Py_buffer *view, int writable, const char *what)
+{
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, view, flags) < 0)
+        return -1;
+    const char *f = view->format;
+    if (view->itemsize != 8 || !f || !(strcmp(f, what) == 0
+            || (what[0] == 'q' && (strcmp(f, "l") == 0 || strcmp(f, "<q") == 0
+                                   || strcmp(f, "<l") == 0))
+            || (what[0] == 'd' && strcmp(f, "<d") == 0))) {
+        PyErr_Format(PyExc_TypeError, "expected a contiguous %s array",
+                     what[0] == 'd' ? "float64" : "int64");
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+/* Buffers of one call, released together. */
+typedef struct {
+    Py_buffer view[6];
+    int taken;
+} Views;
+
+static int take(Views *v, PyObject *obj, int writable, const char *what)
+{
+    if (get_buffer(obj, &v->view[v->taken], writable, what) < 0)
+        return -1;
+    v->taken++;
+    return 0;
+}
+
+static void release(Views *v)
+{
+    for (int i = 0; i < v->taken; i++)
+        PyBuffer_Release(&v->view[i]);
+}
+
+/* The index arrays of a dag._SumPlan: its order, then the rest in the order _SumPlan.packed
+ * lays them out. */
+enum {
+    ORDER, MARKS, PIECE_START, SEG_LO, SEG_HI, SEG_GROUP, MERGE_PIECE, PIECE_CHAIN, CHAIN_START,
+    CHAIN_PIECE, ROOTED, FORK_NEXT, FORK_PIECE, FORK_CHAIN_START, FORK_CHAIN_PIECE,
+    LEVEL_CHAINS, LEVEL_PARENTS, LEVEL_BOUNDS, PLAN_PARTS
+};
+
+typedef struct {
+    const int64_t *part[PLAN_PARTS];
+    Py_ssize_t len[PLAN_PARTS];
+} Plan;
+
+typedef struct {
+    double *between, *prefix, *segments, *added, *base, *extra;
+} Scratch;
+
+/* dag._SumPlan.row_sums for one row: the ancestor-or-self sums of w (in commit order) into out. */
+static void ancestor_row(const Plan *pl, const double *w, double *out, double *layout,
+                         const Scratch *s, Py_ssize_t n)
+{
+    const int64_t *order = pl->part[ORDER], *marks = pl->part[MARKS];
+    Py_ssize_t nm = pl->len[MARKS], npieces = pl->len[PIECE_CHAIN], nchains = pl->len[CHAIN_START];
+    Py_ssize_t nseg = pl->len[SEG_LO], ngroups = pl->len[SEG_GROUP], nrooted = pl->len[ROOTED];
+    Py_ssize_t i, j;
+
+    for (i = 0; i < n; i++)
+        layout[i] = w[order[i]];
+    for (j = 0; j < nm; j++)                                   /* np.add.reduceat at the marks */
+        s->between[j] = run_sum(layout, marks[j], j + 1 < nm ? marks[j + 1] : n);
+    s->prefix[0] = 0.0;                                        /* np.cumsum into prefix[1:] */
+    for (j = 0; j < nm; j++)
+        s->prefix[j + 1] = j ? s->prefix[j] + s->between[j] : s->between[0];
+
+    /* _piece_extras */
+    double *added = s->added, *base = s->base, *prefix = s->prefix;
+    memset(added, 0, (size_t)(npieces + 1) * sizeof(double));
+    if (nseg) {
+        for (j = 0; j < nseg; j++)
+            s->segments[j] = prefix[pl->part[SEG_HI][j]] - prefix[pl->part[SEG_LO][j]];
+        for (j = 0; j < ngroups; j++) {
+            int64_t hi = j + 1 < ngroups ? pl->part[SEG_GROUP][j + 1] : nseg;
+            added[pl->part[MERGE_PIECE][j] + 1] = run_sum(s->segments, pl->part[SEG_GROUP][j], hi);
+        }
+    }
+    for (j = 1; j <= npieces; j++)
+        added[j] = added[j - 1] + added[j];
+    memset(base, 0, (size_t)nchains * sizeof(double));
+    for (j = 0; j < nrooted; j++)
+        base[pl->part[ROOTED][j]] = prefix[pl->part[FORK_NEXT][j]]
+            - prefix[pl->part[FORK_CHAIN_START][j]] + added[pl->part[FORK_PIECE][j] + 1]
+            - added[pl->part[FORK_CHAIN_PIECE][j]];
+    const int64_t *bounds = pl->part[LEVEL_BOUNDS];
+    for (Py_ssize_t level = 0; level + 1 < pl->len[LEVEL_BOUNDS]; level++) {
+        /* a level's chains take their parents' bases as the level began (numpy's gather) */
+        for (j = bounds[level]; j < bounds[level + 1]; j++)
+            s->extra[j - bounds[level]] = base[pl->part[LEVEL_PARENTS][j]];
+        for (j = bounds[level]; j < bounds[level + 1]; j++)
+            base[pl->part[LEVEL_CHAINS][j]] += s->extra[j - bounds[level]];
+    }
+    for (j = 0; j < nchains; j++)
+        base[j] -= prefix[pl->part[CHAIN_START][j]] + added[pl->part[CHAIN_PIECE][j]];
+    double *extra = s->extra;
+    for (j = 0; j < npieces; j++)
+        extra[j] = base[pl->part[PIECE_CHAIN][j]] + added[j + 1];
+
+    for (j = npieces - 1; j > 0; j--)                          /* extra[1:] -= extra[:-1] */
+        extra[j] -= extra[j - 1];
+    for (j = 0; j < npieces; j++)
+        layout[pl->part[PIECE_START][j]] += extra[j];
+    for (i = 1; i < n; i++)                                    /* np.cumsum */
+        layout[i] = layout[i - 1] + layout[i];
+    for (i = 0; i < n; i++)
+        out[order[i]] = layout[i];
+}
+
+PyDoc_STRVAR(ancestor_rows_doc,
+"ancestor_rows(w, out, order, packed, bounds)\n\n"
+"dag._SumPlan.row_sums of the (k, n) float64 matrix w into out, bit for bit: order is the plan's\n"
+"layout order (int64), packed its other index arrays end to end, bounds where each starts.");
+
+static PyObject *ancestor_rows(PyObject *self, PyObject *args)
+{
+    PyObject *obj[5];
+    if (!PyArg_ParseTuple(args, "OOOOO", &obj[0], &obj[1], &obj[2], &obj[3], &obj[4]))
+        return NULL;
+    Views v = {.taken = 0};
+    const char *kinds[5] = {"d", "d", "q", "q", "q"};
+    for (int i = 0; i < 5; i++)
+        if (take(&v, obj[i], i == 1, kinds[i]) < 0) {
+            release(&v);
+            return NULL;
+        }
+    Py_buffer *w = &v.view[0], *out = &v.view[1], *order = &v.view[2], *packed = &v.view[3];
+    const int64_t *at = v.view[4].buf;
+    Py_ssize_t nb = v.view[4].len / 8, total = packed->len / 8;
+    Plan pl;
+    if (w->ndim != 2 || out->ndim != 2 || w->shape[0] != out->shape[0]
+            || w->shape[1] != out->shape[1] || order->len / 8 != w->shape[1]
+            || nb != PLAN_PARTS || at[0] != 0 || at[PLAN_PARTS - 1] != total) {
+        release(&v);
+        PyErr_SetString(PyExc_ValueError, "ancestor_rows: the shapes do not fit the plan");
+        return NULL;
+    }
+    pl.part[ORDER] = order->buf;
+    pl.len[ORDER] = w->shape[1];
+    for (int p = 1; p < PLAN_PARTS; p++) {
+        if (at[p] < at[p - 1]) {
+            release(&v);
+            PyErr_SetString(PyExc_ValueError, "ancestor_rows: bounds must not decrease");
+            return NULL;
+        }
+        pl.part[p] = (const int64_t *)packed->buf + at[p - 1];
+        pl.len[p] = at[p] - at[p - 1];
+    }
+    Py_ssize_t k = w->shape[0], n = w->shape[1];
+    Py_ssize_t nm = pl.len[MARKS], np_ = pl.len[PIECE_CHAIN], nc = pl.len[CHAIN_START];
+    Py_ssize_t widest = np_ > nc ? np_ : nc;
+    double *block = malloc(sizeof(double) * (size_t)(n + nm + (nm + 1) + pl.len[SEG_LO]
+                                                     + (np_ + 1) + nc + widest + 1));
+    if (!block) {
+        release(&v);
+        return PyErr_NoMemory();
+    }
+    Scratch s;
+    double *layout = block;
+    s.between = layout + n;
+    s.prefix = s.between + nm;
+    s.segments = s.prefix + nm + 1;
+    s.added = s.segments + pl.len[SEG_LO];
+    s.base = s.added + np_ + 1;
+    s.extra = s.base + nc;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t r = 0; r < k; r++)
+        ancestor_row(&pl, (const double *)w->buf + r * n, (double *)out->buf + r * n, layout,
+                     &s, n);
+    Py_END_ALLOW_THREADS
+    free(block);
+    release(&v);
+    Py_RETURN_NONE;
+}
+
+/* posterior._logsumexp of m values x[0], x[stride], ... (each plus shift[j], if given): the
+ * largest kept out of the sum, the rest's exponentials summed pairwise (``pairwise``) or one after
+ * another, as numpy sums along a contiguous axis or across an outer one. ``terms``: m doubles. */
+static double log_sum_exp(const double *x, Py_ssize_t m, Py_ssize_t stride, const double *shift,
+                          int pairwise, double *terms)
+{
+    double top = 0.0, count = 0.0, rest;
+    Py_ssize_t j;
+    for (j = 0; j < m; j++) {                        /* np.max: NaN wins */
+        terms[j] = shift ? x[j * stride] + shift[j] : x[j * stride];
+        if (j == 0 || terms[j] > top || isnan(terms[j]))
+            top = j && isnan(top) ? top : terms[j];
+    }
+    for (j = 0; j < m; j++) {
+        double v = terms[j];
+        if (v == top) {
+            count += 1.0;
+            v = -INFINITY;
+        }
+        terms[j] = exp(v - top);
+    }
+    if (pairwise) {
+        rest = pairwise_sum(terms, m);
+    } else {
+        rest = terms[0];
+        for (j = 1; j < m; j++)
+            rest += terms[j];
+    }
+    if (rest != 0.0)
+        rest = rest / count;
+    return top == -INFINITY ? -INFINITY : log1p(rest) + log(count) + top;
+}
+
+static int check_shape(Py_buffer *b, int ndim, Py_ssize_t d0, Py_ssize_t d1, Py_ssize_t d2)
+{
+    Py_ssize_t want[3] = {d0, d1, d2};
+    if (b->ndim != ndim)
+        return 0;
+    for (int i = 0; i < ndim; i++)
+        if (b->shape[i] != want[i])
+            return 0;
+    return 1;
+}
+
+PyDoc_STRVAR(pair_likelihoods_doc,
+"pair_likelihoods(on_p, on_f, on_f2, log_prior, joint, per_pair)\n\n"
+"posterior._log_mass's joint (U, P, F) = on_p (U, P) + on_f (U, F) + on_f2 (U, F), NaN as -inf,\n"
+"plus log_prior (P, F); and per_pair (U), its log-sum-exp over the rates.");
+
+static PyObject *pair_likelihoods(PyObject *self, PyObject *args)
+{
+    PyObject *obj[6];
+    if (!PyArg_ParseTuple(args, "OOOOOO", &obj[0], &obj[1], &obj[2], &obj[3], &obj[4], &obj[5]))
+        return NULL;
+    Views v = {.taken = 0};
+    for (int i = 0; i < 6; i++)
+        if (take(&v, obj[i], i >= 4, "d") < 0) {
+            release(&v);
+            return NULL;
+        }
+    Py_buffer *on_p = &v.view[0], *on_f = &v.view[1], *on_f2 = &v.view[2], *prior = &v.view[3];
+    Py_buffer *joint = &v.view[4], *per_pair = &v.view[5];
+    Py_ssize_t U = on_p->ndim == 2 ? on_p->shape[0] : -1, P = on_p->ndim == 2 ? on_p->shape[1] : -1;
+    Py_ssize_t F = on_f->ndim == 2 ? on_f->shape[1] : -1;
+    if (U < 0 || F < 0 || !check_shape(on_f, 2, U, F, 0) || !check_shape(on_f2, 2, U, F, 0)
+            || !check_shape(prior, 2, P, F, 0) || !check_shape(joint, 3, U, P, F)
+            || !check_shape(per_pair, 1, U, 0, 0)) {
+        release(&v);
+        PyErr_SetString(PyExc_ValueError, "pair_likelihoods: the shapes do not agree");
+        return NULL;
+    }
+    double *terms = malloc(sizeof(double) * (size_t)(P * F > 0 ? P * F : 1));
+    if (!terms) {
+        release(&v);
+        return PyErr_NoMemory();
+    }
+    const double *a = on_p->buf, *b = on_f->buf, *c = on_f2->buf, *lp = prior->buf;
+    double *out = joint->buf, *pp = per_pair->buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t u = 0; u < U; u++) {
+        double *row = out + u * P * F;
+        for (Py_ssize_t p = 0; p < P; p++)
+            for (Py_ssize_t f = 0; f < F; f++) {
+                double x = a[u * P + p] + b[u * F + f];
+                x += c[u * F + f];
+                if (isnan(x))
+                    x = -INFINITY;
+                row[p * F + f] = x + lp[p * F + f];
+            }
+        if (P * F > 0)
+            pp[u] = log_sum_exp(row, P * F, 1, NULL, 1, terms);
+    }
+    Py_END_ALLOW_THREADS
+    free(terms);
+    release(&v);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(rate_posteriors_doc,
+"rate_posteriors(joint, per_pair, log_weight, rates, conditional)\n\n"
+"posterior._compute_posterior's rates (P, F): the log-sum-exp over pairs of joint (U, P, F) plus\n"
+"log_weight (U); and conditional (U, P, F): exp(joint - per_pair), 0 for an impossible pair.");
+
+static PyObject *rate_posteriors(PyObject *self, PyObject *args)
+{
+    PyObject *obj[5];
+    if (!PyArg_ParseTuple(args, "OOOOO", &obj[0], &obj[1], &obj[2], &obj[3], &obj[4]))
+        return NULL;
+    Views v = {.taken = 0};
+    for (int i = 0; i < 5; i++)
+        if (take(&v, obj[i], i >= 3, "d") < 0) {
+            release(&v);
+            return NULL;
+        }
+    Py_buffer *joint = &v.view[0], *per_pair = &v.view[1], *weight = &v.view[2];
+    Py_buffer *rates = &v.view[3], *cond = &v.view[4];
+    Py_ssize_t U = joint->ndim == 3 ? joint->shape[0] : -1;
+    Py_ssize_t P = U >= 0 ? joint->shape[1] : 0, F = U >= 0 ? joint->shape[2] : 0;
+    if (U < 1 || !check_shape(per_pair, 1, U, 0, 0) || !check_shape(weight, 1, U, 0, 0)
+            || !check_shape(rates, 2, P, F, 0) || !check_shape(cond, 3, U, P, F)) {
+        release(&v);
+        PyErr_SetString(PyExc_ValueError, "rate_posteriors: the shapes do not agree");
+        return NULL;
+    }
+    double *terms = malloc(sizeof(double) * (size_t)U);
+    if (!terms) {
+        release(&v);
+        return PyErr_NoMemory();
+    }
+    const double *j = joint->buf, *pp = per_pair->buf, *lw = weight->buf;
+    double *r = rates->buf, *c = cond->buf;
+    Py_ssize_t cells = P * F;
+    Py_BEGIN_ALLOW_THREADS
+    /* numpy sums across the pairs one after another, unless each pair holds one cell: then the
+     * pairs are its contiguous axis, summed pairwise */
+    for (Py_ssize_t cell = 0; cell < cells; cell++)
+        r[cell] = log_sum_exp(j + cell, U, cells, lw, cells == 1, terms);
+    for (Py_ssize_t u = 0; u < U; u++) {
+        int possible = isfinite(pp[u]);
+        for (Py_ssize_t cell = 0; cell < cells; cell++)
+            c[u * cells + cell] = possible ? exp(j[u * cells + cell] - pp[u]) : 0.0;
+    }
+    Py_END_ALLOW_THREADS
+    free(terms);
+    release(&v);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"ancestor_rows", ancestor_rows, METH_VARARGS, ancestor_rows_doc},
+    {"pair_likelihoods", pair_likelihoods, METH_VARARGS, pair_likelihoods_doc},
+    {"rate_posteriors", rate_posteriors, METH_VARARGS, rate_posteriors_doc},
+    {NULL, NULL, 0, NULL}
+};
+
+static struct PyModuleDef module = {
+    .m_base = PyModuleDef_HEAD_INIT,
+    .m_name = "bisectlab._kernels",
+    .m_doc = "Compiled twins of bisectlab's hottest numpy passes, bit for bit.",
+    .m_size = -1,
+    .m_methods = methods,
+};
+
+PyMODINIT_FUNC PyInit__kernels(void)
+{
+    return PyModule_Create(&module);
+}
