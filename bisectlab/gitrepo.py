@@ -85,11 +85,13 @@ def repository_root(directory: str | Path) -> Path:
 
 
 def resolve_ref(top: Path, ref: str) -> str:
-    """The full sha of the commit a ref names: a tag, a branch, HEAD~3, a unique sha prefix."""
+    """The full sha of the commit a ref names: a tag, a branch, HEAD~3, a unique sha prefix,
+    ':/text' (the youngest commit whose message matches)."""
     if not ref.strip() or ref.startswith("-"):
         raise HistoryError(f"unknown ref '{ref}' in {top}")
-    result = _run(top, "rev-parse", "--verify", "--end-of-options", f"{ref}^{{commit}}",
-                  check=False)
+    # ':/text' names the youngest commit whose message matches: a suffix would join the text
+    spec = ref if ref.startswith(":/") else f"{ref}^{{commit}}"
+    result = _run(top, "rev-parse", "--verify", "--end-of-options", spec, check=False)
     if "ambiguous" in result.stderr:
         raise HistoryError(f"ambiguous ref '{ref}' in {top}: {_first_line(result.stderr)}")
     if result.returncode != 0:

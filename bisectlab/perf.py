@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from bisectlab import compiled, kernel
+from bisectlab.errors import BisectlabError, clipped
 from bisectlab.generator import KernelShape, generate_kernel_history
 from bisectlab.strategies import Observation, Resources, SearchSpace, make_strategy
 
@@ -341,11 +342,18 @@ def _archive(rev: str) -> bytes | None:
     roots = [Path(__file__).resolve().parent.parent]
     if here is not None and here.returncode == 0:
         roots.append(Path(here.stdout.decode().strip()))
+    checkouts = []
     for root in roots:
         for paths in (["bisectlab", "db"], ["bisectlab"]):
             done = git(root, "archive", "--format=tar", rev, *paths)
             if done is not None and done.returncode == 0:
                 return done.stdout
+        found = git(root, "rev-parse", "--git-dir")
+        if found is not None and found.returncode == 0:
+            checkouts.append(str(root))
+    if checkouts:  # a checkout to take it from, but no such commit (or no bisectlab in it)
+        raise BisectlabError(f"--baseline {clipped(rev, 40)}: no commit of that name with "
+                             f"bisectlab's code in {' or '.join(dict.fromkeys(checkouts))}")
     return None
 
 

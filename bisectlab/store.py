@@ -61,7 +61,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from bisectlab.errors import StoreError
+from bisectlab.errors import StoreError, clipped
 
 DEFAULT_DB_FILE = "bisectlab.sqlite"
 SCHEMA_HEAD = "0003"  # the newest revision in db/versions/ (a test holds this to alembic's head)
@@ -338,6 +338,15 @@ def _not_utf8(exc: UnicodeEncodeError) -> str:
     """The error of text a database cannot take (a ref or name read from bytes that are not
     UTF-8), the text shown with its bad bytes escaped."""
     return f"text that is not UTF-8 cannot be logged: {ascii(exc.object)[:200]}"
+
+
+def _logged_json(text: str | None, what: str) -> Any:
+    """A JSON column as written, or StoreError if it is not JSON any more (edited by hand)."""
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        raise StoreError(f"{what} in the database: not the JSON bisectlab wrote "
+                         f"({clipped(repr(text), 40)}): was it edited by hand?") from None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -787,7 +796,7 @@ class Store:
                         s.add(row)
                         s.flush()
                     row.hunts = max(row.hunts, hunts)
-                    logged = json.loads(row.spec)
+                    logged = _logged_json(row.spec, f"campaign {row.id}'s spec")
                     known = {lane_key(ln) for ln in logged["lanes"]}
                     new = [ln for ln in spec.get("lanes", []) if lane_key(ln) not in known]
                     if new:
@@ -802,7 +811,8 @@ class Store:
         """All campaigns, in id order, with their spec decoded."""
         with self._session() as s:
             rows = s.execute(select(Campaign.__table__).order_by(Campaign.id)).mappings()
-            return [{**_plain(r), "spec": json.loads(r["spec"])} for r in rows]
+            return [{**_plain(r), "spec": _logged_json(r["spec"], f"campaign {r['id']}'s spec")}
+                    for r in rows]
 
     def campaign_hunts(self, campaign_id: int) -> list[dict]:
         """The hunts of a campaign, in id order."""
@@ -981,7 +991,8 @@ class Store:
     def _hunt_dicts(s: Session, *where: Any) -> list[dict]:
         """Hunt dicts with params decoded."""
         rows = s.execute(select(Hunt.__table__).where(*where).order_by(Hunt.id)).mappings()
-        return [{**_plain(r), "params": json.loads(r["params"])} for r in rows]
+        return [{**_plain(r), "params": _logged_json(r["params"], f"hunt {r['id']}'s params")}
+                for r in rows]
 
     def tests(self, hunt_id: int | None = None) -> list[dict]:
         """Tests (of one hunt, or all), in id order, each with its destroyed_serials."""

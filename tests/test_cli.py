@@ -69,6 +69,21 @@ def test_query_csv_and_table(run):
     assert {"rig", "boots", "failed", "installed", "skipped", "note"} <= set(header)
 
 
+def test_a_tests_boots_are_asked_of_its_own_hunt(run):
+    """--test with --hunt: the boots of that hunt's test, or one error line (the boots of
+    another hunt's test were shown)."""
+    for seed in ("1", "2"):
+        run("bisect", "v2.6.26", "v2.6.27-rc8", "--seed", seed, "-q", "--strategy", "git")
+    first_of_2 = json.loads(run("query", "tests", "--hunt", "2", "--format", "json").stdout)[0]
+    boots = json.loads(run("query", "boots", "--test", str(first_of_2["id"]), "--hunt", "2",
+                           "--format", "json").stdout)
+    assert boots and {b["test_id"] for b in boots} == {first_of_2["id"]}
+    refused = run("query", "boots", "--test", "1", "--hunt", "2")
+    assert refused.exit_code == 2 and refused.stdout == ""
+    assert refused.stderr == ("error: test 1 is not one of hunt 2's (its tests: bisectlab query "
+                              "tests --hunt 2)\n")
+
+
 
 def test_a_table_shows_logged_text_as_it_is_not_as_markup():
     from bisectlab.cli.params import text_table
@@ -112,12 +127,27 @@ def _one_error_line(result) -> str:
     (["replay", "hunt", "1" + "0" * 20], "'HUNT_ID': must be in [1, 9223372036854775807]"),
     (["report", "0"], "'HUNT_ID': must be in [1, 9223372036854775807], not 0"),
     (["query", "boots", "--test", "1e30"], "'--test': must be in [1, 9223372036854775807]"),
+    (["bench", "--history", "k.toml", "--commits", "1000"],  # it ran the same hunts per size
+     "--commits sizes a generated history: the history of --history has its own size"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(run, tmp_path, args, message):
     line = _one_error_line(run(*args))
     assert message in line
     if args[0] == "bisect":
         assert not (tmp_path / "bisectlab.sqlite").exists()
+
+
+def test_a_hand_edited_json_column_is_one_error_line(run, tmp_path):
+    import sqlite3
+
+    for seed in ("1", "2"):
+        run("bisect", "v2.6.26", "v2.6.27-rc8", "--seed", seed, "-q", "--strategy", "git")
+    with sqlite3.connect(tmp_path / "bisectlab.sqlite") as db:
+        db.execute("UPDATE hunts SET params = '{broken' WHERE id = 1")
+    line = _one_error_line(run("query", "hunts"))
+    assert line == ("error: hunt 1's params in the database: not the JSON bisectlab wrote "
+                    "('{broken'): was it edited by hand?")
+    assert run("query", "tests", "--hunt", "2").exit_code == 0  # another hunt reads as before
 
 
 def test_malformed_history_file(run, tmp_path):

@@ -67,7 +67,7 @@ def test_without_good_refs_the_whole_history_of_bad(small_repo):
 
 @pytest.mark.parametrize("ref, expected", [
     ("v1.0", "root"), ("v1.1", "net2"), ("HEAD~2", "net2"), ("mm", "mm2"), ("HEAD~1^2", "old"),
-    ("v1.1^", "merge"), ("master~3^2~1", "mm1"),
+    ("v1.1^", "merge"), ("master~3^2~1", "mm1"), (":/mm: fix", "mm2"), (":/vmalloc", "mm1"),
 ])
 def test_refs_resolve_as_git_does(small_repo, ref, expected):
     top = repository_root(small_repo.path)

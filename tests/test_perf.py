@@ -80,3 +80,14 @@ def test_scale_report_puts_the_baseline_code_beside(tmp_path):
     assert report["baseline"] == SCALE_BASELINE
     assert report["today"]["candidates"] == report["now"]["candidates"]
     assert "today" in format_scale(report).splitlines()[1]
+
+
+def test_a_baseline_that_names_no_commit_is_an_error_not_a_skipped_column(tmp_path):
+    """In a checkout, an unknown --baseline was reported as 'not in a git checkout here' after
+    minutes of measuring, exit 0."""
+    from bisectlab.errors import BisectlabError
+
+    if baseline_source(SCALE_BASELINE, str(tmp_path / "probe")) is None:
+        pytest.skip("not a git checkout with the baseline commit")
+    with pytest.raises(BisectlabError, match=r"^--baseline no-such-rev: no commit of that name"):
+        baseline_source("no-such-rev", str(tmp_path / "other"))

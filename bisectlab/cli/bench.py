@@ -18,6 +18,7 @@ from bisectlab.cli.params import (
     progress_bar,
     strategy_flag_options,
     typed_flags,
+    typed_options,
 )
 from bisectlab.generator import MAX_COMMITS
 
@@ -58,6 +59,9 @@ def bench(commits: tuple[int, ...], detects: tuple[float, ...], false_positive: 
 
     lanes = build_lanes(strategies, typed_flags(flags))
     if history_ref is not None:
+        if "commits" in typed_options(click.get_current_context()):
+            raise click.UsageError("--commits sizes a generated history: the history of "
+                                   "--history has its own size")
         check_source(history_ref)
     configs = [BenchConfig(strategy=lane.strategy, options=lane.options, commits=n, detect=p,
                            false_positive=false_positive, correlation=correlation, hunts=hunts,

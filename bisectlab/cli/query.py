@@ -89,6 +89,9 @@ def _query_rows(store: Any, what: str, hunt_id: int | None, test_id: int | None,
     if what == "adapters":
         return store.adapters(hunt_id)
     if test_id is not None:
+        if hunt_id is not None and test_id not in {t["id"] for t in store.tests(hunt_id)}:
+            raise BisectlabError(f"test {test_id} is not one of hunt {hunt_id}'s (its tests: "
+                                 f"bisectlab query tests --hunt {hunt_id})")
         return store.boots(test_id)
     tests = store.tests(hunt_id)
     return [b for t in tests for b in store.boots(t["id"])]
