@@ -21,7 +21,7 @@ from bisectlab.history import History
 from bisectlab.interrupts import held
 from bisectlab.lab import Costs, Lab, TestResult
 from bisectlab.manual import AwaitingTests, ManualRunner, Outcome, waiting_text
-from bisectlab.rigs import GitRigs, default_worktrees
+from bisectlab.rigs import GitRigs, MissingCommand, default_worktrees
 from bisectlab.store import RESUMABLE, Store, claimant, hunt_state
 from bisectlab.strategies import (
     LabCosts,
@@ -616,9 +616,12 @@ def _hunt(setup: HuntSetup | RealSetup, store: Store, hunt_id: int, prepared: Pr
     h, strategy, truth = setup.history, prepared.strategy, prepared.truth
     logged_by_seq = {test["seq"]: test for test in logged}
 
+    wrote: list[int] = []
+
     def log(seq: int, result: TestResult) -> None:
         with held():  # a finished test is logged whole, whatever stops the hunt meanwhile
             store.record_test(hunt_id, **logged_test(h, seq, result))
+        wrote.append(seq)
 
     def observed(seq: int, result: TestResult) -> None:
         if on_test is not None:
@@ -646,6 +649,9 @@ def _hunt(setup: HuntSetup | RealSetup, store: Store, hunt_id: int, prepared: Pr
     except BaseException as exc:
         if setup.manual:  # a manual hunt has no process to lose: a step cut short leaves it open
             raise
+        if isinstance(exc, MissingCommand) and not logged and not wrote:
+            finished = True  # nothing to resume: the rigs' worktrees go
+            _abandon(store, hunt_id, exc)
         _stop(store, hunt_id, exc)
     finally:
         if hasattr(prepared.runner, "close"):  # real rigs: a hunt to resume keeps their kernels
@@ -676,6 +682,16 @@ def _stop(store: Store, hunt_id: int, exc: BaseException) -> NoReturn:
     if isinstance(exc, BisectlabError) and not isinstance(exc, HuntStopped | CannotResume):
         raise HuntStopped(str(exc), hunt_id) from exc
     raise exc
+
+
+def _abandon(store: Store, hunt_id: int, exc: MissingCommand) -> NoReturn:
+    """End a hunt whose command could not run before it logged a test: resume would run the same
+    command again, so it ends aborted and the error says to start it again (bad input, exit 2)."""
+    with contextlib.suppress(BisectlabError):
+        store.finish_hunt(hunt_id, status="aborted", culprit_sha=None, culprit_subject=None,
+                          confidence=None, correct=None, note=f"aborted before its first test: {exc}")
+    raise BisectlabError(f"{exc}; nothing was logged: hunt {hunt_id} ended aborted (run the "
+                         "hunt again with a command that runs)") from exc
 
 
 def _mark_interrupted(store: Store, hunt_id: int, exc: BaseException) -> None:

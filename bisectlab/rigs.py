@@ -62,6 +62,11 @@ class RigAbort(BisectlabError):
     hunt keeps its state and `bisectlab resume` continues it."""
 
 
+class MissingCommand(RigAbort):
+    """A command that exited 126 or 127 on its first run: most likely a missing or
+    non-executable script, which `bisectlab resume` would run again as logged."""
+
+
 class RigStopped(BisectlabError):
     """A rig's thread stopped before its next command: another rig aborted, or Ctrl-C."""
 
@@ -298,7 +303,7 @@ class GitRigs(FittedRigs[Rig]):
                 raise RigAbort(f"--install timed out after {self.timeout:g} s (--on-timeout "
                                "abort)" + last_words(done))
         elif done.status in MISSING_SCRIPT and first:
-            raise RigAbort(f"--install exited {done.status} on its first run: most likely a "
+            raise MissingCommand(f"--install exited {done.status} on its first run: most likely a "
                            f"missing or non-executable script ({self.install_command!r})"
                            + last_words(done) + relative_script_hint(self.install_command or ""))
         elif done.status < 0 or done.status >= 128:
@@ -313,7 +318,7 @@ class GitRigs(FittedRigs[Rig]):
                                + last_words(done))
             return {"skip": "skip", "fail": "bad"}[self.on_timeout]
         if done.status in MISSING_SCRIPT and first:
-            raise RigAbort(f"--run exited {done.status} on its first run: most likely a missing "
+            raise MissingCommand(f"--run exited {done.status} on its first run: most likely a missing "
                            f"or non-executable script ({self.run_command!r})"
                            + last_words(done) + relative_script_hint(self.run_command))
         if done.status < 0 or done.status >= 128:

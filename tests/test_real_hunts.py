@@ -442,12 +442,13 @@ def test_a_missing_or_non_executable_script_stops_the_hunt_at_its_first_run(run,
     (tmp_path / "not-executable.sh").write_text("#!/bin/sh\nexit 0\n")
     path = tmp_path / script
     result = run("bisect", GOOD, BAD, "--repo", str(kernel.repo), "--run", str(path), "-q")
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # nothing logged: a command to fix, not a hunt to resume
     said = {127: "not found|No such file or directory", 126: "Permission denied"}[status]
     assert re.fullmatch(f"error: --run exited {status} on its first run: most likely a missing or "
                         f"non-executable script \\('{path}'\\); its output ended: [^;]*{path}: "
-                        f"({said}); hunt 1 is kept: bisectlab resume 1 goes on\n", result.stderr)
-    assert logged_hunts(run)[0]["status"] == "interrupted" and logged_tests(run) == []
+                        f"({said}); nothing was logged: hunt 1 ended aborted \\(run the hunt "
+                        "again with a command that runs\\)\n", result.stderr)
+    assert logged_hunts(run)[0]["status"] == "aborted" and logged_tests(run) == []
 
 
 def test_exit_127_after_the_first_run_means_bad(run, kernel, tmp_path):
@@ -639,10 +640,14 @@ def test_a_missing_install_script_stops_the_hunt_instead_of_skipping_every_commi
     script = make_script(tmp_path / "t.sh", kernel.culprit)
     result = run("bisect", GOOD, BAD, "--repo", str(kernel.repo), "--run", script,
                  "--install", str(tmp_path / "flash.sh"), "-q")
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # nothing logged: bad input, not a hunt to resume
     assert result.stderr.startswith("error: --install exited 127 on its first run: most likely a "
                                     "missing or non-executable script")
+    assert result.stderr.endswith("; nothing was logged: hunt 1 ended aborted (run the hunt "
+                                  "again with a command that runs)\n")
     assert logged_tests(run) == []
+    assert logged_hunts(run)[0]["status"] == "aborted"
+    assert worktrees(kernel.repo) == [str(kernel.repo)]  # resume would run it again: none kept
 
 
 @pytest.mark.parametrize("lost", ["", "worktree", "checkout"])
@@ -1318,13 +1323,14 @@ def test_an_untracked_relative_script_is_missing_in_the_rig_and_the_message_says
                                                                                     tmp_path):
     make_script(tmp_path / "test.sh", kernel.culprit)  # in the user's directory, not in the repo
     result = run("bisect", GOOD, BAD, "--repo", str(kernel.repo), "--run", "./test.sh", "-q")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert re.fullmatch(
         r"error: --run exited 127 on its first run: most likely a missing or non-executable script "
         r"\('\./test\.sh'\); its output ended: [^;]*\./test\.sh: (not found|No such file or "
         r"directory); commands run in the rig's worktree \(a checkout of the commit under test\): "
         f"give a script that is not in the repository by its absolute path, {tmp_path}/test.sh; "
-        "hunt 1 is kept: bisectlab resume 1 goes on\n", result.stderr)
+        r"nothing was logged: hunt 1 ended aborted \(run the hunt again with a command that "
+        r"runs\)\n", result.stderr)
 
 
 def test_replay_hunt_of_a_real_hunt_points_to_its_transcript(run, kernel, tmp_path):
