@@ -945,6 +945,8 @@ def test_with_two_manual_hunts_waiting_an_outcome_must_name_its_hunt(run, kernel
     assert logged_tests(run, 1) == [] and logged_tests(run, 2) == []
     assert run("good", "--hunt", "1", "-q").exit_code == 0
     assert len(logged_tests(run, 1)) == 1 and logged_tests(run, 2) == []
+    listed = json.loads(run("query", "hunts", "--format", "json").stdout)
+    assert [h["status"] for h in listed] == ["waiting", "waiting"]  # no process runs them
 
 
 def test_a_skip_with_boots_is_refused_rather_than_logged_without_them(run, kernel):

@@ -82,7 +82,7 @@ def _query_rows(store: Any, what: str, hunt_id: int | None, test_id: int | None,
         rows = store.hunts() if campaign_id is None else store.campaign_hunts(campaign_id)
         return [{**r, "options": logged_options(r["strategy"],
                                                 r["params"].get("strategy_options")),
-                 "status": hunt_state(r)}
+                 "status": _shown_state(r, hunt_state(r))}
                 for r in rows if hunt_id is None or r["id"] == hunt_id]
     if what == "tests":
         return store.tests(hunt_id)
@@ -95,6 +95,12 @@ def _query_rows(store: Any, what: str, hunt_id: int | None, test_id: int | None,
         return store.boots(test_id)
     tests = store.tests(hunt_id)
     return [b for t in tests for b in store.boots(t["id"])]
+
+
+def _shown_state(hunt: dict[str, Any], state: str) -> str:
+    """A manual hunt under way has no process: it waits for its engineer's outcomes."""
+    manual = hunt["params"].get("lab") == "manual"
+    return "waiting" if manual and state == "running" else state
 
 
 @click.command()
