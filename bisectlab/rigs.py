@@ -272,7 +272,7 @@ class GitRigs(FittedRigs[Rig]):
                                       done.status, done.seconds, done.output))
             if verdict == "skip":
                 return self._skipped(commit, rig, tuple(records), started, installed,
-                                     f"{describe(done)}: untestable, skipped")
+                                     f"{describe(done)}: untestable, skipped" + last_words(done))
             if verdict == "bad":
                 destroyed = (rig.adapter,) if rig.adapter is not None else ()
                 with self.lock:  # two rigs' adapters may die at once: each gets its own spare
@@ -502,7 +502,7 @@ def _log_finished(futures: dict[Future[TestResult], int], results: dict[int, Tes
 
 
 def last_words(done: Command) -> str:
-    """The last line a stopping command printed, to say in the error (the boot is not logged)."""
+    """The last line a command printed, to say why it stopped the hunt or skipped a commit."""
     lines = [line.strip() for line in done.output.splitlines() if line.strip()]
     return f"; its output ended: {lines[-1][:200]}" if lines else ""
 

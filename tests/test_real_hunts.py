@@ -332,7 +332,8 @@ def test_exit_125_skips_a_commit_and_it_is_never_proposed_again(run, kernel, tmp
     skip = [c for c in kernel.candidates(GOOD) if c[-1] in "02468ace" and c not in (kernel.culprit, parent)]
     (tmp_path / "skip").write_text("\n".join(skip) + "\n")
     script = make_script(tmp_path / "t.sh", kernel.culprit, every=every,
-                         before=f'grep -qx "$BISECTLAB_COMMIT" {tmp_path}/skip && exit 125')
+                         before=f'grep -qx "$BISECTLAB_COMMIT" {tmp_path}/skip && '
+                                '{ echo "no firmware for this one"; exit 125; }')
     verdict = hunt_json(run, GOOD, BAD, "--repo", str(kernel.repo), "--run", script,
                         "--strategy", strategy)
     assert (verdict["status"], verdict["culprit"]) == ("found", kernel.culprit)
@@ -341,7 +342,8 @@ def test_exit_125_skips_a_commit_and_it_is_never_proposed_again(run, kernel, tmp
     assert len(skipped) >= 2
     assert skipped == [t["commit_sha"] for t in tests if t["commit_sha"] in skip]
     assert len(set(skipped)) == len(skipped)
-    assert {t["note"] for t in tests if t["skipped"]} == {"exit 125: untestable, skipped"}
+    assert {t["note"] for t in tests if t["skipped"]} == {
+        "exit 125: untestable, skipped; its output ended: no firmware for this one"}
 
 
 @pytest.mark.parametrize("strategy", ["git", "bayes"])
@@ -1016,7 +1018,8 @@ def test_a_transcript_replays_to_the_same_log_and_verdict(run, kernel, tmp_path)
             and c not in (kernel.culprit, git(kernel.repo, "rev-parse", f"{kernel.culprit}^"))]
     (tmp_path / "skip").write_text("\n".join(skip) + "\n")
     script = make_script(tmp_path / "t.sh", kernel.culprit, every=2,
-                         before=f'grep -qx "$BISECTLAB_COMMIT" {tmp_path}/skip && exit 125')
+                         before=f'grep -qx "$BISECTLAB_COMMIT" {tmp_path}/skip && '
+                                '{ echo "no firmware for this one"; exit 125; }')
     original = hunt_json(run, GOOD, BAD, "--repo", str(kernel.repo), "--run", script, "--rigs", "2")
     log = run("log", "1").stdout
     assert " skip " in log and "--rig rig2" in log and log.count("\nbisectlab ") == 1 + original[
