@@ -301,7 +301,12 @@ static PyObject *pair_likelihoods(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "pair_likelihoods: the shapes do not agree");
         return NULL;
     }
-    double *terms = malloc(sizeof(double) * (size_t)(P * F > 0 ? P * F : 1));
+    if (P * F == 0) {  /* numpy's maximum of nothing: a ValueError too */
+        release(&v);
+        PyErr_SetString(PyExc_ValueError, "pair_likelihoods: no rates to sum over");
+        return NULL;
+    }
+    double *terms = malloc(sizeof(double) * (size_t)(P * F));
     if (!terms) {
         release(&v);
         return PyErr_NoMemory();
@@ -319,8 +324,7 @@ static PyObject *pair_likelihoods(PyObject *self, PyObject *args)
                     x = -INFINITY;
                 row[p * F + f] = x + lp[p * F + f];
             }
-        if (P * F > 0)
-            pp[u] = log_sum_exp(row, P * F, 1, NULL, 1, terms);
+        pp[u] = log_sum_exp(row, P * F, 1, NULL, 1, terms);
     }
     Py_END_ALLOW_THREADS
     free(terms);
@@ -393,7 +397,16 @@ static struct PyModuleDef module = {
     .m_methods = methods,
 };
 
+/* Raised with every change to what a kernel takes or does: compiled.py uses only the version it
+ * was written for, so a module left from an older build is not called with another layout. */
+#define KERNELS_VERSION 1
+
 PyMODINIT_FUNC PyInit__kernels(void)
 {
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    if (m && PyModule_AddIntConstant(m, "version", KERNELS_VERSION) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

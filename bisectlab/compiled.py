@@ -2,15 +2,51 @@
 
 Each kernel is a twin of a numpy function of bisectlab, the same operations in the same order, so
 every caller that finds ``kernels`` None runs its numpy passes and gets the same bits, slower.
-Callers read ``compiled.kernels`` at call time, so that a test can take the kernels away.
+The ancestor sums only add; the posterior's kernels also call the C library's exp, log and
+log1p, so they run only where numpy's give the same bits (:func:`exact_math`: numpy has its own
+on CPUs with AVX-512). Callers read ``compiled.kernels`` at call time, so that a test can take
+the kernels away.
 """
 
 from __future__ import annotations
 
+import math
 from types import ModuleType
+
+VERSION = 1  # the _kernels.c this code calls (its KERNELS_VERSION)
 
 kernels: ModuleType | None
 try:
     from bisectlab import _kernels as kernels
-except ImportError:  # no C compiler at install time
+except ImportError:  # no C compiler, or no Python headers, at install time
     kernels = None
+if kernels is not None and getattr(kernels, "version", None) != VERSION:
+    kernels = None  # built from another _kernels.c: `pip install -e .` builds this one
+
+_numpy_is_libm: bool | None = None
+
+
+def exact_math() -> ModuleType | None:
+    """The kernels, for passes that take exp, log and log1p: only where numpy's are the C
+    library's to the bit on a spread of arguments (worked out once, when first asked)."""
+    global _numpy_is_libm
+    if kernels is None:
+        return None
+    if _numpy_is_libm is None:
+        _numpy_is_libm = _numpy_agrees_with_libm()
+    return kernels if _numpy_is_libm else None
+
+
+def _numpy_agrees_with_libm() -> bool:
+    """Whether numpy's float64 exp, log and log1p give math's (the C library's) bits on the
+    arguments a posterior update takes: exp of what is not above 0, log of counts and rates,
+    log1p of sums of exponentials."""
+    import numpy as np
+
+    rng = np.random.default_rng(20261203)
+    spread = np.concatenate([np.geomspace(1e-300, 1e6, 1500), rng.random(1500) * 50,
+                             rng.random(1000)])
+    probes = ((np.exp, math.exp, -spread[spread < 745]), (np.log, math.log, spread),
+              (np.log1p, math.log1p, spread))
+    return all(np.array_equal(ours(x), np.array([theirs(v) for v in x.tolist()]))
+               for ours, theirs, x in probes)

@@ -216,10 +216,13 @@ def format_campaign(r: dict[str, Any]) -> str:
 
 def kernels_line(built: bool) -> str:
     """Whether the figures above ran on the compiled kernels, which an install without a C
-    compiler goes without."""
-    return ("  compiled kernels: built (bisectlab/_kernels.c)" if built else
-            "  compiled kernels: NOT built (no C compiler at install): numpy passes, the same "
-            "results, slower")
+    compiler goes without, and whether the posterior's ran too (see compiled.exact_math)."""
+    if not built:
+        return ("  compiled kernels: NOT built (no C compiler or Python headers at install): "
+                "numpy passes, the same results, slower")
+    posterior = ("and the posterior's" if compiled.exact_math() is not None else
+                 "but not the posterior's (numpy's exp and log are its own on this CPU)")
+    return f"  compiled kernels: built (bisectlab/_kernels.c): the ancestor sums ran on them, {posterior}"
 
 
 # scale: the whole Linux history at interactive speed ------------------------------------------

@@ -400,10 +400,11 @@ def _log_mass(evidence: Evidence, log_prior: np.ndarray, model: RateModel
     # (U, P, F) sum of all four would add them: the same bits for a fraction of the logarithms
     on_p = xlogy(k, p) + xlog1py(b - k, -p)
     on_f, on_f2 = xlogy(tk - k, f), xlog1py(tb - b - tk + k, -f)
-    if compiled.kernels is not None:
+    kernels = compiled.exact_math()
+    if kernels is not None:
         joint = np.empty((len(b), len(model.p_grid), len(model.f_grid)))
         per_pair = np.empty(len(b))
-        compiled.kernels.pair_likelihoods(on_p, on_f, on_f2, model.log_prior(), joint, per_pair)
+        kernels.pair_likelihoods(on_p, on_f, on_f2, model.log_prior(), joint, per_pair)
     else:
         loglik = on_p[:, :, None] + on_f[:, None, :]
         loglik += on_f2[:, None, :]
@@ -423,10 +424,10 @@ def _compute_posterior(evidence: Evidence, log_prior: np.ndarray, model: RateMod
     log_mass -= total
     mass = np.exp(log_mass, out=log_mass)
     pair_weight = np.bincount(inverse, weights=_prior_weights(log_prior), minlength=len(per_pair))
-    if compiled.kernels is not None:
+    kernels = compiled.exact_math()
+    if kernels is not None:
         rate_joint, conditional = np.empty(joint.shape[1:]), np.empty(joint.shape)
-        compiled.kernels.rate_posteriors(joint, per_pair, np.log(pair_weight), rate_joint,
-                                         conditional)
+        kernels.rate_posteriors(joint, per_pair, np.log(pair_weight), rate_joint, conditional)
     else:
         rate_joint, conditional = _rates_and_conditional(joint, per_pair, pair_weight)
     rate_joint = np.exp(rate_joint - _logsumexp(rate_joint, None))

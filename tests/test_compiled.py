@@ -24,6 +24,9 @@ def test_the_install_built_the_kernels():
     assert kernels is not None
 
 
+needs_kernels = pytest.mark.skipif(kernels is None, reason="the kernels were not built")
+
+
 def numpy_only():
     return patch.object(compiled, "kernels", None)
 
@@ -115,6 +118,7 @@ def test_a_decision_is_the_same_with_or_without_the_kernels(parents, seed):
     assert runs[0] == runs[1]
 
 
+@needs_kernels
 @pytest.mark.parametrize("call", [
     lambda: kernels.ancestor_rows(np.zeros((2, 3)), np.zeros((2, 4)), *_plan3()),
     lambda: kernels.ancestor_rows(np.zeros((2, 3)), np.zeros((2, 3), dtype=np.float32),
@@ -126,10 +130,13 @@ def test_a_decision_is_the_same_with_or_without_the_kernels(parents, seed):
                                      np.zeros((2, 3, 3)), np.zeros(2)),
     lambda: kernels.rate_posteriors(np.zeros((2, 3, 1)), np.zeros(2), np.zeros(3),
                                     np.zeros((3, 1)), np.zeros((2, 3, 1))),
+    lambda: kernels.pair_likelihoods(np.zeros((2, 3)), *(np.zeros((2, 0)),) * 2,
+                                     np.zeros((3, 0)), np.zeros((2, 3, 0)), np.zeros(2)),
 ])
 def test_the_kernels_refuse_arrays_that_do_not_fit(call):
-    """A shape, a dtype or a plan of another size is an exception, not a write out of bounds
-    (the kernels are private: a plan's index values are its own, checked by the tests above)."""
+    """A shape, a dtype, a plan of another size or no rates at all is an exception, not a
+    write out of bounds (the kernels are private: a plan's index values are its own, checked
+    by the tests above)."""
     with pytest.raises((ValueError, TypeError)):
         call()
 
@@ -138,13 +145,41 @@ def _plan3() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return SearchSpace([(), (0,), (1,)], [], 2).sums.plan.packed
 
 
-def test_a_model_with_one_rate_cell_sums_its_pairs_pairwise():
-    """p and f both assumed: one cell per pair, so numpy's sum across pairs runs along a
-    contiguous axis (pairwise), not one pair after another."""
-    space = SearchSpace([()] + [(i,) for i in range(40)], [], 40)
-    strategy = make_strategy("bayes", space, detect=0.5, false_positive=0.0)
-    observe_all(strategy, [(c, 1, c > 30) for c in range(0, 40, 2)])
-    assert strategy.model.log_prior().size == 1 and len(strategy.stats.pair_boots) > 8
-    compiled_run = _posterior(strategy.stats, strategy.log_prior, strategy.model)
-    with numpy_only():
-        assert _same(compiled_run, _posterior(strategy.stats, strategy.log_prior, strategy.model))
+@needs_kernels
+@pytest.mark.parametrize("cells", [(1, 1), (3, 2)])
+def test_the_rates_sum_across_pairs_as_numpy_does(cells):
+    """One cell per pair (p and f both assumed): numpy's sum across the pairs runs along a
+    contiguous axis, pairwise; with more cells, one pair after another. The unnormalised rates
+    straight from the kernel (normalised, one cell is 1 whatever the order)."""
+    from bisectlab.posterior import _rates_and_conditional
+
+    rng = np.random.default_rng(3)
+    for pairs in (1, 7, 8, 9, 40, 200, 1000):
+        joint = np.log(rng.random((pairs, *cells))) * 30
+        per_pair, weight = rng.random(pairs) - 5, rng.random(pairs)
+        rates, conditional = np.empty(cells), np.empty(joint.shape)
+        kernels.rate_posteriors(joint, per_pair, np.log(weight), rates, conditional)
+        expected = _rates_and_conditional(joint, per_pair, weight)
+        assert np.array_equal(rates, expected[0]) and np.array_equal(conditional, expected[1])
+
+
+def test_the_posterior_kernels_stand_down_where_numpys_math_is_its_own():
+    """numpy has its own exp, log and log1p on CPUs with AVX-512: the kernels that call the C
+    library's are then not called (the ancestor sums, which only add, still are)."""
+    class Tripwire:
+        version = compiled.VERSION
+
+        def __getattr__(self, name: str):
+            raise AssertionError(f"{name} called")
+
+    strategy = make_strategy("bayes", SearchSpace([(), (0,), (1,), (2,)], [], 3))
+    with patch.object(compiled, "kernels", Tripwire()), \
+            patch.object(compiled, "_numpy_is_libm", False):
+        post = compute_posterior(strategy.stats, strategy.log_prior, strategy.model)
+    assert post.mass.sum() == pytest.approx(1.0)
+
+
+def test_the_probe_tells_numpys_own_math_from_the_c_librarys():
+    real_exp = np.exp
+    with patch.object(np, "exp", lambda x: np.nextafter(real_exp(x), np.inf)):
+        assert not compiled._numpy_agrees_with_libm()
