@@ -59,7 +59,8 @@ MISSING_SCRIPT = (126, 127)
 
 class RigAbort(BisectlabError):
     """A run command asked to stop the hunt (exit >= 128, a signal, a missing script): the
-    hunt keeps its state and `bisectlab resume` continues it."""
+    hunt keeps its state and `bisectlab resume` continues it (a MissingCommand before the hunt
+    logged a test ends it aborted instead: there is nothing to continue)."""
 
 
 class MissingCommand(RigAbort):
@@ -303,9 +304,10 @@ class GitRigs(FittedRigs[Rig]):
                 raise RigAbort(f"--install timed out after {self.timeout:g} s (--on-timeout "
                                "abort)" + last_words(done))
         elif done.status in MISSING_SCRIPT and first:
-            raise MissingCommand(f"--install exited {done.status} on its first run: most likely a "
-                           f"missing or non-executable script ({self.install_command!r})"
-                           + last_words(done) + relative_script_hint(self.install_command or ""))
+            raise MissingCommand(f"--install exited {done.status} on its first run: most "
+                                 f"likely a missing or non-executable script "
+                                 f"({self.install_command!r})" + last_words(done)
+                                 + relative_script_hint(self.install_command or ""))
         elif done.status < 0 or done.status >= 128:
             raise RigAbort(f"--install {describe(done)}: the hunt stops (exit 128 or more, or a "
                            "signal)" + last_words(done))
@@ -318,9 +320,9 @@ class GitRigs(FittedRigs[Rig]):
                                + last_words(done))
             return {"skip": "skip", "fail": "bad"}[self.on_timeout]
         if done.status in MISSING_SCRIPT and first:
-            raise MissingCommand(f"--run exited {done.status} on its first run: most likely a missing "
-                           f"or non-executable script ({self.run_command!r})"
-                           + last_words(done) + relative_script_hint(self.run_command))
+            raise MissingCommand(f"--run exited {done.status} on its first run: most likely a "
+                                 f"missing or non-executable script ({self.run_command!r})"
+                                 + last_words(done) + relative_script_hint(self.run_command))
         if done.status < 0 or done.status >= 128:
             raise RigAbort(f"--run {describe(done)}: the hunt stops (exit 128 or more, or a "
                            "signal, asks git bisect run to abort)" + last_words(done))
