@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import shutil
 import statistics
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -332,32 +334,30 @@ def _archive(rev: str) -> bytes | None:
     """`git archive` of bisectlab/ and db/ (or bisectlab/ alone, where db/ was not yet) at
     ``rev``, from the git checkout this code runs from, or else the one the command runs in
     (after `pip install .` the code runs from site-packages)."""
-    import subprocess
-    from pathlib import Path
-
-    def git(root: Path, *args: str) -> subprocess.CompletedProcess | None:
-        try:
-            return subprocess.run(["git", "-C", str(root), *args], capture_output=True)
-        except OSError:  # no git
-            return None
-
-    here = git(Path.cwd(), "rev-parse", "--show-toplevel")
-    roots = [Path(__file__).resolve().parent.parent]
-    if here is not None and here.returncode == 0:
-        roots.append(Path(here.stdout.decode().strip()))
-    checkouts = []
-    for root in roots:
+    for root in _checkouts():
         for paths in (["bisectlab", "db"], ["bisectlab"]):
-            done = git(root, "archive", "--format=tar", rev, *paths)
+            done = _git(root, "archive", "--format=tar", rev, *paths)
             if done is not None and done.returncode == 0:
                 return done.stdout
-        found = git(root, "rev-parse", "--git-dir")
-        if found is not None and found.returncode == 0:
-            checkouts.append(str(root))
-    if checkouts:  # a checkout to take it from, but no such commit (or no bisectlab in it)
-        raise BisectlabError(f"--baseline {clipped(rev, 40)}: no commit of that name with "
-                             f"bisectlab's code in {' or '.join(dict.fromkeys(checkouts))}")
     return None
+
+
+def _checkouts() -> list[Path]:
+    """The git checkouts an older commit's code may come from: this code's, the command's."""
+    roots = []
+    for start in (Path(__file__).resolve().parent.parent, Path.cwd()):
+        top = _git(start, "rev-parse", "--show-toplevel")
+        if top is not None and top.returncode == 0:
+            roots.append(Path(top.stdout.decode().strip()))
+    return list(dict.fromkeys(roots))
+
+
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess | None:
+    """A git command in ``root``, its output captured (None where there is no git)."""
+    try:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True)
+    except OSError:
+        return None
 
 
 def _medians(runs: list[dict[str, Any]]) -> dict[str, float]:
@@ -411,6 +411,10 @@ def run_scale(run: ScaleRun = ScaleRun(), baseline: str | None = SCALE_BASELINE)
 
     with tempfile.TemporaryDirectory(prefix="bisectlab-perf-base-") as folder:
         source = baseline_source(baseline, folder) if baseline else None
+        if baseline and source is None and _checkouts():  # not a missing checkout: a typo
+            raise BisectlabError(f"--baseline {clipped(baseline, 40)}: no commit of that name "
+                                 "with bisectlab's code in "
+                                 + " or ".join(map(str, _checkouts())))
         versions = {"now": None, **({"today": source} if source else {})}
         runs: dict[str, dict[str, list]] = {v: {"hunt": [], "gen": [], "small": []} for v in versions}
         for _ in range(run.repeats):

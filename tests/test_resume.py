@@ -185,7 +185,7 @@ def test_a_manual_hunt_cut_short_mid_step_stays_open(run, monkeypatch, command):
         patched.setattr(bisectlab.driver, "drive", cut_short)
         assert run(*command).exit_code == 130
     hunts = json.loads(run("query", "hunts", "--format", "json").stdout)
-    assert [(h["status"], h["tests"]) for h in hunts] == [("running", 1)]
+    assert [(h["status"], h["tests"]) for h in hunts] == [("waiting", 1)]
     assert run("bad", "--boots", "2").exit_code == 0
     assert json.loads(run("query", "hunts", "--format", "json").stdout)[0]["tests"] == 2
 
