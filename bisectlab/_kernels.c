@@ -74,18 +74,32 @@ typedef struct {
     int taken;
 } Views;
 
-static int take(Views *v, PyObject *obj, int writable, const char *what)
-{
-    if (get_buffer(obj, &v->view[v->taken], writable, what) < 0)
-        return -1;
-    v->taken++;
-    return 0;
-}
-
 static void release(Views *v)
 {
     for (int i = 0; i < v->taken; i++)
         PyBuffer_Release(&v->view[i]);
+}
+
+/* A call's arguments as buffers, a letter of ``kinds`` each: d a float64 array, D one written
+ * to, q an int64 array; -1 (all released) if one does not fit or their number is not that. */
+static int take_args(PyObject *args, Views *v, const char *kinds)
+{
+    Py_ssize_t n = (Py_ssize_t)strlen(kinds);
+    v->taken = 0;
+    if (n > (Py_ssize_t)(sizeof v->view / sizeof v->view[0]) || !PyTuple_Check(args)
+            || PyTuple_GET_SIZE(args) != n) {
+        PyErr_Format(PyExc_TypeError, "expected %zd arrays", n);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (get_buffer(PyTuple_GET_ITEM(args, i), &v->view[i], kinds[i] == 'D',
+                       kinds[i] == 'q' ? "q" : "d") < 0) {
+            release(v);
+            return -1;
+        }
+        v->taken++;
+    }
+    return 0;
 }
 
 /* The index arrays of a dag._SumPlan: its order, then the rest in the order _SumPlan.packed
@@ -171,16 +185,9 @@ PyDoc_STRVAR(ancestor_rows_doc,
 
 static PyObject *ancestor_rows(PyObject *self, PyObject *args)
 {
-    PyObject *obj[5];
-    if (!PyArg_ParseTuple(args, "OOOOO", &obj[0], &obj[1], &obj[2], &obj[3], &obj[4]))
+    Views v;
+    if (take_args(args, &v, "dDqqq") < 0)
         return NULL;
-    Views v = {.taken = 0};
-    const char *kinds[5] = {"d", "d", "q", "q", "q"};
-    for (int i = 0; i < 5; i++)
-        if (take(&v, obj[i], i == 1, kinds[i]) < 0) {
-            release(&v);
-            return NULL;
-        }
     Py_buffer *w = &v.view[0], *out = &v.view[1], *order = &v.view[2], *packed = &v.view[3];
     const int64_t *at = v.view[4].buf;
     Py_ssize_t nb = v.view[4].len / 8, total = packed->len / 8;
@@ -281,15 +288,9 @@ PyDoc_STRVAR(pair_likelihoods_doc,
 
 static PyObject *pair_likelihoods(PyObject *self, PyObject *args)
 {
-    PyObject *obj[6];
-    if (!PyArg_ParseTuple(args, "OOOOOO", &obj[0], &obj[1], &obj[2], &obj[3], &obj[4], &obj[5]))
+    Views v;
+    if (take_args(args, &v, "ddddDD") < 0)
         return NULL;
-    Views v = {.taken = 0};
-    for (int i = 0; i < 6; i++)
-        if (take(&v, obj[i], i >= 4, "d") < 0) {
-            release(&v);
-            return NULL;
-        }
     Py_buffer *on_p = &v.view[0], *on_f = &v.view[1], *on_f2 = &v.view[2], *prior = &v.view[3];
     Py_buffer *joint = &v.view[4], *per_pair = &v.view[5];
     Py_ssize_t U = on_p->ndim == 2 ? on_p->shape[0] : -1, P = on_p->ndim == 2 ? on_p->shape[1] : -1;
@@ -339,15 +340,9 @@ PyDoc_STRVAR(rate_posteriors_doc,
 
 static PyObject *rate_posteriors(PyObject *self, PyObject *args)
 {
-    PyObject *obj[5];
-    if (!PyArg_ParseTuple(args, "OOOOO", &obj[0], &obj[1], &obj[2], &obj[3], &obj[4]))
+    Views v;
+    if (take_args(args, &v, "dddDD") < 0)
         return NULL;
-    Views v = {.taken = 0};
-    for (int i = 0; i < 5; i++)
-        if (take(&v, obj[i], i >= 3, "d") < 0) {
-            release(&v);
-            return NULL;
-        }
     Py_buffer *joint = &v.view[0], *per_pair = &v.view[1], *weight = &v.view[2];
     Py_buffer *rates = &v.view[3], *cond = &v.view[4];
     Py_ssize_t U = joint->ndim == 3 ? joint->shape[0] : -1;

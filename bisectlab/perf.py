@@ -152,7 +152,6 @@ def campaign_throughput(hunts: int = 150, rounds: int = 3, workers: tuple[int, .
     claiming and writing hunts over the wall time.
     """
     import tempfile
-    from pathlib import Path
 
     from bisectlab.campaign import CampaignSpec, Lane, cached_history, local_executor, run_campaign
     from bisectlab.store import Store
@@ -288,7 +287,6 @@ def _run_child(source: str | None, *args: object) -> dict[str, Any]:
     of a 600 MB process reads 600 MB however little it uses); wait4's where /proc is not."""
     import json
     import os
-    import subprocess
     import sys
     import tempfile
 
@@ -368,7 +366,6 @@ def _medians(runs: list[dict[str, Any]]) -> dict[str, float]:
 def git_bisect_step(n: int, repeats: int) -> dict[str, float]:
     """Median wall time of `git rev-list --bisect` (a whole git process, as a step costs) on the
     n-commit history exported with export_git, without and with a commit-graph file."""
-    import subprocess
     import tempfile
 
     from bisectlab.gitexport import export_git
@@ -484,7 +481,6 @@ def history_file_scale(run: ScaleRun) -> dict[str, float]:
     """The scale hunt on the generated history written to a history file (.npz) and read back,
     as an imported history is: medians of fresh processes, peak RSS included."""
     import tempfile
-    from pathlib import Path
 
     from bisectlab.histfile import write_history_file
 
@@ -542,9 +538,7 @@ def logging_share(runs: int = 3) -> dict[str, float]:
 def startup(repeats: int = 7) -> float:
     """Median wall time of `bisectlab boot v2.6.27-rc8 --exit-status`, a whole process (what
     `git bisect run` pays at every step)."""
-    import subprocess
     import sys
-    from pathlib import Path
 
     command = [str(Path(sys.executable).with_name("bisectlab")), "boot", "v2.6.27-rc8",
                "--exit-status"]
