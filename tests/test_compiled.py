@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from contextlib import contextmanager
 from unittest.mock import patch
 
 import numpy as np
@@ -11,7 +13,7 @@ from hypothesis import strategies as st
 from test_dag import histories, ranges
 from test_posterior import hunts, observe_all
 
-from bisectlab import compiled, dag
+from bisectlab import compiled, dag, posterior
 from bisectlab.posterior import compute_posterior, culprit_mass
 from bisectlab.strategies import Resources, SearchSpace, make_strategy
 
@@ -29,6 +31,54 @@ needs_kernels = pytest.mark.skipif(kernels is None, reason="the kernels were not
 
 def numpy_only():
     return patch.object(compiled, "kernels", None)
+
+
+class _LibmNumpy:
+    """numpy, with the C library's exp, log and log1p: on a CPU where numpy has its own (AVX-512)
+    the posterior kernels are compared with the numpy passes taking the math they take."""
+
+    def __getattr__(self, name: str):
+        return getattr(np, name)
+
+    @staticmethod
+    def _each(f, x, out=None, on_error=np.nan):
+        a = np.asarray(x, dtype=float)
+        got = np.array([_libm(f, v) for v in a.ravel().tolist()], dtype=float).reshape(a.shape)
+        if out is not None:
+            out[...] = got
+            return out
+        return got if a.ndim else got[()]
+
+    def exp(self, x, out=None):
+        return self._each(math.exp, x, out)
+
+    def log(self, x, out=None):
+        return self._each(math.log, x, out)
+
+    def log1p(self, x, out=None):
+        return self._each(math.log1p, x, out)
+
+
+def _libm(f, v: float) -> float:
+    """f(v) as numpy's ufunc would give it where math raises: -inf at the pole, else nan."""
+    try:
+        return f(v)
+    except ValueError:
+        return -math.inf if v == (0.0 if f is math.log else -1.0) else math.nan
+    except OverflowError:
+        return math.inf
+
+
+@contextmanager
+def kernels_against_libm():
+    """The posterior kernels on, and the posterior's numpy passes taking the C library's math,
+    whatever this CPU's numpy has (where it is the C library's already, numpy as it is)."""
+    with patch.object(compiled, "_numpy_is_libm", True):
+        if compiled._numpy_agrees_with_libm():
+            yield
+        else:
+            with patch.object(posterior, "np", _LibmNumpy()):
+                yield
 
 
 @settings(max_examples=150, deadline=None)
@@ -75,10 +125,11 @@ def test_posteriors_are_numpys_to_the_bit(hunt, fp, p):
     observe_all(strategy, tests)
     stats, model = strategy.stats, strategy.model
     priors = [strategy.log_prior, np.where(np.arange(len(strategy.space)) % 2, -np.inf, 0.0)]
-    for log_prior in priors:
-        compiled_run = _posterior(stats, log_prior, model)
-        with numpy_only():
-            assert _same(compiled_run, _posterior(stats, log_prior, model))
+    with kernels_against_libm():
+        for log_prior in priors:
+            compiled_run = _posterior(stats, log_prior, model)
+            with numpy_only():
+                assert _same(compiled_run, _posterior(stats, log_prior, model))
 
 
 def _posterior(stats, log_prior, model) -> list[np.ndarray] | str:
@@ -105,7 +156,8 @@ def test_a_decision_is_the_same_with_or_without_the_kernels(parents, seed):
     rng = np.random.default_rng(seed)
     runs = []
     for numpy_path in (False, True):
-        with patch.object(compiled, "kernels", None if numpy_path else kernels):
+        with patch.object(compiled, "kernels", None if numpy_path else kernels), \
+                kernels_against_libm():
             strategy = make_strategy("bayes", space, false_positive=None)
             choices = []
             for _ in range(4):
@@ -158,8 +210,10 @@ def test_the_rates_sum_across_pairs_as_numpy_does(cells):
         joint = np.log(rng.random((pairs, *cells))) * 30
         per_pair, weight = rng.random(pairs) - 5, rng.random(pairs)
         rates, conditional = np.empty(cells), np.empty(joint.shape)
-        kernels.rate_posteriors(joint, per_pair, np.log(weight), rates, conditional)
-        expected = _rates_and_conditional(joint, per_pair, weight)
+        log_weight = np.array([math.log(w) for w in weight.tolist()])  # the C library's
+        kernels.rate_posteriors(joint, per_pair, log_weight, rates, conditional)
+        with kernels_against_libm():
+            expected = _rates_and_conditional(joint, per_pair, weight)
         assert np.array_equal(rates, expected[0]) and np.array_equal(conditional, expected[1])
 
 
