@@ -24,6 +24,7 @@ from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExe
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from itertools import islice
+from pathlib import Path
 from typing import Any
 
 from bisectlab.bench import spread, wilson
@@ -117,16 +118,40 @@ class HuntTask:
                                                              self.bad, self.arch))
 
 
-@lru_cache(maxsize=4)
 def cached_history(ref: str) -> History:
-    """A history loaded once per worker process."""
+    """A history loaded once per worker process: a file's once per version of it, whatever
+    the working directory it was named from (a process may run several commands)."""
+    return _loaded(*_history_key(ref))
+
+
+def known_range(ref: str, good: str, bad: str, arch: str) -> KnownRange:
+    """A range's search space and true culprit, built once per worker process (per version
+    of a history file)."""
+    return _known(_history_key(ref), good, bad, arch)
+
+
+def _history_key(ref: str) -> tuple[str, tuple[int, int] | None]:
+    """What tells a history apart: a file's resolved path and its version (modification time
+    and size), else the name (a shipped scenario's, or one load_history will refuse)."""
+    path = Path(ref)
+    try:
+        stat = path.stat() if path.is_file() else None
+    except OSError:
+        stat = None
+    if stat is None:
+        return ref, None
+    return str(path.resolve()), (stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=4)
+def _loaded(ref: str, version: tuple[int, int] | None) -> History:
     return load_history(ref)
 
 
 @lru_cache(maxsize=16)
-def known_range(ref: str, good: str, bad: str, arch: str) -> KnownRange:
-    """A range's search space and true culprit, built once per worker process."""
-    h = cached_history(ref)
+def _known(key: tuple[str, tuple[int, int] | None], good: str, bad: str, arch: str
+           ) -> KnownRange:
+    h = _loaded(*key)
     good_at, bad_at = h.resolve(good), h.resolve(bad)
     h.check_range(good_at, bad_at)
     return KnownRange.of(h, good_at, bad_at, arch)

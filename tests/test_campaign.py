@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from bisectlab.campaign import CampaignInterrupted, CampaignSpec, Lane, local_executor, run_campaign
+from bisectlab.campaign import (
+    CampaignInterrupted,
+    CampaignSpec,
+    Lane,
+    cached_history,
+    known_range,
+    local_executor,
+    run_campaign,
+)
 from bisectlab.store import Store
 
 SLOT_COLUMNS = ("campaign_label", "campaign_index", "seed", "status", "culprit_sha", "correct",
@@ -481,6 +489,29 @@ def test_a_relative_history_is_logged_as_an_absolute_path(run, small, tmp_path):
         (logged,) = store.campaigns()
     assert logged["spec"]["history"] == str(small) and Path(str(small)).is_absolute()
     assert row["id"] == 1
+
+
+def test_a_history_file_is_known_by_where_it_is_and_its_version(tmp_path, monkeypatch):
+    """One process, two folders, one relative name: each folder's own file; an edited file is
+    read again (a Dask worker runs many campaigns)."""
+    from bisectlab.summary import generated_recipe
+
+    for folder, commits in (("a", 60), ("b", 80)):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "k.toml").write_text(generated_recipe(commits, 1, None, "rate",
+                                                                    0.5, 0.0))
+    seen = []
+    for folder in ("a", "b", "a"):
+        monkeypatch.chdir(tmp_path / folder)
+        h = cached_history("k.toml")
+        good, bad = h.advertised[0]
+        space = known_range("k.toml", good, bad, "i386").space
+        seen.append((h.source, len(h.shas), space.commits.max()))
+    assert seen[0] == seen[2] and seen[0][0] != seen[1][0]
+    assert seen[0][1] < seen[1][1] and seen[0][2] < seen[0][1] <= seen[1][2]
+    edited = tmp_path / "a" / "k.toml"  # a longer file: a new version even within a tick
+    edited.write_text(generated_recipe(120, 1, None, "rate", 0.5, 0.0))
+    assert len(cached_history(str(edited)).shas) > seen[0][1]
 
 
 def test_lanes_told_apart_by_flags_keep_their_own_rows(run, small):
