@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from bisectlab.errors import HistoryError, RangeError
+from bisectlab.errors import HistoryError, RangeError, clipped
 from bisectlab.history import History
 from bisectlab.paths import ChangedPaths
 
@@ -88,14 +88,16 @@ def resolve_ref(top: Path, ref: str) -> str:
     """The full sha of the commit a ref names: a tag, a branch, HEAD~3, a unique sha prefix,
     ':/text' (the youngest commit whose message matches)."""
     if not ref.strip() or ref.startswith("-"):
-        raise HistoryError(f"unknown ref '{ref}' in {top}")
+        raise HistoryError(f"unknown ref '{clipped(ref)}' in {top}")
     # ':/text' names the youngest commit whose message matches: a suffix would join the text
     spec = ref if ref.startswith(":/") else f"{ref}^{{commit}}"
     result = _run(top, "rev-parse", "--verify", "--end-of-options", spec, check=False)
     if "ambiguous" in result.stderr:
-        raise HistoryError(f"ambiguous ref '{ref}' in {top}: {_first_line(result.stderr)}")
+        raise HistoryError(f"ambiguous ref '{clipped(ref)}' in {top}: "
+                           f"{clipped(_first_line(result.stderr), 120)}")
     if result.returncode != 0:
-        raise HistoryError(f"unknown ref '{ref}' in {top} (not a commit, branch, tag or revision)")
+        raise HistoryError(f"unknown ref '{clipped(ref)}' in {top} "
+                           "(not a commit, branch, tag or revision)")
     return result.stdout.strip()
 
 

@@ -416,7 +416,11 @@ DEFAULT_SCENARIO = "e1000e-2.6.27"
 def load_history(name_or_file: str | None = None) -> History:
     """Load a shipped scenario by name, a scenario file (.toml recipe) or a history file (.npz,
     e.g. an imported repository) by path: the suffix decides."""
-    name_or_file = name_or_file or DEFAULT_SCENARIO
+    if name_or_file is None:
+        name_or_file = DEFAULT_SCENARIO
+    if not name_or_file.strip():  # an unset shell variable, say: not a quiet default
+        raise HistoryError("the history is empty text: give a shipped scenario's name ("
+                           f"{', '.join(builtin_scenarios())}) or a file")
     path = Path(name_or_file)
     if path.suffix == HISTORY_FILE_SUFFIX:
         if not path.is_file():

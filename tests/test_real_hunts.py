@@ -979,6 +979,8 @@ def test_a_manual_hunt_takes_the_commit_as_any_revision_git_names(run, kernel):
     unknown = run("good", "no-such-branch")
     assert (unknown.exit_code, unknown.stderr.count("\n")) == (2, 1)
     assert "unknown ref 'no-such-branch'" in unknown.stderr
+    long = run("good", "no-such-branch-" + "x" * 300)
+    assert (long.exit_code, long.stderr.count("\n")) == (2, 1) and len(long.stderr) < 300
 
 
 @pytest.mark.slow

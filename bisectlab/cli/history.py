@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from bisectlab.cli.params import MAX_SEED, Number, count, counted
+from bisectlab.cli.params import MAX_SEED, Number, PathGiven, count, counted
 from bisectlab.errors import BisectlabError
 from bisectlab.generator import MAX_COMMITS
 from bisectlab.history import DEFAULT_SCENARIO, builtin_scenarios, load_history
@@ -75,7 +75,7 @@ def history_log(name: str, graph: bool, limit: int) -> None:
               show_default=True, help="Per-boot detection rate p of the rate bug.")
 @click.option("--false-positive", type=Number(0, 1, high_open=True), default=0.0,
               show_default=True, help="Per-boot false-positive rate f of the rate bug.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("-o", "--output", type=PathGiven(dir_okay=False), default=None,
               help="Write the scenario file here (default: stdout).")
 @click.option("--force", is_flag=True,
               help="Replace an existing, different scenario file (hunts logged with it can no "
@@ -131,7 +131,7 @@ def _contents(path: Path) -> str | None:
 
 @history.command("export-git")
 @click.argument("name")
-@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("directory", type=PathGiven(file_okay=False))
 def history_export_git(name: str, directory: Path) -> None:
     """Write history NAME as a real git repository in DIRECTORY (same DAG, subjects, tags)."""
     from bisectlab.gitexport import export_git
@@ -142,10 +142,10 @@ def history_export_git(name: str, directory: Path) -> None:
 
 
 @history.command("import-git")
-@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("directory", type=PathGiven(file_okay=False))
 @click.argument("good", required=False)
 @click.argument("bad", required=False)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+@click.option("-o", "--output", type=PathGiven(dir_okay=False), required=True,
               help="History file to write (.npz).")
 @click.option("--name", default=None, help="History name (default: the repository's directory).")
 @click.option("--bug", type=click.Choice(["none", "rate"]), default="none", show_default=True,
@@ -218,7 +218,7 @@ def _imported_line(h, output: Path, size: int) -> str:
 
 @history.command("export-graphml")
 @click.argument("name")
-@click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("output", type=PathGiven(dir_okay=False))
 @click.option("--force", is_flag=True, help="Replace OUTPUT even if it is not GraphML.")
 def history_export_graphml(name: str, output: Path, force: bool) -> None:
     """Write history NAME|FILE as GraphML (networkx): a node per commit with its sha, subject,

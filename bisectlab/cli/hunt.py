@@ -22,6 +22,7 @@ from bisectlab.cli.params import (
     MAX_SEED,
     MAX_TIMEOUT,
     Number,
+    PathGiven,
     cost_line,
     count,
     db_option,
@@ -44,7 +45,7 @@ from bisectlab.strategies import STRATEGIES
 @click.argument("refs", nargs=-1, required=True, metavar="GOOD... BAD")
 @click.option("--history", "history_ref", default=None, metavar="NAME|FILE",
               help=f"Shipped scenario or history file [default: {DEFAULT_SCENARIO}].")
-@click.option("--repo", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--repo", type=PathGiven(file_okay=False), default=None,
               help="Hunt in this git repository: the history is its own (refs resolved by git).")
 @click.option("--run", "run_command", default=None, metavar="CMD",
               help="With --repo: the test, run in a worktree of the commit (git bisect run's "
@@ -61,7 +62,7 @@ from bisectlab.strategies import STRATEGIES
               show_default=True,
               help="What a timed-out boot means: skip (untestable: a hang shows neither the bug "
                    "nor its absence), fail (the hang is the bug) or abort the hunt.")
-@click.option("--worktrees", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--worktrees", type=PathGiven(file_okay=False), default=None,
               help="Where the rigs' worktrees go [default: bisectlab/rigs in the repository's "
                    "git directory].")
 @click.option("--keep-worktrees", is_flag=True, help="Leave the rigs' worktrees after the hunt.")

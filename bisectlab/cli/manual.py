@@ -95,7 +95,8 @@ def _pending_test(setup: Any, commit: str | None, pending: list[tuple[int, str]]
     history = setup.history
     on_rig = [(c, r) for c, r in pending if rig in (None, r)]
     if not on_rig:
-        raise BisectlabError(f"no test waits on {rig} (waiting: {waiting_text(history, pending)})")
+        named = rig or "a rig named by empty text"
+        raise BisectlabError(f"no test waits on {named} (waiting: {waiting_text(history, pending)})")
     if commit is None:
         if len({c for c, _ in on_rig}) != 1:
             raise BisectlabError(f"{len(on_rig)} tests are waiting "

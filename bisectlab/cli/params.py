@@ -48,6 +48,19 @@ class Number(click.ParamType):
         return f"{self.name.upper()} {self.spec.range_text()}"
 
 
+class PathGiven(click.Path):
+    """A path from the command line, as a Path. Empty text is refused: as a Path it would name
+    the working directory without saying so (an unset shell variable, say)."""
+
+    def __init__(self, *, file_okay: bool = True, dir_okay: bool = True):
+        super().__init__(file_okay=file_okay, dir_okay=dir_okay, path_type=Path)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail("is empty: give a path", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def count(low: int = 0, high: int | None = None) -> Number:
     """A whole number from ``low`` up to ``high``."""
     return Number(low, high, whole=True)

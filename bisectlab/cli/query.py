@@ -7,7 +7,14 @@ from typing import Any
 
 import click
 
-from bisectlab.cli.params import cost_line, db_option, format_rows, open_store, row_id
+from bisectlab.cli.params import (
+    PathGiven,
+    cost_line,
+    db_option,
+    format_rows,
+    open_store,
+    row_id,
+)
 from bisectlab.cli.replay import campaign_table_text
 from bisectlab.errors import BisectlabError
 
@@ -105,7 +112,7 @@ def _shown_state(hunt: dict[str, Any], state: str) -> str:
 
 @click.command()
 @click.argument("hunt_id", type=row_id(), metavar="HUNT_ID")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--plot", "plot_path", type=PathGiven(dir_okay=False),
               default=None, help="Draw the hunt to FILE.png: posterior after each test, "
                                  "tests, adapters.")
 @db_option

@@ -18,6 +18,7 @@ from bisectlab.cli.params import (
     MAX_RIGS,
     MAX_SEED,
     MAX_WORKERS,
+    PathGiven,
     count,
     counted,
     db_option,
@@ -62,7 +63,7 @@ def campaign_options(func: Callable) -> Callable:
                      help="Local worker processes (0 = all cores)."),
         click.option("--scheduler", default=None, metavar="ADDRESS",
                      help="Run the hunts on this Dask distributed scheduler (tcp://host:port)."),
-        click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
+        click.option("--plot", "plot_path", type=PathGiven(dir_okay=False),
                      default=None, help="Draw tests vs adapters and lab days to FILE.png."),
         click.option("--reclaim", is_flag=True,
                      help="Also run again the hunts other processes left running (only when "
