@@ -568,3 +568,48 @@ def test_a_test_logged_twice_by_two_processes_is_one_clear_refusal(store):
         record(store, hunt, seq=1, failed=True)
     assert [(t["id"], t["failed"]) for t in store.tests(hunt)] == [(first, False)]
     assert store.hunt(hunt)["boots"] == 2
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_hunt_logged_whole_reads_as_one_logged_test_by_test(backend, tmp_path, request):
+    """A campaign's hunt goes in one transaction of bulk inserts (the driver's SQL, compiled
+    once): its tests, boots (seeds past 2^63, console fields, booleans) and adapters read back
+    as the same hunt logged a test at a time."""
+    url = (f"sqlite:///{tmp_path / 'w.sqlite'}" if backend == "sqlite"
+           else request.getfixturevalue("postgres_url"))
+    console = dict(exit_status=1, seconds=2.5, output="panic\n")
+    tests = [dict(seq=1, commit_sha=D, commit_subject="net: probe", rig="rig-a", failed=True,
+                  boots=[boot(1, BIG), {**boot(2, 2**63, bricked=True, serial="E2"), **console}],
+                  adapters_destroyed=["E2"], lab_minutes=36.0, installed=True, skipped=False,
+                  note=""),
+             dict(seq=2, commit_sha=C, commit_subject="mm: fix", rig="rig-a", failed=False,
+                  boots=[boot(1, 0, serial="E1", stray=True)], adapters_destroyed=[],
+                  lab_minutes=3.0, installed=False, skipped=False, note="kept its kernel")]
+    verdict = dict(status="found", culprit_sha=D, culprit_subject="net: probe",
+                   confidence=0.995, correct=True, note="n", lab_minutes=39.0)
+    logged = []
+    with Store(url) as store:
+        cid = store.open_campaign(name="c", key=f"k-{backend}", spec={"lanes": []}, hunts=1)
+        (whole,) = store.claim_hunts([claim(cid, 0)])
+        store.record_hunts([(whole, dict(adapter_serials=["E1", "E2", "E3"], tests=tests,
+                                         verdict=verdict))])
+        by_test = start(store, adapter_serials=["E1", "E2", "E3"])
+        for test in tests:
+            store.record_test(by_test, **test)
+        store.finish_hunt(by_test, **{k: v for k, v in verdict.items() if k != "lab_minutes"})
+        for hunt_id in (whole, by_test):
+            rows = [{k: v for k, v in t.items() if k not in ("id", "hunt_id", "created_at")}
+                    for t in store.tests(hunt_id)]
+            boots = [{k: v for k, v in b.items() if k not in ("id", "test_id")}
+                     for t in store.tests(hunt_id) for b in store.boots(t["id"])]
+            adapters = [(a["serial"], a["state"], a["rig"], a["destroyed_at_boot"])
+                        for a in store.adapters(hunt_id)]
+            logged.append((rows, boots, adapters, store.tests(hunt_id)[0]["created_at"]))
+            hunt = store.hunt(hunt_id)
+            assert (hunt["tests"], hunt["boots"], hunt["installs"], hunt["adapters"],
+                    hunt["lab_minutes"]) == (2, 3, 1, 1, 39.0)
+    (rows, boots, adapters, created), (rows2, boots2, adapters2, created2) = logged
+    assert rows == rows2 and boots == boots2 and adapters == adapters2
+    assert [b["seed"] for b in boots] == [BIG, 2**63, 0]
+    assert boots[1]["output"] == "panic\n" and boots[2]["stray_write"] is True
+    assert type(created) is type(created2) and str(created)[:4] == str(created2)[:4]
