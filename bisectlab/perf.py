@@ -325,7 +325,22 @@ def baseline_source(rev: str, folder: str) -> str | None:
         return None
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(folder, filter="data")
+    _lend_kernels(Path(folder) / "bisectlab")
     return folder
+
+
+def _lend_kernels(package: Path) -> None:
+    """Give an extracted older package this install's built kernels where its _kernels.c is
+    the same file, so that a side-by-side run compares the Python that changed, not a build
+    against none (an older package without the kernels, or with other ones, runs numpy)."""
+    from bisectlab import compiled
+
+    if compiled.kernels is None or not (package / "_kernels.c").is_file():
+        return
+    built = Path(compiled.kernels.__file__)
+    ours = built.parent / "_kernels.c"
+    if ours.is_file() and ours.read_bytes() == (package / "_kernels.c").read_bytes():
+        shutil.copy2(built, package / built.name)
 
 
 def _archive(rev: str) -> bytes | None:

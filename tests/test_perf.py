@@ -54,6 +54,27 @@ def test_an_older_commits_code_comes_with_its_migrations(tmp_path):
     assert (Path(source) / "db" / "env.py").exists() and any((Path(source) / "db").glob("versions/*.py"))
 
 
+def test_an_older_package_with_the_same_kernels_source_gets_the_built_kernels(tmp_path):
+    """A side-by-side run compares Python with Python: an older package whose _kernels.c is
+    this build's gets the built module; one with another _kernels.c, or none, does not."""
+    from bisectlab import compiled
+    from bisectlab.perf import _lend_kernels
+
+    if compiled.kernels is None:
+        pytest.skip("the kernels were not built")
+    built = Path(compiled.kernels.__file__)
+    if not (built.parent / "_kernels.c").is_file():
+        pytest.skip("an install without the kernels' source beside them")
+    for name, text in (("same", (built.parent / "_kernels.c").read_bytes()),
+                       ("other", b"/* another kernel */"), ("none", None)):
+        package = tmp_path / name / "bisectlab"
+        package.mkdir(parents=True)
+        if text is not None:
+            (package / "_kernels.c").write_bytes(text)
+        _lend_kernels(package)
+        assert (package / built.name).is_file() == (name == "same")
+
+
 def test_an_installed_bisectlab_takes_older_code_from_the_checkout_it_runs_in(tmp_path,
                                                                             monkeypatch):
     """After `pip install .` the code runs from site-packages, not a checkout: the commit is
