@@ -111,11 +111,11 @@ class HuntTask:
     run: str = ""  # the campaign run it belongs to: its hunts of a lane share a decision tree
 
     def setup(self) -> HuntSetup:
-        return HuntSetup(cached_history(self.history), self.good, self.bad,
+        key = _history_key(self.history)  # once: the history and its range of one version
+        return HuntSetup(_loaded(*key), self.good, self.bad,
                          strategy=self.strategy, options=dict(self.options), seed=self.seed,
                          rigs=self.rigs, arch=self.arch, adapters=self.adapters,
-                         costs=self.costs, known=known_range(self.history, self.good,
-                                                             self.bad, self.arch))
+                         costs=self.costs, known=_known(key, self.good, self.bad, self.arch))
 
 
 def cached_history(ref: str) -> History:
@@ -130,9 +130,13 @@ def known_range(ref: str, good: str, bad: str, arch: str) -> KnownRange:
     return _known(_history_key(ref), good, bad, arch)
 
 
-def _history_key(ref: str) -> tuple[str, tuple[int, int] | None]:
-    """What tells a history apart: a file's resolved path and its version (modification time
-    and size), else the name (a shipped scenario's, or one load_history will refuse)."""
+HistoryKey = tuple[str, tuple[int, ...] | None]
+
+
+def _history_key(ref: str) -> HistoryKey:
+    """What tells a history apart: a file's resolved path and its version (inode, size,
+    modification and change times: a copy that keeps the modification time still changes
+    the rest), else the name (a shipped scenario's, or one load_history will refuse)."""
     path = Path(ref)
     try:
         stat = path.stat() if path.is_file() else None
@@ -140,17 +144,16 @@ def _history_key(ref: str) -> tuple[str, tuple[int, int] | None]:
         stat = None
     if stat is None:
         return ref, None
-    return str(path.resolve()), (stat.st_mtime_ns, stat.st_size)
+    return str(path.resolve()), (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
 
 
 @lru_cache(maxsize=4)
-def _loaded(ref: str, version: tuple[int, int] | None) -> History:
+def _loaded(ref: str, version: tuple[int, ...] | None) -> History:
     return load_history(ref)
 
 
 @lru_cache(maxsize=16)
-def _known(key: tuple[str, tuple[int, int] | None], good: str, bad: str, arch: str
-           ) -> KnownRange:
+def _known(key: HistoryKey, good: str, bad: str, arch: str) -> KnownRange:
     h = _loaded(*key)
     good_at, bad_at = h.resolve(good), h.resolve(bad)
     h.check_range(good_at, bad_at)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import operator
+import os
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -413,11 +414,10 @@ def builtin_scenarios() -> list[str]:
 DEFAULT_SCENARIO = "e1000e-2.6.27"
 
 
-def load_history(name_or_file: str | None = None) -> History:
+def load_history(name_or_file: str | os.PathLike[str] | None = None) -> History:
     """Load a shipped scenario by name, a scenario file (.toml recipe) or a history file (.npz,
     e.g. an imported repository) by path: the suffix decides."""
-    if name_or_file is None:
-        name_or_file = DEFAULT_SCENARIO
+    name_or_file = DEFAULT_SCENARIO if name_or_file is None else os.fspath(name_or_file)
     if not name_or_file.strip():  # an unset shell variable, say: not a quiet default
         raise HistoryError("the history is empty text: give a shipped scenario's name ("
                            f"{', '.join(builtin_scenarios())}) or a file")

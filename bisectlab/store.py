@@ -495,6 +495,9 @@ def _insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> 
     values = operator.itemgetter(*keys)
     params: list[Any] = []
     for row in rows:
+        if len(row) != len(keys):
+            raise StoreError(f"cannot log rows of {table.name} with different columns: "
+                             f"{sorted(row)} after {sorted(keys)}")
         got = list(values(row)) if len(keys) > 1 else [values(row)]
         for i, f in convert:
             got[i] = f(got[i])
@@ -509,10 +512,13 @@ def _compiled_insert(table: Table, keys: tuple[str, ...], dialect: Dialect
     order, and the bind conversion of those whose column type has one (by position). Booleans
     go as Python's bools, which every driver takes (SQLite stores 1 and 0, as SQLAlchemy
     would); the rows hold bools only (_test_row, _boot_row)."""
-    compiled = insert(table).compile(dialect=dialect, column_keys=list(keys))
+    compiled = insert(table).compile(dialect=dialect, column_keys=list(keys),
+                                     for_executemany=True)  # no RETURNING of each new id
     names = tuple(compiled.positiontup) if dialect.positional else tuple(compiled.params)
     if sorted(names) != sorted(keys):
-        raise StoreError(f"cannot log rows of {table.name}: {sorted(keys)} are not its columns")
+        unknown, lacking = sorted(set(keys) - set(names)), sorted(set(names) - set(keys))
+        raise StoreError(f"cannot log rows of {table.name}: "
+                         + (f"not its columns: {unknown}" if unknown else f"lacking {lacking}"))
     convert = ((i, table.c[k].type.dialect_impl(dialect).bind_processor(dialect))
                for i, k in enumerate(names) if not isinstance(table.c[k].type, Boolean))
     return compiled.string, names, tuple((i, f) for i, f in convert if f is not None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 from concurrent.futures import Executor, Future
@@ -19,6 +20,7 @@ from bisectlab.campaign import (
     local_executor,
     run_campaign,
 )
+from bisectlab.history import load_history
 from bisectlab.store import Store
 
 SLOT_COLUMNS = ("campaign_label", "campaign_index", "seed", "status", "culprit_sha", "correct",
@@ -511,7 +513,15 @@ def test_a_history_file_is_known_by_where_it_is_and_its_version(tmp_path, monkey
     assert seen[0][1] < seen[1][1] and seen[0][2] < seen[0][1] <= seen[1][2]
     edited = tmp_path / "a" / "k.toml"  # a longer file: a new version even within a tick
     edited.write_text(generated_recipe(120, 1, None, "rate", 0.5, 0.0))
-    assert len(cached_history(str(edited)).shas) > seen[0][1]
+    first = cached_history(str(edited))
+    assert len(first.shas) > seen[0][1]
+    before = edited.stat()  # the same length, the modification time put back (cp -p, rsync -t)
+    edited.write_text(generated_recipe(120, 2, None, "rate", 0.5, 0.0))
+    os.utime(edited, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (edited.stat().st_size, edited.stat().st_mtime_ns) == (before.st_size,
+                                                                  before.st_mtime_ns)
+    again = cached_history(str(edited))
+    assert again.shas != first.shas and again.shas == load_history(str(edited)).shas
 
 
 def test_lanes_told_apart_by_flags_keep_their_own_rows(run, small):

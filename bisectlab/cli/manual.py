@@ -95,7 +95,7 @@ def _pending_test(setup: Any, commit: str | None, pending: list[tuple[int, str]]
     history = setup.history
     on_rig = [(c, r) for c, r in pending if rig in (None, r)]
     if not on_rig:
-        named = rig or "a rig named by empty text"
+        named = rig if rig is None or rig.strip() else "a rig named by empty text"
         raise BisectlabError(f"no test waits on {named} (waiting: {waiting_text(history, pending)})")
     if commit is None:
         if len({c for c, _ in on_rig}) != 1:
