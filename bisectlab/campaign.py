@@ -310,6 +310,9 @@ class DaskExecutor(Executor):
 
 def dask_executor(address: str) -> tuple[Executor, int]:
     """An executor on an existing Dask distributed cluster (``--scheduler ADDRESS``)."""
+    if not address.strip():
+        raise BisectlabError("--scheduler is empty: give the Dask scheduler's address "
+                             "(tcp://host:port)")
     executor = DaskExecutor(address)
     return executor, 2 * executor.threads
 

@@ -428,6 +428,9 @@ def load_history(name_or_file: str | os.PathLike[str] | None = None) -> History:
         from bisectlab.histfile import read_history_file
 
         return read_history_file(path)
+    if path.is_dir():
+        raise HistoryError(f"history file {clipped(name_or_file)} is a directory: give a "
+                           "scenario (.toml) or history file (.npz) in it")
     if path.suffix == SCENARIO_SUFFIX or path.exists() or "/" in name_or_file:
         if not path.is_file():
             raise HistoryError(f"history file not found: {name_or_file}")

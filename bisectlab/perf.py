@@ -624,8 +624,10 @@ def format_targets(r: dict[str, Any]) -> str:
          "<="),
     ]
     width = max(len(row[0]) for row in rows)
-    lines = [f"issue 13's targets: medians ({r['repeats']} fresh processes at scale, "
-             f"{r['campaign']['rounds']} campaign rounds of {r['campaign']['hunts']} hunts); "
+    rounds = r["campaign"]["rounds"]
+    lines = [f"issue 13's targets: medians ({r['repeats']} fresh "
+             f"process{'es' if r['repeats'] != 1 else ''} at scale, {rounds} campaign "
+             f"round{'s' if rounds != 1 else ''} of {r['campaign']['hunts']} hunts); "
              f"load average {r['load_average']:.1f} on {r['cores']} cores at the end",
              f"{'':{width}}{'now':>11}{'target':>13}{'issue':>11}"]
     for label, value, unit, target, was, op in rows:

@@ -144,7 +144,8 @@ def _run_campaign(name: str, history: str, good: str, bad: str, *, hunts: int,
                         arch, Costs(install_minutes, boot_minutes, swap_minutes))
     for lane in parsed:  # a bad range or options fail now, before the database is opened
         lane_params(spec.task(lane, 0))
-    executor, queue = dask_executor(scheduler) if scheduler else local_executor(workers)
+    executor, queue = (dask_executor(scheduler) if scheduler is not None
+                       else local_executor(workers))
     with open_store(db_url) as store:
         try:
             with progress_bar(quiet) as advance:

@@ -172,6 +172,8 @@ def path_weights(text: str, limit: float | None = None) -> list[tuple[str, float
             raise BisectlabError(f"--weight takes PATHSPEC=W with {1 / MAX_WEIGHT:g} <= W <= "
                                  f"{MAX_WEIGHT:g}, not '{item[:60]}'")
         out.append((pathspec, weight))
+    if not out and limit is not None:  # new input: a hint that says nothing is a mistake
+        raise BisectlabError("--weight is empty: give PATHSPEC=W (e.g. kernel/trace=10)")
     return out
 
 
