@@ -452,3 +452,14 @@ def test_values_that_would_name_a_culprit_without_evidence_are_refused(run, tmp_
     line = _one_error_line(run("bisect", "v2.6.26", "v2.6.27-rc8", *args))
     assert message in line
     assert not (tmp_path / "bisectlab.sqlite").exists()
+
+
+def test_perf_campaign_takes_the_hunts_of_a_round(run):
+    result = run("perf", "--campaign", "--quick", "--hunts", "4", "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["hunts"], report["rounds"], sorted(report["workers"])) == (4, 1, ["1", "2"])
+    assert all(w["hunts_per_s"] > 0 for w in report["workers"].values())
+    refused = run("perf", "--hunts", "4")
+    assert (refused.exit_code, refused.stderr) == (
+        2, "error: --hunts goes with --campaign: the hunts of each round\n")

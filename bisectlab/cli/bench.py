@@ -22,6 +22,8 @@ from bisectlab.cli.params import (
 )
 from bisectlab.generator import MAX_COMMITS
 
+MAX_CAMPAIGN_HUNTS = 100_000  # hunts per round of perf --campaign (about 40 a second each)
+
 
 @click.command()
 @click.option("--commits", "commits", type=count(12, MAX_COMMITS), multiple=True,
@@ -99,6 +101,10 @@ def _bench_line(s: dict) -> str:
 @click.option("--quick", is_flag=True, help="Smaller samples (for a smoke run).")
 @click.option("--campaign", is_flag=True,
               help="Campaign throughput instead: hunts/s with 1 and 2 workers, database share.")
+@click.option("--hunts", "campaign_hunts", type=count(1, MAX_CAMPAIGN_HUNTS), default=None,
+              help="With --campaign: hunts per round [default: 150, 20 with --quick]; a longer "
+                   "campaign weighs its fixed costs (workers' first decisions, the last hunt's "
+                   "wait) less.")
 @click.option("--scale", is_flag=True,
               help="Scale instead: a 10^6-commit history's search space, bayes decisions and peak "
                    "RSS against their targets and the baseline commit's code; 10^4 against git.")
@@ -110,8 +116,8 @@ def _bench_line(s: dict) -> str:
                    "figure the issue gave: scale, a history file, git, campaigns, logging, "
                    "start-up (several minutes).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
-def perf(quick: bool, campaign: bool, scale: bool, baseline: str | None, targets: bool,
-         as_json: bool) -> None:
+def perf(quick: bool, campaign: bool, campaign_hunts: int | None, scale: bool,
+         baseline: str | None, targets: bool, as_json: bool) -> None:
     """Benchmark: boots per second, history generation and decision times (or --campaign,
     --scale, --targets)."""
     from bisectlab.perf import (
@@ -126,6 +132,8 @@ def perf(quick: bool, campaign: bool, scale: bool, baseline: str | None, targets
         run_scale,
     )
 
+    if campaign_hunts is not None and not campaign:
+        raise click.UsageError("--hunts goes with --campaign: the hunts of each round")
     if targets:
         from bisectlab.perf import format_targets, run_targets
 
@@ -139,7 +147,8 @@ def perf(quick: bool, campaign: bool, scale: bool, baseline: str | None, targets
         click.echo(json.dumps(report, indent=2) if as_json else format_scale(report))
         return
     if campaign:
-        report = campaign_throughput(hunts=20 if quick else 150, rounds=1 if quick else 3)
+        hunts = campaign_hunts or (20 if quick else 150)
+        report = campaign_throughput(hunts=hunts, rounds=1 if quick else 3)
         click.echo(json.dumps(report, indent=2) if as_json else format_campaign(report))
         return
     report = run_perf(quick=quick)

@@ -248,8 +248,9 @@ def _print_pending(setup: Any, waiting: Any, as_json: bool) -> None:
     """What a manual hunt needs tested next, and how to say how it went."""
     h = setup.history
     if as_json:
+        tests = pending_json(h, waiting.tests)  # "test_next", as `status` says; "test" as before
         click.echo(json.dumps({"status": "waiting", "hunt": waiting.hunt_id, "boots": waiting.boots,
-                               "test": pending_json(h, waiting.tests)}))
+                               "test_next": tests, "test": tests}))
         return
     for line in pending_lines(h, waiting.tests):
         click.echo(f"hunt {waiting.hunt_id}: {line}")
