@@ -147,47 +147,75 @@ def campaign_throughput(hunts: int = 150, rounds: int = 3, workers: tuple[int, .
                         commits: int = 1000, detect: float = 0.5) -> dict[str, Any]:
     """Hunts per second of a bayes campaign with 1 and 2 workers, and the database's share.
 
-    Each round runs every worker count once, side by side, into a fresh SQLite database; the
-    figures are medians over rounds. The database share is the time this process spent
-    claiming and writing hunts over the wall time.
+    Each round runs every worker count once, side by side, each campaign in a fresh process
+    into a fresh SQLite database, as a user's campaign runs (one per command): a pool forked
+    from a process that had just run campaigns of its own ran a fifth slower. The figures are
+    medians over rounds; the database share is the time the campaign's process spent claiming
+    and writing hunts over the wall time.
     """
     import tempfile
 
-    from bisectlab.campaign import CampaignSpec, Lane, cached_history, local_executor, run_campaign
-    from bisectlab.store import Store
     from bisectlab.summary import generated_recipe
 
+    runs: dict[int, list[dict[str, float]]] = {w: [] for w in workers}
     with tempfile.TemporaryDirectory(prefix="bisectlab-perf-") as folder:
         scenario = Path(folder) / "k.toml"
         scenario.write_text(generated_recipe(commits, 1, None, "rate", detect, 0.0))
-        good, bad = cached_history(str(scenario)).advertised[0]
-        spec = CampaignSpec("perf", str(scenario), good, bad, (Lane("bayes", "bayes"),),
-                            hunts=hunts, rigs=1, adapters=None)
-        runs: dict[int, list[Any]] = {w: [] for w in workers}
-        cpu: dict[int, list[float]] = {w: [] for w in workers}
         for r in range(rounds):
             for w in workers:
-                with Store(f"sqlite:///{folder}/r{r}w{w}.sqlite") as store:
-                    executor, queue = local_executor(w)
-                    before = _cpu_seconds()
-                    try:
-                        runs[w].append(run_campaign(spec, store, executor, queue))
-                    finally:
-                        executor.shutdown()
-                    cpu[w].append(_cpu_seconds() - before)
-    out = {"commits": commits, "p": detect, "hunts": hunts, "rounds": rounds, "workers": {}}
-    for w, rs in runs.items():
-        out["workers"][str(w)] = {
-            "hunts_per_s": statistics.median(x.hunts_per_second for x in rs),
-            "db_share": statistics.median(x.db_share for x in rs),
-            "db_ms_per_hunt": statistics.median(1e3 * x.db_seconds / x.ran for x in rs),
-            "hunts_per_cpu_s": statistics.median(x.ran / c for x, c in zip(rs, cpu[w],
-                                                                            strict=True))}
+                runs[w].append(_campaign_child(str(scenario), f"{folder}/r{r}w{w}.sqlite",
+                                               hunts, w))
+    out = {"commits": commits, "p": detect, "hunts": hunts, "rounds": rounds,
+           "workers": {str(w): {key: statistics.median(run[key] for run in rs)
+                               for key in rs[0]} for w, rs in runs.items()}}
     first, last = str(workers[0]), str(workers[-1])
     out["speedup"] = out["workers"][last]["hunts_per_s"] / out["workers"][first]["hunts_per_s"]
     out["compiled_kernels"] = compiled.kernels is not None
     out["target_speedup"] = TARGET_CAMPAIGN_SPEEDUP
     return out
+
+
+_CAMPAIGN_CHILD = r"""
+import json, sys
+from bisectlab.perf import one_campaign
+print(json.dumps(one_campaign(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))))
+"""
+
+
+def _campaign_child(scenario: str, db_file: str, hunts: int, workers: int) -> dict[str, float]:
+    """:func:`one_campaign` in a fresh Python on this code."""
+    import json
+    import sys
+    import tempfile
+
+    done = subprocess.run([sys.executable, "-c", _CAMPAIGN_CHILD, scenario, db_file, str(hunts),
+                           str(workers)], capture_output=True, text=True, env=child_env(None),
+                          cwd=tempfile.gettempdir())
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"perf campaign child failed (exit {done.returncode}): {last}")
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def one_campaign(scenario: str, db_file: str, hunts: int, workers: int) -> dict[str, float]:
+    """One bayes campaign of ``hunts`` hunts on the scenario's advertised range, one rig, a
+    bottomless box, with ``workers`` local workers, into a new SQLite file: its figures."""
+    from bisectlab.campaign import CampaignSpec, Lane, cached_history, local_executor, run_campaign
+    from bisectlab.store import Store
+
+    good, bad = cached_history(scenario).advertised[0]
+    spec = CampaignSpec("perf", scenario, good, bad, (Lane("bayes", "bayes"),), hunts=hunts,
+                        rigs=1, adapters=None)
+    with Store(f"sqlite:///{db_file}") as store:
+        executor, queue = local_executor(workers)
+        before = _cpu_seconds()
+        try:
+            run = run_campaign(spec, store, executor, queue)
+        finally:
+            executor.shutdown()
+        cpu = _cpu_seconds() - before
+    return {"hunts_per_s": run.hunts_per_second, "db_share": run.db_share,
+            "db_ms_per_hunt": 1e3 * run.db_seconds / run.ran, "hunts_per_cpu_s": run.ran / cpu}
 
 
 def _cpu_seconds() -> float:
@@ -202,7 +230,7 @@ def _cpu_seconds() -> float:
 def format_campaign(r: dict[str, Any]) -> str:
     """The campaign throughput as readable lines."""
     lines = [f"bayes campaign, N={r['commits']}, p={r['p']}, {r['hunts']} hunts, medians of "
-             f"{r['rounds']} rounds:"]
+             f"{r['rounds']} round{'s' if r['rounds'] != 1 else ''} (a fresh process each):"]
     for w, x in r["workers"].items():
         lines.append(f"  {w} worker{'s' if w != '1' else ''}: {x['hunts_per_s']:6.2f} hunts/s "
                      f"({x['hunts_per_cpu_s']:.2f} per CPU second), "
