@@ -492,10 +492,10 @@ def _insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> 
     if not rows:
         return
     sql, keys, convert = _compiled_insert(table, tuple(rows[0]), conn.dialect)
-    values = operator.itemgetter(*keys)
+    values, wanted = operator.itemgetter(*keys), set(keys)
     params: list[Any] = []
     for row in rows:
-        if len(row) != len(keys):
+        if row.keys() != wanted:
             raise StoreError(f"cannot log rows of {table.name} with different columns: "
                              f"{sorted(row)} after {sorted(keys)}")
         got = list(values(row)) if len(keys) > 1 else [values(row)]

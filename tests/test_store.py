@@ -576,7 +576,7 @@ def test_a_hunt_logged_whole_reads_as_one_logged_test_by_test(backend, tmp_path,
     once): its tests, boots (seeds past 2^63, console fields, booleans) and adapters read back
     as the same hunt logged a test at a time."""
     url = (f"sqlite:///{tmp_path / 'w.sqlite'}" if backend == "sqlite"
-           else request.getfixturevalue("postgres_url"))
+           else request.getfixturevalue("fresh_postgres_url"))
     console = dict(exit_status=1, seconds=2.5, output="panic\n")
     tests = [dict(seq=1, commit_sha=D, commit_subject="net: probe", rig="rig-a", failed=True,
                   boots=[boot(1, BIG), {**boot(2, 2**63, bricked=True, serial="E2"), **console}],
@@ -627,7 +627,7 @@ def test_bulk_rows_are_stored_as_sqlalchemys_own_insert_stores_them(backend, tmp
     from bisectlab.store import Boot, LabTest, _insert_many
 
     url = (f"sqlite:///{tmp_path / 'b.sqlite'}" if backend == "sqlite"
-           else request.getfixturevalue("postgres_url"))
+           else request.getfixturevalue("fresh_postgres_url"))
     made = [datetime(2026, 12, 3, 20, 1, 2, 345678, tzinfo=UTC),
             datetime(2026, 12, 3, 20, 1, 2, tzinfo=timezone(timedelta(hours=5, minutes=30))),
             datetime(2026, 12, 3, 20, 1, 2)]
