@@ -111,29 +111,23 @@ class HuntTask:
     run: str = ""  # the campaign run it belongs to: its hunts of a lane share a decision tree
 
     def setup(self) -> HuntSetup:
-        key = _history_key(self.history)  # once: the history and its range of one version
+        key = history_key(self.history)  # once: the history and its range of one version
         return HuntSetup(_loaded(*key), self.good, self.bad,
                          strategy=self.strategy, options=dict(self.options), seed=self.seed,
                          rigs=self.rigs, arch=self.arch, adapters=self.adapters,
-                         costs=self.costs, known=_known(key, self.good, self.bad, self.arch))
+                         costs=self.costs, known=known_range(key, self.good, self.bad, self.arch))
 
 
 def cached_history(ref: str) -> History:
     """A history loaded once per worker process: a file's once per version of it, whatever
     the working directory it was named from (a process may run several commands)."""
-    return _loaded(*_history_key(ref))
-
-
-def known_range(ref: str, good: str, bad: str, arch: str) -> KnownRange:
-    """A range's search space and true culprit, built once per worker process (per version
-    of a history file)."""
-    return _known(_history_key(ref), good, bad, arch)
+    return _loaded(*history_key(ref))
 
 
 HistoryKey = tuple[str, tuple[int, ...] | None]
 
 
-def _history_key(ref: str) -> HistoryKey:
+def history_key(ref: str) -> HistoryKey:
     """What tells a history apart: a file's resolved path and its version (inode, size,
     modification and change times: a copy that keeps the modification time still changes
     the rest), else the name (a shipped scenario's, or one load_history will refuse)."""
@@ -153,7 +147,9 @@ def _loaded(ref: str, version: tuple[int, ...] | None) -> History:
 
 
 @lru_cache(maxsize=16)
-def _known(key: HistoryKey, good: str, bad: str, arch: str) -> KnownRange:
+def known_range(key: HistoryKey, good: str, bad: str, arch: str) -> KnownRange:
+    """A range's search space and true culprit, built once per worker process (per version
+    of a history file: ``key``, from :func:`history_key`)."""
     h = _loaded(*key)
     good_at, bad_at = h.resolve(good), h.resolve(bad)
     h.check_range(good_at, bad_at)

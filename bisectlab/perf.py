@@ -184,16 +184,24 @@ print(json.dumps(one_campaign(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sy
 
 def _campaign_child(scenario: str, db_file: str, hunts: int, workers: int) -> dict[str, float]:
     """:func:`one_campaign` in a fresh Python on this code."""
+    try:
+        return json_child(_CAMPAIGN_CHILD, scenario, db_file, hunts, workers)
+    except RuntimeError as exc:
+        raise RuntimeError(f"perf campaign child failed: {exc}") from None
+
+
+def json_child(code: str, *args: object, source: str | None = None) -> dict[str, Any]:
+    """Run ``code`` in a fresh Python on the bisectlab in ``source`` (None: this one) and read
+    the JSON object its last line of output holds; RuntimeError with its last line of error if
+    it fails."""
     import json
     import sys
     import tempfile
 
-    done = subprocess.run([sys.executable, "-c", _CAMPAIGN_CHILD, scenario, db_file, str(hunts),
-                           str(workers)], capture_output=True, text=True, env=child_env(None),
-                          cwd=tempfile.gettempdir())
+    done = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True,
+                          text=True, env=child_env(source), cwd=tempfile.gettempdir())
     if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RuntimeError(f"perf campaign child failed (exit {done.returncode}): {last}")
+        raise RuntimeError((done.stderr.strip().splitlines() or ["no output"])[-1])
     return json.loads(done.stdout.splitlines()[-1])
 
 
@@ -451,10 +459,10 @@ def run_scale(run: ScaleRun = ScaleRun(), baseline: str | None = SCALE_BASELINE)
 
     with tempfile.TemporaryDirectory(prefix="bisectlab-perf-base-") as folder:
         source = baseline_source(baseline, folder) if baseline else None
-        if baseline and source is None and _checkouts():  # not a missing checkout: a typo
+        checkouts = _checkouts() if baseline and source is None else []
+        if checkouts:  # not a missing checkout: a typo
             raise BisectlabError(f"--baseline {clipped(baseline, 40)}: no commit of that name "
-                                 "with bisectlab's code in "
-                                 + " or ".join(map(str, _checkouts())))
+                                 "with bisectlab's code in " + " or ".join(map(str, checkouts)))
         versions = {"now": None, **({"today": source} if source else {})}
         runs: dict[str, dict[str, list]] = {v: {"hunt": [], "gen": [], "small": []} for v in versions}
         for _ in range(run.repeats):

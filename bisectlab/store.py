@@ -320,7 +320,6 @@ class Adapter(Base):
 _ADAPTER_KEYS = ("state", "rig", "destroyed_by_test_id", "destroyed_at_boot")
 _HUNT_BOX = select(Hunt.__table__.c.bottomless_box).where(Hunt.__table__.c.id == bindparam("hunt"))
 _INSERT_TEST = insert(LabTest.__table__)
-_INSERT_ADAPTER = insert(Adapter.__table__)
 _HUNT_ADAPTERS = (select(Adapter.__table__.c.id, Adapter.__table__.c.serial,
                          *(Adapter.__table__.c[k] for k in _ADAPTER_KEYS))
                   .where(Adapter.__table__.c.hunt_id == bindparam("hunt"),
@@ -542,8 +541,8 @@ def _mark_adapters(conn: Connection, hunt_id: int, test_id: int, rig: str, boots
     _advance_adapters(state, {"rig": rig, "boots": boots, "adapters_destroyed": destroyed},
                       test_id, f"hunt {hunt_id}")
     if new:
-        conn.execute(_INSERT_ADAPTER, [{"hunt_id": hunt_id, "serial": serial, **state[serial]}
-                                       for serial in new])
+        _insert_many(conn, Adapter.__table__, [{"hunt_id": hunt_id, "serial": serial,
+                                                 **state[serial]} for serial in new])
     changed = [{"adapter": ids[serial], **{f"new_{k}": v for k, v in values.items()}}
                for serial, values in state.items() if serial in ids and values != before[serial]]
     if changed:

@@ -12,10 +12,8 @@ results another hunt had already seen (what a shared decision tree can answer).
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -66,14 +64,12 @@ FIGURES = ("hunts_per_s", "hunts_per_cpu_s", "db_ms_per_hunt")
 def measure(source: str | None, hunts: int, label: str) -> dict[str, float]:
     """One campaign in a fresh process on the code in ``source`` (None: this checkout's); if it
     fails, its last line of error and exit 1."""
-    from bisectlab.perf import child_env
+    from bisectlab.perf import json_child
 
-    done = subprocess.run([sys.executable, "-c", CHILD, str(hunts)], env=child_env(source),
-                          capture_output=True, text=True, cwd=tempfile.gettempdir())
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        sys.exit(f"error: the campaign on {label}'s code failed: {last}")
-    return json.loads(done.stdout.splitlines()[-1])
+    try:
+        return json_child(CHILD, hunts, source=source)
+    except RuntimeError as exc:
+        sys.exit(f"error: the campaign on {label}'s code failed: {exc}")
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from bisectlab.campaign import (
     CampaignSpec,
     Lane,
     cached_history,
+    history_key,
     known_range,
     local_executor,
     run_campaign,
@@ -507,7 +508,7 @@ def test_a_history_file_is_known_by_where_it_is_and_its_version(tmp_path, monkey
         monkeypatch.chdir(tmp_path / folder)
         h = cached_history("k.toml")
         good, bad = h.advertised[0]
-        space = known_range("k.toml", good, bad, "i386").space
+        space = known_range(history_key("k.toml"), good, bad, "i386").space
         seen.append((h.source, len(h.shas), space.commits.max()))
     assert seen[0] == seen[2] and seen[0][0] != seen[1][0]
     assert seen[0][1] < seen[1][1] and seen[0][2] < seen[0][1] <= seen[1][2]

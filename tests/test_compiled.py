@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from contextlib import contextmanager
 from unittest.mock import patch
@@ -69,12 +70,15 @@ def _libm(f, v: float) -> float:
         return math.inf
 
 
+NUMPY_IS_LIBM = functools.cache(compiled._numpy_agrees_with_libm)  # the probe, run once here
+
+
 @contextmanager
 def kernels_against_libm():
     """The posterior kernels on, and the posterior's numpy passes taking the C library's math,
     whatever this CPU's numpy has (where it is the C library's already, numpy as it is)."""
     with patch.object(compiled, "_numpy_is_libm", True):
-        if compiled._numpy_agrees_with_libm():
+        if NUMPY_IS_LIBM():
             yield
         else:
             with patch.object(posterior, "np", _LibmNumpy()):
