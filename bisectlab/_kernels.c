@@ -70,7 +70,7 @@ static int get_buffer(PyObject *obj, Py_buffer *view, int writable, const char *
 
 /* Buffers of one call, released together. */
 typedef struct {
-    Py_buffer view[6];
+    Py_buffer view[9];
     int taken;
 } Views;
 
@@ -377,10 +377,100 @@ static PyObject *rate_posteriors(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* posterior.entropy_bits's bits of one probability: p clipped to [0, 1] already, lq = log(p) and
+ * l1q = log1p(-p) worked out by numpy (its own exp and log, whatever the CPU), 0 log 0 taken as 0. */
+static double entropy_of(double p, double lq, double l1q, double ln2)
+{
+    double bits = lq * p, other = l1q * (1 - p);
+    if (p == 0)
+        bits = 0.0;
+    if (1 - p == 0)
+        other = 0.0;
+    return -(bits + other) / ln2;
+}
+
+PyDoc_STRVAR(entropy_doc,
+"entropy(p, lq, l1q, ln2, out)\n\n"
+"posterior.entropy_bits's binary entropy in bits of p (clipped to [0, 1]), given numpy's\n"
+"lq = log(p) and l1q = log1p(-p): -(p lq + (1 - p) l1q) / ln2, each term 0 where its factor\n"
+"is 0. ln2: one value, numpy's log(2).");
+
+static PyObject *entropy(PyObject *self, PyObject *args)
+{
+    Views v;
+    if (take_args(args, &v, "ddddD") < 0)
+        return NULL;
+    Py_ssize_t n = v.view[0].len / 8;
+    if (v.view[1].len / 8 != n || v.view[2].len / 8 != n || v.view[3].len != 8
+            || v.view[4].len / 8 != n) {
+        release(&v);
+        PyErr_SetString(PyExc_ValueError, "entropy: the sizes do not agree");
+        return NULL;
+    }
+    const double *p = v.view[0].buf, *lq = v.view[1].buf, *l1q = v.view[2].buf;
+    double ln2 = *(const double *)v.view[3].buf, *out = v.view[4].buf;
+    for (Py_ssize_t i = 0; i < n; i++)
+        out[i] = entropy_of(p[i], lq[i], l1q[i], ln2);
+    release(&v);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(lab_scores_doc,
+"lab_scores(p_pass, lq, l1q, cond, u, install, per_b, consts, out)\n\n"
+"BayesStrategy's scores (L, N) from the pass probabilities p_pass (L, N), clipped, with numpy's\n"
+"lq = log(p_pass) and l1q = log1p(-p_pass), and the expected entropy given the culprit cond\n"
+"(L, N): the information max(H(p_pass) - cond, 0) over 1 + weight (1 - p_pass); then, unless\n"
+"install is empty, over the expected lab minutes install + boot (u boots_if_bad + (1 - u) b) +\n"
+"swap u fail_if_bad. u, install: (N); per_b (L, 3): b, boots_if_bad, fail_if_bad; consts:\n"
+"ln2, weight, boot, swap.");
+
+static PyObject *lab_scores(PyObject *self, PyObject *args)
+{
+    Views v;
+    if (take_args(args, &v, "ddddddddD") < 0)
+        return NULL;
+    Py_buffer *pp = &v.view[0], *install = &v.view[5];
+    Py_ssize_t L = pp->ndim == 2 ? pp->shape[0] : -1, N = pp->ndim == 2 ? pp->shape[1] : -1;
+    int priced = install->len > 0;
+    if (L < 0 || !check_shape(&v.view[1], 2, L, N, 0) || !check_shape(&v.view[2], 2, L, N, 0)
+            || !check_shape(&v.view[3], 2, L, N, 0) || !check_shape(&v.view[4], 1, N, 0, 0)
+            || (priced && !check_shape(install, 1, N, 0, 0))
+            || !check_shape(&v.view[6], 2, L, 3, 0) || v.view[7].len != 4 * 8
+            || !check_shape(&v.view[8], 2, L, N, 0)) {
+        release(&v);
+        PyErr_SetString(PyExc_ValueError, "lab_scores: the shapes do not agree");
+        return NULL;
+    }
+    const double *p = pp->buf, *lq = v.view[1].buf, *l1q = v.view[2].buf, *cond = v.view[3].buf;
+    const double *u = v.view[4].buf, *ins = install->buf, *per_b = v.view[6].buf;
+    const double *c = v.view[7].buf;
+    double *out = v.view[8].buf;
+    double ln2 = c[0], weight = c[1], boot = c[2], swap = c[3];
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t l = 0; l < L; l++) {
+        double b = per_b[3 * l], boots_if_bad = per_b[3 * l + 1], fail_if_bad = per_b[3 * l + 2];
+        for (Py_ssize_t i = 0; i < N; i++) {
+            Py_ssize_t k = l * N + i;
+            double info = entropy_of(p[k], lq[k], l1q[k], ln2) - cond[k];
+            info = (info > 0.0 || isnan(info)) ? info : 0.0;  /* np.maximum(info, 0.0): +0 at -0 */
+            double score = info / (1 + weight * (1 - p[k]));
+            if (priced)
+                score /= (ins[i] + boot * (u[i] * boots_if_bad + (1 - u[i]) * b))
+                         + swap * u[i] * fail_if_bad;
+            out[k] = score;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    release(&v);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"ancestor_rows", ancestor_rows, METH_VARARGS, ancestor_rows_doc},
     {"pair_likelihoods", pair_likelihoods, METH_VARARGS, pair_likelihoods_doc},
     {"rate_posteriors", rate_posteriors, METH_VARARGS, rate_posteriors_doc},
+    {"entropy", entropy, METH_VARARGS, entropy_doc},
+    {"lab_scores", lab_scores, METH_VARARGS, lab_scores_doc},
     {NULL, NULL, 0, NULL}
 };
 
@@ -394,7 +484,7 @@ static struct PyModuleDef module = {
 
 /* Raised with every change to what a kernel takes or does: compiled.py uses only the version it
  * was written for, so a module left from an older build is not called with another layout. */
-#define KERNELS_VERSION 1
+#define KERNELS_VERSION 2
 
 PyMODINIT_FUNC PyInit__kernels(void)
 {

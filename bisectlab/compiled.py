@@ -2,9 +2,10 @@
 
 Each kernel is a twin of a numpy function of bisectlab, the same operations in the same order, so
 every caller that finds ``kernels`` None runs its numpy passes and gets the same bits, slower.
-The ancestor sums only add; the posterior's kernels also call the C library's exp, log and
-log1p, so they run only where numpy's give the same bits (:func:`exact_math`: numpy has its own
-on CPUs with AVX-512). Callers read ``compiled.kernels`` at call time, so that a test can take
+The ancestor sums only add, and the entropy's and the scores' kernels take the logarithms numpy
+worked out, so they run wherever they were built; the posterior's kernels call the C library's
+exp, log and log1p, so they run only where numpy's give the same bits (:func:`exact_math`: numpy
+has its own on CPUs with AVX-512). Callers read ``compiled.kernels`` at call time, so that a test can take
 the kernels away.
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 import math
 from types import ModuleType
 
-VERSION = 1  # the _kernels.c this code calls (its KERNELS_VERSION)
+VERSION = 2  # the _kernels.c this code calls (its KERNELS_VERSION)
 
 kernels: ModuleType | None
 try:

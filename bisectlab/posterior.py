@@ -67,25 +67,45 @@ def entropy_bits(q: np.ndarray | float) -> np.ndarray:
     """Binary entropy H(q) in bits (0 at q = 0 or 1): -(q log q + (1 - q) log1p(-q)) / log 2,
     with numpy's vectorised logarithms (scipy's xlogy and xlog1py give the same to the last
     bit or so, five times slower), taken in chunks so that the result is the only array as long
-    as q (a decision over 10^6 candidates takes three)."""
+    as q (a decision over 10^6 candidates takes three). The compiled kernel, where built, does
+    what follows the logarithms in one pass."""
     q = np.asarray(q, dtype=float)
     h = np.empty(q.shape)  # C order, so that its flat view is itself, whatever q's layout
     flat_q, flat_h = q.reshape(-1), h.reshape(-1)
+    kernels = compiled.kernels
     with np.errstate(divide="ignore", invalid="ignore"):
         for start in range(0, flat_q.size, CHUNK):
             part = np.clip(flat_q[start:start + CHUNK], 0.0, 1.0)
-            rest = 1 - part
-            bits = np.log(part)
-            bits *= part
-            np.copyto(bits, 0.0, where=part == 0)
-            other = np.negative(part, out=part)
-            np.log1p(other, out=other)
-            other *= rest
-            np.copyto(other, 0.0, where=rest == 0)
-            bits += other
-            np.negative(bits, out=bits)
-            np.divide(bits, np.log(2), out=flat_h[start:start + CHUNK])
+            if kernels is not None:
+                logs = _logs(part)
+                kernels.entropy(part, *logs, LN2, flat_h[start:start + CHUNK])
+            else:
+                _numpy_entropy(part, flat_h[start:start + CHUNK])
     return h[()]
+
+
+LN2 = np.array(np.log(2))  # numpy's log 2, which entropy_bits divides by
+LN2.flags.writeable = False
+
+
+def _logs(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """numpy's log(p) and log1p(-p), what the compiled kernels of the entropy take."""
+    return np.log(p), np.log1p(np.negative(p))
+
+
+def _numpy_entropy(part: np.ndarray, out: np.ndarray) -> None:
+    """The bits of probabilities ``part`` (clipped to [0, 1], and taken over) into ``out``."""
+    rest = 1 - part
+    bits = np.log(part)
+    bits *= part
+    np.copyto(bits, 0.0, where=part == 0)
+    other = np.negative(part, out=part)
+    np.log1p(other, out=other)
+    other *= rest
+    np.copyto(other, 0.0, where=rest == 0)
+    bits += other
+    np.negative(bits, out=bits)
+    np.divide(bits, LN2, out=out)
 
 
 CHUNK = 1 << 16  # elements per step of an elementwise pass done in pieces
@@ -102,6 +122,51 @@ def information_bits(u_pass: np.ndarray, cond_entropy: np.ndarray) -> np.ndarray
     bits = np.asarray(entropy_bits(u_pass))
     bits -= cond_entropy
     return np.maximum(bits, 0.0, out=bits)[()]
+
+
+@dataclass(frozen=True)
+class LabMinutes:
+    """What a test of each candidate is expected to cost in lab minutes, per b of a ladder:
+    ``install`` (N) unless a rig has it, then the boots and a swap per b (``per_b``, (L, 3):
+    b, the boots a bad commit takes, the chance it fails) at ``boot`` and ``swap`` minutes."""
+
+    install: np.ndarray
+    per_b: np.ndarray
+    boot: float
+    swap: float
+
+    def of(self, u: np.ndarray) -> np.ndarray:
+        """The expected minutes (L, N) of candidates that are bad with probability u."""
+        b, boots_if_bad, fail_if_bad = (self.per_b[:, k:k + 1] for k in range(3))
+        return (self.install[None, :] + self.boot * (u[None, :] * boots_if_bad
+                                                     + (1 - u[None, :]) * b)
+                + self.swap * u[None, :] * fail_if_bad)
+
+
+def information_per_cost(p_pass: np.ndarray, cond_entropy: np.ndarray, weight: float,
+                         u: np.ndarray, minutes: LabMinutes | None = None) -> np.ndarray:
+    """Each test's information (L, N) over its cost, 1 + ``weight`` P(it fails), and then over
+    its expected lab minutes if ``minutes`` prices it; p_pass clipped to [0, 1]. The compiled
+    kernel, where built, does it in one pass after numpy's logarithms."""
+    kernels = compiled.kernels
+    if kernels is None:
+        score = information_bits(p_pass, cond_entropy)
+        score /= 1 + weight * (1 - p_pass)
+        if minutes is not None:
+            score /= minutes.of(u)
+        return score
+    p_pass = np.ascontiguousarray(p_pass, dtype=float)
+    score = np.empty(p_pass.shape)
+    install, per_b, boot, swap = ((minutes.install, minutes.per_b, minutes.boot, minutes.swap)
+                                  if minutes is not None else
+                                  (np.empty(0), np.empty((len(p_pass), 3)), 0.0, 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = _logs(p_pass)
+    kernels.lab_scores(p_pass, *logs, np.ascontiguousarray(cond_entropy, dtype=float),
+                       np.ascontiguousarray(u, dtype=float), np.ascontiguousarray(install, dtype=float),
+                       np.ascontiguousarray(per_b, dtype=float),
+                       np.array([float(LN2), weight, boot, swap]), score)
+    return score
 
 
 def capacity(p: float, f: float = 0.0) -> float:
@@ -190,6 +255,20 @@ class RateModel:
 
     @cached_property
     def _ladder_terms(self) -> dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]]:
+        return {}
+
+    def survival(self, ladder: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """P(all of b boots pass) per b of ``ladder``, at a bad commit for every (p, f) pair
+        (L, P, F) and at a good one for every f (L, F)."""
+        key = tuple(ladder)
+        if key not in self._survival:
+            b = np.asarray(ladder, dtype=float)
+            self._survival[key] = ((1 - self.fail_rates())[None] ** b[:, None, None],
+                                   (1 - self.f_grid)[None] ** b[:, None])
+        return self._survival[key]
+
+    @cached_property
+    def _survival(self) -> dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]]:
         return {}
 
     def fail_rates(self) -> np.ndarray:
@@ -361,11 +440,9 @@ class Posterior:
     def pass_by_class(self, ladder: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """P(all of b boots pass | culprit c) at a bad and at a good commit, per likelihood class
         of c (``classes`` maps candidates to them) and per b of ``ladder``: shape (U, L) each."""
-        b = np.asarray(ladder, dtype=float)
         cond = self.conditional                                           # (U, P, F)
-        survive_bad = (1 - self.model.fail_rates())[None] ** b[:, None, None]  # (L, P, F)
+        survive_bad, survive_good = self.model.survival(ladder)
         bad = np.einsum("upf,lpf->ul", cond, survive_bad)
-        survive_good = (1 - self.model.f_grid)[None] ** b[:, None]         # (L, F)
         good = np.einsum("uf,lf->ul", cond.sum(axis=1), survive_good)
         return bad, good
 

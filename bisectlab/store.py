@@ -333,6 +333,12 @@ _ADD_TO_HUNT = (update(Hunt.__table__).where(Hunt.__table__.c.id == bindparam("h
                         adapters=Hunt.__table__.c.adapters + bindparam("n_adapters"),
                         lab_minutes=Hunt.__table__.c.lab_minutes + bindparam("minutes")))
 
+# and those that log a campaign's finished hunt
+_HUNT_STATUS = select(Hunt.__table__.c.status).where(Hunt.__table__.c.id == bindparam("hunt"))
+_HUNT_TEST_IDS = (select(LabTest.__table__.c.seq, LabTest.__table__.c.id)
+                  .where(LabTest.__table__.c.hunt_id == bindparam("hunt")))
+_FINISH_HUNT = update(Hunt.__table__).where(Hunt.__table__.c.id == bindparam("hunt"))
+
 
 def _not_utf8(exc: UnicodeEncodeError) -> str:
     """The error of text a database cannot take (a ref or name read from bytes that are not
@@ -929,7 +935,7 @@ class Store:
         """One finished hunt on a connection: SQLAlchemy Core (no Session), a statement per table."""
         if verdict.get("status") not in HUNT_STATUSES or verdict["status"] == "running":
             raise StoreError(f"a hunt cannot finish as {verdict.get('status')!r}")
-        status = conn.execute(select(Hunt.status).where(Hunt.id == hunt_id)).scalar_one_or_none()
+        status = conn.execute(_HUNT_STATUS, {"hunt": hunt_id}).scalar_one_or_none()
         if status is None:
             raise StoreError(f"no hunt {hunt_id} in {self.where}")
         if status != "running":
@@ -940,8 +946,7 @@ class Store:
         if test_rows:
             table = LabTest.__table__
             _insert_many(conn, table, test_rows)  # RETURNING went row by row
-            by_seq = dict(conn.execute(select(table.c.seq, table.c.id)
-                                       .where(table.c.hunt_id == hunt_id)).all())
+            by_seq = dict(conn.execute(_HUNT_TEST_IDS, {"hunt": hunt_id}).all())
             ids = [by_seq[row["seq"]] for row in test_rows]
             boots = [{"test_id": tid, **_boot_row(b)}
                      for tid, t in zip(ids, tests, strict=True) for b in t["boots"]]
@@ -954,8 +959,7 @@ class Store:
                   "boots": sum(r["boots"] for r in test_rows),
                   "adapters": sum(r["adapters_destroyed"] for r in test_rows),
                   "lab_minutes": sum(r["lab_minutes"] for r in test_rows)}
-        conn.execute(update(Hunt.__table__).where(Hunt.__table__.c.id == hunt_id)
-                     .values({**totals, **verdict, "finished_at": now}))
+        conn.execute(_FINISH_HUNT, {**totals, **verdict, "finished_at": now, "hunt": hunt_id})
 
     def record_test(
         self,

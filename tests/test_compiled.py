@@ -17,6 +17,7 @@ from test_posterior import hunts, observe_all
 from bisectlab import compiled, dag, posterior
 from bisectlab.posterior import compute_posterior, culprit_mass
 from bisectlab.strategies import Resources, SearchSpace, make_strategy
+from bisectlab.strategies.base import LabCosts
 
 kernels = compiled.kernels
 
@@ -152,26 +153,90 @@ def _same(a: list[np.ndarray] | str, b: list[np.ndarray] | str) -> bool:
                for x, y in zip(a, b, strict=True))
 
 
+LAB = LabCosts(install=30.0, boot=3.0, swap=10.0)
+
+
 @settings(max_examples=40, deadline=None)
-@given(histories(max_size=120), st.integers(0, 2**32 - 1))
-def test_a_decision_is_the_same_with_or_without_the_kernels(parents, seed):
-    """A few steps of a hunt choose the same commits and give the same scores either way."""
+@given(histories(max_size=120), st.integers(0, 2**32 - 1),
+       st.sampled_from(["unpriced", "priced", "adapters"]), st.sampled_from([None, 0.0]))
+def test_a_decision_is_the_same_with_or_without_the_kernels(parents, seed, lab, fp):
+    """A few steps of a hunt choose the same commits and boots and give the same scores
+    either way: unpriced, priced in lab minutes (the boots chosen from a ladder, the installed
+    kernel free), and with an adapter budget; with f learnt and assumed 0."""
     space = SearchSpace(parents, [], len(parents) - 1)
     rng = np.random.default_rng(seed)
     runs = []
     for numpy_path in (False, True):
         with patch.object(compiled, "kernels", None if numpy_path else kernels), \
                 kernels_against_libm():
-            strategy = make_strategy("bayes", space, false_positive=None)
-            choices = []
+            strategy = make_strategy("bayes", space, false_positive=fp)
+            choices, installed = [], ()
             for _ in range(4):
-                commit = strategy.propose(Resources()).commits[0]
+                resources = Resources(
+                    adapters_left=3 if lab == "adapters" else None, installed=installed,
+                    costs=None if lab == "unpriced" else LAB)
+                proposal = strategy.propose(resources)
+                commit = proposal.commits[0]
                 failed = int(rng.random() < 0.5)
                 observe_all(strategy, [(commit, 2, failed)])
-                choices.append((commit, strategy.scores(Resources())[1].tobytes()))
+                installed = (commit,)
+                choices.append((proposal, strategy.scores(resources)[1].tobytes()))
             runs.append(choices)
         rng = np.random.default_rng(seed)
     assert runs[0] == runs[1]
+
+
+EDGES = [0.0, 1.0, -0.0, -0.5, 1.5, 5e-324, 1e-300, 1 - 2**-53, 0.5, math.nan, math.inf]
+
+
+@needs_kernels
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(EDGES), st.floats(-0.1, 1.1)), min_size=0,
+                max_size=300), st.sampled_from([(-1,), (3, -1), "transposed"]))
+def test_the_entropy_is_numpys_to_the_bit(values, shape):
+    """entropy_bits with the kernel after numpy's logarithms: 0 and 1, outside [0, 1], NaN,
+    subnormals, and arrays of any layout."""
+    q = np.array(values + [0.25] * (-len(values) % 3))
+    q = q.reshape(3, -1).T if shape == "transposed" else q.reshape(shape)
+    with numpy_only():
+        expected = posterior.entropy_bits(q)
+    assert same_bits(posterior.entropy_bits(q), expected)
+
+
+@needs_kernels
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 9), st.integers(0, 60), st.integers(0, 2**32 - 1), st.booleans(),
+       st.floats(0.0, 5.0))
+def test_scores_per_cost_are_numpys_to_the_bit(ladder, n, seed, priced, weight):
+    """information_per_cost with the kernel: pass probabilities at 0 and 1 and between, an
+    information that comes out negative (0) or NaN, installed kernels, with and without lab
+    minutes."""
+    rng = np.random.default_rng(seed)
+    p_pass = np.clip(rng.choice([0.0, 1.0, rng.random()], (ladder, n))
+                     if seed % 3 == 0 else rng.random((ladder, n)), 0.0, 1.0)
+    cond = rng.random((ladder, n)) * rng.choice([0.0, 0.5, 2.0])
+    if n and seed % 5 == 0:
+        cond[0, 0] = math.nan
+    u = rng.random(n)
+    minutes = None
+    if priced:
+        install = np.where(rng.random(n) < 0.2, 0.0, 30.0)
+        per_b = np.column_stack([rng.integers(1, 50, ladder).astype(float),
+                                 rng.random(ladder) * 10, rng.random(ladder)])
+        minutes = posterior.LabMinutes(install, per_b, 3.0, 10.0)
+    with np.errstate(all="ignore"):
+        with numpy_only():
+            expected = posterior.information_per_cost(p_pass.copy(), cond, weight, u, minutes)
+        got = posterior.information_per_cost(p_pass, cond, weight, u, minutes)
+    assert same_bits(got, expected)
+
+
+def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal, NaN where NaN, and with the same signs (-0.0 is not 0.0 to the bit; a NaN's sign
+    is the hardware's choice of operand, which C leaves to the compiler, and means nothing)."""
+    number = ~np.isnan(a)
+    return (np.array_equal(a, b, equal_nan=True)
+            and np.array_equal(np.signbit(a[number]), np.signbit(b[number])))
 
 
 @needs_kernels
@@ -188,6 +253,14 @@ def test_a_decision_is_the_same_with_or_without_the_kernels(parents, seed):
                                     np.zeros((3, 1)), np.zeros((2, 3, 1))),
     lambda: kernels.pair_likelihoods(np.zeros((2, 3)), *(np.zeros((2, 0)),) * 2,
                                      np.zeros((3, 0)), np.zeros((2, 3, 0)), np.zeros(2)),
+    lambda: kernels.entropy(np.zeros(3), np.zeros(3), np.zeros(2), np.zeros(1), np.zeros(3)),
+    lambda: kernels.entropy(np.zeros(3), np.zeros(3), np.zeros(3), np.zeros(2), np.zeros(3)),
+    lambda: kernels.lab_scores(*(np.zeros((2, 3)),) * 4, np.zeros(3), np.zeros(3),
+                               np.zeros((2, 3)), np.zeros(4), np.zeros((2, 2))),
+    lambda: kernels.lab_scores(*(np.zeros((2, 3)),) * 4, np.zeros(3), np.zeros(2),
+                               np.zeros((2, 3)), np.zeros(4), np.zeros((2, 3))),
+    lambda: kernels.lab_scores(*(np.zeros((2, 3)),) * 4, np.zeros(3), np.zeros(3),
+                               np.zeros((3, 3)), np.zeros(4), np.zeros((2, 3))),
 ])
 def test_the_kernels_refuse_arrays_that_do_not_fit(call):
     """A shape, a dtype, a plan of another size or no rates at all is an exception, not a
@@ -223,7 +296,8 @@ def test_the_rates_sum_across_pairs_as_numpy_does(cells):
 
 def test_the_posterior_kernels_stand_down_where_numpys_math_is_its_own():
     """numpy has its own exp, log and log1p on CPUs with AVX-512: the kernels that call the C
-    library's are then not called (the ancestor sums, which only add, still are)."""
+    library's are then not called (those that take numpy's logarithms or only add still are:
+    the ancestor sums, the entropy, the scores)."""
     class Tripwire:
         version = compiled.VERSION
 

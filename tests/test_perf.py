@@ -54,9 +54,12 @@ def test_an_older_commits_code_comes_with_its_migrations(tmp_path):
     assert (Path(source) / "db" / "env.py").exists() and any((Path(source) / "db").glob("versions/*.py"))
 
 
-def test_an_older_package_with_the_same_kernels_source_gets_the_built_kernels(tmp_path):
+def test_an_older_package_gets_the_kernels_of_its_own_source(tmp_path):
     """A side-by-side run compares Python with Python: an older package whose _kernels.c is
-    this build's gets the built module; one with another _kernels.c, or none, does not."""
+    this build's gets the built module; one with another _kernels.c gets that one built; one
+    whose source does not build, or with none, gets nothing (and runs numpy)."""
+    import importlib.util
+
     from bisectlab import compiled
     from bisectlab.perf import _lend_kernels
 
@@ -65,14 +68,22 @@ def test_an_older_package_with_the_same_kernels_source_gets_the_built_kernels(tm
     built = Path(compiled.kernels.__file__)
     if not (built.parent / "_kernels.c").is_file():
         pytest.skip("an install without the kernels' source beside them")
-    for name, text in (("same", (built.parent / "_kernels.c").read_bytes()),
-                       ("other", b"/* another kernel */"), ("none", None)):
+    ours = (built.parent / "_kernels.c").read_bytes()
+    older = ours.replace(b"#define KERNELS_VERSION ", b"#define KERNELS_VERSION 90 + ")
+    assert older != ours
+    for name, text in (("same", ours), ("older", older), ("broken", b"not C at all"),
+                       ("none", None)):
         package = tmp_path / name / "bisectlab"
         package.mkdir(parents=True)
         if text is not None:
             (package / "_kernels.c").write_bytes(text)
         _lend_kernels(package)
-        assert (package / built.name).is_file() == (name == "same")
+        assert (package / built.name).is_file() == (name in ("same", "older")), name
+    spec = importlib.util.spec_from_file_location("bisectlab._kernels",
+                                                  tmp_path / "older" / "bisectlab" / built.name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.version == 90 + compiled.VERSION
 
 
 def test_an_installed_bisectlab_takes_older_code_from_the_checkout_it_runs_in(tmp_path,

@@ -23,6 +23,7 @@ from bisectlab.cli.params import (
 from bisectlab.generator import MAX_COMMITS
 
 MAX_CAMPAIGN_HUNTS = 100_000  # hunts per round of perf --campaign (about 40 a second each)
+MAX_PERF_ROUNDS = 1000  # campaign rounds of perf --campaign or --targets (each a few seconds)
 
 
 @click.command()
@@ -105,6 +106,10 @@ def _bench_line(s: dict) -> str:
               help="With --campaign: hunts per round [default: 150, 20 with --quick]; a longer "
                    "campaign weighs its fixed costs (workers' first decisions, the last hunt's "
                    "wait) less.")
+@click.option("--rounds", type=count(1, MAX_PERF_ROUNDS), default=None,
+              help="With --campaign or --targets: campaign rounds, each running every worker "
+                   "count once, the order reversed every other round [default: 3, 1 with "
+                   "--quick]; more give a steadier median on a busy machine.")
 @click.option("--scale", is_flag=True,
               help="Scale instead: a 10^6-commit history's search space, bayes decisions and peak "
                    "RSS against their targets and the baseline commit's code; 10^4 against git.")
@@ -116,8 +121,8 @@ def _bench_line(s: dict) -> str:
                    "figure the issue gave: scale, a history file, git, campaigns, logging, "
                    "start-up (several minutes).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
-def perf(quick: bool, campaign: bool, campaign_hunts: int | None, scale: bool,
-         baseline: str | None, targets: bool, as_json: bool) -> None:
+def perf(quick: bool, campaign: bool, campaign_hunts: int | None, rounds: int | None,
+         scale: bool, baseline: str | None, targets: bool, as_json: bool) -> None:
     """Benchmark: boots per second, history generation and decision times (or --campaign,
     --scale, --targets)."""
     from bisectlab.perf import (
@@ -134,11 +139,13 @@ def perf(quick: bool, campaign: bool, campaign_hunts: int | None, scale: bool,
 
     if campaign_hunts is not None and not campaign:
         raise click.UsageError("--hunts goes with --campaign: the hunts of each round")
+    if rounds is not None and not (campaign or targets):
+        raise click.UsageError("--rounds goes with --campaign or --targets: the campaign rounds")
+    rounds = rounds or (1 if quick else 3)
     if targets:
         from bisectlab.perf import format_targets, run_targets
 
-        report = run_targets(QUICK_SCALE if quick else ScaleRun(), 20 if quick else 150,
-                             1 if quick else 3)
+        report = run_targets(QUICK_SCALE if quick else ScaleRun(), 20 if quick else 150, rounds)
         click.echo(json.dumps(report, indent=2) if as_json else format_targets(report))
         return
     if scale:
@@ -148,7 +155,7 @@ def perf(quick: bool, campaign: bool, campaign_hunts: int | None, scale: bool,
         return
     if campaign:
         hunts = campaign_hunts or (20 if quick else 150)
-        report = campaign_throughput(hunts=hunts, rounds=1 if quick else 3)
+        report = campaign_throughput(hunts=hunts, rounds=rounds)
         click.echo(json.dumps(report, indent=2) if as_json else format_campaign(report))
         return
     report = run_perf(quick=quick)

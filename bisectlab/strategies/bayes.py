@@ -23,12 +23,14 @@ from bisectlab.options import READING_LOG, StrategyOptions, option
 from bisectlab.posterior import (
     DetectHint,
     Evidence,
+    LabMinutes,
     Posterior,
     RateModel,
     compute_posterior,
     culprit_mass,
     entropy_bits,
     information_bits,
+    information_per_cost,
 )
 from bisectlab.strategies.base import (
     LabCosts,
@@ -446,9 +448,10 @@ class BayesStrategy(Strategy):
         return u, list(score)
 
     def _score_rows(self, resources: Resources, ladder: Sequence[int],
-                    post: Posterior | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    post: Posterior | None = None, priced: bool = False
+                    ) -> tuple[np.ndarray, np.ndarray]:
         """u_x, and the scores of :meth:`scores_at` as an (L, N) matrix, a row per b, under
-        ``post`` (default: the posterior).
+        ``post`` (default: the posterior); per expected lab minute if ``priced``.
 
         The information is exact under the model: I(c; outcome of x), with the rates summed out
         given each c. Every term is an ancestor sum, so one pass over the DAG gives them all,
@@ -487,16 +490,19 @@ class BayesStrategy(Strategy):
         else:
             good_in, h_good_in = anc[1 + 2 * width:1 + 3 * width], anc[1 + 3 * width:]
         p_pass = np.clip(bad_in + good_all - good_in, 0.0, 1.0)       # (L, N)
-        info = information_bits(p_pass, h_bad_in + h_good_all - h_good_in)
-        fail = 1 - p_pass
+        cond = h_bad_in + h_good_all - h_good_in
+        minutes = self._test_minutes(ladder, resources, post) if priced else None
         if resources.adapters_left is None:
-            score = info / (1 + self.cost_weight * fail)
+            score = information_per_cost(p_pass, cond, self.cost_weight, u, minutes)
         else:
+            info, fail = information_bits(p_pass, cond), 1 - p_pass
             score = np.empty_like(info)
             for k in range(width):
                 score[k] = adapter_scores(
                     self._budget_view(u, info[k], fail[k], resources.adapters_left),
                     resources.adapters_left)
+            if minutes is not None:
+                score /= minutes.of(u)
         score[:, self.untestable] = -np.inf
         return u, score
 
@@ -606,29 +612,25 @@ class BayesStrategy(Strategy):
                    ) -> tuple[np.ndarray, np.ndarray]:
         """u_x under ``post``, and the information a lab minute of testing each candidate with
         up to b boots, per b of ``ladder`` (L, N)."""
-        u, rates = self._score_rows(resources, ladder, post)
-        rates /= self._expected_minutes(u, ladder, resources, post)
-        return u, rates
+        return self._score_rows(resources, ladder, post, priced=True)
 
-    def _expected_minutes(self, u: np.ndarray, ladder: Sequence[int],
-                          resources: Resources, post: Posterior) -> np.ndarray:
-        """Expected lab minutes of testing each candidate with up to b boots, per b of the
-        ladder (L, N): an install unless the one rig has it (with several, one b serves the
-        round and its other rigs install: priced as an install), the boots until the first
+    def _test_minutes(self, ladder: Sequence[int], resources: Resources, post: Posterior
+                      ) -> LabMinutes:
+        """What testing each candidate with up to b boots, per b of the ladder, is expected to
+        cost in lab minutes: an install unless the one rig has it (with several, one b serves
+        the round and its other rigs install: priced as an install), the boots until the first
         failure, a swap after one."""
         costs = resources.costs
         assert costs is not None
-        install = np.full(len(u), costs.install)
+        install = np.full(len(self.space), costs.install)
         if resources.rigs == 1:  # a round of several rigs installs on most of them, whatever b
-            installed = [self.space.local[c] for c in resources.installed
-                         if c is not None and c in self.space.local]
-            install[installed] = 0.0
+            local = (self.space.local.get(c) for c in resources.installed if c is not None)
+            install[[i for i in local if i is not None]] = 0.0
         boots_per_p, fail_per_p = post.model.ladder_terms(ladder)                  # (P, L)
-        boots_if_bad, fail_if_bad = post.p_mass @ boots_per_p, post.p_mass @ fail_per_p
-        b = np.asarray(ladder, dtype=float)
-        return (install[None, :] + costs.boot * (u[None, :] * boots_if_bad[:, None]
-                                                 + (1 - u[None, :]) * b[:, None])
-                + costs.swap * u[None, :] * fail_if_bad[:, None])
+        p_mass = post.p_mass
+        per_b = np.empty((len(ladder), 3))
+        per_b[:, 0], per_b[:, 1], per_b[:, 2] = ladder, p_mass @ boots_per_p, p_mass @ fail_per_p
+        return LabMinutes(install, per_b, costs.boot, costs.swap)
 
     def _learning_p_pays(self, resources: Resources) -> bool:
         """Whether testing the leading candidate itself, to learn p from its outcome, is
