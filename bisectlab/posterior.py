@@ -156,16 +156,23 @@ def information_per_cost(p_pass: np.ndarray, cond_entropy: np.ndarray, weight: f
             score /= minutes.of(u)
         return score
     p_pass = np.ascontiguousarray(p_pass, dtype=float)
+    cond_entropy, u = (np.ascontiguousarray(a, dtype=float) for a in (cond_entropy, u))
     score = np.empty(p_pass.shape)
     install, per_b, boot, swap = ((minutes.install, minutes.per_b, minutes.boot, minutes.swap)
                                   if minutes is not None else
                                   (np.empty(0), np.empty((len(p_pass), 3)), 0.0, 0.0))
+    install, per_b = np.ascontiguousarray(install, dtype=float), np.ascontiguousarray(per_b, dtype=float)
+    consts = np.array([float(LN2), weight, boot, swap])
+    pieces = ([(slice(None), slice(None))] if p_pass.size <= CHUNK else  # else a row's piece at
+              [(slice(row, row + 1), slice(start, start + CHUNK))         # a time: the logarithms
+               for row in range(len(p_pass))                              # as long as a chunk
+               for start in range(0, p_pass.shape[1], CHUNK)])
     with np.errstate(divide="ignore", invalid="ignore"):
-        logs = _logs(p_pass)
-    kernels.lab_scores(p_pass, *logs, np.ascontiguousarray(cond_entropy, dtype=float),
-                       np.ascontiguousarray(u, dtype=float), np.ascontiguousarray(install, dtype=float),
-                       np.ascontiguousarray(per_b, dtype=float),
-                       np.array([float(LN2), weight, boot, swap]), score)
+        for rows, columns in pieces:
+            part = p_pass[rows, columns]
+            kernels.lab_scores(part, *_logs(part), cond_entropy[rows, columns], u[columns],
+                               install[columns] if len(install) else install, per_b[rows],
+                               consts, score[rows, columns])
     return score
 
 

@@ -206,11 +206,11 @@ def test_the_entropy_is_numpys_to_the_bit(values, shape):
 @needs_kernels
 @settings(max_examples=150, deadline=None)
 @given(st.integers(1, 9), st.integers(0, 60), st.integers(0, 2**32 - 1), st.booleans(),
-       st.floats(0.0, 5.0))
-def test_scores_per_cost_are_numpys_to_the_bit(ladder, n, seed, priced, weight):
+       st.floats(0.0, 5.0), st.sampled_from([posterior.CHUNK, 7]))
+def test_scores_per_cost_are_numpys_to_the_bit(ladder, n, seed, priced, weight, chunk):
     """information_per_cost with the kernel: pass probabilities at 0 and 1 and between, an
     information that comes out negative (0) or NaN, installed kernels, with and without lab
-    minutes."""
+    minutes; and, past a chunk of cells, a row's piece at a time."""
     rng = np.random.default_rng(seed)
     p_pass = np.clip(rng.choice([0.0, 1.0, rng.random()], (ladder, n))
                      if seed % 3 == 0 else rng.random((ladder, n)), 0.0, 1.0)
@@ -227,7 +227,8 @@ def test_scores_per_cost_are_numpys_to_the_bit(ladder, n, seed, priced, weight):
     with np.errstate(all="ignore"):
         with numpy_only():
             expected = posterior.information_per_cost(p_pass.copy(), cond, weight, u, minutes)
-        got = posterior.information_per_cost(p_pass, cond, weight, u, minutes)
+        with patch.object(posterior, "CHUNK", chunk):
+            got = posterior.information_per_cost(p_pass, cond, weight, u, minutes)
     assert same_bits(got, expected)
 
 
