@@ -452,7 +452,8 @@ static PyObject *lab_scores(PyObject *self, PyObject *args)
         for (Py_ssize_t i = 0; i < N; i++) {
             Py_ssize_t k = l * N + i;
             double info = entropy_of(p[k], lq[k], l1q[k], ln2) - cond[k];
-            info = (info > 0.0 || isnan(info)) ? info : 0.0;  /* np.maximum(info, 0.0): +0 at -0 */
+            /* np.maximum(info, 0.0), +0.0 at -0.0 as numpy's SIMD loops give it (x86, aarch64) */
+            info = (info > 0.0 || isnan(info)) ? info : 0.0;
             double score = info / (1 + weight * (1 - p[k]));
             if (priced)
                 score /= (ins[i] + boot * (u[i] * boots_if_bad + (1 - u[i]) * b))

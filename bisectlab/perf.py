@@ -152,9 +152,10 @@ def campaign_throughput(hunts: int = 150, rounds: int = 3, workers: tuple[int, .
     into a fresh SQLite database, as a user's campaign runs (one per command): a pool forked
     from a process that had just run campaigns of its own ran a fifth slower. Every other round
     runs them in the reverse order, so that a machine speeding up or slowing down over the run
-    favours neither. The figures are medians over rounds, and the speed-up is the median of the
-    rounds' own ratios; the database share is the time the campaign's process spent claiming
-    and writing hunts over the wall time.
+    does not always favour the same one (with an even number of rounds, neither). The figures
+    are medians over rounds, and the speed-up is the median of the rounds' own ratios; the
+    database share is the time the campaign's process spent claiming and writing hunts over
+    the wall time.
     """
     import tempfile
 
@@ -328,7 +329,6 @@ def _run_child(source: str | None, *args: object) -> dict[str, Any]:
     maximum RSS wait4 reports keeps the parent's high-water mark across fork and exec (a child
     of a 600 MB process reads 600 MB however little it uses); wait4's where /proc is not."""
     import json
-    import os
     import sys
     import tempfile
 
@@ -348,7 +348,6 @@ def _run_child(source: str | None, *args: object) -> dict[str, Any]:
 def child_env(source: str | None) -> dict[str, str]:
     """The environment of a child Python that imports bisectlab from ``source`` (first on its
     PYTHONPATH; None: as this process does)."""
-    import os
 
     env = dict(os.environ)
     if source is not None:
@@ -389,26 +388,27 @@ def _lend_kernels(package: Path) -> None:
 
 
 def _build_kernels(package: Path) -> None:
-    """Build ``package``'s own _kernels.c into it, as pyproject.toml builds ours (nothing if it
-    cannot be built)."""
-    import contextlib
-    import tempfile
+    """Build ``package``'s own _kernels.c into it, as pyproject.toml builds ours, in a child
+    process whose output (the compiler's too) is kept from the terminal; nothing if it cannot
+    be built."""
+    try:
+        built = json_child(_BUILD_CHILD, package / "_kernels.c")["built"]
+    except (RuntimeError, ValueError, KeyError):  # no compiler, no headers: it runs numpy
+        return
+    shutil.copy2(built, package)
 
-    from setuptools import Distribution, Extension
-    from setuptools.command.build_ext import build_ext
 
-    ext = Extension("bisectlab._kernels", [str(package / "_kernels.c")],
-                    extra_compile_args=["-ffp-contract=off"])
-    with tempfile.TemporaryDirectory() as work, open(os.devnull, "w") as quiet, \
-            contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
-        command = build_ext(Distribution({"ext_modules": [ext]}))
-        command.build_lib, command.build_temp = work, work
-        try:
-            command.ensure_finalized()
-            command.run()
-        except Exception:  # noqa: BLE001 - no compiler, no headers: the older code runs numpy
-            return
-        shutil.copy2(command.get_ext_fullpath(ext.name), package)
+_BUILD_CHILD = r"""
+import json, sys, tempfile
+from setuptools import Distribution, Extension
+from setuptools.command.build_ext import build_ext
+ext = Extension("bisectlab._kernels", [sys.argv[1]], extra_compile_args=["-ffp-contract=off"])
+command = build_ext(Distribution({"ext_modules": [ext]}))
+command.build_lib = command.build_temp = tempfile.mkdtemp(prefix="bisectlab-kernels-")
+command.ensure_finalized()
+command.run()
+print(json.dumps({"built": command.get_ext_fullpath(ext.name)}))
+"""
 
 
 def _archive(rev: str) -> bytes | None:
@@ -632,7 +632,6 @@ def run_targets(run: ScaleRun = ScaleRun(), campaign_hunts: int = 150,
                 rounds: int = 3) -> dict[str, Any]:
     """Every figure of the issue's targets: scale on the generator and on a history file, the
     10^4 comparison with git, campaign throughput, the logging share and the start-up."""
-    import os
 
     scale = run_scale(run, baseline=None)
     camp = campaign_throughput(hunts=campaign_hunts, rounds=rounds)

@@ -146,8 +146,9 @@ class LabMinutes:
 def information_per_cost(p_pass: np.ndarray, cond_entropy: np.ndarray, weight: float,
                          u: np.ndarray, minutes: LabMinutes | None = None) -> np.ndarray:
     """Each test's information (L, N) over its cost, 1 + ``weight`` P(it fails), and then over
-    its expected lab minutes if ``minutes`` prices it; p_pass clipped to [0, 1]. The compiled
-    kernel, where built, does it in one pass after numpy's logarithms."""
+    its expected lab minutes if ``minutes`` prices it. ``p_pass``, P(each test passes), must be
+    in [0, 1] (the caller clips it): the compiled kernel, where built, does it all in one pass
+    after numpy's logarithms of p_pass as it is, where the numpy passes would clip it again."""
     kernels = compiled.kernels
     if kernels is None:
         score = information_bits(p_pass, cond_entropy)
@@ -163,10 +164,7 @@ def information_per_cost(p_pass: np.ndarray, cond_entropy: np.ndarray, weight: f
                                   (np.empty(0), np.empty((len(p_pass), 3)), 0.0, 0.0))
     install, per_b = np.ascontiguousarray(install, dtype=float), np.ascontiguousarray(per_b, dtype=float)
     consts = np.array([float(LN2), weight, boot, swap])
-    pieces = ([(slice(None), slice(None))] if p_pass.size <= CHUNK else  # else a row's piece at
-              [(slice(row, row + 1), slice(start, start + CHUNK))         # a time: the logarithms
-               for row in range(len(p_pass))                              # as long as a chunk
-               for start in range(0, p_pass.shape[1], CHUNK)])
+    pieces = _chunks(*p_pass.shape)
     with np.errstate(divide="ignore", invalid="ignore"):
         for rows, columns in pieces:
             part = p_pass[rows, columns]
@@ -174,6 +172,19 @@ def information_per_cost(p_pass: np.ndarray, cond_entropy: np.ndarray, weight: f
                                install[columns] if len(install) else install, per_b[rows],
                                consts, score[rows, columns])
     return score
+
+
+def _chunks(rows: int, columns: int) -> list[tuple[slice, slice]]:
+    """Pieces of a C-order (rows, columns) matrix, each contiguous, of about CHUNK cells (whole
+    rows together where they fit, else a row's piece at a time): the logarithms of a piece are
+    the only other arrays as long as it."""
+    if rows * columns <= CHUNK:
+        return [(slice(None), slice(None))]
+    if columns <= CHUNK:
+        step = CHUNK // columns
+        return [(slice(row, row + step), slice(None)) for row in range(0, rows, step)]
+    return [(slice(row, row + 1), slice(start, start + CHUNK))
+            for row in range(rows) for start in range(0, columns, CHUNK)]
 
 
 def capacity(p: float, f: float = 0.0) -> float:

@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from inspect import signature
 from pathlib import Path
 from typing import Any, Self
 
@@ -935,6 +936,9 @@ class Store:
         """One finished hunt on a connection: SQLAlchemy Core (no Session), a statement per table."""
         if verdict.get("status") not in HUNT_STATUSES or verdict["status"] == "running":
             raise StoreError(f"a hunt cannot finish as {verdict.get('status')!r}")
+        unknown = set(verdict) - _verdict_keys()
+        if unknown:  # the prebuilt UPDATE would drop them without a word
+            raise StoreError(f"a hunt's verdict has no field {sorted(unknown)}")
         status = conn.execute(_HUNT_STATUS, {"hunt": hunt_id}).scalar_one_or_none()
         if status is None:
             raise StoreError(f"no hunt {hunt_id} in {self.where}")
@@ -1079,3 +1083,9 @@ class Store:
                 raise StoreError(f"no test {test_id} in {self.where}")
             query = select(Boot.__table__).where(Boot.test_id == test_id).order_by(Boot.id)
             return [_plain(r) for r in s.execute(query).mappings()]
+
+
+@functools.cache
+def _verdict_keys() -> frozenset[str]:
+    """What a finished hunt's verdict may hold: finish_hunt's fields."""
+    return frozenset(signature(Store.finish_hunt).parameters) - {"self", "hunt_id"}

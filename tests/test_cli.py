@@ -463,3 +463,27 @@ def test_perf_campaign_takes_the_hunts_of_a_round(run):
     refused = run("perf", "--hunts", "4")
     assert (refused.exit_code, refused.stderr) == (
         2, "error: --hunts goes with --campaign: the hunts of each round\n")
+
+
+def test_perf_campaign_gives_each_rounds_speed_up_and_their_median(run, monkeypatch):
+    """Rounds alternate which worker count goes first; the speed-up is the median of the
+    rounds' own ratios, not a ratio of medians."""
+    from bisectlab import perf
+
+    order, figures = [], iter([10.0, 15.0, 30.0, 10.0, 10.0, 20.0])  # ratios 1.5, 3, 2
+
+    def campaign(scenario, db_file, hunts, workers):
+        order.append(workers)
+        return {"hunts_per_s": next(figures), "db_share": 0.1, "db_ms_per_hunt": 1.0,
+                "hunts_per_cpu_s": 1.0}
+
+    monkeypatch.setattr(perf, "_campaign_child", campaign)
+    result = run("perf", "--campaign", "--hunts", "2", "--rounds", "3", "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert order == [1, 2, 2, 1, 1, 2]
+    assert report["speedups"] == [1.5, 3.0, 2.0] and report["speedup"] == 2.0
+    assert report["workers"]["1"]["hunts_per_s"] == 10.0  # medians of 10, 10, 10
+    refused = run("perf", "--rounds", "2")
+    assert (refused.exit_code, refused.stderr) == (
+        2, "error: --rounds goes with --campaign or --targets: the campaign rounds\n")

@@ -297,8 +297,7 @@ def test_the_rates_sum_across_pairs_as_numpy_does(cells):
 
 def test_the_posterior_kernels_stand_down_where_numpys_math_is_its_own():
     """numpy has its own exp, log and log1p on CPUs with AVX-512: the kernels that call the C
-    library's are then not called (those that take numpy's logarithms or only add still are:
-    the ancestor sums, the entropy, the scores)."""
+    library's are then not called (the posterior update calls no other)."""
     class Tripwire:
         version = compiled.VERSION
 

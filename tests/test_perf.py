@@ -3,7 +3,9 @@ processes and reported beside its target (no timing is asserted: the machine dec
 
 from __future__ import annotations
 
+import os
 import shutil
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -68,6 +70,9 @@ def test_an_older_package_gets_the_kernels_of_its_own_source(tmp_path):
     built = Path(compiled.kernels.__file__)
     if not (built.parent / "_kernels.c").is_file():
         pytest.skip("an install without the kernels' source beside them")
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(os.environ.get("CC", compiler).split()[0]) is None:
+        pytest.skip("no C compiler to build an older package's kernels with")
     ours = (built.parent / "_kernels.c").read_bytes()
     older = ours.replace(b"#define KERNELS_VERSION ", b"#define KERNELS_VERSION 90 + ")
     assert older != ours

@@ -485,6 +485,11 @@ def test_recorded_hunt_refuses_a_finished_or_inconsistent_one(store):
     with pytest.raises(StoreError, match="adapter E9 is not in the hunt's box"):
         store.record_hunts([(hid, dict(adapter_serials=["E1"], tests=[test], verdict=verdict))])
     assert store.tests(hid) == [] and store.hunt(hid)["status"] == "running"
+    for field in ("culprit", "hunt"):  # a misspelt field, or the statement's own parameter
+        with pytest.raises(StoreError, match=rf"verdict has no field \['{field}'\]"):
+            store.record_hunts([(hid, dict(adapter_serials=["E1", "E9"], tests=[test],
+                                           verdict={**verdict, field: "x"}))])
+    assert store.tests(hid) == [] and store.hunt(hid)["status"] == "running"
     store.record_hunts([(hid, dict(adapter_serials=["E1", "E9"], tests=[test], verdict=verdict))])
     states = {a["serial"]: (a["state"], a["destroyed_at_boot"]) for a in store.adapters(hid)}
     assert states == {"E1": ("spare", None), "E9": ("destroyed", 1)}

@@ -108,8 +108,9 @@ def _bench_line(s: dict) -> str:
                    "wait) less.")
 @click.option("--rounds", type=count(1, MAX_PERF_ROUNDS), default=None,
               help="With --campaign or --targets: campaign rounds, each running every worker "
-                   "count once, the order reversed every other round [default: 3, 1 with "
-                   "--quick]; more give a steadier median on a busy machine.")
+                   "count once, the order reversed every other round (with --targets also the "
+                   "logging share's bisects) [default: 3, 1 with --quick]; more give a steadier "
+                   "median on a busy machine.")
 @click.option("--scale", is_flag=True,
               help="Scale instead: a 10^6-commit history's search space, bayes decisions and peak "
                    "RSS against their targets and the baseline commit's code; 10^4 against git.")
