@@ -379,14 +379,20 @@ static PyObject *rate_posteriors(PyObject *self, PyObject *args)
 
 /* posterior.entropy_bits's bits of one probability: p clipped to [0, 1] already, lq = log(p) and
  * l1q = log1p(-p) worked out by numpy (its own exp and log, whatever the CPU), 0 log 0 taken as 0. */
-static double entropy_of(double p, double lq, double l1q, double ln2)
+static inline double entropy_of(double p, double lq, double l1q, double ln2)
 {
     double bits = lq * p, other = l1q * (1 - p);
-    if (p == 0)
-        bits = 0.0;
-    if (1 - p == 0)
-        other = 0.0;
+    bits = p == 0 ? 0.0 : bits;          /* selects, not branches: the loops vectorise */
+    other = 1 - p == 0 ? 0.0 : other;
     return -(bits + other) / ln2;
+}
+
+/* np.maximum(h - cond, 0.0): NaN kept, and +0.0 at -0.0 as numpy's SIMD loops give it (x86,
+ * aarch64) */
+static inline double information_of(double h, double cond)
+{
+    double info = h - cond;
+    return info <= 0.0 ? 0.0 : info;
 }
 
 PyDoc_STRVAR(entropy_doc,
@@ -449,19 +455,130 @@ static PyObject *lab_scores(PyObject *self, PyObject *args)
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t l = 0; l < L; l++) {
         double b = per_b[3 * l], boots_if_bad = per_b[3 * l + 1], fail_if_bad = per_b[3 * l + 2];
-        for (Py_ssize_t i = 0; i < N; i++) {
-            Py_ssize_t k = l * N + i;
-            double info = entropy_of(p[k], lq[k], l1q[k], ln2) - cond[k];
-            /* np.maximum(info, 0.0), +0.0 at -0.0 as numpy's SIMD loops give it (x86, aarch64) */
-            info = (info > 0.0 || isnan(info)) ? info : 0.0;
-            double score = info / (1 + weight * (1 - p[k]));
-            if (priced)
-                score /= (ins[i] + boot * (u[i] * boots_if_bad + (1 - u[i]) * b))
-                         + swap * u[i] * fail_if_bad;
-            out[k] = score;
+        const double *pl = p + l * N, *lql = lq + l * N, *l1ql = l1q + l * N, *cl = cond + l * N;
+        double *ol = out + l * N;
+        if (priced) {
+            for (Py_ssize_t i = 0; i < N; i++)
+                ol[i] = information_of(entropy_of(pl[i], lql[i], l1ql[i], ln2), cl[i])
+                        / (1 + weight * (1 - pl[i]))
+                        / ((ins[i] + boot * (u[i] * boots_if_bad + (1 - u[i]) * b))
+                           + swap * u[i] * fail_if_bad);
+        } else {
+            for (Py_ssize_t i = 0; i < N; i++)
+                ol[i] = information_of(entropy_of(pl[i], lql[i], l1ql[i], ln2), cl[i])
+                        / (1 + weight * (1 - pl[i]));
         }
     }
     Py_END_ALLOW_THREADS
+    release(&v);
+    Py_RETURN_NONE;
+}
+
+/* The lines of a log-sum-exp (posterior._logsumexp): n lines of m values each, value j of line i
+ * at i * line + j * step of a contiguous array; sums pairwise (a contiguous run, step 1) or one
+ * value after another (across an outer axis), as numpy does. -1 (an exception set) unless every
+ * index is inside the ``size`` values. */
+typedef struct {
+    Py_ssize_t n, m, step, line;
+    int pairwise;
+} Lines;
+
+static int take_lines(Py_buffer *dims, Py_ssize_t size, Lines *ln)
+{
+    const int64_t *d = dims->buf;
+    if (dims->len != 5 * 8) {
+        PyErr_SetString(PyExc_ValueError, "expected 5 line dimensions");
+        return -1;
+    }
+    ln->n = d[0]; ln->m = d[1]; ln->step = d[2]; ln->line = d[3]; ln->pairwise = d[4] != 0;
+    if (size < 1 || ln->n < 1 || ln->m < 1 || ln->step < 1 || ln->line < 0
+            || (ln->pairwise && ln->step != 1)
+            || (ln->n - 1) > (size - 1) / (ln->line ? ln->line : 1)   /* no overflow below */
+            || (ln->m - 1) > (size - 1) / ln->step
+            || (ln->n - 1) * ln->line + (ln->m - 1) * ln->step >= size) {
+        PyErr_SetString(PyExc_ValueError, "the lines do not fit the array");
+        return -1;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(lse_shift_doc,
+"lse_shift(a, shifted, top, count, lines)\n\n"
+"The first half of posterior._logsumexp over each line (lines: int64 n, m, step, line,\n"
+"pairwise): its largest value top (NaN wins, as np.max), how many equal it, and shifted =\n"
+"(-inf where a value equals top, else the value) - top, for numpy's exp.");
+
+static PyObject *lse_shift(PyObject *self, PyObject *args)
+{
+    Views v;
+    Lines ln;
+    if (take_args(args, &v, "dDDDq") < 0)
+        return NULL;
+    Py_ssize_t size = v.view[0].len / 8;
+    if (take_lines(&v.view[4], size, &ln) < 0 || v.view[1].len != v.view[0].len
+            || v.view[2].len / 8 != ln.n || v.view[3].len / 8 != ln.n) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "lse_shift: the sizes do not agree");
+        release(&v);
+        return NULL;
+    }
+    const double *a = v.view[0].buf;
+    double *shifted = v.view[1].buf, *top = v.view[2].buf, *count = v.view[3].buf;
+    for (Py_ssize_t i = 0; i < ln.n; i++) {
+        const double *x = a + i * ln.line;
+        double t = x[0], c = 0.0;
+        for (Py_ssize_t j = 1; j < ln.m; j++) {
+            double y = x[j * ln.step];
+            if (y > t || isnan(y))
+                t = isnan(t) ? t : y;
+        }
+        for (Py_ssize_t j = 0; j < ln.m; j++) {
+            double y = x[j * ln.step];
+            if (y == t) {
+                c += 1.0;
+                y = -INFINITY;
+            }
+            shifted[i * ln.line + j * ln.step] = y - t;
+        }
+        top[i] = t;
+        count[i] = c;
+    }
+    release(&v);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(lse_rest_doc,
+"lse_rest(terms, count, rest, lines)\n\n"
+"The middle of posterior._logsumexp over each line: the sum of its terms (numpy's exp of\n"
+"lse_shift's), divided by count unless it is 0.");
+
+static PyObject *lse_rest(PyObject *self, PyObject *args)
+{
+    Views v;
+    Lines ln;
+    if (take_args(args, &v, "ddDq") < 0)
+        return NULL;
+    if (take_lines(&v.view[3], v.view[0].len / 8, &ln) < 0 || v.view[1].len / 8 != ln.n
+            || v.view[2].len / 8 != ln.n) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "lse_rest: the sizes do not agree");
+        release(&v);
+        return NULL;
+    }
+    const double *terms = v.view[0].buf, *count = v.view[1].buf;
+    double *rest = v.view[2].buf;
+    for (Py_ssize_t i = 0; i < ln.n; i++) {
+        const double *x = terms + i * ln.line;
+        double r;
+        if (ln.pairwise) {
+            r = pairwise_sum(x, ln.m);
+        } else {
+            r = x[0];
+            for (Py_ssize_t j = 1; j < ln.m; j++)
+                r += x[j * ln.step];
+        }
+        rest[i] = r == 0.0 ? r : r / count[i];
+    }
     release(&v);
     Py_RETURN_NONE;
 }
@@ -472,6 +589,8 @@ static PyMethodDef methods[] = {
     {"rate_posteriors", rate_posteriors, METH_VARARGS, rate_posteriors_doc},
     {"entropy", entropy, METH_VARARGS, entropy_doc},
     {"lab_scores", lab_scores, METH_VARARGS, lab_scores_doc},
+    {"lse_shift", lse_shift, METH_VARARGS, lse_shift_doc},
+    {"lse_rest", lse_rest, METH_VARARGS, lse_rest_doc},
     {NULL, NULL, 0, NULL}
 };
 
@@ -485,7 +604,7 @@ static struct PyModuleDef module = {
 
 /* Raised with every change to what a kernel takes or does: compiled.py uses only the version it
  * was written for, so a module left from an older build is not called with another layout. */
-#define KERNELS_VERSION 2
+#define KERNELS_VERSION 3
 
 PyMODINIT_FUNC PyInit__kernels(void)
 {

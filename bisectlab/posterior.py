@@ -12,10 +12,11 @@ likelihood, so the posterior costs O(N + distinct pairs x grid) per update.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 from scipy.special import betainc, xlog1py, xlogy
@@ -36,7 +37,10 @@ def logsumexp(a: np.ndarray, axis: int | tuple[int, ...] | None = None) -> np.nd
 
 def _logsumexp(a: np.ndarray, axis: int | tuple[int, ...] | None) -> np.ndarray:
     """:func:`logsumexp` with invalid operations already silenced by the caller."""
-    if axis is None and a.flags.c_contiguous:
+    lines = _lines(a, axis) if compiled.kernels is not None else None
+    if lines is not None:
+        return _compiled_logsumexp(a, *lines)
+    if axis is None and a.flags.c_contiguous and a.ndim:
         return _logsumexp_all(a)
     top = np.max(a, axis=axis, keepdims=True)
     is_top = a == top
@@ -61,6 +65,59 @@ def _logsumexp_all(a: np.ndarray) -> np.ndarray:
     if rest != 0:
         rest = rest / count
     return np.asarray(np.log1p(rest) + np.log(count) + top)
+
+
+def _lines(a: np.ndarray, axis: int | tuple[int, ...] | None
+           ) -> tuple[np.ndarray, tuple[int, ...]] | None:
+    """How the compiled kernels walk a log-sum-exp of ``a`` over ``axis`` (see
+    :func:`_line_plan`); None where they do not: a layout other than C order, or nothing to
+    sum (numpy's passes then run, or raise as numpy does)."""
+    if not a.flags.c_contiguous or a.size == 0:
+        return None
+    return _line_plan(a.shape, axis)
+
+
+@lru_cache(maxsize=256)
+def _line_plan(shape: tuple[int, ...], axis: int | tuple[int, ...] | None
+               ) -> tuple[np.ndarray, tuple[int, ...]] | None:
+    """The lines of values a log-sum-exp over ``axis`` of a C-order array of ``shape`` sums (n
+    lines of m, value j of line i at i * line + j * step, summed pairwise along a contiguous run
+    as numpy sums it) and the result's shape; None for axes other than the trailing ones or the
+    leading one."""
+    ndim = len(shape)
+    given = tuple(range(ndim)) if axis is None else (axis,) if isinstance(axis, int) else axis
+    axes = tuple(sorted({x % ndim for x in given})) if ndim else ()
+    if not axes or len(axes) != len(given) or any(not -ndim <= x < ndim for x in given):
+        return None  # numpy's passes then raise numpy's error (a repeated axis, or no such)
+    size = math.prod(shape)
+    if axes == tuple(range(axes[0], ndim)):      # the trailing axes: contiguous runs
+        m = math.prod(shape[axes[0]:])
+        n, step, line, pairwise = size // m, 1, m, True
+    elif axes == (0,):                           # the leading one: across rows
+        m = shape[0]
+        n = size // m
+        step, line, pairwise = n, 1, n == 1
+    else:
+        return None
+    lines = np.array([n, m, step, line, pairwise], dtype=np.int64)
+    lines.flags.writeable = False
+    return lines, tuple(size for i, size in enumerate(shape) if i not in axes)
+
+
+def _compiled_logsumexp(a: np.ndarray, lines: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The numpy passes of :func:`_logsumexp` with all but numpy's exp, log and log1p compiled:
+    the same operations in the same order, so the same bits on any CPU."""
+    kernels = compiled.kernels
+    n = int(lines[0])
+    shifted, top, count, rest = np.empty(a.size), np.empty(n), np.empty(n), np.empty(n)
+    kernels.lse_shift(a, shifted, top, count, lines)
+    np.exp(shifted, out=shifted)
+    kernels.lse_rest(shifted, count, rest, lines)
+    out = np.log1p(rest)
+    out += np.log(count)
+    out += top
+    out[top == -np.inf] = -np.inf
+    return out.reshape(shape)
 
 
 def entropy_bits(q: np.ndarray | float) -> np.ndarray:

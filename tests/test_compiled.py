@@ -204,6 +204,44 @@ def test_the_entropy_is_numpys_to_the_bit(values, shape):
 
 
 @needs_kernels
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from([((7, 49, 1), (1, 2)), ((30, 49, 4), (1, 2)), ((30, 49, 4), 0),
+                        ((1, 49, 1), 0), ((12, 1, 1), 0), ((300,), None), ((49, 4), None),
+                        ((5,), 0), ((3, 4), -1), ((3, 4), (0, 1)), ((4, 3), (1, 0)),
+                        ((3, 4, 2), (0, 2)), ((), None)]),
+       st.integers(0, 2**32 - 1), st.sampled_from(["normal", "-inf", "all -inf", "nan", "ties"]))
+def test_log_sum_exps_are_numpys_to_the_bit(case, seed, kind):
+    """_logsumexp with the kernels around numpy's exp, log and log1p, over trailing axes
+    (pairwise, as numpy sums a contiguous run), the leading one (row after row) and all; with
+    -inf, NaN and ties for the largest; an axis the kernels do not walk falls to numpy."""
+    shape, axis = case
+    rng = np.random.default_rng(seed)
+    a = np.asarray(rng.normal(size=shape) * 30)
+    if kind == "-inf":
+        a[rng.random(shape) < 0.3] = -np.inf
+    elif kind == "all -inf":
+        a[...] = -np.inf
+    elif kind == "nan" and a.size:
+        a.flat[rng.integers(a.size)] = np.nan
+    elif kind == "ties":
+        a = np.round(a / 30)
+    with np.errstate(all="ignore"):
+        with numpy_only():
+            expected = posterior._logsumexp(a, axis)
+        got = posterior._logsumexp(a, axis)
+    assert got.shape == expected.shape and same_bits(got, expected)
+
+
+def test_a_long_run_sums_as_numpys_pairwise_sum_does():
+    """A log-sum-exp of 10^6 values (a 10^6-commit posterior's total): one pairwise run."""
+    a = np.random.default_rng(5).normal(size=1_000_000) * 10
+    with np.errstate(all="ignore"):
+        with numpy_only():
+            expected = posterior._logsumexp(a, None)
+        assert same_bits(posterior._logsumexp(a, None), expected)
+
+
+@needs_kernels
 @settings(max_examples=150, deadline=None)
 @given(st.integers(1, 9), st.integers(0, 60), st.integers(0, 2**32 - 1), st.booleans(),
        st.floats(0.0, 5.0), st.sampled_from([posterior.CHUNK, 7]))
@@ -262,6 +300,16 @@ def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
                                np.zeros((2, 3)), np.zeros(4), np.zeros((2, 3))),
     lambda: kernels.lab_scores(*(np.zeros((2, 3)),) * 4, np.zeros(3), np.zeros(3),
                                np.zeros((3, 3)), np.zeros(4), np.zeros((2, 3))),
+    lambda: kernels.lse_shift(np.zeros(6), np.zeros(6), np.zeros(2), np.zeros(2),
+                              np.array([2, 3, 1, 4, 1])),   # line 1 ends past the array
+    lambda: kernels.lse_shift(np.zeros(6), np.zeros(6), np.zeros(2), np.zeros(2),
+                              np.array([2, 4, 2, 1, 0])),
+    lambda: kernels.lse_shift(np.zeros(6), np.zeros(6), np.zeros(1), np.zeros(2),
+                              np.array([2, 3, 1, 3, 1])),
+    lambda: kernels.lse_rest(np.zeros(6), np.zeros(2), np.zeros(2), np.array([2, 3, 2, 3, 1])),
+    lambda: kernels.lse_rest(np.zeros(0), np.zeros(1), np.zeros(1), np.array([1, 1, 1, 1, 1])),
+    lambda: kernels.lse_rest(np.zeros(6), np.zeros(2), np.zeros(2),
+                             np.array([2, 2**62, 2**62, 3, 0])),
 ])
 def test_the_kernels_refuse_arrays_that_do_not_fit(call):
     """A shape, a dtype, a plan of another size or no rates at all is an exception, not a
@@ -295,20 +343,27 @@ def test_the_rates_sum_across_pairs_as_numpy_does(cells):
         assert np.array_equal(rates, expected[0]) and np.array_equal(conditional, expected[1])
 
 
+@needs_kernels
 def test_the_posterior_kernels_stand_down_where_numpys_math_is_its_own():
     """numpy has its own exp, log and log1p on CPUs with AVX-512: the kernels that call the C
-    library's are then not called (the posterior update calls no other)."""
+    library's are then not called; those that leave the exp and log to numpy still are."""
+    asked = []
+
     class Tripwire:
         version = compiled.VERSION
 
         def __getattr__(self, name: str):
-            raise AssertionError(f"{name} called")
+            if name in ("pair_likelihoods", "rate_posteriors"):
+                raise AssertionError(f"{name} called")
+            asked.append(name)
+            return getattr(kernels, name)
 
     strategy = make_strategy("bayes", SearchSpace([(), (0,), (1,), (2,)], [], 3))
     with patch.object(compiled, "kernels", Tripwire()), \
             patch.object(compiled, "_numpy_is_libm", False):
         post = compute_posterior(strategy.stats, strategy.log_prior, strategy.model)
     assert post.mass.sum() == pytest.approx(1.0)
+    assert {"lse_shift", "lse_rest"} <= set(asked)
 
 
 def test_the_probe_tells_numpys_own_math_from_the_c_librarys():
