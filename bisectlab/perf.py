@@ -348,7 +348,6 @@ def _run_child(source: str | None, *args: object) -> dict[str, Any]:
 def child_env(source: str | None) -> dict[str, str]:
     """The environment of a child Python that imports bisectlab from ``source`` (first on its
     PYTHONPATH; None: as this process does)."""
-
     env = dict(os.environ)
     if source is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH")]))
@@ -391,20 +390,23 @@ def _build_kernels(package: Path) -> None:
     """Build ``package``'s own _kernels.c into it, as pyproject.toml builds ours, in a child
     process whose output (the compiler's too) is kept from the terminal; nothing if it cannot
     be built."""
-    try:
-        built = json_child(_BUILD_CHILD, package / "_kernels.c")["built"]
-    except (RuntimeError, ValueError, KeyError):  # no compiler, no headers: it runs numpy
-        return
-    shutil.copy2(built, package)
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="bisectlab-kernels-") as work:
+        try:
+            built = json_child(_BUILD_CHILD, package / "_kernels.c", work)["built"]
+        except (RuntimeError, ValueError, KeyError):  # no compiler, no headers: it runs numpy
+            return
+        shutil.copy2(built, package)
 
 
 _BUILD_CHILD = r"""
-import json, sys, tempfile
+import json, sys
 from setuptools import Distribution, Extension
 from setuptools.command.build_ext import build_ext
 ext = Extension("bisectlab._kernels", [sys.argv[1]], extra_compile_args=["-ffp-contract=off"])
 command = build_ext(Distribution({"ext_modules": [ext]}))
-command.build_lib = command.build_temp = tempfile.mkdtemp(prefix="bisectlab-kernels-")
+command.build_lib = command.build_temp = sys.argv[2]
 command.ensure_finalized()
 command.run()
 print(json.dumps({"built": command.get_ext_fullpath(ext.name)}))
