@@ -2,11 +2,11 @@
 
 Each kernel is a twin of a numpy function of bisectlab, the same operations in the same order, so
 every caller that finds ``kernels`` None runs its numpy passes and gets the same bits, slower.
-The ancestor sums only add, and the entropy's and the scores' kernels take the logarithms numpy
-worked out, so they run wherever they were built; the posterior's kernels call the C library's
-exp, log and log1p, so they run only where numpy's give the same bits (:func:`exact_math`: numpy
-has its own on CPUs with AVX-512). Callers read ``compiled.kernels`` at call time, so that a test can take
-the kernels away.
+The ancestor sums only add, and the entropy's, the scores' and the log-sum-exps' kernels leave
+the exp, log and log1p to numpy, so they run wherever they were built; the posterior's
+likelihoods and rates call the C library's, so they run only where numpy's give the same bits
+(:func:`exact_math`: numpy has its own on CPUs with AVX-512). Callers read ``compiled.kernels``
+at call time, so that a test can take the kernels away.
 """
 
 from __future__ import annotations

@@ -263,10 +263,11 @@ def kernels_line(built: bool) -> str:
     if not built:
         return ("  compiled kernels: NOT built (no C compiler or Python headers at install): "
                 "numpy passes, the same results, slower")
-    posterior = ("and the posterior's" if compiled.exact_math() is not None else
-                 "but not the posterior's (numpy's exp and log are its own on this CPU)")
-    return ("  compiled kernels: built (bisectlab/_kernels.c): the ancestor sums, entropies and "
-            f"scores ran on them, {posterior}")
+    posterior = ("and the posterior's likelihoods and rates" if compiled.exact_math() is not None
+                 else "but not the posterior's likelihoods and rates (they take the C library's "
+                      "exp and log, and numpy's are its own on this CPU)")
+    return ("  compiled kernels: built (bisectlab/_kernels.c): the ancestor sums, entropies, scores "
+            f"and log-sum-exps ran on them, {posterior}")
 
 
 # scale: the whole Linux history at interactive speed ------------------------------------------
