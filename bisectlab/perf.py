@@ -395,17 +395,19 @@ def _build_kernels(package: Path) -> None:
 
     with tempfile.TemporaryDirectory(prefix="bisectlab-kernels-") as work:
         try:
-            built = json_child(_BUILD_CHILD, package / "_kernels.c", work)["built"]
+            built = json_child(_BUILD_CHILD, package / "_kernels.c", work,
+                               *KERNEL_FLAGS)["built"]
         except (RuntimeError, ValueError, KeyError):  # no compiler, no headers: it runs numpy
             return
         shutil.copy2(built, package)
 
 
+KERNEL_FLAGS = ("-ffp-contract=off", "-fno-trapping-math")  # pyproject.toml's, as a test checks
 _BUILD_CHILD = r"""
 import json, sys
 from setuptools import Distribution, Extension
 from setuptools.command.build_ext import build_ext
-ext = Extension("bisectlab._kernels", [sys.argv[1]], extra_compile_args=["-ffp-contract=off"])
+ext = Extension("bisectlab._kernels", [sys.argv[1]], extra_compile_args=sys.argv[3:])
 command = build_ext(Distribution({"ext_modules": [ext]}))
 command.build_lib = command.build_temp = sys.argv[2]
 command.ensure_finalized()

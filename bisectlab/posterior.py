@@ -74,18 +74,21 @@ def _lines(a: np.ndarray, axis: int | tuple[int, ...] | None
     sum (numpy's passes then run, or raise as numpy does)."""
     if not a.flags.c_contiguous or a.size == 0:
         return None
-    return _line_plan(a.shape, axis)
+    given = tuple(range(a.ndim)) if axis is None else axis if isinstance(axis, tuple) else (axis,)
+    if any(isinstance(x, bool | np.bool_) or not isinstance(x, int | np.integer) for x in given):
+        return None  # numpy's passes then raise numpy's error
+    return _line_plan(a.shape, tuple(int(x) for x in given))
 
 
 @lru_cache(maxsize=256)
-def _line_plan(shape: tuple[int, ...], axis: int | tuple[int, ...] | None
+def _line_plan(shape: tuple[int, ...], given: tuple[int, ...]
                ) -> tuple[np.ndarray, tuple[int, ...]] | None:
-    """The lines of values a log-sum-exp over ``axis`` of a C-order array of ``shape`` sums (n
-    lines of m, value j of line i at i * line + j * step, summed pairwise along a contiguous run
-    as numpy sums it) and the result's shape; None for axes other than the trailing ones or the
-    leading one."""
+    """The lines of values a log-sum-exp over the axes ``given`` of a C-order array of ``shape``
+    sums (n lines of m, value j of line i at i * line + j * step, summed pairwise along a
+    contiguous run as numpy sums it) and the result's shape; None for axes other than the
+    trailing ones or the leading one, and for a contiguous run longer than numpy's buffer (numpy
+    before 2.3 sums it a buffer at a time)."""
     ndim = len(shape)
-    given = tuple(range(ndim)) if axis is None else (axis,) if isinstance(axis, int) else axis
     axes = tuple(sorted({x % ndim for x in given})) if ndim else ()
     if not axes or len(axes) != len(given) or any(not -ndim <= x < ndim for x in given):
         return None  # numpy's passes then raise numpy's error (a repeated axis, or no such)
@@ -99,9 +102,14 @@ def _line_plan(shape: tuple[int, ...], axis: int | tuple[int, ...] | None
         step, line, pairwise = n, 1, n == 1
     else:
         return None
+    if pairwise and m > NUMPY_BUFFER:
+        return None
     lines = np.array([n, m, step, line, pairwise], dtype=np.int64)
     lines.flags.writeable = False
     return lines, tuple(size for i, size in enumerate(shape) if i not in axes)
+
+
+NUMPY_BUFFER = 8192  # numpy's default buffer, in elements
 
 
 def _compiled_logsumexp(a: np.ndarray, lines: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

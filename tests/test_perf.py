@@ -129,3 +129,17 @@ def test_a_baseline_that_names_no_commit_is_an_error_not_a_skipped_column(tmp_pa
     assert baseline_source("no-such-rev", str(tmp_path / "other")) is None  # the experiments'
     with pytest.raises(BisectlabError, match=r"^--baseline no-such-rev: no commit of that name"):
         run_scale(SMALL, baseline="no-such-rev")  # before a figure is measured
+
+
+def test_older_kernels_build_with_the_flags_ours_do():
+    """An older package's kernels are built as pyproject.toml builds this one's (said twice,
+    in perf.KERNEL_FLAGS and pyproject.toml, so held equal here)."""
+    import tomllib
+
+    from bisectlab.perf import KERNEL_FLAGS
+
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    if not pyproject.is_file():
+        pytest.skip("no pyproject.toml beside the tests")
+    modules = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["ext-modules"]
+    assert [tuple(m["extra-compile-args"]) for m in modules] == [KERNEL_FLAGS]
