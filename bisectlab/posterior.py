@@ -106,7 +106,7 @@ def _line_plan(shape: tuple[int, ...], given: tuple[int, ...]
         return None
     lines = np.array([n, m, step, line, pairwise], dtype=np.int64)
     lines.flags.writeable = False
-    return lines, tuple(size for i, size in enumerate(shape) if i not in axes)
+    return lines, tuple(length for i, length in enumerate(shape) if i not in axes)
 
 
 NUMPY_BUFFER = 8192  # numpy's default buffer, in elements
