@@ -102,6 +102,15 @@ static int take_args(PyObject *args, Views *v, const char *kinds)
     return 0;
 }
 
+/* A call refused: its buffers released, ValueError(message) raised (unless one already is). */
+static PyObject *refused(Views *v, const char *message)
+{
+    release(v);
+    if (!PyErr_Occurred())
+        PyErr_SetString(PyExc_ValueError, message);
+    return NULL;
+}
+
 /* The index arrays of a dag._SumPlan: its order, then the rest in the order _SumPlan.packed
  * lays them out. */
 enum {
@@ -195,17 +204,13 @@ static PyObject *ancestor_rows(PyObject *self, PyObject *args)
     if (w->ndim != 2 || out->ndim != 2 || w->shape[0] != out->shape[0]
             || w->shape[1] != out->shape[1] || order->len / 8 != w->shape[1]
             || nb != PLAN_PARTS || at[0] != 0 || at[PLAN_PARTS - 1] != total) {
-        release(&v);
-        PyErr_SetString(PyExc_ValueError, "ancestor_rows: the shapes do not fit the plan");
-        return NULL;
+        return refused(&v, "ancestor_rows: the shapes do not fit the plan");
     }
     pl.part[ORDER] = order->buf;
     pl.len[ORDER] = w->shape[1];
     for (int p = 1; p < PLAN_PARTS; p++) {
         if (at[p] < at[p - 1]) {
-            release(&v);
-            PyErr_SetString(PyExc_ValueError, "ancestor_rows: bounds must not decrease");
-            return NULL;
+            return refused(&v, "ancestor_rows: bounds must not decrease");
         }
         pl.part[p] = (const int64_t *)packed->buf + at[p - 1];
         pl.len[p] = at[p] - at[p - 1];
@@ -237,19 +242,41 @@ static PyObject *ancestor_rows(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* np.max of m values x[0], x[step], ...: NaN wins. */
+static double top_of(const double *x, Py_ssize_t m, Py_ssize_t step)
+{
+    double top = x[0];
+    for (Py_ssize_t j = 1; j < m; j++) {
+        double y = x[j * step];
+        if (y > top || isnan(y))
+            top = isnan(top) ? top : y;
+    }
+    return top;
+}
+
+/* numpy's sum of m values x[0], x[step], ...: pairwise along a contiguous run (``pairwise``,
+ * step 1), else one after another, as numpy sums across an outer axis. */
+static double sum_of(const double *x, Py_ssize_t m, Py_ssize_t step, int pairwise)
+{
+    if (pairwise)
+        return pairwise_sum(x, m);
+    double sum = x[0];
+    for (Py_ssize_t j = 1; j < m; j++)
+        sum += x[j * step];
+    return sum;
+}
+
 /* posterior._logsumexp of m values x[0], x[stride], ... (each plus shift[j], if given): the
- * largest kept out of the sum, the rest's exponentials summed pairwise (``pairwise``) or one after
- * another, as numpy sums along a contiguous axis or across an outer one. ``terms``: m doubles. */
+ * largest kept out of the sum, the rest's exponentials summed as numpy sums them (sum_of), with
+ * the C library's exp, log and log1p. ``terms``: m doubles. */
 static double log_sum_exp(const double *x, Py_ssize_t m, Py_ssize_t stride, const double *shift,
                           int pairwise, double *terms)
 {
-    double top = 0.0, count = 0.0, rest;
+    double top, count = 0.0, rest;
     Py_ssize_t j;
-    for (j = 0; j < m; j++) {                        /* np.max: NaN wins */
+    for (j = 0; j < m; j++)
         terms[j] = shift ? x[j * stride] + shift[j] : x[j * stride];
-        if (j == 0 || terms[j] > top || isnan(terms[j]))
-            top = j && isnan(top) ? top : terms[j];
-    }
+    top = top_of(terms, m, 1);
     for (j = 0; j < m; j++) {
         double v = terms[j];
         if (v == top) {
@@ -258,13 +285,7 @@ static double log_sum_exp(const double *x, Py_ssize_t m, Py_ssize_t stride, cons
         }
         terms[j] = exp(v - top);
     }
-    if (pairwise) {
-        rest = pairwise_sum(terms, m);
-    } else {
-        rest = terms[0];
-        for (j = 1; j < m; j++)
-            rest += terms[j];
-    }
+    rest = sum_of(terms, m, 1, pairwise);
     if (rest != 0.0)
         rest = rest / count;
     return top == -INFINITY ? -INFINITY : log1p(rest) + log(count) + top;
@@ -298,14 +319,10 @@ static PyObject *pair_likelihoods(PyObject *self, PyObject *args)
     if (U < 0 || F < 0 || !check_shape(on_f, 2, U, F, 0) || !check_shape(on_f2, 2, U, F, 0)
             || !check_shape(prior, 2, P, F, 0) || !check_shape(joint, 3, U, P, F)
             || !check_shape(per_pair, 1, U, 0, 0)) {
-        release(&v);
-        PyErr_SetString(PyExc_ValueError, "pair_likelihoods: the shapes do not agree");
-        return NULL;
+        return refused(&v, "pair_likelihoods: the shapes do not agree");
     }
     if (P * F == 0) {  /* numpy's maximum of nothing: a ValueError too */
-        release(&v);
-        PyErr_SetString(PyExc_ValueError, "pair_likelihoods: no rates to sum over");
-        return NULL;
+        return refused(&v, "pair_likelihoods: no rates to sum over");
     }
     double *terms = malloc(sizeof(double) * (size_t)(P * F));
     if (!terms) {
@@ -349,9 +366,7 @@ static PyObject *rate_posteriors(PyObject *self, PyObject *args)
     Py_ssize_t P = U >= 0 ? joint->shape[1] : 0, F = U >= 0 ? joint->shape[2] : 0;
     if (U < 1 || !check_shape(per_pair, 1, U, 0, 0) || !check_shape(weight, 1, U, 0, 0)
             || !check_shape(rates, 2, P, F, 0) || !check_shape(cond, 3, U, P, F)) {
-        release(&v);
-        PyErr_SetString(PyExc_ValueError, "rate_posteriors: the shapes do not agree");
-        return NULL;
+        return refused(&v, "rate_posteriors: the shapes do not agree");
     }
     double *terms = malloc(sizeof(double) * (size_t)U);
     if (!terms) {
@@ -409,9 +424,7 @@ static PyObject *entropy(PyObject *self, PyObject *args)
     Py_ssize_t n = v.view[0].len / 8;
     if (v.view[1].len / 8 != n || v.view[2].len / 8 != n || v.view[3].len != 8
             || v.view[4].len / 8 != n) {
-        release(&v);
-        PyErr_SetString(PyExc_ValueError, "entropy: the sizes do not agree");
-        return NULL;
+        return refused(&v, "entropy: the sizes do not agree");
     }
     const double *p = v.view[0].buf, *lq = v.view[1].buf, *l1q = v.view[2].buf;
     double ln2 = *(const double *)v.view[3].buf, *out = v.view[4].buf;
@@ -443,9 +456,7 @@ static PyObject *lab_scores(PyObject *self, PyObject *args)
             || (priced && !check_shape(install, 1, N, 0, 0))
             || !check_shape(&v.view[6], 2, L, 3, 0) || v.view[7].len != 4 * 8
             || !check_shape(&v.view[8], 2, L, N, 0)) {
-        release(&v);
-        PyErr_SetString(PyExc_ValueError, "lab_scores: the shapes do not agree");
-        return NULL;
+        return refused(&v, "lab_scores: the shapes do not agree");
     }
     const double *p = pp->buf, *lq = v.view[1].buf, *l1q = v.view[2].buf, *cond = v.view[3].buf;
     const double *u = v.view[4].buf, *ins = install->buf, *per_b = v.view[6].buf;
@@ -517,21 +528,13 @@ static PyObject *lse_shift(PyObject *self, PyObject *args)
     Py_ssize_t size = v.view[0].len / 8;
     if (take_lines(&v.view[4], size, &ln) < 0 || v.view[1].len != v.view[0].len
             || v.view[2].len / 8 != ln.n || v.view[3].len / 8 != ln.n) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_ValueError, "lse_shift: the sizes do not agree");
-        release(&v);
-        return NULL;
+        return refused(&v, "lse_shift: the sizes do not agree");
     }
     const double *a = v.view[0].buf;
     double *shifted = v.view[1].buf, *top = v.view[2].buf, *count = v.view[3].buf;
     for (Py_ssize_t i = 0; i < ln.n; i++) {
         const double *x = a + i * ln.line;
-        double t = x[0], c = 0.0;
-        for (Py_ssize_t j = 1; j < ln.m; j++) {
-            double y = x[j * ln.step];
-            if (y > t || isnan(y))
-                t = isnan(t) ? t : y;
-        }
+        double t = top_of(x, ln.m, ln.step), c = 0.0;
         for (Py_ssize_t j = 0; j < ln.m; j++) {
             double y = x[j * ln.step];
             if (y == t) {
@@ -560,23 +563,12 @@ static PyObject *lse_rest(PyObject *self, PyObject *args)
         return NULL;
     if (take_lines(&v.view[3], v.view[0].len / 8, &ln) < 0 || v.view[1].len / 8 != ln.n
             || v.view[2].len / 8 != ln.n) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_ValueError, "lse_rest: the sizes do not agree");
-        release(&v);
-        return NULL;
+        return refused(&v, "lse_rest: the sizes do not agree");
     }
     const double *terms = v.view[0].buf, *count = v.view[1].buf;
     double *rest = v.view[2].buf;
     for (Py_ssize_t i = 0; i < ln.n; i++) {
-        const double *x = terms + i * ln.line;
-        double r;
-        if (ln.pairwise) {
-            r = pairwise_sum(x, ln.m);
-        } else {
-            r = x[0];
-            for (Py_ssize_t j = 1; j < ln.m; j++)
-                r += x[j * ln.step];
-        }
+        double r = sum_of(terms + i * ln.line, ln.m, ln.step, ln.pairwise);
         rest[i] = r == 0.0 ? r : r / count[i];
     }
     release(&v);

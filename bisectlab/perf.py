@@ -375,8 +375,6 @@ def _lend_kernels(package: Path) -> None:
     where its _kernels.c is the same file, else its own built here, so that a side-by-side run
     compares the code that changed, not a build against none (where nothing can be built, as
     without a C compiler, the older package runs numpy)."""
-    from bisectlab import compiled
-
     if compiled.kernels is None or not (package / "_kernels.c").is_file():
         return
     built = Path(compiled.kernels.__file__)
@@ -637,7 +635,6 @@ def run_targets(run: ScaleRun = ScaleRun(), campaign_hunts: int = 150,
                 rounds: int = 3) -> dict[str, Any]:
     """Every figure of the issue's targets: scale on the generator and on a history file, the
     10^4 comparison with git, campaign throughput, the logging share and the start-up."""
-
     scale = run_scale(run, baseline=None)
     camp = campaign_throughput(hunts=campaign_hunts, rounds=rounds)
     git = scale["git"] or {}
