@@ -187,17 +187,21 @@ print(json.dumps(one_campaign(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sy
 """
 
 
+class ChildFailed(BisectlabError, RuntimeError):
+    """A measuring child process failed or was killed: one line, as bad input is (exit 2)."""
+
+
 def _campaign_child(scenario: str, db_file: str, hunts: int, workers: int) -> dict[str, float]:
     """:func:`one_campaign` in a fresh Python on this code."""
     try:
         return json_child(_CAMPAIGN_CHILD, scenario, db_file, hunts, workers)
-    except RuntimeError as exc:
-        raise RuntimeError(f"perf campaign child failed: {exc}") from None
+    except ChildFailed as exc:
+        raise ChildFailed(f"perf campaign child failed: {exc}") from None
 
 
 def json_child(code: str, *args: object, source: str | None = None) -> dict[str, Any]:
     """Run ``code`` in a fresh Python on the bisectlab in ``source`` (None: this one) and read
-    the JSON object its last line of output holds; RuntimeError with its last line of error if
+    the JSON object its last line of output holds; ChildFailed with its last line of error if
     it fails."""
     import json
     import sys
@@ -206,8 +210,15 @@ def json_child(code: str, *args: object, source: str | None = None) -> dict[str,
     done = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True,
                           text=True, env=child_env(source), cwd=tempfile.gettempdir())
     if done.returncode != 0:
-        raise RuntimeError((done.stderr.strip().splitlines() or ["no output"])[-1])
+        raise ChildFailed(_failure(done.returncode, done.stderr))
     return json.loads(done.stdout.splitlines()[-1])
+
+
+def _failure(code: int, stderr: str) -> str:
+    """Why a child failed, in one line: the signal that killed it, or its last line of error."""
+    if code < 0:
+        return f"killed by signal {-code}"
+    return clipped((stderr.strip().splitlines() or [f"exit {code}, no output"])[-1], 300)
 
 
 def one_campaign(scenario: str, db_file: str, hunts: int, workers: int) -> dict[str, float]:
@@ -339,7 +350,7 @@ def _run_child(source: str | None, *args: object) -> dict[str, Any]:
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode != 0:
-            raise RuntimeError(f"perf child failed (exit {proc.returncode})")
+            raise ChildFailed(f"perf child failed: {_failure(proc.returncode, '')}")
         out.seek(0)
         figures = json.loads(out.read().decode().strip().splitlines()[-1])
     own = figures.pop("own_peak_mb", None)
@@ -395,7 +406,7 @@ def _build_kernels(package: Path) -> None:
         try:
             built = json_child(_BUILD_CHILD, package / "_kernels.c", work,
                                *KERNEL_FLAGS)["built"]
-        except (RuntimeError, ValueError, KeyError):  # no compiler, no headers: it runs numpy
+        except (ChildFailed, ValueError, KeyError):  # no compiler, no headers: it runs numpy
             return
         shutil.copy2(built, package)
 

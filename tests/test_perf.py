@@ -143,3 +143,25 @@ def test_older_kernels_build_with_the_flags_ours_do():
         pytest.skip("no pyproject.toml beside the tests")
     modules = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["ext-modules"]
     assert [tuple(m["extra-compile-args"]) for m in modules] == [KERNEL_FLAGS]
+
+
+def test_a_failed_or_killed_child_is_one_line():
+    """A measuring child's failure says why in one line: its last line of error, or the signal
+    that killed it (kill -9 of a campaign child), never a traceback of this process."""
+    from bisectlab.perf import ChildFailed, json_child
+
+    with pytest.raises(ChildFailed, match=r"^boom$"):
+        json_child("import sys; print('x'); sys.exit('first\\nboom')")
+    with pytest.raises(ChildFailed, match=r"^killed by signal 9$"):
+        json_child("import os, signal; os.kill(os.getpid(), signal.SIGKILL)")
+    with pytest.raises(ChildFailed, match=r"^exit 3, no output$"):
+        json_child("import sys; sys.exit(3)")
+
+
+def test_perf_says_in_one_line_that_a_campaign_child_was_killed(run, monkeypatch):
+    from bisectlab import perf
+
+    monkeypatch.setattr(perf, "_CAMPAIGN_CHILD", "import os, signal; os.kill(os.getpid(), 9)")
+    result = run("perf", "--campaign", "--quick")
+    assert (result.exit_code, result.stderr) == (
+        2, "error: perf campaign child failed: killed by signal 9\n")
