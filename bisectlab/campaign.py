@@ -3,10 +3,11 @@
 A campaign answers a lab's planning question ("4 rigs, a box of 50 adapters: which strategy, how
 long, how sure?") by running H hunts per strategy. Hunt i of every strategy has the same seed, so
 strategies face the same boots (common random numbers) and a hunt's result does not depend on
-which worker ran it. Workers only simulate; this process writes each finished hunt to the store
-in one transaction, under the campaign's row. A hunt's slot (strategy, index) is claimed in the
-database before it runs, so several processes can share a campaign, and a re-run of the same
-command runs only the slots that are missing or were interrupted.
+which worker ran it. Each finished hunt is written in one transaction, under the campaign's row:
+by the local worker process that ran it, or, from a Dask cluster or into an in-memory database,
+by this process. A hunt's slot (strategy, index) is claimed in the database before it runs, so
+several processes can share a campaign, and a re-run of the same command runs only the slots
+that are missing or were interrupted.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +201,47 @@ def run_hunt(task: HuntTask) -> dict[str, Any]:
                         "lab_minutes": totals.lab_minutes}}
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """A hunt that the process which ran it wrote to the store, and the seconds the write took."""
+
+    db_seconds: float
+
+
+def run_and_record(task: HuntTask, hunt_id: int, url: str) -> Recorded:
+    """Simulate claimed hunt ``hunt_id`` and write it from this process (a local pool's worker:
+    the campaign's process is left claiming slots, and the cores simulate and write side by
+    side, as one process does alone)."""
+    return _write(_worker_store(url), hunt_id, run_hunt(task))
+
+
+def _write(store: Store, hunt_id: int, outcome: dict[str, Any]) -> Recorded:
+    """Write one finished hunt, Ctrl-C held until the transaction is over."""
+    start = time.perf_counter()
+    with held():
+        store.record_hunts([(hunt_id, outcome)])
+    return Recorded(time.perf_counter() - start)
+
+
+@lru_cache(maxsize=2)
+def _worker_store(url: str) -> Store:
+    """The store a worker process writes its hunts to, opened at its first hunt."""
+    return Store(url)
+
+
+def _submitter(executor: Executor, store: Store) -> Callable[[HuntTask, int], Future]:
+    """How a claimed hunt goes to the executor. Where it runs on this host, the process that
+    ran it writes it as soon as it is over: this one (one worker) or a local pool's worker,
+    which opens the same database. A Dask cluster's workers, or any worker when the database
+    lives in this process's memory, hand the hunt back to be written here."""
+    if isinstance(executor, InlineExecutor):
+        return lambda task, hunt_id: executor.submit(
+            lambda: _write(store, hunt_id, run_hunt(task)))
+    if isinstance(executor, ProcessPoolExecutor) and store.reachable_elsewhere:
+        return lambda task, hunt_id: executor.submit(run_and_record, task, hunt_id, store.url)
+    return lambda task, _: executor.submit(run_hunt, task)
+
+
 def _ignore_sigint() -> None:
     """Workers leave Ctrl-C to the parent, which marks what they were doing as interrupted, and
     die with it: a parent killed outright (kill -9) must not leave them simulating on."""
@@ -272,8 +314,8 @@ def local_executor(workers: int) -> tuple[Executor, int]:
     """An executor for ``workers`` local processes (0 = all cores) and how many tasks to queue."""
     workers = workers or os.cpu_count() or 1
     if workers == 1:
-        return InlineExecutor(), 1
-    return QuietProcessPool(workers), 2 * workers
+        return InlineExecutor(), 4  # claims of 4 at a time, each hunt written as it ends
+    return QuietProcessPool(workers), 4 * workers  # claims of 2 per worker at a time
 
 
 class DaskExecutor(Executor):
@@ -322,8 +364,9 @@ class CampaignRun:
     kept: int = 0
     held_elsewhere: int = 0
     wall_seconds: float = 0.0
-    db_seconds: float = 0.0
+    db_seconds: float = 0.0  # claiming and writing hunts, summed over the processes that wrote
     token: str = field(default_factory=lambda: uuid.uuid4().hex)  # names this run's hunts' trees
+    claimed: set[int] = field(default_factory=set)  # the hunts this run claimed
 
     @property
     def hunts_per_second(self) -> float:
@@ -378,32 +421,30 @@ def run_campaign(spec: CampaignSpec, store: Store, executor: Executor | None = N
     todo, run.kept, run.held_elsewhere = plan(spec, store.campaign_hunts(campaign_id), store,
                                               reclaim)
     logged = _logged_fields(spec, h)
-    executor = executor or InlineExecutor()
+    submit = _submitter(executor or InlineExecutor(), store)
     if on_hunt is not None:
         on_hunt(0, len(todo))
     pending: dict[Future, int] = {}
-    slots = iter(todo)
+    slots = deque(todo)
     try:
-        _fill(spec, store, executor, pending, slots, queue, logged, run)
+        _fill(spec, store, submit, pending, slots, queue, logged, run)
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             finished = [(pending[f], f.result()) for f in done]
-            t0 = time.perf_counter()
-            with held():
-                store.record_hunts(finished)
-            run.db_seconds += time.perf_counter() - t0
+            _record(store, finished, run)
             for future in done:
                 del pending[future]
             run.ran += len(finished)
             if on_hunt is not None:
                 on_hunt(run.ran, len(todo))
             if len(pending) <= queue // 2:
-                _fill(spec, store, executor, pending, slots, queue, logged, run)
+                _fill(spec, store, submit, pending, slots, queue, logged, run)
     except BaseException as exc:
         for future in pending:
             future.cancel()
         marked = store.interrupt_claims(campaign_id, claimant())
-        message = (f"campaign {campaign_id} stopped ({_reason(exc)}): {run.ran + run.kept} "
+        kept = run.kept + _finished(store, campaign_id, run.claimed)
+        message = (f"campaign {campaign_id} stopped ({_reason(exc)}): {kept} "
                    f"hunts kept, {marked} marked interrupted; run the same command "
                    "again to finish it")
         raise CampaignInterrupted(message) from exc
@@ -411,6 +452,27 @@ def run_campaign(spec: CampaignSpec, store: Store, executor: Executor | None = N
         run.wall_seconds = time.perf_counter() - start
         drop_trees(run.token)
     return run
+
+
+def _record(store: Store, finished: list[tuple[int, Any]], run: CampaignRun) -> None:
+    """Write the hunts that came back as outcomes; count the time the workers took to write
+    the rest."""
+    outcomes = [(hunt_id, out) for hunt_id, out in finished if not isinstance(out, Recorded)]
+    run.db_seconds += sum(out.db_seconds for _, out in finished if isinstance(out, Recorded))
+    if outcomes:
+        t0 = time.perf_counter()
+        with held():
+            store.record_hunts(outcomes)
+        run.db_seconds += time.perf_counter() - t0
+
+
+def _finished(store: Store, campaign_id: int, hunt_ids: set[int]) -> int:
+    """How many of these hunts are finished in the store (once the campaign has stopped: the
+    ones it had collected, and those a worker, or a write the stop waited for, finished)."""
+    if not hunt_ids:
+        return 0
+    return sum(row["id"] in hunt_ids and row["status"] in FINISHED
+               for row in store.campaign_hunts(campaign_id))
 
 
 def _reason(exc: BaseException) -> str:
@@ -429,12 +491,12 @@ def _logged_fields(spec: CampaignSpec, h: History) -> dict[str, Any]:
             "true_culprit_sha": h.shas[truth] if truth is not None else None}
 
 
-def _fill(spec: CampaignSpec, store: Store, executor: Executor, pending: dict[Future, int],
-          slots: Iterator[tuple[Lane, int]], queue: int, logged: dict[str, Any],
-          run: CampaignRun) -> None:
-    """Claim slots (in one transaction) and hand them to the executor, up to ``queue`` in flight."""
+def _fill(spec: CampaignSpec, store: Store, submit: Callable[[HuntTask, int], Future],
+          pending: dict[Future, int], slots: deque[tuple[Lane, int]], queue: int,
+          logged: dict[str, Any], run: CampaignRun) -> None:
+    """Claim slots (in one transaction) and hand them to ``submit``, up to ``queue`` in flight."""
     while len(pending) < queue:
-        batch = list(islice(slots, queue - len(pending)))
+        batch = _one_lane(slots, queue - len(pending))
         if not batch:
             return
         tasks = [replace(spec.task(lane, index), run=run.token) for lane, index in batch]
@@ -450,7 +512,18 @@ def _fill(spec: CampaignSpec, store: Store, executor: Executor, pending: dict[Fu
             if hunt_id is None:
                 run.held_elsewhere += 1
             else:
-                pending[executor.submit(run_hunt, task)] = hunt_id
+                run.claimed.add(hunt_id)
+                pending[submit(task, hunt_id)] = hunt_id
+
+
+def _one_lane(slots: deque[tuple[Lane, int]], most: int) -> list[tuple[Lane, int]]:
+    """The next slots to claim, up to ``most``, all of one lane: a claim inserts its rows in one
+    key order (every process's), so a batch across lanes would number their hunts out of the
+    lanes' order."""
+    batch: list[tuple[Lane, int]] = []
+    while slots and len(batch) < most and (not batch or slots[0][0] is batch[0][0]):
+        batch.append(slots.popleft())
+    return batch
 
 
 def lane_params(task: HuntTask) -> dict[str, Any]:

@@ -670,6 +670,11 @@ class Store:
             delay = min(2 * delay, 0.5)
 
     @property
+    def reachable_elsewhere(self) -> bool:
+        """Whether another process opening this URL reaches this database (not one in memory)."""
+        return not (self._sqlite and self.where == ":memory:")
+
+    @property
     def identity(self) -> str:
         """Which database this is, the same from any working directory (a SQLite file's full
         path; a server's URL without its password): what a hunt's kept worktrees belong to."""

@@ -104,6 +104,79 @@ def test_same_results_whatever_the_workers(run, small, tmp_path):
     assert len(slots(tmp_path / "one.sqlite")) == 8
 
 
+def test_pool_workers_write_their_own_hunts(small, tmp_path):
+    """A local pool's workers write the hunts they ran (the campaign's process only claims), the
+    same hunts as one process writes; into a database in this process's memory, which a worker
+    cannot open, the hunts come back to be written here."""
+    lanes = (Lane("bayes", "bayes", (("boots_per_install", 3),)),)
+    spec = CampaignSpec("pool", str(small), "v1.0", "v1.1", lanes, hunts=5, seed=2, rigs=2,
+                        adapters=30)
+
+    def refuse(outcomes):
+        raise AssertionError("the campaign's process wrote a hunt")
+
+    with Store(f"sqlite:///{tmp_path / 'pool.sqlite'}") as store:
+        store.record_hunts = refuse  # this instance only: the workers open their own
+        executor, queue = local_executor(2)
+        try:
+            ran = run_campaign(spec, store, executor, queue)
+        finally:
+            executor.shutdown()
+        assert ran.ran == 5 and ran.db_seconds > 0
+    with Store(f"sqlite:///{tmp_path / 'one.sqlite'}") as store:
+        run_campaign(spec, store)
+    assert slots(tmp_path / "pool.sqlite") == slots(tmp_path / "one.sqlite")
+    assert boots_by_slot(tmp_path / "pool.sqlite") == boots_by_slot(tmp_path / "one.sqlite")
+    with Store("sqlite://") as store:
+        executor, queue = local_executor(2)
+        try:
+            run_campaign(spec, store, executor, queue)
+        finally:
+            executor.shutdown()
+        in_memory = sorted((h["campaign_index"], h["culprit_sha"], h["tests"], h["boots"])
+                           for h in store.hunts())
+    with sqlite3.connect(tmp_path / "one.sqlite") as con:
+        assert in_memory == con.execute("SELECT campaign_index, culprit_sha, tests, boots FROM "
+                                        "hunts ORDER BY campaign_index").fetchall()
+
+
+def test_one_worker_stopped_mid_claim_counts_what_it_wrote(small, tmp_path, monkeypatch):
+    """One worker claims four slots at a time and writes each hunt as it ends: a Ctrl-C in the
+    third hunt keeps the two written, marks the third and the unstarted fourth interrupted, and
+    says so."""
+    import bisectlab.campaign as campaign_module
+
+    spec = CampaignSpec("cut", str(small), "v1.0", "v1.1", (Lane("bayes", "bayes"),), hunts=6,
+                        seed=4, rigs=2, adapters=30)
+    real, calls = campaign_module.run_hunt, []
+
+    def stop_in_the_third(task):
+        calls.append(task.seed)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(task)
+
+    monkeypatch.setattr(campaign_module, "run_hunt", stop_in_the_third)
+    with Store(f"sqlite:///{tmp_path / 'cut.sqlite'}") as store:
+        executor, queue = local_executor(1)
+        with pytest.raises(CampaignInterrupted) as stopped:
+            run_campaign(spec, store, executor, queue)
+        assert "(interrupted): 2 hunts kept, 2 marked interrupted" in str(stopped.value)
+        assert [h["status"] for h in store.hunts()] == ["found"] * 2 + ["interrupted"] * 2
+
+
+def test_hunts_are_numbered_in_the_lanes_order(run, small):
+    """Slots are claimed several at a time, never across lanes: hunt ids follow the lanes as
+    given, then the index, whatever the labels' sort order."""
+    result = campaign(run, small, "--hunts", "3", "--strategy", "retry:k=3", "--strategy", "git",
+                      "--strategy", "bayes", "--workers", "1")
+    assert result.exit_code == 0, result.stderr
+    hunts = json.loads(run("query", "hunts", "--db", "c.sqlite", "--format", "json").stdout)
+    assert [(h["id"], h["strategy"]) for h in hunts] == [
+        (i + 1, strategy) for i, strategy in enumerate(
+            ["retry"] * 3 + ["git"] * 3 + ["bayes"] * 3)]
+
+
 def test_dask_cluster_gives_the_same_hunts(run, small, tmp_path):
     distributed = pytest.importorskip("distributed")
     args = ("--hunts", "3", "--strategy", "bayes:boots-per-install=3")
