@@ -1,13 +1,14 @@
 """Campaign throughput of an older commit's code against this checkout's, side by side.
 
-    python experiments/campaign_ab.py [REV] [--hunts 150] [--rounds 3]
+    python experiments/campaign_ab.py [REV] [--hunts 150] [--rounds 3] [--workers 1]
 
-A bayes campaign (N = 1000, p = 0.5, one rig, a bottomless box, one worker, a fresh SQLite file:
-`bisectlab perf --campaign`'s) runs in a fresh process on REV's bisectlab (extracted with git
-archive) and on this one, alternately; each line gives hunts per second, hunts per CPU second
-and the database's milliseconds per hunt, medians over rounds; then whether both sides ran the
-same hunts, test for test (a digest of every test and verdict), and how many tests followed
-results another hunt had already seen (what a shared decision tree can answer).
+A bayes campaign (N = 1000, p = 0.5, one rig, a bottomless box, one worker or --workers local
+worker processes, a fresh SQLite file: `bisectlab perf --campaign`'s) runs in a fresh process on
+REV's bisectlab (extracted with git archive) and on this one, alternately; each line gives hunts
+per second, hunts per CPU second (the pool's workers' included) and the database's milliseconds
+per hunt, medians over rounds; then whether both sides ran the same hunts, test for test (a
+digest of every test and verdict), and how many tests followed results another hunt had already
+seen (what a shared decision tree can answer).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from arguments import Parser, count
 
 # one campaign through the public API, which REV's code has too; prints one JSON line
 CHILD = r"""
-import json, sys, tempfile, time
+import json, resource, sys, tempfile, time
 from pathlib import Path
 from bisectlab.campaign import CampaignSpec, Lane, cached_history, local_executor, run_campaign
 from bisectlab.store import Store
@@ -34,10 +35,15 @@ with tempfile.TemporaryDirectory() as folder:
     spec = CampaignSpec("ab", str(scenario), good, bad, (Lane("bayes", "bayes"),),
                         hunts=int(sys.argv[1]), rigs=1, adapters=None)
     with Store(f"sqlite:///{folder}/a.sqlite") as store:
-        executor, queue = local_executor(1)
-        cpu = time.process_time()
+        def cpu_now():  # this process's and its finished children's (the pool's, once shut down)
+            return sum(u.ru_utime + u.ru_stime for u in (
+                resource.getrusage(resource.RUSAGE_SELF),
+                resource.getrusage(resource.RUSAGE_CHILDREN)))
+        executor, queue = local_executor(int(sys.argv[2]))
+        cpu = cpu_now()
         run = run_campaign(spec, store, executor, queue)
-        cpu = time.process_time() - cpu
+        executor.shutdown()
+        cpu = cpu_now() - cpu
         import hashlib, sqlite3
         with sqlite3.connect(f"{folder}/a.sqlite") as con:
             tests = con.execute(
@@ -61,13 +67,13 @@ print(json.dumps({"hunts_per_s": run.hunts_per_second, "hunts_per_cpu_s": run.ra
 FIGURES = ("hunts_per_s", "hunts_per_cpu_s", "db_ms_per_hunt")
 
 
-def measure(source: str | None, hunts: int, label: str) -> dict[str, float]:
+def measure(source: str | None, hunts: int, workers: int, label: str) -> dict[str, float]:
     """One campaign in a fresh process on the code in ``source`` (None: this checkout's); if it
     fails, its last line of error and exit 1."""
     from bisectlab.perf import json_child
 
     try:
-        return json_child(CHILD, hunts, source=source)
+        return json_child(CHILD, hunts, workers, source=source)
     except RuntimeError as exc:
         sys.exit(f"error: the campaign on {label}'s code failed: {exc}")
 
@@ -77,6 +83,7 @@ def main() -> None:
     ap.add_argument("rev", nargs="?", default="93f5414")
     ap.add_argument("--hunts", type=count(), default=150)
     ap.add_argument("--rounds", type=count(high=100), default=3)
+    ap.add_argument("--workers", type=count(high=64), default=1)
     args = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from bisectlab.perf import baseline_source
@@ -90,12 +97,13 @@ def main() -> None:
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
         for _ in range(args.rounds):
             for label, code in ((args.rev, source), ("now", None)):
-                runs[label].append(measure(code, args.hunts, label))
+                runs[label].append(measure(code, args.hunts, args.workers, label))
     for label, rs in runs.items():
         med = {k: statistics.median(r[k] for r in rs) for k in FIGURES}
         print(f"{label:>8}: {med['hunts_per_s']:6.2f} hunts/s, {med['hunts_per_cpu_s']:6.2f} per "
               f"CPU second, database {med['db_ms_per_hunt']:.1f} ms per hunt "
-              f"(bayes, N = 1000, p = 0.5, {args.hunts} hunts, 1 worker, median of {args.rounds})")
+              f"(bayes, N = 1000, p = 0.5, {args.hunts} hunts, {args.workers} "
+              f"worker{'s' if args.workers > 1 else ''}, median of {args.rounds})")
     digests = {r["digest"] for rs in runs.values() for r in rs}
     last = runs["now"][-1]
     print(f"hunts: {last['tests']} tests, "

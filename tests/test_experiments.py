@@ -169,6 +169,27 @@ def test_campaign_ab_runs_the_same_hunts_on_the_same_code():
     (line,) = [x for x in done.stdout.splitlines() if x.startswith("hunts: ")]
     assert "identical on both sides, test for test" in line
 
+
+def test_campaign_ab_with_a_pool_runs_the_same_hunts_as_one_worker():
+    def digest(*workers: str) -> str:
+        out = run_script("campaign_ab.py", "HEAD", "--hunts", "4", "--rounds", "1", *workers)
+        assert re.search(r"now: .* 4 hunts, 2 workers, median of 1\)", out) or not workers, out
+        (line,) = [x for x in out.splitlines() if x.startswith("hunts: ")]
+        assert "identical on both sides, test for test" in line
+        return re.search(r"digests (\w+)\)", line).group(1)
+
+    assert digest("--workers", "2") == digest()
+
+
+def test_tree_split_deals_the_hunts_to_two_trees():
+    out = run_script("tree_split.py", "--hunts", "6", "--rounds", "2")
+    one, two = [x for x in out.splitlines() if " choices worked out " in x]
+    assert one.startswith("1 tree : ") and two.startswith("2 trees: ")
+    worked = [int(re.search(r"(\d+) choices worked out", x).group(1)) for x in (one, two)]
+    assert worked[1] >= worked[0] > 0  # two trees never share what one would
+    assert re.search(r"one tree against 2: [\d.]+x the hunts per CPU second, the median of each "
+                     r"round's \([\d.]+, [\d.]+\)", out)
+
 @pytest.mark.parametrize("args", [["--boots", "0"], ["--commits", "nan"], ["--generations", "1e20"]])
 def test_startup_ab_refuses_counts_that_make_no_sense(args):
     done = subprocess.run([sys.executable, str(EXPERIMENTS / "startup_ab.py"), "HEAD", *args],
@@ -185,7 +206,8 @@ def test_startup_ab_refuses_counts_that_make_no_sense(args):
     ("p_prior_frontier.py", "--low-hunts", "-1"), ("prior_calibration.py", "--commits", "5"),
     ("real_hunts.py", "--seed", "-1"), ("import_scale.py", "--sizes", "1.5"),
     ("git_fidelity.py", "--histories", "0"), ("beyond_one_machine.py", "--rounds", "0"),
-    ("campaign_ab.py", "--hunts", "nan"),
+    ("campaign_ab.py", "--hunts", "nan"), ("campaign_ab.py", "--workers", "0"),
+    ("tree_split.py", "--trees", "1"),
 ])
 def test_every_script_refuses_a_number_that_makes_no_sense_in_one_line(script, flag, value):
     done = subprocess.run([sys.executable, str(EXPERIMENTS / script), flag, value],
