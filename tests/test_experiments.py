@@ -192,6 +192,7 @@ def test_tree_split_deals_the_hunts_to_two_trees():
                      r"round's \([\d.]+, [\d.]+\)", out)
 
 
+@pytest.mark.parametrize("args", [["--boots", "0"], ["--commits", "nan"], ["--generations", "1e20"]])
 def test_startup_ab_refuses_counts_that_make_no_sense(args):
     done = subprocess.run([sys.executable, str(EXPERIMENTS / "startup_ab.py"), "HEAD", *args],
                           capture_output=True, text=True, timeout=300)
