@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from bisectlab.history import History, load_history
 from bisectlab.interrupts import held
 from bisectlab.lab import Costs
 from bisectlab.lanes import Lane, current_slot, lane_from_dict
-from bisectlab.store import Store, claimant, process_gone
+from bisectlab.store import Store, StoreError, claimant, process_gone
 from bisectlab.strategies import Strategy
 from bisectlab.strategies.memo import DecisionTree
 
@@ -237,9 +237,26 @@ def _submitter(executor: Executor, store: Store) -> Callable[[HuntTask, int], Fu
     if isinstance(executor, InlineExecutor):
         return lambda task, hunt_id: executor.submit(
             lambda: _write(store, hunt_id, run_hunt(task)))
-    if isinstance(executor, ProcessPoolExecutor) and store.reachable_elsewhere:
-        return lambda task, hunt_id: executor.submit(run_and_record, task, hunt_id, store.url)
+    if isinstance(executor, ProcessPoolExecutor):
+        return _to_pool(executor, store)
     return lambda task, _: executor.submit(run_hunt, task)
+
+
+def _to_pool(pool: ProcessPoolExecutor, store: Store) -> Callable[[HuntTask, int], Future]:
+    """Hunts for a local process pool, whose workers write them unless the database is in this
+    process's memory. A forking pool starts its workers at its first task: the store's
+    connections are closed just before, so that no worker inherits one."""
+    started: list[bool] = []
+
+    def submit(task: HuntTask, hunt_id: int) -> Future:
+        if not started:
+            store.before_fork()
+            started.append(True)
+        if store.reachable_elsewhere:
+            return pool.submit(run_and_record, task, hunt_id, store.url)
+        return pool.submit(run_hunt, task)
+
+    return submit
 
 
 def _ignore_sigint() -> None:
@@ -314,8 +331,8 @@ def local_executor(workers: int) -> tuple[Executor, int]:
     """An executor for ``workers`` local processes (0 = all cores) and how many tasks to queue."""
     workers = workers or os.cpu_count() or 1
     if workers == 1:
-        return InlineExecutor(), 4  # claims of 4 at a time, each hunt written as it ends
-    return QuietProcessPool(workers), 4 * workers  # claims of 2 per worker at a time
+        return InlineExecutor(), 1
+    return QuietProcessPool(workers), 4 * workers
 
 
 class DaskExecutor(Executor):
@@ -374,7 +391,12 @@ class CampaignRun:
 
     @property
     def db_share(self) -> float:
+        """The database's seconds over the wall time (over 1 where several workers write at once)."""
         return self.db_seconds / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+    @property
+    def db_ms_per_hunt(self) -> float:
+        return 1e3 * self.db_seconds / self.ran if self.ran else 0.0
 
 
 def plan(spec: CampaignSpec, rows: list[dict[str, Any]], store: Store,
@@ -425,9 +447,10 @@ def run_campaign(spec: CampaignSpec, store: Store, executor: Executor | None = N
     if on_hunt is not None:
         on_hunt(0, len(todo))
     pending: dict[Future, int] = {}
-    slots = deque(todo)
+    slots, claimed = deque(todo), deque[tuple[HuntTask, int]]()
+    fill = partial(_fill, spec, store, submit, pending, slots, claimed, queue, logged, run)
     try:
-        _fill(spec, store, submit, pending, slots, queue, logged, run)
+        fill()
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             finished = [(pending[f], f.result()) for f in done]
@@ -438,12 +461,12 @@ def run_campaign(spec: CampaignSpec, store: Store, executor: Executor | None = N
             if on_hunt is not None:
                 on_hunt(run.ran, len(todo))
             if len(pending) <= queue // 2:
-                _fill(spec, store, submit, pending, slots, queue, logged, run)
+                fill()
     except BaseException as exc:
         for future in pending:
             future.cancel()
         marked = store.interrupt_claims(campaign_id, claimant())
-        kept = run.kept + _finished(store, campaign_id, run.claimed)
+        kept = run.kept + _finished(store, campaign_id, run.claimed, run.ran)
         message = (f"campaign {campaign_id} stopped ({_reason(exc)}): {kept} "
                    f"hunts kept, {marked} marked interrupted; run the same command "
                    "again to finish it")
@@ -466,13 +489,17 @@ def _record(store: Store, finished: list[tuple[int, Any]], run: CampaignRun) -> 
         run.db_seconds += time.perf_counter() - t0
 
 
-def _finished(store: Store, campaign_id: int, hunt_ids: set[int]) -> int:
-    """How many of these hunts are finished in the store (once the campaign has stopped: the
-    ones it had collected, and those a worker, or a write the stop waited for, finished)."""
+def _finished(store: Store, campaign_id: int, hunt_ids: set[int], collected: int) -> int:
+    """How many of these hunts are finished in the store, once the campaign has stopped: the
+    ``collected`` ones, and those a worker, or a write the stop waited for, finished; if the
+    store cannot say, the ``collected``."""
     if not hunt_ids:
-        return 0
-    return sum(row["id"] in hunt_ids and row["status"] in FINISHED
-               for row in store.campaign_hunts(campaign_id))
+        return collected
+    try:
+        rows = store.campaign_hunts(campaign_id)
+    except StoreError:
+        return collected
+    return sum(row["id"] in hunt_ids and row["status"] in FINISHED for row in rows)
 
 
 def _reason(exc: BaseException) -> str:
@@ -492,13 +519,29 @@ def _logged_fields(spec: CampaignSpec, h: History) -> dict[str, Any]:
 
 
 def _fill(spec: CampaignSpec, store: Store, submit: Callable[[HuntTask, int], Future],
-          pending: dict[Future, int], slots: deque[tuple[Lane, int]], queue: int,
-          logged: dict[str, Any], run: CampaignRun) -> None:
-    """Claim slots (in one transaction) and hand them to ``submit``, up to ``queue`` in flight."""
+          pending: dict[Future, int], slots: deque[tuple[Lane, int]],
+          claimed: deque[tuple[HuntTask, int]], queue: int, logged: dict[str, Any],
+          run: CampaignRun) -> None:
+    """Hand claimed slots to ``submit``, up to ``queue`` in flight, claiming more when none is
+    left: at least CLAIMS at a time (one worker, one hunt in flight, still claims that many in
+    one transaction), half the queue if more."""
     while len(pending) < queue:
-        batch = _one_lane(slots, queue - len(pending))
-        if not batch:
-            return
+        if not claimed:
+            claimed.extend(_claim(spec, store, slots, max(queue // 2, CLAIMS), logged, run))
+            if not claimed:
+                return
+        task, hunt_id = claimed.popleft()
+        pending[submit(task, hunt_id)] = hunt_id
+
+
+CLAIMS = 4  # the fewest slots claimed in one transaction
+
+
+def _claim(spec: CampaignSpec, store: Store, slots: deque[tuple[Lane, int]], most: int,
+           logged: dict[str, Any], run: CampaignRun) -> list[tuple[HuntTask, int]]:
+    """Claim up to ``most`` slots of one lane in one transaction (the next lane's if every one
+    is another process's): their tasks and hunt ids; none when no slot is left."""
+    while batch := _one_lane(slots, most):
         tasks = [replace(spec.task(lane, index), run=run.token) for lane, index in batch]
         claims = [{**logged, "campaign_id": run.campaign_id, "campaign_label": lane.slot,
                    "campaign_index": index, "claimed_by": claimant(), "strategy": lane.strategy,
@@ -508,12 +551,13 @@ def _fill(spec: CampaignSpec, store: Store, submit: Callable[[HuntTask, int], Fu
         with held():
             ids = store.claim_hunts(claims)
         run.db_seconds += time.perf_counter() - t0
-        for hunt_id, task in zip(ids, tasks, strict=True):
-            if hunt_id is None:
-                run.held_elsewhere += 1
-            else:
-                run.claimed.add(hunt_id)
-                pending[submit(task, hunt_id)] = hunt_id
+        run.held_elsewhere += ids.count(None)
+        got = [(task, hunt_id) for task, hunt_id in zip(tasks, ids, strict=True)
+               if hunt_id is not None]
+        run.claimed.update(hunt_id for _, hunt_id in got)
+        if got:
+            return got
+    return []
 
 
 def _one_lane(slots: deque[tuple[Lane, int]], most: int) -> list[tuple[Lane, int]]:

@@ -258,8 +258,8 @@ def format_campaign(r: dict[str, Any]) -> str:
     for w, x in r["workers"].items():
         lines.append(f"  {w} worker{'s' if w != '1' else ''}: {x['hunts_per_s']:6.2f} hunts/s "
                      f"({x['hunts_per_cpu_s']:.2f} per CPU second), "
-                     f"database {x['db_share']:.1%} of the wall time "
-                     f"({x['db_ms_per_hunt']:.1f} ms per hunt)")
+                     f"database {x['db_ms_per_hunt']:.1f} ms per hunt (summed over the "
+                     f"processes that wrote: {x['db_share']:.1%} of the wall time)")
     ok = r["speedup"] >= r["target_speedup"]
     each = ", ".join(f"{x:.2f}" for x in r["speedups"])
     lines.append(f"  speed-up {r['speedup']:.3f}x, the median of each round's ({each}) "

@@ -338,7 +338,8 @@ _ADD_TO_HUNT = (update(Hunt.__table__).where(Hunt.__table__.c.id == bindparam("h
 _HUNT_STATUS = select(Hunt.__table__.c.status).where(Hunt.__table__.c.id == bindparam("hunt"))
 _HUNT_TEST_IDS = (select(LabTest.__table__.c.seq, LabTest.__table__.c.id)
                   .where(LabTest.__table__.c.hunt_id == bindparam("hunt")))
-_FINISH_HUNT = update(Hunt.__table__).where(Hunt.__table__.c.id == bindparam("hunt"))
+_FINISH_HUNT = update(Hunt.__table__).where(Hunt.__table__.c.id == bindparam("hunt"),
+                                            Hunt.__table__.c.status == "running")
 
 
 def _not_utf8(exc: UnicodeEncodeError) -> str:
@@ -742,6 +743,15 @@ class Store:
         """Release the database (dispose the engine)."""
         self._engine.dispose()
 
+    def before_fork(self) -> None:
+        """Close the pooled connections before this process forks (a pool's workers): a child
+        must not inherit an open connection, whose locks SQLite would count as the child's own
+        (its own connection could then be unlocked while this one closes and removes the
+        write-ahead log) and whose socket a server would see used twice. The next use opens a
+        new one. An in-memory database is its connection: kept (no worker opens it)."""
+        if self.reachable_elsewhere:
+            self._engine.dispose()
+
     def __enter__(self) -> Self:
         """The store itself."""
         return self
@@ -968,7 +978,10 @@ class Store:
                   "boots": sum(r["boots"] for r in test_rows),
                   "adapters": sum(r["adapters_destroyed"] for r in test_rows),
                   "lab_minutes": sum(r["lab_minutes"] for r in test_rows)}
-        conn.execute(_FINISH_HUNT, {**totals, **verdict, "finished_at": now, "hunt": hunt_id})
+        finished = conn.execute(_FINISH_HUNT, {**totals, **verdict, "finished_at": now,
+                                               "hunt": hunt_id})
+        if finished.rowcount != 1:  # stopped meanwhile by another process: no half of it kept
+            raise StoreError(f"hunt {hunt_id} stopped running while it was written")
 
     def record_test(
         self,

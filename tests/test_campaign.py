@@ -165,6 +165,35 @@ def test_one_worker_stopped_mid_claim_counts_what_it_wrote(small, tmp_path, monk
         assert [h["status"] for h in store.hunts()] == ["found"] * 2 + ["interrupted"] * 2
 
 
+def test_one_worker_reports_each_hunt_and_stops_at_a_failing_one(small, tmp_path,
+                                                                 monkeypatch):
+    """Claims of four, one hunt at a time: progress moves hunt by hunt, and a hunt that fails
+    stops the campaign before the next one runs, the rest of its claim marked interrupted."""
+    import bisectlab.campaign as campaign_module
+
+    spec = CampaignSpec("one", str(small), "v1.0", "v1.1", (Lane("bayes", "bayes"),), hunts=6,
+                        seed=4, rigs=2, adapters=30)
+    seen = []
+    with Store(f"sqlite:///{tmp_path / 'one.sqlite'}") as store:
+        run_campaign(spec, store, *local_executor(1), on_hunt=lambda done, _: seen.append(done))
+    assert seen == [0, 1, 2, 3, 4, 5, 6]
+    real, calls = campaign_module.run_hunt, []
+
+    def fail_the_second(task):
+        calls.append(task.seed)
+        if len(calls) == 2:
+            raise RuntimeError("lab on fire")
+        return real(task)
+
+    monkeypatch.setattr(campaign_module, "run_hunt", fail_the_second)
+    with Store(f"sqlite:///{tmp_path / 'fail.sqlite'}") as store:
+        with pytest.raises(CampaignInterrupted) as stopped:
+            run_campaign(spec, store, *local_executor(1))
+        assert "(RuntimeError: lab on fire): 1 hunts kept, 3 marked interrupted" in str(
+            stopped.value)
+    assert len(calls) == 2
+
+
 def test_hunts_are_numbered_in_the_lanes_order(run, small):
     """Slots are claimed several at a time, never across lanes: hunt ids follow the lanes as
     given, then the index, whatever the labels' sort order."""

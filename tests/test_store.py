@@ -3,6 +3,7 @@
 import re
 import sqlite3
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from alembic import command
@@ -472,6 +473,56 @@ def test_campaign_slots_are_claimed_once(store):
     assert store.interrupt_claims(cid, "me:1") == 5
     store.drop_hunts([1])
     assert [h["status"] for h in store.campaign_hunts(cid)] == ["interrupted"] * 4
+
+
+def test_a_hunt_stopped_while_it_is_written_keeps_none_of_it(store):
+    """Another process may mark a claimed hunt interrupted between a writer's check of its
+    status and the verdict (PostgreSQL's READ COMMITTED lets that commit in between): the
+    verdict finds no running hunt, and the whole write, tests included, is refused."""
+    from sqlalchemy import event
+
+    cid = store.open_campaign(name="c", key="k", spec={"lanes": []}, hunts=1)
+    (hid,) = store.claim_hunts([claim(cid, 0)])
+    test = dict(seq=1, commit_sha=D, commit_subject="s", rig="rig1", failed=False,
+                boots=[boot(1, 5)], adapters_destroyed=[], lab_minutes=3.0)
+    verdict = dict(status="found", culprit_sha=D, culprit_subject="s", confidence=None,
+                   correct=True, note="n", lab_minutes=3.0)
+
+    def stop_it(conn, cursor, statement, parameters, context, executemany):
+        if statement.startswith("INSERT INTO tests"):  # after the status was read
+            cursor.execute("UPDATE hunts SET status = 'interrupted' WHERE id = ?", (hid,))
+
+    event.listen(store._engine, "before_cursor_execute", stop_it)
+    try:
+        with pytest.raises(StoreError, match=f"hunt {hid} stopped running while it was written"):
+            store.record_hunts([(hid, dict(adapter_serials=["E1"], tests=[test],
+                                           verdict=verdict))])
+    finally:
+        event.remove(store._engine, "before_cursor_execute", stop_it)
+    assert store.tests(hid) == [] and store.hunt(hid)["status"] == "running"  # rolled back whole
+
+
+def test_before_fork_leaves_no_connection_to_inherit(store, url, tmp_path):
+    """A pool forks its workers after the store has been used: no file of the database may be
+    open in this process then (a child would count SQLite's locks on it as its own)."""
+    import os
+
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("needs /proc to list open files")
+    start(store)
+
+    def open_files() -> set[str]:
+        return {os.path.realpath(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")}
+
+    database = str((tmp_path / "lab.sqlite").resolve())
+    assert database in open_files()
+    store.before_fork()
+    assert not {f for f in open_files() if f.startswith(database)}
+    assert store.hunt(1)["strategy"] == "bayes"  # the next use opens a new connection
+    with Store("sqlite://") as memory:  # an in-memory database is its connection: kept
+        start(memory)
+        memory.before_fork()
+        assert memory.hunt(1)["strategy"] == "bayes"
 
 
 def test_recorded_hunt_refuses_a_finished_or_inconsistent_one(store):

@@ -167,8 +167,8 @@ def _run_campaign(name: str, history: str, good: str, bad: str, *, hunts: int,
                    f"{counted(adapters, 'adapter')} per hunt")
         click.echo(campaign_table_text(table), nl=False)
     click.echo(f"{counted(run.ran, 'hunt')} run now ({run.kept} kept from earlier runs) in "
-               f"{run.wall_seconds:.1f} s: {run.hunts_per_second:.2f} hunts/s, database writes "
-               f"{run.db_share:.1%} of the time; logged in {shown_url(db_url)} "
+               f"{run.wall_seconds:.1f} s: {run.hunts_per_second:.2f} hunts/s, database "
+               f"{run.db_ms_per_hunt:.1f} ms per hunt; logged in {shown_url(db_url)} "
                f"(bisectlab query hunts --campaign {run.campaign_id})", err=True)
     if plot_path is not None:
         from bisectlab.plots import plot_campaign
