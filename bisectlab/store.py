@@ -636,6 +636,8 @@ class Store:
         parsed = self._parse(self.url)
         self._sqlite = parsed.get_backend_name() == "sqlite"
         self.where = (parsed.database or ":memory:") if self._sqlite else self._shown(parsed)
+        self._in_memory = self._sqlite and (self.where == ":memory:"
+                                            or parsed.query.get("mode") == "memory")
         if self._sqlite:
             _check_sqlite_file(parsed.database)
         self._engine = self._create_engine(parsed)
@@ -672,8 +674,9 @@ class Store:
 
     @property
     def reachable_elsewhere(self) -> bool:
-        """Whether another process opening this URL reaches this database (not one in memory)."""
-        return not (self._sqlite and self.where == ":memory:")
+        """Whether another process opening this URL reaches this database (not SQLite's in
+        memory: ``sqlite://``, or a URI with ``mode=memory``)."""
+        return not self._in_memory
 
     @property
     def identity(self) -> str:

@@ -523,6 +523,13 @@ def test_before_fork_leaves_no_connection_to_inherit(store, url, tmp_path):
         start(memory)
         memory.before_fork()
         assert memory.hunt(1)["strategy"] == "bayes"
+    assert store.reachable_elsewhere and not memory.reachable_elsewhere
+    import warnings
+
+    with warnings.catch_warnings():  # SQLAlchemy's about the pool it picks for such a URI
+        warnings.simplefilter("ignore", DeprecationWarning)
+        with Store("sqlite:///file:lab?mode=memory&cache=shared&uri=true") as shared:
+            assert not shared.reachable_elsewhere  # in this process's memory too
 
 
 def test_recorded_hunt_refuses_a_finished_or_inconsistent_one(store):
