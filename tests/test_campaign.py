@@ -140,6 +140,29 @@ def test_pool_workers_write_their_own_hunts(small, tmp_path):
                                         "hunts ORDER BY campaign_index").fetchall()
 
 
+def test_pool_workers_write_to_postgresql_as_one_process_does(small, tmp_path,
+                                                              fresh_postgres_url):
+    """A pool's workers each open their own connection to the server (none inherited from the
+    campaign process) and write the same hunts as one process writes into SQLite."""
+    lanes = (Lane("git", "git"), Lane("bayes", "bayes", (("boots_per_install", 3),)))
+    spec = CampaignSpec("pg", str(small), "v1.0", "v1.1", lanes, hunts=4, seed=3, rigs=2,
+                        adapters=30)
+    with Store(fresh_postgres_url) as store:
+        executor, queue = local_executor(2)
+        try:
+            assert run_campaign(spec, store, executor, queue).ran == 8
+        finally:
+            executor.shutdown()
+        pooled = sorted((h["campaign_label"], h["campaign_index"], h["status"], h["culprit_sha"],
+                         h["tests"], h["boots"], h["adapters"]) for h in store.hunts())
+        assert [h["id"] for h in store.hunts()] == list(range(1, 9))
+    with Store(f"sqlite:///{tmp_path / 'one.sqlite'}") as store:
+        run_campaign(spec, store)
+        alone = sorted((h["campaign_label"], h["campaign_index"], h["status"], h["culprit_sha"],
+                        h["tests"], h["boots"], h["adapters"]) for h in store.hunts())
+    assert pooled == alone
+
+
 def test_one_worker_stopped_mid_claim_counts_what_it_wrote(small, tmp_path, monkeypatch):
     """One worker claims four slots at a time and writes each hunt as it ends: a Ctrl-C in the
     third hunt keeps the two written, marks the third and the unstarted fourth interrupted, and
