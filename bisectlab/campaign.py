@@ -208,18 +208,19 @@ class Recorded:
     db_seconds: float
 
 
-def run_and_record(task: HuntTask, hunt_id: int, url: str) -> Recorded:
-    """Simulate claimed hunt ``hunt_id`` and write it from this process (a local pool's worker:
-    the campaign's process is left claiming slots, and the cores simulate and write side by
-    side, as one process does alone)."""
-    return _write(_worker_store(url), hunt_id, run_hunt(task))
+def run_and_record(task: HuntTask, hunt_id: int, url: str, claimed_by: str) -> Recorded:
+    """Simulate hunt ``hunt_id``, claimed by the campaign process ``claimed_by``, and write it
+    from this process (a local pool's worker: the campaign's process is left claiming slots,
+    and the cores simulate and write side by side, as one process does alone)."""
+    return _write(_worker_store(url), hunt_id, run_hunt(task), claimed_by)
 
 
-def _write(store: Store, hunt_id: int, outcome: dict[str, Any]) -> Recorded:
-    """Write one finished hunt, Ctrl-C held until the transaction is over."""
+def _write(store: Store, hunt_id: int, outcome: dict[str, Any], claimed_by: str) -> Recorded:
+    """Write one finished hunt if it is still the claimant's, Ctrl-C held until the transaction
+    is over."""
     start = time.perf_counter()
     with held():
-        store.record_hunts([(hunt_id, outcome)])
+        store.record_hunts([(hunt_id, outcome)], claimed_by)
     return Recorded(time.perf_counter() - start)
 
 
@@ -236,7 +237,7 @@ def _submitter(executor: Executor, store: Store) -> Callable[[HuntTask, int], Fu
     lives in this process's memory, hand the hunt back to be written here."""
     if isinstance(executor, InlineExecutor):
         return lambda task, hunt_id: executor.submit(
-            lambda: _write(store, hunt_id, run_hunt(task)))
+            lambda: _write(store, hunt_id, run_hunt(task), claimant()))
     if isinstance(executor, ProcessPoolExecutor):
         return _to_pool(executor, store)
     return lambda task, _: executor.submit(run_hunt, task)
@@ -253,7 +254,7 @@ def _to_pool(pool: ProcessPoolExecutor, store: Store) -> Callable[[HuntTask, int
             store.before_fork()
             started.append(True)
         if store.reachable_elsewhere:
-            return pool.submit(run_and_record, task, hunt_id, store.url)
+            return pool.submit(run_and_record, task, hunt_id, store.url, claimant())
         return pool.submit(run_hunt, task)
 
     return submit
@@ -432,8 +433,8 @@ def run_campaign(spec: CampaignSpec, store: Store, executor: Executor | None = N
     """Run the campaign's missing hunts; every finished one is written as soon as it is back.
 
     ``on_hunt(done, total)`` is called as hunts finish (for a progress bar). On Ctrl-C, a dead
-    worker or any error, the hunts in flight are marked interrupted and CampaignInterrupted is
-    raised: a re-run of the same campaign finishes them.
+    worker or any error, the hunts it claimed and did not finish are marked interrupted and
+    CampaignInterrupted is raised: a re-run of the same campaign finishes them.
     """
     h = cached_history(spec.history)
     campaign_id = store.open_campaign(name=spec.name, key=spec.key(h), spec=spec.as_dict(),
@@ -485,7 +486,7 @@ def _record(store: Store, finished: list[tuple[int, Any]], run: CampaignRun) -> 
     if outcomes:
         t0 = time.perf_counter()
         with held():
-            store.record_hunts(outcomes)
+            store.record_hunts(outcomes, claimant())
         run.db_seconds += time.perf_counter() - t0
 
 

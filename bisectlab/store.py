@@ -335,11 +335,13 @@ _ADD_TO_HUNT = (update(Hunt.__table__).where(Hunt.__table__.c.id == bindparam("h
                         lab_minutes=Hunt.__table__.c.lab_minutes + bindparam("minutes")))
 
 # and those that log a campaign's finished hunt
-_HUNT_STATUS = select(Hunt.__table__.c.status).where(Hunt.__table__.c.id == bindparam("hunt"))
+_HUNT_STATUS = (select(Hunt.__table__.c.status, Hunt.__table__.c.claimed_by)
+                .where(Hunt.__table__.c.id == bindparam("hunt")))
 _HUNT_TEST_IDS = (select(LabTest.__table__.c.seq, LabTest.__table__.c.id)
                   .where(LabTest.__table__.c.hunt_id == bindparam("hunt")))
-_FINISH_HUNT = update(Hunt.__table__).where(Hunt.__table__.c.id == bindparam("hunt"),
-                                            Hunt.__table__.c.status == "running")
+_FINISH_HUNT = update(Hunt.__table__).where(
+    Hunt.__table__.c.id == bindparam("hunt"), Hunt.__table__.c.status == "running",
+    Hunt.__table__.c.claimed_by.is_not_distinct_from(bindparam("claim")))
 
 
 def _not_utf8(exc: UnicodeEncodeError) -> str:
@@ -583,6 +585,14 @@ def _use_wal(conn: Connection) -> None:
         raw.execute("PRAGMA journal_mode = WAL")
 
 
+def _main_file(conn: Connection) -> str:
+    """The file of an SQLite connection's main database, as SQLite says: '' in memory."""
+    for _, name, file in conn.connection.driver_connection.execute("PRAGMA database_list"):
+        if name == "main":
+            return str(file or "")
+    return ""
+
+
 def _driver_exec(conn: Connection, sql: str) -> None:
     """Run a statement on the DBAPI connection, outside any transaction (SQLite PRAGMAs)."""
     conn.connection.driver_connection.execute(sql)
@@ -636,8 +646,7 @@ class Store:
         parsed = self._parse(self.url)
         self._sqlite = parsed.get_backend_name() == "sqlite"
         self.where = (parsed.database or ":memory:") if self._sqlite else self._shown(parsed)
-        self._in_memory = self._sqlite and (self.where == ":memory:"
-                                            or parsed.query.get("mode") == "memory")
+        self._private = False  # SQLite in memory (or a temporary file): no other process sees it
         if self._sqlite:
             _check_sqlite_file(parsed.database)
         self._engine = self._create_engine(parsed)
@@ -674,9 +683,9 @@ class Store:
 
     @property
     def reachable_elsewhere(self) -> bool:
-        """Whether another process opening this URL reaches this database (not SQLite's in
-        memory: ``sqlite://``, or a URI with ``mode=memory``)."""
-        return not self._in_memory
+        """Whether another process opening this URL reaches this database: not one SQLite keeps
+        in memory (``sqlite://``, ``file::memory:``, ``mode=memory``), by its own account."""
+        return not self._private
 
     @property
     def identity(self) -> str:
@@ -722,6 +731,7 @@ class Store:
                 _check_revision(rev, self.where)
             if self._sqlite:  # only now that the file is known to be ours: WAL persists in it
                 _use_wal(conn)
+                self._private = _main_file(conn) == ""
         if rev != SCHEMA_HEAD:
             self._upgrade()
 
@@ -939,29 +949,35 @@ class Store:
                 .values(status="interrupted", note=note, finished_at=_now()))
             return result.rowcount
 
-    def record_hunts(self, outcomes: Sequence[tuple[int, dict[str, Any]]]) -> None:
+    def record_hunts(self, outcomes: Sequence[tuple[int, dict[str, Any]]],
+                     claimed_by: str | None = None) -> None:
         """Claimed hunts finished: each one's box, tests and verdict, all in one transaction.
 
         An outcome holds ``adapter_serials``, ``tests`` (record_test's arguments) and
-        ``verdict`` (finish_hunt's, lab_minutes included).
+        ``verdict`` (finish_hunt's, lab_minutes included). With ``claimed_by``, a hunt claimed
+        by anyone else is refused: a stopped campaign's worker, still writing, must not finish
+        a row another process has claimed since (SQLite may give a dropped hunt's id again).
         """
         with self._connection() as conn:
             for hunt_id, outcome in outcomes:
-                self._record_hunt(conn, hunt_id, **outcome)
+                self._record_hunt(conn, hunt_id, claimed_by, **outcome)
 
-    def _record_hunt(self, conn: Connection, hunt_id: int, *, adapter_serials: list[str],
-                     tests: list[dict], verdict: dict) -> None:
+    def _record_hunt(self, conn: Connection, hunt_id: int, claimed_by: str | None, *,
+                     adapter_serials: list[str], tests: list[dict], verdict: dict) -> None:
         """One finished hunt on a connection: SQLAlchemy Core (no Session), a statement per table."""
         if verdict.get("status") not in HUNT_STATUSES or verdict["status"] == "running":
             raise StoreError(f"a hunt cannot finish as {verdict.get('status')!r}")
         unknown = set(verdict) - _verdict_keys()
         if unknown:  # the prebuilt UPDATE would drop them without a word
             raise StoreError(f"a hunt's verdict has no field {sorted(unknown)}")
-        status = conn.execute(_HUNT_STATUS, {"hunt": hunt_id}).scalar_one_or_none()
-        if status is None:
+        row = conn.execute(_HUNT_STATUS, {"hunt": hunt_id}).one_or_none()
+        if row is None:
             raise StoreError(f"no hunt {hunt_id} in {self.where}")
+        status, claim = row
         if status != "running":
             raise StoreError(f"hunt {hunt_id} is {status}, not running")
+        if claimed_by is not None and claim != claimed_by:
+            raise StoreError(f"hunt {hunt_id} is claimed by {claim}, not {claimed_by}")
         now = _now()
         test_rows = [{"hunt_id": hunt_id, "created_at": now, **_test_row(t)} for t in tests]
         ids = []
@@ -982,7 +998,7 @@ class Store:
                   "adapters": sum(r["adapters_destroyed"] for r in test_rows),
                   "lab_minutes": sum(r["lab_minutes"] for r in test_rows)}
         finished = conn.execute(_FINISH_HUNT, {**totals, **verdict, "finished_at": now,
-                                               "hunt": hunt_id})
+                                               "hunt": hunt_id, "claim": claim})
         if finished.rowcount != 1:  # stopped meanwhile by another process: no half of it kept
             raise StoreError(f"hunt {hunt_id} stopped running while it was written")
 

@@ -502,6 +502,24 @@ def test_a_hunt_stopped_while_it_is_written_keeps_none_of_it(store):
     assert store.tests(hid) == [] and store.hunt(hid)["status"] == "running"  # rolled back whole
 
 
+def test_a_hunt_claimed_by_another_process_since_is_not_written(store):
+    """A stopped campaign's worker may still finish a hunt whose row another process has since
+    dropped and claimed again (SQLite can give the id back): the write names its claimant and
+    is refused for anyone else's claim."""
+    cid = store.open_campaign(name="c", key="k", spec={"lanes": []}, hunts=1)
+    (hid,) = store.claim_hunts([claim(cid, 0, claimed_by="host:2")])
+    outcome = dict(adapter_serials=["E1"], tests=[dict(
+        seq=1, commit_sha=D, commit_subject="s", rig="rig1", failed=False, boots=[boot(1, 5)],
+        adapters_destroyed=[], lab_minutes=3.0)], verdict=dict(
+        status="found", culprit_sha=D, culprit_subject="s", confidence=None, correct=True,
+        note="n", lab_minutes=3.0))
+    with pytest.raises(StoreError, match=f"hunt {hid} is claimed by host:2, not host:1"):
+        store.record_hunts([(hid, outcome)], "host:1")
+    assert store.tests(hid) == [] and store.hunt(hid)["status"] == "running"
+    store.record_hunts([(hid, outcome)], "host:2")
+    assert store.hunt(hid)["status"] == "found" and len(store.tests(hid)) == 1
+
+
 def test_before_fork_leaves_no_connection_to_inherit(store, url, tmp_path):
     """A pool forks its workers after the store has been used: no file of the database may be
     open in this process then (a child would count SQLite's locks on it as its own)."""
@@ -530,6 +548,8 @@ def test_before_fork_leaves_no_connection_to_inherit(store, url, tmp_path):
         warnings.simplefilter("ignore", DeprecationWarning)
         with Store("sqlite:///file:lab?mode=memory&cache=shared&uri=true") as shared:
             assert not shared.reachable_elsewhere  # in this process's memory too
+    with Store("sqlite:///file::memory:?uri=true") as unnamed:  # SQLite says so, not the URL
+        assert not unnamed.reachable_elsewhere
 
 
 def test_recorded_hunt_refuses_a_finished_or_inconsistent_one(store):
