@@ -238,24 +238,23 @@ def _submitter(executor: Executor, store: Store) -> Callable[[HuntTask, int], Fu
     if isinstance(executor, InlineExecutor):
         return lambda task, hunt_id: executor.submit(
             lambda: _write(store, hunt_id, run_hunt(task), claimant()))
-    if isinstance(executor, ProcessPoolExecutor):
+    if isinstance(executor, ProcessPoolExecutor) and store.reachable_elsewhere:
         return _to_pool(executor, store)
     return lambda task, _: executor.submit(run_hunt, task)
 
 
 def _to_pool(pool: ProcessPoolExecutor, store: Store) -> Callable[[HuntTask, int], Future]:
-    """Hunts for a local process pool, whose workers write them unless the database is in this
-    process's memory. A forking pool starts its workers at its first task: the store's
-    connections are closed just before, so that no worker inherits one."""
-    started: list[bool] = []
+    """Hunts for a local process pool's workers to run and write. A forking pool starts its
+    workers at its first task: the store's connections are closed just before, so that no
+    worker inherits one."""
+    started = False
 
     def submit(task: HuntTask, hunt_id: int) -> Future:
+        nonlocal started
         if not started:
             store.before_fork()
-            started.append(True)
-        if store.reachable_elsewhere:
-            return pool.submit(run_and_record, task, hunt_id, store.url, claimant())
-        return pool.submit(run_hunt, task)
+            started = True
+        return pool.submit(run_and_record, task, hunt_id, store.url, claimant())
 
     return submit
 

@@ -25,7 +25,7 @@ from arguments import Parser, count
 CHILD = r"""
 import hashlib, json, sys, tempfile, time
 from pathlib import Path
-from bisectlab.campaign import CampaignSpec, Lane, cached_history, run_hunt
+from bisectlab.campaign import CampaignSpec, Lane, _trees, cached_history, drop_trees, run_hunt
 from bisectlab.summary import generated_recipe
 
 hunts, k, share = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
@@ -39,12 +39,10 @@ with tempfile.TemporaryDirectory() as folder:
     indices = range(share, hunts, k)
     tasks = [spec.task(lane, i) for i in indices]
     run_hunt(tasks[0])  # the first hunt's set-up (search space, lab) outside the clock...
-    from bisectlab.campaign import drop_trees
     drop_trees("")      # ...and its tree forgotten: the clock starts at an empty tree
     cpu = time.process_time()
     outcomes = [run_hunt(task) for task in tasks]
     cpu = time.process_time() - cpu
-from bisectlab.campaign import _trees
 digests = {i: hashlib.sha256(json.dumps(out, sort_keys=True, default=str).encode()).hexdigest()
            for i, out in zip(indices, outcomes)}
 print(json.dumps({"cpu": cpu, "hunts": len(tasks), "tests": sum(len(o["tests"]) for o in outcomes),
