@@ -471,19 +471,58 @@ def test_perf_campaign_gives_each_rounds_speed_up_and_their_median(run, monkeypa
     from bisectlab import perf
 
     order, figures = [], iter([10.0, 15.0, 30.0, 10.0, 10.0, 20.0])  # ratios 1.5, 3, 2
+    pairs = iter([18.0, 40.0, 12.0])  # ceilings 1.8, 4, 1.2
 
     def campaign(scenario, db_file, hunts, workers):
         order.append(workers)
         return {"hunts_per_s": next(figures), "db_share": 0.1, "db_ms_per_hunt": 1.0,
-                "hunts_per_cpu_s": 1.0}
+                "hunts_per_cpu_s": 1.0, "started": 0.0, "ended": 1.0}
+
+    def pair(scenario, db_files, hunts):
+        order.append("pair")
+        assert len(set(db_files)) == 2
+        return {"hunts_per_s": next(pairs), "hunts_per_cpu_s": 1.0}
 
     monkeypatch.setattr(perf, "_campaign_child", campaign)
+    monkeypatch.setattr(perf, "_campaign_pair", pair)
     result = run("perf", "--campaign", "--hunts", "2", "--rounds", "3", "--json")
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
-    assert order == [1, 2, 2, 1, 1, 2]
+    assert order == [1, 2, "pair", "pair", 2, 1, 1, 2, "pair"]
     assert report["speedups"] == [1.5, 3.0, 2.0] and report["speedup"] == 2.0
     assert report["workers"]["1"]["hunts_per_s"] == 10.0  # medians of 10, 10, 10
+    assert report["ceilings"] == [1.8, 4.0, 1.2] and report["ceiling"] == 1.8
+    assert report["of_ceiling"] == pytest.approx(1.5 / 1.8)  # of 1.5/1.8, 3/4, 2/1.2
+    assert report["pair"]["hunts_per_s"] == 18.0
     refused = run("perf", "--rounds", "2")
     assert (refused.exit_code, refused.stderr) == (
         2, "error: --rounds goes with --campaign or --targets: the campaign rounds\n")
+
+
+def test_perf_targets_sets_each_figure_beside_its_target(run, monkeypatch):
+    """The targets table says ok or MISSED by each figure's own direction, and gives the
+    machine's ceiling for 2 workers as a reference, judged against nothing."""
+    from bisectlab import perf
+
+    scale = {k: 0.1 for k in perf.SCALE_TARGETS} | {"peak_rss_mb": 600.0, "candidates": 10.0,
+                                                      "decision_small_s": 1e-3}
+    monkeypatch.setattr(perf, "run_scale", lambda run, baseline: {
+        "now": scale, "git": {"git_step_s": 2e-3, "git_step_graph_s": 3e-3}})
+    monkeypatch.setattr(perf, "history_file_scale", lambda run: dict(scale))
+    monkeypatch.setattr(perf, "campaign_throughput", lambda hunts, rounds: {
+        "workers": {"1": {"hunts_per_s": 55.0, "hunts_per_cpu_s": 49.0},
+                    "2": {"hunts_per_s": 90.0}},
+        "speedup": 1.64, "ceiling": 1.75, "of_ceiling": 0.94})
+    monkeypatch.setattr(perf, "logging_share", lambda runs: {
+        "logging_share": 0.09, "tests": 12.0, "bisect_s": 1.0})
+    monkeypatch.setattr(perf, "startup", lambda: 0.2)
+    result = run("perf", "--targets", "--quick")
+    assert result.exit_code == 0, result.stderr
+    rows = {line[:48].strip(): line.split()[-1] for line in result.stdout.splitlines()}
+    assert rows["100,000: peak RSS (generated)"] == "MISSED"  # 600 MB against 500
+    assert rows["100,000: SearchSpace (generated)"] == "ok"
+    assert rows["campaign hunts/s, 1 worker"] == "ok"
+    assert rows["campaign hunts per CPU second, 1 worker"] == "MISSED"
+    assert rows["campaign speed-up, 2 workers"] == "MISSED"
+    assert rows["the machine's ceiling: two 1-worker at once"] == "reference"
+    assert "90.0 hunts/s, 94% of the machine's ceiling" in result.stdout

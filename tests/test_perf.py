@@ -158,6 +158,25 @@ def test_a_failed_or_killed_child_is_one_line():
         json_child("import sys; sys.exit(3)")
 
 
+def test_children_run_at_once(tmp_path):
+    """Each child waits for the other's file: run one after the other, the first would give
+    up and fail."""
+    from bisectlab.perf import ChildFailed, json_children
+
+    code = ("import json, pathlib, sys, time\n"
+            "mine, other = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])\n"
+            "mine.touch()\n"
+            "deadline = time.time() + 20\n"
+            "while not other.exists():\n"
+            "    if time.time() > deadline: sys.exit('alone')\n"
+            "    time.sleep(0.01)\n"
+            "print(json.dumps({'me': mine.name}))\n")
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert json_children(code, [(a, b), (b, a)]) == [{"me": "a"}, {"me": "b"}]
+    with pytest.raises(ChildFailed, match=r"^alone$"):  # the other never comes
+        json_children(code.replace("20", "0.2"), [(tmp_path / "c", tmp_path / "never")])
+
+
 def test_perf_says_in_one_line_that_a_campaign_child_was_killed(run, monkeypatch):
     from bisectlab import perf
 
