@@ -101,16 +101,17 @@ def _bench_line(s: dict) -> str:
 @click.command()
 @click.option("--quick", is_flag=True, help="Smaller samples (for a smoke run).")
 @click.option("--campaign", is_flag=True,
-              help="Campaign throughput instead: hunts/s with 1 and 2 workers, database share.")
+              help="Campaign throughput instead: hunts/s with 1 and 2 workers, database share, "
+                   "and the machine's ceiling for 2 (two 1-worker campaigns at once).")
 @click.option("--hunts", "campaign_hunts", type=count(1, MAX_CAMPAIGN_HUNTS), default=None,
               help="With --campaign: hunts per round [default: 150, 20 with --quick]; a longer "
                    "campaign weighs its fixed costs (workers' first decisions, the last hunt's "
                    "wait) less.")
 @click.option("--rounds", type=count(1, MAX_PERF_ROUNDS), default=None,
               help="With --campaign or --targets: campaign rounds, each running every worker "
-                   "count once, the order reversed every other round (with --targets also the "
-                   "logging share's bisects) [default: 3, 1 with --quick]; more give a steadier "
-                   "median on a busy machine.")
+                   "count once and the ceiling's pair, the order reversed every other round "
+                   "(with --targets also the logging share's bisects) [default: 3, 1 with "
+                   "--quick]; more give a steadier median on a busy machine.")
 @click.option("--scale", is_flag=True,
               help="Scale instead: a 10^6-commit history's search space, bayes decisions and peak "
                    "RSS against their targets and the baseline commit's code; 10^4 against git.")
