@@ -209,7 +209,7 @@ def test_startup_ab_refuses_counts_that_make_no_sense(args):
     ("real_hunts.py", "--seed", "-1"), ("import_scale.py", "--sizes", "1.5"),
     ("git_fidelity.py", "--histories", "0"), ("beyond_one_machine.py", "--rounds", "0"),
     ("campaign_ab.py", "--hunts", "nan"), ("campaign_ab.py", "--workers", "0"),
-    ("tree_split.py", "--trees", "1"),
+    ("tree_split.py", "--trees", "1"), ("routing.py", "--depth", "0"),
 ])
 def test_every_script_refuses_a_number_that_makes_no_sense_in_one_line(script, flag, value):
     done = subprocess.run([sys.executable, str(EXPERIMENTS / script), flag, value],
@@ -229,3 +229,17 @@ def test_scripts_refuse_a_request_with_nothing_to_run(script, args, message):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr == f"{message}\n"
+
+
+def test_routing_counts_the_nodes_of_one_tree_dealt_and_routed():
+    out = run_script("routing.py", "--hunts", "8", "--depth", "2")
+    one = int(re.search(r"one tree holds (\d+) nodes", out).group(1))
+    dealt = re.search(r"dealt in turn to 2 workers: (\d+) nodes \(\+(\d+) over one tree; "
+                      r"(\d+)/(\d+)", out)
+    total, extra, a, b = map(int, dealt.groups())
+    assert total == one + extra == a + b and extra >= 1  # both trees hold the root at least
+    routed = re.findall(r"routed by the first \d results?: \d+ subtrees, (\d+) nodes \(\+(\d+) ",
+                        out)
+    assert len(routed) == 2
+    for held, over in routed:
+        assert int(held) == one + int(over)  # each worker's tree holds the root
