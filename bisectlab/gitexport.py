@@ -68,15 +68,15 @@ def export_git(history: History, directory: str | Path) -> Path:
     _git(target, "init", "-q", "-b", "master")
     # stored (uncompressed) pack objects: with a tree per directory a commit writes, deflating
     # them costs fast-import as much again as everything else; the pack is a quarter larger
-    proc = subprocess.Popen(["git", "-c", "pack.compression=0", "fast-import", "--quiet", "--done"],
-                            cwd=target, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdin is not None
-    for chunk in fast_import_stream(history):
-        proc.stdin.write(chunk)
-    proc.stdin.write(b"done\n")
-    proc.stdin.close()
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    if proc.wait() != 0:
+    with subprocess.Popen(["git", "-c", "pack.compression=0", "fast-import", "--quiet", "--done"],
+                          cwd=target, stdin=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdin is not None and proc.stderr is not None
+        for chunk in fast_import_stream(history):
+            proc.stdin.write(chunk)
+        proc.stdin.write(b"done\n")
+        proc.stdin.close()
+        err = proc.stderr.read().decode()
+    if proc.returncode != 0:
         raise BisectlabError(f"git fast-import failed: {err.strip().splitlines()[-1:]}")
     _git(target, "checkout", "-q", "-f", "master")
     return target

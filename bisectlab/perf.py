@@ -13,6 +13,7 @@ import statistics
 import subprocess
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,9 +157,10 @@ def campaign_throughput(hunts: int = 150, rounds: int = 3, workers: tuple[int, .
     does not always favour the same one (with an even number of rounds, neither). The figures
     are medians over rounds, and the speed-up is the median of the rounds' own ratios; the
     database share is the time the campaign's process spent claiming and writing hunts over
-    the wall time. The ceiling shares nothing (two processes, two decision trees, two
-    databases): what two cores of this machine give this work over one, which no 2-worker
-    campaign can beat.
+    the wall time. The ceiling's pair shares nothing (two processes, two decision trees, two
+    databases), starts together and is timed while both run: an estimate of what two cores of
+    this machine give this work over one at that minute, which a 2-worker campaign, with
+    everything else to do, should not beat but for the machine's noise between campaigns.
     """
     import tempfile
 
@@ -201,7 +203,8 @@ CAMPAIGN_FIGURES = ("hunts_per_s", "db_share", "db_ms_per_hunt", "hunts_per_cpu_
 _CAMPAIGN_CHILD = r"""
 import json, sys
 from bisectlab.perf import one_campaign
-print(json.dumps(one_campaign(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))))
+print(json.dumps(one_campaign(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]),
+                              *sys.argv[5:])))
 """
 
 
@@ -218,15 +221,31 @@ def _campaign_child(scenario: str, db_file: str, hunts: int, workers: int) -> di
 
 
 def _campaign_pair(scenario: str, db_files: list[str], hunts: int) -> dict[str, float]:
-    """1-worker campaigns run at once, each in a fresh Python into its own database: all their
-    hunts per second from the first start to the last end, and per CPU second."""
-    try:
-        ran = json_children(_CAMPAIGN_CHILD, [(scenario, db, hunts, 1) for db in db_files])
-    except ChildFailed as exc:
-        raise ChildFailed(f"perf campaign child failed: {exc}") from None
-    span = max(x["ended"] for x in ran) - min(x["started"] for x in ran)
-    cpu = sum(hunts / x["hunts_per_cpu_s"] for x in ran)
-    return {"hunts_per_s": hunts * len(ran) / span, "hunts_per_cpu_s": hunts * len(ran) / cpu}
+    """1-worker campaigns run at once, each in a fresh Python into its own database, set up
+    before any starts: their hunts per second while all ran (the hunts they finished between the
+    last start and the first end, over that time), and per CPU second."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="bisectlab-perf-pair-") as barrier:
+        try:
+            ran = json_children(_CAMPAIGN_CHILD, [(scenario, db, hunts, 1, barrier, len(db_files))
+                                                  for db in db_files])
+        except ChildFailed as exc:
+            raise ChildFailed(f"perf campaign child failed: {exc}") from None
+    return pair_figures(ran)
+
+
+def pair_figures(ran: list[dict[str, Any]]) -> dict[str, float]:
+    """Hunts per second of campaigns that ran at once, over the time all of them ran, and per
+    CPU second; ChildFailed if they never ran together."""
+    start, end = max(x["started"] for x in ran), min(x["ended"] for x in ran)
+    if end <= start:
+        raise ChildFailed("perf campaign pair: the two campaigns did not run at the same time")
+    together = sum(start < t <= end for x in ran for t in x["finished_at"])
+    return {"hunts_per_s": together / (end - start),
+            "hunts_per_cpu_s": sum(x["ran"] for x in ran) / sum(x["cpu_s"] for x in ran),
+            "start_spread_s": start - min(x["started"] for x in ran),
+            "end_spread_s": max(x["ended"] for x in ran) - end}
 
 
 def json_child(code: str, *args: object, source: str | None = None) -> dict[str, Any]:
@@ -238,29 +257,56 @@ def json_child(code: str, *args: object, source: str | None = None) -> dict[str,
 
 def json_children(code: str, arg_lists: Sequence[Sequence[object]],
                   source: str | None = None) -> list[dict[str, Any]]:
-    """:func:`json_child` once per argument list, the children all running at once; if any
-    fails, ChildFailed for the first that did (the others are killed if still running)."""
+    """:func:`json_child` once per argument list, the children all running at once, their
+    output in files (a child that writes much never waits for another's to be read); if one
+    fails, the others are killed and ChildFailed says why that one failed."""
     import json
     import sys
     import tempfile
 
-    children = []
-    try:
-        for args in arg_lists:
-            children.append(subprocess.Popen(
-                [sys.executable, "-c", code, *map(str, args)], stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, text=True, env=child_env(source),
-                cwd=tempfile.gettempdir()))
-        outputs = [child.communicate() for child in children]
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-    for child, (_, err) in zip(children, outputs, strict=True):
-        if child.returncode != 0:
-            raise ChildFailed(_failure(child.returncode, err))
-    return [json.loads(out.splitlines()[-1]) for out, _ in outputs]
+    with tempfile.TemporaryDirectory(prefix="bisectlab-child-") as folder, ExitStack() as files:
+        children: list[tuple[subprocess.Popen, Any, Any]] = []
+        try:
+            for i, args in enumerate(arg_lists):
+                out, err = (files.enter_context(open(Path(folder) / f"{i}.{kind}", "w+"))
+                            for kind in ("out", "err"))
+                children.append((subprocess.Popen(
+                    [sys.executable, "-c", code, *map(str, args)], stdout=out, stderr=err,
+                    env=child_env(source), cwd=tempfile.gettempdir()), out, err))
+            failed = _first_failure([child for child, _, _ in children])
+        finally:
+            for child, _, _ in children:
+                if child.poll() is None:
+                    child.kill()
+                    child.wait()
+        if failed is not None:
+            child, _, err = children[failed]
+            err.seek(0)
+            raise ChildFailed(_failure(child.returncode, err.read()))
+        outputs = []
+        for _, out, _ in children:
+            out.seek(0)
+            outputs.append(json.loads(out.read().splitlines()[-1]))
+        return outputs
+
+
+def _first_failure(children: list[subprocess.Popen]) -> int | None:
+    """Wait for the children to end; the index of the first seen to fail, as soon as it has
+    (the others may still run), or None once all have succeeded."""
+    running = list(range(len(children)))
+    while running:
+        for i in list(running):
+            code = children[i].poll()
+            if code is not None:
+                running.remove(i)
+                if code != 0:
+                    return i
+        if running:
+            time.sleep(CHILD_POLL)
+    return None
+
+
+CHILD_POLL = 0.05  # seconds between looks at measuring children that are still running
 
 
 def _failure(code: int, stderr: str) -> str:
@@ -270,26 +316,49 @@ def _failure(code: int, stderr: str) -> str:
     return clipped((stderr.strip().splitlines() or [f"exit {code}, no output"])[-1], 300)
 
 
-def one_campaign(scenario: str, db_file: str, hunts: int, workers: int) -> dict[str, float]:
+def one_campaign(scenario: str, db_file: str, hunts: int, workers: int,
+                 barrier: str | None = None, parties: int = 1) -> dict[str, Any]:
     """One bayes campaign of ``hunts`` hunts on the scenario's advertised range, one rig, a
-    bottomless box, with ``workers`` local workers, into a new SQLite file: its figures."""
+    bottomless box, with ``workers`` local workers, into a new SQLite file: its figures, when it
+    ran (by the campaign's own clock) and when each hunt finished. With a ``barrier`` folder, it
+    starts once ``parties`` campaigns are set up to start."""
     from bisectlab.campaign import CampaignSpec, Lane, cached_history, local_executor, run_campaign
     from bisectlab.store import Store
 
     good, bad = cached_history(scenario).advertised[0]
     spec = CampaignSpec("perf", scenario, good, bad, (Lane("bayes", "bayes"),), hunts=hunts,
                         rigs=1, adapters=None)
+    finished_at: list[float] = []
+
+    def finished(done: int, _: int) -> None:
+        finished_at.extend([time.time()] * (done - len(finished_at)))
+
     with Store(f"sqlite:///{db_file}") as store:
         executor, queue = local_executor(workers)
-        before, started = _cpu_seconds(), time.time()
+        if barrier is not None:
+            wait_for_all(barrier, int(parties))
+        before = _cpu_seconds()
         try:
-            run = run_campaign(spec, store, executor, queue)
+            run = run_campaign(spec, store, executor, queue, on_hunt=finished)
+            ended = time.time()
         finally:
             executor.shutdown()
-        cpu, ended = _cpu_seconds() - before, time.time()
+        cpu = _cpu_seconds() - before
     return {"hunts_per_s": run.hunts_per_second, "db_share": run.db_share,
             "db_ms_per_hunt": run.db_ms_per_hunt, "hunts_per_cpu_s": run.ran / cpu,
-            "started": started, "ended": ended}
+            "ran": run.ran, "cpu_s": cpu, "started": ended - run.wall_seconds, "ended": ended,
+            "finished_at": finished_at}
+
+
+def wait_for_all(folder: str, parties: int, patience: float = 120.0) -> None:
+    """Say this process is ready in ``folder`` and wait until ``parties`` processes have (a
+    file each); ChildFailed if they have not within ``patience`` seconds."""
+    Path(folder, f"ready.{os.getpid()}").touch()
+    deadline = time.monotonic() + patience
+    while len(list(Path(folder).glob("ready.*"))) < parties:
+        if time.monotonic() > deadline:
+            raise ChildFailed(f"{parties} campaigns were not ready within {patience:g} s")
+        time.sleep(0.001)
 
 
 def _cpu_seconds() -> float:
@@ -317,9 +386,9 @@ def format_campaign(r: dict[str, Any]) -> str:
     ceilings = ", ".join(f"{x:.2f}" for x in r["ceilings"])
     pair = r["pair"]
     lines.append(f"  two 1-worker campaigns at once, sharing nothing: {pair['hunts_per_s']:.2f} "
-                 f"hunts/s ({pair['hunts_per_cpu_s']:.2f} per CPU second), {r['ceiling']:.3f}x "
-                 f"one alone ({ceilings}): this machine's ceiling for 2 workers, of which the "
-                 f"2-worker campaign reached {r['of_ceiling']:.0%}")
+                 f"hunts/s while both ran ({pair['hunts_per_cpu_s']:.2f} per CPU second), "
+                 f"{r['ceiling']:.3f}x one alone ({ceilings}): this machine's ceiling for 2 "
+                 f"workers, of which the 2-worker campaign reached {r['of_ceiling']:.0%}")
     lines.append(kernels_line(r["compiled_kernels"]))
     return "\n".join(lines)
 

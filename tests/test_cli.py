@@ -470,8 +470,8 @@ def test_perf_campaign_gives_each_rounds_speed_up_and_their_median(run, monkeypa
     rounds' own ratios, not a ratio of medians."""
     from bisectlab import perf
 
-    order, figures = [], iter([10.0, 15.0, 30.0, 10.0, 10.0, 20.0])  # ratios 1.5, 3, 2
-    pairs = iter([18.0, 40.0, 12.0])  # ceilings 1.8, 4, 1.2
+    order, figures = [], iter([10.0, 15.0, 30.0, 10.0, 20.0, 40.0])  # ratios 1.5, 3, 2
+    pairs = iter([18.0, 40.0, 24.0])  # ceilings 1.8, 4, 1.2: each over its own round's 1 worker
 
     def campaign(scenario, db_file, hunts, workers):
         order.append(workers)
@@ -490,10 +490,10 @@ def test_perf_campaign_gives_each_rounds_speed_up_and_their_median(run, monkeypa
     report = json.loads(result.stdout)
     assert order == [1, 2, "pair", "pair", 2, 1, 1, 2, "pair"]
     assert report["speedups"] == [1.5, 3.0, 2.0] and report["speedup"] == 2.0
-    assert report["workers"]["1"]["hunts_per_s"] == 10.0  # medians of 10, 10, 10
+    assert report["workers"]["1"]["hunts_per_s"] == 10.0  # the median of 10, 10, 20
     assert report["ceilings"] == [1.8, 4.0, 1.2] and report["ceiling"] == 1.8
     assert report["of_ceiling"] == pytest.approx(1.5 / 1.8)  # of 1.5/1.8, 3/4, 2/1.2
-    assert report["pair"]["hunts_per_s"] == 18.0
+    assert report["pair"]["hunts_per_s"] == 24.0
     refused = run("perf", "--rounds", "2")
     assert (refused.exit_code, refused.stderr) == (
         2, "error: --rounds goes with --campaign or --targets: the campaign rounds\n")
@@ -526,3 +526,21 @@ def test_perf_targets_sets_each_figure_beside_its_target(run, monkeypatch):
     assert rows["campaign speed-up, 2 workers"] == "MISSED"
     assert rows["the machine's ceiling: two 1-worker at once"] == "reference"
     assert "90.0 hunts/s, 94% of the machine's ceiling" in result.stdout
+
+
+def test_perf_campaign_prints_the_ceiling_beside_the_speed_up(run, monkeypatch):
+    from bisectlab import perf
+
+    figures = iter([20.0, 30.0])
+    monkeypatch.setattr(perf, "_campaign_child", lambda scenario, db_file, hunts, workers: {
+        "hunts_per_s": next(figures), "db_share": 0.1, "db_ms_per_hunt": 2.0,
+        "hunts_per_cpu_s": 19.0})
+    monkeypatch.setattr(perf, "_campaign_pair", lambda scenario, db_files, hunts: {
+        "hunts_per_s": 36.0, "hunts_per_cpu_s": 18.5})
+    result = run("perf", "--campaign", "--hunts", "2", "--rounds", "1")
+    assert result.exit_code == 0, result.stderr
+    assert "  speed-up 1.500x, the median of each round's (1.50) (target >= 1.8x)  MISSED\n" \
+        in result.stdout
+    assert ("  two 1-worker campaigns at once, sharing nothing: 36.00 hunts/s while both ran "
+            "(18.50 per CPU second), 1.800x one alone (1.80): this machine's ceiling for 2 "
+            "workers, of which the 2-worker campaign reached 83%\n") in result.stdout

@@ -177,6 +177,69 @@ def test_children_run_at_once(tmp_path):
         json_children(code.replace("20", "0.2"), [(tmp_path / "c", tmp_path / "never")])
 
 
+def test_a_failing_child_stops_the_others_and_says_why(tmp_path):
+    """The first child to fail ends the wait: a sibling that would run for minutes is killed,
+    not waited for (the bound below is far above the failure's own second)."""
+    import time
+
+    from bisectlab.perf import ChildFailed, json_children
+
+    code = ("import sys, time\n"
+            "if sys.argv[1] == 'fail': sys.exit('broke at once')\n"
+            "time.sleep(600)\n")
+    began = time.monotonic()
+    with pytest.raises(ChildFailed, match=r"^broke at once$"):
+        json_children(code, [("sleep",), ("fail",)])
+    assert time.monotonic() - began < 300
+
+
+def test_a_child_that_writes_much_never_waits_for_another(tmp_path):
+    """Output goes to files: the second child writes far more than a pipe holds, then a file
+    that the first waits for; read one after the other from pipes, the second would block and
+    the first give up."""
+    from bisectlab.perf import json_children
+
+    code = ("import json, pathlib, sys, time\n"
+            "flag = pathlib.Path(sys.argv[2])\n"
+            "if sys.argv[1] == 'chatty':\n"
+            "    sys.stderr.write('x' * 400_000); sys.stderr.flush(); flag.touch()\n"
+            "else:\n"
+            "    deadline = time.time() + 30\n"
+            "    while not flag.exists():\n"
+            "        if time.time() > deadline: sys.exit('never came')\n"
+            "        time.sleep(0.01)\n"
+            "print(json.dumps({'me': sys.argv[1]}))\n")
+    flag = tmp_path / "flag"
+    assert json_children(code, [("waiting", flag), ("chatty", flag)]) == [
+        {"me": "waiting"}, {"me": "chatty"}]
+
+
+def test_a_pair_is_timed_while_both_campaigns_ran():
+    """Hunts per second over the time both ran (the hunts each finished in it), per CPU second
+    over both; campaigns that never overlapped are refused."""
+    from bisectlab.perf import ChildFailed, pair_figures
+
+    first = {"started": 10.0, "ended": 14.0, "finished_at": [11.0, 12.0, 13.0, 14.0],
+             "ran": 4, "cpu_s": 4.0}
+    second = {"started": 11.0, "ended": 16.0, "finished_at": [12.5, 13.5, 15.0, 16.0],
+              "ran": 4, "cpu_s": 6.0}
+    figures = pair_figures([first, second])
+    assert figures["hunts_per_s"] == 5 / 3  # 12, 13, 14 and 12.5, 13.5 in (11, 14]
+    assert figures["hunts_per_cpu_s"] == 8 / 10
+    assert (figures["start_spread_s"], figures["end_spread_s"]) == (1.0, 2.0)
+    with pytest.raises(ChildFailed, match="did not run at the same time"):
+        pair_figures([first, {**second, "started": 14.5}])
+
+
+def test_a_campaign_waits_for_the_others_at_the_barrier_and_no_longer(tmp_path):
+    from bisectlab.perf import ChildFailed, wait_for_all
+
+    (tmp_path / "ready.1").touch()
+    wait_for_all(str(tmp_path), 2)  # the other is ready: no wait
+    with pytest.raises(ChildFailed, match=r"^3 campaigns were not ready within 0.05 s$"):
+        wait_for_all(str(tmp_path), 3, patience=0.05)
+
+
 def test_perf_says_in_one_line_that_a_campaign_child_was_killed(run, monkeypatch):
     from bisectlab import perf
 
