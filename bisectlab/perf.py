@@ -197,7 +197,8 @@ def campaign_throughput(hunts: int = 150, rounds: int = 3, workers: tuple[int, .
     return out
 
 
-CAMPAIGN_FIGURES = ("hunts_per_s", "db_share", "db_ms_per_hunt", "hunts_per_cpu_s")
+CAMPAIGN_FIGURES = ("hunts_per_s", "db_share", "db_ms_per_hunt", "hunts_per_cpu_s",
+                    "own_cpu_ms_per_hunt")
 
 
 _CAMPAIGN_CHILD = r"""
@@ -337,16 +338,18 @@ def one_campaign(scenario: str, db_file: str, hunts: int, workers: int,
         executor, queue = local_executor(workers)
         if barrier is not None:
             wait_for_all(barrier, int(parties))
-        before = _cpu_seconds()
+        own_before, before = _cpu_seconds()
         try:
             run = run_campaign(spec, store, executor, queue, on_hunt=finished)
             ended = time.time()
         finally:
             executor.shutdown()
-        cpu = _cpu_seconds() - before
+        own_after, after = _cpu_seconds()
+    own, cpu = own_after - own_before, after - before
     return {"hunts_per_s": run.hunts_per_second, "db_share": run.db_share,
             "db_ms_per_hunt": run.db_ms_per_hunt, "hunts_per_cpu_s": run.ran / cpu,
-            "ran": run.ran, "cpu_s": cpu, "started": ended - run.wall_seconds, "ended": ended,
+            "own_cpu_ms_per_hunt": 1e3 * own / run.ran, "ran": run.ran, "cpu_s": cpu,
+            "started": ended - run.wall_seconds, "ended": ended,
             "finished_at": finished_at}
 
 
@@ -361,13 +364,14 @@ def wait_for_all(folder: str, parties: int, patience: float = 120.0) -> None:
         time.sleep(0.001)
 
 
-def _cpu_seconds() -> float:
-    """CPU time of this process and of its finished children (a pool's workers, once shut
-    down): what a campaign costs whatever else the machine is doing."""
+def _cpu_seconds() -> tuple[float, float]:
+    """CPU time of this process, and with its finished children's (a pool's workers, once
+    shut down): what a campaign costs whatever else the machine is doing."""
     import resource
 
     own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+    mine = own.ru_utime + own.ru_stime
+    return mine, mine + kids.ru_utime + kids.ru_stime
 
 
 def format_campaign(r: dict[str, Any]) -> str:
@@ -376,7 +380,8 @@ def format_campaign(r: dict[str, Any]) -> str:
              f"{r['rounds']} round{'s' if r['rounds'] != 1 else ''} (a fresh process each):"]
     for w, x in r["workers"].items():
         lines.append(f"  {w} worker{'s' if w != '1' else ''}: {x['hunts_per_s']:6.2f} hunts/s "
-                     f"({x['hunts_per_cpu_s']:.2f} per CPU second), "
+                     f"({x['hunts_per_cpu_s']:.2f} per CPU second, the campaign's process "
+                     f"{x['own_cpu_ms_per_hunt']:.1f} ms of it per hunt), "
                      f"database {x['db_ms_per_hunt']:.1f} ms per hunt (summed over the "
                      f"processes that wrote: {x['db_share']:.1%} of the wall time)")
     ok = r["speedup"] >= r["target_speedup"]

@@ -476,7 +476,7 @@ def test_perf_campaign_gives_each_rounds_speed_up_and_their_median(run, monkeypa
     def campaign(scenario, db_file, hunts, workers):
         order.append(workers)
         return {"hunts_per_s": next(figures), "db_share": 0.1, "db_ms_per_hunt": 1.0,
-                "hunts_per_cpu_s": 1.0, "started": 0.0, "ended": 1.0}
+                "hunts_per_cpu_s": 1.0, "own_cpu_ms_per_hunt": 0.5}
 
     def pair(scenario, db_files, hunts):
         order.append("pair")
@@ -534,13 +534,15 @@ def test_perf_campaign_prints_the_ceiling_beside_the_speed_up(run, monkeypatch):
     figures = iter([20.0, 30.0])
     monkeypatch.setattr(perf, "_campaign_child", lambda scenario, db_file, hunts, workers: {
         "hunts_per_s": next(figures), "db_share": 0.1, "db_ms_per_hunt": 2.0,
-        "hunts_per_cpu_s": 19.0})
+        "hunts_per_cpu_s": 19.0, "own_cpu_ms_per_hunt": 1.25})
     monkeypatch.setattr(perf, "_campaign_pair", lambda scenario, db_files, hunts: {
         "hunts_per_s": 36.0, "hunts_per_cpu_s": 18.5})
     result = run("perf", "--campaign", "--hunts", "2", "--rounds", "1")
     assert result.exit_code == 0, result.stderr
     assert "  speed-up 1.500x, the median of each round's (1.50) (target >= 1.8x)  MISSED\n" \
         in result.stdout
+    assert ("  2 workers:  30.00 hunts/s (19.00 per CPU second, the campaign's process 1.2 ms of "
+            "it per hunt), database 2.0 ms per hunt") in result.stdout
     assert ("  two 1-worker campaigns at once, sharing nothing: 36.00 hunts/s while both ran "
             "(18.50 per CPU second), 1.800x one alone (1.80): this machine's ceiling for 2 "
             "workers, of which the 2-worker campaign reached 83%\n") in result.stdout
