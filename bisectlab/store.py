@@ -646,7 +646,7 @@ class Store:
         parsed = self._parse(self.url)
         self._sqlite = parsed.get_backend_name() == "sqlite"
         self.where = (parsed.database or ":memory:") if self._sqlite else self._shown(parsed)
-        self._private = False  # SQLite in memory (or a temporary file): no other process sees it
+        self._file = ""  # the SQLite file, as SQLite names it ('' in memory)
         if self._sqlite:
             _check_sqlite_file(parsed.database)
         self._engine = self._create_engine(parsed)
@@ -685,14 +685,15 @@ class Store:
     def reachable_elsewhere(self) -> bool:
         """Whether another process opening this URL reaches this database: not one SQLite keeps
         in memory (``sqlite://``, ``file::memory:``, ``mode=memory``), by its own account."""
-        return not self._private
+        return not self._sqlite or self._file != ""
 
     @property
     def identity(self) -> str:
-        """Which database this is, the same from any working directory (a SQLite file's full
-        path; a server's URL without its password): what a hunt's kept worktrees belong to."""
-        if self._sqlite and self.where != ":memory:":
-            return "sqlite:" + str(Path(self.where).resolve())
+        """Which database this is, the same from any working directory and however its URL
+        names it (a SQLite file's full path, as SQLite opened it; a server's URL without its
+        password): what a hunt's kept worktrees belong to."""
+        if self._file:
+            return "sqlite:" + str(Path(self._file).resolve())
         return self.where
 
     @staticmethod
@@ -731,7 +732,7 @@ class Store:
                 _check_revision(rev, self.where)
             if self._sqlite:  # only now that the file is known to be ours: WAL persists in it
                 _use_wal(conn)
-                self._private = _main_file(conn) == ""
+                self._file = _main_file(conn)
         if rev != SCHEMA_HEAD:
             self._upgrade()
 

@@ -754,3 +754,19 @@ def test_bulk_rows_are_stored_as_sqlalchemys_own_insert_stores_them(backend, tmp
                             for r in boots]))
     assert stored[0] == stored[1]
     assert [b["seed"] for b in stored[1][1]] == [None, 0, 2**63 - 1, 2**63 - 2**64, -1, 2**40]
+
+
+def test_a_databases_identity_does_not_depend_on_how_its_url_names_it(tmp_path, monkeypatch):
+    """A kept worktree's database is the file SQLite opened: the same for a relative path, an
+    absolute one and a file: URI; a database in memory is only itself."""
+    monkeypatch.chdir(tmp_path)
+    spellings = ["sqlite:///same.sqlite", f"sqlite:///{tmp_path / 'same.sqlite'}",
+                 f"sqlite:///file:{tmp_path / 'same.sqlite'}?uri=true"]
+    identities = set()
+    for url in spellings:
+        with Store(url) as store:
+            identities.add(store.identity)
+            assert store.reachable_elsewhere
+    assert identities == {f"sqlite:{(tmp_path / 'same.sqlite').resolve()}"}
+    with Store("sqlite:///file::memory:?uri=true") as store:
+        assert (store.identity, store.reachable_elsewhere) == ("file::memory:", False)
