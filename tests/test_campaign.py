@@ -234,7 +234,7 @@ def test_dask_cluster_gives_the_same_hunts(run, small, tmp_path):
     args = ("--hunts", "3", "--strategy", "bayes:boots-per-install=3")
     assert campaign(run, small, *args, "--workers", "1", db="local.sqlite").exit_code == 0
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:
+                                  dashboard_address=":0") as cluster:
         result = campaign(run, small, *args, "--scheduler", cluster.scheduler_address,
                           db="dask.sqlite")
     assert result.exit_code == 0, result.stderr
