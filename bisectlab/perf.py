@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from bisectlab import compiled, kernel
 from bisectlab.errors import BisectlabError, clipped
 from bisectlab.generator import KernelShape, generate_kernel_history
 from bisectlab.strategies import Observation, Resources, SearchSpace, make_strategy
+
+if TYPE_CHECKING:
+    from bisectlab.campaign import CampaignSpec
 
 BUGGY_2_6_27 = {"ftrace": True, "dynamic_ftrace": True, "ftrace_cmpxchg": True}
 TARGET_BOOTS_PER_S = 10_000
@@ -164,14 +167,11 @@ def campaign_throughput(hunts: int = 150, rounds: int = 3, workers: tuple[int, .
     """
     import tempfile
 
-    from bisectlab.summary import generated_recipe
-
     runs: dict[int, list[dict[str, float]]] = {w: [] for w in workers}
     pairs: list[dict[str, float]] = []
     plan: tuple[int | None, ...] = (*workers, None)  # None: the two 1-worker campaigns at once
     with tempfile.TemporaryDirectory(prefix="bisectlab-perf-") as folder:
-        scenario = Path(folder) / "k.toml"
-        scenario.write_text(generated_recipe(commits, 1, None, "rate", detect, 0.0))
+        scenario = campaign_scenario(folder, commits, detect)
         for r in range(rounds):
             for w in plan if r % 2 == 0 else plan[::-1]:
                 if w is None:
@@ -197,6 +197,26 @@ def campaign_throughput(hunts: int = 150, rounds: int = 3, workers: tuple[int, .
     return out
 
 
+def campaign_scenario(folder: str | Path, commits: int = 1000, detect: float = 0.5) -> Path:
+    """Write the scenario perf's campaigns hunt in, a generated history of ``commits`` with a
+    rate bug of detection rate ``detect``, into ``folder``: its path."""
+    from bisectlab.summary import generated_recipe
+
+    scenario = Path(folder) / "k.toml"
+    scenario.write_text(generated_recipe(commits, 1, None, "rate", detect, 0.0))
+    return scenario
+
+
+def campaign_spec(scenario: str | Path, hunts: int) -> CampaignSpec:
+    """Perf's campaign of ``hunts`` hunts: bayes on the scenario's advertised range, one rig,
+    a bottomless box."""
+    from bisectlab.campaign import CampaignSpec, Lane, cached_history
+
+    good, bad = cached_history(str(scenario)).advertised[0]
+    return CampaignSpec("perf", str(scenario), good, bad, (Lane("bayes", "bayes"),), hunts=hunts,
+                        rigs=1, adapters=None)
+
+
 CAMPAIGN_FIGURES = ("hunts_per_s", "db_share", "db_ms_per_hunt", "hunts_per_cpu_s",
                     "own_cpu_ms_per_hunt")
 
@@ -213,12 +233,17 @@ class ChildFailed(BisectlabError, RuntimeError):
     """A measuring child process failed or was killed: one line, as bad input is (exit 2)."""
 
 
-def _campaign_child(scenario: str, db_file: str, hunts: int, workers: int) -> dict[str, float]:
-    """:func:`one_campaign` in a fresh Python on this code."""
+def _campaign_children(arg_lists: list[tuple[object, ...]]) -> list[dict[str, Any]]:
+    """:func:`one_campaign` in fresh Pythons on this code, at once, one per argument list."""
     try:
-        return json_child(_CAMPAIGN_CHILD, scenario, db_file, hunts, workers)
+        return json_children(_CAMPAIGN_CHILD, arg_lists)
     except ChildFailed as exc:
         raise ChildFailed(f"perf campaign child failed: {exc}") from None
+
+
+def _campaign_child(scenario: str, db_file: str, hunts: int, workers: int) -> dict[str, float]:
+    """:func:`one_campaign` in a fresh Python on this code."""
+    return _campaign_children([(scenario, db_file, hunts, workers)])[0]
 
 
 def _campaign_pair(scenario: str, db_files: list[str], hunts: int) -> dict[str, float]:
@@ -228,11 +253,8 @@ def _campaign_pair(scenario: str, db_files: list[str], hunts: int) -> dict[str, 
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="bisectlab-perf-pair-") as barrier:
-        try:
-            ran = json_children(_CAMPAIGN_CHILD, [(scenario, db, hunts, 1, barrier, len(db_files))
-                                                  for db in db_files])
-        except ChildFailed as exc:
-            raise ChildFailed(f"perf campaign child failed: {exc}") from None
+        ran = _campaign_children([(scenario, db, hunts, 1, barrier, len(db_files))
+                                  for db in db_files])
     return pair_figures(ran)
 
 
@@ -323,12 +345,10 @@ def one_campaign(scenario: str, db_file: str, hunts: int, workers: int,
     bottomless box, with ``workers`` local workers, into a new SQLite file: its figures, when it
     ran (by the campaign's own clock) and when each hunt finished. With a ``barrier`` folder, it
     starts once ``parties`` campaigns are set up to start."""
-    from bisectlab.campaign import CampaignSpec, Lane, cached_history, local_executor, run_campaign
+    from bisectlab.campaign import local_executor, run_campaign
     from bisectlab.store import Store
 
-    good, bad = cached_history(scenario).advertised[0]
-    spec = CampaignSpec("perf", scenario, good, bad, (Lane("bayes", "bayes"),), hunts=hunts,
-                        rigs=1, adapters=None)
+    spec = campaign_spec(scenario, hunts)
     finished_at: list[float] = []
 
     def finished(done: int, _: int) -> None:

@@ -155,11 +155,11 @@ def main() -> None:
     ap.add_argument("--skip-postgres", action="store_true")
     ap.add_argument("--postgres", metavar="URL")
     args = ap.parse_args()
-    from bisectlab.summary import generated_recipe
+    from bisectlab.perf import campaign_scenario
 
     with tempfile.TemporaryDirectory(prefix="bisectlab-beyond-") as tmp:
         folder = Path(tmp)
-        (folder / "k.toml").write_text(generated_recipe(1000, 1, None, "rate", 0.5, 0.0))
+        campaign_scenario(folder)
         h = args.hunts
         print(f"bayes campaign, N = 1000, p = 0.5, {h} hunts; load average "
               f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)

@@ -31,16 +31,12 @@ def result_paths(hunts: int) -> list[list[Result]]:
     """Each hunt's results in order."""
     import tempfile
 
-    from bisectlab.campaign import CampaignSpec, Lane, cached_history, run_hunt
-    from bisectlab.summary import generated_recipe
+    from bisectlab.campaign import run_hunt
+    from bisectlab.perf import campaign_scenario, campaign_spec
 
     with tempfile.TemporaryDirectory() as folder:
-        scenario = Path(folder) / "k.toml"
-        scenario.write_text(generated_recipe(1000, 1, None, "rate", 0.5, 0.0))
-        good, bad = cached_history(str(scenario)).advertised[0]
-        lane = Lane("bayes", "bayes")
-        spec = CampaignSpec("routing", str(scenario), good, bad, (lane,), hunts=hunts, rigs=1,
-                            adapters=None)
+        spec = campaign_spec(campaign_scenario(folder), hunts)
+        (lane,) = spec.lanes
         outcomes = [run_hunt(spec.task(lane, i)) for i in range(hunts)]
     return [[(t["commit_sha"], len(t["boots"]), t["failed"], t["skipped"]) for t in out["tests"]]
             for out in outcomes]

@@ -24,18 +24,13 @@ from arguments import Parser, count
 
 CHILD = r"""
 import hashlib, json, sys, tempfile, time
-from pathlib import Path
-from bisectlab.campaign import CampaignSpec, Lane, _trees, cached_history, drop_trees, run_hunt
-from bisectlab.summary import generated_recipe
+from bisectlab.campaign import _trees, drop_trees, run_hunt
+from bisectlab.perf import campaign_scenario, campaign_spec
 
 hunts, k, share = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 with tempfile.TemporaryDirectory() as folder:
-    scenario = Path(folder) / "k.toml"
-    scenario.write_text(generated_recipe(1000, 1, None, "rate", 0.5, 0.0))
-    good, bad = cached_history(str(scenario)).advertised[0]
-    lane = Lane("bayes", "bayes")
-    spec = CampaignSpec("split", str(scenario), good, bad, (lane,), hunts=hunts, rigs=1,
-                        adapters=None)
+    spec = campaign_spec(campaign_scenario(folder), hunts)
+    (lane,) = spec.lanes
     indices = range(share, hunts, k)
     tasks = [spec.task(lane, i) for i in indices]
     run_hunt(tasks[0])  # the first hunt's set-up (search space, lab) outside the clock...
