@@ -172,7 +172,7 @@ def run_bench(config: BenchConfig, workers: int = 1,
         return [results[i] for i in indices]
     chunk = max(1, min(16, config.hunts // (workers * 4)))
     chunks = [(config, indices[k:k + chunk]) for k in range(0, config.hunts, chunk)]
-    from bisectlab.campaign import die_with_parent
+    from bisectlab.pool import die_with_parent
 
     with ProcessPoolExecutor(workers, initializer=die_with_parent) as pool:
         futures = {pool.submit(_run_chunk, c): c[1] for c in chunks}

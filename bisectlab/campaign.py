@@ -5,24 +5,23 @@ long, how sure?") by running H hunts per strategy. Hunt i of every strategy has 
 strategies face the same boots (common random numbers) and a hunt's result does not depend on
 which worker ran it. Each finished hunt is written in one transaction, under the campaign's row:
 by the local worker process that ran it, or, from a Dask cluster or into an in-memory database,
-by this process. A hunt's slot (strategy, index) is claimed in the database before it runs, so
-several processes can share a campaign, and a re-run of the same command runs only the slots
-that are missing or were interrupted.
+by this process. A hunt's slot (strategy, index) is claimed in the database before it runs (by
+a local pool's workers themselves), so several processes can share a campaign, and a re-run of
+the same command runs only the slots that are missing or were interrupted. A local pool's
+workers pass each other hunts whose first results lead into the other's decision tree.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import signal
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache, partial
 from pathlib import Path
@@ -35,9 +34,11 @@ from bisectlab.history import History, load_history
 from bisectlab.interrupts import held
 from bisectlab.lab import Costs
 from bisectlab.lanes import Lane, current_slot, lane_from_dict
+from bisectlab.pool import Worker, WorkerPool, shared_counter
 from bisectlab.store import Store, StoreError, claimant, process_gone
 from bisectlab.strategies import Strategy
 from bisectlab.strategies.memo import DecisionTree
+from bisectlab.subtrees import SubtreeOwners, subtree_key
 
 FINISHED = ("found", "aborted", "inconclusive")
 MINUTES_PER_DAY = 24 * 60
@@ -184,15 +185,22 @@ def drop_trees(run: str) -> None:
             del _trees[lane]
 
 
-def run_hunt(task: HuntTask) -> dict[str, Any]:
-    """Simulate one hunt to its verdict: every test as the store logs it, the verdict, totals."""
+def run_hunt(task: HuntTask, watch: Callable[[list[dict[str, Any]]], None] | None = None
+             ) -> dict[str, Any]:
+    """Simulate one hunt to its verdict: every test as the store logs it, the verdict, totals.
+    ``watch`` sees the tests so far after each one (it may raise to end the hunt there)."""
     setup = task.setup()
     prepared = setup.prepare()
     h, lab = setup.history, prepared.runner
     tests: list[dict[str, Any]] = []
+
+    def logged(seq: int, result: Any) -> None:
+        tests.append(logged_test(h, seq, result))
+        if watch is not None:
+            watch(tests)
+
     strategy = decision_tree(replace(task, seed=0), prepared.strategy).walker()
-    verdict, totals = drive(strategy, lab,
-                            lambda seq, r: tests.append(logged_test(h, seq, r)))
+    verdict, totals = drive(strategy, lab, logged)
     serials = lab.box.serials
     if lab.box.count is None:  # a bottomless box: log the adapters that were used
         serials = list(dict.fromkeys(b["adapter_serial"] for t in tests for b in t["boots"]))
@@ -206,13 +214,6 @@ class Recorded:
     """A hunt that the process which ran it wrote to the store, and the seconds the write took."""
 
     db_seconds: float
-
-
-def run_and_record(task: HuntTask, hunt_id: int, url: str, claimed_by: str) -> Recorded:
-    """Simulate hunt ``hunt_id``, claimed by the campaign process ``claimed_by``, and write it
-    from this process (a local pool's worker: the campaign's process is left claiming slots,
-    and the cores simulate and write side by side, as one process does alone)."""
-    return _write(_worker_store(url), hunt_id, run_hunt(task), claimed_by)
 
 
 def _write(store: Store, hunt_id: int, outcome: dict[str, Any], claimed_by: str) -> Recorded:
@@ -231,53 +232,12 @@ def _worker_store(url: str) -> Store:
 
 
 def _submitter(executor: Executor, store: Store) -> Callable[[HuntTask, int], Future]:
-    """How a claimed hunt goes to the executor. Where it runs on this host, the process that
-    ran it writes it as soon as it is over: this one (one worker) or a local pool's worker,
-    which opens the same database. A Dask cluster's workers, or any worker when the database
-    lives in this process's memory, hand the hunt back to be written here."""
+    """How a claimed hunt goes to the executor: run and written at once in this process (one
+    worker), or sent to a Dask cluster, whose workers hand it back to be written here."""
     if isinstance(executor, InlineExecutor):
         return lambda task, hunt_id: executor.submit(
             lambda: _write(store, hunt_id, run_hunt(task), claimant()))
-    if isinstance(executor, ProcessPoolExecutor) and store.reachable_elsewhere:
-        return _to_pool(executor, store)
     return lambda task, _: executor.submit(run_hunt, task)
-
-
-def _to_pool(pool: ProcessPoolExecutor, store: Store) -> Callable[[HuntTask, int], Future]:
-    """Hunts for a local process pool's workers to run and write. A forking pool starts its
-    workers at its first task: the store's connections are closed just before, so that no
-    worker inherits one."""
-    started = False
-
-    def submit(task: HuntTask, hunt_id: int) -> Future:
-        nonlocal started
-        if not started:
-            store.before_fork()
-            started = True
-        return pool.submit(run_and_record, task, hunt_id, store.url, claimant())
-
-    return submit
-
-
-def _ignore_sigint() -> None:
-    """Workers leave Ctrl-C to the parent, which marks what they were doing as interrupted, and
-    die with it: a parent killed outright (kill -9) must not leave them simulating on."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    die_with_parent()
-
-
-def die_with_parent() -> None:
-    """Ask the kernel to kill this process when its parent dies (Linux; elsewhere nothing)."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() == 1:  # the parent died before the request: go now
-        os._exit(1)
 
 
 class InlineExecutor(Executor):
@@ -292,47 +252,13 @@ class InlineExecutor(Executor):
         return future
 
 
-class QuietProcessPool(ProcessPoolExecutor):
-    """A process pool that stays quiet once a killed worker has broken it: the campaign reports
-    the break in one line, and CPython's teardown of a broken or interrupted pool can race the
-    interpreter's exit hook or the queue feeder on a closed pipe (EBADF), printing a traceback
-    after it.
-    """
-
-    def __init__(self, workers: int):
-        super().__init__(workers, initializer=_ignore_sigint)
-        queue = getattr(self, "_call_queue", None)  # CPython's internals; absent, no change
-        if queue is not None:
-            loud = queue._on_queue_feeder_error
-
-            def on_feeder_error(exc: BaseException, obj: object) -> None:
-                if not (isinstance(exc, OSError) and (self._broken or self._shutdown_thread)):
-                    loud(exc, obj)
-
-            queue._on_queue_feeder_error = on_feeder_error
-        wakeup = getattr(self, "_executor_manager_thread_wakeup", None)
-        if wakeup is not None:  # the exit hook may wake a manager that has closed its pipe
-            send = wakeup.wakeup
-
-            def quiet_wakeup() -> None:
-                with contextlib.suppress(OSError):
-                    send()
-
-            wakeup.wakeup = quiet_wakeup
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """A broken pool is waited for (its workers are gone, so it is quick): its manager
-        thread has then closed the wakeup pipe that the exit hook would otherwise write to."""
-        super().shutdown(wait=wait or bool(getattr(self, "_broken", False)),
-                         cancel_futures=cancel_futures)
-
-
-def local_executor(workers: int) -> tuple[Executor, int]:
-    """An executor for ``workers`` local processes (0 = all cores) and how many tasks to queue."""
+def local_executor(workers: int) -> tuple[Executor | WorkerPool, int]:
+    """An executor for ``workers`` local processes (0 = all cores) and how many tasks to queue
+    (a pool's workers serve themselves: none)."""
     workers = workers or os.cpu_count() or 1
     if workers == 1:
         return InlineExecutor(), 1
-    return QuietProcessPool(workers), 4 * workers
+    return WorkerPool(workers), 0
 
 
 class DaskExecutor(Executor):
@@ -443,25 +369,18 @@ def run_campaign(spec: CampaignSpec, store: Store, executor: Executor | None = N
     todo, run.kept, run.held_elsewhere = plan(spec, store.campaign_hunts(campaign_id), store,
                                               reclaim)
     logged = _logged_fields(spec, h)
-    submit = _submitter(executor or InlineExecutor(), store)
     if on_hunt is not None:
         on_hunt(0, len(todo))
     pending: dict[Future, int] = {}
-    slots, claimed = deque(todo), deque[tuple[HuntTask, int]]()
-    fill = partial(_fill, spec, store, submit, pending, slots, claimed, queue, logged, run)
     try:
-        fill()
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            finished = [(pending[f], f.result()) for f in done]
+        for finished in (_pooled(executor, spec, store, todo, logged, run)
+                         if isinstance(executor, WorkerPool) else
+                         _submitted(executor or InlineExecutor(), queue, spec, store, todo,
+                                    logged, run, pending)):
             _record(store, finished, run)
-            for future in done:
-                del pending[future]
             run.ran += len(finished)
             if on_hunt is not None:
                 on_hunt(run.ran, len(todo))
-            if len(pending) <= queue // 2:
-                fill()
     except BaseException as exc:
         for future in pending:
             future.cancel()
@@ -475,6 +394,150 @@ def run_campaign(spec: CampaignSpec, store: Store, executor: Executor | None = N
         run.wall_seconds = time.perf_counter() - start
         drop_trees(run.token)
     return run
+
+
+def _submitted(executor: Executor, queue: int, spec: CampaignSpec, store: Store,
+               todo: list[tuple[Lane, int]], logged: dict[str, Any], run: CampaignRun,
+               pending: dict[Future, int]) -> Iterator[list[tuple[int, Any]]]:
+    """Hunts this process claims and hands to an executor, up to ``queue`` in flight (in
+    ``pending``): each batch that comes back, as hunt ids and outcomes (or Recorded)."""
+    submit = _submitter(executor, store)
+    slots, claimed = deque(todo), deque[tuple[HuntTask, int]]()
+    fill = partial(_fill, spec, store, submit, pending, slots, claimed, queue, logged, run)
+    fill()
+    while pending:
+        done, _ = wait(pending, return_when=FIRST_COMPLETED)
+        finished = [(pending[f], f.result()) for f in done]
+        for future in done:
+            del pending[future]
+        yield finished
+        if len(pending) <= queue // 2:
+            fill()
+
+
+def _pooled(pool: WorkerPool, spec: CampaignSpec, store: Store, todo: list[tuple[Lane, int]],
+            logged: dict[str, Any], run: CampaignRun) -> Iterator[list[tuple[int, Any]]]:
+    """Hunts a local pool's workers claim, run and write themselves (this process only
+    listens): each as it is written. Into a database in this process's memory, which no worker
+    can open, every slot is claimed here first and the hunts come back to be written here."""
+    shared = store.reachable_elsewhere
+    for lane in spec.lanes:  # set up once here (bad options fail here), inherited at the fork
+        lane_params(spec.task(lane, 0))
+    claimed: list[tuple[HuntTask, int]] = []
+    if not shared:
+        slots = deque(todo)
+        while got := _claim(spec, store, slots, len(slots), logged, run):
+            claimed.extend(got)
+    work = PoolWork(spec, todo if shared else [], claimed, logged, run.campaign_id, run.token,
+                    store.url if shared else None, claimant(), SubtreeOwners(pool.workers),
+                    shared_counter())
+    for message in pool.serve(partial(serve_hunts, work=work), before_start=store.before_fork):
+        if message[0] == "claimed":
+            _, ids, held_elsewhere, seconds = message
+            run.claimed.update(ids)
+            run.held_elsewhere += held_elsewhere
+            run.db_seconds += seconds
+        else:
+            _, hunt_id, result = message
+            yield [(hunt_id, result)]
+
+
+@dataclass(frozen=True)
+class PoolWork:
+    """What a local pool's workers share, inherited at the fork: the slots to claim (or the
+    hunts claimed for them), where they stand in them, where to write and who claims."""
+
+    spec: CampaignSpec
+    slots: list[tuple[Lane, int]]
+    claimed: list[tuple[HuntTask, int]]
+    logged: dict[str, Any]
+    campaign_id: int
+    token: str
+    url: str | None  # None: hunts go back to the listener to be written
+    claimed_by: str
+    owners: SubtreeOwners
+    taken: Any  # a shared counter: the slots (or claimed hunts) handed out so far
+
+
+class Passed(Exception):
+    """A hunt passed to the worker that owns the subtree its first results lead into."""
+
+
+ROUTE_DEPTH = 3  # the results that name a hunt's subtree (experiments/routing.py)
+
+
+def serve_hunts(worker: Worker, work: PoolWork) -> None:
+    """A pool worker's loop: hunts passed to it first, then those of the slots it claims, then,
+    with none left, hunts waiting for another worker; each run and written, or passed on at its
+    third result to the worker whose decision tree holds that subtree."""
+    mine: deque[tuple[HuntTask, int]] = deque()
+    while not worker.stopping:
+        if (passed := worker.take()) is not None:
+            _finish(worker, work, *passed)
+        elif mine or (mine := deque(_take_slots(worker, work))):
+            _finish(worker, work, *mine.popleft(), route=worker.workers > 1)
+        elif (waiting := worker.take(anyone=True)) is not None:
+            _finish(worker, work, *waiting)
+        elif worker.leave_if_idle():
+            return
+
+
+def _take_slots(worker: Worker, work: PoolWork) -> list[tuple[HuntTask, int]]:
+    """The next hunts for this worker: up to CLAIMS slots of one lane claimed in one
+    transaction, or the next of the hunts claimed for the workers; none when all are taken."""
+    with worker.claiming():
+        if worker.stopping:
+            return []
+        start = work.taken.value
+        if not work.slots:
+            work.taken.value = start + CLAIMS
+            return work.claimed[start:start + CLAIMS]
+        slots = deque(work.slots[start:start + CLAIMS])
+        batch = _one_lane(slots, CLAIMS)
+        work.taken.value = start + len(batch)
+        if not batch:
+            return []
+        tasks = [replace(work.spec.task(lane, index), run=work.token) for lane, index in batch]
+        claims = [{**work.logged, "campaign_id": work.campaign_id, "campaign_label": lane.slot,
+                   "campaign_index": index, "claimed_by": work.claimed_by,
+                   "strategy": lane.strategy, "params": lane_params(task), "seed": task.seed}
+                  for (lane, index), task in zip(batch, tasks, strict=True)]
+        t0 = time.perf_counter()
+        with held():
+            ids = _worker_store(work.url).claim_hunts(claims)
+        seconds = time.perf_counter() - t0
+    got = [(task, hunt_id) for task, hunt_id in zip(tasks, ids, strict=True) if hunt_id is not None]
+    worker.post(("claimed", [hunt_id for _, hunt_id in got], ids.count(None), seconds))
+    return got
+
+
+def _finish(worker: Worker, work: PoolWork, task: HuntTask, hunt_id: int,
+            route: bool = False) -> None:
+    """Run a hunt and write it (or post it back to be written), unless, with ``route``, its
+    first results lead into another worker's subtree and that worker takes it."""
+    watch = partial(_route, worker, work.owners, task, hunt_id) if route else None
+    try:
+        outcome = run_hunt(task, watch)
+    except Passed:
+        return
+    result = (outcome if work.url is None
+              else _write(_worker_store(work.url), hunt_id, outcome, work.claimed_by))
+    with _trees_lock:
+        work.owners.report(worker.me, sum(tree.worked_out for tree in _trees.values()))
+    worker.post(("done", hunt_id, result))
+
+
+def _route(worker: Worker, owners: SubtreeOwners, task: HuntTask, hunt_id: int,
+           tests: list[dict[str, Any]]) -> None:
+    """At a hunt's ROUTE_DEPTH-th result: Passed if another worker owns the subtree it leads
+    into and takes the hunt (from its start: the same hunt, boot for boot)."""
+    if len(tests) != ROUTE_DEPTH:
+        return
+    key = subtree_key(replace(task, seed=0), [(t["commit_sha"], len(t["boots"]), t["failed"],
+                                               t["skipped"]) for t in tests])
+    owner = owners.owner(key, worker.me)
+    if owner != worker.me and worker.pass_to(owner, (task, hunt_id)):
+        raise Passed
 
 
 def _record(store: Store, finished: list[tuple[int, Any]], run: CampaignRun) -> None:

@@ -12,9 +12,12 @@ from pathlib import Path
 import pytest
 
 from bisectlab.campaign import (
+    ROUTE_DEPTH,
     CampaignInterrupted,
     CampaignSpec,
     Lane,
+    Passed,
+    _route,
     cached_history,
     history_key,
     known_range,
@@ -22,7 +25,9 @@ from bisectlab.campaign import (
     run_campaign,
 )
 from bisectlab.history import load_history
+from bisectlab.pool import WorkerPool
 from bisectlab.store import Store
+from bisectlab.subtrees import SubtreeOwners
 
 SLOT_COLUMNS = ("campaign_label", "campaign_index", "seed", "status", "culprit_sha", "correct",
                 "confidence", "tests", "boots", "installs", "adapters", "lab_minutes")
@@ -95,19 +100,42 @@ def test_a_lane_with_no_finished_hunt_shows_no_accuracy_and_no_costs(run, small,
     git_row = next(line for line in text.splitlines() if line.split()[:1] == ["git"])
     assert git_row.split() == ["git", "0", *["-"] * 7]
 
-def test_same_results_whatever_the_workers(run, small, tmp_path):
-    args = ("--hunts", "4", "--strategy", "git", "--strategy", "bayes:boots-per-install=3")
+@pytest.mark.parametrize("workers", ["2", "3"])
+def test_same_results_whatever_the_workers(run, small, tmp_path, workers):
+    """Hunts passed between workers (by their first results' subtree) run again from their
+    start: the same hunts as one worker runs."""
+    args = ("--hunts", "6", "--strategy", "git", "--strategy", "bayes:boots-per-install=3")
     assert campaign(run, small, *args, "--workers", "1", db="one.sqlite").exit_code == 0
-    assert campaign(run, small, *args, "--workers", "2", db="two.sqlite").exit_code == 0
-    assert slots(tmp_path / "one.sqlite") == slots(tmp_path / "two.sqlite")
-    assert boots_by_slot(tmp_path / "one.sqlite") == boots_by_slot(tmp_path / "two.sqlite")
-    assert len(slots(tmp_path / "one.sqlite")) == 8
+    assert campaign(run, small, *args, "--workers", workers, db="more.sqlite").exit_code == 0
+    assert slots(tmp_path / "one.sqlite") == slots(tmp_path / "more.sqlite")
+    assert boots_by_slot(tmp_path / "one.sqlite") == boots_by_slot(tmp_path / "more.sqlite")
+    assert len(slots(tmp_path / "one.sqlite")) == 12
+
+
+def test_a_hunt_reaching_another_workers_subtree_is_passed_to_it(small):
+    """At its ROUTE_DEPTH-th result a hunt whose subtree belongs to another worker goes to that
+    worker's inbox, whole; one in its own worker's subtree, or before that result, goes on."""
+    spec = CampaignSpec("route", str(small), "v1.0", "v1.1", (Lane("bayes", "bayes"),),
+                        hunts=2, seed=1, rigs=1, adapters=30)
+    task = spec.task(spec.lanes[0], 0)
+    first, second = WorkerPool(2).open()
+    owners = SubtreeOwners(2)
+    owners.report(0, 10)  # the first subtree seen goes to the second worker, less loaded
+    tests = [{"commit_sha": f"c{i}", "boots": [{}], "failed": False, "skipped": False}
+             for i in range(ROUTE_DEPTH)]
+    _route(first, owners, task, 7, tests[:-1])  # too early to tell
+    with pytest.raises(Passed):
+        _route(first, owners, task, 7, tests)
+    assert second.take() == (task, 7)
+    _route(second, owners, task, 8, tests)  # its own subtree: goes on
+    assert first.take() is None and second.take() is None
 
 
 def test_pool_workers_write_their_own_hunts(small, tmp_path):
-    """A local pool's workers write the hunts they ran (the campaign's process only claims), the
-    same hunts as one process writes; into a database in this process's memory, which a worker
-    cannot open, the hunts come back to be written here."""
+    """A local pool's workers claim and write the hunts they ran (the campaign's process only
+    listens), the same hunts as one process writes; into a database in this process's memory,
+    which a worker cannot open, the slots are claimed here and the hunts come back to be
+    written here."""
     lanes = (Lane("bayes", "bayes", (("boots_per_install", 3),)),)
     spec = CampaignSpec("pool", str(small), "v1.0", "v1.1", lanes, hunts=5, seed=2, rigs=2,
                         adapters=30)

@@ -1,0 +1,237 @@
+"""A local pool of worker processes that serve themselves.
+
+Each worker runs a ``serve`` function of its own (a campaign's: claim slots, run hunts, write
+them) and posts short messages to the process that started the pool, which only listens: it
+claims nothing, hands nothing out and writes nothing, so the cores are the workers'. A worker
+may pass an item of work to another through that worker's inbox (a hunt that belongs in the
+other's decision tree); an idle worker takes what waits in any inbox. A worker that dies
+without saying goodbye breaks the pool: the listener raises BrokenProcessPool, after the
+messages the others had posted.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import signal
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.connection import wait
+from typing import Any
+
+_FORK = multiprocessing.get_context("fork")  # workers share the parent's loaded history
+BACKLOG = 8  # the most items that may wait in one worker's inbox: past it, work stays put
+JOIN_S = 10.0  # how long shutdown waits for a worker to finish its item before killing it
+_BYE = ("bye",)
+
+
+def shared_counter() -> Any:
+    """A whole number the workers share (inherited at the fork), 0 at first; ``.value``."""
+    return _FORK.RawValue("q", 0)
+
+
+class Inbox:
+    """Items for one worker: any process may put, any take (a pipe and its two locks)."""
+
+    def __init__(self) -> None:
+        self.reader, self._writer = _FORK.Pipe(duplex=False)
+        self._reading, self._writing = _FORK.Lock(), _FORK.Lock()
+
+    def put(self, item: Any) -> None:
+        data = pickle.dumps(item)
+        with self._writing:
+            self._writer.send_bytes(data)
+
+    def take(self) -> Any | None:
+        """The next item, or None if there is none now (never waits for one)."""
+        with self._reading:
+            if not self.reader.poll(0):
+                return None
+            data = self.reader.recv_bytes()
+        return pickle.loads(data)
+
+
+class Worker:
+    """A worker's side of the pool: post to the listener, pass work on, take work."""
+
+    def __init__(self, me: int, pool: WorkerPool):
+        self.me, self._pool = me, pool
+
+    @property
+    def workers(self) -> int:
+        return self._pool.workers
+
+    @property
+    def stopping(self) -> bool:
+        """Whether the listener has asked the workers to stop."""
+        return bool(self._pool._stop.value)
+
+    def post(self, message: tuple) -> None:
+        """Tell the listener something (a tuple whose first item says what)."""
+        self._pool._posts.put(message)
+
+    def pass_to(self, other: int, item: Any) -> bool:
+        """Put ``item`` in worker ``other``'s inbox, unless that worker has left or already
+        has BACKLOG items waiting: whether it was passed."""
+        pool = self._pool
+        with pool._lock:
+            if pool._left[other] or pool._waiting[other] >= BACKLOG:
+                return False
+            pool._waiting[other] += 1
+            pool._inboxes[other].put(item)
+        return True
+
+    def take(self, anyone: bool = False) -> Any | None:
+        """An item from this worker's inbox, or with ``anyone`` from any inbox (this one's
+        first); None if none waits."""
+        order = [self.me] + ([w for w in range(self.workers) if w != self.me] if anyone else [])
+        for w in order:
+            item = self._pool._inboxes[w].take()
+            if item is not None:
+                with self._pool._lock:
+                    self._pool._waiting[w] -= 1
+                return item
+        return None
+
+    def leave_if_idle(self) -> bool:
+        """Leave the pool if no inbox holds anything (nobody passes to a worker that left):
+        whether it left."""
+        pool = self._pool
+        with pool._lock:
+            if any(pool._waiting):
+                return False
+            pool._left[self.me] = 1
+            return True
+
+    def claiming(self) -> Any:
+        """A lock under which a worker claims work, and the listener stops the pool: no claim
+        starts after the stop is asked for."""
+        return self._pool._claims
+
+
+class WorkerPool:
+    """``workers`` forked processes, each running ``serve(worker)`` until it returns."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self._procs: list[multiprocessing.process.BaseProcess] = []
+        self._opened = False
+
+    def open(self) -> list[Worker]:
+        """Fresh inboxes, locks and counters for a run of the pool (the workers inherit them at
+        the fork); the workers' handles."""
+        self._posts, self._lock, self._claims = Inbox(), _FORK.Lock(), _FORK.Lock()
+        self._inboxes = [Inbox() for _ in range(self.workers)]
+        self._waiting = _FORK.RawArray("q", self.workers)
+        self._left = _FORK.RawArray("b", self.workers)
+        self._stop = _FORK.RawValue("b", 0)
+        self._opened = True
+        return [Worker(w, self) for w in range(self.workers)]
+
+    def serve(self, serve: Callable[[Worker], None],
+              before_start: Callable[[], None] | None = None) -> Iterator[tuple]:
+        """Start the workers on ``serve`` and yield what they post until every one has
+        returned; BrokenProcessPool if one dies first, or an exception a worker raised.
+        Closing the iterator early (the listener stopped) asks the workers to stop."""
+        if before_start is not None:
+            before_start()
+        self._procs = [_FORK.Process(target=_run, args=(serve, worker), daemon=True)
+                       for worker in self.open()]
+        for proc in self._procs:
+            proc.start()
+        try:
+            yield from self._listen()
+        finally:
+            self.stop()
+
+    def _listen(self) -> Iterator[tuple]:
+        gone: set[int] = set()
+        sentinels = {proc.sentinel: w for w, proc in enumerate(self._procs)}
+        while len(gone) < self.workers:
+            ready = wait([self._posts.reader, *[s for s, w in sentinels.items() if w not in gone]])
+            while (message := self._posts.take()) is not None:
+                if message[0] == "bye":
+                    gone.add(message[1])
+                elif message[0] == "failed":
+                    raise message[1]
+                else:
+                    yield message
+            for s in ready:
+                w = sentinels.get(s)
+                if w is not None and w not in gone and self._procs[w].exitcode is not None:
+                    if self._posts.reader.poll(0):
+                        break  # its last words first
+                    raise BrokenProcessPool(f"worker {w + 1} {_death(self._procs[w].exitcode)}")
+
+    def stop(self) -> None:
+        """Ask the workers to stop after their current item (a claim under way first ends)."""
+        if not self._opened:
+            return
+        got = self._claims.acquire(timeout=2.0)  # a worker killed holding it must not hang us
+        self._stop.value = 1
+        if got:
+            self._claims.release()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop the workers; with ``wait``, wait for each to finish its item (JOIN_S at most,
+        then kill it), reading what they still post so that none waits on a full pipe. The
+        signature is an Executor's: callers shut any executor down alike."""
+        self.stop()
+        deadline = time.monotonic() + JOIN_S
+        while wait and any(proc.exitcode is None for proc in self._procs):
+            while self._posts.take() is not None:
+                pass
+            if time.monotonic() > deadline:
+                for proc in self._procs:
+                    proc.kill()
+            for proc in self._procs:
+                proc.join(0.01)
+        self._procs = []
+
+
+def _run(serve: Callable[[Worker], None], worker: Worker) -> None:
+    """A worker's life: Ctrl-C left to the listener, dying with it; ``serve``, then goodbye,
+    or the exception that ended it."""
+    ignore_sigint()
+    try:
+        serve(worker)
+    except BaseException as exc:  # the listener decides what it means
+        worker.post(("failed", _portable(exc)))
+        raise SystemExit(1) from None
+    worker.post(("bye", worker.me))
+
+
+def ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the parent, which marks what they were doing as interrupted, and
+    die with it: a parent killed outright (kill -9) must not leave them simulating on."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent()
+
+
+def die_with_parent() -> None:
+    """Ask the kernel to kill this process when its parent dies (Linux; elsewhere nothing)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before the request: go now
+        os._exit(1)
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """The exception, if it survives pickling both ways; else a RuntimeError with its line."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+
+
+def _death(exitcode: int) -> str:
+    return f"killed by signal {-exitcode}" if exitcode < 0 else f"exited with status {exitcode}"

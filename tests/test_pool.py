@@ -1,0 +1,147 @@
+"""The local pool whose workers serve themselves, and its routing policy: messages reach the
+listener, work passes between workers within a backlog, a failing or killed worker breaks the
+pool in one line, a stop is heard, and subtrees go to the least loaded worker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from concurrent.futures.process import BrokenProcessPool
+
+import pytest
+
+from bisectlab.pool import BACKLOG, Worker, WorkerPool
+from bisectlab.subtrees import SubtreeOwners, subtree_key
+
+
+def count_to_three(worker: Worker) -> None:
+    for i in range(3):
+        worker.post(("n", worker.me, i))
+
+
+def test_every_worker_posts_and_the_listener_hears_all():
+    heard = list(WorkerPool(3).serve(count_to_three))
+    assert sorted(heard) == [("n", w, i) for w in range(3) for i in range(3)]
+    for w in range(3):  # one worker's messages arrive in its order
+        assert [m[2] for m in heard if m[1] == w] == [0, 1, 2]
+
+
+def test_work_passes_to_another_worker_within_its_backlog():
+    first, second = WorkerPool(2).open()
+    assert [first.pass_to(1, ("item", i)) for i in range(BACKLOG + 1)] == [True] * BACKLOG + [False]
+    assert first.take() is None and not first.leave_if_idle()  # something waits: it stays
+    assert second.take() == ("item", 0)
+    assert first.pass_to(1, ("item", BACKLOG))  # room again
+    assert [second.take()[1] for _ in range(BACKLOG)] == list(range(1, BACKLOG + 1))
+    assert second.take() is None
+
+
+def test_an_idle_worker_takes_what_waits_for_another_and_leaves_when_nothing_does():
+    first, second = WorkerPool(2).open()
+    first.pass_to(1, "for the second")
+    assert first.take() is None and first.take(anyone=True) == "for the second"
+    assert first.leave_if_idle()
+    assert not second.pass_to(0, "for the first")  # it left: nothing is passed to it
+    assert second.take(anyone=True) is None and second.leave_if_idle()
+
+
+def test_a_stop_is_heard_by_every_worker():
+    pool = WorkerPool(2)
+    workers = pool.open()
+    assert not any(w.stopping for w in workers)
+    pool.stop()
+    assert all(w.stopping for w in workers)
+
+
+def fail_in_one(worker: Worker) -> None:
+    if worker.me == 1:
+        raise ValueError("a bad hunt")
+
+
+def test_a_failing_worker_raises_its_exception_in_the_listener():
+    with pytest.raises(ValueError, match="^a bad hunt$"):
+        list(WorkerPool(2).serve(fail_in_one))
+
+
+class Unpicklable(Exception):
+    def __reduce__(self):
+        raise TypeError("no pickling")
+
+
+def fail_unpicklably(worker: Worker) -> None:
+    raise Unpicklable("lost in transit")
+
+
+def test_an_exception_that_does_not_pickle_arrives_as_its_line():
+    with pytest.raises(RuntimeError, match="^Unpicklable: lost in transit$"):
+        list(WorkerPool(1).serve(fail_unpicklably))
+
+
+def die_in_one(worker: Worker) -> None:
+    worker.post(("alive", worker.me))
+    if worker.me == 0:
+        os.kill(os.getpid(), signal.SIGKILL)
+    while not worker.stopping:
+        time.sleep(0.001)
+
+
+def test_a_killed_worker_breaks_the_pool_after_its_last_words():
+    pool, heard = WorkerPool(2), []
+    with pytest.raises(BrokenProcessPool, match="^worker 1 killed by signal 9$"):
+        for message in pool.serve(die_in_one):
+            heard.append(message)
+    pool.shutdown()
+    assert ("alive", 0) in heard
+
+
+def wait_for_the_stop(worker: Worker) -> None:
+    worker.post(("started", worker.me))
+    while not worker.stopping:
+        time.sleep(0.001)
+    worker.post(("stopped", worker.me))
+
+
+def test_closing_the_listener_stops_the_workers():
+    pool = WorkerPool(2)
+    messages = pool.serve(wait_for_the_stop)
+    assert next(messages)[0] == "started"
+    messages.close()
+    procs = list(pool._procs)
+    pool.shutdown()
+    assert [proc.exitcode for proc in procs] == [0, 0]
+
+
+def test_a_new_subtree_goes_to_the_least_loaded_worker_and_stays_there():
+    owners = SubtreeOwners(3)
+    owners.report(0, 50)
+    owners.report(1, 10)
+    owners.report(2, 30)
+    first = subtree_key("lane", ("a", 1, True, False))
+    assert owners.owner(first, me=0) == 1
+    owners.report(1, 100)
+    assert owners.owner(first, me=2) == 1  # its owner, however loaded since
+    assert owners.owner(subtree_key("lane", ("b", 1, False, False)), me=0) == 2
+
+
+def test_among_equally_loaded_workers_the_asker_keeps_a_new_subtree():
+    owners = SubtreeOwners(2)
+    assert owners.owner(subtree_key("x"), me=1) == 1
+    assert owners.owner(subtree_key("y"), me=0) == 0
+
+
+def test_a_full_table_leaves_new_subtrees_where_they_are():
+    owners = SubtreeOwners(2, slots=2)
+    owners.report(0, 5)
+    assert owners.owner(subtree_key("x"), me=0) == 1
+    assert owners.owner(subtree_key("y"), me=0) == 1
+    assert owners.owner(subtree_key("z"), me=0) == 0  # no room: stays with the asker
+    assert owners.owner(subtree_key("x"), me=0) == 1  # the ones held still answer
+
+
+def test_subtree_keys_are_stable_and_never_the_free_mark():
+    assert subtree_key("lane", [("abc", 2, True, False)]) == subtree_key(
+        "lane", [("abc", 2, True, False)])
+    assert subtree_key("lane", [("abc", 2, True, False)]) != subtree_key(
+        "lane", [("abc", 2, False, False)])
+    assert all(subtree_key(i) != 0 for i in range(1000))
