@@ -13,6 +13,7 @@ workers pass each other hunts whose first results lead into the other's decision
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -38,7 +39,7 @@ from bisectlab.pool import Worker, WorkerPool, shared_counter
 from bisectlab.store import Store, StoreError, claimant, process_gone
 from bisectlab.strategies import Strategy
 from bisectlab.strategies.memo import DecisionTree
-from bisectlab.subtrees import SubtreeOwners, subtree_key
+from bisectlab.subtrees import LEFT, SubtreeOwners, subtree_key
 
 FINISHED = ("found", "aborted", "inconclusive")
 MINUTES_PER_DAY = 24 * 60
@@ -372,16 +373,18 @@ def run_campaign(spec: CampaignSpec, store: Store, executor: Executor | None = N
     if on_hunt is not None:
         on_hunt(0, len(todo))
     pending: dict[Future, int] = {}
+    batches = (_pooled(executor, spec, store, todo, logged, run)
+               if isinstance(executor, WorkerPool) else
+               _submitted(executor or InlineExecutor(), queue, spec, store, todo, logged, run,
+                          pending))
     try:
-        for finished in (_pooled(executor, spec, store, todo, logged, run)
-                         if isinstance(executor, WorkerPool) else
-                         _submitted(executor or InlineExecutor(), queue, spec, store, todo,
-                                    logged, run, pending)):
+        for finished in batches:
             _record(store, finished, run)
             run.ran += len(finished)
             if on_hunt is not None:
                 on_hunt(run.ran, len(todo))
     except BaseException as exc:
+        batches.close()  # a pool's workers told to stop: no claim after the marking below
         for future in pending:
             future.cancel()
         marked = store.interrupt_claims(campaign_id, claimant())
@@ -476,39 +479,46 @@ def serve_hunts(worker: Worker, work: PoolWork) -> None:
             _finish(worker, work, *passed)
         elif mine or (mine := deque(_take_slots(worker, work))):
             _finish(worker, work, *mine.popleft(), route=worker.workers > 1)
+        elif worker.stopping:
+            return
         elif (waiting := worker.take(anyone=True)) is not None:
             _finish(worker, work, *waiting)
         elif worker.leave_if_idle():
+            work.owners.report(worker.me, LEFT)  # no new subtree goes to it
             return
 
 
 def _take_slots(worker: Worker, work: PoolWork) -> list[tuple[HuntTask, int]]:
     """The next hunts for this worker: up to CLAIMS slots of one lane claimed in one
-    transaction, or the next of the hunts claimed for the workers; none when all are taken."""
+    transaction (the next ones if another process holds all of those), or the next of the hunts
+    claimed for the workers; none when every one is taken."""
     with worker.claiming():
         if worker.stopping:
             return []
-        start = work.taken.value
         if not work.slots:
+            start = work.taken.value
             work.taken.value = start + CLAIMS
             return work.claimed[start:start + CLAIMS]
-        slots = deque(work.slots[start:start + CLAIMS])
-        batch = _one_lane(slots, CLAIMS)
-        work.taken.value = start + len(batch)
-        if not batch:
-            return []
-        tasks = [replace(work.spec.task(lane, index), run=work.token) for lane, index in batch]
-        claims = [{**work.logged, "campaign_id": work.campaign_id, "campaign_label": lane.slot,
-                   "campaign_index": index, "claimed_by": work.claimed_by,
-                   "strategy": lane.strategy, "params": lane_params(task), "seed": task.seed}
-                  for (lane, index), task in zip(batch, tasks, strict=True)]
-        t0 = time.perf_counter()
-        with held():
-            ids = _worker_store(work.url).claim_hunts(claims)
-        seconds = time.perf_counter() - t0
-    got = [(task, hunt_id) for task, hunt_id in zip(tasks, ids, strict=True) if hunt_id is not None]
-    worker.post(("claimed", [hunt_id for _, hunt_id in got], ids.count(None), seconds))
-    return got
+        got, held_elsewhere, seconds = [], 0, 0.0
+        while not got and (batch := _next_slots(work)):
+            got, held_now, took = _claim_batch(work.spec, _worker_store(work.url), batch,
+                                               work.logged, work.campaign_id, work.token,
+                                               work.claimed_by, worker.writing())
+            held_elsewhere, seconds = held_elsewhere + held_now, seconds + took
+        if got and worker.stopping:  # a stop that could not wait for this claim to end
+            with worker.writing():
+                _worker_store(work.url).interrupt_claims(work.campaign_id, work.claimed_by)
+    worker.post(("claimed", [hunt_id for _, hunt_id in got], held_elsewhere, seconds))
+    return [] if worker.stopping else got
+
+
+def _next_slots(work: PoolWork) -> list[tuple[Lane, int]]:
+    """The next slots to claim, up to CLAIMS of one lane, taken from the workers' shared list
+    (under the claims lock)."""
+    start = work.taken.value
+    batch = _one_lane(deque(work.slots[start:start + CLAIMS]), CLAIMS)
+    work.taken.value = start + len(batch)
+    return batch
 
 
 def _finish(worker: Worker, work: PoolWork, task: HuntTask, hunt_id: int,
@@ -520,8 +530,11 @@ def _finish(worker: Worker, work: PoolWork, task: HuntTask, hunt_id: int,
         outcome = run_hunt(task, watch)
     except Passed:
         return
-    result = (outcome if work.url is None
-              else _write(_worker_store(work.url), hunt_id, outcome, work.claimed_by))
+    if work.url is None:
+        result: Any = outcome
+    else:
+        with worker.writing():
+            result = _write(_worker_store(work.url), hunt_id, outcome, work.claimed_by)
     with _trees_lock:
         work.owners.report(worker.me, sum(tree.worked_out for tree in _trees.values()))
     worker.post(("done", hunt_id, result))
@@ -605,22 +618,32 @@ def _claim(spec: CampaignSpec, store: Store, slots: deque[tuple[Lane, int]], mos
     """Claim up to ``most`` slots of one lane in one transaction (the next lane's if every one
     is another process's): their tasks and hunt ids; none when no slot is left."""
     while batch := _one_lane(slots, most):
-        tasks = [replace(spec.task(lane, index), run=run.token) for lane, index in batch]
-        claims = [{**logged, "campaign_id": run.campaign_id, "campaign_label": lane.slot,
-                   "campaign_index": index, "claimed_by": claimant(), "strategy": lane.strategy,
-                   "params": lane_params(task), "seed": task.seed}
-                  for (lane, index), task in zip(batch, tasks, strict=True)]
-        t0 = time.perf_counter()
-        with held():
-            ids = store.claim_hunts(claims)
-        run.db_seconds += time.perf_counter() - t0
-        run.held_elsewhere += ids.count(None)
-        got = [(task, hunt_id) for task, hunt_id in zip(tasks, ids, strict=True)
-               if hunt_id is not None]
+        got, held_elsewhere, seconds = _claim_batch(spec, store, batch, logged, run.campaign_id,
+                                                    run.token, claimant())
+        run.db_seconds += seconds
+        run.held_elsewhere += held_elsewhere
         run.claimed.update(hunt_id for _, hunt_id in got)
         if got:
             return got
     return []
+
+
+def _claim_batch(spec: CampaignSpec, store: Store, batch: list[tuple[Lane, int]],
+                 logged: dict[str, Any], campaign_id: int, token: str, claimed_by: str,
+                 lock: Any = None) -> tuple[list[tuple[HuntTask, int]], int, float]:
+    """Claim these slots in one transaction (under ``lock``, if any): the tasks and hunt ids
+    of those claimed, how many another process holds, and the seconds it took."""
+    tasks = [replace(spec.task(lane, index), run=token) for lane, index in batch]
+    claims = [{**logged, "campaign_id": campaign_id, "campaign_label": lane.slot,
+               "campaign_index": index, "claimed_by": claimed_by, "strategy": lane.strategy,
+               "params": lane_params(task), "seed": task.seed}
+              for (lane, index), task in zip(batch, tasks, strict=True)]
+    t0 = time.perf_counter()
+    with held(), lock or contextlib.nullcontext():
+        ids = store.claim_hunts(claims)
+    got = [(task, hunt_id) for task, hunt_id in zip(tasks, ids, strict=True)
+           if hunt_id is not None]
+    return got, ids.count(None), time.perf_counter() - t0
 
 
 def _one_lane(slots: deque[tuple[Lane, int]], most: int) -> list[tuple[Lane, int]]:

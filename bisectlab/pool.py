@@ -6,11 +6,14 @@ claims nothing, hands nothing out and writes nothing, so the cores are the worke
 may pass an item of work to another through that worker's inbox (a hunt that belongs in the
 other's decision tree); an idle worker takes what waits in any inbox. A worker that dies
 without saying goodbye breaks the pool: the listener raises BrokenProcessPool, after the
-messages the others had posted.
+messages the others had posted. Each worker posts through a pipe of its own, whose write end
+only it holds, so that a worker killed halfway through a message leaves an end of file, not a
+listener waiting for the rest.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import pickle
@@ -24,7 +27,6 @@ from typing import Any
 _FORK = multiprocessing.get_context("fork")  # workers share the parent's loaded history
 BACKLOG = 8  # the most items that may wait in one worker's inbox: past it, work stays put
 JOIN_S = 10.0  # how long shutdown waits for a worker to finish its item before killing it
-_BYE = ("bye",)
 
 
 def shared_counter() -> Any:
@@ -70,7 +72,14 @@ class Worker:
 
     def post(self, message: tuple) -> None:
         """Tell the listener something (a tuple whose first item says what)."""
-        self._pool._posts.put(message)
+        self._pool._posts[self.me][1].send_bytes(pickle.dumps(message))
+
+    def _own_ends_only(self) -> None:
+        """Close, in this worker, the ends of the listener's pipes that are not its to use."""
+        for w, (reader, writer) in enumerate(self._pool._posts):
+            reader.close()
+            if w != self.me:
+                writer.close()
 
     def pass_to(self, other: int, item: Any) -> bool:
         """Put ``item`` in worker ``other``'s inbox, unless that worker has left or already
@@ -105,6 +114,12 @@ class Worker:
             pool._left[self.me] = 1
             return True
 
+    def writing(self) -> Any:
+        """A lock the workers write to their database under, one at a time as SQLite takes
+        them: a worker waiting for it wakes as soon as it is free, where SQLite's busy handler
+        sleeps 1, 2, 5 ms and more before it tries again."""
+        return self._pool._writes
+
     def claiming(self) -> Any:
         """A lock under which a worker claims work, and the listener stops the pool: no claim
         starts after the stop is asked for."""
@@ -122,7 +137,9 @@ class WorkerPool:
     def open(self) -> list[Worker]:
         """Fresh inboxes, locks and counters for a run of the pool (the workers inherit them at
         the fork); the workers' handles."""
-        self._posts, self._lock, self._claims = Inbox(), _FORK.Lock(), _FORK.Lock()
+        self._posts = [_FORK.Pipe(duplex=False) for _ in range(self.workers)]
+        self._lock, self._claims, self._writes = _FORK.Lock(), _FORK.Lock(), _FORK.Lock()
+        self._stopped = False
         self._inboxes = [Inbox() for _ in range(self.workers)]
         self._waiting = _FORK.RawArray("q", self.workers)
         self._left = _FORK.RawArray("b", self.workers)
@@ -141,34 +158,45 @@ class WorkerPool:
                        for worker in self.open()]
         for proc in self._procs:
             proc.start()
+        for _, writer in self._posts:
+            writer.close()
         try:
             yield from self._listen()
         finally:
             self.stop()
 
     def _listen(self) -> Iterator[tuple]:
-        gone: set[int] = set()
-        sentinels = {proc.sentinel: w for w, proc in enumerate(self._procs)}
-        while len(gone) < self.workers:
-            ready = wait([self._posts.reader, *[s for s, w in sentinels.items() if w not in gone]])
-            while (message := self._posts.take()) is not None:
+        readers = {reader: w for w, (reader, _) in enumerate(self._posts)}
+        while readers:
+            for reader in wait(list(readers)):
+                w = readers[reader]
+                try:
+                    message = pickle.loads(reader.recv_bytes())
+                except (EOFError, OSError):  # it is gone without a goodbye
+                    self._procs[w].join()
+                    raise BrokenProcessPool(
+                        f"worker {w + 1} {_death(self._procs[w].exitcode)}") from None
                 if message[0] == "bye":
-                    gone.add(message[1])
+                    del readers[reader]
                 elif message[0] == "failed":
                     raise message[1]
                 else:
                     yield message
-            for s in ready:
-                w = sentinels.get(s)
-                if w is not None and w not in gone and self._procs[w].exitcode is not None:
-                    if self._posts.reader.poll(0):
-                        break  # its last words first
-                    raise BrokenProcessPool(f"worker {w + 1} {_death(self._procs[w].exitcode)}")
+
+    def _drain(self) -> None:
+        """Read and drop what the workers still post (none must wait on a full pipe)."""
+        for reader, _ in self._posts:
+            try:
+                while not reader.closed and reader.poll(0):
+                    reader.recv_bytes()
+            except (EOFError, OSError):
+                reader.close()
 
     def stop(self) -> None:
         """Ask the workers to stop after their current item (a claim under way first ends)."""
-        if not self._opened:
+        if not self._opened or self._stopped:
             return
+        self._stopped = True
         got = self._claims.acquire(timeout=2.0)  # a worker killed holding it must not hang us
         self._stop.value = 1
         if got:
@@ -181,13 +209,15 @@ class WorkerPool:
         self.stop()
         deadline = time.monotonic() + JOIN_S
         while wait and any(proc.exitcode is None for proc in self._procs):
-            while self._posts.take() is not None:
-                pass
+            self._drain()
             if time.monotonic() > deadline:
                 for proc in self._procs:
                     proc.kill()
             for proc in self._procs:
                 proc.join(0.01)
+        if wait:
+            for reader, _ in self._posts if self._opened else []:
+                reader.close()
         self._procs = []
 
 
@@ -195,12 +225,15 @@ def _run(serve: Callable[[Worker], None], worker: Worker) -> None:
     """A worker's life: Ctrl-C left to the listener, dying with it; ``serve``, then goodbye,
     or the exception that ended it."""
     ignore_sigint()
+    worker._own_ends_only()
     try:
         serve(worker)
     except BaseException as exc:  # the listener decides what it means
-        worker.post(("failed", _portable(exc)))
+        with contextlib.suppress(OSError):  # a listener gone has stopped listening
+            worker.post(("failed", _portable(exc)))
         raise SystemExit(1) from None
-    worker.post(("bye", worker.me))
+    with contextlib.suppress(OSError):
+        worker.post(("bye", worker.me))
 
 
 def ignore_sigint() -> None:

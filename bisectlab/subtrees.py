@@ -14,6 +14,7 @@ import multiprocessing
 
 _FORK = multiprocessing.get_context("fork")
 SLOTS = 4096  # subtrees the table holds; a hunt reaching a new one past that stays put
+LEFT = 2**62  # the load of a worker that has left the pool: never the least loaded
 
 
 def subtree_key(*parts: object) -> int:

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import sqlite3
+import time
 from concurrent.futures import Executor, Future
 from pathlib import Path
 
@@ -166,6 +167,62 @@ def test_pool_workers_write_their_own_hunts(small, tmp_path):
     with sqlite3.connect(tmp_path / "one.sqlite") as con:
         assert in_memory == con.execute("SELECT campaign_index, culprit_sha, tests, boots FROM "
                                         "hunts ORDER BY campaign_index").fetchall()
+
+
+def test_pool_workers_claim_past_slots_another_process_holds(small, tmp_path, monkeypatch):
+    """Slots another process claimed since this one planned (here the first eight, as the
+    database answers) are skipped, not taken for the end of the campaign: the workers claim
+    on and run the rest."""
+    real = Store.claim_hunts
+
+    def taken_elsewhere(self, claims):
+        mine = [c for c in claims if c["campaign_index"] >= 8]
+        ids = iter(real(self, mine) if mine else [])
+        return [next(ids) if c["campaign_index"] >= 8 else None for c in claims]
+
+    monkeypatch.setattr(Store, "claim_hunts", taken_elsewhere)  # the forked workers' too
+    spec = CampaignSpec("held", str(small), "v1.0", "v1.1", (Lane("bayes", "bayes"),),
+                        hunts=12, seed=6, rigs=2, adapters=30)
+    with Store(f"sqlite:///{tmp_path / 'held.sqlite'}") as store:
+        pool, _ = local_executor(2)
+        try:
+            ran = run_campaign(spec, store, pool)
+        finally:
+            pool.shutdown()
+        assert (ran.ran, ran.held_elsewhere) == (4, 8)
+        assert sorted(h["campaign_index"] for h in store.hunts() if h["status"] == "found") == [
+            8, 9, 10, 11]
+
+
+def test_a_claim_that_outlasts_the_stop_is_marked_interrupted_too(small, tmp_path, monkeypatch):
+    """A stop waits two seconds for a claim under way (a database busy with another process);
+    a claim that ends later, after the campaign marked its hunts, is marked by the worker that
+    made it: no hunt is left running."""
+    import bisectlab.campaign as campaign_module
+
+    real = campaign_module._next_slots
+
+    def slow(work):
+        batch = real(work)
+        if any(index >= 4 for _, index in batch):
+            time.sleep(3)
+        return batch
+
+    monkeypatch.setattr(campaign_module, "_next_slots", slow)  # the forked workers' too
+    spec = CampaignSpec("slow", str(small), "v1.0", "v1.1", (Lane("bayes", "bayes"),),
+                        hunts=12, seed=7, rigs=2, adapters=30)
+
+    def stop_at_the_first(done: int, total: int) -> None:
+        if done >= 1:
+            raise KeyboardInterrupt
+
+    with Store(f"sqlite:///{tmp_path / 'slow.sqlite'}") as store:
+        pool, _ = local_executor(2)
+        with pytest.raises(CampaignInterrupted):
+            run_campaign(spec, store, pool, on_hunt=stop_at_the_first)
+        pool.shutdown()
+        statuses = [h["status"] for h in store.hunts()]
+    assert "running" not in statuses and statuses.count("interrupted") >= 4
 
 
 def test_pool_workers_write_to_postgresql_as_one_process_does(small, tmp_path,

@@ -12,7 +12,7 @@ from concurrent.futures.process import BrokenProcessPool
 import pytest
 
 from bisectlab.pool import BACKLOG, Worker, WorkerPool
-from bisectlab.subtrees import SubtreeOwners, subtree_key
+from bisectlab.subtrees import LEFT, SubtreeOwners, subtree_key
 
 
 def count_to_three(worker: Worker) -> None:
@@ -130,6 +130,13 @@ def test_among_equally_loaded_workers_the_asker_keeps_a_new_subtree():
     assert owners.owner(subtree_key("y"), me=0) == 0
 
 
+def test_a_worker_that_left_gets_no_new_subtree():
+    owners = SubtreeOwners(2)
+    owners.report(0, 500)
+    owners.report(1, LEFT)
+    assert owners.owner(subtree_key("new"), me=1) == 0
+
+
 def test_a_full_table_leaves_new_subtrees_where_they_are():
     owners = SubtreeOwners(2, slots=2)
     owners.report(0, 5)
@@ -145,3 +152,27 @@ def test_subtree_keys_are_stable_and_never_the_free_mark():
     assert subtree_key("lane", [("abc", 2, True, False)]) != subtree_key(
         "lane", [("abc", 2, False, False)])
     assert all(subtree_key(i) != 0 for i in range(1000))
+
+
+def die_halfway_through_a_message(worker: Worker) -> None:
+    """A message's frame (its length, then a tenth of its bytes), then death."""
+    import struct
+
+    os.write(worker._pool._posts[worker.me][1].fileno(), struct.pack("!i", 1000) + b"x" * 100)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_worker_killed_halfway_through_a_message_breaks_the_pool_without_a_hang():
+    def hung(*_):
+        raise AssertionError("the listener waited for the rest of a dead worker's message")
+
+    before = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(20)
+    try:
+        pool = WorkerPool(2)
+        with pytest.raises(BrokenProcessPool, match="^worker 1 killed by signal 9$"):
+            list(pool.serve(lambda w: die_halfway_through_a_message(w) if w.me == 0 else None))
+        pool.shutdown()
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, before)
