@@ -535,9 +535,14 @@ def _finish(worker: Worker, work: PoolWork, task: HuntTask, hunt_id: int,
     else:
         with worker.writing():
             result = _write(_worker_store(work.url), hunt_id, outcome, work.claimed_by)
+    _tests_run[0] += len(outcome["tests"])
     with _trees_lock:
-        work.owners.report(worker.me, sum(tree.worked_out for tree in _trees.values()))
+        worked_out = sum(tree.worked_out for tree in _trees.values())
+    work.owners.report(worker.me, worked_out + _tests_run[0])
     worker.post(("done", hunt_id, result))
+
+
+_tests_run = [0]  # this worker's: with its choices worked out, the load that routing balances
 
 
 def _route(worker: Worker, owners: SubtreeOwners, task: HuntTask, hunt_id: int,

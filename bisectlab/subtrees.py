@@ -3,8 +3,9 @@
 A worker keeps the decision tree of the hunts it ran (bisectlab.strategies.memo), so workers
 dealt hunts in turn each work out the choices that hunts on both of them reach. Hunts whose
 first results agree share the tree below them, so each such subtree is given, at the first hunt
-to reach it, to the worker whose tree holds the fewest worked-out choices, and every later hunt
-that reaches it goes there. The table lives in memory shared by the forked workers.
+to reach it, to the least loaded worker (the choices its tree worked out plus the tests it ran:
+balanced on choices alone, one worker came to own most of the hunts), and every later hunt that
+reaches it goes there. The table lives in memory shared by the forked workers.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ def subtree_key(*parts: object) -> int:
 
 
 class SubtreeOwners:
-    """The owner of each subtree seen so far, and each worker's load (choices worked out)."""
+    """The owner of each subtree seen so far, and each worker's load (choices worked out and
+    tests run)."""
 
     def __init__(self, workers: int, slots: int = SLOTS):
         self._keys = _FORK.RawArray("q", slots)  # 0: free
@@ -49,5 +51,5 @@ class SubtreeOwners:
         return me
 
     def report(self, worker: int, load: int) -> None:
-        """Worker ``worker``'s tree now holds ``load`` worked-out choices."""
+        """Worker ``worker``'s load is now ``load``."""
         self._loads[worker] = load

@@ -1,14 +1,15 @@
 """Campaign throughput of an older commit's code against this checkout's, side by side.
 
-    python experiments/campaign_ab.py [REV] [--hunts 150] [--rounds 3] [--workers 1]
+    python experiments/campaign_ab.py [REV ...] [--hunts 150] [--rounds 3] [--workers 1]
 
 A bayes campaign (N = 1000, p = 0.5, one rig, a bottomless box, one worker or --workers local
 worker processes, a fresh SQLite file: `bisectlab perf --campaign`'s) runs in a fresh process on
-REV's bisectlab (extracted with git archive) and on this one, alternately; each line gives hunts
-per second, hunts per CPU second (the pool's workers' included) and the database's milliseconds
-per hunt, medians over rounds; then whether both sides ran the same hunts, test for test (a
-digest of every test and verdict), and how many tests followed results another hunt had already
-seen (what a shared decision tree can answer).
+each REV's bisectlab (extracted with git archive) and on this one, in turn, every other round in
+the reverse order; each line gives hunts per second, hunts per CPU second (the pool's workers'
+included) and the database's milliseconds per hunt, medians over rounds; then this checkout's
+hunts per second over each REV's, the median of the rounds' own ratios; whether every side ran
+the same hunts, test for test (a digest of every test and verdict), and how many tests followed
+results another hunt had already seen (what a shared decision tree can answer).
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def measure(source: str | None, hunts: int, workers: int, label: str) -> dict[st
 
 def main() -> None:
     ap = Parser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("rev", nargs="?", default="93f5414")
+    ap.add_argument("revs", nargs="*", default=["93f5414"], metavar="REV")
     ap.add_argument("--hunts", type=count(), default=150)
     ap.add_argument("--rounds", type=count(high=100), default=3)
     ap.add_argument("--workers", type=count(high=64), default=1)
@@ -89,21 +90,29 @@ def main() -> None:
     from bisectlab.perf import baseline_source
 
     with tempfile.TemporaryDirectory(prefix="bisectlab-ab-") as folder:
-        source = baseline_source(args.rev, folder)
-        if source is None:
-            print(f"error: cannot extract {args.rev} from this checkout", file=sys.stderr)
-            sys.exit(2)
-        runs: dict[str, list[dict[str, float]]] = {args.rev: [], "now": []}
+        sources: dict[str, str | None] = {}
+        for rev in args.revs:
+            sources[rev] = baseline_source(rev, str(Path(folder, f"{len(sources)}")))
+            if sources[rev] is None:
+                print(f"error: cannot extract {rev} from this checkout", file=sys.stderr)
+                sys.exit(2)
+        sources["now"] = None
+        runs: dict[str, list[dict[str, float]]] = {label: [] for label in sources}
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
-        for _ in range(args.rounds):
-            for label, code in ((args.rev, source), ("now", None)):
-                runs[label].append(measure(code, args.hunts, args.workers, label))
+        for r in range(args.rounds):  # every other round in the reverse order
+            for label in list(sources) if r % 2 == 0 else list(sources)[::-1]:
+                runs[label].append(measure(sources[label], args.hunts, args.workers, label))
     for label, rs in runs.items():
         med = {k: statistics.median(r[k] for r in rs) for k in FIGURES}
         print(f"{label:>8}: {med['hunts_per_s']:6.2f} hunts/s, {med['hunts_per_cpu_s']:6.2f} per "
               f"CPU second, database {med['db_ms_per_hunt']:.1f} ms per hunt "
               f"(bayes, N = 1000, p = 0.5, {args.hunts} hunts, {args.workers} "
               f"worker{'s' if args.workers > 1 else ''}, median of {args.rounds})")
+    for rev in args.revs:
+        ratios = [now["hunts_per_s"] / then["hunts_per_s"]
+                  for now, then in zip(runs["now"], runs[rev], strict=True)]
+        print(f"now / {rev}: {statistics.median(ratios):.3f}x hunts/s, the median of each "
+              f"round's ({', '.join(f'{x:.2f}' for x in ratios)})")
     digests = {r["digest"] for rs in runs.values() for r in rs}
     last = runs["now"][-1]
     print(f"hunts: {last['tests']} tests, "
