@@ -353,7 +353,7 @@ def plan(spec: CampaignSpec, rows: list[dict[str, Any]], store: Store,
     return todo, kept, held
 
 
-def run_campaign(spec: CampaignSpec, store: Store, executor: Executor | None = None,
+def run_campaign(spec: CampaignSpec, store: Store, executor: Executor | WorkerPool | None = None,
                  queue: int = 1, on_hunt: Callable[[int, int], None] | None = None,
                  reclaim: bool = False) -> CampaignRun:
     """Run the campaign's missing hunts; every finished one is written as soon as it is back.
