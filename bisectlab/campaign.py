@@ -310,7 +310,6 @@ class CampaignRun:
     wall_seconds: float = 0.0
     db_seconds: float = 0.0  # claiming and writing hunts, summed over the processes that wrote
     token: str = field(default_factory=lambda: uuid.uuid4().hex)  # names this run's hunts' trees
-    claimed: set[int] = field(default_factory=set)  # the hunts this run claimed
 
     @property
     def hunts_per_second(self) -> float:
@@ -367,8 +366,9 @@ def run_campaign(spec: CampaignSpec, store: Store, executor: Executor | WorkerPo
                                       hunts=spec.hunts, lane_key=logged_lane_slot)
     run = CampaignRun(campaign_id)
     start = time.perf_counter()
-    todo, run.kept, run.held_elsewhere = plan(spec, store.campaign_hunts(campaign_id), store,
-                                              reclaim)
+    rows = store.campaign_hunts(campaign_id)
+    finished_before = _finished_by_this_process(rows)
+    todo, run.kept, run.held_elsewhere = plan(spec, rows, store, reclaim)
     logged = _logged_fields(spec, h)
     if on_hunt is not None:
         on_hunt(0, len(todo))
@@ -388,7 +388,7 @@ def run_campaign(spec: CampaignSpec, store: Store, executor: Executor | WorkerPo
         for future in pending:
             future.cancel()
         marked = store.interrupt_claims(campaign_id, claimant())
-        kept = run.kept + _finished(store, campaign_id, run.claimed, run.ran)
+        kept = run.kept + _finished_since(store, campaign_id, finished_before, run.ran)
         message = (f"campaign {campaign_id} stopped ({_reason(exc)}): {kept} "
                    f"hunts kept, {marked} marked interrupted; run the same command "
                    "again to finish it")
@@ -436,8 +436,7 @@ def _pooled(pool: WorkerPool, spec: CampaignSpec, store: Store, todo: list[tuple
                     shared_counter())
     for message in pool.serve(partial(serve_hunts, work=work), before_start=store.before_fork):
         if message[0] == "claimed":
-            _, ids, held_elsewhere, seconds = message
-            run.claimed.update(ids)
+            _, held_elsewhere, seconds = message
             run.held_elsewhere += held_elsewhere
             run.db_seconds += seconds
         else:
@@ -508,7 +507,7 @@ def _take_slots(worker: Worker, work: PoolWork) -> list[tuple[HuntTask, int]]:
         if got and worker.stopping:  # a stop that could not wait for this claim to end
             with worker.writing():
                 _worker_store(work.url).interrupt_claims(work.campaign_id, work.claimed_by)
-    worker.post(("claimed", [hunt_id for _, hunt_id in got], held_elsewhere, seconds))
+    worker.post(("claimed", held_elsewhere, seconds))
     return [] if worker.stopping else got
 
 
@@ -570,17 +569,22 @@ def _record(store: Store, finished: list[tuple[int, Any]], run: CampaignRun) -> 
         run.db_seconds += time.perf_counter() - t0
 
 
-def _finished(store: Store, campaign_id: int, hunt_ids: set[int], collected: int) -> int:
-    """How many of these hunts are finished in the store, once the campaign has stopped: the
-    ``collected`` ones, and those a worker, or a write the stop waited for, finished; if the
+def _finished_since(store: Store, campaign_id: int, before: int, collected: int) -> int:
+    """How many hunts this run finished, once the campaign has stopped, as the store counts
+    them (a worker's last ones included, which the listener may not have heard of): this
+    process's finished hunts in the campaign less the ``before`` it had at the start; if the
     store cannot say, the ``collected``."""
-    if not hunt_ids:
-        return collected
     try:
         rows = store.campaign_hunts(campaign_id)
     except StoreError:
         return collected
-    return sum(row["id"] in hunt_ids and row["status"] in FINISHED for row in rows)
+    return _finished_by_this_process(rows) - before
+
+
+def _finished_by_this_process(rows: list[dict[str, Any]]) -> int:
+    """The finished hunts among a campaign's rows that this process claimed."""
+    me = claimant()
+    return sum(row["claimed_by"] == me and row["status"] in FINISHED for row in rows)
 
 
 def _reason(exc: BaseException) -> str:
@@ -627,7 +631,6 @@ def _claim(spec: CampaignSpec, store: Store, slots: deque[tuple[Lane, int]], mos
                                                     run.token, claimant())
         run.db_seconds += seconds
         run.held_elsewhere += held_elsewhere
-        run.claimed.update(hunt_id for _, hunt_id in got)
         if got:
             return got
     return []

@@ -225,6 +225,45 @@ def test_a_claim_that_outlasts_the_stop_is_marked_interrupted_too(small, tmp_pat
     assert "running" not in statuses and statuses.count("interrupted") >= 4
 
 
+def test_a_stopped_pool_counts_the_hunts_it_kept_from_the_database(small, tmp_path,
+                                                                    monkeypatch):
+    """The stop's "N hunts kept" is the database's count, hunts the listener never heard of
+    included (here every message of the second worker is lost, and the first is slow)."""
+    import bisectlab.campaign as campaign_module
+    import bisectlab.pool as pool_module
+
+    post, finish = pool_module.Worker.post, campaign_module._finish
+
+    def lose_the_second(worker, message):
+        if worker.me == 0 or message[0] in ("bye", "failed"):
+            post(worker, message)
+
+    def slow_first(worker, *args, **kwargs):
+        if worker.me == 0:
+            time.sleep(1)
+        finish(worker, *args, **kwargs)
+
+    monkeypatch.setattr(pool_module.Worker, "post", lose_the_second)  # in the forked workers
+    monkeypatch.setattr(campaign_module, "_finish", slow_first)
+    spec = CampaignSpec("unheard", str(small), "v1.0", "v1.1", (Lane("bayes", "bayes"),),
+                        hunts=40, seed=8, rigs=2, adapters=30)
+
+    def stop(done: int, total: int) -> None:
+        if done >= 1:
+            raise KeyboardInterrupt
+
+    with Store(f"sqlite:///{tmp_path / 'unheard.sqlite'}") as store:
+        pool, _ = local_executor(2)
+        with pytest.raises(CampaignInterrupted) as stopped:
+            run_campaign(spec, store, pool, on_hunt=stop)
+        pool.shutdown()
+        statuses = [h["status"] for h in store.hunts()]
+    kept = len(statuses) - statuses.count("interrupted")
+    assert kept > 1 and "running" not in statuses
+    assert f"{kept} hunts kept, {statuses.count('interrupted')} marked interrupted" in str(
+        stopped.value)
+
+
 def test_pool_workers_write_to_postgresql_as_one_process_does(small, tmp_path,
                                                               fresh_postgres_url):
     """A pool's workers each open their own connection to the server (none inherited from the
