@@ -19,6 +19,7 @@ import os
 import pickle
 import signal
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import wait
@@ -229,6 +230,7 @@ def _run(serve: Callable[[Worker], None], worker: Worker) -> None:
     try:
         serve(worker)
     except BaseException as exc:  # the listener decides what it means
+        exc.add_note(f"in pool worker {worker.me + 1}:\n{traceback.format_exc().rstrip()}")
         with contextlib.suppress(OSError):  # a listener gone has stopped listening
             worker.post(("failed", _portable(exc)))
         raise SystemExit(1) from None
@@ -258,12 +260,16 @@ def die_with_parent() -> None:
 
 
 def _portable(exc: BaseException) -> BaseException:
-    """The exception, if it survives pickling both ways; else a RuntimeError with its line."""
+    """The exception, if it survives pickling both ways; else a RuntimeError with its line
+    (and its notes: where in the worker it was raised)."""
     try:
         pickle.loads(pickle.dumps(exc))
         return exc
     except Exception:
-        return RuntimeError(f"{type(exc).__name__}: {exc}")
+        portable = RuntimeError(f"{type(exc).__name__}: {exc}")
+        for note in getattr(exc, "__notes__", []):
+            portable.add_note(note)
+        return portable
 
 
 def _death(exitcode: int) -> str:
