@@ -61,6 +61,7 @@ class Worker:
 
     def __init__(self, me: int, pool: WorkerPool):
         self.me, self._pool = me, pool
+        self.listener = os.getpid()  # made in the listener, before the fork
 
     @property
     def workers(self) -> int:
@@ -225,7 +226,7 @@ class WorkerPool:
 def _run(serve: Callable[[Worker], None], worker: Worker) -> None:
     """A worker's life: Ctrl-C left to the listener, dying with it; ``serve``, then goodbye,
     or the exception that ended it."""
-    ignore_sigint()
+    ignore_sigint(worker.listener)
     worker._own_ends_only()
     try:
         serve(worker)
@@ -238,15 +239,16 @@ def _run(serve: Callable[[Worker], None], worker: Worker) -> None:
         worker.post(("bye", worker.me))
 
 
-def ignore_sigint() -> None:
+def ignore_sigint(parent: int | None = None) -> None:
     """Workers leave Ctrl-C to the parent, which marks what they were doing as interrupted, and
     die with it: a parent killed outright (kill -9) must not leave them simulating on."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    die_with_parent()
+    die_with_parent(parent)
 
 
-def die_with_parent() -> None:
-    """Ask the kernel to kill this process when its parent dies (Linux; elsewhere nothing)."""
+def die_with_parent(parent: int | None = None) -> None:
+    """Ask the kernel to kill this process when its parent (pid ``parent``, if known) dies
+    (Linux; elsewhere nothing)."""
     try:
         import ctypes
 
@@ -255,7 +257,8 @@ def die_with_parent() -> None:
         libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
     except (OSError, AttributeError):
         return
-    if os.getppid() == 1:  # the parent died before the request: go now
+    adopted = os.getppid() == 1 or parent not in (None, os.getppid())
+    if adopted:  # the parent died before the request: init, or a subreaper, took this process
         os._exit(1)
 
 
