@@ -153,7 +153,8 @@ class WorkerPool:
               before_start: Callable[[], None] | None = None) -> Iterator[tuple]:
         """Start the workers on ``serve`` and yield what they post until every one has
         returned; BrokenProcessPool if one dies first, or an exception a worker raised.
-        Closing the iterator early (the listener stopped) asks the workers to stop."""
+        Closing the iterator early (the listener stopped) stops the workers and waits for
+        each to finish its item, so that nothing it writes comes after the caller's next step."""
         if before_start is not None:
             before_start()
         self._procs = [_FORK.Process(target=_run, args=(serve, worker), daemon=True)
@@ -164,8 +165,8 @@ class WorkerPool:
             writer.close()
         try:
             yield from self._listen()
-        finally:
-            self.stop()
+        finally:  # none outlives the listener: a stopped run's last writes land before it ends
+            self.shutdown()
 
     def _listen(self) -> Iterator[tuple]:
         readers = {reader: w for w, (reader, _) in enumerate(self._posts)}
@@ -231,7 +232,8 @@ def _run(serve: Callable[[Worker], None], worker: Worker) -> None:
     try:
         serve(worker)
     except BaseException as exc:  # the listener decides what it means
-        exc.add_note(f"in pool worker {worker.me + 1}:\n{traceback.format_exc().rstrip()}")
+        with contextlib.suppress(Exception):  # where it was raised, for a caller's traceback
+            exc.add_note(f"in pool worker {worker.me + 1}:\n{traceback.format_exc().rstrip()}")
         with contextlib.suppress(OSError):  # a listener gone has stopped listening
             worker.post(("failed", _portable(exc)))
         raise SystemExit(1) from None

@@ -264,6 +264,41 @@ def test_a_stopped_pool_counts_the_hunts_it_kept_from_the_database(small, tmp_pa
         stopped.value)
 
 
+def test_a_stopped_pool_leaves_no_worker_to_write_into_the_next_run(small, tmp_path,
+                                                                    monkeypatch):
+    """A stop returns once the pool's workers are done, even shut down without waiting (as the
+    CLI does): a worker still finishing a slow hunt must not write it into a row the next run,
+    in the same process, has claimed since under a reused id."""
+    import bisectlab.campaign as campaign_module
+
+    listener, real = os.getpid(), campaign_module.run_hunt
+
+    def late_in_workers(task, *args, **kwargs):
+        outcome = real(task, *args, **kwargs)
+        if os.getpid() != listener:
+            time.sleep(0.4)  # its write comes late
+        return outcome
+
+    monkeypatch.setattr(campaign_module, "run_hunt", late_in_workers)
+    spec = CampaignSpec("again", str(small), "v1.0", "v1.1", (Lane("bayes", "bayes"),),
+                        hunts=16, seed=5, rigs=2, adapters=30)
+
+    def stop(done: int, total: int) -> None:
+        if done >= 2:
+            raise KeyboardInterrupt
+
+    with Store(f"sqlite:///{tmp_path / 'again.sqlite'}") as store:
+        pool, _ = local_executor(2)
+        with pytest.raises(CampaignInterrupted):
+            run_campaign(spec, store, pool, on_hunt=stop)
+        pool.shutdown(wait=False)
+        run_campaign(spec, store, on_hunt=lambda done, total: time.sleep(0.05))
+    monkeypatch.setattr(campaign_module, "run_hunt", real)
+    with Store(f"sqlite:///{tmp_path / 'clean.sqlite'}") as store:
+        run_campaign(spec, store)
+    assert boots_by_slot(tmp_path / "again.sqlite") == boots_by_slot(tmp_path / "clean.sqlite")
+
+
 def test_pool_workers_write_to_postgresql_as_one_process_does(small, tmp_path,
                                                               fresh_postgres_url):
     """A pool's workers each open their own connection to the server (none inherited from the

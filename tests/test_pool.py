@@ -111,9 +111,8 @@ def test_closing_the_listener_stops_the_workers():
     pool = WorkerPool(2)
     messages = pool.serve(wait_for_the_stop)
     assert next(messages)[0] == "started"
-    messages.close()
     procs = list(pool._procs)
-    pool.shutdown()
+    messages.close()  # returns once both have finished
     assert [proc.exitcode for proc in procs] == [0, 0]
 
 
