@@ -7,6 +7,7 @@ import os
 import shutil
 import sqlite3
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from pathlib import Path
 
@@ -194,6 +195,27 @@ def test_pool_workers_claim_past_slots_another_process_holds(small, tmp_path, mo
             8, 9, 10, 11]
 
 
+def stopped_pool_campaign(spec: CampaignSpec, db: Path, after: int, wait: bool = True,
+                          then: Callable[[Store], object] | None = None
+                          ) -> tuple[list[str], str]:
+    """Run ``spec`` on a 2-worker pool into ``db``, stopped as Ctrl-C stops it once ``after``
+    hunts are back, the pool then shut down (waiting for it or not, as the CLI does), and
+    ``then`` run on the same open store at once: the hunts' statuses and the stop's message."""
+    def stop(done: int, total: int) -> None:
+        if done >= after:
+            raise KeyboardInterrupt
+
+    with Store(f"sqlite:///{db}") as store:
+        pool, _ = local_executor(2)
+        with pytest.raises(CampaignInterrupted) as stopped:
+            run_campaign(spec, store, pool, on_hunt=stop)
+        pool.shutdown(wait=wait)
+        if then is not None:
+            then(store)
+        statuses = [h["status"] for h in store.hunts()]
+    return statuses, str(stopped.value)
+
+
 def test_a_claim_that_outlasts_the_stop_is_marked_interrupted_too(small, tmp_path, monkeypatch):
     """A stop waits two seconds for a claim under way (a database busy with another process);
     a claim that ends later, after the campaign marked its hunts, is marked by the worker that
@@ -212,16 +234,7 @@ def test_a_claim_that_outlasts_the_stop_is_marked_interrupted_too(small, tmp_pat
     spec = CampaignSpec("slow", str(small), "v1.0", "v1.1", (Lane("bayes", "bayes"),),
                         hunts=12, seed=7, rigs=2, adapters=30)
 
-    def stop_at_the_first(done: int, total: int) -> None:
-        if done >= 1:
-            raise KeyboardInterrupt
-
-    with Store(f"sqlite:///{tmp_path / 'slow.sqlite'}") as store:
-        pool, _ = local_executor(2)
-        with pytest.raises(CampaignInterrupted):
-            run_campaign(spec, store, pool, on_hunt=stop_at_the_first)
-        pool.shutdown()
-        statuses = [h["status"] for h in store.hunts()]
+    statuses, _ = stopped_pool_campaign(spec, tmp_path / "slow.sqlite", after=1)
     assert "running" not in statuses and statuses.count("interrupted") >= 4
 
 
@@ -248,20 +261,10 @@ def test_a_stopped_pool_counts_the_hunts_it_kept_from_the_database(small, tmp_pa
     spec = CampaignSpec("unheard", str(small), "v1.0", "v1.1", (Lane("bayes", "bayes"),),
                         hunts=40, seed=8, rigs=2, adapters=30)
 
-    def stop(done: int, total: int) -> None:
-        if done >= 1:
-            raise KeyboardInterrupt
-
-    with Store(f"sqlite:///{tmp_path / 'unheard.sqlite'}") as store:
-        pool, _ = local_executor(2)
-        with pytest.raises(CampaignInterrupted) as stopped:
-            run_campaign(spec, store, pool, on_hunt=stop)
-        pool.shutdown()
-        statuses = [h["status"] for h in store.hunts()]
+    statuses, message = stopped_pool_campaign(spec, tmp_path / "unheard.sqlite", after=1)
     kept = len(statuses) - statuses.count("interrupted")
     assert kept > 1 and "running" not in statuses
-    assert f"{kept} hunts kept, {statuses.count('interrupted')} marked interrupted" in str(
-        stopped.value)
+    assert f"{kept} hunts kept, {statuses.count('interrupted')} marked interrupted" in message
 
 
 def test_a_stopped_pool_leaves_no_worker_to_write_into_the_next_run(small, tmp_path,
@@ -283,16 +286,9 @@ def test_a_stopped_pool_leaves_no_worker_to_write_into_the_next_run(small, tmp_p
     spec = CampaignSpec("again", str(small), "v1.0", "v1.1", (Lane("bayes", "bayes"),),
                         hunts=16, seed=5, rigs=2, adapters=30)
 
-    def stop(done: int, total: int) -> None:
-        if done >= 2:
-            raise KeyboardInterrupt
-
-    with Store(f"sqlite:///{tmp_path / 'again.sqlite'}") as store:
-        pool, _ = local_executor(2)
-        with pytest.raises(CampaignInterrupted):
-            run_campaign(spec, store, pool, on_hunt=stop)
-        pool.shutdown(wait=False)
-        run_campaign(spec, store, on_hunt=lambda done, total: time.sleep(0.05))
+    stopped_pool_campaign(spec, tmp_path / "again.sqlite", after=2, wait=False,
+                          then=lambda store: run_campaign(
+                              spec, store, on_hunt=lambda done, total: time.sleep(0.05)))
     monkeypatch.setattr(campaign_module, "run_hunt", real)
     with Store(f"sqlite:///{tmp_path / 'clean.sqlite'}") as store:
         run_campaign(spec, store)
