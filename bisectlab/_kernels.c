@@ -126,65 +126,122 @@ typedef struct {
 
 typedef struct {
     double *between, *prefix, *segments, *added, *base, *extra;
+    Py_ssize_t len;  /* extra's length per row (its other arrays' follow from the plan) */
 } Scratch;
 
-/* dag._SumPlan.row_sums for one row: the ancestor-or-self sums of w (in commit order) into out. */
-static void ancestor_row(const Plan *pl, const double *w, double *out, double *layout,
-                         const Scratch *s, Py_ssize_t n)
+#define ROW_GROUP 8                /* rows whose ancestor sums are taken side by side */
+#define GROUPED_LAYOUT (1 << 20)  /* the most doubles the side-by-side layout may take */
+
+/* What dag._SumPlan.row_sums adds to the layouts of g rows (n apart), in place, between the
+ * gather of their weights and the running sums: each piece's step, from the prefix sums at the
+ * marks. Row r's scratch values lie at r times each scratch array's length (Scratch.len). */
+static inline void add_piece_steps(const Plan *pl, double *layout, const Scratch *s, Py_ssize_t n,
+                            Py_ssize_t g)
 {
-    const int64_t *order = pl->part[ORDER], *marks = pl->part[MARKS];
+    const int64_t *marks = pl->part[MARKS];
     Py_ssize_t nm = pl->len[MARKS], npieces = pl->len[PIECE_CHAIN], nchains = pl->len[CHAIN_START];
     Py_ssize_t nseg = pl->len[SEG_LO], ngroups = pl->len[SEG_GROUP], nrooted = pl->len[ROOTED];
-    Py_ssize_t i, j;
+    Py_ssize_t j, r;
+    double *between = s->between, *prefix = s->prefix, *segments = s->segments;
+    double *added = s->added, *base = s->base, *extra = s->extra;
+    Py_ssize_t lb = nm, lp = nm + 1, ls = nseg, la = npieces + 1, lc = nchains, le = s->len;
 
-    for (i = 0; i < n; i++)
-        layout[i] = w[order[i]];
-    for (j = 0; j < nm; j++)                                   /* np.add.reduceat at the marks */
-        s->between[j] = run_sum(layout, marks[j], j + 1 < nm ? marks[j + 1] : n);
-    s->prefix[0] = 0.0;                                        /* np.cumsum into prefix[1:] */
+    for (j = 0; j < nm; j++) {                                 /* np.add.reduceat at the marks */
+        int64_t lo = marks[j], hi = j + 1 < nm ? marks[j + 1] : n;
+        for (r = 0; r < g; r++)
+            between[r * lb + j] = run_sum(layout + r * n, lo, hi);
+    }
+    for (r = 0; r < g; r++)                                    /* np.cumsum into prefix[1:] */
+        prefix[r * lp] = 0.0;
     for (j = 0; j < nm; j++)
-        s->prefix[j + 1] = j ? s->prefix[j] + s->between[j] : s->between[0];
+        for (r = 0; r < g; r++)
+            prefix[r * lp + j + 1] = j ? prefix[r * lp + j] + between[r * lb + j] : between[r * lb];
 
     /* _piece_extras */
-    double *added = s->added, *base = s->base, *prefix = s->prefix;
-    memset(added, 0, (size_t)(npieces + 1) * sizeof(double));
+    memset(added, 0, (size_t)(g * la) * sizeof(double));
     if (nseg) {
-        for (j = 0; j < nseg; j++)
-            s->segments[j] = prefix[pl->part[SEG_HI][j]] - prefix[pl->part[SEG_LO][j]];
+        for (j = 0; j < nseg; j++) {
+            int64_t hi = pl->part[SEG_HI][j], lo = pl->part[SEG_LO][j];
+            for (r = 0; r < g; r++)
+                segments[r * ls + j] = prefix[r * lp + hi] - prefix[r * lp + lo];
+        }
         for (j = 0; j < ngroups; j++) {
-            int64_t hi = j + 1 < ngroups ? pl->part[SEG_GROUP][j + 1] : nseg;
-            added[pl->part[MERGE_PIECE][j] + 1] = run_sum(s->segments, pl->part[SEG_GROUP][j], hi);
+            int64_t lo = pl->part[SEG_GROUP][j], hi = j + 1 < ngroups ? pl->part[SEG_GROUP][j + 1] : nseg;
+            int64_t at = pl->part[MERGE_PIECE][j] + 1;
+            for (r = 0; r < g; r++)
+                added[r * la + at] = run_sum(segments + r * ls, lo, hi);
         }
     }
     for (j = 1; j <= npieces; j++)
-        added[j] = added[j - 1] + added[j];
-    memset(base, 0, (size_t)nchains * sizeof(double));
-    for (j = 0; j < nrooted; j++)
-        base[pl->part[ROOTED][j]] = prefix[pl->part[FORK_NEXT][j]]
-            - prefix[pl->part[FORK_CHAIN_START][j]] + added[pl->part[FORK_PIECE][j] + 1]
-            - added[pl->part[FORK_CHAIN_PIECE][j]];
+        for (r = 0; r < g; r++)
+            added[r * la + j] = added[r * la + j - 1] + added[r * la + j];
+    memset(base, 0, (size_t)(g * lc) * sizeof(double));
+    for (j = 0; j < nrooted; j++) {
+        int64_t chain = pl->part[ROOTED][j], next = pl->part[FORK_NEXT][j];
+        int64_t start = pl->part[FORK_CHAIN_START][j], piece = pl->part[FORK_PIECE][j] + 1;
+        int64_t first = pl->part[FORK_CHAIN_PIECE][j];
+        for (r = 0; r < g; r++)
+            base[r * lc + chain] = prefix[r * lp + next] - prefix[r * lp + start]
+                + added[r * la + piece] - added[r * la + first];
+    }
     const int64_t *bounds = pl->part[LEVEL_BOUNDS];
     for (Py_ssize_t level = 0; level + 1 < pl->len[LEVEL_BOUNDS]; level++) {
         /* a level's chains take their parents' bases as the level began (numpy's gather) */
-        for (j = bounds[level]; j < bounds[level + 1]; j++)
-            s->extra[j - bounds[level]] = base[pl->part[LEVEL_PARENTS][j]];
-        for (j = bounds[level]; j < bounds[level + 1]; j++)
-            base[pl->part[LEVEL_CHAINS][j]] += s->extra[j - bounds[level]];
+        for (j = bounds[level]; j < bounds[level + 1]; j++) {
+            int64_t parent = pl->part[LEVEL_PARENTS][j];
+            for (r = 0; r < g; r++)
+                extra[r * le + j - bounds[level]] = base[r * lc + parent];
+        }
+        for (j = bounds[level]; j < bounds[level + 1]; j++) {
+            int64_t chain = pl->part[LEVEL_CHAINS][j];
+            for (r = 0; r < g; r++)
+                base[r * lc + chain] += extra[r * le + j - bounds[level]];
+        }
     }
-    for (j = 0; j < nchains; j++)
-        base[j] -= prefix[pl->part[CHAIN_START][j]] + added[pl->part[CHAIN_PIECE][j]];
-    double *extra = s->extra;
-    for (j = 0; j < npieces; j++)
-        extra[j] = base[pl->part[PIECE_CHAIN][j]] + added[j + 1];
-
+    for (j = 0; j < nchains; j++) {
+        int64_t start = pl->part[CHAIN_START][j], piece = pl->part[CHAIN_PIECE][j];
+        for (r = 0; r < g; r++)
+            base[r * lc + j] -= prefix[r * lp + start] + added[r * la + piece];
+    }
+    for (j = 0; j < npieces; j++) {
+        int64_t chain = pl->part[PIECE_CHAIN][j];
+        for (r = 0; r < g; r++)
+            extra[r * le + j] = base[r * lc + chain] + added[r * la + j + 1];
+    }
     for (j = npieces - 1; j > 0; j--)                          /* extra[1:] -= extra[:-1] */
-        extra[j] -= extra[j - 1];
-    for (j = 0; j < npieces; j++)
-        layout[pl->part[PIECE_START][j]] += extra[j];
-    for (i = 1; i < n; i++)                                    /* np.cumsum */
-        layout[i] = layout[i - 1] + layout[i];
-    for (i = 0; i < n; i++)
-        out[order[i]] = layout[i];
+        for (r = 0; r < g; r++)
+            extra[r * le + j] -= extra[r * le + j - 1];
+    for (j = 0; j < npieces; j++) {
+        int64_t at = pl->part[PIECE_START][j];
+        for (r = 0; r < g; r++)
+            layout[r * n + at] += extra[r * le + j];
+    }
+}
+
+/* dag._SumPlan.row_sums for g rows at once: the ancestor-or-self sums of each row of w (n
+ * weights in commit order, rows n apart) into out. Each row gets its own operations in its own
+ * order; the rows only share the loops, so that their running sums, a chain of dependent adds
+ * each, overlap in the processor. ``layout``: g n doubles. */
+static inline void ancestor_group(const Plan *pl, const double *w, double *out, double *layout,
+                           const Scratch *s, Py_ssize_t n, Py_ssize_t g)
+{
+    const int64_t *order = pl->part[ORDER];
+    Py_ssize_t i, r;
+
+    for (i = 0; i < n; i++) {
+        int64_t at = order[i];
+        for (r = 0; r < g; r++)
+            layout[r * n + i] = w[r * n + at];
+    }
+    add_piece_steps(pl, layout, s, n, g);
+    for (i = 1; i < n; i++)                                    /* np.cumsum, a row each */
+        for (r = 0; r < g; r++)
+            layout[r * n + i] = layout[r * n + i - 1] + layout[r * n + i];
+    for (i = 0; i < n; i++) {
+        int64_t at = order[i];
+        for (r = 0; r < g; r++)
+            out[r * n + at] = layout[r * n + i];
+    }
 }
 
 PyDoc_STRVAR(ancestor_rows_doc,
@@ -218,24 +275,36 @@ static PyObject *ancestor_rows(PyObject *self, PyObject *args)
     Py_ssize_t k = w->shape[0], n = w->shape[1];
     Py_ssize_t nm = pl.len[MARKS], np_ = pl.len[PIECE_CHAIN], nc = pl.len[CHAIN_START];
     Py_ssize_t widest = np_ > nc ? np_ : nc;
-    double *block = malloc(sizeof(double) * (size_t)(n + nm + (nm + 1) + pl.len[SEG_LO]
-                                                     + (np_ + 1) + nc + widest + 1));
+    Py_ssize_t group = n > 0 && n <= GROUPED_LAYOUT / ROW_GROUP ? ROW_GROUP : 1;
+    Py_ssize_t rows = k < group ? (k > 0 ? k : 1) : group;
+    double *block = malloc(sizeof(double) * (size_t)rows * (size_t)(n + nm + (nm + 1)
+                                                                   + pl.len[SEG_LO] + (np_ + 1)
+                                                                   + nc + widest + 1));
     if (!block) {
         release(&v);
         return PyErr_NoMemory();
     }
     Scratch s;
     double *layout = block;
-    s.between = layout + n;
-    s.prefix = s.between + nm;
-    s.segments = s.prefix + nm + 1;
-    s.added = s.segments + pl.len[SEG_LO];
-    s.base = s.added + np_ + 1;
-    s.extra = s.base + nc;
+    s.between = layout + rows * n;
+    s.prefix = s.between + rows * nm;
+    s.segments = s.prefix + rows * (nm + 1);
+    s.added = s.segments + rows * pl.len[SEG_LO];
+    s.base = s.added + rows * (np_ + 1);
+    s.extra = s.base + rows * nc;
+    s.len = widest;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t r = 0; r < k; r++)
-        ancestor_row(&pl, (const double *)w->buf + r * n, (double *)out->buf + r * n, layout,
-                     &s, n);
+    for (Py_ssize_t r = 0; r < k; r += group) {
+        Py_ssize_t g = k - r < group ? k - r : group;
+        const double *from = (const double *)w->buf + r * n;
+        double *to = (double *)out->buf + r * n;
+        if (g == ROW_GROUP)  /* the same code, built for a constant count of rows as well */
+            ancestor_group(&pl, from, to, layout, &s, n, ROW_GROUP);
+        else if (g == 1)
+            ancestor_group(&pl, from, to, layout, &s, n, 1);
+        else
+            ancestor_group(&pl, from, to, layout, &s, n, g);
+    }
     Py_END_ALLOW_THREADS
     free(block);
     release(&v);

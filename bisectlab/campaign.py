@@ -159,9 +159,9 @@ def known_range(key: HistoryKey, good: str, bad: str, arch: str) -> KnownRange:
     return KnownRange.of(h, good_at, bad_at, arch)
 
 
-def decision_tree(lane: HuntTask, strategy: Strategy) -> DecisionTree:
+def decision_tree(lane: HuntTask, fresh: Callable[[], Strategy]) -> DecisionTree:
     """The decision tree the hunts of one lane share in this worker process (``lane``: a task
-    with its seed left out; ``strategy``: a fresh one, which starts the tree if it is new)."""
+    with its seed left out; ``fresh``: builds the strategy that starts the tree if it is new)."""
     with _trees_lock:  # a Dask worker may run hunts on several threads
         tree = _trees.get(lane)
         if tree is None:
@@ -169,7 +169,7 @@ def decision_tree(lane: HuntTask, strategy: Strategy) -> DecisionTree:
                 del _trees[other]  # another run's, over (or sharing this worker with this one)
             if len(_trees) >= TREES_KEPT:
                 del _trees[next(iter(_trees))]
-            tree = _trees[lane] = DecisionTree(strategy)
+            tree = _trees[lane] = DecisionTree(fresh())
         return tree
 
 
@@ -191,7 +191,8 @@ def run_hunt(task: HuntTask, watch: Callable[[list[dict[str, Any]]], None] | Non
     """Simulate one hunt to its verdict: every test as the store logs it, the verdict, totals.
     ``watch`` sees the tests so far after each one (it may raise to end the hunt there)."""
     setup = task.setup()
-    prepared = setup.prepare()
+    tree = decision_tree(replace(task, seed=0), lambda: setup.prepare().strategy)
+    prepared = setup.prepared or setup.prepare(strategy=tree.root.state)  # one strategy a lane
     h, lab = setup.history, prepared.runner
     tests: list[dict[str, Any]] = []
 
@@ -200,7 +201,7 @@ def run_hunt(task: HuntTask, watch: Callable[[list[dict[str, Any]]], None] | Non
         if watch is not None:
             watch(tests)
 
-    strategy = decision_tree(replace(task, seed=0), prepared.strategy).walker()
+    strategy = tree.walker()
     verdict, totals = drive(strategy, lab, logged)
     serials = lab.box.serials
     if lab.box.count is None:  # a bottomless box: log the adapters that were used
@@ -473,6 +474,8 @@ def serve_hunts(worker: Worker, work: PoolWork) -> None:
     with none left, hunts waiting for another worker; each run and written, or passed on at its
     third result to the worker whose decision tree holds that subtree."""
     mine: deque[tuple[HuntTask, int]] = deque()
+    if work.url is not None:
+        _worker_store(work.url)  # opened before the claims lock: the workers open theirs at once
     while not worker.stopping:
         if (passed := worker.take()) is not None:
             _finish(worker, work, *passed)

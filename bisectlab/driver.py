@@ -273,8 +273,10 @@ class HuntSetup:
         """GOOD as typed, as a real hunt's GOODs are."""
         return (self.good_ref,)
 
-    def prepare(self) -> Prepared:
-        """Resolve and check the range, build the strategy and the lab (raises on bad input)."""
+    def prepare(self, strategy: Strategy | None = None) -> Prepared:
+        """Resolve and check the range, build the strategy and the lab (raises on bad input).
+        ``strategy``: one already built from the same options and range, in its start state
+        (a campaign's decision tree keeps one per lane), taken instead of a new one."""
         h = self.history
         good, bad = h.resolve(self.good_ref), h.resolve(self.bad_ref)
         if self.known is None:
@@ -284,7 +286,8 @@ class HuntSetup:
         known = self.known or KnownRange.of(h, good, bad, self.arch)
         if self.seed is None:
             self.seed = random.SystemRandom().randrange(2**31)
-        strategy = make_strategy(self.strategy, known.space, **self.options)
+        if strategy is None:
+            strategy = make_strategy(self.strategy, known.space, **self.options)
         lab = Lab.build(h, seed=self.seed, rigs=self.rigs, arch=self.arch,
                         adapters=self.adapters, costs=self.costs,
                         keeps_installed=self.keeps_installed)
