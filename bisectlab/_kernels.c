@@ -218,12 +218,29 @@ static inline void add_piece_steps(const Plan *pl, double *layout, const Scratch
     }
 }
 
-/* dag._SumPlan.row_sums for g rows at once: the ancestor-or-self sums of each row of w (n
- * weights in commit order, rows n apart) into out. Each row gets its own operations in its own
- * order; the rows only share the loops, so that their running sums, a chain of dependent adds
- * each, overlap in the processor. ``layout``: g n doubles. */
-static inline void ancestor_group(const Plan *pl, const double *w, double *out, double *layout,
-                           const Scratch *s, Py_ssize_t n, Py_ssize_t g)
+/* The weights whose ancestor sums are taken: rows n apart (``w``), or a candidate's mass ``m``
+ * and then, row by row, its mass times the row of ``table`` (``count`` classes wide) at its
+ * class (``classes``), formed as each is read. */
+typedef struct {
+    const double *w, *m, *table;
+    const int64_t *classes;
+    Py_ssize_t count;
+} Source;
+
+/* Row ``r`` of the source's weights, at commit ``c`` (n commits). */
+static inline double weight(const Source *src, Py_ssize_t r, int64_t c, Py_ssize_t n)
+{
+    if (!src->table)
+        return src->w[r * n + c];
+    return r ? src->m[c] * src->table[(r - 1) * src->count + src->classes[c]] : src->m[c];
+}
+
+/* dag._SumPlan.row_sums for g rows at once, rows ``first`` on of the source: the ancestor-or-self
+ * sums of each into out (rows n apart). Each row gets its own operations in its own order; the
+ * rows only share the loops, so that their running sums, a chain of dependent adds each,
+ * overlap in the processor. ``layout``: g n doubles. */
+static inline void ancestor_group(const Plan *pl, const Source *src, Py_ssize_t first, double *out,
+                                  double *layout, const Scratch *s, Py_ssize_t n, Py_ssize_t g)
 {
     const int64_t *order = pl->part[ORDER];
     Py_ssize_t i, r;
@@ -231,7 +248,7 @@ static inline void ancestor_group(const Plan *pl, const double *w, double *out, 
     for (i = 0; i < n; i++) {
         int64_t at = order[i];
         for (r = 0; r < g; r++)
-            layout[r * n + i] = w[r * n + at];
+            layout[r * n + i] = weight(src, first + r, at, n);
     }
     add_piece_steps(pl, layout, s, n, g);
     for (i = 1; i < n; i++)                                    /* np.cumsum, a row each */
@@ -244,6 +261,71 @@ static inline void ancestor_group(const Plan *pl, const double *w, double *out, 
     }
 }
 
+/* The plan of a call's index arrays (order, then packed with its bounds), or -1 with
+ * ValueError (``what``: the kernel's name) if they do not fit n commits. */
+static int take_plan(Plan *pl, const Py_buffer *order, const Py_buffer *packed,
+                     const Py_buffer *bounds, Py_ssize_t n, const char *what)
+{
+    const int64_t *at = bounds->buf;
+    Py_ssize_t nb = bounds->len / 8, total = packed->len / 8;
+    if (order->len / 8 != n || nb != PLAN_PARTS || at[0] != 0 || at[PLAN_PARTS - 1] != total) {
+        PyErr_Format(PyExc_ValueError, "%s: the shapes do not fit the plan", what);
+        return -1;
+    }
+    pl->part[ORDER] = order->buf;
+    pl->len[ORDER] = n;
+    for (int p = 1; p < PLAN_PARTS; p++) {
+        if (at[p] < at[p - 1]) {
+            PyErr_Format(PyExc_ValueError, "%s: bounds must not decrease", what);
+            return -1;
+        }
+        pl->part[p] = (const int64_t *)packed->buf + at[p - 1];
+        pl->len[p] = at[p] - at[p - 1];
+    }
+    return 0;
+}
+
+/* The ancestor sums of the source's k rows into out (k rows of n), GROUPED rows side by side
+ * where their layouts fit in GROUPED_LAYOUT doubles; -1 (MemoryError) if memory runs out. */
+static int ancestor_sums(const Plan *pl, const Source *src, double *out, Py_ssize_t k,
+                         Py_ssize_t n)
+{
+    Py_ssize_t nm = pl->len[MARKS], np_ = pl->len[PIECE_CHAIN], nc = pl->len[CHAIN_START];
+    Py_ssize_t widest = np_ > nc ? np_ : nc;
+    Py_ssize_t group = n > 0 && n <= GROUPED_LAYOUT / ROW_GROUP ? ROW_GROUP : 1;
+    Py_ssize_t rows = k < group ? (k > 0 ? k : 1) : group;
+    double *block = malloc(sizeof(double) * (size_t)rows * (size_t)(n + nm + (nm + 1)
+                                                                   + pl->len[SEG_LO] + (np_ + 1)
+                                                                   + nc + widest + 1));
+    if (!block) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Scratch s;
+    double *layout = block;
+    s.between = layout + rows * n;
+    s.prefix = s.between + rows * nm;
+    s.segments = s.prefix + rows * (nm + 1);
+    s.added = s.segments + rows * pl->len[SEG_LO];
+    s.base = s.added + rows * (np_ + 1);
+    s.extra = s.base + rows * nc;
+    s.len = widest;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t r = 0; r < k; r += group) {
+        Py_ssize_t g = k - r < group ? k - r : group;
+        double *to = out + r * n;
+        if (g == ROW_GROUP)  /* the same code, built for a constant count of rows as well */
+            ancestor_group(pl, src, r, to, layout, &s, n, ROW_GROUP);
+        else if (g == 1)
+            ancestor_group(pl, src, r, to, layout, &s, n, 1);
+        else
+            ancestor_group(pl, src, r, to, layout, &s, n, g);
+    }
+    Py_END_ALLOW_THREADS
+    free(block);
+    return 0;
+}
+
 PyDoc_STRVAR(ancestor_rows_doc,
 "ancestor_rows(w, out, order, packed, bounds)\n\n"
 "dag._SumPlan.row_sums of the (k, n) float64 matrix w into out, bit for bit: order is the plan's\n"
@@ -254,59 +336,50 @@ static PyObject *ancestor_rows(PyObject *self, PyObject *args)
     Views v;
     if (take_args(args, &v, "dDqqq") < 0)
         return NULL;
-    Py_buffer *w = &v.view[0], *out = &v.view[1], *order = &v.view[2], *packed = &v.view[3];
-    const int64_t *at = v.view[4].buf;
-    Py_ssize_t nb = v.view[4].len / 8, total = packed->len / 8;
+    Py_buffer *w = &v.view[0], *out = &v.view[1];
     Plan pl;
     if (w->ndim != 2 || out->ndim != 2 || w->shape[0] != out->shape[0]
-            || w->shape[1] != out->shape[1] || order->len / 8 != w->shape[1]
-            || nb != PLAN_PARTS || at[0] != 0 || at[PLAN_PARTS - 1] != total) {
+            || w->shape[1] != out->shape[1]) {
         return refused(&v, "ancestor_rows: the shapes do not fit the plan");
     }
-    pl.part[ORDER] = order->buf;
-    pl.len[ORDER] = w->shape[1];
-    for (int p = 1; p < PLAN_PARTS; p++) {
-        if (at[p] < at[p - 1]) {
-            return refused(&v, "ancestor_rows: bounds must not decrease");
-        }
-        pl.part[p] = (const int64_t *)packed->buf + at[p - 1];
-        pl.len[p] = at[p] - at[p - 1];
+    if (take_plan(&pl, &v.view[2], &v.view[3], &v.view[4], w->shape[1], "ancestor_rows") < 0)
+        return refused(&v, NULL);
+    Source src = {.w = w->buf};
+    if (ancestor_sums(&pl, &src, out->buf, w->shape[0], w->shape[1]) < 0)
+        return refused(&v, NULL);
+    release(&v);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(ancestor_products_doc,
+"ancestor_products(m, table, classes, out, order, packed, bounds)\n\n"
+"dag.AncestorSums.product_sums into out (1 + t, n), bit for bit: the ancestor sums of the mass m\n"
+"(n) and of m times each of the t rows of table (t, count) read at each commit's class (classes,\n"
+"int64, each in [0, count)); order, packed and bounds as ancestor_rows takes them.");
+
+static PyObject *ancestor_products(PyObject *self, PyObject *args)
+{
+    Views v;
+    if (take_args(args, &v, "ddqDqqq") < 0)
+        return NULL;
+    Py_buffer *m = &v.view[0], *table = &v.view[1], *classes = &v.view[2], *out = &v.view[3];
+    Py_ssize_t n = m->len / 8;
+    Py_ssize_t t = table->ndim == 2 ? table->shape[0] : -1, count = t >= 0 ? table->shape[1] : 0;
+    Plan pl;
+    if (m->ndim != 1 || t < 0 || classes->len / 8 != n || out->ndim != 2
+            || out->shape[0] != 1 + t || out->shape[1] != n) {
+        return refused(&v, "ancestor_products: the shapes do not fit");
     }
-    Py_ssize_t k = w->shape[0], n = w->shape[1];
-    Py_ssize_t nm = pl.len[MARKS], np_ = pl.len[PIECE_CHAIN], nc = pl.len[CHAIN_START];
-    Py_ssize_t widest = np_ > nc ? np_ : nc;
-    Py_ssize_t group = n > 0 && n <= GROUPED_LAYOUT / ROW_GROUP ? ROW_GROUP : 1;
-    Py_ssize_t rows = k < group ? (k > 0 ? k : 1) : group;
-    double *block = malloc(sizeof(double) * (size_t)rows * (size_t)(n + nm + (nm + 1)
-                                                                   + pl.len[SEG_LO] + (np_ + 1)
-                                                                   + nc + widest + 1));
-    if (!block) {
-        release(&v);
-        return PyErr_NoMemory();
+    const int64_t *cls = classes->buf;
+    for (Py_ssize_t i = 0; i < n && t > 0; i++) {
+        if (cls[i] < 0 || cls[i] >= count)
+            return refused(&v, "ancestor_products: a class outside the table");
     }
-    Scratch s;
-    double *layout = block;
-    s.between = layout + rows * n;
-    s.prefix = s.between + rows * nm;
-    s.segments = s.prefix + rows * (nm + 1);
-    s.added = s.segments + rows * pl.len[SEG_LO];
-    s.base = s.added + rows * (np_ + 1);
-    s.extra = s.base + rows * nc;
-    s.len = widest;
-    Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t r = 0; r < k; r += group) {
-        Py_ssize_t g = k - r < group ? k - r : group;
-        const double *from = (const double *)w->buf + r * n;
-        double *to = (double *)out->buf + r * n;
-        if (g == ROW_GROUP)  /* the same code, built for a constant count of rows as well */
-            ancestor_group(&pl, from, to, layout, &s, n, ROW_GROUP);
-        else if (g == 1)
-            ancestor_group(&pl, from, to, layout, &s, n, 1);
-        else
-            ancestor_group(&pl, from, to, layout, &s, n, g);
-    }
-    Py_END_ALLOW_THREADS
-    free(block);
+    if (take_plan(&pl, &v.view[4], &v.view[5], &v.view[6], n, "ancestor_products") < 0)
+        return refused(&v, NULL);
+    Source src = {.m = m->buf, .table = table->buf, .classes = cls, .count = count};
+    if (ancestor_sums(&pl, &src, out->buf, 1 + t, n) < 0)
+        return refused(&v, NULL);
     release(&v);
     Py_RETURN_NONE;
 }
@@ -646,6 +719,7 @@ static PyObject *lse_rest(PyObject *self, PyObject *args)
 
 static PyMethodDef methods[] = {
     {"ancestor_rows", ancestor_rows, METH_VARARGS, ancestor_rows_doc},
+    {"ancestor_products", ancestor_products, METH_VARARGS, ancestor_products_doc},
     {"pair_likelihoods", pair_likelihoods, METH_VARARGS, pair_likelihoods_doc},
     {"rate_posteriors", rate_posteriors, METH_VARARGS, rate_posteriors_doc},
     {"entropy", entropy, METH_VARARGS, entropy_doc},
@@ -665,7 +739,7 @@ static struct PyModuleDef module = {
 
 /* Raised with every change to what a kernel takes or does: compiled.py uses only the version it
  * was written for, so a module left from an older build is not called with another layout. */
-#define KERNELS_VERSION 3
+#define KERNELS_VERSION 4
 
 PyMODINIT_FUNC PyInit__kernels(void)
 {

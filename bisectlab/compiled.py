@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from types import ModuleType
 
-VERSION = 3  # the _kernels.c this code calls (its KERNELS_VERSION)
+VERSION = 4  # the _kernels.c this code calls (its KERNELS_VERSION)
 
 kernels: ModuleType | None
 try:

@@ -278,7 +278,37 @@ class AncestorSums:
         return out
 
 
+    def product_sums(self, m: np.ndarray, table: np.ndarray, classes: np.ndarray) -> np.ndarray:
+        """:meth:`row_sums` of the (1 + t, N) matrix of ``m`` and of ``m`` times each of the t
+        rows of ``table`` read at each candidate's class (``table[:, classes] * m``), bit for
+        bit, without that matrix where the compiled kernel forms each product as it reads it."""
+        m = np.asarray(m, dtype=float)
+        table = np.asarray(table, dtype=float)
+        if compiled.kernels is not None and self.n:
+            out = np.empty((1 + len(table), self.n))
+            compiled.kernels.ancestor_products(
+                np.ascontiguousarray(m), np.ascontiguousarray(table),
+                np.ascontiguousarray(classes, dtype=np.int64), out, *self.plan.packed)
+            return out
+        return self.row_sums(class_products(m, table, classes))
+
+
+def class_products(m: np.ndarray, table: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """The (1 + t, N) matrix of ``m`` and of ``m`` times each row of ``table`` at each
+    candidate's class (a row at a time when N is large, in less memory)."""
+    stacked = np.empty((1 + len(table), len(m)))
+    stacked[0] = m
+    if len(m) <= GATHER_AT_ONCE:
+        np.take(table, classes, axis=1, out=stacked[1:])
+        stacked[1:] *= m
+    else:
+        for row, per in zip(stacked[1:], table, strict=True):
+            np.multiply(m, per[classes], out=row)
+    return stacked
+
+
 BLOCK_CELLS = 1 << 20  # weights beyond this many are summed column by column, in less memory
+GATHER_AT_ONCE = 1 << 14  # candidates up to which class_products gathers every row at once
 
 
 class _ChainLayout:

@@ -245,22 +245,28 @@ def test_plan_quantile_beside_a_fixed_boots_count_is_one_line_and_exit_2(tmp_pat
         "--boots-per-install"]
 
 
-def test_scores_are_the_same_gathered_at_once_or_row_by_row(monkeypatch):
-    """The per-class rows of a score are gathered at once for small spaces and a row at a time
-    for large ones: the same products, bit for bit."""
-    from bisectlab.strategies import bayes
+@pytest.mark.parametrize("false_positive", [None, 0.0])
+def test_scores_are_the_same_by_any_path_to_the_class_products(monkeypatch, false_positive):
+    """A score's per-class products are formed by the compiled kernel as it sums them, or in
+    numpy, gathered at once for small spaces and a row at a time for large ones: the same
+    scores, bit for bit, with false positives learnt or ruled out."""
+    from bisectlab import compiled, dag
 
     h = generate_kernel_history("k300", 4, KernelShape(commits=300))
-    strategy = make_strategy("bayes", h.search_space([0], len(h) - 1), false_positive=None)
+    strategy = make_strategy("bayes", h.search_space([0], len(h) - 1),
+                             false_positive=false_positive)
     for commit, boots, fails in ((150, 3, 0), (200, 2, 1), (90, 5, 0)):
         strategy.observe(Observation(int(strategy.space.commits[commit]), boots, fails))
     resources = Resources(rigs=1, costs=LabCosts(install=30, boot=3, swap=10))
     ladder = [1, 5, 20]
+    first = strategy.scores_at(resources, ladder)
+    monkeypatch.setattr(compiled, "kernels", None)
     at_once = strategy.scores_at(resources, ladder)
-    monkeypatch.setattr(bayes, "GATHER_AT_ONCE", 0)
+    monkeypatch.setattr(dag, "GATHER_AT_ONCE", 0)
     by_row = strategy.scores_at(resources, ladder)
-    assert np.array_equal(at_once[0], by_row[0])
-    assert all(np.array_equal(a, b) for a, b in zip(at_once[1], by_row[1], strict=True))
+    for other in (at_once, by_row):
+        assert np.array_equal(first[0], other[0])
+        assert all(np.array_equal(a, b) for a, b in zip(first[1], other[1], strict=True))
 
 
 def test_a_hunt_logged_with_options_refused_since_reads_back_as_it_ran():

@@ -108,6 +108,24 @@ def test_ancestor_sums_are_numpys_to_the_bit(case, data):
     assert np.array_equal(out[:, 1], plan.numpy_sums(rows[0]))
 
 
+@settings(max_examples=100, deadline=None)
+@given(ranges(), st.data())
+def test_class_products_sum_as_numpys_rows_do(case, data):
+    """The kernel that forms each mass-times-class product as it reads it gives the ancestor
+    sums of numpy's matrix of those products, to the bit, for any number of rows."""
+    parents, goods, bad = case
+    if not dag.candidates(parents, bad, goods).size:
+        return
+    space = SearchSpace(parents, goods, bad)
+    n = len(space)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    classes = rng.integers(0, data.draw(st.integers(1, 5)), n)
+    table = rng.random((data.draw(st.integers(0, 20)), int(classes.max()) + 1))
+    m = rng.dirichlet(np.ones(n))
+    expected = space.sums.plan.numpy_row_sums(dag.class_products(m, table, classes))
+    assert np.array_equal(space.sums.product_sums(m, table, classes.astype(np.uint8)), expected)
+
+
 def test_long_chains_sum_as_numpys_pairwise_sum_does():
     """Runs of thousands of commits between marks, where numpy's pairwise summation splits
     blocks of 128 in halves and rounds differently from a running sum."""
@@ -302,6 +320,14 @@ def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
     lambda: kernels.ancestor_rows(np.zeros((2, 3)), np.zeros((2, 3)), *_plan3()[:2],
                                   np.zeros(19, dtype=np.int64)),
     lambda: kernels.ancestor_rows(np.zeros((2, 4)), np.zeros((2, 4)), *_plan3()),
+    lambda: kernels.ancestor_products(np.zeros(3), np.zeros((2, 2)), np.zeros(3, dtype=np.int64),
+                                      np.zeros((2, 3)), *_plan3()),   # 1 + 2 rows out
+    lambda: kernels.ancestor_products(np.zeros(3), np.zeros((2, 2)),
+                                      np.array([0, 2, 1]), np.zeros((3, 3)), *_plan3()),
+    lambda: kernels.ancestor_products(np.zeros(3), np.zeros((2, 2)),
+                                      np.array([0, -1, 1]), np.zeros((3, 3)), *_plan3()),
+    lambda: kernels.ancestor_products(np.zeros(4), np.zeros((2, 2)), np.zeros(4, dtype=np.int64),
+                                      np.zeros((3, 4)), *_plan3()),
     lambda: kernels.pair_likelihoods(*(np.zeros((2, 3)),) * 3, np.zeros((3, 2)),
                                      np.zeros((2, 3, 3)), np.zeros(2)),
     lambda: kernels.rate_posteriors(np.zeros((2, 3, 1)), np.zeros(2), np.zeros(3),

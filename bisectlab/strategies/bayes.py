@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from scipy.special import xlogy
 
+from bisectlab.dag import class_products
 from bisectlab.errors import BisectlabError
 from bisectlab.options import READING_LOG, StrategyOptions, option
 from bisectlab.posterior import (
@@ -56,7 +57,6 @@ PRIOR_FLOOR = 1e-3  # a weighted prior never drops below this share of the unifo
 MAX_JOINT = 8       # tests whose joint outcome a batch choice weighs exactly (2^8 outcomes)
 MAX_BOOTS_PER_INSTALL = 10_000
 LEARN_P_FROM = 0.05  # the leading candidate's mass from which learning p at it is weighed
-GATHER_AT_ONCE = 1 << 14  # candidates up to which a score's per-class rows are gathered at once
 
 
 @dataclass(frozen=True)
@@ -466,22 +466,14 @@ class BayesStrategy(Strategy):
         if not no_false_positives:  # with f = 0 a good commit always passes
             per_class += [good, entropy_bits(good)]
         table = np.concatenate(per_class, axis=1).T                  # (k L, U)
-        stacked = np.empty((1 + len(table), len(m)))
-        stacked[0] = m
-        if len(m) <= GATHER_AT_ONCE:
-            np.take(table, post.classes, axis=1, out=stacked[1:])
-            stacked[1:] *= m
-        else:  # a row at a time, as when the 10^6-commit targets were measured
-            for row, per in zip(stacked[1:], table, strict=True):
-                np.multiply(m, per[post.classes], out=row)
         width = len(ladder)
         if no_false_positives:
-            good_all, h_good_all = _total(stacked[0]), 0.0
+            good_all, h_good_all = _total(m), 0.0
         else:
-            good_all = _total(stacked[1 + 2 * width:1 + 3 * width])[:, None]
-            h_good_all = _total(stacked[1 + 3 * width:])[:, None]
-        anc = self.space.sums.row_sums(stacked)
-        del stacked
+            good = class_products(m, table[2 * width:], post.classes)[1:]
+            good_all, h_good_all = _total(good[:width])[:, None], _total(good[width:])[:, None]
+            del good
+        anc = self.space.sums.product_sums(m, table, post.classes)
         u = np.clip(anc[0], 0.0, 1.0)
         bad_in = anc[1:1 + width]
         h_bad_in = anc[1 + width:1 + 2 * width]
