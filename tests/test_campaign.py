@@ -9,17 +9,19 @@ import sqlite3
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from bisectlab.campaign import (
     ROUTE_DEPTH,
+    SPLIT_DEPTHS,
     CampaignInterrupted,
     CampaignSpec,
     Lane,
     Passed,
-    _route,
+    Router,
     cached_history,
     history_key,
     known_range,
@@ -27,9 +29,9 @@ from bisectlab.campaign import (
     run_campaign,
 )
 from bisectlab.history import load_history
-from bisectlab.pool import WorkerPool
+from bisectlab.pool import BACKLOG, WorkerPool
 from bisectlab.store import Store
-from bisectlab.subtrees import SubtreeOwners
+from bisectlab.subtrees import SubtreeOwners, subtree_key
 
 SLOT_COLUMNS = ("campaign_label", "campaign_index", "seed", "status", "culprit_sha", "correct",
                 "confidence", "tests", "boots", "installs", "adapters", "lab_minutes")
@@ -114,23 +116,65 @@ def test_same_results_whatever_the_workers(run, small, tmp_path, workers):
     assert len(slots(tmp_path / "one.sqlite")) == 12
 
 
-def test_a_hunt_reaching_another_workers_subtree_is_passed_to_it(small):
-    """At its ROUTE_DEPTH-th result a hunt whose subtree belongs to another worker goes to that
-    worker's inbox, whole; one in its own worker's subtree, or before that result, goes on."""
+def _route_case(small):
+    """A task, two workers of a pool, their subtree table (the second worker less loaded, so
+    it gets the first subtree seen) and a hunt's results, deeper than routing goes."""
     spec = CampaignSpec("route", str(small), "v1.0", "v1.1", (Lane("bayes", "bayes"),),
                         hunts=2, seed=1, rigs=1, adapters=30)
-    task = spec.task(spec.lanes[0], 0)
     first, second = WorkerPool(2).open()
     owners = SubtreeOwners(2)
-    owners.report(0, 10)  # the first subtree seen goes to the second worker, less loaded
+    owners.report(0, 10)
     tests = [{"commit_sha": f"c{i}", "boots": [{}], "failed": False, "skipped": False}
-             for i in range(ROUTE_DEPTH)]
-    _route(first, owners, task, 7, tests[:-1])  # too early to tell
+             for i in range(ROUTE_DEPTH + SPLIT_DEPTHS + 1)]
+    return spec.task(spec.lanes[0], 0), first, second, owners, tests
+
+
+def test_a_hunt_reaching_another_workers_subtree_is_passed_to_it(small):
+    """At its ROUTE_DEPTH-th result a hunt whose subtree belongs to another worker goes to that
+    worker's inbox, whole, with the depth it was passed at; one in its own worker's subtree, or
+    before that result, goes on."""
+    task, first, second, owners, tests = _route_case(small)
+    route = Router(first, owners, task, 7)
+    route(tests[:ROUTE_DEPTH - 1])  # too early to tell
     with pytest.raises(Passed):
-        _route(first, owners, task, 7, tests)
-    assert second.take() == (task, 7)
-    _route(second, owners, task, 8, tests)  # its own subtree: goes on
+        route(tests[:ROUTE_DEPTH])
+    assert second.take() == (task, 7, ROUTE_DEPTH)
+    for depth in range(ROUTE_DEPTH, len(tests) + 1):  # its own subtree, all the way down
+        Router(second, owners, task, 8)(tests[:depth])
     assert first.take() is None and second.take() is None
+
+
+def test_a_busy_owners_subtree_is_split_one_result_down(small):
+    """A hunt whose subtree's owner has a full inbox stays, and its worker takes the subtree one
+    result down: a later hunt there, even on the owner, goes to it. A hunt passed at some depth
+    is routed only further down, and nothing is split past SPLIT_DEPTHS."""
+    task, first, second, owners, tests = _route_case(small)
+    assert owners.owner(subtree_key(replace(task, seed=0), [
+        (t["commit_sha"], 1, False, False) for t in tests[:ROUTE_DEPTH]]), 0) == 1
+    for i in range(BACKLOG):  # the owner, the second worker, is busy
+        assert first.pass_to(1, ("other", i))
+    route = Router(first, owners, task, 7)
+    route(tests[:ROUTE_DEPTH])  # no room: it stays
+    route(tests[:ROUTE_DEPTH + 1])  # and the subtree below is the first worker's now
+    assert [second.take() for _ in range(BACKLOG)] == [("other", i) for i in range(BACKLOG)]
+    later = Router(second, owners, task, 8, passed_at=ROUTE_DEPTH)
+    with pytest.raises(Passed):
+        later(tests[:ROUTE_DEPTH + 1])
+    assert first.take() == (task, 8, ROUTE_DEPTH + 1)
+    deeper = Router(second, owners, task, 9, passed_at=ROUTE_DEPTH + 1)
+    deeper(tests[:ROUTE_DEPTH + 1])  # passed there already: not again
+    for i in range(BACKLOG):  # now the first worker is busy, and owns everything further down
+        assert second.pass_to(0, ("busy", i))
+    keys = [subtree_key(replace(task, seed=0), [(t["commit_sha"], 1, False, False)
+                                                for t in tests[:depth]])
+            for depth in range(len(tests) + 1)]
+    for depth in range(ROUTE_DEPTH + 2, ROUTE_DEPTH + SPLIT_DEPTHS + 1):
+        assert owners.take_over(keys[depth], 0) == 0
+    split = Router(second, owners, task, 10, passed_at=ROUTE_DEPTH + 1)
+    for depth in range(ROUTE_DEPTH + 2, len(tests) + 1):  # refused all the way down
+        split(tests[:depth])
+    assert owners.known_owner(keys[-1]) is None  # nothing split past SPLIT_DEPTHS down
+    assert [first.take() for _ in range(BACKLOG)] == [("busy", i) for i in range(BACKLOG)]
 
 
 def test_pool_workers_write_their_own_hunts(small, tmp_path):
