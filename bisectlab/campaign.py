@@ -227,12 +227,6 @@ def _write(store: Store, hunt_id: int, outcome: dict[str, Any], claimed_by: str)
     return Recorded(time.perf_counter() - start)
 
 
-@lru_cache(maxsize=2)
-def _worker_store(url: str) -> Store:
-    """The store a worker process writes its hunts to, opened at its first hunt."""
-    return Store(url)
-
-
 def _submitter(executor: Executor, store: Store) -> Callable[[HuntTask, int], Future]:
     """How a claimed hunt goes to the executor: run and written at once in this process (one
     worker), or sent to a Dask cluster, whose workers hand it back to be written here."""
@@ -433,7 +427,7 @@ def _pooled(pool: WorkerPool, spec: CampaignSpec, store: Store, todo: list[tuple
         while got := _claim(spec, store, slots, len(slots), logged, run):
             claimed.extend(got)
     work = PoolWork(spec, todo if shared else [], claimed, logged, run.campaign_id, run.token,
-                    store.url if shared else None, claimant(), SubtreeOwners(pool.workers),
+                    store if shared else None, claimant(), SubtreeOwners(pool.workers),
                     shared_counter())
     for message in pool.serve(partial(serve_hunts, work=work), before_start=store.before_fork):
         if message[0] == "claimed":
@@ -456,7 +450,8 @@ class PoolWork:
     logged: dict[str, Any]
     campaign_id: int
     token: str
-    url: str | None  # None: hunts go back to the listener to be written
+    store: Store | None  # the listener's, no connection open at the fork (before_fork);
+    # None: hunts go back to the listener to be written
     claimed_by: str
     owners: SubtreeOwners
     taken: Any  # a shared counter: the slots (or claimed hunts) handed out so far
@@ -475,8 +470,6 @@ def serve_hunts(worker: Worker, work: PoolWork) -> None:
     with none left, hunts waiting for another worker; each run and written, or passed on to the
     worker whose decision tree holds the subtree it leads into (see :class:`Router`)."""
     mine: deque[tuple[HuntTask, int]] = deque()
-    if work.url is not None:
-        _worker_store(work.url)  # opened before the claims lock: the workers open theirs at once
     while not worker.stopping:
         if (passed := worker.take()) is not None:
             _finish(worker, work, *passed)
@@ -502,15 +495,17 @@ def _take_slots(worker: Worker, work: PoolWork) -> list[tuple[HuntTask, int]]:
             start = work.taken.value
             work.taken.value = start + CLAIMS
             return work.claimed[start:start + CLAIMS]
+        store = work.store
+        assert store is not None  # slots are left to the workers only in a database they reach
         got, held_elsewhere, seconds = [], 0, 0.0
         while not got and (batch := _next_slots(work)):
-            got, held_now, took = _claim_batch(work.spec, _worker_store(work.url), batch,
+            got, held_now, took = _claim_batch(work.spec, store, batch,
                                                work.logged, work.campaign_id, work.token,
                                                work.claimed_by, worker.writing())
             held_elsewhere, seconds = held_elsewhere + held_now, seconds + took
         if got and worker.stopping:  # a stop that could not wait for this claim to end
             with worker.writing():
-                _worker_store(work.url).interrupt_claims(work.campaign_id, work.claimed_by)
+                store.interrupt_claims(work.campaign_id, work.claimed_by)
     worker.post(("claimed", held_elsewhere, seconds))
     return [] if worker.stopping else got
 
@@ -534,11 +529,11 @@ def _finish(worker: Worker, work: PoolWork, task: HuntTask, hunt_id: int, passed
         outcome = run_hunt(task, watch)
     except Passed:
         return
-    if work.url is None:
+    if work.store is None:
         result: Any = outcome
     else:
         with worker.writing():
-            result = _write(_worker_store(work.url), hunt_id, outcome, work.claimed_by)
+            result = _write(work.store, hunt_id, outcome, work.claimed_by)
     _tests_run[0] += len(outcome["tests"])
     with _trees_lock:
         worked_out = sum(tree.worked_out for tree in _trees.values())

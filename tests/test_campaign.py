@@ -186,11 +186,17 @@ def test_pool_workers_write_their_own_hunts(small, tmp_path):
     spec = CampaignSpec("pool", str(small), "v1.0", "v1.1", lanes, hunts=5, seed=2, rigs=2,
                         adapters=30)
 
-    def refuse(outcomes):
-        raise AssertionError("the campaign's process wrote a hunt")
+    listener = os.getpid()
 
     with Store(f"sqlite:///{tmp_path / 'pool.sqlite'}") as store:
-        store.record_hunts = refuse  # this instance only: the workers open their own
+        record = store.record_hunts
+
+        def workers_only(*args):  # the workers write through this store, inherited at the fork
+            if os.getpid() == listener:
+                raise AssertionError("the campaign's process wrote a hunt")
+            return record(*args)
+
+        store.record_hunts = workers_only
         executor, queue = local_executor(2)
         try:
             ran = run_campaign(spec, store, executor, queue)
