@@ -194,6 +194,8 @@ def test_pool_workers_write_their_own_hunts(small, tmp_path):
         def workers_only(*args):  # the workers write through this store, inherited at the fork
             if os.getpid() == listener:
                 raise AssertionError("the campaign's process wrote a hunt")
+            with open(tmp_path / "writers", "a") as writers:
+                writers.write(f"{os.getpid()}\n")
             return record(*args)
 
         store.record_hunts = workers_only
@@ -203,6 +205,7 @@ def test_pool_workers_write_their_own_hunts(small, tmp_path):
         finally:
             executor.shutdown()
         assert ran.ran == 5 and ran.db_seconds > 0
+    assert len((tmp_path / "writers").read_text().split()) == 5  # each hunt, by a worker
     with Store(f"sqlite:///{tmp_path / 'one.sqlite'}") as store:
         run_campaign(spec, store)
     assert slots(tmp_path / "pool.sqlite") == slots(tmp_path / "one.sqlite")
