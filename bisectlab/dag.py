@@ -277,7 +277,6 @@ class AncestorSums:
             self.plan.sums(weights[row], out=out[row])
         return out
 
-
     def product_sums(self, m: np.ndarray, table: np.ndarray, classes: np.ndarray) -> np.ndarray:
         """:meth:`row_sums` of the (1 + t, N) matrix of ``m`` and of ``m`` times each of the t
         rows of ``table`` read at each candidate's class (``table[:, classes] * m``), bit for

@@ -5,9 +5,9 @@ dealt hunts in turn each work out the choices that hunts on both of them reach. 
 first results agree share the tree below them, so each such subtree is given, at the first hunt
 to reach it, to the least loaded worker (the choices its tree worked out plus the tests it ran:
 balanced on choices alone, one worker came to own most of the hunts), and every later hunt that
-reaches it goes there. A worker whose hunt finds that subtree's owner too busy to take it may take a subtree
-further down as its own (campaign.Router). The table lives in memory shared by the forked
-workers.
+reaches it goes there. A worker whose hunt finds that subtree's owner too busy to take it may
+take a subtree further down as its own (campaign.Router). The table lives in memory shared by
+the forked workers.
 """
 
 from __future__ import annotations
