@@ -326,6 +326,33 @@ static int ancestor_sums(const Plan *pl, const Source *src, double *out, Py_ssiz
     return 0;
 }
 
+/* Whether b has ndim dimensions of lengths d0, d1, d2 (as many as it has). */
+static int check_shape(Py_buffer *b, int ndim, Py_ssize_t d0, Py_ssize_t d1, Py_ssize_t d2)
+{
+    Py_ssize_t want[3] = {d0, d1, d2};
+    if (b->ndim != ndim)
+        return 0;
+    for (int i = 0; i < ndim; i++)
+        if (b->shape[i] != want[i])
+            return 0;
+    return 1;
+}
+
+/* The rest of an ancestor-sum kernel's call: the plan from its buffers ``at`` to ``at`` + 2
+ * (order, packed, bounds), the sums of the source's k rows of n commits into out, the call's
+ * buffers released; NULL with the error (``what``: the kernel's name) if the plan does not fit
+ * or memory runs out. */
+static PyObject *sums_by_plan(Views *v, int at, const Source *src, double *out, Py_ssize_t k,
+                              Py_ssize_t n, const char *what)
+{
+    Plan pl;
+    if (take_plan(&pl, &v->view[at], &v->view[at + 1], &v->view[at + 2], n, what) < 0
+            || ancestor_sums(&pl, src, out, k, n) < 0)
+        return refused(v, NULL);
+    release(v);
+    Py_RETURN_NONE;
+}
+
 PyDoc_STRVAR(ancestor_rows_doc,
 "ancestor_rows(w, out, order, packed, bounds)\n\n"
 "dag._SumPlan.row_sums of the (k, n) float64 matrix w into out, bit for bit: order is the plan's\n"
@@ -337,18 +364,10 @@ static PyObject *ancestor_rows(PyObject *self, PyObject *args)
     if (take_args(args, &v, "dDqqq") < 0)
         return NULL;
     Py_buffer *w = &v.view[0], *out = &v.view[1];
-    Plan pl;
-    if (w->ndim != 2 || out->ndim != 2 || w->shape[0] != out->shape[0]
-            || w->shape[1] != out->shape[1]) {
+    if (w->ndim != 2 || !check_shape(out, 2, w->shape[0], w->shape[1], 0))
         return refused(&v, "ancestor_rows: the shapes do not fit the plan");
-    }
-    if (take_plan(&pl, &v.view[2], &v.view[3], &v.view[4], w->shape[1], "ancestor_rows") < 0)
-        return refused(&v, NULL);
     Source src = {.w = w->buf};
-    if (ancestor_sums(&pl, &src, out->buf, w->shape[0], w->shape[1]) < 0)
-        return refused(&v, NULL);
-    release(&v);
-    Py_RETURN_NONE;
+    return sums_by_plan(&v, 2, &src, out->buf, w->shape[0], w->shape[1], "ancestor_rows");
 }
 
 PyDoc_STRVAR(ancestor_products_doc,
@@ -365,23 +384,15 @@ static PyObject *ancestor_products(PyObject *self, PyObject *args)
     Py_buffer *m = &v.view[0], *table = &v.view[1], *classes = &v.view[2], *out = &v.view[3];
     Py_ssize_t n = m->len / 8;
     Py_ssize_t t = table->ndim == 2 ? table->shape[0] : -1, count = t >= 0 ? table->shape[1] : 0;
-    Plan pl;
-    if (m->ndim != 1 || t < 0 || classes->len / 8 != n || out->ndim != 2
-            || out->shape[0] != 1 + t || out->shape[1] != n) {
+    if (m->ndim != 1 || t < 0 || classes->len / 8 != n || !check_shape(out, 2, 1 + t, n, 0))
         return refused(&v, "ancestor_products: the shapes do not fit");
-    }
     const int64_t *cls = classes->buf;
     for (Py_ssize_t i = 0; i < n && t > 0; i++) {
         if (cls[i] < 0 || cls[i] >= count)
             return refused(&v, "ancestor_products: a class outside the table");
     }
-    if (take_plan(&pl, &v.view[4], &v.view[5], &v.view[6], n, "ancestor_products") < 0)
-        return refused(&v, NULL);
     Source src = {.m = m->buf, .table = table->buf, .classes = cls, .count = count};
-    if (ancestor_sums(&pl, &src, out->buf, 1 + t, n) < 0)
-        return refused(&v, NULL);
-    release(&v);
-    Py_RETURN_NONE;
+    return sums_by_plan(&v, 4, &src, out->buf, 1 + t, n, "ancestor_products");
 }
 
 /* np.max of m values x[0], x[step], ...: NaN wins. */
@@ -431,17 +442,6 @@ static double log_sum_exp(const double *x, Py_ssize_t m, Py_ssize_t stride, cons
     if (rest != 0.0)
         rest = rest / count;
     return top == -INFINITY ? -INFINITY : log1p(rest) + log(count) + top;
-}
-
-static int check_shape(Py_buffer *b, int ndim, Py_ssize_t d0, Py_ssize_t d1, Py_ssize_t d2)
-{
-    Py_ssize_t want[3] = {d0, d1, d2};
-    if (b->ndim != ndim)
-        return 0;
-    for (int i = 0; i < ndim; i++)
-        if (b->shape[i] != want[i])
-            return 0;
-    return 1;
 }
 
 PyDoc_STRVAR(pair_likelihoods_doc,
