@@ -14,6 +14,7 @@ listener waiting for the rest.
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing
 import os
 import pickle
@@ -227,6 +228,7 @@ class WorkerPool:
 def _run(serve: Callable[[Worker], None], worker: Worker) -> None:
     """A worker's life: Ctrl-C left to the listener, dying with it; ``serve``, then goodbye,
     or the exception that ended it."""
+    gc.freeze()  # collections here never walk the listener's objects, so their pages stay shared
     ignore_sigint(worker.listener)
     worker._own_ends_only()
     try:

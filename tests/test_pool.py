@@ -4,10 +4,12 @@ pool in one line, a stop is heard, and subtrees go to the least loaded worker.""
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import time
 from concurrent.futures.process import BrokenProcessPool
+from functools import partial
 
 import pytest
 
@@ -25,6 +27,20 @@ def test_every_worker_posts_and_the_listener_hears_all():
     assert sorted(heard) == [("n", w, i) for w in range(3) for i in range(3)]
     for w in range(3):  # one worker's messages arrive in its order
         assert [m[2] for m in heard if m[1] == w] == [0, 1, 2]
+
+
+def report_what_collections_walk(made_in_the_listener: list, worker: Worker) -> None:
+    made_here: list = []
+    walked = {id(o) for o in gc.get_objects()}
+    worker.post(("walked", id(made_in_the_listener) in walked, id(made_here) in walked))
+
+
+def test_a_workers_collections_leave_the_listeners_objects_alone():
+    """Their pages stay shared with the listener, and a full collection stays short."""
+    made_in_the_listener = ["before the fork"]
+    heard = list(WorkerPool(2).serve(partial(report_what_collections_walk, made_in_the_listener)))
+    assert heard == [("walked", False, True)] * 2
+    assert any(o is made_in_the_listener for o in gc.get_objects())  # the listener's own: walked
 
 
 def test_work_passes_to_another_worker_within_its_backlog():
