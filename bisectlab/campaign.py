@@ -485,7 +485,7 @@ def serve_hunts(worker: Worker, work: PoolWork) -> None:
 
 
 def _take_slots(worker: Worker, work: PoolWork) -> list[tuple[HuntTask, int]]:
-    """The next hunts for this worker: up to CLAIMS slots of one lane claimed in one
+    """The next hunts for this worker: up to claim_size slots of one lane claimed in one
     transaction (the next ones if another process holds all of those), or the next of the hunts
     claimed for the workers; none when every one is taken."""
     with worker.claiming():
@@ -493,12 +493,12 @@ def _take_slots(worker: Worker, work: PoolWork) -> list[tuple[HuntTask, int]]:
             return []
         if not work.slots:
             start = work.taken.value
-            work.taken.value = start + CLAIMS
-            return work.claimed[start:start + CLAIMS]
+            work.taken.value = end = start + claim_size(len(work.claimed) - start, worker.workers)
+            return work.claimed[start:end]
         store = work.store
         assert store is not None  # slots are left to the workers only in a database they reach
         got, held_elsewhere, seconds = [], 0, 0.0
-        while not got and (batch := _next_slots(work)):
+        while not got and (batch := _next_slots(work, worker.workers)):
             got, held_now, took = _claim_batch(work.spec, store, batch,
                                                work.logged, work.campaign_id, work.token,
                                                work.claimed_by, worker.writing())
@@ -510,13 +510,21 @@ def _take_slots(worker: Worker, work: PoolWork) -> list[tuple[HuntTask, int]]:
     return [] if worker.stopping else got
 
 
-def _next_slots(work: PoolWork) -> list[tuple[Lane, int]]:
-    """The next slots to claim, up to CLAIMS of one lane, taken from the workers' shared list
-    (under the claims lock)."""
+def _next_slots(work: PoolWork, workers: int) -> list[tuple[Lane, int]]:
+    """The next slots to claim, up to claim_size of one lane, taken from the workers' shared
+    list (under the claims lock)."""
     start = work.taken.value
-    batch = _one_lane(deque(work.slots[start:start + CLAIMS]), CLAIMS)
+    most = claim_size(len(work.slots) - start, workers)
+    batch = _one_lane(deque(work.slots[start:start + most]), most)
     work.taken.value = start + len(batch)
     return batch
+
+
+def claim_size(left: int, workers: int) -> int:
+    """How many of the ``left`` slots a pool's worker takes at once: CLAIMS, and fewer towards
+    the end (a quarter of what is left, with 2 workers), so that no worker idles at the end
+    while another still holds hunts it has not started."""
+    return max(1, min(CLAIMS, left // (2 * workers)))
 
 
 def _finish(worker: Worker, work: PoolWork, task: HuntTask, hunt_id: int, passed_at: int = 0,
@@ -642,7 +650,7 @@ def _fill(spec: CampaignSpec, store: Store, submit: Callable[[HuntTask, int], Fu
         pending[submit(task, hunt_id)] = hunt_id
 
 
-CLAIMS = 4  # the fewest slots claimed in one transaction
+CLAIMS = 4  # slots claimed in one transaction (by a pool's workers, fewer at the end)
 
 
 def _claim(spec: CampaignSpec, store: Store, slots: deque[tuple[Lane, int]], most: int,

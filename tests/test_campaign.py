@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from bisectlab.campaign import (
+    CLAIMS,
     ROUTE_DEPTH,
     SPLIT_DEPTHS,
     CampaignInterrupted,
@@ -23,6 +24,7 @@ from bisectlab.campaign import (
     Passed,
     Router,
     cached_history,
+    claim_size,
     history_key,
     known_range,
     local_executor,
@@ -177,6 +179,14 @@ def test_a_busy_owners_subtree_is_split_one_result_down(small):
     assert [first.take() for _ in range(BACKLOG)] == [("busy", i) for i in range(BACKLOG)]
 
 
+def test_a_pool_worker_takes_fewer_slots_as_the_last_ones_go():
+    """At the end, no worker idles while another holds hunts it has not started."""
+    for workers in (2, 3, 8):
+        sizes = [claim_size(left, workers) for left in range(1, 200)]
+        assert sizes == sorted(sizes) and set(sizes) == set(range(1, CLAIMS + 1))
+        assert all(size == 1 or size * workers < left for left, size in enumerate(sizes, 1))
+
+
 def test_pool_workers_write_their_own_hunts(small, tmp_path):
     """A local pool's workers claim and write the hunts they ran (the campaign's process only
     listens), the same hunts as one process writes; into a database in this process's memory,
@@ -275,20 +285,24 @@ def test_a_claim_that_outlasts_the_stop_is_marked_interrupted_too(small, tmp_pat
     made it: no hunt is left running."""
     import bisectlab.campaign as campaign_module
 
-    real = campaign_module._next_slots
+    real, slowed = campaign_module._next_slots, tmp_path / "slowed"
 
-    def slow(work):
-        batch = real(work)
+    def slow(work, workers):
+        batch = real(work, workers)
         if any(index >= 4 for _, index in batch):
+            slowed.write_text(json.dumps([index for _, index in batch]))
             time.sleep(3)
         return batch
 
     monkeypatch.setattr(campaign_module, "_next_slots", slow)  # the forked workers' too
     spec = CampaignSpec("slow", str(small), "v1.0", "v1.1", (Lane("bayes", "bayes"),),
                         hunts=12, seed=7, rigs=2, adapters=30)
-
-    statuses, _ = stopped_pool_campaign(spec, tmp_path / "slow.sqlite", after=1)
-    assert "running" not in statuses and statuses.count("interrupted") >= 4
+    rows: list[dict] = []
+    statuses, _ = stopped_pool_campaign(spec, tmp_path / "slow.sqlite", after=1,
+                                        then=lambda store: rows.extend(store.hunts()))
+    assert "running" not in statuses
+    late = json.loads(slowed.read_text())
+    assert [h["status"] for h in rows if h["campaign_index"] in late] == ["interrupted"] * len(late)
 
 
 def test_a_stopped_pool_counts_the_hunts_it_kept_from_the_database(small, tmp_path,
