@@ -181,6 +181,16 @@ def test_campaign_ab_with_a_pool_runs_the_same_hunts_as_one_worker():
     assert digest("--workers", "2") == digest()
 
 
+def test_long_lived_pool_runs_each_side_every_round():
+    out = run_script("long_lived_pool.py", "--hunts", "3", "--rounds", "2")
+    *sides, last = out.splitlines()
+    assert [line.split(":")[0].strip() for line in sides] == [
+        "1 worker", "2 workers", "2 workers, no freeze"]
+    assert all(re.search(r"hunts/s \(\d+, \d+; 3 hunts, median of 2\)$", line) for line in sides)
+    assert re.fullmatch(r"freeze / no freeze on 2 workers: [\d.]+x; speed-up over 1 worker: "
+                        r"[\d.]+x with the freeze, [\d.]+x without \(.*\)", last)
+
+
 def test_tree_split_deals_the_hunts_to_two_trees():
     out = run_script("tree_split.py", "--hunts", "6", "--rounds", "2")
     one, two = [x for x in out.splitlines() if " choices worked out, " in x]
@@ -210,6 +220,7 @@ def test_startup_ab_refuses_counts_that_make_no_sense(args):
     ("git_fidelity.py", "--histories", "0"), ("beyond_one_machine.py", "--rounds", "0"),
     ("campaign_ab.py", "--hunts", "nan"), ("campaign_ab.py", "--workers", "0"),
     ("tree_split.py", "--trees", "1"), ("routing.py", "--depth", "0"),
+    ("long_lived_pool.py", "--rounds", "0"),
 ])
 def test_every_script_refuses_a_number_that_makes_no_sense_in_one_line(script, flag, value):
     done = subprocess.run([sys.executable, str(EXPERIMENTS / script), flag, value],
