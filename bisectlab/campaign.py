@@ -522,8 +522,8 @@ def _next_slots(work: PoolWork, workers: int) -> list[tuple[Lane, int]]:
 
 def claim_size(left: int, workers: int) -> int:
     """How many of the ``left`` slots a pool's worker takes at once: CLAIMS, and fewer towards
-    the end (a quarter of what is left, with 2 workers), so that no worker idles at the end
-    while another still holds hunts it has not started."""
+    the end (a quarter of what is left, with 2 workers), so that a worker rarely idles at the
+    end while another still holds hunts it has not started."""
     return max(1, min(CLAIMS, left // (2 * workers)))
 
 
@@ -650,7 +650,9 @@ def _fill(spec: CampaignSpec, store: Store, submit: Callable[[HuntTask, int], Fu
         pending[submit(task, hunt_id)] = hunt_id
 
 
-CLAIMS = 4  # slots claimed in one transaction (by a pool's workers, fewer at the end)
+# The most a pool's worker claims at once (fewer at the end: claim_size), and the fewest the
+# campaign's own process claims at once for an executor (_fill).
+CLAIMS = 4
 
 
 def _claim(spec: CampaignSpec, store: Store, slots: deque[tuple[Lane, int]], most: int,

@@ -154,7 +154,9 @@ def campaign_throughput(hunts: int = 150, rounds: int = 3, workers: tuple[int, .
     the machine's own ceiling for two: two 1-worker campaigns run at once.
 
     Each round runs every worker count once, side by side, each campaign in a fresh process
-    into a fresh SQLite database, as a user's campaign runs (one per command). Every other round
+    into a fresh SQLite database, as a user's campaign runs (one per command): a pool forked
+    from a process that had just run campaigns of its own ran a fifth slower (measured before
+    the workers froze what they inherit; experiments/long_lived_pool.py). Every other round
     runs them in the reverse order, so that a machine speeding up or slowing down over the run
     does not always favour the same one (with an even number of rounds, neither). The figures
     are medians over rounds, and the speed-up is the median of the rounds' own ratios; the

@@ -228,7 +228,7 @@ class WorkerPool:
 def _run(serve: Callable[[Worker], None], worker: Worker) -> None:
     """A worker's life: Ctrl-C left to the listener, dying with it; ``serve``, then goodbye,
     or the exception that ended it."""
-    gc.freeze()  # collections here never walk the listener's objects, so their pages stay shared
+    gc.freeze()  # collections here never walk (write to) the listener's objects: fewer pages copied
     ignore_sigint(worker.listener)
     worker._own_ends_only()
     try:

@@ -22,7 +22,10 @@ from bisectlab.campaign import (
     CampaignSpec,
     Lane,
     Passed,
+    PoolWork,
     Router,
+    _next_slots,
+    _take_slots,
     cached_history,
     claim_size,
     history_key,
@@ -31,7 +34,7 @@ from bisectlab.campaign import (
     run_campaign,
 )
 from bisectlab.history import load_history
-from bisectlab.pool import BACKLOG, WorkerPool
+from bisectlab.pool import BACKLOG, WorkerPool, shared_counter
 from bisectlab.store import Store
 from bisectlab.subtrees import SubtreeOwners, subtree_key
 
@@ -187,6 +190,22 @@ def test_a_pool_worker_takes_fewer_slots_as_the_last_ones_go():
         assert all(size == 1 or size * workers < left for left, size in enumerate(sizes, 1))
 
 
+def test_a_pools_workers_take_their_last_slots_one_at_a_time():
+    """Both ways a worker takes slots: the hunts claimed for it, and slots it claims itself."""
+    worker, _ = WorkerPool(2).open()
+    lane = Lane("bayes", "bayes")
+    work = PoolWork(None, [], [(f"task {i}", i) for i in range(12)], {}, 1, "run", None, "me",
+                    SubtreeOwners(2), shared_counter())
+    taken = []
+    while got := _take_slots(worker, work):
+        taken.append([hunt_id for _, hunt_id in got])
+    slots = replace(work, slots=[(lane, i) for i in range(12)], claimed=[], taken=shared_counter())
+    claimed = []
+    while batch := _next_slots(slots, 2):
+        claimed.append([index for _, index in batch])
+    assert taken == claimed == [[0, 1, 2], [3, 4]] + [[i] for i in range(5, 12)]
+
+
 def test_pool_workers_write_their_own_hunts(small, tmp_path):
     """A local pool's workers claim and write the hunts they ran (the campaign's process only
     listens), the same hunts as one process writes; into a database in this process's memory,
@@ -281,8 +300,8 @@ def stopped_pool_campaign(spec: CampaignSpec, db: Path, after: int, wait: bool =
 
 def test_a_claim_that_outlasts_the_stop_is_marked_interrupted_too(small, tmp_path, monkeypatch):
     """A stop waits two seconds for a claim under way (a database busy with another process);
-    a claim that ends later, after the campaign marked its hunts, is marked by the worker that
-    made it: no hunt is left running."""
+    a claim that ends later runs none of its hunts: they end marked interrupted (by the worker
+    that made it, and by the campaign after its workers are gone), and no hunt is left running."""
     import bisectlab.campaign as campaign_module
 
     real, slowed = campaign_module._next_slots, tmp_path / "slowed"

@@ -30,13 +30,14 @@ def test_every_worker_posts_and_the_listener_hears_all():
 
 
 def report_what_collections_walk(made_in_the_listener: list, worker: Worker) -> None:
+    """Whether this worker's collections walk an object made in the listener, and one made here."""
     made_here: list = []
     walked = {id(o) for o in gc.get_objects()}
     worker.post(("walked", id(made_in_the_listener) in walked, id(made_here) in walked))
 
 
 def test_a_workers_collections_leave_the_listeners_objects_alone():
-    """Their pages stay shared with the listener, and a full collection stays short."""
+    """A worker's collections walk what it makes, not what it inherited (frozen at its start)."""
     made_in_the_listener = ["before the fork"]
     heard = list(WorkerPool(2).serve(partial(report_what_collections_walk, made_in_the_listener)))
     assert heard == [("walked", False, True)] * 2
