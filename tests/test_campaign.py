@@ -183,7 +183,8 @@ def test_a_busy_owners_subtree_is_split_one_result_down(small):
 
 
 def test_a_pool_worker_takes_fewer_slots_as_the_last_ones_go():
-    """At the end, no worker idles while another holds hunts it has not started."""
+    """Never more than its share of what is left (but one), so that at the end a worker rarely
+    idles while another holds hunts it has not started."""
     for workers in (2, 3, 8):
         sizes = [claim_size(left, workers) for left in range(1, 200)]
         assert sizes == sorted(sizes) and set(sizes) == set(range(1, CLAIMS + 1))
