@@ -462,7 +462,6 @@ class Passed(Exception):
 
 
 ROUTE_DEPTH = 3  # the results that name a hunt's subtree (experiments/routing.py)
-SPLIT_DEPTHS = 3  # how many results further down a busy owner's subtree may be split
 
 
 def serve_hunts(worker: Worker, work: PoolWork) -> None:
@@ -527,12 +526,11 @@ def claim_size(left: int, workers: int) -> int:
     return max(1, min(CLAIMS, left // (2 * workers)))
 
 
-def _finish(worker: Worker, work: PoolWork, task: HuntTask, hunt_id: int, passed_at: int = 0,
+def _finish(worker: Worker, work: PoolWork, task: HuntTask, hunt_id: int,
             route: bool = False) -> None:
-    """Run a hunt and write it (or post it back to be written), unless the :class:`Router`
-    passes it on (``route``: a hunt of this worker's slots; ``passed_at``: one passed to a worker
-    at that many results, routed only further down)."""
-    watch = Router(worker, work.owners, task, hunt_id, passed_at) if route or passed_at else None
+    """Run a hunt and write it (or post it back to be written), unless, with ``route`` (a hunt
+    of this worker's slots), the :class:`Router` passes it on."""
+    watch = Router(worker, work.owners, task, hunt_id) if route else None
     try:
         outcome = run_hunt(task, watch)
     except Passed:
@@ -553,39 +551,23 @@ _tests_run = [0]  # this worker's: with its choices worked out, the load that ro
 
 
 class Router:
-    """Where a running hunt belongs, result by result (run_hunt's ``watch``). At its
-    ROUTE_DEPTH-th result, with the worker that owns the subtree it leads into. Where that
-    worker's inbox is full the hunt stays, and takes the subtree one result down as this
-    worker's (up to SPLIT_DEPTHS down): a busy owner's subtree is split between the workers,
-    not worked out by both. Further down, a subtree split off so sends the hunt to its owner."""
+    """Where a running hunt belongs (run_hunt's ``watch``): at its ROUTE_DEPTH-th result, with
+    the worker that owns the subtree it leads into, unless that worker already has BACKLOG
+    hunts waiting (the hunt then stays). A hunt passed on runs there from its start, the same
+    hunt, boot for boot, and is not routed again."""
 
-    def __init__(self, worker: Worker, owners: SubtreeOwners, task: HuntTask, hunt_id: int,
-                 passed_at: int = 0):
+    def __init__(self, worker: Worker, owners: SubtreeOwners, task: HuntTask, hunt_id: int):
         self.worker, self.owners, self.task, self.hunt_id = worker, owners, task, hunt_id
-        self.lane = replace(task, seed=0)
-        self.passed_at = passed_at
-        self.refused = False  # the subtree's owner had no room for it: this worker splits it
 
     def __call__(self, tests: list[dict[str, Any]]) -> None:
         """Raise Passed if the hunt, ``tests`` so far, went to another worker's inbox."""
-        depth = len(tests)
-        if depth <= self.passed_at or not ROUTE_DEPTH <= depth <= ROUTE_DEPTH + SPLIT_DEPTHS:
+        if len(tests) != ROUTE_DEPTH:
             return
-        key = subtree_key(self.lane, [(t["commit_sha"], len(t["boots"]), t["failed"],
-                                       t["skipped"]) for t in tests])
-        me = self.worker.me
-        if depth == ROUTE_DEPTH:
-            owner: int | None = self.owners.owner(key, me)
-        elif self.refused:
-            owner = self.owners.take_over(key, me)
-        else:
-            owner = self.owners.known_owner(key)
-        self.refused = False
-        if owner is None or owner == me:
-            return
-        if self.worker.pass_to(owner, (self.task, self.hunt_id, depth)):
+        key = subtree_key(replace(self.task, seed=0), [
+            (t["commit_sha"], len(t["boots"]), t["failed"], t["skipped"]) for t in tests])
+        owner = self.owners.owner(key, self.worker.me)
+        if owner != self.worker.me and self.worker.pass_to(owner, (self.task, self.hunt_id)):
             raise Passed
-        self.refused = True
 
 
 def _record(store: Store, finished: list[tuple[int, Any]], run: CampaignRun) -> None:

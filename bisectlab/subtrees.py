@@ -5,16 +5,13 @@ dealt hunts in turn each work out the choices that hunts on both of them reach. 
 first results agree share the tree below them, so each such subtree is given, at the first hunt
 to reach it, to the least loaded worker (the choices its tree worked out plus the tests it ran:
 balanced on choices alone, one worker came to own most of the hunts), and every later hunt that
-reaches it goes there. A worker whose hunt finds that subtree's owner too busy to take it may
-take a subtree further down as its own (campaign.Router). The table lives in memory shared by
-the forked workers.
+reaches it goes there. The table lives in memory shared by the forked workers.
 """
 
 from __future__ import annotations
 
 import hashlib
 import multiprocessing
-from collections.abc import Callable
 
 _FORK = multiprocessing.get_context("fork")
 SLOTS = 4096  # subtrees the table holds; a hunt reaching a new one past that stays put
@@ -40,24 +37,6 @@ class SubtreeOwners:
     def owner(self, key: int, me: int) -> int:
         """The worker that owns subtree ``key``; a new one goes to the least loaded worker
         (``me`` among equals). With the table full, ``me``."""
-        def least() -> int:
-            loads = list(self._loads)
-            return min(range(len(loads)), key=lambda w: (loads[w], w != me))
-        found = self._find(key, least)
-        return me if found is None else found
-
-    def take_over(self, key: int, me: int) -> int:
-        """The owner of subtree ``key``, ``me`` if it had none (or the table is full)."""
-        found = self._find(key, lambda: me)
-        return me if found is None else found
-
-    def known_owner(self, key: int) -> int | None:
-        """The owner of subtree ``key``, None if it has none."""
-        return self._find(key, None)
-
-    def _find(self, key: int, new: Callable[[], int] | None) -> int | None:
-        """The owner of ``key``; if it has none, ``new()`` becomes its owner (with ``new``
-        None, or the table full, None)."""
         size = len(self._keys)
         with self._lock:
             for probe in range(size):
@@ -65,11 +44,11 @@ class SubtreeOwners:
                 if self._keys[at] == key:
                     return self._owners[at]
                 if self._keys[at] == 0:
-                    if new is None:
-                        return None
-                    self._keys[at], self._owners[at] = key, new()
-                    return self._owners[at]
-        return None
+                    loads = list(self._loads)
+                    least = min(range(len(loads)), key=lambda w: (loads[w], w != me))
+                    self._keys[at], self._owners[at] = key, least
+                    return least
+        return me
 
     def report(self, worker: int, load: int) -> None:
         """Worker ``worker``'s load is now ``load``."""

@@ -17,7 +17,6 @@ import pytest
 from bisectlab.campaign import (
     CLAIMS,
     ROUTE_DEPTH,
-    SPLIT_DEPTHS,
     CampaignInterrupted,
     CampaignSpec,
     Lane,
@@ -36,7 +35,7 @@ from bisectlab.campaign import (
 from bisectlab.history import load_history
 from bisectlab.pool import BACKLOG, WorkerPool, shared_counter
 from bisectlab.store import Store
-from bisectlab.subtrees import SubtreeOwners, subtree_key
+from bisectlab.subtrees import SubtreeOwners
 
 SLOT_COLUMNS = ("campaign_label", "campaign_index", "seed", "status", "culprit_sha", "correct",
                 "confidence", "tests", "boots", "installs", "adapters", "lab_minutes")
@@ -130,56 +129,29 @@ def _route_case(small):
     owners = SubtreeOwners(2)
     owners.report(0, 10)
     tests = [{"commit_sha": f"c{i}", "boots": [{}], "failed": False, "skipped": False}
-             for i in range(ROUTE_DEPTH + SPLIT_DEPTHS + 1)]
+             for i in range(ROUTE_DEPTH + 3)]
     return spec.task(spec.lanes[0], 0), first, second, owners, tests
 
 
 def test_a_hunt_reaching_another_workers_subtree_is_passed_to_it(small):
     """At its ROUTE_DEPTH-th result a hunt whose subtree belongs to another worker goes to that
-    worker's inbox, whole, with the depth it was passed at; one in its own worker's subtree, or
-    before that result, goes on."""
+    worker's inbox, whole; one in its own worker's subtree, or before that result, goes on, and
+    so does one whose subtree's owner already has BACKLOG hunts waiting."""
     task, first, second, owners, tests = _route_case(small)
     route = Router(first, owners, task, 7)
     route(tests[:ROUTE_DEPTH - 1])  # too early to tell
     with pytest.raises(Passed):
         route(tests[:ROUTE_DEPTH])
-    assert second.take() == (task, 7, ROUTE_DEPTH)
+    assert second.take() == (task, 7)
     for depth in range(ROUTE_DEPTH, len(tests) + 1):  # its own subtree, all the way down
         Router(second, owners, task, 8)(tests[:depth])
     assert first.take() is None and second.take() is None
-
-
-def test_a_busy_owners_subtree_is_split_one_result_down(small):
-    """A hunt whose subtree's owner has a full inbox stays, and its worker takes the subtree one
-    result down: a later hunt there, even on the owner, goes to it. A hunt passed at some depth
-    is routed only further down, and nothing is split past SPLIT_DEPTHS."""
-    task, first, second, owners, tests = _route_case(small)
-    assert owners.owner(subtree_key(replace(task, seed=0), [
-        (t["commit_sha"], 1, False, False) for t in tests[:ROUTE_DEPTH]]), 0) == 1
     for i in range(BACKLOG):  # the owner, the second worker, is busy
         assert first.pass_to(1, ("other", i))
-    route = Router(first, owners, task, 7)
-    route(tests[:ROUTE_DEPTH])  # no room: it stays
-    route(tests[:ROUTE_DEPTH + 1])  # and the subtree below is the first worker's now
+    for depth in range(ROUTE_DEPTH, len(tests) + 1):  # no room: it stays, all the way down
+        Router(first, owners, task, 9)(tests[:depth])
     assert [second.take() for _ in range(BACKLOG)] == [("other", i) for i in range(BACKLOG)]
-    later = Router(second, owners, task, 8, passed_at=ROUTE_DEPTH)
-    with pytest.raises(Passed):
-        later(tests[:ROUTE_DEPTH + 1])
-    assert first.take() == (task, 8, ROUTE_DEPTH + 1)
-    deeper = Router(second, owners, task, 9, passed_at=ROUTE_DEPTH + 1)
-    deeper(tests[:ROUTE_DEPTH + 1])  # passed there already: not again
-    for i in range(BACKLOG):  # now the first worker is busy, and owns everything further down
-        assert second.pass_to(0, ("busy", i))
-    keys = [subtree_key(replace(task, seed=0), [(t["commit_sha"], 1, False, False)
-                                                for t in tests[:depth]])
-            for depth in range(len(tests) + 1)]
-    for depth in range(ROUTE_DEPTH + 2, ROUTE_DEPTH + SPLIT_DEPTHS + 1):
-        assert owners.take_over(keys[depth], 0) == 0
-    split = Router(second, owners, task, 10, passed_at=ROUTE_DEPTH + 1)
-    for depth in range(ROUTE_DEPTH + 2, len(tests) + 1):  # refused all the way down
-        split(tests[:depth])
-    assert owners.known_owner(keys[-1]) is None  # nothing split past SPLIT_DEPTHS down
-    assert [first.take() for _ in range(BACKLOG)] == [("busy", i) for i in range(BACKLOG)]
+    assert second.take() is None
 
 
 def test_a_pool_worker_takes_fewer_slots_as_the_last_ones_go():
