@@ -136,7 +136,7 @@ def _route_case(small):
 def test_a_hunt_reaching_another_workers_subtree_is_passed_to_it(small):
     """At its ROUTE_DEPTH-th result a hunt whose subtree belongs to another worker goes to that
     worker's inbox, whole; one in its own worker's subtree, or before that result, goes on, and
-    so does one whose subtree's owner already has BACKLOG hunts waiting."""
+    so does one whose subtree's owner already has BACKLOG hunts waiting (never routed after)."""
     task, first, second, owners, tests = _route_case(small)
     route = Router(first, owners, task, 7)
     route(tests[:ROUTE_DEPTH - 1])  # too early to tell
@@ -148,9 +148,11 @@ def test_a_hunt_reaching_another_workers_subtree_is_passed_to_it(small):
     assert first.take() is None and second.take() is None
     for i in range(BACKLOG):  # the owner, the second worker, is busy
         assert first.pass_to(1, ("other", i))
-    for depth in range(ROUTE_DEPTH, len(tests) + 1):  # no room: it stays, all the way down
-        Router(first, owners, task, 9)(tests[:depth])
+    stays = Router(first, owners, task, 9)
+    stays(tests[:ROUTE_DEPTH])  # no room: it stays
     assert [second.take() for _ in range(BACKLOG)] == [("other", i) for i in range(BACKLOG)]
+    for depth in range(ROUTE_DEPTH + 1, len(tests) + 1):  # and is not routed further down,
+        stays(tests[:depth])  # though the owner has room now
     assert second.take() is None
 
 
