@@ -553,8 +553,8 @@ _tests_run = [0]  # this worker's: with its choices worked out, the load that ro
 class Router:
     """Where a running hunt belongs (run_hunt's ``watch``): at its ROUTE_DEPTH-th result, with
     the worker that owns the subtree it leads into, unless that worker has left or already has
-    BACKLOG hunts waiting (the hunt then stays). A hunt passed on runs there from its start, the same
-    hunt, boot for boot, and is not routed again."""
+    BACKLOG hunts waiting (the hunt then stays). A hunt passed on runs there from its start,
+    the same hunt, boot for boot, and is not routed again."""
 
     def __init__(self, worker: Worker, owners: SubtreeOwners, task: HuntTask, hunt_id: int):
         self.worker, self.owners, self.task, self.hunt_id = worker, owners, task, hunt_id
