@@ -39,7 +39,7 @@ from bisectlab.pool import Worker, WorkerPool, shared_counter
 from bisectlab.store import Store, StoreError, claimant, process_gone
 from bisectlab.strategies import Strategy
 from bisectlab.strategies.memo import DecisionTree
-from bisectlab.subtrees import LEFT, SubtreeOwners, subtree_key
+from bisectlab.subtrees import SubtreeOwners, subtree_key
 
 FINISHED = ("found", "aborted", "inconclusive")
 MINUTES_PER_DAY = 24 * 60
@@ -465,21 +465,24 @@ ROUTE_DEPTH = 3  # the results that name a hunt's subtree (experiments/routing.p
 
 
 def serve_hunts(worker: Worker, work: PoolWork) -> None:
-    """A pool worker's loop: hunts passed to it first, then those of the slots it claims, then,
-    with none left, hunts waiting for another worker; each run and written, or passed on to the
-    worker whose decision tree holds the subtree it leads into (see :class:`Router`)."""
-    mine: deque[tuple[HuntTask, int]] = deque()
+    """A pool worker's loop: the hunts in its inbox, in turn (passed to it, or of the slots it
+    claimed, which it puts there so that another worker may take them at the end), claiming
+    more when it is empty; with no slot left, hunts waiting for another worker. Each is run and
+    written, or passed on to the worker whose decision tree holds the subtree it leads into
+    (see :class:`Router`): a hunt of its own slots, not one passed to it or taken."""
+    route = worker.workers > 1
     while not worker.stopping:
-        if (passed := worker.take()) is not None:
-            _finish(worker, work, *passed)
-        elif mine or (mine := deque(_take_slots(worker, work))):
-            _finish(worker, work, *mine.popleft(), route=worker.workers > 1)
+        if (item := worker.take()) is not None:
+            _finish(worker, work, *item)
+        elif claimed := _take_slots(worker, work):
+            worker.keep([(task, hunt_id, route) for task, hunt_id in claimed])
         elif worker.stopping:
             return
         elif (waiting := worker.take(anyone=True)) is not None:
-            _finish(worker, work, *waiting)
+            task, hunt_id, _ = waiting  # another's, with none left to claim: run here as it is
+            _finish(worker, work, task, hunt_id)
         elif worker.leave_if_idle():
-            work.owners.report(worker.me, LEFT)  # no new subtree goes to it
+            work.owners.leave(worker.me)
             return
 
 
@@ -540,14 +543,7 @@ def _finish(worker: Worker, work: PoolWork, task: HuntTask, hunt_id: int,
     else:
         with worker.writing():
             result = _write(work.store, hunt_id, outcome, work.claimed_by)
-    _tests_run[0] += len(outcome["tests"])
-    with _trees_lock:
-        worked_out = sum(tree.worked_out for tree in _trees.values())
-    work.owners.report(worker.me, worked_out + _tests_run[0])
     worker.post(("done", hunt_id, result))
-
-
-_tests_run = [0]  # this worker's: with its choices worked out, the load that routing balances
 
 
 class Router:
@@ -566,7 +562,8 @@ class Router:
         key = subtree_key(replace(self.task, seed=0), [
             (t["commit_sha"], len(t["boots"]), t["failed"], t["skipped"]) for t in tests])
         owner = self.owners.owner(key, self.worker.me)
-        if owner != self.worker.me and self.worker.pass_to(owner, (self.task, self.hunt_id)):
+        passed = (self.task, self.hunt_id, False)  # run there from its start, not routed again
+        if owner != self.worker.me and self.worker.pass_to(owner, passed):
             raise Passed
 
 

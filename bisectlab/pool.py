@@ -95,6 +95,15 @@ class Worker:
             pool._inboxes[other].put(item)
         return True
 
+    def keep(self, items: list[Any]) -> None:
+        """Put work this worker took on in its own inbox, behind what waits there (BACKLOG
+        aside): it takes them in turn, and a worker with nothing else left may take them."""
+        pool = self._pool
+        with pool._lock:
+            pool._waiting[self.me] += len(items)
+            for item in items:
+                pool._inboxes[self.me].put(item)
+
     def take(self, anyone: bool = False) -> Any | None:
         """An item from this worker's inbox, or with ``anyone`` from any inbox (this one's
         first); None if none waits."""

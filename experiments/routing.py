@@ -1,6 +1,6 @@
 """What routing a campaign's hunts to workers by their subtree would save over dealing them out.
 
-    python experiments/routing.py [--hunts 150] [--workers 2] [--depth 6]
+    python experiments/routing.py [--hunts 150] [--workers 2] [--depth 6] [--by hunts|nodes]
 
 A local pool deals hunts to its workers as they come free, so each worker's decision tree holds
 the choices of its own hunts, and a choice that follows results several workers have seen is
@@ -10,7 +10,8 @@ and counts, from the results each hunt saw, the tree nodes (distinct sequences o
 with one rig, a hunt's next choice depends on nothing else) that one tree holds; the nodes the
 workers' trees hold when hunts are dealt in turn; and, for each depth d, when every hunt goes to
 the worker that owns its first d results, each such subtree given, at its first hunt, to the
-worker whose tree holds the fewest nodes so far (hunts finishing in order). Nodes are the
+worker whose subtrees the fewest hunts have reached so far (`--by hunts`, the pool's policy) or
+whose tree holds the fewest nodes (`--by nodes`) (hunts finishing in order). Nodes are the
 decision work (a posterior update each, and most a proposal), tests the simulation's and the
 database's. Routed, a hunt whose first d rounds ran on a worker that does not own their subtree
 would run again on the owner from the start: the script counts those too. Nothing is timed.
@@ -48,19 +49,21 @@ def nodes(paths: list[list[Result]]) -> int:
     return len({tuple(path[:k]) for path in paths for k in range(len(path) + 1)})
 
 
-def routed(paths: list[list[Result]], workers: int, depth: int
+def routed(paths: list[list[Result]], workers: int, depth: int, by: str = "hunts"
            ) -> tuple[list[list[list[Result]]], int, int]:
     """Each worker's hunts when a subtree of depth ``depth`` goes, at its first hunt, to the
-    worker whose tree holds the fewest nodes so far (its decision work); how many subtrees; how
-    many hunts the pool's turn would have started on another worker."""
+    worker whose subtrees the fewest hunts have reached so far (``by`` "hunts", the pool's
+    policy) or whose tree holds the fewest nodes (``by`` "nodes": its decision work); how many
+    subtrees; how many hunts the pool's turn would have started on another worker."""
     owner: dict[tuple[Result, ...], int] = {}
     held: list[set[tuple[Result, ...]]] = [set() for _ in range(workers)]
     mine: list[list[list[Result]]] = [[] for _ in range(workers)]
+    weight = (lambda w: len(mine[w])) if by == "hunts" else (lambda w: len(held[w]))
     moved = 0
     for i, path in enumerate(paths):
         subtree = tuple(path[:depth])
         if subtree not in owner:
-            owner[subtree] = min(range(workers), key=lambda w: len(held[w]))
+            owner[subtree] = min(range(workers), key=weight)
         w = owner[subtree]
         moved += w != i % workers
         held[w].update(tuple(path[:k]) for k in range(len(path) + 1))
@@ -84,6 +87,7 @@ def main() -> None:
     ap.add_argument("--hunts", type=count(2, 100_000), default=150)
     ap.add_argument("--workers", type=count(2, 64), default=2)
     ap.add_argument("--depth", type=count(1, 64), default=6)
+    ap.add_argument("--by", choices=("hunts", "nodes"), default="hunts")
     args = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     paths = result_paths(args.hunts)
@@ -92,7 +96,7 @@ def main() -> None:
     print(f"{args.hunts} hunts, {sum(map(len, paths))} tests: one tree holds {one} nodes")
     print(f"dealt in turn to {k} workers: {split((paths[w::k] for w in range(k)), one)}")
     for depth in range(1, args.depth + 1):
-        mine, subtrees, moved = routed(paths, k, depth)
+        mine, subtrees, moved = routed(paths, k, depth, args.by)
         print(f"routed by the first {depth} result{'s' if depth > 1 else ''}: {subtrees} "
               f"subtrees, {split(mine, one)}, {moved} hunts started on another worker")
 

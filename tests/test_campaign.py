@@ -35,7 +35,7 @@ from bisectlab.campaign import (
 from bisectlab.history import load_history
 from bisectlab.pool import BACKLOG, WorkerPool, shared_counter
 from bisectlab.store import Store
-from bisectlab.subtrees import SubtreeOwners
+from bisectlab.subtrees import SubtreeOwners, subtree_key
 
 SLOT_COLUMNS = ("campaign_label", "campaign_index", "seed", "status", "culprit_sha", "correct",
                 "confidence", "tests", "boots", "installs", "adapters", "lab_minutes")
@@ -121,13 +121,14 @@ def test_same_results_whatever_the_workers(run, small, tmp_path, workers):
 
 
 def _route_case(small):
-    """A task, two workers of a pool, their subtree table (the second worker less loaded, so
-    it gets the first subtree seen) and a hunt's results, deeper than routing goes."""
+    """A task, two workers of a pool, their subtree table (a hunt has reached the first
+    worker's subtrees and none the second's, so the second gets the next subtree seen) and a
+    hunt's results, deeper than routing goes."""
     spec = CampaignSpec("route", str(small), "v1.0", "v1.1", (Lane("bayes", "bayes"),),
                         hunts=2, seed=1, rigs=1, adapters=30)
     first, second = WorkerPool(2).open()
     owners = SubtreeOwners(2)
-    owners.report(0, 10)
+    owners.owner(subtree_key("elsewhere"), me=0)
     tests = [{"commit_sha": f"c{i}", "boots": [{}], "failed": False, "skipped": False}
              for i in range(ROUTE_DEPTH + 3)]
     return spec.task(spec.lanes[0], 0), first, second, owners, tests
@@ -142,7 +143,7 @@ def test_a_hunt_reaching_another_workers_subtree_is_passed_to_it(small):
     route(tests[:ROUTE_DEPTH - 1])  # too early to tell
     with pytest.raises(Passed):
         route(tests[:ROUTE_DEPTH])
-    assert second.take() == (task, 7)
+    assert second.take() == (task, 7, False)  # run there from its start, not routed again
     for depth in range(ROUTE_DEPTH, len(tests) + 1):  # its own subtree, all the way down
         Router(second, owners, task, 8)(tests[:depth])
     assert first.take() is None and second.take() is None
@@ -179,6 +180,29 @@ def test_a_pools_workers_take_their_last_slots_one_at_a_time():
     while batch := _next_slots(slots, 2):
         claimed.append([index for _, index in batch])
     assert taken == claimed == [[0, 1, 2], [3, 4]] + [[i] for i in range(5, 12)]
+
+
+def test_hunts_a_busy_worker_claimed_go_to_a_worker_with_nothing_left(monkeypatch):
+    """A worker keeps the hunts it claimed in its inbox: while it is busy on one, another worker
+    that has run every other slot takes the rest (not routed: the campaign is ending), where a
+    worker holding them to itself would leave the other idle at the end."""
+    import bisectlab.campaign as campaign
+
+    first, second = WorkerPool(2).open()
+    work = PoolWork(None, [], [(f"task {i}", i) for i in range(12)], {}, 1, "run", None, "me",
+                    SubtreeOwners(2), shared_counter())
+    ran: list[tuple[int, int, bool]] = []
+
+    def finish(worker, work, task, hunt_id, route=False):
+        ran.append((worker.me, hunt_id, route))
+        if hunt_id == 0:  # the first worker's first hunt lasts while the second runs the rest
+            campaign.serve_hunts(second, work)
+
+    monkeypatch.setattr(campaign, "_finish", finish)
+    campaign.serve_hunts(first, work)
+    assert sorted(hunt_id for _, hunt_id, _ in ran) == list(range(12))  # each once
+    assert ran[0] == (0, 0, True) and all(me == 1 for me, _, _ in ran[1:])
+    assert [(hunt_id, route) for _, hunt_id, route in ran[-2:]] == [(1, False), (2, False)]
 
 
 def test_pool_workers_write_their_own_hunts(small, tmp_path):

@@ -1,6 +1,7 @@
 """The local pool whose workers serve themselves, and its routing policy: messages reach the
 listener, work passes between workers within a backlog, a failing or killed worker breaks the
-pool in one line, a stop is heard, and subtrees go to the least loaded worker."""
+pool in one line, a stop is heard, and a new subtree goes to the worker whose subtrees the
+fewest hunts have reached."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from functools import partial
 import pytest
 
 from bisectlab.pool import BACKLOG, Worker, WorkerPool
-from bisectlab.subtrees import LEFT, SubtreeOwners, subtree_key
+from bisectlab.subtrees import SubtreeOwners, subtree_key
 
 
 def count_to_three(worker: Worker) -> None:
@@ -61,6 +62,16 @@ def test_an_idle_worker_takes_what_waits_for_another_and_leaves_when_nothing_doe
     assert first.leave_if_idle()
     assert not second.pass_to(0, "for the first")  # it left: nothing is passed to it
     assert second.take(anyone=True) is None and second.leave_if_idle()
+
+
+def test_work_a_worker_keeps_waits_in_its_inbox_where_an_idle_worker_may_take_it():
+    first, second = WorkerPool(2).open()
+    first.pass_to(0, "passed before")  # from a third worker, say
+    first.keep(["mine 1", "mine 2"] + [f"mine {i}" for i in range(3, BACKLOG + 2)])
+    assert not first.pass_to(0, "no room")  # what it keeps counts towards its backlog
+    assert first.take() == "passed before" and first.take() == "mine 1"  # in turn
+    assert second.take() is None and not second.leave_if_idle()  # something waits: it stays
+    assert second.take(anyone=True) == "mine 2"
 
 
 def test_a_stop_is_heard_by_every_worker():
@@ -133,19 +144,19 @@ def test_closing_the_listener_stops_the_workers():
     assert [proc.exitcode for proc in procs] == [0, 0]
 
 
-def test_a_new_subtree_goes_to_the_least_loaded_worker_and_stays_there():
+def test_a_new_subtree_goes_to_the_worker_whose_subtrees_hunts_reached_least_and_stays():
     owners = SubtreeOwners(3)
-    owners.report(0, 50)
-    owners.report(1, 10)
-    owners.report(2, 30)
-    first = subtree_key("lane", ("a", 1, True, False))
-    assert owners.owner(first, me=0) == 1
-    owners.report(1, 100)
-    assert owners.owner(first, me=2) == 1  # its owner, however loaded since
-    assert owners.owner(subtree_key("lane", ("b", 1, False, False)), me=0) == 2
+    busy = subtree_key("lane", ("a", 1, True, False))
+    assert [owners.owner(busy, me=w) for w in (0, 1, 2)] == [0, 0, 0]  # 3 hunts reached it
+    second = subtree_key("lane", ("b", 1, False, False))
+    assert owners.owner(second, me=0) == 1  # none reached the second's or the third's
+    assert owners.owner(second, me=2) == 1
+    assert owners.owner(subtree_key("lane", ("c", 2, False, False)), me=1) == 2
+    assert owners.owner(subtree_key("lane", ("d", 1, True, False)), me=0) == 2  # 2 against 1, 3
+    assert owners.owner(busy, me=2) == 0  # its owner, however many hunts reached it since
 
 
-def test_among_equally_loaded_workers_the_asker_keeps_a_new_subtree():
+def test_among_workers_whose_subtrees_as_many_hunts_reached_the_asker_keeps_a_new_subtree():
     owners = SubtreeOwners(2)
     assert owners.owner(subtree_key("x"), me=1) == 1
     assert owners.owner(subtree_key("y"), me=0) == 0
@@ -153,18 +164,19 @@ def test_among_equally_loaded_workers_the_asker_keeps_a_new_subtree():
 
 def test_a_worker_that_left_gets_no_new_subtree():
     owners = SubtreeOwners(2)
-    owners.report(0, 500)
-    owners.report(1, LEFT)
+    for _ in range(5):
+        owners.owner(subtree_key("old"), me=0)
+    owners.leave(1)
     assert owners.owner(subtree_key("new"), me=1) == 0
 
 
 def test_a_full_table_leaves_new_subtrees_where_they_are():
     owners = SubtreeOwners(2, slots=2)
-    owners.report(0, 5)
-    assert owners.owner(subtree_key("x"), me=0) == 1
-    assert owners.owner(subtree_key("y"), me=0) == 1
-    assert owners.owner(subtree_key("z"), me=0) == 0  # no room: stays with the asker
+    assert owners.owner(subtree_key("x"), me=1) == 1
+    assert owners.owner(subtree_key("y"), me=1) == 0
+    assert owners.owner(subtree_key("z"), me=1) == 1  # no room: stays with the asker
     assert owners.owner(subtree_key("x"), me=0) == 1  # the ones held still answer
+    assert owners.owner(subtree_key("y"), me=1) == 0
 
 
 def test_subtree_keys_are_stable_and_never_the_free_mark():
