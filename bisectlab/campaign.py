@@ -470,12 +470,11 @@ def serve_hunts(worker: Worker, work: PoolWork) -> None:
     more when it is empty; with no slot left, hunts waiting for another worker. Each is run and
     written, or passed on to the worker whose decision tree holds the subtree it leads into
     (see :class:`Router`): a hunt of its own slots, not one passed to it or taken."""
-    route = worker.workers > 1
     while not worker.stopping:
         if (item := worker.take()) is not None:
             _finish(worker, work, *item)
-        elif claimed := _take_slots(worker, work):
-            worker.keep([(task, hunt_id, route) for task, hunt_id in claimed])
+        elif _take_slots(worker, work):
+            continue  # in its inbox now
         elif worker.stopping:
             return
         elif (waiting := worker.take(anyone=True)) is not None:
@@ -487,16 +486,18 @@ def serve_hunts(worker: Worker, work: PoolWork) -> None:
 
 
 def _take_slots(worker: Worker, work: PoolWork) -> list[tuple[HuntTask, int]]:
-    """The next hunts for this worker: up to claim_size slots of one lane claimed in one
-    transaction (the next ones if another process holds all of those), or the next of the hunts
-    claimed for the workers; none when every one is taken."""
+    """The next hunts for this worker, put in its inbox to be routed: up to claim_size slots of
+    one lane claimed in one transaction (the next ones if another process holds all of those),
+    or the next of the hunts claimed for the workers; none when every one is taken. They reach
+    the inbox under the claims lock, so that no other worker finds nothing left to claim and
+    nothing waiting while they are on their way."""
     with worker.claiming():
         if worker.stopping:
             return []
         if not work.slots:
             start = work.taken.value
             work.taken.value = end = start + claim_size(len(work.claimed) - start, worker.workers)
-            return work.claimed[start:end]
+            return _kept(worker, work.claimed[start:end])
         store = work.store
         assert store is not None  # slots are left to the workers only in a database they reach
         got, held_elsewhere, seconds = [], 0, 0.0
@@ -508,8 +509,17 @@ def _take_slots(worker: Worker, work: PoolWork) -> list[tuple[HuntTask, int]]:
         if got and worker.stopping:  # a stop that could not wait for this claim to end
             with worker.writing():
                 store.interrupt_claims(work.campaign_id, work.claimed_by)
+            got = []
+        _kept(worker, got)
     worker.post(("claimed", held_elsewhere, seconds))
-    return [] if worker.stopping else got
+    return got
+
+
+def _kept(worker: Worker, hunts: list[tuple[HuntTask, int]]) -> list[tuple[HuntTask, int]]:
+    """The hunts, put in the worker's inbox, each to be routed (with another worker to route
+    to)."""
+    worker.keep([(task, hunt_id, worker.workers > 1) for task, hunt_id in hunts])
+    return hunts
 
 
 def _next_slots(work: PoolWork, workers: int) -> list[tuple[Lane, int]]:
@@ -549,8 +559,8 @@ def _finish(worker: Worker, work: PoolWork, task: HuntTask, hunt_id: int,
 class Router:
     """Where a running hunt belongs (run_hunt's ``watch``): at its ROUTE_DEPTH-th result, with
     the worker that owns the subtree it leads into, unless that worker has left or already has
-    BACKLOG hunts waiting (the hunt then stays). A hunt passed on runs there from its start,
-    the same hunt, boot for boot, and is not routed again."""
+    BACKLOG hunts waiting, passed to it or claimed (the hunt then stays). A hunt passed on runs
+    there from its start, the same hunt, boot for boot, and is not routed again."""
 
     def __init__(self, worker: Worker, owners: SubtreeOwners, task: HuntTask, hunt_id: int):
         self.worker, self.owners, self.task, self.hunt_id = worker, owners, task, hunt_id

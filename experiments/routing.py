@@ -10,11 +10,13 @@ and counts, from the results each hunt saw, the tree nodes (distinct sequences o
 with one rig, a hunt's next choice depends on nothing else) that one tree holds; the nodes the
 workers' trees hold when hunts are dealt in turn; and, for each depth d, when every hunt goes to
 the worker that owns its first d results, each such subtree given, at its first hunt, to the
-worker whose subtrees the fewest hunts have reached so far (`--by hunts`, the pool's policy) or
-whose tree holds the fewest nodes (`--by nodes`) (hunts finishing in order). Nodes are the
-decision work (a posterior update each, and most a proposal), tests the simulation's and the
-database's. Routed, a hunt whose first d rounds ran on a worker that does not own their subtree
-would run again on the owner from the start: the script counts those too. Nothing is timed.
+worker whose subtrees the fewest hunts have reached so far (`--by hunts`, close to the pool's
+policy: here ties go to the first worker, and a hunt ending before d results counts) or whose
+tree holds the fewest nodes (`--by nodes`) (hunts finishing in order, none running at once).
+Nodes are the decision work (a posterior update each, and most a proposal), tests the
+simulation's and the database's. Routed, a hunt whose first d rounds ran on a worker that does
+not own their subtree would run again on the owner from the start: the script counts those
+too. Nothing is timed.
 """
 
 from __future__ import annotations
@@ -52,9 +54,9 @@ def nodes(paths: list[list[Result]]) -> int:
 def routed(paths: list[list[Result]], workers: int, depth: int, by: str = "hunts"
            ) -> tuple[list[list[list[Result]]], int, int]:
     """Each worker's hunts when a subtree of depth ``depth`` goes, at its first hunt, to the
-    worker whose subtrees the fewest hunts have reached so far (``by`` "hunts", the pool's
-    policy) or whose tree holds the fewest nodes (``by`` "nodes": its decision work); how many
-    subtrees; how many hunts the pool's turn would have started on another worker."""
+    worker whose subtrees the fewest hunts have reached so far (``by`` "hunts", close to the
+    pool's policy) or whose tree holds the fewest nodes (``by`` "nodes": its decision work); how
+    many subtrees; how many hunts the pool's turn would have started on another worker."""
     owner: dict[tuple[Result, ...], int] = {}
     held: list[set[tuple[Result, ...]]] = [set() for _ in range(workers)]
     mine: list[list[list[Result]]] = [[] for _ in range(workers)]

@@ -33,7 +33,7 @@ from bisectlab.campaign import (
     run_campaign,
 )
 from bisectlab.history import load_history
-from bisectlab.pool import BACKLOG, WorkerPool, shared_counter
+from bisectlab.pool import BACKLOG, Worker, WorkerPool, shared_counter
 from bisectlab.store import Store
 from bisectlab.subtrees import SubtreeOwners, subtree_key
 
@@ -180,6 +180,7 @@ def test_a_pools_workers_take_their_last_slots_one_at_a_time():
     while batch := _next_slots(slots, 2):
         claimed.append([index for _, index in batch])
     assert taken == claimed == [[0, 1, 2], [3, 4]] + [[i] for i in range(5, 12)]
+    assert [worker.take() for _ in range(12)] == [(f"task {i}", i, True) for i in range(12)]
 
 
 def test_hunts_a_busy_worker_claimed_go_to_a_worker_with_nothing_left(monkeypatch):
@@ -199,6 +200,10 @@ def test_hunts_a_busy_worker_claimed_go_to_a_worker_with_nothing_left(monkeypatc
             campaign.serve_hunts(second, work)
 
     monkeypatch.setattr(campaign, "_finish", finish)
+    idle_checks = iter(range(100))  # a worker that never finds itself idle fails, not hangs
+    leave_if_idle = Worker.leave_if_idle
+    monkeypatch.setattr(Worker, "leave_if_idle",
+                        lambda worker: next(idle_checks) is not None and leave_if_idle(worker))
     campaign.serve_hunts(first, work)
     assert sorted(hunt_id for _, hunt_id, _ in ran) == list(range(12))  # each once
     assert ran[0] == (0, 0, True) and all(me == 1 for me, _, _ in ran[1:])

@@ -152,14 +152,13 @@ def test_a_new_subtree_goes_to_the_worker_whose_subtrees_hunts_reached_least_and
     assert owners.owner(second, me=0) == 1  # none reached the second's or the third's
     assert owners.owner(second, me=2) == 1
     assert owners.owner(subtree_key("lane", ("c", 2, False, False)), me=1) == 2
-    assert owners.owner(subtree_key("lane", ("d", 1, True, False)), me=0) == 2  # 2 against 1, 3
+    assert owners.owner(subtree_key("lane", ("d", 1, True, False)), me=0) == 2  # reached: 3, 2, 1
     assert owners.owner(busy, me=2) == 0  # its owner, however many hunts reached it since
 
 
 def test_among_workers_whose_subtrees_as_many_hunts_reached_the_asker_keeps_a_new_subtree():
-    owners = SubtreeOwners(2)
-    assert owners.owner(subtree_key("x"), me=1) == 1
-    assert owners.owner(subtree_key("y"), me=0) == 0
+    assert SubtreeOwners(2).owner(subtree_key("x"), me=1) == 1
+    assert SubtreeOwners(2).owner(subtree_key("y"), me=0) == 0
 
 
 def test_a_worker_that_left_gets_no_new_subtree():
@@ -174,9 +173,9 @@ def test_a_full_table_leaves_new_subtrees_where_they_are():
     owners = SubtreeOwners(2, slots=2)
     assert owners.owner(subtree_key("x"), me=1) == 1
     assert owners.owner(subtree_key("y"), me=1) == 0
+    assert owners.owner(subtree_key("x"), me=0) == 1  # reached: the first one hunt, the second 2
     assert owners.owner(subtree_key("z"), me=1) == 1  # no room: stays with the asker
-    assert owners.owner(subtree_key("x"), me=0) == 1  # the ones held still answer
-    assert owners.owner(subtree_key("y"), me=1) == 0
+    assert owners.owner(subtree_key("y"), me=1) == 0  # the ones held still answer
 
 
 def test_subtree_keys_are_stable_and_never_the_free_mark():
