@@ -4,7 +4,8 @@ Each worker runs a ``serve`` function of its own (a campaign's: claim slots, run
 them) and posts short messages to the process that started the pool, which only listens: it
 claims nothing, hands nothing out and writes nothing, so the cores are the workers'. A worker
 may pass an item of work to another through that worker's inbox (a hunt that belongs in the
-other's decision tree); an idle worker takes what waits in any inbox. A worker that dies
+other's decision tree), and keeps the work it takes on in its own; an idle worker takes what
+waits in any inbox. A worker that dies
 without saying goodbye breaks the pool: the listener raises BrokenProcessPool, after the
 messages the others had posted. Each worker posts through a pipe of its own, whose write end
 only it holds, so that a worker killed halfway through a message leaves an end of file, not a
@@ -27,7 +28,7 @@ from multiprocessing.connection import wait
 from typing import Any
 
 _FORK = multiprocessing.get_context("fork")  # workers share the parent's loaded history
-BACKLOG = 8  # the most items that may wait in one worker's inbox: past it, work stays put
+BACKLOG = 8  # a worker with this many items waiting in its inbox (passed or kept) is passed no more
 JOIN_S = 10.0  # how long shutdown waits for a worker to finish its item before killing it
 
 
@@ -86,7 +87,7 @@ class Worker:
 
     def pass_to(self, other: int, item: Any) -> bool:
         """Put ``item`` in worker ``other``'s inbox, unless that worker has left or already
-        has BACKLOG items waiting: whether it was passed."""
+        has BACKLOG items waiting (passed to it or kept): whether it was passed."""
         pool = self._pool
         with pool._lock:
             if pool._left[other] or pool._waiting[other] >= BACKLOG:

@@ -37,9 +37,10 @@ class SubtreeOwners:
         self._lock = _FORK.Lock()
 
     def owner(self, key: int, me: int) -> int:
-        """The worker that owns subtree ``key``, which a hunt has reached (counted for it); a
+        """The worker that owns subtree ``key``, which a hunt has reached (counted for the
+        owner, whether or not it has room for the hunt: a busy owner's count still grows); a
         new one goes to the worker whose subtrees the fewest hunts have reached (``me`` among
-        equals). With the table full, ``me``."""
+        equals). With the table full, ``me``, and nothing counted."""
         size = len(self._keys)
         with self._lock:
             for probe in range(size):
