@@ -5,11 +5,10 @@ them) and posts short messages to the process that started the pool, which only 
 claims nothing, hands nothing out and writes nothing, so the cores are the workers'. A worker
 may pass an item of work to another through that worker's inbox (a hunt that belongs in the
 other's decision tree), and keeps the work it takes on in its own; an idle worker takes what
-waits in any inbox. A worker that dies
-without saying goodbye breaks the pool: the listener raises BrokenProcessPool, after the
-messages the others had posted. Each worker posts through a pipe of its own, whose write end
-only it holds, so that a worker killed halfway through a message leaves an end of file, not a
-listener waiting for the rest.
+waits in any inbox. A worker that dies without saying goodbye breaks the pool: the listener
+raises BrokenProcessPool, after the messages the others had posted. Each worker posts through a
+pipe of its own, whose write end only it holds, so that a worker killed halfway through a
+message leaves an end of file, not a listener waiting for the rest.
 """
 
 from __future__ import annotations
