@@ -445,8 +445,8 @@ class PoolWork:
     hunts claimed for them), where they stand in them, where to write and who claims."""
 
     spec: CampaignSpec
-    slots: list[tuple[Lane, int]]
-    claimed: list[tuple[HuntTask, int]]
+    slots: list[tuple[Lane, int]]  # to claim, where the workers reach the database (store)
+    claimed: list[tuple[HuntTask, int]]  # claimed by the listener, where they do not
     logged: dict[str, Any]
     campaign_id: int
     token: str
@@ -494,12 +494,11 @@ def _take_slots(worker: Worker, work: PoolWork) -> list[tuple[HuntTask, int]]:
     with worker.claiming():
         if worker.stopping:
             return []
-        if not work.slots:
+        store = work.store
+        if store is None:  # a database no worker reaches: the listener claimed every slot
             start = work.taken.value
             work.taken.value = end = start + claim_size(len(work.claimed) - start, worker.workers)
             return _kept(worker, work.claimed[start:end])
-        store = work.store
-        assert store is not None  # slots are left to the workers only in a database they reach
         got, held_elsewhere, seconds = [], 0, 0.0
         while not got and (batch := _next_slots(work, worker.workers)):
             got, held_now, took = _claim_batch(work.spec, store, batch,
