@@ -254,3 +254,17 @@ def test_routing_counts_the_nodes_of_one_tree_dealt_and_routed():
     assert len(routed) == 2
     for held, over in routed:
         assert int(held) == one + int(over)  # each worker's tree holds the root
+
+
+def test_pool_timeline_times_each_process_first_and_last_hunts():
+    out = run_script("pool_timeline.py", "--hunts", "6", "--rounds", "1")
+    one, two = [x.strip() for x in out.splitlines() if " first hunt began at " in x]
+    pattern = (r"(\d) workers?: first hunt began at ([\d, ]+) ms(?:; the last hunts ended (\d+) ms "
+               r"apart)?; run_campaign returned (\d+) ms after the last ended, (\d+) ms in all")
+    for line, workers in ((one, 1), (two, 2)):
+        match = re.fullmatch(pattern, line)
+        assert match and int(match.group(1)) == workers, line
+        firsts = [int(x) for x in match.group(2).split(", ")]
+        assert 1 <= len(firsts) <= workers and firsts == sorted(firsts)
+        assert (match.group(3) is None) == (workers == 1)
+        assert max(firsts) + int(match.group(4)) <= int(match.group(5))  # all within the wall
