@@ -36,8 +36,9 @@ def timed_run_hunt(task, watch=None):  # the workers inherit it at the fork
     try:
         return real_run_hunt(task, watch)
     finally:
+        ended = time.monotonic()
         with open(os.path.join(os.environ["TIMELINE"], f"{os.getpid()}.txt"), "a") as out:
-            out.write(f"{began} {time.monotonic()}\n")
+            out.write(f"{began} {ended}\n")
 
 campaign.run_hunt = timed_run_hunt
 with tempfile.TemporaryDirectory() as folder:
