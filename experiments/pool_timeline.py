@@ -23,11 +23,10 @@ from arguments import Parser, count
 # one campaign, its hunts' times written by every process that runs one; prints one JSON line
 CHILD = r"""
 import glob, json, os, sys, tempfile, time
-from pathlib import Path
 import bisectlab.campaign as campaign
-from bisectlab.campaign import CampaignSpec, Lane, cached_history, local_executor, run_campaign
+from bisectlab.campaign import local_executor, run_campaign
+from bisectlab.perf import campaign_scenario, campaign_spec
 from bisectlab.store import Store
-from bisectlab.summary import generated_recipe
 
 real_run_hunt = campaign.run_hunt
 
@@ -43,11 +42,7 @@ def timed_run_hunt(task, watch=None):  # the workers inherit it at the fork
 campaign.run_hunt = timed_run_hunt
 with tempfile.TemporaryDirectory() as folder:
     os.environ["TIMELINE"] = folder
-    scenario = Path(folder) / "k.toml"
-    scenario.write_text(generated_recipe(1000, 1, None, "rate", 0.5, 0.0))
-    good, bad = cached_history(str(scenario)).advertised[0]
-    spec = CampaignSpec("timeline", str(scenario), good, bad, (Lane("bayes", "bayes"),),
-                        hunts=int(sys.argv[1]), rigs=1, adapters=None)
+    spec = campaign_spec(campaign_scenario(folder), int(sys.argv[1]))
     with Store(f"sqlite:///{folder}/a.sqlite") as store:
         executor, queue = local_executor(int(sys.argv[2]))
         start = time.monotonic()
