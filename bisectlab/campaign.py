@@ -461,6 +461,11 @@ class Passed(Exception):
     """A hunt passed to the worker that owns the subtree its first results lead into."""
 
 
+class Stopped(Exception):
+    """A hunt left at its last test because the pool is stopping (Ctrl-C, an error): the
+    campaign marks it interrupted, and a re-run runs it again."""
+
+
 ROUTE_DEPTH = 3  # the results that name a hunt's subtree (experiments/routing.py)
 
 
@@ -469,7 +474,8 @@ def serve_hunts(worker: Worker, work: PoolWork) -> None:
     claimed, which it puts there so that another worker may take them at the end), claiming
     more when it is empty; with no slot left, hunts waiting for another worker. Each is run and
     written, or passed on to the worker whose decision tree holds the subtree it leads into
-    (see :class:`Router`): a hunt of its own slots, not one passed to it or taken."""
+    (see :class:`Router`): a hunt of its own slots, not one passed to it or taken. A stop
+    leaves the hunt under way at its next test."""
     while not worker.stopping:
         if (item := worker.take()) is not None:
             _finish(worker, work, *item)
@@ -540,12 +546,20 @@ def claim_size(left: int, workers: int) -> int:
 
 def _finish(worker: Worker, work: PoolWork, task: HuntTask, hunt_id: int,
             route: bool = False) -> None:
-    """Run a hunt and write it (or post it back to be written), unless, with ``route`` (a hunt
-    of this worker's slots), the :class:`Router` passes it on."""
-    watch = Router(worker, work.owners, task, hunt_id) if route else None
+    """Run a hunt and write it (or post it back to be written), unless the pool stops before
+    it ends, or, with ``route`` (a hunt of this worker's slots), the :class:`Router` passes it
+    on."""
+    router = Router(worker, work.owners, task, hunt_id) if route else None
+
+    def watch(tests: list[dict[str, Any]]) -> None:
+        if worker.stopping:
+            raise Stopped
+        if router is not None:
+            router(tests)
+
     try:
         outcome = run_hunt(task, watch)
-    except Passed:
+    except (Passed, Stopped):
         return
     if work.store is None:
         result: Any = outcome

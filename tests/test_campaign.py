@@ -26,6 +26,7 @@ from bisectlab.campaign import (
     _next_slots,
     _take_slots,
     cached_history,
+    campaign_hunt_seed,
     claim_size,
     history_key,
     known_range,
@@ -79,6 +80,8 @@ def test_campaign_table_matches_query(run, small):
     table = [json.loads(line) for line in result.stdout.splitlines()]
     assert [t["strategy"] for t in table] == ["git", "bayes"]
     assert all(t["hunts"] == 6 for t in table)
+    assert result.stderr.rstrip().endswith(
+        "logged in c.sqlite (bisectlab query hunts --campaign 1 --db c.sqlite)")
     queried = json.loads(run("query", "campaigns", "--campaign", "1", "--db", "c.sqlite",
                              "--format", "json").stdout)
     assert [{k: v for k, v in t.items() if k != "campaign"} for t in table] == queried
@@ -326,6 +329,35 @@ def test_a_claim_that_outlasts_the_stop_is_marked_interrupted_too(small, tmp_pat
     assert "running" not in statuses
     late = json.loads(slowed.read_text())
     assert [h["status"] for h in rows if h["campaign_index"] in late] == ["interrupted"] * len(late)
+
+
+def test_a_stop_leaves_the_pools_running_hunts_at_their_next_test(small, tmp_path, monkeypatch):
+    """Ctrl-C does not wait for the hunts the workers are running, as it does not with one
+    worker: each ends at its next test, marked interrupted (here every hunt but the first takes
+    a fifth of a second a test, so that one would still be running when the first is back)."""
+    import bisectlab.campaign as campaign_module
+
+    real = campaign_module.run_hunt
+    first = campaign_hunt_seed(9, 0)
+
+    def slow_after_the_first(task, watch=None):
+        def slowed(tests):
+            if task.seed != first:
+                time.sleep(0.2)
+            if watch is not None:
+                watch(tests)
+        return real(task, slowed)
+
+    monkeypatch.setattr(campaign_module, "run_hunt", slow_after_the_first)  # in the workers too
+    spec = CampaignSpec("prompt", str(small), "v1.0", "v1.1", (Lane("bayes", "bayes"),),
+                        hunts=6, seed=9, rigs=2, adapters=30)
+    rows: list[dict] = []
+    statuses, message = stopped_pool_campaign(spec, tmp_path / "prompt.sqlite", after=1,
+                                              then=lambda store: rows.extend(store.hunts()))
+    kept = {h["campaign_index"]: h["status"] for h in rows}
+    assert kept[0] == "found" and set(kept) > {0}
+    assert {status for index, status in kept.items() if index > 0} == {"interrupted"}
+    assert f"1 hunts kept, {len(kept) - 1} marked interrupted" in message
 
 
 def test_a_stopped_pool_counts_the_hunts_it_kept_from_the_database(small, tmp_path,

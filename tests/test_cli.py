@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
 import click
 import pytest
@@ -182,6 +186,35 @@ def test_db_option_and_env_take_urls_and_paths(run, tmp_path, monkeypatch):
     monkeypatch.setenv("BISECTLAB_DB", f"sqlite:///{target}")
     hunts = json.loads(run("query", "hunts", "--format", "json").stdout)
     assert len(hunts) == 1 and not (tmp_path / "bisectlab.sqlite").exists()
+
+
+def test_the_verdict_names_the_query_that_reads_the_hunt_back(run, tmp_path):
+    given = run("bisect", "v2.6.26", "v2.6.27-rc1", "--seed", "1", "-q", "--strategy", "git",
+                "--db", "my hunts.sqlite").stdout
+    assert "  hunt 1 logged in my hunts.sqlite (bisectlab query tests --hunt 1 --db " \
+        "'my hunts.sqlite'); seed 1\n" in given
+    hint = shlex.split(re.search(r"\((bisectlab query [^)]*)\)", given).group(1))
+    assert len(json.loads(run(*hint[1:], "--format", "json").stdout)) > 0
+    default = run("bisect", "v2.6.26", "v2.6.27-rc1", "--seed", "1", "-q", "--strategy", "git")
+    assert "  hunt 1 logged in bisectlab.sqlite (bisectlab query tests --hunt 1); seed 1\n" \
+        in default.stdout
+    memory = run("bisect", "v2.6.26", "v2.6.27-rc1", "--seed", "1", "-q", "--strategy", "git",
+                 "--db", "sqlite://").stdout
+    assert "  hunt 1 kept in memory only, gone when this command ends (--db FILE keeps it)" \
+        in memory and "query" not in memory
+
+
+def test_a_reader_that_leaves_ends_the_command_quietly_with_sigpipes_status(tmp_path):
+    """`bisectlab ... | head -1`: not exit 1, which would read as "no verdict", nor a traceback,
+    but what a shell shows for a writer killed by SIGPIPE (the output is far larger than a
+    pipe holds, so the writer is still writing when the reader goes)."""
+    bisectlab = str(Path(sys.executable).parent / "bisectlab")
+    with subprocess.Popen([bisectlab, "history", "log", "-n", "20000"], cwd=tmp_path,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as writer:
+        assert writer.stdout.readline()
+        writer.stdout.close()
+        assert writer.wait(timeout=60) == 141
+        assert writer.stderr.read() == b""
 
 
 def test_out_of_adapters_exits_1_with_an_explicit_verdict(run):

@@ -7,6 +7,8 @@ than it needs.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -36,6 +38,7 @@ COMMANDS = {  # name -> module of this package and the click command in it
 
 EXIT_VERDICT, EXIT_NO_VERDICT, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 128 + 13  # the reader of our output left, as a shell shows SIGPIPE's death
 GIT_BISECT_ABORT = 255  # a run script's exit status that stops `git bisect run`
 NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
 
@@ -53,6 +56,15 @@ class BisectlabGroup(click.Group):
             module, attr = COMMANDS[name]
             self.add_command(getattr(import_module(f"bisectlab.cli.{module}"), attr), name)
         return self.commands.get(name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """The command; a reader that left our output (``| head``) ends it quietly with
+        EXIT_BROKEN_PIPE, not 1, which would read as "no verdict" (what it logged stays)."""
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            _silence_closed_streams()
+            raise click.exceptions.Exit(EXIT_BROKEN_PIPE) from None
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
@@ -79,6 +91,17 @@ class BisectlabGroup(click.Group):
                 raise
             fail(f"internal error: {exc!r}", code_on_error)  # never a crash read as "bad"
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def _silence_closed_streams() -> None:
+    """Point stdout and stderr at /dev/null where their reader has left, so that Python's
+    flush at exit does not fail on them again."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
 
 
 def os_error_line(exc: OSError) -> str:

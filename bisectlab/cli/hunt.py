@@ -27,9 +27,9 @@ from bisectlab.cli.params import (
     count,
     db_option,
     lab_cost_options,
+    logged_in,
     open_store,
     row_id,
-    shown_url,
     strategy_flag_options,
     typed_flags,
     typed_options,
@@ -305,7 +305,8 @@ def _finish(history: History, report: Any, setup: Any, db_url: str | None, as_js
     if as_json:
         click.echo(json.dumps(report.as_dict(), sort_keys=True))
     else:
-        _print_verdict(history, report, setup, shown_url(db_url))
+        _print_verdict(history, report, setup,
+                       logged_in(db_url, f"bisectlab query tests --hunt {report.hunt_id}"))
     sys.exit(EXIT_VERDICT if report.status == "found" else EXIT_NO_VERDICT)
 
 
@@ -340,7 +341,7 @@ def _short(ref: str) -> str:
     return ref[:12] if re.fullmatch(r"[0-9a-f]{40}", ref) else ref
 
 
-def _print_verdict(history: History, report, setup, location: str) -> None:
+def _print_verdict(history: History, report, setup, logged: str) -> None:
     echo = click.echo
     block = report.evidence.get("block")  # a verdict "one of these N commits"
     if report.status == "found":
@@ -384,8 +385,7 @@ def _print_verdict(history: History, report, setup, location: str) -> None:
         shown = " ".join(_short(ref) for ref in setup.goods) + ".." + _short(setup.bad_ref)
         echo(f"  true culprit none: the simulated bug has no single first bad commit in "
              f"{shown} on {setup.arch or ARCHES[0]}")
-    echo(f"  hunt {report.hunt_id} logged in {location} "
-         f"(bisectlab query tests --hunt {report.hunt_id}); seed {report.seed}")
+    echo(f"  hunt {report.hunt_id} {logged}; seed {report.seed}")
 
 
 def _seen(item: dict) -> str:

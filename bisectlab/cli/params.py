@@ -173,6 +173,18 @@ def shown_url(db_url: str | None) -> str:
     return url.render_as_string(hide_password=True)
 
 
+def logged_in(db_url: str | None, query: str) -> str:
+    """Where results went and the ``query`` (a bisectlab command) that reads them back, with
+    the --db it needs; a database in this process's memory ends with the command."""
+    import shlex
+
+    shown = shown_url(db_url)
+    if shown == ":memory:":
+        return "kept in memory only, gone when this command ends (--db FILE keeps it)"
+    where = "" if db_url is None else f" --db {shlex.quote(db_url)}"
+    return f"logged in {shown} ({query}{where})"
+
+
 def open_store(db_url: str | None, existing: bool = False) -> Any:
     """The results database from --db (a URL, or a plain path meaning a SQLite file).
 

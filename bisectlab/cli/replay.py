@@ -24,10 +24,10 @@ from bisectlab.cli.params import (
     db_option,
     history_option,
     lab_cost_options,
+    logged_in,
     open_store,
     progress_bar,
     row_id,
-    shown_url,
     strategy_flag_options,
     text_table,
     typed_flags,
@@ -168,8 +168,9 @@ def _run_campaign(name: str, history: str, good: str, bad: str, *, hunts: int,
         click.echo(campaign_table_text(table), nl=False)
     click.echo(f"{counted(run.ran, 'hunt')} run now ({run.kept} kept from earlier runs) in "
                f"{run.wall_seconds:.1f} s: {run.hunts_per_second:.2f} hunts/s, database "
-               f"{run.db_ms_per_hunt:.1f} ms per hunt; logged in {shown_url(db_url)} "
-               f"(bisectlab query hunts --campaign {run.campaign_id})", err=True)
+               f"{run.db_ms_per_hunt:.1f} ms per hunt; "
+               + logged_in(db_url, f"bisectlab query hunts --campaign {run.campaign_id}"),
+               err=True)
     if plot_path is not None:
         from bisectlab.plots import plot_campaign
 
