@@ -15,7 +15,13 @@ from typing import Any
 
 from bisectlab.errors import BisectlabError
 from bisectlab.options import Spec
-from bisectlab.strategies import STRATEGIES, StrategyOptions, make_options, parse_strategy
+from bisectlab.strategies import (
+    STRATEGIES,
+    StrategyOptions,
+    make_options,
+    option_items,
+    parse_strategy,
+)
 
 
 @dataclass(frozen=True)
@@ -108,7 +114,7 @@ def build_lanes(specs: Sequence[str], flags: Mapping[str, str | None]) -> list[L
     seen: set[tuple[str, Any]] = set()
     for text, name, own in parsed:
         from_flags: dict[str, Any] = {}
-        label_items = [i for i in text.partition(":")[2].split(",") if i]
+        label_items = option_items(text)
         for flag, raw in typed.items():
             spec, takers = known[flag]
             if name not in takers:

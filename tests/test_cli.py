@@ -179,6 +179,27 @@ def test_bad_input_never_loses_logged_hunts(run, tmp_path):
     assert before == after > 0
 
 
+def test_an_empty_bisectlab_db_is_one_line_not_the_default_database(run, tmp_path, monkeypatch):
+    monkeypatch.setenv("BISECTLAB_DB", "")
+    line = _one_error_line(run("bisect", "v2.6.26", "v2.6.27-rc1", "--strategy", "git"))
+    assert "BISECTLAB_DB is set to empty text" in line
+    assert not (tmp_path / "bisectlab.sqlite").exists()
+
+
+def test_a_strategy_option_may_hold_commas_in_brackets(run):
+    typed = run("bench", "--commits", "200", "--hunts", "1", "-q", "--json", "--strategy",
+                "bayes:detect-prior=beta(2,38),confidence=0.95")
+    assert typed.exit_code == 0, typed.stderr
+    spaced = run("bench", "--commits", "200", "--hunts", "1", "-q", "--json", "--strategy",
+                 "bayes:confidence=0.95", "--detect-prior", "beta(2, 38)")
+    report, same = json.loads(typed.stdout), json.loads(spaced.stdout)
+    assert report["label"] == "bayes:detect-prior=beta(2,38),confidence=0.95"
+    assert report["options"]["detect_prior"] == "beta(2,38)"
+    assert report["options"]["confidence"] == 0.95
+    assert {k: v for k, v in report.items() if k not in ("label", "options")} == \
+        {k: v for k, v in same.items() if k not in ("label", "options")}  # the same hunt
+
+
 def test_db_option_and_env_take_urls_and_paths(run, tmp_path, monkeypatch):
     target = tmp_path / "elsewhere.sqlite"
     assert run("bisect", "v2.6.26", "v2.6.27-rc1", "--seed", "1", "-q", "--strategy", "git",
@@ -325,6 +346,14 @@ HUGE_REF = "a" * 20_000
     (["bisect", "v2.6.26", "v2.6.27-rc8", "--db", "::::"], "neither a database URL"),
     (["bisect", "v2.6.27-rc8", "v2.6.26"], "(swapped? BAD is an ancestor of GOOD)"),
     (["bisect", "v2.6.26", HUGE_REF], f"unknown ref '{'a' * 57}...' in e1000e-2.6.27"),
+    (["query"], "Choose from: hunts, tests, adapters, boots, campaigns"),
+    (["boot", "v2.6.26", "--history", "a\nb"], "unknown history 'a b'"),
+    (["query", "hunts", "--db", "sqlite://"], "a database in memory holds nothing to read"),
+    (["query", "hunts", "--db", "sqlite:///"], "a database in memory holds nothing to read"),
+    (["perf", "--quick", "--baseline", "HEAD"], "--baseline goes with --scale"),
+    (["perf", "--quick", "--scale", "--campaign"], "--campaign and --scale are separate runs"),
+    (["bench", "--commits", "100", "--commits", "100"], "--commits repeats a value"),
+    (["bench", "--detect", "0.5", "--detect", "0.50"], "--detect repeats a value"),
 ])
 def test_numbers_that_make_no_sense_and_odd_names_are_one_line(run, tmp_path, args, message):
     line = _one_error_line(run(*args))

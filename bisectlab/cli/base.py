@@ -111,8 +111,10 @@ def os_error_line(exc: OSError) -> str:
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> None:
-    """One line on stderr, exit 2 (or ``code``)."""
-    click.echo(f"error: {message}", err=True)
+    """One line on stderr, exit 2 (or ``code``): a message of several lines (click's list of
+    choices, a name typed with a newline in it) is joined into one."""
+    line = " ".join(part.strip() for part in message.splitlines() if part.strip())
+    click.echo(f"error: {line}", err=True)
     sys.exit(code)
 
 

@@ -61,6 +61,9 @@ def bench(commits: tuple[int, ...], detects: tuple[float, ...], false_positive: 
     from bisectlab.lanes import build_lanes
 
     lanes = build_lanes(strategies, typed_flags(flags))
+    for flag, values in (("--commits", commits), ("--detect", detects)):
+        if len(set(values)) < len(values):
+            raise click.UsageError(f"{flag} repeats a value: each runs once")
     if history_ref is not None:
         if "commits" in typed_options(click.get_current_context()):
             raise click.UsageError("--commits sizes a generated history: the history of "
@@ -139,6 +142,14 @@ def perf(quick: bool, campaign: bool, campaign_hunts: int | None, rounds: int | 
         run_scale,
     )
 
+    modes = [flag for flag, on in (("--campaign", campaign), ("--scale", scale),
+                                   ("--targets", targets)) if on]
+    if len(modes) > 1:
+        shown = ", ".join(modes[:-1]) + " and " + modes[-1]
+        raise click.UsageError(f"{shown} are separate runs: give one of them")
+    if baseline is not None and not scale:
+        raise click.UsageError("--baseline goes with --scale: the commit whose code gives "
+                               "'today'")
     if campaign_hunts is not None and not campaign:
         raise click.UsageError("--hunts goes with --campaign: the hunts of each round")
     if rounds is not None and not (campaign or targets):

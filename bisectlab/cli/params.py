@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -152,6 +153,9 @@ def _url(db_url: str | None) -> str:
     from bisectlab.store import default_url
 
     url = default_url() if db_url is None else db_url
+    if db_url is None and not os.environ.get("BISECTLAB_DB", "x").strip():
+        raise BisectlabError("BISECTLAB_DB is set to empty text: give it a file or URL "
+                             "(or unset it for bisectlab.sqlite here)")
     if not url.strip():
         raise BisectlabError("the database is empty text: give --db a file or URL "
                              "(or leave it out for bisectlab.sqlite here)")
@@ -196,11 +200,15 @@ def open_store(db_url: str | None, existing: bool = False) -> Any:
 
     from bisectlab.store import Store
 
+    sqlite = _url(db_url).startswith("sqlite")
     try:
-        database = make_url(_url(db_url)).database if _url(db_url).startswith("sqlite") else None
+        database = make_url(_url(db_url)).database if sqlite else None
     except ArgumentError:
-        database = None  # the Store says what is wrong with the URL, in one line
-    if (existing and database and database != ":memory:" and not database.startswith("file:")
+        sqlite, database = False, None  # the Store says what is wrong with the URL, in one line
+    if existing and sqlite and database in (None, "", ":memory:"):
+        raise BisectlabError("a database in memory holds nothing to read: give --db the file "
+                             "the hunts were logged in")
+    if (existing and database and not database.startswith("file:")
             and not Path(database).is_file()):
         raise BisectlabError(f"no results database at {database} (give --db, or run a hunt first)")
     return Store(_url(db_url))

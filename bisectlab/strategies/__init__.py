@@ -49,12 +49,26 @@ def make_strategy(name: str, space: SearchSpace, options: StrategyOptions | None
     return cls(space, options)
 
 
+def option_items(spec: str) -> list[str]:
+    """The ``key=value`` items of 'NAME:key=value,...', split at the commas outside brackets
+    (a value may hold some: detect-prior=beta(2,38))."""
+    items, depth, start = [], 0, 0
+    rest = spec.partition(":")[2]
+    for at, char in enumerate(rest):
+        depth += {"(": 1, "[": 1, ")": -1, "]": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            items.append(rest[start:at])
+            start = at + 1
+    items.append(rest[start:])
+    return [item for item in items if item]
+
+
 def parse_strategy(spec: str) -> tuple[str, dict[str, Any]]:
     """'bayes:boots-per-install=10,cost-weight=5' -> ('bayes', {field: value}), checked."""
-    name, _, rest = spec.partition(":")
+    name = spec.partition(":")[0]
     options_class = strategy_class(name).Options
     items: dict[str, str] = {}
-    for item in filter(None, rest.split(",")):
+    for item in option_items(spec):
         key, eq, value = item.partition("=")
         if not eq:
             raise BisectlabError(f"bad strategy option '{item}' in '{spec}' (write key=value)")
@@ -65,5 +79,5 @@ def parse_strategy(spec: str) -> tuple[str, dict[str, Any]]:
 
 
 __all__ = ["STRATEGIES", "LabCosts", "Observation", "Proposal", "Resources", "SearchSpace", "Strategy",
-           "StrategyOptions", "Verdict", "make_options", "make_strategy", "parse_strategy",
+           "StrategyOptions", "Verdict", "make_options", "make_strategy", "option_items", "parse_strategy",
            "strategy_class"]
