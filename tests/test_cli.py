@@ -350,6 +350,8 @@ HUGE_REF = "a" * 20_000
     (["boot", "v2.6.26", "--history", "a\nb"], "unknown history 'a b'"),
     (["query", "hunts", "--db", "sqlite://"], "a database in memory holds nothing to read"),
     (["query", "hunts", "--db", "sqlite:///"], "a database in memory holds nothing to read"),
+    (["bisect", "v2.6.26", "v2.6.27-rc8", "--manual", "--db", "sqlite://"],
+     "a hunt by hand goes on in later commands (good, bad, skip): give --db a file"),
     (["perf", "--quick", "--baseline", "HEAD"], "--baseline goes with --scale"),
     (["perf", "--quick", "--scale", "--campaign"], "--campaign and --scale are separate runs"),
     (["bench", "--commits", "100", "--commits", "100"], "--commits repeats a value"),

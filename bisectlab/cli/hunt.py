@@ -26,6 +26,7 @@ from bisectlab.cli.params import (
     cost_line,
     count,
     db_option,
+    in_memory,
     lab_cost_options,
     logged_in,
     open_store,
@@ -109,6 +110,9 @@ def bisect(refs: tuple[str, ...], history_ref: str | None, repo: Path | None,
                        seed, flags, Costs(install_minutes, boot_minutes, swap_minutes),
                        typed_options(click.get_current_context()), check_bad)
     setup.prepare()  # bad input fails here, before the database is opened
+    if setup.manual and in_memory(db_url):
+        raise click.UsageError("a hunt by hand goes on in later commands (good, bad, skip): give "
+                               "--db a file, which outlives this one")
     with open_store(db_url) as store:
         _run(lambda on_test, on_start: run_bisect(setup, store, on_test, on_start), setup,
              db_url, as_json, quiet)

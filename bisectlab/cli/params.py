@@ -177,16 +177,25 @@ def shown_url(db_url: str | None) -> str:
     return url.render_as_string(hide_password=True)
 
 
+def in_memory(db_url: str | None) -> bool:
+    """Whether the database lives in this process's memory (sqlite://): gone when it ends."""
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return shown_url(db_url) == ":memory:"
+    except ArgumentError:  # the Store says what is wrong with the URL, in one line
+        return False
+
+
 def logged_in(db_url: str | None, query: str) -> str:
     """Where results went and the ``query`` (a bisectlab command) that reads them back, with
     the --db it needs; a database in this process's memory ends with the command."""
     import shlex
 
-    shown = shown_url(db_url)
-    if shown == ":memory:":
+    if in_memory(db_url):
         return "kept in memory only, gone when this command ends (--db FILE keeps it)"
     where = "" if db_url is None else f" --db {shlex.quote(db_url)}"
-    return f"logged in {shown} ({query}{where})"
+    return f"logged in {shown_url(db_url)} ({query}{where})"
 
 
 def open_store(db_url: str | None, existing: bool = False) -> Any:
@@ -200,15 +209,14 @@ def open_store(db_url: str | None, existing: bool = False) -> Any:
 
     from bisectlab.store import Store
 
-    sqlite = _url(db_url).startswith("sqlite")
-    try:
-        database = make_url(_url(db_url)).database if sqlite else None
-    except ArgumentError:
-        sqlite, database = False, None  # the Store says what is wrong with the URL, in one line
-    if existing and sqlite and database in (None, "", ":memory:"):
+    if existing and in_memory(db_url):
         raise BisectlabError("a database in memory holds nothing to read: give --db the file "
                              "the hunts were logged in")
-    if (existing and database and not database.startswith("file:")
+    try:
+        database = make_url(_url(db_url)).database if _url(db_url).startswith("sqlite") else None
+    except ArgumentError:
+        database = None  # the Store says what is wrong with the URL, in one line
+    if (existing and database and database != ":memory:" and not database.startswith("file:")
             and not Path(database).is_file()):
         raise BisectlabError(f"no results database at {database} (give --db, or run a hunt first)")
     return Store(_url(db_url))
