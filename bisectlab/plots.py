@@ -23,8 +23,12 @@ def _pyplot() -> Any:
     return plt
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
 def _save(fig: Any, path: Path) -> None:
     try:
+        _check_replaceable(path)  # again: the file may have appeared while the work ran
         fig.savefig(path, dpi=120, bbox_inches="tight")
     except OSError as exc:
         raise BisectlabError(f"cannot write plot {path}: {exc.strerror or exc}") from None
@@ -32,13 +36,17 @@ def _save(fig: Any, path: Path) -> None:
         _pyplot().close(fig)
 
 
-def check_plot_path(path: Path) -> None:
-    """Refuse a plot path before any work: it must end in .png, in a directory that exists."""
+def check_plot_path(path: Path, database: Path | None = None) -> None:
+    """Refuse a plot path before any work: it must end in .png, in a directory that exists, and
+    may replace an earlier plot but never the results ``database`` or any other file."""
     if path.suffix.lower() != ".png":
         raise BisectlabError(f"plot file must end in .png: {path}")
+    if database is not None and _same_file(path, database):
+        raise BisectlabError(f"cannot write plot {path}: it is the results database")
     if not path.parent.is_dir():
         raise BisectlabError(f"cannot write plot {path}: directory {path.parent} does not exist")
     try:  # opened as the plot will be, nothing in it changed (or a file made there and removed)
+        _check_replaceable(path)
         if path.exists():
             path.open("r+b").close()
         else:
@@ -47,6 +55,28 @@ def check_plot_path(path: Path) -> None:
             os.remove(probe)
     except OSError as exc:
         raise BisectlabError(f"cannot write plot {path}: {exc.strerror}") from None
+
+
+def _check_replaceable(path: Path) -> None:
+    """Refuse to draw over a file that is not a PNG (a database named r.png, say): only an
+    earlier plot, or an empty file, may be replaced."""
+    if not path.exists():
+        return
+    head = b"?"  # a pipe or a device is not read: it is no plot
+    if path.is_file():
+        with path.open("rb") as old:
+            head = old.read(len(PNG_SIGNATURE))
+    if head and head != PNG_SIGNATURE:
+        raise BisectlabError(f"{path} exists and is not a PNG image: a plot replaces only an "
+                             "earlier plot")
+
+
+def _same_file(path: Path, other: Path) -> bool:
+    """Whether two paths name one file (through links too), whether or not it exists yet."""
+    try:
+        return os.path.samefile(path, other)
+    except OSError:  # one of them is not there (yet): the same place is the same file
+        return path.resolve() == other.resolve()
 
 
 def plot_campaign(title: str, lanes: dict[str, list[dict[str, Any]]], path: Path) -> None:

@@ -651,6 +651,32 @@ def test_plots_are_written(run, small, tmp_path):
         assert data.startswith(b"\x89PNG") and len(data) > 20_000
 
 
+def test_a_plot_replaces_an_earlier_plot_but_never_the_database_or_another_file(
+        run, small, tmp_path):
+    assert run("bisect", "v1.0", "v1.1", "--history", str(small), "--strategy", "git",
+               "--db", "r.png", "-q").exit_code == 0
+    database = (tmp_path / "r.png").read_bytes()
+    (tmp_path / "notes.png").write_text("not a picture\n")
+    for args, message in [
+        (("report", "1", "--db", "r.png", "--plot", "r.png"),
+         "error: cannot write plot r.png: it is the results database"),
+        (("report", "1", "--db", "r.png", "--plot", "notes.png"),
+         "error: notes.png exists and is not a PNG image: a plot replaces only an earlier plot"),
+        (("replay", "campaign", "--history", str(small), "--hunts", "1", "--strategy", "git",
+          "--workers", "1", "-q", "--db", "new.png", "--plot", "new.png"),
+         "error: cannot write plot new.png: it is the results database"),
+    ]:
+        result = run(*args)
+        assert (result.exit_code, result.stderr.strip()) == (2, message)
+    assert (tmp_path / "r.png").read_bytes() == database
+    assert (tmp_path / "notes.png").read_text() == "not a picture\n"
+    assert not (tmp_path / "new.png").exists()  # refused before the campaign made its database
+    for _ in range(2):  # an earlier plot is replaced
+        drawn = run("report", "1", "--db", "r.png", "--plot", "hunt.png")
+        assert drawn.exit_code == 0, drawn.stderr
+    assert (tmp_path / "hunt.png").read_bytes().startswith(b"\x89PNG")
+
+
 @pytest.mark.parametrize("args, message", [
     (("replay", "hunt", "7"), "error: no hunt 7 in bisectlab.sqlite"),
     (("query", "tests", "--hunt", "42"), "error: no hunt 42 in bisectlab.sqlite"),

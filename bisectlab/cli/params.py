@@ -204,22 +204,30 @@ def open_store(db_url: str | None, existing: bool = False) -> Any:
     Commands that only read (``existing``) refuse a SQLite file that is not there, rather than
     create an empty database under a mistyped name.
     """
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
     from bisectlab.store import Store
 
     if existing and in_memory(db_url):
         raise BisectlabError("a database in memory holds nothing to read: give --db the file "
                              "the hunts were logged in")
+    database = sqlite_file(db_url)
+    if existing and database is not None and not database.is_file():
+        raise BisectlabError(f"no results database at {database} (give --db, or run a hunt first)")
+    return Store(_url(db_url))
+
+
+def sqlite_file(db_url: str | None) -> Path | None:
+    """The SQLite file --db names, or None (another database, one in memory, a URI): a file
+    the command must not write anything else over."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         database = make_url(_url(db_url)).database if _url(db_url).startswith("sqlite") else None
     except ArgumentError:
-        database = None  # the Store says what is wrong with the URL, in one line
-    if (existing and database and database != ":memory:" and not database.startswith("file:")
-            and not Path(database).is_file()):
-        raise BisectlabError(f"no results database at {database} (give --db, or run a hunt first)")
-    return Store(_url(db_url))
+        return None  # the Store says what is wrong with the URL, in one line
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
 
 
 def counted(n: int, one: str, many: str | None = None) -> str:

@@ -14,6 +14,7 @@ from bisectlab.cli.params import (
     format_rows,
     open_store,
     row_id,
+    sqlite_file,
 )
 from bisectlab.cli.replay import campaign_table_text
 from bisectlab.errors import BisectlabError
@@ -118,13 +119,14 @@ def _shown_state(hunt: dict[str, Any], state: str) -> str:
 @db_option
 def report(hunt_id: int, plot_path: Path | None, db_url: str | None) -> None:
     """Summarise logged hunt HUNT_ID; with --plot, draw how its posterior narrowed."""
+    if plot_path is not None:
+        from bisectlab.plots import check_plot_path, plot_hunt
+        from bisectlab.replay import retrace
+
+        check_plot_path(plot_path, sqlite_file(db_url))
     with open_store(db_url, existing=True) as store:
         hunt = store.hunt(hunt_id)
         if plot_path is not None:
-            from bisectlab.plots import check_plot_path, plot_hunt
-            from bisectlab.replay import retrace
-
-            check_plot_path(plot_path)
             trace = retrace(store, hunt_id)
     verdict = hunt["culprit_sha"][:12] if hunt["culprit_sha"] else "none"
     click.echo(f"hunt {hunt_id}: {hunt['history']} {hunt['good']}..{hunt['bad']}, "

@@ -28,6 +28,7 @@ from bisectlab.cli.params import (
     open_store,
     progress_bar,
     row_id,
+    sqlite_file,
     strategy_flag_options,
     text_table,
     typed_flags,
@@ -138,7 +139,7 @@ def _run_campaign(name: str, history: str, good: str, bad: str, *, hunts: int,
     if plot_path is not None:
         from bisectlab.plots import check_plot_path
 
-        check_plot_path(plot_path)
+        check_plot_path(plot_path, sqlite_file(db_url))
     h = cached_history(history)
     spec = CampaignSpec(name, h.source, good, bad, tuple(parsed), hunts, seed, rigs, adapters,
                         arch, Costs(install_minutes, boot_minutes, swap_minutes))
