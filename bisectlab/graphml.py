@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bisectlab.errors import BisectlabError
+from bisectlab.histfile import replacing
 from bisectlab.history import History
 
 if TYPE_CHECKING:
@@ -36,12 +37,13 @@ def graphml_graph(history: History) -> nx.DiGraph:
 
 
 def write_graphml(history: History, path: str | Path) -> Path:
-    """Write the history's graph to a GraphML file."""
+    """Write the history's graph to a GraphML file (an earlier one stays whole until the new one
+    is: an error or Ctrl-C part way leaves it as it was)."""
     import networkx as nx
 
     target = Path(path)
     try:
-        with open(target, "wb") as out:  # fails at once, before a large graph is built
+        with replacing(target) as out:  # fails at once, before a large graph is built
             nx.write_graphml(graphml_graph(history), out)
     except OSError as exc:
         raise BisectlabError(f"cannot write {target}: {exc.strerror or exc}") from None

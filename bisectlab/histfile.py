@@ -26,8 +26,10 @@ import io
 import json
 import os
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -60,15 +62,31 @@ def write_bytes(data: bytes, path: str | Path) -> Path:
     target = Path(path)
     if target.suffix != SUFFIX:
         raise HistoryError(f"a history file must end in {SUFFIX}: {target}")
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
+        with replacing(target) as out:
+            out.write(data)
     except OSError as exc:
         raise HistoryError(f"cannot write {target}: {exc.strerror or exc}") from None
+    return target
+
+
+@contextmanager
+def replacing(path: Path) -> Iterator[BinaryIO]:
+    """A file for ``path``'s new contents: a temporary file beside it, renamed over it when the
+    block ends and removed if the block fails or is interrupted, so the old file stays whole
+    until the new one is (a pipe or a device, which keeps nothing, is written as it is)."""
+    if path.exists() and not path.is_file():
+        with open(path, "wb") as out:
+            yield out
+        return
+    real = Path(os.path.realpath(path))  # through a link, as a plain write goes
+    tmp = real.with_name(f".{real.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as out:
+            yield out
+        os.replace(tmp, real)
     finally:
         tmp.unlink(missing_ok=True)
-    return target
 
 
 def history_arrays(history: History, origin: str = "") -> dict[str, np.ndarray]:

@@ -42,3 +42,25 @@ def test_export_graphml_round_trips_through_networkx(run, tmp_path):
 def test_export_graphml_to_an_unwritable_place_is_one_line(run, tmp_path):
     result = run("history", "export-graphml", "e1000e-2.6.27", str(tmp_path / "no" / "x.graphml"))
     assert "cannot write" in one_error_line(result)
+
+
+def test_an_interrupted_export_leaves_the_earlier_one_whole(run, tmp_path, monkeypatch):
+    recipe = tmp_path / "k.toml"
+    assert run("history", "generate", "--commits", "300", "--seed", "4", "-o",
+               str(recipe)).exit_code == 0
+    assert run("history", "export-graphml", str(recipe), "keep.graphml").exit_code == 0
+    kept = (tmp_path / "keep.graphml").read_bytes()
+
+    def interrupted(graph, out):
+        out.write(b"<?xml version='1.0'?>\n<graphml")
+        raise KeyboardInterrupt
+
+    write = nx.write_graphml
+    monkeypatch.setattr(nx, "write_graphml", interrupted)
+    result = run("history", "export-graphml", str(recipe), "keep.graphml")
+    assert (result.exit_code, result.stderr.strip()) == (130, "interrupted")
+    assert (tmp_path / "keep.graphml").read_bytes() == kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.toml", "keep.graphml"]
+    monkeypatch.setattr(nx, "write_graphml", write)
+    assert run("history", "export-graphml", str(recipe), "keep.graphml").exit_code == 0
+    assert (tmp_path / "keep.graphml").read_bytes() == kept
