@@ -9,6 +9,7 @@ newest mainline commit is `master`.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -55,12 +56,25 @@ def fast_import_stream(history: History) -> Iterator[bytes]:
 
 
 def export_git(history: History, directory: str | Path) -> Path:
-    """Write the history as a git repository in ``directory`` (which must not exist or be empty)."""
+    """Write the history as a git repository in ``directory`` (which must not exist or be empty);
+    an export that does not finish (an error, Ctrl-C) removes what it wrote, so it can run again."""
     target = Path(directory)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise BisectlabError(f"{target} exists and is not an empty directory")
     if shutil.which("git") is None:
         raise BisectlabError("git is not installed")
+    made = _outermost_missing(target)
+    try:
+        _fill(history, target)
+    except BaseException:
+        _undo(target, made)
+        raise
+    return target
+
+
+def _fill(history: History, target: Path) -> None:
+    """Make the directory ``target`` (or take it empty), the repository in it, and check out
+    master."""
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -71,15 +85,45 @@ def export_git(history: History, directory: str | Path) -> Path:
     with subprocess.Popen(["git", "-c", "pack.compression=0", "fast-import", "--quiet", "--done"],
                           cwd=target, stdin=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
         assert proc.stdin is not None and proc.stderr is not None
-        for chunk in fast_import_stream(history):
-            proc.stdin.write(chunk)
-        proc.stdin.write(b"done\n")
-        proc.stdin.close()
-        err = proc.stderr.read().decode()
+        try:
+            for chunk in fast_import_stream(history):
+                proc.stdin.write(chunk)
+            proc.stdin.write(b"done\n")
+            proc.stdin.close()
+            err = proc.stderr.read().decode()
+        except BaseException:  # git must be gone before what it wrote is removed
+            proc.kill()
+            proc.wait()
+            with contextlib.suppress(OSError):  # what git was not sent is dropped
+                proc.stdin.close()
+            raise
     if proc.returncode != 0:
         raise BisectlabError(f"git fast-import failed: {err.strip().splitlines()[-1:]}")
     _git(target, "checkout", "-q", "-f", "master")
-    return target
+
+
+def _outermost_missing(path: Path) -> Path | None:
+    """The outermost of ``path`` and its parents that is not there yet (None: ``path`` is)."""
+    missing = None
+    for folder in (path, *path.parents):
+        if folder.exists() or folder.is_symlink():
+            break
+        missing = folder
+    return missing
+
+
+def _undo(target: Path, made: Path | None) -> None:
+    """Remove what an unfinished export wrote: the directories it made, or else everything in
+    ``target``, which was empty (a directory that held anything was refused before)."""
+    with contextlib.suppress(OSError):
+        if made is not None:
+            shutil.rmtree(made)
+            return
+        for entry in target.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
 
 
 def _quoted(path: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -416,6 +417,36 @@ def test_export_graphml_replaces_an_earlier_export_but_never_the_database(run, t
     for _ in range(2):  # the tour's command run twice
         assert run("history", "export-graphml", "e1000e-2.6.27", "k.graphml").exit_code == 0
     assert run("query", "hunts").exit_code == 0
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+@pytest.mark.parametrize("directory, there", [("repo", None), ("repo", "repo"),
+                                              ("out/sub/repo", "out")])
+def test_an_interrupted_export_git_leaves_the_directory_as_it_found_it(
+        run, tmp_path, monkeypatch, directory, there):
+    from bisectlab import gitexport
+
+    assert run("history", "generate", "--commits", "200", "--seed", "1",
+               "-o", "k.toml").exit_code == 0
+    if there is not None:
+        (tmp_path / there).mkdir()  # an empty directory, or the parent of those to make
+    stream = gitexport.fast_import_stream
+
+    def interrupted(history):
+        for i, chunk in enumerate(stream(history)):
+            if i == 300:  # a hundred commits in: git fast-import is at work
+                raise KeyboardInterrupt
+            yield chunk
+
+    monkeypatch.setattr(gitexport, "fast_import_stream", interrupted)
+    result = run("history", "export-git", "k.toml", directory)
+    assert (result.exit_code, result.stderr.strip()) == (130, "interrupted")
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == sorted(
+        ["k.toml", *([there] if there else [])])
+    monkeypatch.setattr(gitexport, "fast_import_stream", stream)
+    again = run("history", "export-git", "k.toml", directory)
+    assert again.exit_code == 0, again.stderr
+    assert (tmp_path / directory / "BISECTLAB").is_file()
 
 
 def test_a_broken_history_file_is_one_line_and_boot_exit_status_aborts_git_bisect_run(
