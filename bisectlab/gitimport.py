@@ -41,7 +41,12 @@ def import_git(directory: str | Path, good: str | None = None, bad: str | None =
     to HEAD) and, if asked, a rate bug planted in it."""
     if (good is None) != (bad is None):
         raise HistoryError("give both GOOD and BAD, or neither")
-    history, goods, head = history_from_repo(directory, [good] if good else [], bad or "HEAD", name)
+    for what, ref in (("GOOD", good), ("BAD", bad)):
+        if ref is not None and not ref.strip():  # not the root, nor HEAD, without a word
+            raise HistoryError(f"{what} is empty: give a ref (or neither GOOD nor BAD for the "
+                               "oldest root to HEAD)")
+    history, goods, head = history_from_repo(directory, [] if good is None else [good],
+                                             "HEAD" if bad is None else bad, name)
     base = goods[0] if goods else 0
     if base == head:  # a one-commit repository, or GOOD and BAD naming one commit
         raise RangeError(f"{good or 'the oldest root'} and {bad or 'HEAD'} are the same commit "

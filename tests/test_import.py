@@ -100,6 +100,9 @@ def test_the_default_culprit_is_a_seeded_non_merge_commit_of_the_range(small_rep
 
 BAD_IMPORTS = {
     "good without bad": (["v1.0"], "give both GOOD and BAD"),
+    "empty good": (["", "HEAD"], "GOOD is empty: give a ref"),
+    "blank bad": (["HEAD~3", " "], "BAD is empty: give a ref"),
+    "empty bad": (["HEAD~3", ""], "BAD is empty: give a ref"),
     "not npz": (["v1.0", "master", "-o", "x.toml"], "must end in .npz"),
     "culprit without bug": (["v1.0", "master", "--culprit", "mm"], "need --bug rate"),
     "culprit out of range": (["v1.1", "master", "--bug", "rate", "--culprit", "mm"],
