@@ -490,6 +490,9 @@ def test_a_path_too_long_for_the_system_is_one_line(run):
     (["--name", "a\nb"], "--name must be 1-200 printable characters on one line"),
     (["--bug", "rate", "--detect", "0.1", "--false-positive", "0.5"],
      "--false-positive 0.5 must be below --detect 0.1"),
+    (["--detect", "0.5"], "--detect and --false-positive need --bug rate"),  # not dropped
+    (["--false-positive", "0.5"], "--detect and --false-positive need --bug rate"),
+    (["--bug", "none", "--detect", "1"], "--detect and --false-positive need --bug rate"),
 ])
 def test_generate_writes_no_scenario_that_could_not_be_read_back(run, tmp_path, args, message):
     (tmp_path / "keep.toml").write_text("kept\n")

@@ -71,21 +71,24 @@ def history_log(name: str, graph: bool, limit: int) -> None:
 @click.option("--name", default=None, help="History name (default kernel-N-sS).")
 @click.option("--bug", type=click.Choice(["none", "rate"]), default="none", show_default=True,
               help="Plant an abstract bug introduced by one (seeded) commit.")
-@click.option("--detect", type=Number(0, 1, low_open=True), default=1.0,
-              show_default=True, help="Per-boot detection rate p of the rate bug.")
-@click.option("--false-positive", type=Number(0, 1, high_open=True), default=0.0,
-              show_default=True, help="Per-boot false-positive rate f of the rate bug.")
+@click.option("--detect", type=Number(0, 1, low_open=True), default=None,
+              help="Per-boot detection rate p of the rate bug [default: 1].")
+@click.option("--false-positive", type=Number(0, 1, high_open=True), default=None,
+              help="Per-boot false-positive rate f of the rate bug [default: 0].")
 @click.option("-o", "--output", type=PathGiven(dir_okay=False), default=None,
               help="Write the scenario file here (default: stdout).")
 @click.option("--force", is_flag=True,
               help="Replace an existing, different scenario file (hunts logged with it can no "
                    "longer be replayed).")
-def history_generate(commits: int, seed: int, name: str | None, bug: str, detect: float,
-                     false_positive: float, output: Path | None, force: bool) -> None:
+def history_generate(commits: int, seed: int, name: str | None, bug: str, detect: float | None,
+                     false_positive: float | None, output: Path | None, force: bool) -> None:
     """Generate a kernel-shaped history and write it as a scenario file (a TOML recipe)."""
     from bisectlab.summary import generated_recipe
 
     check_name(name)
+    check_rate_options(bug, detect=detect, false_positive=false_positive)
+    detect = 1.0 if detect is None else detect
+    false_positive = 0.0 if false_positive is None else false_positive
     if bug == "rate" and not false_positive < detect:
         raise BisectlabError(f"--false-positive {false_positive:g} must be below --detect "
                              f"{detect:g}: a good commit failing as often as a bad one is no bug")
@@ -113,6 +116,14 @@ def check_name(name: str | None) -> None:
         name.encode("utf-8")
     except UnicodeEncodeError:
         raise BisectlabError("--name is not UTF-8 text") from None
+
+
+def check_rate_options(bug: str, **options: float | str | None) -> None:
+    """The rate bug's options (given: not None) need --bug rate; without it they would be
+    dropped unseen, and the history would have no bug at all."""
+    if bug == "none" and any(value is not None for value in options.values()):
+        flags = ["--" + option.replace("_", "-") for option in options]
+        raise BisectlabError(f"{', '.join(flags[:-1])} and {flags[-1]} need --bug rate")
 
 
 def _regular(path: Path) -> bool:
@@ -177,8 +188,7 @@ def history_import_git(directory: Path, good: str | None, bad: str | None, outpu
     if output.suffix != SUFFIX:
         raise BisectlabError(f"the history file must end in {SUFFIX}: {output}")
     check_name(name)
-    if bug == "none" and (culprit, detect, false_positive) != (None, None, None):
-        raise BisectlabError("--culprit, --detect and --false-positive need --bug rate")
+    check_rate_options(bug, culprit=culprit, detect=detect, false_positive=false_positive)
     planted = None if bug == "none" else PlantedBug(
         detect=1.0 if detect is None else detect,
         false_positive=0.0 if false_positive is None else false_positive, culprit=culprit, seed=seed)
