@@ -239,6 +239,19 @@ def test_a_reader_that_leaves_ends_the_command_quietly_with_sigpipes_status(tmp_
         assert writer.stderr.read() == b""
 
 
+def test_a_broken_pipe_to_a_child_is_an_error_not_a_reader_that_left(run, monkeypatch):
+    """Only our own output's reader leaving means 141: git fast-import dying under us is an
+    error line, exit 2."""
+    import bisectlab.gitexport
+
+    def dies(*args, **kwargs):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(bisectlab.gitexport, "export_git", dies)
+    line = _one_error_line(run("history", "export-git", "e1000e-2.6.27", "repo"))
+    assert line == "error: Broken pipe: a program bisectlab writes to stopped reading"
+
+
 def test_out_of_adapters_exits_1_with_an_explicit_verdict(run):
     result = run("bisect", "v2.6.26", "v2.6.27-rc8", "--adapters", "0", "--json")
     assert result.exit_code == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -62,7 +63,10 @@ class BisectlabGroup(click.Group):
         EXIT_BROKEN_PIPE, not 1, which would read as "no verdict" (what it logged stays)."""
         try:
             return super().invoke(ctx)
-        except BrokenPipeError:
+        except BrokenPipeError as exc:
+            if not any(_reader_left(stream) for stream in (sys.stdout, sys.stderr)):
+                raise BisectlabError(f"{os_error_line(exc)}: a program bisectlab writes to "
+                                     "stopped reading") from None  # git fast-import, say
             _silence_closed_streams()
             raise click.exceptions.Exit(EXIT_BROKEN_PIPE) from None
 
@@ -91,6 +95,16 @@ class BisectlabGroup(click.Group):
                 raise
             fail(f"internal error: {exc!r}", code_on_error)  # never a crash read as "bad"
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def _reader_left(stream: Any) -> bool:
+    """Whether ``stream`` is a pipe whose reader has closed it (poll says POLLERR)."""
+    try:
+        poller = select.poll()
+        poller.register(stream.fileno(), select.POLLOUT)
+    except (OSError, ValueError, AttributeError):  # closed, not a file (a test's), no poll
+        return False
+    return any(events & select.POLLERR for _, events in poller.poll(0))
 
 
 def _silence_closed_streams() -> None:
