@@ -205,6 +205,7 @@ class SearchSpace:
 
 
 OBJECT_BYTES = 256  # about what a small Python object (an observation, an option) holds
+REF_BYTES = 8  # what a list holds for an object it shares with another list
 
 
 class Strategy(ABC):

@@ -34,6 +34,8 @@ from bisectlab.posterior import (
     information_per_cost,
 )
 from bisectlab.strategies.base import (
+    OBJECT_BYTES,
+    REF_BYTES,
     LabCosts,
     Observation,
     Proposal,
@@ -363,6 +365,7 @@ class BayesStrategy(Strategy):
         self.log_prior = self._log_prior(prior_weights)
         self.stats = Evidence(len(space))
         self.posterior: Posterior = compute_posterior(self.stats, self.log_prior, self.model)
+        self._owns_posterior = True  # False in a fork, until observe replaces it
         self.stuck = False
         self.contradiction: str | None = None
         self._check: tuple[int, tuple[float, float] | None] | None = None  # (tests, check)
@@ -384,12 +387,19 @@ class BayesStrategy(Strategy):
         other = copy.copy(self)
         other.history, other.untestable = list(self.history), self.untestable.copy()
         other.stats = self.stats.copy()
+        other._owns_posterior = False  # this one's, until observe replaces it
         return other
 
     def kept_bytes(self) -> int:
-        post = self.posterior
-        return (super().kept_bytes() + self.stats.pair.nbytes + post.mass.nbytes
-                + post.conditional.nbytes + post.classes.nbytes)
+        """What a fork holds of its own: its evidence, untestable marks and list of
+        observations, and its posterior once observe has replaced the one it shared (the
+        observations, the prior, the model and the space are shared)."""
+        stats, post = self.stats, self.posterior
+        own = (self.untestable.nbytes + stats.pair.nbytes + stats.pair_boots.nbytes
+               + stats.pair_fails.nbytes + REF_BYTES * len(self.history) + OBJECT_BYTES * 8)
+        if self._owns_posterior:
+            own += post.mass.nbytes + post.rates.nbytes + post.conditional.nbytes + post.classes.nbytes
+        return own
 
     # learning -----------------------------------------------------------------------------------
 
@@ -401,6 +411,7 @@ class BayesStrategy(Strategy):
         self.stats.add(self.space.ancestors(local), obs.boots, obs.failures)
         try:
             self.posterior = compute_posterior(self.stats, self.log_prior, self.model)
+            self._owns_posterior = True
         except ValueError:
             self.contradiction = self._explain_contradiction(obs)
 
