@@ -462,8 +462,8 @@ class Passed(Exception):
 
 
 class Stopped(Exception):
-    """A hunt left at its last test because the pool is stopping (Ctrl-C, an error): the
-    campaign marks it interrupted, and a re-run runs it again."""
+    """A hunt left after the test under way because the pool is stopping (Ctrl-C, an error):
+    the campaign marks it interrupted, and a re-run runs it again."""
 
 
 ROUTE_DEPTH = 3  # the results that name a hunt's subtree (experiments/routing.py)
@@ -475,7 +475,7 @@ def serve_hunts(worker: Worker, work: PoolWork) -> None:
     more when it is empty; with no slot left, hunts waiting for another worker. Each is run and
     written, or passed on to the worker whose decision tree holds the subtree it leads into
     (see :class:`Router`): a hunt of its own slots, not one passed to it or taken. A stop
-    leaves the hunt under way at its next test."""
+    leaves the hunt once the test under way ends."""
     while not worker.stopping:
         if (item := worker.take()) is not None:
             _finish(worker, work, *item)

@@ -90,15 +90,19 @@ def _fill(history: History, target: Path) -> None:
                 proc.stdin.write(chunk)
             proc.stdin.write(b"done\n")
             proc.stdin.close()
-            err = proc.stderr.read().decode()
+        except BrokenPipeError:  # git stopped reading: it says why below
+            with contextlib.suppress(OSError):  # what git was not sent is dropped
+                proc.stdin.close()
         except BaseException:  # git must be gone before what it wrote is removed
             proc.kill()
             proc.wait()
             with contextlib.suppress(OSError):  # what git was not sent is dropped
                 proc.stdin.close()
             raise
+        err = proc.stderr.read().decode(errors="replace")
     if proc.returncode != 0:
-        raise BisectlabError(f"git fast-import failed: {err.strip().splitlines()[-1:]}")
+        last = (err.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        raise BisectlabError(f"git fast-import failed: {last}")
     _git(target, "checkout", "-q", "-f", "master")
 
 

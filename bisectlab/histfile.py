@@ -25,6 +25,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import stat
+import tempfile
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -80,13 +82,25 @@ def replacing(path: Path) -> Iterator[BinaryIO]:
             yield out
         return
     real = Path(os.path.realpath(path))  # through a link, as a plain write goes
-    tmp = real.with_name(f".{real.name}.{os.getpid()}.tmp")
+    handle, name = tempfile.mkstemp(dir=real.parent, prefix=f".{real.name[:100]}.", suffix=".tmp")
+    tmp = Path(name)
     try:
-        with open(tmp, "wb") as out:
+        os.chmod(handle, _mode_for(real))
+        with open(handle, "wb") as out:
             yield out
         os.replace(tmp, real)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _mode_for(path: Path) -> int:
+    """The permissions a file written at ``path`` gets: the old file's, or the umask's."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def history_arrays(history: History, origin: str = "") -> dict[str, np.ndarray]:

@@ -11,6 +11,7 @@ import numpy as np
 
 from bisectlab.campaign import MINUTES_PER_DAY
 from bisectlab.errors import BisectlabError
+from bisectlab.histfile import replacing
 from bisectlab.replay import Retrace
 
 
@@ -29,7 +30,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def _save(fig: Any, path: Path) -> None:
     try:
         _check_replaceable(path)  # again: the file may have appeared while the work ran
-        fig.savefig(path, dpi=120, bbox_inches="tight")
+        with replacing(path) as out:  # an earlier plot stays whole until the new one is
+            fig.savefig(out, format="png", dpi=120, bbox_inches="tight")
     except OSError as exc:
         raise BisectlabError(f"cannot write plot {path}: {exc.strerror or exc}") from None
     finally:

@@ -28,7 +28,7 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from inspect import signature
@@ -388,11 +388,30 @@ def _plain(row: Any) -> dict[str, Any]:
     return {key: _iso(value) for key, value in row.items()}
 
 
+def sqlite_file(database: str | None) -> Path | None:
+    """The file a SQLite URL's database part names, or None: one in memory, or a URI
+    (``file:...``), which SQLite reads itself."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def sqlite_in_memory(database: str | None, query: Mapping[str, Any]) -> bool:
+    """Whether a SQLite URL's database lives in its connection's memory, as SQLite would open
+    it (``sqlite://``, ``:memory:``, ``file::memory:``, ``mode=memory``): what
+    :attr:`Store.reachable_elsewhere` reads from SQLite itself once the database is open."""
+    if not database or database == ":memory:":
+        return True
+    return database.startswith("file:") and (database.startswith("file::memory:")
+                                              or "mode=memory" in database
+                                              or query.get("mode") == "memory")
+
+
 def _check_sqlite_file(database: str | None) -> None:
     """Refuse, before any connection, a path that exists and is not an SQLite database."""
-    if not database or database == ":memory:" or database.startswith("file:"):
+    path = sqlite_file(database)
+    if path is None:
         return
-    path = Path(database)
     if path.is_dir():
         raise StoreError(f"not a bisectlab database: {database} (is a directory)")
     try:

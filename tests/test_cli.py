@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
@@ -239,6 +240,19 @@ def test_a_reader_that_leaves_ends_the_command_quietly_with_sigpipes_status(tmp_
         assert writer.stderr.read() == b""
 
 
+def test_an_error_line_to_a_stderr_whose_reader_left_is_141_too(tmp_path):
+    """The error line itself may meet the closed pipe: still 141, never 1 ("no verdict")."""
+    bisectlab = str(Path(sys.executable).parent / "bisectlab")
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([bisectlab, "query", "hunts", "--db", "nope.sqlite"], cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=write_end, timeout=60)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141
+
+
 def test_a_broken_pipe_to_a_child_is_an_error_not_a_reader_that_left(run, monkeypatch):
     """Only our own output's reader leaving means 141: git fast-import dying under us is an
     error line, exit 2."""
@@ -460,6 +474,23 @@ def test_an_interrupted_export_git_leaves_the_directory_as_it_found_it(
     again = run("history", "export-git", "k.toml", directory)
     assert again.exit_code == 0, again.stderr
     assert (tmp_path / directory / "BISECTLAB").is_file()
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_git_fast_import_dying_is_its_own_error_line_and_leaves_nothing(run, tmp_path,
+                                                                        monkeypatch):
+    """git's last words, not a broken pipe: a fake git whose fast-import stops reading."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "git").write_text(f"""#!/bin/sh
+case " $* " in *" fast-import "*) echo "fatal: simulated: no space left" >&2; exit 128;; esac
+exec {shutil.which("git")} "$@"
+""")
+    (fake / "git").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    line = _one_error_line(run("history", "export-git", "e1000e-2.6.27", "repo"))
+    assert line == "error: git fast-import failed: fatal: simulated: no space left"
+    assert not (tmp_path / "repo").exists()
 
 
 def test_a_broken_history_file_is_one_line_and_boot_exit_status_aborts_git_bisect_run(

@@ -93,7 +93,9 @@ def test_a_tree_counts_about_the_memory_its_states_hold(k300, known):
         held = tracemalloc.get_traced_memory()[0]
     finally:
         tracemalloc.stop()
-    assert 0.75 < (tree.used - used) / held < 1.33  # shared arrays (the prior) counted once
+    counted = tree.used - used
+    assert 0.75 < counted / held < 1.33, (  # shared arrays (the prior) counted once
+        f"{counted / 1e6:.2f} MB counted for {held / 1e6:.2f} MB held")
 
 
 def test_a_fork_learns_alone(k300, known):

@@ -64,14 +64,22 @@ class BisectlabGroup(click.Group):
         try:
             return super().invoke(ctx)
         except BrokenPipeError as exc:
-            if not any(_reader_left(stream) for stream in (sys.stdout, sys.stderr)):
+            if not _a_reader_left():
                 raise BisectlabError(f"{os_error_line(exc)}: a program bisectlab writes to "
                                      "stopped reading") from None  # git fast-import, say
-            _silence_closed_streams()
             raise click.exceptions.Exit(EXIT_BROKEN_PIPE) from None
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        try:
+            self._main(args, prog_name, complete_var, **extra)
+        except BrokenPipeError:  # the error line itself, to a stderr whose reader left
+            if not _a_reader_left():
+                raise
+            sys.exit(EXIT_BROKEN_PIPE)
+
+    def _main(self, args: Sequence[str] | None, prog_name: str | None,
+              complete_var: str | None, **extra: Any) -> None:
         words = list(sys.argv[1:] if args is None else args)
         # `boot --exit-status` is a git bisect run script: exit 2 would read as "bad"
         code_on_error = (GIT_BISECT_ABORT if words[:1] == ["boot"] and "--exit-status" in words
@@ -97,14 +105,24 @@ class BisectlabGroup(click.Group):
         sys.exit(code if isinstance(code, int) else 0)
 
 
+def _a_reader_left() -> bool:
+    """Whether the reader of our stdout or stderr has left; if so, both are silenced where
+    broken, so that Python's flush at exit does not fail on them again."""
+    if not any(_reader_left(stream) for stream in (sys.stdout, sys.stderr)):
+        return False
+    _silence_closed_streams()
+    return True
+
+
 def _reader_left(stream: Any) -> bool:
-    """Whether ``stream`` is a pipe whose reader has closed it (poll says POLLERR)."""
+    """Whether ``stream`` is a pipe whose reader has closed it (poll says POLLERR on Linux,
+    POLLHUP elsewhere)."""
     try:
         poller = select.poll()
         poller.register(stream.fileno(), select.POLLOUT)
     except (OSError, ValueError, AttributeError):  # closed, not a file (a test's), no poll
         return False
-    return any(events & select.POLLERR for _, events in poller.poll(0))
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
 
 
 def _silence_closed_streams() -> None:

@@ -25,6 +25,7 @@ from bisectlab.cli.params import (
     PathGiven,
     cost_line,
     count,
+    db_flag,
     db_option,
     in_memory,
     lab_cost_options,
@@ -183,7 +184,7 @@ def _run(hunt: Callable, setup: Any, db_url: str | None, as_json: bool, quiet: b
             report = hunt(None if quiet else _progress_printer(lambda: setup.history),
                           None if quiet else _show_bisecting)
     except AwaitingTests as waiting:
-        _print_pending(setup, waiting, as_json)
+        _print_pending(setup, waiting, db_url, as_json)
         return
     _finish(setup.history, report, setup, db_url, as_json)
 
@@ -248,8 +249,8 @@ def _resume_hint(hunt_id: int | None) -> str:
     return "" if hunt_id is None else f"; hunt {hunt_id} is kept: bisectlab resume {hunt_id} goes on"
 
 
-def _print_pending(setup: Any, waiting: Any, as_json: bool) -> None:
-    """What a manual hunt needs tested next, and how to say how it went."""
+def _print_pending(setup: Any, waiting: Any, db_url: str | None, as_json: bool) -> None:
+    """What a manual hunt needs tested next, and how to say how it went (to its database)."""
     h = setup.history
     if as_json:
         tests = pending_json(h, waiting.tests)  # "test_next", as `status` says; "test" as before
@@ -258,8 +259,8 @@ def _print_pending(setup: Any, waiting: Any, as_json: bool) -> None:
         return
     for line in pending_lines(h, waiting.tests):
         click.echo(f"hunt {waiting.hunt_id}: {line}")
-    click.echo("then say how it went: bisectlab good|bad|skip COMMIT [--boots N] "
-               "(bad --boots N: the bug showed at boot N)")
+    click.echo(f"then say how it went: bisectlab good|bad|skip COMMIT [--boots N]"
+               f"{db_flag(db_url)} (bad --boots N: the bug showed at boot N)")
 
 
 def pending_json(h: History, tests: list[tuple[int, str, int]]) -> list[dict[str, Any]]:

@@ -177,32 +177,63 @@ def shown_url(db_url: str | None) -> str:
     return url.render_as_string(hide_password=True)
 
 
-def in_memory(db_url: str | None) -> bool:
-    """Whether the database lives in this process's memory (sqlite://): gone when it ends."""
+def _sqlite_url(db_url: str | None) -> Any:
+    """--db parsed, if it names a SQLite database (else None, as for a URL the Store will
+    refuse in one line of its own)."""
+    from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     try:
-        return shown_url(db_url) == ":memory:"
-    except ArgumentError:  # the Store says what is wrong with the URL, in one line
-        return False
+        url = make_url(_url(db_url))
+    except ArgumentError:
+        return None
+    return url if url.get_backend_name() == "sqlite" else None
+
+
+def in_memory(db_url: str | None) -> bool:
+    """Whether the database lives in this process's memory (sqlite://): gone when it ends."""
+    from bisectlab.store import sqlite_in_memory
+
+    url = _sqlite_url(db_url)
+    return url is not None and sqlite_in_memory(url.database, url.query)
+
+
+def sqlite_file(db_url: str | None) -> Path | None:
+    """The SQLite file --db names, or None (another database, one in memory, a URI): a file
+    the command must not write anything else over."""
+    from bisectlab.store import sqlite_file as named_file
+
+    url = _sqlite_url(db_url)
+    return None if url is None else named_file(url.database)
+
+
+def db_flag(db_url: str | None) -> str:
+    """The --db a command suggested to the user needs: none for the default, the URL's
+    password left out (the user types it again)."""
+    import shlex
+
+    from sqlalchemy.engine import make_url
+
+    if db_url is None:
+        return ""
+    given = shown_url(db_url) if "://" in db_url and make_url(db_url).password else db_url
+    return f" --db {shlex.quote(given)}"
 
 
 def logged_in(db_url: str | None, query: str) -> str:
     """Where results went and the ``query`` (a bisectlab command) that reads them back, with
     the --db it needs; a database in this process's memory ends with the command."""
-    import shlex
-
     if in_memory(db_url):
         return "kept in memory only, gone when this command ends (--db FILE keeps it)"
-    where = "" if db_url is None else f" --db {shlex.quote(db_url)}"
-    return f"logged in {shown_url(db_url)} ({query}{where})"
+    return f"logged in {shown_url(db_url)} ({query}{db_flag(db_url)})"
 
 
 def open_store(db_url: str | None, existing: bool = False) -> Any:
     """The results database from --db (a URL, or a plain path meaning a SQLite file).
 
-    Commands that only read (``existing``) refuse a SQLite file that is not there, rather than
-    create an empty database under a mistyped name.
+    Commands that only read (``existing``) refuse a database in memory, which holds nothing
+    yet, and a SQLite file that is not there, rather than create an empty database under a
+    mistyped name.
     """
     from bisectlab.store import Store
 
@@ -213,21 +244,6 @@ def open_store(db_url: str | None, existing: bool = False) -> Any:
     if existing and database is not None and not database.is_file():
         raise BisectlabError(f"no results database at {database} (give --db, or run a hunt first)")
     return Store(_url(db_url))
-
-
-def sqlite_file(db_url: str | None) -> Path | None:
-    """The SQLite file --db names, or None (another database, one in memory, a URI): a file
-    the command must not write anything else over."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        database = make_url(_url(db_url)).database if _url(db_url).startswith("sqlite") else None
-    except ArgumentError:
-        return None  # the Store says what is wrong with the URL, in one line
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    return Path(database)
 
 
 def counted(n: int, one: str, many: str | None = None) -> str:

@@ -398,7 +398,8 @@ class BayesStrategy(Strategy):
         own = (self.untestable.nbytes + stats.pair.nbytes + stats.pair_boots.nbytes
                + stats.pair_fails.nbytes + REF_BYTES * len(self.history) + OBJECT_BYTES * 8)
         if self._owns_posterior:
-            own += post.mass.nbytes + post.rates.nbytes + post.conditional.nbytes + post.classes.nbytes
+            own += post.mass.nbytes + post.rates.nbytes + post.conditional.nbytes
+            own += 0 if post.classes is stats.pair else post.classes.nbytes  # often the same
         return own
 
     # learning -----------------------------------------------------------------------------------
