@@ -210,7 +210,8 @@ def campaign_table_text(table: list[dict]) -> str:
 def replay_hunt(hunt_id: int, db_url: str | None) -> None:
     """Re-run logged hunt HUNT_ID and check it step for step: same tests, same boots.
 
-    Exit 0 if identical, 1 with the first step that diverges.
+    Exit 0 if identical, 1 with the first step that diverges, or for an unfinished hunt (no
+    verdict to compare yet), whose logged tests it still checks.
     """
     from bisectlab.replay import replay_hunt as run_replay
 
