@@ -517,7 +517,11 @@ def test_a_signal_or_exit_128_stops_the_hunt_and_resume_finishes_it(run, kernel,
     resumed = json.loads(resumed_run.stdout)
     assert {k: resumed[k] for k in SAME} == {k: whole[k] for k in SAME}
     assert shown_tests(resumed_run.stderr) == list(range(1, whole["tests"] + 1))
-    assert resumed_run.stderr.startswith("      Bisecting: ")  # before the first test too
+    first, then = resumed_run.stderr.splitlines()[:2]
+    logged = f"{at - 1} logged test{'s' if at - 1 != 1 else ''}"
+    assert first == (f"hunt 1: {logged} [1]..[{at - 1}], checked against the hunt set up "
+                     f"again; new tests from [{at}]")
+    assert then.startswith("      Bisecting: ")  # before the first test too
     shape = ("seq", "commit_sha", "rig", "boots", "failed", "installed", "skipped")
     assert [{k: t[k] for k in shape} for t in logged_tests(run)] == [
         {k: t[k] for k in shape} for t in logged_tests(run, db="whole.sqlite")]

@@ -25,6 +25,7 @@ from bisectlab.cli.params import (
     PathGiven,
     cost_line,
     count,
+    counted,
     db_flag,
     db_option,
     in_memory,
@@ -298,10 +299,19 @@ def resume(hunt_id: int, db_url: str | None, as_json: bool, quiet: bool) -> None
         if hasattr(setup, "load"):
             setup.load()
         history = setup.history
+        logged = len(store.tests(hunt_id))
+
+        def going_on(strategy: Any) -> None:  # once the hunt can be resumed
+            if logged:
+                click.echo(f"hunt {hunt_id}: {counted(logged, 'logged test')} [1]..[{logged}], "
+                           f"checked against the hunt set up again; new tests from "
+                           f"[{logged + 1}]", err=True)
+            _show_bisecting(strategy)
+
         with _kept_on_abort(lambda: hunt_id, as_json):
             report = run_resume(store, hunt_id,
                                 on_test=None if quiet else _progress_printer(lambda: history),
-                                on_start=None if quiet else _show_bisecting)
+                                on_start=None if quiet else going_on)
     _finish(history, report, setup, db_url, as_json)
 
 
