@@ -89,16 +89,15 @@ def _fill(history: History, target: Path) -> None:
             for chunk in fast_import_stream(history):
                 proc.stdin.write(chunk)
             proc.stdin.write(b"done\n")
-            proc.stdin.close()
         except BrokenPipeError:  # git stopped reading: it says why below
-            with contextlib.suppress(OSError):  # what git was not sent is dropped
-                proc.stdin.close()
+            pass
         except BaseException:  # git must be gone before what it wrote is removed
             proc.kill()
             proc.wait()
+            raise
+        finally:
             with contextlib.suppress(OSError):  # what git was not sent is dropped
                 proc.stdin.close()
-            raise
         err = proc.stderr.read().decode(errors="replace")
     if proc.returncode != 0:
         last = (err.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
