@@ -627,6 +627,82 @@ static PyObject *lab_scores(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* np.clip(x, 0.0, 1.0) of one value: NaN and -0.0 kept, as numpy's clip keeps them. */
+static inline double clip01(double x)
+{
+    x = x < 0.0 ? 0.0 : x;
+    return x > 1.0 ? 1.0 : x;
+}
+
+/* Whether column j of a (k, N) matrix is column j - 1's, bit for bit. */
+static inline int same_column(const double *a, Py_ssize_t k, Py_ssize_t n, Py_ssize_t j)
+{
+    for (Py_ssize_t r = 0; r < k; r++) {
+        if (memcmp(a + r * n + j, a + r * n + j - 1, sizeof(double)) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+PyDoc_STRVAR(sum_scores_doc,
+"sum_scores(sums, good, install, per_b, consts, out)\n\n"
+"posterior.sums_per_cost with the C library's log and log1p (for a CPU where numpy's are the\n"
+"same): BayesStrategy's scores (L, N) from each candidate's ancestor sums (k, N): u, the L\n"
+"sums of P(pass | bad) and the L of its entropy, then, with k = 1 + 4 L (false positives),\n"
+"those of P(pass | good) and its entropy, and per b the totals good (2, L) of the last two.\n"
+"A candidate whose column and install price are its left neighbour's, bit for bit, takes\n"
+"its scores. install (N), empty if unpriced; per_b (L, 3); consts: ln2, weight, boot, swap.");
+
+static PyObject *sum_scores(PyObject *self, PyObject *args)
+{
+    Views v;
+    if (take_args(args, &v, "dddddD") < 0)
+        return NULL;
+    Py_buffer *sums = &v.view[0], *install = &v.view[2], *out = &v.view[5];
+    Py_ssize_t k = sums->ndim == 2 ? sums->shape[0] : -1, N = sums->ndim == 2 ? sums->shape[1] : -1;
+    Py_ssize_t L = out->ndim == 2 ? out->shape[0] : -1;
+    int priced = install->len > 0, no_fp = k == 1 + 2 * L;
+    if (k < 0 || L < 1 || (k != 1 + 2 * L && k != 1 + 4 * L)
+            || !check_shape(&v.view[1], 2, 2, L, 0) || (priced && !check_shape(install, 1, N, 0, 0))
+            || !check_shape(&v.view[3], 2, L, 3, 0) || v.view[4].len != 4 * 8
+            || !check_shape(out, 2, L, N, 0)) {
+        return refused(&v, "sum_scores: the shapes do not agree");
+    }
+    const double *a = sums->buf, *good = v.view[1].buf, *ins = install->buf;
+    const double *per_b = v.view[3].buf, *c = v.view[4].buf;
+    double *o = out->buf;
+    double ln2 = c[0], weight = c[1], boot = c[2], swap = c[3];
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t j = 0; j < N; j++) {
+        if (j > 0 && same_column(a, k, N, j)
+                && (!priced || memcmp(ins + j, ins + j - 1, sizeof(double)) == 0)) {
+            for (Py_ssize_t l = 0; l < L; l++)
+                o[l * N + j] = o[l * N + j - 1];
+            continue;
+        }
+        double u = clip01(a[j]);
+        for (Py_ssize_t l = 0; l < L; l++) {
+            double bad_in = a[(1 + l) * N + j], h_bad_in = a[(1 + L + l) * N + j];
+            double good_in = no_fp ? a[j] : a[(1 + 2 * L + l) * N + j];
+            double h_good_in = no_fp ? 0.0 : a[(1 + 3 * L + l) * N + j];
+            double p = clip01(bad_in + good[l] - good_in);
+            double cond = h_bad_in + good[L + l] - h_good_in;
+            double score = information_of(entropy_of(p, log(p), log1p(-p), ln2), cond)
+                           / (1 + weight * (1 - p));
+            if (priced) {
+                double b = per_b[3 * l], boots_if_bad = per_b[3 * l + 1];
+                double fail_if_bad = per_b[3 * l + 2];
+                score = score / ((ins[j] + boot * (u * boots_if_bad + (1 - u) * b))
+                                 + swap * u * fail_if_bad);
+            }
+            o[l * N + j] = score;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    release(&v);
+    Py_RETURN_NONE;
+}
+
 /* The lines of a log-sum-exp (posterior._logsumexp): n lines of m values each, value j of line i
  * at i * line + j * step of a contiguous array; sums pairwise (a contiguous run, step 1) or one
  * value after another (across an outer axis), as numpy does. -1 (an exception set) unless every
@@ -724,6 +800,7 @@ static PyMethodDef methods[] = {
     {"rate_posteriors", rate_posteriors, METH_VARARGS, rate_posteriors_doc},
     {"entropy", entropy, METH_VARARGS, entropy_doc},
     {"lab_scores", lab_scores, METH_VARARGS, lab_scores_doc},
+    {"sum_scores", sum_scores, METH_VARARGS, sum_scores_doc},
     {"lse_shift", lse_shift, METH_VARARGS, lse_shift_doc},
     {"lse_rest", lse_rest, METH_VARARGS, lse_rest_doc},
     {NULL, NULL, 0, NULL}
@@ -739,7 +816,7 @@ static struct PyModuleDef module = {
 
 /* Raised with every change to what a kernel takes or does: compiled.py uses only the version it
  * was written for, so a module left from an older build is not called with another layout. */
-#define KERNELS_VERSION 4
+#define KERNELS_VERSION 5
 
 PyMODINIT_FUNC PyInit__kernels(void)
 {

@@ -304,6 +304,41 @@ def test_scores_per_cost_are_numpys_to_the_bit(ladder, n, seed, priced, weight, 
     assert same_bits(got, expected)
 
 
+@needs_kernels
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 9), st.integers(0, 40), st.integers(0, 2**32 - 1), st.booleans(),
+       st.booleans(), st.floats(0.0, 5.0))
+def test_scores_from_ancestor_sums_are_numpys_to_the_bit(ladder, n, seed, priced,
+                                                         false_positives, weight):
+    """sums_per_cost with the kernel, which scores a run of neighbours with equal sums and
+    price once: runs, a neighbour one bit away in one sum or differing only in its price,
+    pass probabilities clipped from outside [0, 1], at exactly 0 and 1, -0.0 and NaN."""
+    rng = np.random.default_rng(seed)
+    rows = 1 + (4 if false_positives else 2) * ladder
+    sums = rng.choice([0.0, 1.0, -0.0, 0.5], (rows, n)) if seed % 3 == 0 else rng.random((rows, n))
+    for j in range(1, n):
+        if rng.random() < 0.6:
+            sums[:, j] = sums[:, j - 1]
+    if n > 1 and seed % 2:
+        row = rng.integers(rows)
+        sums[:, -1] = sums[:, -2]
+        sums[row, -1] = np.nextafter(sums[row, -1], 2.0)
+    if n and seed % 5 == 0:
+        sums[rng.integers(rows), rng.integers(n)] = math.nan
+    totals = rng.choice([0.0, 1.0, 0.25], (2, ladder)) if seed % 7 == 0 else rng.random((2, ladder))
+    minutes = None
+    if priced:
+        install = np.where(rng.random(n) < 0.3, 0.0, 30.0)
+        per_b = np.column_stack([rng.integers(1, 50, ladder).astype(float),
+                                 rng.random(ladder) * 10, rng.random(ladder)])
+        minutes = posterior.LabMinutes(install, per_b, 3.0, 10.0)
+    with np.errstate(all="ignore"), kernels_against_libm():
+        with numpy_only():
+            expected = posterior.sums_per_cost(sums, totals, weight, minutes)
+        got = posterior.sums_per_cost(sums, totals, weight, minutes)
+    assert same_bits(got, expected)
+
+
 def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
     """Equal, NaN where NaN, and with the same signs (-0.0 is not 0.0 to the bit; a NaN's sign
     is the hardware's choice of operand, which C leaves to the compiler, and means nothing)."""
@@ -342,6 +377,14 @@ def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
                                np.zeros((2, 3)), np.zeros(4), np.zeros((2, 3))),
     lambda: kernels.lab_scores(*(np.zeros((2, 3)),) * 4, np.zeros(3), np.zeros(3),
                                np.zeros((3, 3)), np.zeros(4), np.zeros((2, 3))),
+    lambda: kernels.sum_scores(np.zeros((4, 3)), np.zeros((2, 2)), np.zeros(0), np.zeros((2, 3)),
+                               np.zeros(4), np.zeros((2, 3))),  # 4 rows: neither 1 + 2 L nor 1 + 4 L
+    lambda: kernels.sum_scores(np.zeros((5, 3)), np.zeros((2, 2)), np.zeros(2), np.zeros((2, 3)),
+                               np.zeros(4), np.zeros((2, 3))),
+    lambda: kernels.sum_scores(np.zeros((5, 3)), np.zeros((2, 3)), np.zeros(0), np.zeros((2, 3)),
+                               np.zeros(4), np.zeros((2, 3))),
+    lambda: kernels.sum_scores(np.zeros((5, 3)), np.zeros((2, 2)), np.zeros(0), np.zeros((2, 3)),
+                               np.zeros(4), np.zeros((2, 4))),
     lambda: kernels.lse_shift(np.zeros(6), np.zeros(6), np.zeros(2), np.zeros(2),
                               np.array([2, 3, 1, 4, 1])),   # line 1 ends past the array
     lambda: kernels.lse_shift(np.zeros(6), np.zeros(6), np.zeros(2), np.zeros(2),

@@ -31,7 +31,8 @@ from bisectlab.posterior import (
     culprit_mass,
     entropy_bits,
     information_bits,
-    information_per_cost,
+    pass_terms,
+    sums_per_cost,
 )
 from bisectlab.strategies.base import (
     OBJECT_BYTES,
@@ -479,26 +480,18 @@ class BayesStrategy(Strategy):
             per_class += [good, entropy_bits(good)]
         table = np.concatenate(per_class, axis=1).T                  # (k L, U)
         width = len(ladder)
-        if no_false_positives:
-            good_all, h_good_all = _total(m), 0.0
+        if no_false_positives:  # per b: P(pass) and its entropy summed over good commits
+            totals = np.array([np.full(width, _total(m)), np.zeros(width)])
         else:
-            good = class_products(m, table[2 * width:], post.classes)[1:]
-            good_all, h_good_all = _total(good[:width])[:, None], _total(good[width:])[:, None]
-            del good
+            good_sums = class_products(m, table[2 * width:], post.classes)[1:]
+            totals = np.array([_total(good_sums[:width]), _total(good_sums[width:])])
+            del good_sums
         anc = self.space.sums.product_sums(m, table, post.classes)
-        u = np.clip(anc[0], 0.0, 1.0)
-        bad_in = anc[1:1 + width]
-        h_bad_in = anc[1 + width:1 + 2 * width]
-        if no_false_positives:
-            good_in, h_good_in = anc[:1], 0.0
-        else:
-            good_in, h_good_in = anc[1 + 2 * width:1 + 3 * width], anc[1 + 3 * width:]
-        p_pass = np.clip(bad_in + good_all - good_in, 0.0, 1.0)       # (L, N)
-        cond = h_bad_in + h_good_all - h_good_in
         minutes = self._test_minutes(ladder, resources, post) if priced else None
         if resources.adapters_left is None:
-            score = information_per_cost(p_pass, cond, self.cost_weight, u, minutes)
+            u, score = np.clip(anc[0], 0.0, 1.0), sums_per_cost(anc, totals, self.cost_weight, minutes)
         else:
+            u, p_pass, cond = pass_terms(anc, totals)                    # p_pass, cond: (L, N)
             info, fail = information_bits(p_pass, cond), 1 - p_pass
             score = np.empty_like(info)
             for k in range(width):
