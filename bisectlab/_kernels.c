@@ -444,6 +444,34 @@ static double log_sum_exp(const double *x, Py_ssize_t m, Py_ssize_t stride, cons
     return top == -INFINITY ? -INFINITY : log1p(rest) + log(count) + top;
 }
 
+PyDoc_STRVAR(lse_all_doc,
+"lse_all(a, out)\n\n"
+"posterior._logsumexp of every value of the contiguous array a (summed pairwise, as numpy sums\n"
+"one buffer) into out (one value), with the C library's exp, log and log1p.");
+
+static PyObject *lse_all(PyObject *self, PyObject *args)
+{
+    Views v;
+    if (take_args(args, &v, "dD") < 0)
+        return NULL;
+    Py_ssize_t m = v.view[0].len / 8;
+    if (m == 0 || v.view[1].len != 8)
+        return refused(&v, "lse_all: nothing to sum, or not one value out");
+    double *terms = malloc(sizeof(double) * (size_t)m);
+    if (!terms) {
+        release(&v);
+        return PyErr_NoMemory();
+    }
+    const double *a = v.view[0].buf;
+    double *out = v.view[1].buf;
+    Py_BEGIN_ALLOW_THREADS
+    *out = log_sum_exp(a, m, 1, NULL, 1, terms);
+    Py_END_ALLOW_THREADS
+    free(terms);
+    release(&v);
+    Py_RETURN_NONE;
+}
+
 PyDoc_STRVAR(pair_likelihoods_doc,
 "pair_likelihoods(on_p, on_f, on_f2, log_prior, joint, per_pair)\n\n"
 "posterior._log_mass's joint (U, P, F) = on_p (U, P) + on_f (U, F) + on_f2 (U, F), NaN as -inf,\n"
@@ -802,6 +830,7 @@ static PyMethodDef methods[] = {
     {"lab_scores", lab_scores, METH_VARARGS, lab_scores_doc},
     {"sum_scores", sum_scores, METH_VARARGS, sum_scores_doc},
     {"lse_shift", lse_shift, METH_VARARGS, lse_shift_doc},
+    {"lse_all", lse_all, METH_VARARGS, lse_all_doc},
     {"lse_rest", lse_rest, METH_VARARGS, lse_rest_doc},
     {NULL, NULL, 0, NULL}
 };
@@ -816,7 +845,7 @@ static struct PyModuleDef module = {
 
 /* Raised with every change to what a kernel takes or does: compiled.py uses only the version it
  * was written for, so a module left from an older build is not called with another layout. */
-#define KERNELS_VERSION 5
+#define KERNELS_VERSION 6
 
 PyMODINIT_FUNC PyInit__kernels(void)
 {

@@ -4,10 +4,10 @@ Each kernel is a twin of a numpy function of bisectlab, the same operations in t
 every caller that finds ``kernels`` None runs its numpy passes and gets the same bits, slower.
 The ancestor sums only add, and the entropy's, the scores' and the log-sum-exps' kernels leave
 the exp, log and log1p to numpy, so they run wherever they were built; the posterior's
-likelihoods and rates and the scores from ancestor sums (``sum_scores``) call the C library's,
-so they run only where numpy's give the same bits
-(:func:`exact_math`: numpy has its own on CPUs with AVX-512). Callers read ``compiled.kernels``
-at call time, so that a test can take the kernels away.
+likelihoods and rates, its whole-array log-sum-exps (``lse_all``) and the scores from
+ancestor sums (``sum_scores``) call the C library's, so they run only where numpy's give the
+same bits (:func:`exact_math`: numpy has its own on CPUs with AVX-512). Callers read
+``compiled.kernels`` at call time, so that a test can take the kernels away.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from types import ModuleType
 
-VERSION = 5  # the _kernels.c this code calls (its KERNELS_VERSION)
+VERSION = 6  # the _kernels.c this code calls (its KERNELS_VERSION)
 
 kernels: ModuleType | None
 try:

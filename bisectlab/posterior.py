@@ -37,6 +37,12 @@ def logsumexp(a: np.ndarray, axis: int | tuple[int, ...] | None = None) -> np.nd
 
 def _logsumexp(a: np.ndarray, axis: int | tuple[int, ...] | None) -> np.ndarray:
     """:func:`logsumexp` with invalid operations already silenced by the caller."""
+    if axis is None and 0 < a.size <= NUMPY_BUFFER and a.flags.c_contiguous:
+        kernels = compiled.exact_math()
+        if kernels is not None:  # one call, where the passes below make ten
+            out = np.empty(())
+            kernels.lse_all(a, out)
+            return out
     lines = _lines(a, axis) if compiled.kernels is not None else None
     if lines is not None:
         return _compiled_logsumexp(a, *lines)
