@@ -355,8 +355,16 @@ class RateModel:
         return cls(p_grid, p_prior, f_grid, f_prior)
 
     def at_detect(self, p: float) -> RateModel:
-        """The same model with p fixed (the rates of f kept)."""
-        return replace(self, p_grid=np.array([p]), p_prior=np.array([1.0]))
+        """The same model with p fixed (the rates of f kept): one per p, kept, so that what it
+        works out once (its log prior, its survival) a verdict's every check does not redo."""
+        kept = self._at_detect
+        if p not in kept:
+            kept[p] = replace(self, p_grid=np.array([p]), p_prior=np.array([1.0]))
+        return kept[p]
+
+    @cached_property
+    def _at_detect(self) -> dict[float, RateModel]:
+        return {}
 
     @cached_property
     def p_known(self) -> bool:
@@ -566,17 +574,17 @@ class Posterior:
         The rates are summed out given c: the past tests that c makes bad tell how often the bug
         shows, so a test of a surely bad commit still says something about c.
         """
-        bad, good = self.pass_by_class([boots])
+        bad, good = self.pass_by_class([boots]), self.good_pass_by_class([boots])
         return bad[self.classes, 0], good[self.classes, 0]
 
-    def pass_by_class(self, ladder: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-        """P(all of b boots pass | culprit c) at a bad and at a good commit, per likelihood class
-        of c (``classes`` maps candidates to them) and per b of ``ladder``: shape (U, L) each."""
-        cond = self.conditional                                           # (U, P, F)
-        survive_bad, survive_good = self.model.survival(ladder)
-        bad = np.einsum("upf,lpf->ul", cond, survive_bad)
-        good = np.einsum("uf,lf->ul", cond.sum(axis=1), survive_good)
-        return bad, good
+    def pass_by_class(self, ladder: Sequence[int]) -> np.ndarray:
+        """P(all of b boots pass | culprit c) at a bad commit, per likelihood class of c
+        (``classes`` maps candidates to them) and per b of ``ladder``: shape (U, L)."""
+        return np.einsum("upf,lpf->ul", self.conditional, self.model.survival(ladder)[0])
+
+    def good_pass_by_class(self, ladder: Sequence[int]) -> np.ndarray:
+        """:meth:`pass_by_class` at a good commit (all 1 where no false positive is possible)."""
+        return np.einsum("uf,lf->ul", self.conditional.sum(axis=1), self.model.survival(ladder)[1])
 
 
 def compute_posterior(evidence: Evidence, log_prior: np.ndarray, model: RateModel) -> Posterior:

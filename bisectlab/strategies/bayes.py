@@ -473,10 +473,11 @@ class BayesStrategy(Strategy):
         """
         post = post if post is not None else self.posterior
         m = post.mass
-        bad, good = post.pass_by_class(ladder)                       # (U, L) each
+        bad = post.pass_by_class(ladder)                             # (U, L)
         per_class = [bad, entropy_bits(bad)]
         no_false_positives = post.model.no_false_positives
         if not no_false_positives:  # with f = 0 a good commit always passes
+            good = post.good_pass_by_class(ladder)
             per_class += [good, entropy_bits(good)]
         table = np.concatenate(per_class, axis=1).T                  # (k L, U)
         width = len(ladder)
