@@ -81,7 +81,8 @@ static void release(Views *v)
 }
 
 /* A call's arguments as buffers, a letter of ``kinds`` each: d a float64 array, D one written
- * to, q an int64 array; -1 (all released) if one does not fit or their number is not that. */
+ * to, q an int64 array, Q one written to; -1 (all released) if one does not fit or their number
+ * is not that. */
 static int take_args(PyObject *args, Views *v, const char *kinds)
 {
     Py_ssize_t n = (Py_ssize_t)strlen(kinds);
@@ -92,8 +93,8 @@ static int take_args(PyObject *args, Views *v, const char *kinds)
         return -1;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (get_buffer(PyTuple_GET_ITEM(args, i), &v->view[i], kinds[i] == 'D',
-                       kinds[i] == 'q' ? "q" : "d") < 0) {
+        if (get_buffer(PyTuple_GET_ITEM(args, i), &v->view[i], kinds[i] == 'D' || kinds[i] == 'Q',
+                       kinds[i] == 'q' || kinds[i] == 'Q' ? "q" : "d") < 0) {
             release(v);
             return -1;
         }
@@ -655,6 +656,93 @@ static PyObject *lab_scores(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* A (boots, failures) pair of Evidence, ordered as np.lexsort((fails, boots)) orders them. */
+typedef struct {
+    int64_t boots, fails, split;
+} PairKey;
+
+static int pair_order(const void *x, const void *y)
+{
+    const PairKey *a = x, *b = y;
+    if (a->boots != b->boots)
+        return a->boots < b->boots ? -1 : 1;
+    if (a->fails != b->fails)
+        return a->fails < b->fails ? -1 : 1;
+    return a->split < b->split ? -1 : a->split > b->split;
+}
+
+PyDoc_STRVAR(split_pairs_doc,
+"split_pairs(pair, ancestors, pair_boots, pair_fails, test, out_pair, out_boots, out_fails)\n\n"
+"posterior.Evidence.add's new pairs: each candidate's pair (N) split by whether it is among the\n"
+"ancestors (indices) of a test of test = (boots, failures) boots and failures, which the bad\n"
+"side adds; the distinct pairs sorted by boots, then failures, into out_boots and out_fails\n"
+"(room for 2 U), each candidate's rank among them into out_pair (N). Returns how many.");
+
+static PyObject *split_pairs(PyObject *self, PyObject *args)
+{
+    Views v;
+    if (take_args(args, &v, "qqqqqQQQ") < 0)
+        return NULL;
+    Py_ssize_t n = v.view[0].len / 8, na = v.view[1].len / 8, u = v.view[2].len / 8;
+    if (v.view[3].len / 8 != u || v.view[4].len != 2 * 8 || v.view[5].len / 8 != n
+            || v.view[6].len / 8 != 2 * u || v.view[7].len / 8 != 2 * u)
+        return refused(&v, "split_pairs: the sizes do not agree");
+    const int64_t *pair = v.view[0].buf, *anc = v.view[1].buf, *pb = v.view[2].buf;
+    const int64_t *pf = v.view[3].buf, *test = v.view[4].buf;
+    int64_t *out = v.view[5].buf, *ob = v.view[6].buf, *of = v.view[7].buf;
+    for (Py_ssize_t c = 0; c < n; c++) {
+        if (pair[c] < 0 || pair[c] >= u)
+            return refused(&v, "split_pairs: a pair outside the pairs");
+    }
+    for (Py_ssize_t i = 0; i < na; i++) {
+        if (anc[i] < 0 || anc[i] >= n)
+            return refused(&v, "split_pairs: an ancestor outside the candidates");
+    }
+    int64_t *split = malloc(sizeof(int64_t) * (size_t)(n + 4 * u + 1));
+    PairKey *keys = malloc(sizeof(PairKey) * (size_t)(2 * u + 1));
+    if (!split || !keys) {
+        free(split);
+        free(keys);
+        release(&v);
+        return PyErr_NoMemory();
+    }
+    int64_t *used = split + n, *rank = used + 2 * u;
+    Py_ssize_t count = 0, distinct = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t c = 0; c < n; c++)                  /* 2 u + 1: pair u, and the commit is bad */
+        split[c] = 2 * pair[c];
+    for (Py_ssize_t i = 0; i < na; i++)
+        split[anc[i]] = 2 * pair[anc[i]] + 1;
+    memset(used, 0, sizeof(int64_t) * (size_t)(2 * u));
+    for (Py_ssize_t c = 0; c < n; c++)
+        used[split[c]] = 1;
+    for (Py_ssize_t s = 0; s < 2 * u; s++) {
+        if (used[s]) {
+            int64_t bad = s % 2;
+            keys[count].boots = pb[s / 2] + bad * test[0];
+            keys[count].fails = pf[s / 2] + bad * test[1];
+            keys[count].split = s;
+            count++;
+        }
+    }
+    qsort(keys, (size_t)count, sizeof(PairKey), pair_order);
+    for (Py_ssize_t j = 0; j < count; j++) {
+        if (j == 0 || keys[j].boots != keys[j - 1].boots || keys[j].fails != keys[j - 1].fails) {
+            ob[distinct] = keys[j].boots;
+            of[distinct] = keys[j].fails;
+            distinct++;
+        }
+        rank[keys[j].split] = distinct - 1;
+    }
+    for (Py_ssize_t c = 0; c < n; c++)
+        out[c] = rank[split[c]];
+    Py_END_ALLOW_THREADS
+    free(split);
+    free(keys);
+    release(&v);
+    return PyLong_FromSsize_t(distinct);
+}
+
 /* np.clip(x, 0.0, 1.0) of one value: NaN and -0.0 kept, as numpy's clip keeps them. */
 static inline double clip01(double x)
 {
@@ -831,6 +919,7 @@ static PyMethodDef methods[] = {
     {"sum_scores", sum_scores, METH_VARARGS, sum_scores_doc},
     {"lse_shift", lse_shift, METH_VARARGS, lse_shift_doc},
     {"lse_all", lse_all, METH_VARARGS, lse_all_doc},
+    {"split_pairs", split_pairs, METH_VARARGS, split_pairs_doc},
     {"lse_rest", lse_rest, METH_VARARGS, lse_rest_doc},
     {NULL, NULL, 0, NULL}
 };
@@ -845,7 +934,7 @@ static struct PyModuleDef module = {
 
 /* Raised with every change to what a kernel takes or does: compiled.py uses only the version it
  * was written for, so a module left from an older build is not called with another layout. */
-#define KERNELS_VERSION 6
+#define KERNELS_VERSION 7
 
 PyMODINIT_FUNC PyInit__kernels(void)
 {

@@ -521,6 +521,28 @@ class Evidence:
 
     def add(self, ancestors: np.ndarray, boots: int, failures: int) -> None:
         """A test of a commit whose ancestors-or-self (among candidates) are ``ancestors``."""
+        if compiled.kernels is not None and len(self.pair_boots):
+            self._add_compiled(ancestors, boots, failures)
+        else:
+            self._add(ancestors, boots, failures)
+        self.boots += boots
+        self.fails += failures
+
+    def _add_compiled(self, ancestors: np.ndarray, boots: int, failures: int) -> None:
+        """:meth:`_add`'s pairs and ranks in one compiled pass (split_pairs)."""
+        room = 2 * len(self.pair_boots)
+        pair, pair_boots, pair_fails = (np.empty(len(self.pair), dtype=np.int64),
+                                        np.empty(room, dtype=np.int64), np.empty(room, dtype=np.int64))
+        count = compiled.kernels.split_pairs(
+            self.pair.astype(np.int64), np.asarray(ancestors, dtype=np.int64), self.pair_boots,
+            self.pair_fails, np.array([boots, failures], dtype=np.int64), pair, pair_boots,
+            pair_fails)
+        self.pair = pair.astype(_index_type(count))
+        self.pair_boots, self.pair_fails = pair_boots[:count].copy(), pair_fails[:count].copy()
+
+    def _add(self, ancestors: np.ndarray, boots: int, failures: int) -> None:
+        """The pairs :meth:`add` leaves, in numpy passes: each pair split by whether the tested
+        commit is bad for its candidates, the distinct ones sorted and ranked."""
         split = self.pair.astype(np.intp)
         split *= 2
         split[ancestors] += 1                   # 2 u + 1: pair u, and the tested commit is bad
@@ -538,8 +560,6 @@ class Evidence:
         rank[used[order]] = np.cumsum(first) - 1
         self.pair = rank[split]
         self.pair_boots, self.pair_fails = pair_boots[first], pair_fails[first]
-        self.boots += boots
-        self.fails += failures
 
 
 @dataclass(frozen=True)

@@ -341,6 +341,39 @@ def test_scores_from_ancestor_sums_are_numpys_to_the_bit(ladder, n, seed, priced
     assert same_bits(got, expected)
 
 
+@needs_kernels
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 300), st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 60),
+                                               st.integers(0, 3), st.booleans()), max_size=40))
+def test_evidence_splits_its_pairs_as_numpy_does(n, tests):
+    """Evidence.add with the kernel: the same pairs, in the same order, and each candidate's the
+    same, in the same index type (past 256 pairs, two bytes), test after test; tests of no
+    ancestors, of all, of zero boots, and repeated ones."""
+    compiled_side, numpy_side = posterior.Evidence(n), posterior.Evidence(n)
+    rng = np.random.default_rng(n)
+    for where, boots, failures, everything in tests:
+        ancestors = (np.arange(n) if everything else
+                     np.flatnonzero(rng.random(n) < (where % 100) / 100.0))
+        compiled_side.add(ancestors, boots, failures)
+        with numpy_only():
+            numpy_side.add(ancestors, boots, failures)
+        for name in ("pair", "pair_boots", "pair_fails"):
+            got, expected = getattr(compiled_side, name), getattr(numpy_side, name)
+            assert got.dtype == expected.dtype and np.array_equal(got, expected)
+        assert (compiled_side.boots, compiled_side.fails) == (numpy_side.boots, numpy_side.fails)
+
+
+def test_evidence_of_hundreds_of_pairs_indexes_them_in_two_bytes():
+    """A candidate per pair past 256 of them: the kernel's ranks in uint16, as numpy's."""
+    n = 600
+    evidence = posterior.Evidence(n)
+    for x in range(n):
+        evidence.add(np.arange(x + 1), 1, 0)
+    assert len(evidence.pair_boots) == n and evidence.pair.dtype == np.uint16
+    assert np.array_equal(evidence.pair_boots, np.arange(1, n + 1))
+    assert np.array_equal(evidence.pair, np.arange(n)[::-1])
+
+
 def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
     """Equal, NaN where NaN, and with the same signs (-0.0 is not 0.0 to the bit; a NaN's sign
     is the hardware's choice of operand, which C leaves to the compiler, and means nothing)."""
@@ -395,6 +428,18 @@ def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
                               np.array([2, 3, 1, 3, 1])),
     lambda: kernels.lse_rest(np.zeros(6), np.zeros(2), np.zeros(2), np.array([2, 3, 2, 3, 1])),
     lambda: kernels.lse_all(np.zeros(0), np.zeros(1)),
+    lambda: kernels.split_pairs(np.array([0, 2]), np.zeros(0, dtype=np.int64), np.zeros(2, dtype=np.int64),
+                                np.zeros(2, dtype=np.int64), np.zeros(2, dtype=np.int64),
+                                np.zeros(2, dtype=np.int64), np.zeros(4, dtype=np.int64),
+                                np.zeros(4, dtype=np.int64)),   # a pair past the pairs
+    lambda: kernels.split_pairs(np.array([0, 1]), np.array([2]), np.zeros(2, dtype=np.int64),
+                                np.zeros(2, dtype=np.int64), np.zeros(2, dtype=np.int64),
+                                np.zeros(2, dtype=np.int64), np.zeros(4, dtype=np.int64),
+                                np.zeros(4, dtype=np.int64)),   # an ancestor past the candidates
+    lambda: kernels.split_pairs(np.array([0, 1]), np.array([1]), np.zeros(2, dtype=np.int64),
+                                np.zeros(2, dtype=np.int64), np.zeros(2, dtype=np.int64),
+                                np.zeros(2, dtype=np.int64), np.zeros(3, dtype=np.int64),
+                                np.zeros(4, dtype=np.int64)),
     lambda: kernels.lse_all(np.zeros(3), np.zeros(2)),
     lambda: kernels.lse_rest(np.zeros(0), np.zeros(1), np.zeros(1), np.array([1, 1, 1, 1, 1])),
     lambda: kernels.lse_rest(np.zeros(6), np.zeros(2), np.zeros(2),
