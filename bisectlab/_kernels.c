@@ -563,6 +563,13 @@ static PyObject *rate_posteriors(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* np.clip(x, 0.0, 1.0) of one value: NaN and -0.0 kept, as numpy's clip keeps them. */
+static inline double clip01(double x)
+{
+    x = x < 0.0 ? 0.0 : x;
+    return x > 1.0 ? 1.0 : x;
+}
+
 /* posterior.entropy_bits's bits of one probability: p clipped to [0, 1] already, lq = log(p) and
  * l1q = log1p(-p) worked out by numpy (its own exp and log, whatever the CPU), 0 log 0 taken as 0. */
 static inline double entropy_of(double p, double lq, double l1q, double ln2)
@@ -603,6 +610,59 @@ static PyObject *entropy(PyObject *self, PyObject *args)
         out[i] = entropy_of(p[i], lq[i], l1q[i], ln2);
     release(&v);
     Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(entropy_exact_doc,
+"entropy_exact(q, ln2, out)\n\n"
+"posterior.entropy_bits of q, clipped to [0, 1], into out, with the C library's log and log1p\n"
+"(for a CPU where numpy's are the same): entropy's pass with the logarithms taken in it.");
+
+static PyObject *entropy_exact(PyObject *self, PyObject *args)
+{
+    Views v;
+    if (take_args(args, &v, "ddD") < 0)
+        return NULL;
+    Py_ssize_t n = v.view[0].len / 8;
+    if (v.view[1].len != 8 || v.view[2].len / 8 != n)
+        return refused(&v, "entropy_exact: the sizes do not agree");
+    const double *q = v.view[0].buf;
+    double ln2 = *(const double *)v.view[1].buf, *out = v.view[2].buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double p = clip01(q[i]);
+        out[i] = entropy_of(p, log(p), log1p(-p), ln2);
+    }
+    release(&v);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(first_best_doc,
+"first_best(values)\n\n"
+"strategies.bayes.first_best of a float64 vector: the first index within 1e-9 relative of the\n"
+"largest value, or numpy's argmax where the largest is not finite (NaN first, as numpy's max).");
+
+static PyObject *first_best(PyObject *self, PyObject *args)
+{
+    Views v;
+    if (take_args(args, &v, "d") < 0)
+        return NULL;
+    Py_ssize_t n = v.view[0].len / 8, i, best = 0;
+    if (n == 0)
+        return refused(&v, "first_best: no values");
+    const double *x = v.view[0].buf;
+    double top = x[0];
+    for (i = 1; i < n && !isnan(top); i++) {   /* np.argmax: the first largest, a NaN first */
+        if (x[i] > top || isnan(x[i])) {
+            top = x[i];
+            best = i;
+        }
+    }
+    if (isfinite(top)) {
+        double floor = top - 1e-9 * fabs(top);
+        for (best = 0; !(x[best] >= floor); best++)
+            ;
+    }
+    release(&v);
+    return PyLong_FromSsize_t(best);
 }
 
 PyDoc_STRVAR(lab_scores_doc,
@@ -741,13 +801,6 @@ static PyObject *split_pairs(PyObject *self, PyObject *args)
     free(keys);
     release(&v);
     return PyLong_FromSsize_t(distinct);
-}
-
-/* np.clip(x, 0.0, 1.0) of one value: NaN and -0.0 kept, as numpy's clip keeps them. */
-static inline double clip01(double x)
-{
-    x = x < 0.0 ? 0.0 : x;
-    return x > 1.0 ? 1.0 : x;
 }
 
 /* Whether column j of a (k, N) matrix is column j - 1's, bit for bit. */
@@ -915,6 +968,8 @@ static PyMethodDef methods[] = {
     {"pair_likelihoods", pair_likelihoods, METH_VARARGS, pair_likelihoods_doc},
     {"rate_posteriors", rate_posteriors, METH_VARARGS, rate_posteriors_doc},
     {"entropy", entropy, METH_VARARGS, entropy_doc},
+    {"entropy_exact", entropy_exact, METH_VARARGS, entropy_exact_doc},
+    {"first_best", first_best, METH_VARARGS, first_best_doc},
     {"lab_scores", lab_scores, METH_VARARGS, lab_scores_doc},
     {"sum_scores", sum_scores, METH_VARARGS, sum_scores_doc},
     {"lse_shift", lse_shift, METH_VARARGS, lse_shift_doc},
@@ -934,7 +989,7 @@ static struct PyModuleDef module = {
 
 /* Raised with every change to what a kernel takes or does: compiled.py uses only the version it
  * was written for, so a module left from an older build is not called with another layout. */
-#define KERNELS_VERSION 7
+#define KERNELS_VERSION 8
 
 PyMODINIT_FUNC PyInit__kernels(void)
 {

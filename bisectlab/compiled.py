@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from types import ModuleType
 
-VERSION = 7  # the _kernels.c this code calls (its KERNELS_VERSION)
+VERSION = 8  # the _kernels.c this code calls (its KERNELS_VERSION)
 
 kernels: ModuleType | None
 try:

@@ -430,8 +430,8 @@ def kernels_line(built: bool) -> str:
                  else "but not the posterior's likelihoods and rates or the scores from ancestor "
                       "sums (they take the C library's exp and log, and numpy's are its own on "
                       "this CPU)")
-    return ("  compiled kernels: built (bisectlab/_kernels.c): the ancestor sums, entropies, scores "
-            f"and log-sum-exps ran on them, {posterior}")
+    return ("  compiled kernels: built (bisectlab/_kernels.c): the ancestor sums, the evidence's "
+            f"pairs, entropies, scores and log-sum-exps ran on them, {posterior}")
 
 
 # scale: the whole Linux history at interactive speed ------------------------------------------

@@ -219,9 +219,28 @@ def test_the_entropy_is_numpys_to_the_bit(values, shape):
     subnormals, and arrays of any layout."""
     q = np.array(values + [0.25] * (-len(values) % 3))
     q = q.reshape(3, -1).T if shape == "transposed" else q.reshape(shape)
-    with numpy_only():
-        expected = posterior.entropy_bits(q)
-    assert same_bits(posterior.entropy_bits(q), expected)
+    with kernels_against_libm():
+        with numpy_only():
+            expected = posterior.entropy_bits(q)
+        got = posterior.entropy_bits(q)
+    assert same_bits(got, expected)
+
+
+@needs_kernels
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.floats(allow_nan=True, allow_infinity=True),
+                          st.sampled_from([0.0, -0.0, 1.0, 1.0 - 1e-10, 1.0 + 1e-10, 1e-300,
+                                           -1e-300])), min_size=1, max_size=60))
+def test_the_first_best_is_numpys(values):
+    """first_best with the kernel: near-ties within 1e-9 to the first, NaN, infinities, signed
+    zeros and subnormals, as numpy's max, argmax and comparisons take them."""
+    from bisectlab.strategies.bayes import first_best
+
+    a = np.array(values)
+    with np.errstate(all="ignore"):
+        with numpy_only():
+            expected = first_best(a)
+        assert first_best(a) == expected
 
 
 @needs_kernels
@@ -428,6 +447,8 @@ def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
                               np.array([2, 3, 1, 3, 1])),
     lambda: kernels.lse_rest(np.zeros(6), np.zeros(2), np.zeros(2), np.array([2, 3, 2, 3, 1])),
     lambda: kernels.lse_all(np.zeros(0), np.zeros(1)),
+    lambda: kernels.first_best(np.zeros(0)),
+    lambda: kernels.entropy_exact(np.zeros(3), np.zeros(1), np.zeros(2)),
     lambda: kernels.split_pairs(np.array([0, 2]), np.zeros(0, dtype=np.int64), np.zeros(2, dtype=np.int64),
                                 np.zeros(2, dtype=np.int64), np.zeros(2, dtype=np.int64),
                                 np.zeros(2, dtype=np.int64), np.zeros(4, dtype=np.int64),
