@@ -2,11 +2,12 @@
 
 Each kernel is a twin of a numpy function of bisectlab, the same operations in the same order, so
 every caller that finds ``kernels`` None runs its numpy passes and gets the same bits, slower.
-The ancestor sums only add, and the entropy's, the scores' and the log-sum-exps' kernels leave
-the exp, log and log1p to numpy, so they run wherever they were built; the posterior's
-likelihoods and rates, its whole-array log-sum-exps (``lse_all``) and the scores from
-ancestor sums (``sum_scores``) call the C library's, so they run only where numpy's give the
-same bits (:func:`exact_math`: numpy has its own on CPUs with AVX-512). Callers read
+The ancestor sums and the evidence's pairs only add and sort, and the entropy's, the scores'
+and the log-sum-exps' kernels leave the exp, log and log1p to numpy, so they run wherever they
+were built; the posterior's likelihoods and rates, its whole-array log-sum-exps (``lse_all``),
+a small table's entropy (``entropy_exact``) and the scores from ancestor sums (``sum_scores``)
+call the C library's, so they run only where numpy's give the same bits (:func:`exact_math`:
+numpy has its own on CPUs with AVX-512). Callers read
 ``compiled.kernels`` at call time, so that a test can take the kernels away.
 """
 
@@ -41,14 +42,15 @@ def exact_math() -> ModuleType | None:
 
 def _numpy_agrees_with_libm() -> bool:
     """Whether numpy's float64 exp, log and log1p give math's (the C library's) bits on the
-    arguments a posterior update takes: exp of what is not above 0, log of counts and rates,
-    log1p of sums of exponentials."""
+    arguments the kernels take: exp of what is not above 0, log of counts, rates and
+    probabilities, log1p of sums of exponentials and of minus a probability."""
     import numpy as np
 
     rng = np.random.default_rng(20261203)
     spread = np.concatenate([np.geomspace(1e-300, 1e6, 1500), rng.random(1500) * 50,
                              rng.random(1000)])
+    minus_p = -np.concatenate([rng.random(1000), np.geomspace(1e-300, 1 - 1e-16, 500)])
     probes = ((np.exp, math.exp, -spread[spread < 745]), (np.log, math.log, spread),
-              (np.log1p, math.log1p, spread))
+              (np.log1p, math.log1p, np.concatenate([spread, minus_p])))
     return all(np.array_equal(ours(x), np.array([theirs(v) for v in x.tolist()]))
                for ours, theirs, x in probes)

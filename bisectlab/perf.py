@@ -425,11 +425,11 @@ def kernels_line(built: bool) -> str:
     if not built:
         return ("  compiled kernels: NOT built (no C compiler or Python headers at install): "
                 "numpy passes, the same results, slower")
-    posterior = ("and the posterior's likelihoods and rates and the scores from ancestor sums"
-                 if compiled.exact_math() is not None
-                 else "but not the posterior's likelihoods and rates or the scores from ancestor "
-                      "sums (they take the C library's exp and log, and numpy's are its own on "
-                      "this CPU)")
+    exact = ("the posterior's likelihoods, rates and whole-array log-sum-exps, a small table's "
+             "entropy and the scores from ancestor sums")
+    posterior = (f"and {exact}" if compiled.exact_math() is not None
+                 else f"but not {exact} (they take the C library's exp and log, and numpy's are "
+                      "its own on this CPU)")
     return ("  compiled kernels: built (bisectlab/_kernels.c): the ancestor sums, the evidence's "
             f"pairs, entropies, scores and log-sum-exps ran on them, {posterior}")
 

@@ -139,7 +139,8 @@ def entropy_bits(q: np.ndarray | float) -> np.ndarray:
     with numpy's vectorised logarithms (scipy's xlogy and xlog1py give the same to the last
     bit or so, five times slower), taken in chunks so that the result is the only array as long
     as q (a decision over 10^6 candidates takes three). The compiled kernel, where built, does
-    what follows the logarithms in one pass."""
+    what follows the logarithms in one pass; a small table, where numpy's logarithms are the
+    C library's, is one call that takes them too."""
     q = np.asarray(q, dtype=float)
     h = np.empty(q.shape)  # C order, so that its flat view is itself, whatever q's layout
     exact = compiled.exact_math()
@@ -256,6 +257,7 @@ def sums_per_cost(sums: np.ndarray, good: np.ndarray, weight: float,
     The compiled kernel, where numpy's log and log1p are the C library's, takes each run of
     neighbouring candidates with the same sums and price once (above a hunt's lowest failure,
     most of them): one pass, a fraction of the numpy passes' cost on a thousand candidates."""
+    sums, good = np.asarray(sums, dtype=float), np.asarray(good, dtype=float)
     width = len(good[0])
     kernels = compiled.exact_math()
     if kernels is not None:
@@ -525,9 +527,10 @@ class Evidence:
 
     def add(self, ancestors: np.ndarray, boots: int, failures: int) -> None:
         """A test of a commit whose ancestors-or-self (among candidates) are ``ancestors``."""
-        if compiled.kernels is not None and len(self.pair_boots):
+        ancestors = np.asarray(ancestors)
+        if compiled.kernels is not None and len(self.pair_boots) and _indices(ancestors):
             self._add_compiled(ancestors, boots, failures)
-        else:
+        else:  # numpy's passes, which read a mask, or a negative index from the end, as numpy does
             self._add(ancestors, boots, failures)
         self.boots += boots
         self.fails += failures
@@ -564,6 +567,11 @@ class Evidence:
         rank[used[order]] = np.cumsum(first) - 1
         self.pair = rank[split]
         self.pair_boots, self.pair_fails = pair_boots[first], pair_fails[first]
+
+
+def _indices(a: np.ndarray) -> bool:
+    """Whether ``a`` holds plain indices (integers, none negative), which the kernels take."""
+    return a.dtype.kind == "u" or (a.dtype.kind == "i" and (a.size == 0 or a.min() >= 0))
 
 
 @dataclass(frozen=True)

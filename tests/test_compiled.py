@@ -360,37 +360,60 @@ def test_scores_from_ancestor_sums_are_numpys_to_the_bit(ladder, n, seed, priced
     assert same_bits(got, expected)
 
 
+ANCESTOR_FORMS = {  # how a caller may name a test's ancestors: as indices, or as numpy reads
+    "int64": lambda picked, n: picked,
+    "int32, read-only": lambda picked, n: _read_only(picked.astype(np.int32)),
+    "mask": lambda picked, n: np.isin(np.arange(n), picked),
+    "from the end": lambda picked, n: picked - n,
+}
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
+def _same_evidence(got: posterior.Evidence, expected: posterior.Evidence) -> bool:
+    return (all(getattr(got, name).dtype == getattr(expected, name).dtype
+                and np.array_equal(getattr(got, name), getattr(expected, name))
+                for name in ("pair", "pair_boots", "pair_fails"))
+            and (got.boots, got.fails) == (expected.boots, expected.fails))
+
+
 @needs_kernels
 @settings(max_examples=150, deadline=None)
 @given(st.integers(1, 300), st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 60),
-                                               st.integers(0, 3), st.booleans()), max_size=40))
+                                               st.integers(0, 3), st.booleans(),
+                                               st.sampled_from(sorted(ANCESTOR_FORMS))),
+                                     max_size=40))
 def test_evidence_splits_its_pairs_as_numpy_does(n, tests):
     """Evidence.add with the kernel: the same pairs, in the same order, and each candidate's the
-    same, in the same index type (past 256 pairs, two bytes), test after test; tests of no
-    ancestors, of all, of zero boots, and repeated ones."""
+    same, in the same index type, test after test; tests of no ancestors, of all, of zero
+    boots, repeated ones, and ancestors named as int32 (the search space's), as a mask or from
+    the end (which numpy's passes read)."""
     compiled_side, numpy_side = posterior.Evidence(n), posterior.Evidence(n)
     rng = np.random.default_rng(n)
-    for where, boots, failures, everything in tests:
-        ancestors = (np.arange(n) if everything else
-                     np.flatnonzero(rng.random(n) < (where % 100) / 100.0))
+    for where, boots, failures, everything, form in tests:
+        picked = (np.arange(n) if everything else
+                  np.flatnonzero(rng.random(n) < (where % 100) / 100.0))
+        ancestors = ANCESTOR_FORMS[form](picked, n)
         compiled_side.add(ancestors, boots, failures)
         with numpy_only():
             numpy_side.add(ancestors, boots, failures)
-        for name in ("pair", "pair_boots", "pair_fails"):
-            got, expected = getattr(compiled_side, name), getattr(numpy_side, name)
-            assert got.dtype == expected.dtype and np.array_equal(got, expected)
-        assert (compiled_side.boots, compiled_side.fails) == (numpy_side.boots, numpy_side.fails)
+        assert _same_evidence(compiled_side, numpy_side)
 
 
+@needs_kernels
 def test_evidence_of_hundreds_of_pairs_indexes_them_in_two_bytes():
-    """A candidate per pair past 256 of them: the kernel's ranks in uint16, as numpy's."""
+    """A pair per candidate past 256 of them: the kernel's ranks in uint16, as numpy's."""
     n = 600
-    evidence = posterior.Evidence(n)
+    compiled_side, numpy_side = posterior.Evidence(n), posterior.Evidence(n)
     for x in range(n):
-        evidence.add(np.arange(x + 1), 1, 0)
-    assert len(evidence.pair_boots) == n and evidence.pair.dtype == np.uint16
-    assert np.array_equal(evidence.pair_boots, np.arange(1, n + 1))
-    assert np.array_equal(evidence.pair, np.arange(n)[::-1])
+        compiled_side.add(np.arange(x + 1), 1, 0)
+        with numpy_only():
+            numpy_side.add(np.arange(x + 1), 1, 0)
+    assert compiled_side.pair.dtype == np.uint16 and len(compiled_side.pair_boots) == n
+    assert _same_evidence(compiled_side, numpy_side)
 
 
 def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
