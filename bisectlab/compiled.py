@@ -7,8 +7,8 @@ and the log-sum-exps' kernels leave the exp, log and log1p to numpy, so they run
 were built; the posterior's likelihoods and rates, its whole-array log-sum-exps (``lse_all``),
 a small table's entropy (``entropy_exact``) and the scores from ancestor sums (``sum_scores``)
 call the C library's, so they run only where numpy's give the same bits (:func:`exact_math`:
-numpy has its own on CPUs with AVX-512). Callers read
-``compiled.kernels`` at call time, so that a test can take the kernels away.
+numpy has its own on CPUs with AVX-512). Callers read ``compiled.kernels`` at call time, so
+that a test can take the kernels away.
 """
 
 from __future__ import annotations
