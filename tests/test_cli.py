@@ -545,6 +545,24 @@ def test_generate_writes_no_scenario_that_could_not_be_read_back(run, tmp_path, 
     assert message in line and (tmp_path / "keep.toml").read_text() == "kept\n"
 
 
+def test_generate_replaces_a_scenario_only_once_the_new_one_is_whole(run, tmp_path, monkeypatch):
+    """A write that fails (a full disk, Ctrl-C) leaves the old scenario as it was and no
+    temporary file: the new one is written beside it and renamed over it."""
+    import bisectlab.histfile
+
+    (tmp_path / "keep.toml").write_text("kept\n")
+
+    def full_disk(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(bisectlab.histfile.os, "replace", full_disk)
+    line = _one_error_line(run("history", "generate", "--commits", "50", "--seed", "1",
+                               "-o", "keep.toml", "--force"))
+    assert "cannot write keep.toml: No space left on device" in line
+    assert (tmp_path / "keep.toml").read_text() == "kept\n"
+    assert sorted(p.name for p in tmp_path.iterdir() if "keep" in p.name) == ["keep.toml"]
+
+
 def test_generate_writes_to_a_device_without_reading_it_first(run):
     result = run("history", "generate", "--commits", "50", "--seed", "1", "-o", "/dev/null")
     assert result.exit_code == 0, result.stderr

@@ -99,10 +99,13 @@ def history_generate(commits: int, seed: int, name: str | None, bug: str, detect
     if _regular(output) and not force and _contents(output) != text:
         raise BisectlabError(f"{output} exists and differs (hunts logged with it replay from it); "
                              "pass --force to replace it")
+    from bisectlab.histfile import replacing
+
     try:
-        output.write_text(text, encoding="utf-8")
+        with replacing(output) as out:  # an old file stays whole until the new one is
+            out.write(text.encode("utf-8"))
     except OSError as exc:
-        raise BisectlabError(f"cannot write {output}: {exc.strerror}") from None
+        raise BisectlabError(f"cannot write {output}: {exc.strerror or exc}") from None
     click.echo(f"wrote {output}", err=True)
 
 
