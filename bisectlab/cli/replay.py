@@ -153,8 +153,8 @@ def _run_campaign(name: str, history: str, good: str, bad: str, *, hunts: int,
                 run = run_campaign(spec, store, executor, queue, on_hunt=advance,
                                    reclaim=reclaim)
         except CampaignInterrupted as exc:
-            click.echo(f"error: {exc}", err=True)
             interrupted = isinstance(exc.__cause__, KeyboardInterrupt)
+            click.echo(str(exc) if interrupted else f"error: {exc}", err=True)  # as a hunt says it
             sys.exit(EXIT_INTERRUPTED if interrupted else EXIT_NO_VERDICT)
         finally:
             executor.shutdown(wait=False, cancel_futures=True)
