@@ -112,6 +112,18 @@ static PyObject *refused(Views *v, const char *message)
     return NULL;
 }
 
+/* A call's scratch of n doubles; NULL (its buffers released, MemoryError raised) if memory
+ * runs out. */
+static double *scratch(Views *v, Py_ssize_t n)
+{
+    double *terms = malloc(sizeof(double) * (size_t)n);
+    if (!terms) {
+        release(v);
+        PyErr_NoMemory();
+    }
+    return terms;
+}
+
 /* The index arrays of a dag._SumPlan: its order, then the rest in the order _SumPlan.packed
  * lays them out. */
 enum {
@@ -458,11 +470,9 @@ static PyObject *lse_all(PyObject *self, PyObject *args)
     Py_ssize_t m = v.view[0].len / 8;
     if (m == 0 || v.view[1].len != 8)
         return refused(&v, "lse_all: nothing to sum, or not one value out");
-    double *terms = malloc(sizeof(double) * (size_t)m);
-    if (!terms) {
-        release(&v);
-        return PyErr_NoMemory();
-    }
+    double *terms = scratch(&v, m);
+    if (!terms)
+        return NULL;
     const double *a = v.view[0].buf;
     double *out = v.view[1].buf;
     Py_BEGIN_ALLOW_THREADS
@@ -495,11 +505,9 @@ static PyObject *pair_likelihoods(PyObject *self, PyObject *args)
     if (P * F == 0) {  /* numpy's maximum of nothing: a ValueError too */
         return refused(&v, "pair_likelihoods: no rates to sum over");
     }
-    double *terms = malloc(sizeof(double) * (size_t)(P * F));
-    if (!terms) {
-        release(&v);
-        return PyErr_NoMemory();
-    }
+    double *terms = scratch(&v, P * F);
+    if (!terms)
+        return NULL;
     const double *a = on_p->buf, *b = on_f->buf, *c = on_f2->buf, *lp = prior->buf;
     double *out = joint->buf, *pp = per_pair->buf;
     Py_BEGIN_ALLOW_THREADS
@@ -539,11 +547,9 @@ static PyObject *rate_posteriors(PyObject *self, PyObject *args)
             || !check_shape(rates, 2, P, F, 0) || !check_shape(cond, 3, U, P, F)) {
         return refused(&v, "rate_posteriors: the shapes do not agree");
     }
-    double *terms = malloc(sizeof(double) * (size_t)U);
-    if (!terms) {
-        release(&v);
-        return PyErr_NoMemory();
-    }
+    double *terms = scratch(&v, U);
+    if (!terms)
+        return NULL;
     const double *j = joint->buf, *pp = per_pair->buf, *lw = weight->buf;
     double *r = rates->buf, *c = cond->buf;
     Py_ssize_t cells = P * F;

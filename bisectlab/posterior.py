@@ -235,8 +235,7 @@ def information_per_cost(p_pass: np.ndarray, cond_entropy: np.ndarray, weight: f
     p_pass = np.ascontiguousarray(p_pass, dtype=float)
     cond_entropy, u = (np.ascontiguousarray(a, dtype=float) for a in (cond_entropy, u))
     score = np.empty(p_pass.shape)
-    install, per_b, boot, swap = _prices(minutes, len(p_pass))
-    consts = np.array([float(LN2), weight, boot, swap])
+    install, per_b, consts = _prices(minutes, len(p_pass), weight)
     pieces = _chunks(*p_pass.shape)
     with np.errstate(divide="ignore", invalid="ignore"):
         for rows, columns in pieces:
@@ -261,11 +260,9 @@ def sums_per_cost(sums: np.ndarray, good: np.ndarray, weight: float,
     width = len(good[0])
     kernels = compiled.exact_math()
     if kernels is not None:
-        install, per_b, boot, swap = _prices(minutes, width)
         score = np.empty((width, sums.shape[1]))
-        kernels.sum_scores(np.ascontiguousarray(sums, dtype=float),
-                           np.ascontiguousarray(good, dtype=float), install, per_b,
-                           np.array([float(LN2), weight, boot, swap]), score)
+        kernels.sum_scores(np.ascontiguousarray(sums), np.ascontiguousarray(good),
+                           *_prices(minutes, width, weight), score)
         return score
     u, p_pass, cond = pass_terms(sums, good)
     return information_per_cost(p_pass, cond, weight, u, minutes)
@@ -285,13 +282,15 @@ def pass_terms(sums: np.ndarray, good: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return np.clip(sums[0], 0.0, 1.0), p_pass, h_bad_in + good[1][:, None] - h_good_in
 
 
-def _prices(minutes: LabMinutes | None, rows: int
-            ) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """What the kernels take of ``minutes``: install (empty: unpriced), per_b, boot, swap."""
+def _prices(minutes: LabMinutes | None, rows: int, weight: float
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What the score kernels take of ``minutes`` and the failure ``weight``: install (empty:
+    unpriced), per_b, and the constants ln 2, weight, boot and swap."""
     if minutes is None:
-        return np.empty(0), np.empty((rows, 3)), 0.0, 0.0
+        return np.empty(0), np.empty((rows, 3)), np.array([float(LN2), weight, 0.0, 0.0])
     return (np.ascontiguousarray(minutes.install, dtype=float),
-            np.ascontiguousarray(minutes.per_b, dtype=float), minutes.boot, minutes.swap)
+            np.ascontiguousarray(minutes.per_b, dtype=float),
+            np.array([float(LN2), weight, minutes.boot, minutes.swap]))
 
 
 def _chunks(rows: int, columns: int) -> list[tuple[slice, slice]]:

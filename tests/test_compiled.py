@@ -296,6 +296,16 @@ def test_runs_up_to_numpys_buffer_sum_as_numpy_does():
     assert _line_plan((NUMPY_BUFFER + 1, 3), (0,)) is not None  # row after row: no buffer
 
 
+def random_minutes(rng: np.random.Generator, ladder: int, n: int, installed: float
+                   ) -> posterior.LabMinutes:
+    """Lab minutes of a random ladder of ``ladder`` boots counts over ``n`` candidates, about
+    ``installed`` of them on a rig already (no install to pay)."""
+    install = np.where(rng.random(n) < installed, 0.0, 30.0)
+    per_b = np.column_stack([rng.integers(1, 50, ladder).astype(float),
+                             rng.random(ladder) * 10, rng.random(ladder)])
+    return posterior.LabMinutes(install, per_b, 3.0, 10.0)
+
+
 @needs_kernels
 @settings(max_examples=150, deadline=None)
 @given(st.integers(1, 9), st.integers(0, 60), st.integers(0, 2**32 - 1), st.booleans(),
@@ -311,12 +321,7 @@ def test_scores_per_cost_are_numpys_to_the_bit(ladder, n, seed, priced, weight, 
     if n and seed % 5 == 0:
         cond[0, 0] = math.nan
     u = rng.random(n)
-    minutes = None
-    if priced:
-        install = np.where(rng.random(n) < 0.2, 0.0, 30.0)
-        per_b = np.column_stack([rng.integers(1, 50, ladder).astype(float),
-                                 rng.random(ladder) * 10, rng.random(ladder)])
-        minutes = posterior.LabMinutes(install, per_b, 3.0, 10.0)
+    minutes = random_minutes(rng, ladder, n, installed=0.2) if priced else None
     with np.errstate(all="ignore"):
         with numpy_only():
             expected = posterior.information_per_cost(p_pass.copy(), cond, weight, u, minutes)
@@ -347,12 +352,7 @@ def test_scores_from_ancestor_sums_are_numpys_to_the_bit(ladder, n, seed, priced
     if n and seed % 5 == 0:
         sums[rng.integers(rows), rng.integers(n)] = math.nan
     totals = rng.choice([0.0, 1.0, 0.25], (2, ladder)) if seed % 7 == 0 else rng.random((2, ladder))
-    minutes = None
-    if priced:
-        install = np.where(rng.random(n) < 0.3, 0.0, 30.0)
-        per_b = np.column_stack([rng.integers(1, 50, ladder).astype(float),
-                                 rng.random(ladder) * 10, rng.random(ladder)])
-        minutes = posterior.LabMinutes(install, per_b, 3.0, 10.0)
+    minutes = random_minutes(rng, ladder, n, installed=0.3) if priced else None
     with np.errstate(all="ignore"), kernels_against_libm():
         with numpy_only():
             expected = posterior.sums_per_cost(sums, totals, weight, minutes)
