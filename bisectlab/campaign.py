@@ -429,7 +429,13 @@ def _pooled(pool: WorkerPool, spec: CampaignSpec, store: Store, todo: list[tuple
     work = PoolWork(spec, todo if shared else [], claimed, logged, run.campaign_id, run.token,
                     store if shared else None, claimant(), SubtreeOwners(pool.workers),
                     shared_counter())
-    for message in pool.serve(partial(serve_hunts, work=work), before_start=store.before_fork):
+
+    def before_fork(workers: list[Worker]) -> None:
+        if shared:
+            _first_claims(workers, work, run)
+        store.before_fork()
+
+    for message in pool.serve(partial(serve_hunts, work=work), before_start=before_fork):
         if message[0] == "claimed":
             _, held_elsewhere, seconds = message
             run.held_elsewhere += held_elsewhere
@@ -505,12 +511,7 @@ def _take_slots(worker: Worker, work: PoolWork) -> list[tuple[HuntTask, int]]:
             start = work.taken.value
             work.taken.value = end = start + claim_size(len(work.claimed) - start, worker.workers)
             return _kept(worker, work.claimed[start:end])
-        got, held_elsewhere, seconds = [], 0, 0.0
-        while not got and (batch := _next_slots(work, worker.workers)):
-            got, held_now, took = _claim_batch(work.spec, store, batch,
-                                               work.logged, work.campaign_id, work.token,
-                                               work.claimed_by, worker.writing())
-            held_elsewhere, seconds = held_elsewhere + held_now, seconds + took
+        got, held_elsewhere, seconds = _claim_next(work, worker.workers, worker.writing())
         if got and worker.stopping:  # a stop that could not wait for this claim to end
             with worker.writing():
                 store.interrupt_claims(work.campaign_id, work.claimed_by)
@@ -518,6 +519,29 @@ def _take_slots(worker: Worker, work: PoolWork) -> list[tuple[HuntTask, int]]:
         _kept(worker, got)
     worker.post(("claimed", held_elsewhere, seconds))
     return got
+
+
+def _claim_next(work: PoolWork, workers: int, lock: Any = None
+                ) -> tuple[list[tuple[HuntTask, int]], int, float]:
+    """Claim the next slots (the next ones if another process holds all of those): the hunts,
+    how many slots another process holds, and the seconds it took."""
+    got, held_elsewhere, seconds = [], 0, 0.0
+    while not got and (batch := _next_slots(work, workers)):
+        got, held_now, took = _claim_batch(work.spec, work.store, batch, work.logged,
+                                           work.campaign_id, work.token, work.claimed_by, lock)
+        held_elsewhere, seconds = held_elsewhere + held_now, seconds + took
+    return got, held_elsewhere, seconds
+
+
+def _first_claims(workers: list[Worker], work: PoolWork, run: CampaignRun) -> None:
+    """Each worker's first hunts, claimed here before the fork as it would claim them, and put
+    in its inbox: the workers start on them at once, and inherit the claim's compiled SQL (a
+    worker's own first claim took 15 ms, the second worker waiting for the first's)."""
+    for worker in workers:
+        got, held_elsewhere, seconds = _claim_next(work, len(workers))
+        run.held_elsewhere += held_elsewhere
+        run.db_seconds += seconds
+        _kept(worker, got)
 
 
 def _kept(worker: Worker, hunts: list[tuple[HuntTask, int]]) -> list[tuple[HuntTask, int]]:

@@ -160,20 +160,22 @@ class WorkerPool:
         return [Worker(w, self) for w in range(self.workers)]
 
     def serve(self, serve: Callable[[Worker], None],
-              before_start: Callable[[], None] | None = None) -> Iterator[tuple]:
+              before_start: Callable[[list[Worker]], None] | None = None) -> Iterator[tuple]:
         """Start the workers on ``serve`` and yield what they post until every one has
         returned; BrokenProcessPool if one dies first, or an exception a worker raised.
+        ``before_start(workers)`` runs just before the fork, their inboxes open (to fill).
         Closing the iterator early (the listener stopped) stops the workers and waits for
         each to finish its item, so that nothing it writes comes after the caller's next step."""
-        if before_start is not None:
-            before_start()
-        self._procs = [_FORK.Process(target=_run, args=(serve, worker), daemon=True)
-                       for worker in self.open()]
-        for proc in self._procs:
-            proc.start()
-        for _, writer in self._posts:
-            writer.close()
+        workers = self.open()
         try:
+            if before_start is not None:
+                before_start(workers)
+            self._procs = [_FORK.Process(target=_run, args=(serve, worker), daemon=True)
+                           for worker in workers]
+            for proc in self._procs:
+                proc.start()
+            for _, writer in self._posts:
+                writer.close()
             yield from self._listen()
         finally:  # none outlives the listener: a stopped run's last writes land before it ends
             self.shutdown()

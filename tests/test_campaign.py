@@ -259,6 +259,38 @@ def test_pool_workers_write_their_own_hunts(small, tmp_path):
                                         "hunts ORDER BY campaign_index").fetchall()
 
 
+def test_a_pools_first_hunts_are_claimed_before_the_fork_as_its_workers_would(small, tmp_path,
+                                                                              monkeypatch):
+    """The campaign's process claims each worker's first slots before the fork, the batches the
+    workers would claim in turn, and puts them in their inboxes: the workers start hunting at
+    once. The workers claim the rest, and the hunts are the ones a single process runs."""
+    import bisectlab.campaign as campaign_module
+
+    real, listener = campaign_module._claim_batch, os.getpid()
+
+    def logged(spec, store, batch, *args):  # the forked workers' too
+        with open(tmp_path / "claims", "a") as claims:
+            claims.write(json.dumps([os.getpid() == listener, [i for _, i in batch]]) + "\n")
+        return real(spec, store, batch, *args)
+
+    monkeypatch.setattr(campaign_module, "_claim_batch", logged)
+    spec = CampaignSpec("first", str(small), "v1.0", "v1.1", (Lane("bayes", "bayes"),),
+                        hunts=12, seed=3, rigs=2, adapters=30)
+    with Store(f"sqlite:///{tmp_path / 'pool.sqlite'}") as store:
+        executor, queue = local_executor(2)
+        try:
+            assert run_campaign(spec, store, executor, queue).ran == 12
+        finally:
+            executor.shutdown()
+    claims = [json.loads(line) for line in (tmp_path / "claims").read_text().splitlines()]
+    assert claims[:2] == [[True, [0, 1, 2]], [True, [3, 4]]]  # claim_size's first two batches
+    assert [by_listener for by_listener, _ in claims[2:]] == [False] * 7
+    assert sorted(i for _, batch in claims[2:] for i in batch) == list(range(5, 12))
+    with Store(f"sqlite:///{tmp_path / 'one.sqlite'}") as store:
+        run_campaign(spec, store)
+    assert boots_by_slot(tmp_path / "pool.sqlite") == boots_by_slot(tmp_path / "one.sqlite")
+
+
 def test_pool_workers_claim_past_slots_another_process_holds(small, tmp_path, monkeypatch):
     """Slots another process claimed since this one planned (here the first eight, as the
     database answers) are skipped, not taken for the end of the campaign: the workers claim
@@ -321,6 +353,8 @@ def test_a_claim_that_outlasts_the_stop_is_marked_interrupted_too(small, tmp_pat
         return batch
 
     monkeypatch.setattr(campaign_module, "_next_slots", slow)  # the forked workers' too
+    # the workers claim their first hunts themselves, the stop coming during a worker's claim
+    monkeypatch.setattr(campaign_module, "_first_claims", lambda workers, work, run: None)
     spec = CampaignSpec("slow", str(small), "v1.0", "v1.1", (Lane("bayes", "bayes"),),
                         hunts=12, seed=7, rigs=2, adapters=30)
     rows: list[dict] = []

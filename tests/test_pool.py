@@ -144,6 +144,29 @@ def test_closing_the_listener_stops_the_workers():
     assert [proc.exitcode for proc in procs] == [0, 0]
 
 
+def test_work_put_in_the_inboxes_before_the_fork_reaches_the_workers():
+    def fill(workers: list[Worker]) -> None:
+        for worker in workers:
+            worker.keep([("for", worker.me)])
+
+    def report(worker: Worker) -> None:
+        worker.post(("took", worker.me, worker.take()))
+
+    heard = sorted(WorkerPool(2).serve(report, before_start=fill))
+    assert heard == [("took", 0, ("for", 0)), ("took", 1, ("for", 1))]
+
+
+def test_a_failure_before_the_fork_starts_no_worker_and_is_raised():
+    pool = WorkerPool(2)
+
+    def fail(workers: list[Worker]) -> None:
+        raise RuntimeError("the database is gone")
+
+    with pytest.raises(RuntimeError, match="the database is gone"):
+        list(pool.serve(count_to_three, before_start=fail))
+    assert pool._procs == [] and all(reader.closed for reader, _ in pool._posts)
+
+
 def test_a_new_subtree_goes_to_the_worker_whose_subtrees_hunts_reached_least_and_stays():
     owners = SubtreeOwners(3)
     busy = subtree_key("lane", ("a", 1, True, False))
