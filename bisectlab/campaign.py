@@ -415,9 +415,10 @@ def _submitted(executor: Executor, queue: int, spec: CampaignSpec, store: Store,
 
 def _pooled(pool: WorkerPool, spec: CampaignSpec, store: Store, todo: list[tuple[Lane, int]],
             logged: dict[str, Any], run: CampaignRun) -> Iterator[list[tuple[int, Any]]]:
-    """Hunts a local pool's workers claim, run and write themselves (this process only
-    listens): each as it is written. Into a database in this process's memory, which no worker
-    can open, every slot is claimed here first and the hunts come back to be written here."""
+    """Hunts a local pool's workers claim, run and write themselves (this process claims
+    each one's first hunts before the fork, then only listens): each as it is written. Into a
+    database in this process's memory, which no worker can open, every slot is claimed here
+    first and the hunts come back to be written here."""
     shared = store.reachable_elsewhere
     for lane in spec.lanes:  # set up once here (bad options fail here), inherited at the fork
         lane_params(spec.task(lane, 0))
@@ -476,12 +477,13 @@ ROUTE_DEPTH = 3  # the results that name a hunt's subtree (experiments/routing.p
 
 
 def serve_hunts(worker: Worker, work: PoolWork) -> None:
-    """A pool worker's loop: the hunts in its inbox, in turn (passed to it, or of the slots it
-    claimed, which it puts there so that another worker may take them at the end), claiming
-    more when it is empty; with no slot left, hunts waiting for another worker. Each is run and
-    written, or passed on to the worker whose decision tree holds the subtree it leads into
-    (see :class:`Router`): a hunt of its own slots, not one passed to it or taken. A stop
-    leaves the hunt once the test under way ends."""
+    """A pool worker's loop: the hunts in its inbox, in turn (passed to it, or of the slots
+    claimed for it: its first ones by the listener before the fork, the rest by itself; kept
+    there so that another worker may take them at the end), claiming more when it is empty;
+    with no slot left, hunts waiting for another worker. Each is run and written, or passed on
+    to the worker whose decision tree holds the subtree it leads into (see :class:`Router`): a
+    hunt of its own slots, not one passed to it or taken. A stop leaves the hunt once the test
+    under way ends."""
     while not worker.stopping:
         if (item := worker.take()) is not None:
             _finish(worker, work, *item)

@@ -1,8 +1,9 @@
 """A local pool of worker processes that serve themselves.
 
 Each worker runs a ``serve`` function of its own (a campaign's: claim slots, run hunts, write
-them) and posts short messages to the process that started the pool, which only listens: it
-claims nothing, hands nothing out and writes nothing, so the cores are the workers'. A worker
+them) and posts short messages to the process that started the pool, which, once the workers
+have started, only listens: it hands nothing out and writes nothing, so the cores are the
+workers' (before the fork it may put each worker's first work in its inbox). A worker
 may pass an item of work to another through that worker's inbox (a hunt that belongs in the
 other's decision tree), and keeps the work it takes on in its own; an idle worker takes what
 waits in any inbox. A worker that dies without saying goodbye breaks the pool: the listener
@@ -174,11 +175,17 @@ class WorkerPool:
                            for worker in workers]
             for proc in self._procs:
                 proc.start()
-            for _, writer in self._posts:
-                writer.close()
+            self._close_posting_ends()
             yield from self._listen()
         finally:  # none outlives the listener: a stopped run's last writes land before it ends
+            self._close_posting_ends()
             self.shutdown()
+
+    def _close_posting_ends(self) -> None:
+        """Close the listener's copies of the workers' posting ends (once they are forked, or
+        none will be): a worker's end then closes with it, an end of file for the listener."""
+        for _, writer in self._posts:
+            writer.close()
 
     def _listen(self) -> Iterator[tuple]:
         readers = {reader: w for w, (reader, _) in enumerate(self._posts)}
@@ -222,6 +229,7 @@ class WorkerPool:
         then kill it), reading what they still post so that none waits on a full pipe. The
         signature is an Executor's: callers shut any executor down alike."""
         self.stop()
+        self._procs = [proc for proc in self._procs if proc.pid is not None]  # those started
         deadline = time.monotonic() + JOIN_S
         while wait and any(proc.exitcode is None for proc in self._procs):
             self._drain()

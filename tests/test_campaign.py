@@ -18,6 +18,7 @@ from bisectlab.campaign import (
     CLAIMS,
     ROUTE_DEPTH,
     CampaignInterrupted,
+    CampaignRun,
     CampaignSpec,
     Lane,
     Passed,
@@ -273,7 +274,14 @@ def test_a_pools_first_hunts_are_claimed_before_the_fork_as_its_workers_would(sm
             claims.write(json.dumps([os.getpid() == listener, [i for _, i in batch]]) + "\n")
         return real(spec, store, batch, *args)
 
+    def before_fork(store):  # the listener's connections closed after its claims
+        with open(tmp_path / "claims", "a") as claims:
+            claims.write(json.dumps("before the fork") + "\n")
+        real_before_fork(store)
+
+    real_before_fork = Store.before_fork
     monkeypatch.setattr(campaign_module, "_claim_batch", logged)
+    monkeypatch.setattr(Store, "before_fork", before_fork)
     spec = CampaignSpec("first", str(small), "v1.0", "v1.1", (Lane("bayes", "bayes"),),
                         hunts=12, seed=3, rigs=2, adapters=30)
     with Store(f"sqlite:///{tmp_path / 'pool.sqlite'}") as store:
@@ -283,12 +291,25 @@ def test_a_pools_first_hunts_are_claimed_before_the_fork_as_its_workers_would(sm
         finally:
             executor.shutdown()
     claims = [json.loads(line) for line in (tmp_path / "claims").read_text().splitlines()]
-    assert claims[:2] == [[True, [0, 1, 2]], [True, [3, 4]]]  # claim_size's first two batches
-    assert [by_listener for by_listener, _ in claims[2:]] == [False] * 7
-    assert sorted(i for _, batch in claims[2:] for i in batch) == list(range(5, 12))
+    assert claims[:3] == [[True, [0, 1, 2]], [True, [3, 4]], "before the fork"]  # claim_size's
+    assert [by_listener for by_listener, _ in claims[3:]] == [False] * 7
+    assert sorted(i for _, batch in claims[3:] for i in batch) == list(range(5, 12))
     with Store(f"sqlite:///{tmp_path / 'one.sqlite'}") as store:
         run_campaign(spec, store)
     assert boots_by_slot(tmp_path / "pool.sqlite") == boots_by_slot(tmp_path / "one.sqlite")
+
+
+def test_the_first_claims_go_one_batch_to_each_workers_inbox(monkeypatch):
+    import bisectlab.campaign as campaign
+
+    batches = iter([[("task 0", 0), ("task 1", 1)], [("task 2", 2)]])
+    monkeypatch.setattr(campaign, "_claim_next", lambda work, workers: (next(batches), 1, 0.5))
+    workers, run = WorkerPool(2).open(), CampaignRun(1)
+    campaign._first_claims(workers, None, run)
+    assert [workers[0].take(), workers[0].take(), workers[0].take()] == [
+        ("task 0", 0, True), ("task 1", 1, True), None]
+    assert [workers[1].take(), workers[1].take()] == [("task 2", 2, True), None]
+    assert (run.held_elsewhere, run.db_seconds) == (2, 1.0)
 
 
 def test_pool_workers_claim_past_slots_another_process_holds(small, tmp_path, monkeypatch):

@@ -6,6 +6,7 @@ fewest hunts have reached."""
 from __future__ import annotations
 
 import gc
+import multiprocessing
 import os
 import signal
 import time
@@ -14,6 +15,7 @@ from functools import partial
 
 import pytest
 
+import bisectlab.pool as pool_module
 from bisectlab.pool import BACKLOG, Worker, WorkerPool
 from bisectlab.subtrees import SubtreeOwners, subtree_key
 
@@ -160,11 +162,32 @@ def test_a_failure_before_the_fork_starts_no_worker_and_is_raised():
     pool = WorkerPool(2)
 
     def fail(workers: list[Worker]) -> None:
+        assert multiprocessing.active_children() == []  # nothing forked yet
         raise RuntimeError("the database is gone")
 
     with pytest.raises(RuntimeError, match="the database is gone"):
         list(pool.serve(count_to_three, before_start=fail))
-    assert pool._procs == [] and all(reader.closed for reader, _ in pool._posts)
+    assert multiprocessing.active_children() == []
+    assert all(reader.closed and writer.closed for reader, writer in pool._posts)
+
+
+def test_ctrl_c_while_the_workers_start_stops_those_started_and_is_raised(monkeypatch):
+    """Ctrl-C between two workers' starts: the one started is stopped and waited for, and the
+    KeyboardInterrupt reaches the caller (a worker never started is not waited for)."""
+    pool, started = WorkerPool(2), []
+    start = type(pool_module._FORK.Process()).start
+
+    def start_once(proc: multiprocessing.process.BaseProcess) -> None:
+        if started:
+            raise KeyboardInterrupt
+        start(proc)
+        started.append(proc)
+
+    monkeypatch.setattr(type(pool_module._FORK.Process()), "start", start_once)
+    with pytest.raises(KeyboardInterrupt):
+        list(pool.serve(count_to_three))
+    assert started[0].exitcode == 0 and pool._procs == []
+    assert multiprocessing.active_children() == []
 
 
 def test_a_new_subtree_goes_to_the_worker_whose_subtrees_hunts_reached_least_and_stays():
