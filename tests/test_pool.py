@@ -190,6 +190,30 @@ def test_ctrl_c_while_the_workers_start_stops_those_started_and_is_raised(monkey
     assert multiprocessing.active_children() == []
 
 
+_CTRL_C_IN_FORK: list[int] = []  # the pid to send SIGINT to as it forks, while the test runs
+
+
+def _ctrl_c_before_a_fork() -> None:
+    if _CTRL_C_IN_FORK and _CTRL_C_IN_FORK[0] == os.getpid():
+        _CTRL_C_IN_FORK.clear()
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+os.register_at_fork(before=_ctrl_c_before_a_fork)  # a hook cannot be taken back: it is armed above
+
+
+def test_ctrl_c_during_a_fork_stops_the_pool():
+    """A Ctrl-C that comes while a worker is forked is not lost in the fork's hooks (Python
+    prints an exception raised there and goes on): it stops the pool once the workers started."""
+    _CTRL_C_IN_FORK.append(os.getpid())
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            list(WorkerPool(2).serve(count_to_three))
+    finally:
+        _CTRL_C_IN_FORK.clear()
+    assert multiprocessing.active_children() == []
+
+
 def test_a_new_subtree_goes_to_the_worker_whose_subtrees_hunts_reached_least_and_stays():
     owners = SubtreeOwners(3)
     busy = subtree_key("lane", ("a", 1, True, False))
