@@ -43,7 +43,7 @@ def held(second_at_once: bool = False) -> Iterator[None]:
         else:  # pressed again, or the block is over and this handler not yet put back
             saved[signum](signum, frame)
 
-    _holding.on = True
+    _holding.on, _holding.saved = True, saved
     try:
         for signum in HELD:
             handler = signal.getsignal(signum)
@@ -53,7 +53,16 @@ def held(second_at_once: bool = False) -> Iterator[None]:
         yield
     finally:
         holding = _holding.on = False
+        _holding.saved = {}
         for signum, handler in saved.items():
             signal.signal(signum, handler)
         for signum, frame in caught.items():
             saved[signum](signum, frame)
+
+
+def release_in_child() -> None:
+    """In a process forked within a hold: the handlers the hold replaced put back and the hold
+    over, as if there had been none (what it noted is the parent's to deliver)."""
+    for signum, handler in getattr(_holding, "saved", {}).items():
+        signal.signal(signum, handler)
+    _holding.on, _holding.saved = False, {}

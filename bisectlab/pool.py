@@ -22,12 +22,12 @@ import pickle
 import signal
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import wait
 from typing import Any
 
-from bisectlab.interrupts import HELD
+from bisectlab.interrupts import held, release_in_child
 
 _FORK = multiprocessing.get_context("fork")  # workers share the parent's loaded history
 BACKLOG = 8  # a worker with this many items waiting in its inbox (passed or kept) is passed no more
@@ -175,7 +175,7 @@ class WorkerPool:
                 before_start(workers)
             self._procs = [_FORK.Process(target=_run, args=(serve, worker), daemon=True)
                            for worker in workers]
-            with _blocked(HELD):  # a Ctrl-C in a fork's hooks would be printed and dropped
+            with held():  # a Ctrl-C raised in a fork's hooks would be printed and dropped
                 for proc in self._procs:
                     proc.start()
             self._close_posting_ends()
@@ -251,8 +251,8 @@ def _run(serve: Callable[[Worker], None], worker: Worker) -> None:
     """A worker's life: Ctrl-C left to the listener, dying with it; ``serve``, then goodbye,
     or the exception that ended it."""
     gc.freeze()  # collections here never walk (write to) the listener's objects: fewer pages copied
+    release_in_child()  # forked within the listener's hold
     ignore_sigint(worker.listener)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD)  # blocked by the listener across the fork
     worker._own_ends_only()
     try:
         serve(worker)
@@ -264,19 +264,6 @@ def _run(serve: Callable[[Worker], None], worker: Worker) -> None:
         raise SystemExit(1) from None
     with contextlib.suppress(OSError):
         worker.post(("bye", worker.me))
-
-
-@contextlib.contextmanager
-def _blocked(signals: Iterable[int]) -> Iterator[None]:
-    """The signals kept pending within the block (this thread), delivered when it ends: a
-    signal that came during a fork would otherwise be raised inside the fork's hooks, where
-    Python prints it and goes on (a Ctrl-C then stopped nothing). A forked child inherits the
-    block, and lifts it itself."""
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def ignore_sigint(parent: int | None = None) -> None:

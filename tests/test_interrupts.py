@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from bisectlab.interrupts import held
+from bisectlab.interrupts import held, release_in_child
 
 
 def test_ctrl_c_is_held_back_until_the_write_is_done():
@@ -111,3 +111,24 @@ def test_an_ignored_signal_stays_ignored():
             assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGHUP, before)
+
+
+def test_a_child_forked_within_a_hold_is_released_from_it():
+    """A pool's worker, forked within the listener's hold, holds its own writes again: a Ctrl-C
+    in its hold comes after the block, not noted for the parent and lost."""
+    with held():
+        pid = os.fork()
+        if pid == 0:  # the child: report by exit status only
+            release_in_child()
+            order = []
+            try:
+                with held():
+                    os.kill(os.getpid(), signal.SIGINT)
+                    time.sleep(0.05)
+                    order.append("the block went on")
+            except KeyboardInterrupt:
+                order.append("raised after it")
+            os._exit(0 if order == ["the block went on", "raised after it"] else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+

@@ -9,6 +9,7 @@ import gc
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from concurrent.futures.process import BrokenProcessPool
 from functools import partial
@@ -205,6 +206,8 @@ os.register_at_fork(before=_ctrl_c_before_a_fork)  # a hook cannot be taken back
 def test_ctrl_c_during_a_fork_stops_the_pool():
     """A Ctrl-C that comes while a worker is forked is not lost in the fork's hooks (Python
     prints an exception raised there and goes on): it stops the pool once the workers started."""
+    another_thread = threading.Thread(target=threading.Event().wait, args=(5,), daemon=True)
+    another_thread.start()  # a progress bar's, say: the kernel may give it the signal
     _CTRL_C_IN_FORK.append(os.getpid())
     try:
         with pytest.raises(KeyboardInterrupt):
