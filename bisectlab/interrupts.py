@@ -1,11 +1,13 @@
-"""Ctrl-C, SIGTERM and SIGHUP held back while the store writes or git checks out, then delivered.
+"""Ctrl-C, SIGTERM and SIGHUP held back while the store writes, git checks out or a pool forks
+its workers, then delivered.
 
 A write cut in the middle rolls back: a test that had finished (an adapter destroyed with it)
 would be lost, and a connection cut inside its transaction can keep SQLite's lock from the stop
 that must mark the hunts in flight (seen as 'database is locked' after a Ctrl-C, once in about
 15 runs). A checkout cut in the middle leaves a worktree half one commit, half another; there
 a second Ctrl-C is not held, so that a user who presses it again (a git hung on the network,
-say) is not kept waiting. A write is held whole.
+say) is not kept waiting. A write is held whole. A Ctrl-C raised in a fork's hooks is printed
+and dropped by Python; a child forked within a hold is released from it (release_in_child).
 """
 
 from __future__ import annotations
