@@ -523,16 +523,15 @@ def _take_slots(worker: Worker, work: PoolWork) -> list[tuple[HuntTask, int]]:
     return got
 
 
-def _claim_next(work: PoolWork, workers: int, lock: Any = None
-                ) -> tuple[list[tuple[HuntTask, int]], int, float]:
-    """Claim the next slots (the next ones if another process holds all of those): the hunts,
-    how many slots another process holds, and the seconds it took."""
-    got, held_elsewhere, seconds = [], 0, 0.0
-    while not got and (batch := _next_slots(work, workers)):
-        got, held_now, took = _claim_batch(work.spec, work.store, batch, work.logged,
-                                           work.campaign_id, work.token, work.claimed_by, lock)
-        held_elsewhere, seconds = held_elsewhere + held_now, seconds + took
-    return got, held_elsewhere, seconds
+Claimed = tuple[list[tuple[HuntTask, int]], int, float]  # hunts, slots held elsewhere, seconds
+
+
+def _claim_next(work: PoolWork, workers: int, lock: Any = None) -> Claimed:
+    """Claim a pool's next slots (see :func:`_claim_first`), under ``lock`` if any."""
+    return _claim_first(
+        iter(partial(_next_slots, work, workers), []),
+        lambda batch: _claim_batch(work.spec, work.store, batch, work.logged, work.campaign_id,
+                                   work.token, work.claimed_by, lock))
 
 
 def _first_claims(workers: list[Worker], work: PoolWork, run: CampaignRun) -> None:
@@ -687,19 +686,31 @@ def _claim(spec: CampaignSpec, store: Store, slots: deque[tuple[Lane, int]], mos
            logged: dict[str, Any], run: CampaignRun) -> list[tuple[HuntTask, int]]:
     """Claim up to ``most`` slots of one lane in one transaction (the next lane's if every one
     is another process's): their tasks and hunt ids; none when no slot is left."""
-    while batch := _one_lane(slots, most):
-        got, held_elsewhere, seconds = _claim_batch(spec, store, batch, logged, run.campaign_id,
-                                                    run.token, claimant())
-        run.db_seconds += seconds
-        run.held_elsewhere += held_elsewhere
+    got, held_elsewhere, seconds = _claim_first(
+        iter(partial(_one_lane, slots, most), []),
+        lambda batch: _claim_batch(spec, store, batch, logged, run.campaign_id, run.token,
+                                   claimant()))
+    run.db_seconds += seconds
+    run.held_elsewhere += held_elsewhere
+    return got
+
+
+def _claim_first(batches: Iterator[list[tuple[Lane, int]]],
+                 claim: Callable[[list[tuple[Lane, int]]], Claimed]) -> Claimed:
+    """Claim batch after batch until one gives hunts (a batch another process holds all of is
+    passed over): those hunts, how many slots other processes held, and the seconds it took."""
+    got, held_elsewhere, seconds = [], 0, 0.0
+    for batch in batches:
+        got, held_now, took = claim(batch)
+        held_elsewhere, seconds = held_elsewhere + held_now, seconds + took
         if got:
-            return got
-    return []
+            break
+    return got, held_elsewhere, seconds
 
 
 def _claim_batch(spec: CampaignSpec, store: Store, batch: list[tuple[Lane, int]],
                  logged: dict[str, Any], campaign_id: int, token: str, claimed_by: str,
-                 lock: Any = None) -> tuple[list[tuple[HuntTask, int]], int, float]:
+                 lock: Any = None) -> Claimed:
     """Claim these slots in one transaction (under ``lock``, if any): the tasks and hunt ids
     of those claimed, how many another process holds, and the seconds it took."""
     tasks = [replace(spec.task(lane, index), run=token) for lane, index in batch]
