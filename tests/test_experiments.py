@@ -220,7 +220,7 @@ def test_startup_ab_refuses_counts_that_make_no_sense(args):
     ("git_fidelity.py", "--histories", "0"), ("beyond_one_machine.py", "--rounds", "0"),
     ("campaign_ab.py", "--hunts", "nan"), ("campaign_ab.py", "--workers", "0"),
     ("tree_split.py", "--trees", "1"), ("routing.py", "--depth", "0"),
-    ("long_lived_pool.py", "--rounds", "0"),
+    ("long_lived_pool.py", "--rounds", "0"), ("pool_writes.py", "--workers", "1"),
 ])
 def test_every_script_refuses_a_number_that_makes_no_sense_in_one_line(script, flag, value):
     done = subprocess.run([sys.executable, str(EXPERIMENTS / script), flag, value],
@@ -268,3 +268,15 @@ def test_pool_timeline_times_each_process_first_and_last_hunts():
         assert 1 <= len(firsts) <= workers and firsts == sorted(firsts)
         assert (match.group(3) is None) == (workers == 1)
         assert max(firsts) + int(match.group(4)) <= int(match.group(5))  # all within the wall
+
+
+def test_pool_writes_gives_the_speed_up_with_hunts_written_and_writes_skipped():
+    out = run_script("pool_writes.py", "--hunts", "4", "--rounds", "1")
+    rounds = [line for line in out.splitlines() if line.startswith("  round ")]
+    assert len(rounds) == 1 and rounds[0].count("hunts/s") == 2
+    lines = [line.strip() for line in out.splitlines() if "speed-up" in line]
+    assert [line.split(":")[0] for line in lines] == ["hunts written", "writes skipped"]
+    for line in lines:  # the script itself checks that one way writes every hunt, the other none
+        one, many, ratio = map(float, re.search(
+            r"([\d.]+) and\s+([\d.]+) hunts/s, speed-up ([\d.]+)x", line).groups())
+        assert one > 0 and many > 0 and ratio == pytest.approx(many / one, rel=0.01)
