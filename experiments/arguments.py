@@ -68,3 +68,13 @@ def fail(message: str) -> NoReturn:
     """Bad input found after parsing: one line, exit 2."""
     print(f"error: {message}", file=sys.stderr)
     sys.exit(2)
+
+
+def pool_arguments(description: str, rounds: int) -> argparse.Namespace:
+    """The flags of a script that sets one worker against a local pool, parsed: --hunts (150),
+    --rounds (``rounds``) and --workers (2 or more, 2)."""
+    ap = Parser(description=description)
+    ap.add_argument("--hunts", type=count(high=100_000), default=150)
+    ap.add_argument("--rounds", type=count(high=100), default=rounds)
+    ap.add_argument("--workers", type=count(low=2, high=64), default=2)
+    return ap.parse_args()

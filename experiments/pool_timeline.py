@@ -18,7 +18,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from arguments import Parser, count
+from arguments import pool_arguments
 
 # one campaign, its hunts' times written by every process that runs one; prints one JSON line
 CHILD = r"""
@@ -85,11 +85,7 @@ def report(workers: int, runs: list[dict]) -> str:
 
 
 def main() -> None:
-    ap = Parser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--hunts", type=count(high=100_000), default=150)
-    ap.add_argument("--rounds", type=count(high=100), default=6)
-    ap.add_argument("--workers", type=count(low=2, high=64), default=2)
-    args = ap.parse_args()
+    args = pool_arguments(__doc__.split("\n\n")[0], rounds=6)
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     plan = (1, args.workers)
     runs: dict[int, list[dict]] = {w: [] for w in plan}

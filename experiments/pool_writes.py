@@ -19,7 +19,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from arguments import Parser, count
+from arguments import pool_arguments
 
 # one campaign; with "skip", its hunts are run and not written; prints one JSON line
 CHILD = r"""
@@ -61,11 +61,7 @@ def measure(hunts: int, workers: int, writes: str) -> float:
 
 
 def main() -> None:
-    ap = Parser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--hunts", type=count(high=100_000), default=150)
-    ap.add_argument("--rounds", type=count(high=100), default=8)
-    ap.add_argument("--workers", type=count(low=2, high=64), default=2)
-    args = ap.parse_args()
+    args = pool_arguments(__doc__.split("\n\n")[0], rounds=8)
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     ways = ("written", "skip")
     rates: dict[str, list[tuple[float, float]]] = {way: [] for way in ways}
