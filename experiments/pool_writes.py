@@ -21,27 +21,22 @@ from pathlib import Path
 
 from arguments import pool_arguments
 
-# one campaign; with "skip", its hunts are run and not written; prints one JSON line
+# perf's campaign (one_campaign); with "skip", its hunts run and are not written; one JSON line
 CHILD = r"""
-import json, sys, tempfile, time
+import json, sys, tempfile
 import bisectlab.campaign as campaign
-from bisectlab.campaign import local_executor, run_campaign
-from bisectlab.perf import campaign_scenario, campaign_spec
+from bisectlab.perf import campaign_scenario, one_campaign
 from bisectlab.store import Store
 
 hunts, workers, writes = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 if writes == "skip":  # the workers inherit it at the fork; one worker calls it inline
     campaign._write = lambda store, hunt_id, outcome, claimed_by: campaign.Recorded(0.0)
 with tempfile.TemporaryDirectory() as folder:
-    spec = campaign_spec(campaign_scenario(folder), hunts)
-    with Store(f"sqlite:///{folder}/a.sqlite") as store:
-        executor, queue = local_executor(workers)
-        try:
-            run = run_campaign(spec, store, executor, queue)
-        finally:
-            executor.shutdown()
+    db = f"{folder}/a.sqlite"
+    got = one_campaign(str(campaign_scenario(folder)), db, hunts, workers)
+    with Store(f"sqlite:///{db}") as store:
         finished = sum(h["status"] != "running" for h in store.hunts())
-print(json.dumps({"hunts_per_s": run.hunts_per_second, "ran": run.ran, "finished": finished}))
+print(json.dumps({"hunts_per_s": got["hunts_per_s"], "ran": got["ran"], "finished": finished}))
 """
 
 
@@ -71,9 +66,10 @@ def main() -> None:
             plan = (1, args.workers) if r % 2 == 0 else (args.workers, 1)
             got = {w: measure(args.hunts, w, way) for w in plan}
             rates[way].append((got[1], got[args.workers]))
+        last = {way: rates[way][-1] for way in ways}
         print(f"  round {r + 1}: " + "; ".join(
             f"{way}: {one:.1f} and {many:.1f} hunts/s, {many / one:.2f}x"
-            for way in ways for one, many in rates[way][-1:]), flush=True)
+            for way, (one, many) in last.items()), flush=True)
     print(f"bayes, N = 1000, p = 0.5, {args.hunts} hunts, 1 and {args.workers} workers, "
           f"medians of {args.rounds} rounds:")
     for way in ways:
