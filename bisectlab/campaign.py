@@ -319,6 +319,12 @@ class CampaignRun:
     def db_ms_per_hunt(self) -> float:
         return 1e3 * self.db_seconds / self.ran if self.ran else 0.0
 
+    def count_claim(self, held_elsewhere: int, seconds: float) -> None:
+        """A claim made for this run, by this process or a worker: the slots another process
+        held, and its seconds in the database."""
+        self.held_elsewhere += held_elsewhere
+        self.db_seconds += seconds
+
 
 def plan(spec: CampaignSpec, rows: list[dict[str, Any]], store: Store,
          reclaim: bool = False) -> tuple[list[tuple[Lane, int]], int, int]:
@@ -439,8 +445,7 @@ def _pooled(pool: WorkerPool, spec: CampaignSpec, store: Store, todo: list[tuple
     for message in pool.serve(partial(serve_hunts, work=work), before_start=before_fork):
         if message[0] == "claimed":
             _, held_elsewhere, seconds = message
-            run.held_elsewhere += held_elsewhere
-            run.db_seconds += seconds
+            run.count_claim(held_elsewhere, seconds)
         else:
             _, hunt_id, result = message
             yield [(hunt_id, result)]
@@ -540,8 +545,7 @@ def _first_claims(workers: list[Worker], work: PoolWork, run: CampaignRun) -> No
     worker's own first claim took 15 ms, the second worker waiting for the first's)."""
     for worker in workers:
         got, held_elsewhere, seconds = _claim_next(work, len(workers))
-        run.held_elsewhere += held_elsewhere
-        run.db_seconds += seconds
+        run.count_claim(held_elsewhere, seconds)
         _kept(worker, got)
 
 
@@ -690,8 +694,7 @@ def _claim(spec: CampaignSpec, store: Store, slots: deque[tuple[Lane, int]], mos
         iter(partial(_one_lane, slots, most), []),
         lambda batch: _claim_batch(spec, store, batch, logged, run.campaign_id, run.token,
                                    claimant()))
-    run.db_seconds += seconds
-    run.held_elsewhere += held_elsewhere
+    run.count_claim(held_elsewhere, seconds)
     return got
 
 
