@@ -3,12 +3,13 @@
 A campaign answers a lab's planning question ("4 rigs, a box of 50 adapters: which strategy, how
 long, how sure?") by running H hunts per strategy. Hunt i of every strategy has the same seed, so
 strategies face the same boots (common random numbers) and a hunt's result does not depend on
-which worker ran it. Each finished hunt is written in one transaction, under the campaign's row:
-by the local worker process that ran it, or, from a Dask cluster or into an in-memory database,
-by this process. A hunt's slot (strategy, index) is claimed in the database before it runs (by
-a local pool's workers themselves), so several processes can share a campaign, and a re-run of
-the same command runs only the slots that are missing or were interrupted. A local pool's
-workers pass each other hunts whose first results lead into the other's decision tree.
+which worker ran it. Finished hunts are written under the campaign's row, each whole, a few in
+one transaction (see Unwritten): by the local worker process that ran them, or, from a Dask
+cluster or into an in-memory database, by this process. A hunt's slot (strategy, index) is
+claimed in the database before it runs (by a local pool's workers themselves), so several
+processes can share a campaign, and a re-run of the same command runs only the slots that are
+missing or were interrupted. A local pool's workers pass each other hunts whose first results
+lead into the other's decision tree.
 """
 
 from __future__ import annotations
@@ -213,31 +214,68 @@ def run_hunt(task: HuntTask, watch: Callable[[list[dict[str, Any]]], None] | Non
 
 @dataclass(frozen=True)
 class Recorded:
-    """A hunt that the process which ran it wrote to the store, and the seconds the write took."""
+    """A hunt that the process which ran it wrote to the store, and its share of the seconds
+    the write took."""
 
     db_seconds: float
 
 
-def _write(store: Store, hunt_id: int, outcome: dict[str, Any], claimed_by: str) -> Recorded:
-    """Write one finished hunt if it is still the claimant's, Ctrl-C held until the transaction
-    is over."""
+def _write(store: Store, finished: list[tuple[int, dict[str, Any]]], claimed_by: str
+           ) -> list[tuple[int, Recorded]]:
+    """Write finished hunts in one transaction if they are still the claimant's, Ctrl-C held
+    until it is over: each hunt id with its share of the seconds."""
     start = time.perf_counter()
     with held():
-        store.record_hunts([(hunt_id, outcome)], claimed_by)
-    return Recorded(time.perf_counter() - start)
+        store.record_hunts(finished, claimed_by)
+    share = Recorded((time.perf_counter() - start) / max(1, len(finished)))
+    return [(hunt_id, share) for hunt_id, _ in finished]
 
 
-def _submitter(executor: Executor, store: Store) -> Callable[[HuntTask, int], Future]:
-    """How a claimed hunt goes to the executor: run and written at once in this process (one
-    worker), or sent to a Dask cluster, whose workers hand it back to be written here."""
-    if isinstance(executor, InlineExecutor):
-        return lambda task, hunt_id: executor.submit(
-            lambda: _write(store, hunt_id, run_hunt(task), claimant()))
-    return lambda task, _: executor.submit(run_hunt, task)
+# The most a worker claims at once (fewer at the end: claim_size), and the fewest the campaign's
+# own process claims at once for an executor (_fill)
+CLAIMS = 8
+
+# A process holds its finished hunts until it has WRITES of them, or the first has waited
+# WRITE_WAIT_S, then writes them in one transaction (see Unwritten)
+WRITES = 8
+WRITE_WAIT_S = 0.5
+
+
+class Unwritten:
+    """Finished hunts a process holds until it writes them together (``write`` is given the
+    batch): WRITES of them, or any that has waited WRITE_WAIT_S, checked as each hunt ends and,
+    through :meth:`watch`, after each test of the next: a transaction of eight costs far less
+    than eight of one. What a process killed outright held stays claimed and unfinished, and
+    the next run of the campaign runs it again, the same hunt."""
+
+    def __init__(self, write: Callable[[list[tuple[int, dict[str, Any]]]], None],
+                 clock: Callable[[], float] = time.monotonic):
+        self._write, self._clock = write, clock
+        self._hunts: list[tuple[int, dict[str, Any]]] = []
+        self._since = 0.0
+
+    def add(self, hunt_id: int, outcome: dict[str, Any]) -> None:
+        if not self._hunts:
+            self._since = self._clock()
+        self._hunts.append((hunt_id, outcome))
+        self.watch()
+
+    def watch(self, _tests: object = None) -> None:
+        """Write what is held if it is due (a running hunt's ``watch``, after each test)."""
+        if len(self._hunts) >= WRITES or (
+                self._hunts and self._clock() - self._since >= WRITE_WAIT_S):
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is held, now (a write that fails is not tried again)."""
+        batch, self._hunts = self._hunts, []
+        if batch:
+            self._write(batch)
 
 
 class InlineExecutor(Executor):
-    """Runs each task at once in this process (one worker: no pickling, no processes)."""
+    """Runs each task at once in this process (one worker: no pickling, no processes). A
+    campaign given it claims, runs and writes its hunts itself (:func:`_inline`)."""
 
     def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> Future:
         future: Future = Future()
@@ -356,9 +394,9 @@ def plan(spec: CampaignSpec, rows: list[dict[str, Any]], store: Store,
 def run_campaign(spec: CampaignSpec, store: Store, executor: Executor | WorkerPool | None = None,
                  queue: int = 1, on_hunt: Callable[[int, int], None] | None = None,
                  reclaim: bool = False) -> CampaignRun:
-    """Run the campaign's missing hunts; every finished one is written as soon as it is back.
+    """Run the campaign's missing hunts; finished ones are written a few at a time (Unwritten).
 
-    ``on_hunt(done, total)`` is called as hunts finish (for a progress bar). On Ctrl-C, a dead
+    ``on_hunt(done, total)`` is called as hunts are written (for a progress bar). On Ctrl-C, a dead
     worker or any error, the hunts it claimed and did not finish are marked interrupted and
     CampaignInterrupted is raised: a re-run of the same campaign finishes them.
     """
@@ -374,10 +412,12 @@ def run_campaign(spec: CampaignSpec, store: Store, executor: Executor | WorkerPo
     if on_hunt is not None:
         on_hunt(0, len(todo))
     pending: dict[Future, int] = {}
-    batches = (_pooled(executor, spec, store, todo, logged, run)
-               if isinstance(executor, WorkerPool) else
-               _submitted(executor or InlineExecutor(), queue, spec, store, todo, logged, run,
-                          pending))
+    if isinstance(executor, WorkerPool):
+        batches = _pooled(executor, spec, store, todo, logged, run)
+    elif executor is None or isinstance(executor, InlineExecutor):
+        batches = _inline(spec, store, todo, logged, run)
+    else:
+        batches = _submitted(executor, queue, spec, store, todo, logged, run, pending)
     try:
         for finished in batches:
             _record(store, finished, run)
@@ -400,12 +440,36 @@ def run_campaign(spec: CampaignSpec, store: Store, executor: Executor | WorkerPo
     return run
 
 
+def _inline(spec: CampaignSpec, store: Store, todo: list[tuple[Lane, int]],
+            logged: dict[str, Any], run: CampaignRun) -> Iterator[list[tuple[int, Recorded]]]:
+    """Hunts this process claims, runs and writes itself (one worker): up to CLAIMS slots
+    claimed in one transaction (fewer at the end: claim_size), their hunts run in turn and
+    written together (:class:`Unwritten`); each batch once it is written. Whatever stops it
+    (Ctrl-C, an error) first writes the hunts it finished."""
+    written: list[tuple[int, Recorded]] = []
+    unwritten = Unwritten(lambda batch: written.extend(_write(store, batch, claimant())))
+    slots = deque(todo)
+    try:
+        while claimed := _claim(spec, store, slots, claim_size(len(slots), 1), logged, run):
+            for task, hunt_id in claimed:
+                unwritten.add(hunt_id, run_hunt(task, unwritten.watch))
+                if written:
+                    yield written.copy()
+                    written.clear()
+    finally:
+        unwritten.flush()
+    if written:
+        yield written
+
+
 def _submitted(executor: Executor, queue: int, spec: CampaignSpec, store: Store,
                todo: list[tuple[Lane, int]], logged: dict[str, Any], run: CampaignRun,
                pending: dict[Future, int]) -> Iterator[list[tuple[int, Any]]]:
-    """Hunts this process claims and hands to an executor, up to ``queue`` in flight (in
-    ``pending``): each batch that comes back, as hunt ids and outcomes (or Recorded)."""
-    submit = _submitter(executor, store)
+    """Hunts this process claims and hands to an executor (a Dask cluster's), up to ``queue``
+    in flight (in ``pending``): each batch that comes back, to be written here."""
+    def submit(task: HuntTask, _: int) -> Future:
+        return executor.submit(run_hunt, task)
+
     slots, claimed = deque(todo), deque[tuple[HuntTask, int]]()
     fill = partial(_fill, spec, store, submit, pending, slots, claimed, queue, logged, run)
     fill()
@@ -422,9 +486,9 @@ def _submitted(executor: Executor, queue: int, spec: CampaignSpec, store: Store,
 def _pooled(pool: WorkerPool, spec: CampaignSpec, store: Store, todo: list[tuple[Lane, int]],
             logged: dict[str, Any], run: CampaignRun) -> Iterator[list[tuple[int, Any]]]:
     """Hunts a local pool's workers claim, run and write themselves (this process claims
-    each one's first hunts before the fork, then only listens): each as it is written. Into a
-    database in this process's memory, which no worker can open, every slot is claimed here
-    first and the hunts come back to be written here."""
+    each one's first hunts before the fork, then only listens): each batch as it is written.
+    Into a database in this process's memory, which no worker can open, every slot is claimed
+    here first and the hunts come back to be written here."""
     shared = store.reachable_elsewhere
     for lane in spec.lanes:  # set up once here (bad options fail here), inherited at the fork
         lane_params(spec.task(lane, 0))
@@ -447,8 +511,7 @@ def _pooled(pool: WorkerPool, spec: CampaignSpec, store: Store, todo: list[tuple
             _, held_elsewhere, seconds = message
             run.count_claim(held_elsewhere, seconds)
         else:
-            _, hunt_id, result = message
-            yield [(hunt_id, result)]
+            yield message[1]
 
 
 @dataclass(frozen=True)
@@ -485,23 +548,41 @@ def serve_hunts(worker: Worker, work: PoolWork) -> None:
     """A pool worker's loop: the hunts in its inbox, in turn (passed to it, or of the slots
     claimed for it: its first ones by the listener before the fork, the rest by itself; kept
     there so that another worker may take them at the end), claiming more when it is empty;
-    with no slot left, hunts waiting for another worker. Each is run and written, or passed on
-    to the worker whose decision tree holds the subtree it leads into (see :class:`Router`): a
-    hunt of its own slots, not one passed to it or taken. A stop leaves the hunt once the test
-    under way ends."""
-    while not worker.stopping:
-        if (item := worker.take()) is not None:
-            _finish(worker, work, *item)
-        elif _take_slots(worker, work):
-            continue  # in its inbox now
-        elif worker.stopping:
-            return
-        elif (waiting := worker.take(anyone=True)) is not None:
-            task, hunt_id, _ = waiting  # another's, with none left to claim: run here as it is
-            _finish(worker, work, task, hunt_id)
-        elif worker.leave_if_idle():
-            work.owners.leave(worker.me)
-            return
+    with no slot left, hunts waiting for another worker. Each is run and written a few at a
+    time (:class:`Unwritten`), or passed on to the worker whose decision tree holds the subtree
+    it leads into (see :class:`Router`): a hunt of its own slots, not one passed to it or
+    taken. A stop leaves the hunt once the test under way ends; whatever ends the loop, the
+    hunts it finished are written first."""
+    unwritten = Unwritten(partial(_write_posted, worker, work))
+    try:
+        while not worker.stopping:
+            if (item := worker.take()) is not None:
+                _finish(worker, work, unwritten, *item)
+            elif _take_slots(worker, work):
+                continue  # in its inbox now
+            elif worker.stopping:
+                return
+            elif (waiting := worker.take(anyone=True)) is not None:
+                task, hunt_id, _ = waiting  # another's, none left to claim: run here as it is
+                _finish(worker, work, unwritten, task, hunt_id)
+            elif worker.leave_if_idle():
+                work.owners.leave(worker.me)
+                return
+    finally:
+        unwritten.flush()
+
+
+def _write_posted(worker: Worker, work: PoolWork, finished: list[tuple[int, dict[str, Any]]]
+                  ) -> None:
+    """Write a worker's finished hunts in one transaction, the workers' writes one at a time,
+    and tell the listener; where no worker reaches the database, post them to be written
+    there."""
+    if work.store is None:
+        worker.post(("done", finished))
+        return
+    with worker.writing():
+        written = _write(work.store, finished, work.claimed_by)
+    worker.post(("done", written))
 
 
 def _take_slots(worker: Worker, work: PoolWork) -> list[tuple[HuntTask, int]]:
@@ -567,22 +648,22 @@ def _next_slots(work: PoolWork, workers: int) -> list[tuple[Lane, int]]:
 
 
 def claim_size(left: int, workers: int) -> int:
-    """How many of the ``left`` slots a pool's worker takes at once: CLAIMS, and fewer towards
-    the end (a quarter of what is left, with 2 workers), so that a worker rarely idles at the
-    end while another still holds hunts it has not started."""
+    """How many of the ``left`` slots a worker takes at once: CLAIMS, and fewer towards the end
+    (a quarter of what is left, with 2 workers), so that a worker rarely idles at the end while
+    another (or another process) still holds hunts it has not started."""
     return max(1, min(CLAIMS, left // (2 * workers)))
 
 
-def _finish(worker: Worker, work: PoolWork, task: HuntTask, hunt_id: int,
+def _finish(worker: Worker, work: PoolWork, unwritten: Unwritten, task: HuntTask, hunt_id: int,
             route: bool = False) -> None:
-    """Run a hunt and write it (or post it back to be written), unless the pool stops before
-    it ends, or, with ``route`` (a hunt of this worker's slots), the :class:`Router` passes it
-    on."""
+    """Run a hunt and hand it to ``unwritten``, unless the pool stops before it ends, or, with
+    ``route`` (a hunt of this worker's slots), the :class:`Router` passes it on."""
     router = Router(worker, work.owners, task, hunt_id) if route else None
 
     def watch(tests: list[dict[str, Any]]) -> None:
         if worker.stopping:
             raise Stopped
+        unwritten.watch()
         if router is not None:
             router(tests)
 
@@ -590,12 +671,7 @@ def _finish(worker: Worker, work: PoolWork, task: HuntTask, hunt_id: int,
         outcome = run_hunt(task, watch)
     except (Passed, Stopped):
         return
-    if work.store is None:
-        result: Any = outcome
-    else:
-        with worker.writing():
-            result = _write(work.store, hunt_id, outcome, work.claimed_by)
-    worker.post(("done", hunt_id, result))
+    unwritten.add(hunt_id, outcome)
 
 
 class Router:
@@ -670,8 +746,7 @@ def _fill(spec: CampaignSpec, store: Store, submit: Callable[[HuntTask, int], Fu
           claimed: deque[tuple[HuntTask, int]], queue: int, logged: dict[str, Any],
           run: CampaignRun) -> None:
     """Hand claimed slots to ``submit``, up to ``queue`` in flight, claiming more when none is
-    left: at least CLAIMS at a time (one worker, one hunt in flight, still claims that many in
-    one transaction), half the queue if more."""
+    left: at least CLAIMS at a time, half the queue if more."""
     while len(pending) < queue:
         if not claimed:
             claimed.extend(_claim(spec, store, slots, max(queue // 2, CLAIMS), logged, run))
@@ -679,11 +754,6 @@ def _fill(spec: CampaignSpec, store: Store, submit: Callable[[HuntTask, int], Fu
                 return
         task, hunt_id = claimed.popleft()
         pending[submit(task, hunt_id)] = hunt_id
-
-
-# The most a pool's worker claims at once (fewer at the end: claim_size), and the fewest the
-# campaign's own process claims at once for an executor (_fill).
-CLAIMS = 4
 
 
 def _claim(spec: CampaignSpec, store: Store, slots: deque[tuple[Lane, int]], most: int,

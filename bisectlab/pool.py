@@ -30,7 +30,8 @@ from typing import Any
 from bisectlab.interrupts import held, release_in_child
 
 _FORK = multiprocessing.get_context("fork")  # workers share the parent's loaded history
-BACKLOG = 8  # a worker with this many items waiting in its inbox (passed or kept) is passed no more
+BACKLOG = 12  # a worker with this many items waiting in its inbox (passed or kept) is passed no
+# more: room for a campaign's claim (campaign.CLAIMS) and a few passed hunts besides
 JOIN_S = 10.0  # how long shutdown waits for a worker to finish its item before killing it
 
 

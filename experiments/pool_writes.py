@@ -30,7 +30,8 @@ from bisectlab.store import Store
 
 hunts, workers, writes = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 if writes == "skip":  # the workers inherit it at the fork; one worker calls it inline
-    campaign._write = lambda store, hunt_id, outcome, claimed_by: campaign.Recorded(0.0)
+    campaign._write = lambda store, finished, claimed_by: [
+        (hunt_id, campaign.Recorded(0.0)) for hunt_id, _ in finished]
 with tempfile.TemporaryDirectory() as folder:
     db = f"{folder}/a.sqlite"
     got = one_campaign(str(campaign_scenario(folder)), db, hunts, workers)

@@ -17,6 +17,8 @@ import pytest
 from bisectlab.campaign import (
     CLAIMS,
     ROUTE_DEPTH,
+    WRITE_WAIT_S,
+    WRITES,
     CampaignInterrupted,
     CampaignRun,
     CampaignSpec,
@@ -24,6 +26,7 @@ from bisectlab.campaign import (
     Passed,
     PoolWork,
     Router,
+    Unwritten,
     _next_slots,
     _take_slots,
     cached_history,
@@ -198,7 +201,7 @@ def test_hunts_a_busy_worker_claimed_go_to_a_worker_with_nothing_left(monkeypatc
                     SubtreeOwners(2), shared_counter())
     ran: list[tuple[int, int, bool]] = []
 
-    def finish(worker, work, task, hunt_id, route=False):
+    def finish(worker, work, unwritten, task, hunt_id, route=False):
         ran.append((worker.me, hunt_id, route))
         if hunt_id == 0:  # the first worker's first hunt lasts while the second runs the rest
             campaign.serve_hunts(second, work)
@@ -212,6 +215,41 @@ def test_hunts_a_busy_worker_claimed_go_to_a_worker_with_nothing_left(monkeypatc
     assert sorted(hunt_id for _, hunt_id, _ in ran) == list(range(12))  # each once
     assert ran[0] == (0, 0, True) and all(me == 1 for me, _, _ in ran[1:])
     assert [(hunt_id, route) for _, hunt_id, route in ran[-2:]] == [(1, False), (2, False)]
+
+
+def test_finished_hunts_are_written_together_when_enough_or_one_has_waited():
+    """Unwritten holds finished hunts until it has WRITES of them, or the first has waited
+    WRITE_WAIT_S (checked as a hunt ends and after each test of the next); a flush writes what
+    it holds once, even if the write fails."""
+    writes: list[list[int]] = []
+    now = [0.0]
+    unwritten = Unwritten(lambda batch: writes.append([hunt_id for hunt_id, _ in batch]),
+                          clock=lambda: now[0])
+    for hunt_id in range(WRITES + 1):
+        unwritten.add(hunt_id, {})
+    assert writes == [list(range(WRITES))]  # the last one held
+    now[0] = WRITE_WAIT_S - 0.01
+    unwritten.watch()  # after a test of the next hunt: it has not waited long enough
+    assert len(writes) == 1
+    now[0] = WRITE_WAIT_S
+    unwritten.watch()
+    assert writes[-1] == [WRITES]
+    unwritten.add(20, {})
+    unwritten.flush()
+    assert writes[-1] == [20]
+    unwritten.flush()  # nothing held: nothing written
+    assert len(writes) == 3
+
+    def failing(batch):
+        writes.append([hunt_id for hunt_id, _ in batch])
+        raise RuntimeError("disk full")
+
+    broken = Unwritten(failing)
+    broken.add(30, {})
+    with pytest.raises(RuntimeError):
+        broken.flush()
+    broken.flush()  # not tried again: a worker's loop flushes once more on its way out
+    assert writes[-1] == [30] and len(writes) == 4
 
 
 def test_pool_workers_write_their_own_hunts(small, tmp_path):
@@ -228,12 +266,12 @@ def test_pool_workers_write_their_own_hunts(small, tmp_path):
     with Store(f"sqlite:///{tmp_path / 'pool.sqlite'}") as store:
         record = store.record_hunts
 
-        def workers_only(*args):  # the workers write through this store, inherited at the fork
+        def workers_only(outcomes, *args):  # the workers write through it, inherited at the fork
             if os.getpid() == listener:
                 raise AssertionError("the campaign's process wrote a hunt")
             with open(tmp_path / "writers", "a") as writers:
-                writers.write(f"{os.getpid()}\n")
-            return record(*args)
+                writers.write("".join(f"{os.getpid()} {hunt_id}\n" for hunt_id, _ in outcomes))
+            return record(outcomes, *args)
 
         store.record_hunts = workers_only
         executor, queue = local_executor(2)
@@ -242,7 +280,8 @@ def test_pool_workers_write_their_own_hunts(small, tmp_path):
         finally:
             executor.shutdown()
         assert ran.ran == 5 and ran.db_seconds > 0
-    assert len((tmp_path / "writers").read_text().split()) == 5  # each hunt, by a worker
+    written = [int(line.split()[1]) for line in (tmp_path / "writers").read_text().splitlines()]
+    assert sorted(written) == [1, 2, 3, 4, 5]  # each hunt once, by a worker
     with Store(f"sqlite:///{tmp_path / 'one.sqlite'}") as store:
         run_campaign(spec, store)
     assert slots(tmp_path / "pool.sqlite") == slots(tmp_path / "one.sqlite")
@@ -496,20 +535,20 @@ def test_pool_workers_write_to_postgresql_as_one_process_does(small, tmp_path,
 
 
 def test_one_worker_stopped_mid_claim_counts_what_it_wrote(small, tmp_path, monkeypatch):
-    """One worker claims four slots at a time and writes each hunt as it ends: a Ctrl-C in the
-    third hunt keeps the two written, marks the third and the unstarted fourth interrupted, and
-    says so."""
+    """One worker claims several slots at a time (four of eight: fewer at the end) and holds
+    the hunts it finished to write them together: a Ctrl-C in the third hunt writes the two
+    finished, marks the third and the unstarted fourth interrupted, and says so."""
     import bisectlab.campaign as campaign_module
 
-    spec = CampaignSpec("cut", str(small), "v1.0", "v1.1", (Lane("bayes", "bayes"),), hunts=6,
+    spec = CampaignSpec("cut", str(small), "v1.0", "v1.1", (Lane("bayes", "bayes"),), hunts=8,
                         seed=4, rigs=2, adapters=30)
     real, calls = campaign_module.run_hunt, []
 
-    def stop_in_the_third(task):
+    def stop_in_the_third(task, watch=None):
         calls.append(task.seed)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real(task)
+        return real(task, watch)
 
     monkeypatch.setattr(campaign_module, "run_hunt", stop_in_the_third)
     with Store(f"sqlite:///{tmp_path / 'cut.sqlite'}") as store:
@@ -520,32 +559,40 @@ def test_one_worker_stopped_mid_claim_counts_what_it_wrote(small, tmp_path, monk
         assert [h["status"] for h in store.hunts()] == ["found"] * 2 + ["interrupted"] * 2
 
 
-def test_one_worker_reports_each_hunt_and_stops_at_a_failing_one(small, tmp_path,
-                                                                 monkeypatch):
-    """Claims of four, one hunt at a time: progress moves hunt by hunt, and a hunt that fails
-    stops the campaign before the next one runs, the rest of its claim marked interrupted."""
+def test_one_worker_writes_its_hunts_together_and_stops_at_a_failing_one(small, tmp_path,
+                                                                          monkeypatch):
+    """One worker writes its finished hunts WRITES at a time, or as soon as the first has
+    waited WRITE_WAIT_S: progress moves as they are written. A hunt that fails stops the
+    campaign before the next one runs, the hunts finished before it written, the rest of its
+    claim marked interrupted."""
     import bisectlab.campaign as campaign_module
 
-    spec = CampaignSpec("one", str(small), "v1.0", "v1.1", (Lane("bayes", "bayes"),), hunts=6,
+    spec = CampaignSpec("one", str(small), "v1.0", "v1.1", (Lane("bayes", "bayes"),), hunts=8,
                         seed=4, rigs=2, adapters=30)
-    seen = []
-    with Store(f"sqlite:///{tmp_path / 'one.sqlite'}") as store:
-        run_campaign(spec, store, *local_executor(1), on_hunt=lambda done, _: seen.append(done))
-    assert seen == [0, 1, 2, 3, 4, 5, 6]
+    for wait, progress in ((60.0, [0, 8]), (0.0, list(range(9)))):
+        monkeypatch.setattr(campaign_module, "WRITE_WAIT_S", wait)
+        seen: list[int] = []
+        with Store(f"sqlite:///{tmp_path / f'one-{wait}.sqlite'}") as store:
+            run_campaign(spec, store, *local_executor(1),
+                         on_hunt=lambda done, _, seen=seen: seen.append(done))
+        assert seen == progress
+    assert boots_by_slot(tmp_path / "one-60.0.sqlite") == boots_by_slot(tmp_path / "one-0.0.sqlite")
     real, calls = campaign_module.run_hunt, []
 
-    def fail_the_second(task):
+    def fail_the_second(task, watch=None):
         calls.append(task.seed)
         if len(calls) == 2:
             raise RuntimeError("lab on fire")
-        return real(task)
+        return real(task, watch)
 
+    monkeypatch.setattr(campaign_module, "WRITE_WAIT_S", 60.0)
     monkeypatch.setattr(campaign_module, "run_hunt", fail_the_second)
     with Store(f"sqlite:///{tmp_path / 'fail.sqlite'}") as store:
         with pytest.raises(CampaignInterrupted) as stopped:
             run_campaign(spec, store, *local_executor(1))
         assert "(RuntimeError: lab on fire): 1 hunts kept, 3 marked interrupted" in str(
             stopped.value)
+        assert [h["status"] for h in store.hunts()] == ["found"] + ["interrupted"] * 3
     assert len(calls) == 2
 
 
@@ -635,7 +682,7 @@ def test_interrupted_campaign_is_consistent_and_finishes_on_rerun(small, tmp_pat
     """A stop while hunts are in flight marks them interrupted; a rerun finishes the campaign as
     an uninterrupted one. With a real pool, whether any hunt is still in flight at the stop is a
     matter of timing (every claimed hunt may have come back at once), so the stalled executor
-    holds two of the four claimed ones."""
+    holds two of the eight claimed ones (four never sent to it)."""
     lanes = (Lane("bayes", "bayes", (("boots_per_install", 3),)),)
     spec = CampaignSpec("kernel-400-s3", str(small), "v1.0", "v1.1", lanes, hunts=8, seed=5, rigs=2,
                         adapters=30)
@@ -655,7 +702,7 @@ def test_interrupted_campaign_is_consistent_and_finishes_on_rerun(small, tmp_pat
             stopped.value)
         assert "running" not in statuses and done >= 2
         if workers == "stalled":
-            assert statuses.count("interrupted") == 2 and done == 2
+            assert statuses.count("interrupted") == 6 and done == 2
         finished = run_campaign(spec, store)
         assert (finished.ran, finished.kept) == (8 - done, done)
     with Store(f"sqlite:///{tmp_path / 'clean.sqlite'}") as store:
