@@ -3,9 +3,9 @@
 A campaign answers a lab's planning question ("4 rigs, a box of 50 adapters: which strategy, how
 long, how sure?") by running H hunts per strategy. Hunt i of every strategy has the same seed, so
 strategies face the same boots (common random numbers) and a hunt's result does not depend on
-which worker ran it. Finished hunts are written under the campaign's row, each whole, a few in
-one transaction (see Unwritten): by the local worker process that ran them, or, from a Dask
-cluster or into an in-memory database, by this process. A hunt's slot (strategy, index) is
+which worker ran it. Finished hunts are written under the campaign's row, each whole: by the
+local worker process that ran them, a few in one transaction (see Unwritten), or, from a Dask
+cluster or into an in-memory database, by this process as they come back. A hunt's slot (strategy, index) is
 claimed in the database before it runs (by a local pool's workers themselves), so several
 processes can share a campaign, and a re-run of the same command runs only the slots that are
 missing or were interrupted. A local pool's workers pass each other hunts whose first results
@@ -243,16 +243,28 @@ WRITE_WAIT_S = 0.5
 
 class Unwritten:
     """Finished hunts a process holds until it writes them together (``write`` is given the
-    batch): WRITES of them, or any that has waited WRITE_WAIT_S, checked as each hunt ends and,
-    through :meth:`watch`, after each test of the next: a transaction of eight costs far less
-    than eight of one. What a process killed outright held stays claimed and unfinished, and
-    the next run of the campaign runs it again, the same hunt."""
+    batch): ``most`` of them (WRITES, or 1), or any that has waited WRITE_WAIT_S, checked as each
+    hunt ends and, through :meth:`watch`, after each test of the next: a transaction of eight
+    costs far less than eight of one. As a context manager it writes what it holds when the
+    block ends, however it ends (an exception on its way out stays the one raised). What a
+    process killed outright held stays claimed and unfinished, and the next run of the
+    campaign runs it again, the same hunt."""
 
-    def __init__(self, write: Callable[[list[tuple[int, dict[str, Any]]]], None],
+    def __init__(self, write: Callable[[list[tuple[int, dict[str, Any]]]], None], most: int,
                  clock: Callable[[], float] = time.monotonic):
-        self._write, self._clock = write, clock
+        self._write, self._most, self._clock = write, most, clock
         self._hunts: list[tuple[int, dict[str, Any]]] = []
         self._since = 0.0
+
+    def __enter__(self) -> Unwritten:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is None:
+            self.flush()
+        else:
+            with contextlib.suppress(Exception):
+                self.flush()
 
     def add(self, hunt_id: int, outcome: dict[str, Any]) -> None:
         if not self._hunts:
@@ -262,15 +274,16 @@ class Unwritten:
 
     def watch(self, _tests: object = None) -> None:
         """Write what is held if it is due (a running hunt's ``watch``, after each test)."""
-        if len(self._hunts) >= WRITES or (
+        if len(self._hunts) >= self._most or (
                 self._hunts and self._clock() - self._since >= WRITE_WAIT_S):
             self.flush()
 
     def flush(self) -> None:
-        """Write what is held, now (a write that fails is not tried again)."""
-        batch, self._hunts = self._hunts, []
-        if batch:
-            self._write(batch)
+        """Write what is held, now; a write that fails leaves it held (a transaction: nothing
+        of it was written)."""
+        if self._hunts:
+            self._write(self._hunts)
+            self._hunts = []
 
 
 class InlineExecutor(Executor):
@@ -394,7 +407,8 @@ def plan(spec: CampaignSpec, rows: list[dict[str, Any]], store: Store,
 def run_campaign(spec: CampaignSpec, store: Store, executor: Executor | WorkerPool | None = None,
                  queue: int = 1, on_hunt: Callable[[int, int], None] | None = None,
                  reclaim: bool = False) -> CampaignRun:
-    """Run the campaign's missing hunts; finished ones are written a few at a time (Unwritten).
+    """Run the campaign's missing hunts; finished ones are written a few at a time (Unwritten),
+    or as they come back from a Dask cluster.
 
     ``on_hunt(done, total)`` is called as hunts are written (for a progress bar). On Ctrl-C, a dead
     worker or any error, the hunts it claimed and did not finish are marked interrupted and
@@ -447,17 +461,15 @@ def _inline(spec: CampaignSpec, store: Store, todo: list[tuple[Lane, int]],
     written together (:class:`Unwritten`); each batch once it is written. Whatever stops it
     (Ctrl-C, an error) first writes the hunts it finished."""
     written: list[tuple[int, Recorded]] = []
-    unwritten = Unwritten(lambda batch: written.extend(_write(store, batch, claimant())))
     slots = deque(todo)
-    try:
+    with Unwritten(lambda batch: written.extend(_write(store, batch, claimant())),
+                   WRITES) as unwritten:
         while claimed := _claim(spec, store, slots, claim_size(len(slots), 1), logged, run):
             for task, hunt_id in claimed:
                 unwritten.add(hunt_id, run_hunt(task, unwritten.watch))
                 if written:
                     yield written.copy()
                     written.clear()
-    finally:
-        unwritten.flush()
     if written:
         yield written
 
@@ -467,9 +479,7 @@ def _submitted(executor: Executor, queue: int, spec: CampaignSpec, store: Store,
                pending: dict[Future, int]) -> Iterator[list[tuple[int, Any]]]:
     """Hunts this process claims and hands to an executor (a Dask cluster's), up to ``queue``
     in flight (in ``pending``): each batch that comes back, to be written here."""
-    def submit(task: HuntTask, _: int) -> Future:
-        return executor.submit(run_hunt, task)
-
+    submit = partial(executor.submit, run_hunt)
     slots, claimed = deque(todo), deque[tuple[HuntTask, int]]()
     fill = partial(_fill, spec, store, submit, pending, slots, claimed, queue, logged, run)
     fill()
@@ -553,8 +563,9 @@ def serve_hunts(worker: Worker, work: PoolWork) -> None:
     it leads into (see :class:`Router`): a hunt of its own slots, not one passed to it or
     taken. A stop leaves the hunt once the test under way ends; whatever ends the loop, the
     hunts it finished are written first."""
-    unwritten = Unwritten(partial(_write_posted, worker, work))
-    try:
+    most = 1 if work.store is None else WRITES  # posted back, each at once: a stopped
+    # listener drops what comes after
+    with Unwritten(partial(_write_posted, worker, work), most) as unwritten:
         while not worker.stopping:
             if (item := worker.take()) is not None:
                 _finish(worker, work, unwritten, *item)
@@ -568,8 +579,6 @@ def serve_hunts(worker: Worker, work: PoolWork) -> None:
             elif worker.leave_if_idle():
                 work.owners.leave(worker.me)
                 return
-    finally:
-        unwritten.flush()
 
 
 def _write_posted(worker: Worker, work: PoolWork, finished: list[tuple[int, dict[str, Any]]]
@@ -601,8 +610,9 @@ def _take_slots(worker: Worker, work: PoolWork) -> list[tuple[HuntTask, int]]:
             return _kept(worker, work.claimed[start:end])
         got, held_elsewhere, seconds = _claim_next(work, worker.workers, worker.writing())
         if got and worker.stopping:  # a stop that could not wait for this claim to end
-            with worker.writing():
-                store.interrupt_claims(work.campaign_id, work.claimed_by)
+            with worker.writing():  # these only: the workers still hold finished hunts
+                store.interrupt_claims(work.campaign_id, work.claimed_by,
+                                       hunt_ids=[hunt_id for _, hunt_id in got])
             got = []
         _kept(worker, got)
     worker.post(("claimed", held_elsewhere, seconds))
@@ -741,7 +751,7 @@ def _logged_fields(spec: CampaignSpec, h: History) -> dict[str, Any]:
             "true_culprit_sha": h.shas[truth] if truth is not None else None}
 
 
-def _fill(spec: CampaignSpec, store: Store, submit: Callable[[HuntTask, int], Future],
+def _fill(spec: CampaignSpec, store: Store, submit: Callable[[HuntTask], Future],
           pending: dict[Future, int], slots: deque[tuple[Lane, int]],
           claimed: deque[tuple[HuntTask, int]], queue: int, logged: dict[str, Any],
           run: CampaignRun) -> None:
@@ -753,7 +763,7 @@ def _fill(spec: CampaignSpec, store: Store, submit: Callable[[HuntTask, int], Fu
             if not claimed:
                 return
         task, hunt_id = claimed.popleft()
-        pending[submit(task, hunt_id)] = hunt_id
+        pending[submit(task)] = hunt_id
 
 
 def _claim(spec: CampaignSpec, store: Store, slots: deque[tuple[Lane, int]], most: int,

@@ -958,14 +958,16 @@ class Store:
             for hunt in rows:
                 s.delete(hunt)
 
-    def interrupt_claims(self, campaign_id: int, claimed_by: str,
-                         note: str = "interrupted") -> int:
-        """Mark the running hunts a worker claimed in a campaign as interrupted; how many."""
+    def interrupt_claims(self, campaign_id: int, claimed_by: str, note: str = "interrupted",
+                         hunt_ids: Sequence[int] | None = None) -> int:
+        """Mark the running hunts a worker claimed in a campaign (only ``hunt_ids``, if given)
+        as interrupted; how many."""
+        only = [Hunt.id.in_(list(hunt_ids))] if hunt_ids is not None else []
         with self._session(write=True) as s:
             result = s.execute(
                 update(Hunt)
                 .where(Hunt.campaign_id == campaign_id, Hunt.claimed_by == claimed_by,
-                       Hunt.status == "running")
+                       Hunt.status == "running", *only)
                 .values(status="interrupted", note=note, finished_at=_now()))
             return result.rowcount
 

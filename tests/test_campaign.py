@@ -219,11 +219,12 @@ def test_hunts_a_busy_worker_claimed_go_to_a_worker_with_nothing_left(monkeypatc
 
 def test_finished_hunts_are_written_together_when_enough_or_one_has_waited():
     """Unwritten holds finished hunts until it has WRITES of them, or the first has waited
-    WRITE_WAIT_S (checked as a hunt ends and after each test of the next); a flush writes what
-    it holds once, even if the write fails."""
+    WRITE_WAIT_S (checked as a hunt ends and after each test of the next); what a failed write
+    held it holds still; as a context manager it writes what it holds at the end, and an
+    exception on its way out stays the one raised."""
     writes: list[list[int]] = []
     now = [0.0]
-    unwritten = Unwritten(lambda batch: writes.append([hunt_id for hunt_id, _ in batch]),
+    unwritten = Unwritten(lambda batch: writes.append([hunt_id for hunt_id, _ in batch]), WRITES,
                           clock=lambda: now[0])
     for hunt_id in range(WRITES + 1):
         unwritten.add(hunt_id, {})
@@ -234,22 +235,30 @@ def test_finished_hunts_are_written_together_when_enough_or_one_has_waited():
     now[0] = WRITE_WAIT_S
     unwritten.watch()
     assert writes[-1] == [WRITES]
-    unwritten.add(20, {})
-    unwritten.flush()
-    assert writes[-1] == [20]
     unwritten.flush()  # nothing held: nothing written
-    assert len(writes) == 3
+    assert len(writes) == 2
 
     def failing(batch):
         writes.append([hunt_id for hunt_id, _ in batch])
         raise RuntimeError("disk full")
 
-    broken = Unwritten(failing)
-    broken.add(30, {})
-    with pytest.raises(RuntimeError):
-        broken.flush()
-    broken.flush()  # not tried again: a worker's loop flushes once more on its way out
-    assert writes[-1] == [30] and len(writes) == 4
+    with pytest.raises(KeyError), Unwritten(failing, WRITES) as broken:
+        broken.add(30, {})
+        with pytest.raises(RuntimeError):
+            broken.flush()
+        broken.add(31, {})
+        raise KeyError("the hunt's own error")  # the write at the end fails too, unseen
+    assert writes[2:] == [[30], [30, 31]]
+    def write(batch):
+        writes.append([hunt_id for hunt_id, _ in batch])
+
+    with Unwritten(write, 1) as one_at_a_time:
+        one_at_a_time.add(39, {})
+        assert writes[-1] == [39]  # written at once
+    with Unwritten(write, WRITES) as ending:
+        ending.add(40, {})
+        assert writes[-1] == [39]  # held
+    assert writes[-1] == [40]  # written as the block ends
 
 
 def test_pool_workers_write_their_own_hunts(small, tmp_path):
@@ -454,6 +463,34 @@ def test_a_stop_leaves_the_pools_running_hunts_at_their_next_test(small, tmp_pat
     assert f"1 hunts kept, {len(kept) - 1} marked interrupted" in message
 
 
+def test_a_stopped_pools_workers_first_write_the_hunts_they_hold(small, tmp_path, monkeypatch):
+    """A pool's workers hold their finished hunts (three at a time here, with no time limit):
+    a stop, once the first three are back, writes every hunt a worker had finished, each found
+    and counted as kept, and marks the unfinished ones interrupted."""
+    import bisectlab.campaign as campaign_module
+
+    monkeypatch.setattr(campaign_module, "WRITES", 3)  # the forked workers inherit these
+    monkeypatch.setattr(campaign_module, "WRITE_WAIT_S", 60.0)
+    finished, add = tmp_path / "finished", campaign_module.Unwritten.add
+
+    def logged(unwritten, hunt_id, outcome):
+        with open(finished, "a") as log:
+            log.write(f"{hunt_id}\n")
+        add(unwritten, hunt_id, outcome)
+
+    monkeypatch.setattr(campaign_module.Unwritten, "add", logged)
+    spec = CampaignSpec("held", str(small), "v1.0", "v1.1", (Lane("bayes", "bayes"),),
+                        hunts=40, seed=6, rigs=2, adapters=30)
+    rows: list[dict] = []
+    _, message = stopped_pool_campaign(spec, tmp_path / "held.sqlite", after=3,
+                                       then=lambda store: rows.extend(store.hunts()))
+    held = {int(line) for line in finished.read_text().split()}
+    status = {h["id"]: h["status"] for h in rows}
+    assert len(held) >= 3 and {status[hunt_id] for hunt_id in held} == {"found"}
+    assert {s for hunt_id, s in status.items() if hunt_id not in held} <= {"interrupted"}
+    assert f"{len(held)} hunts kept" in message
+
+
 def test_a_stopped_pool_counts_the_hunts_it_kept_from_the_database(small, tmp_path,
                                                                     monkeypatch):
     """The stop's "N hunts kept" is the database's count, hunts the listener never heard of
@@ -543,6 +580,7 @@ def test_one_worker_stopped_mid_claim_counts_what_it_wrote(small, tmp_path, monk
     spec = CampaignSpec("cut", str(small), "v1.0", "v1.1", (Lane("bayes", "bayes"),), hunts=8,
                         seed=4, rigs=2, adapters=30)
     real, calls = campaign_module.run_hunt, []
+    monkeypatch.setattr(campaign_module, "WRITE_WAIT_S", 60.0)  # held until the Ctrl-C
 
     def stop_in_the_third(task, watch=None):
         calls.append(task.seed)
@@ -562,14 +600,14 @@ def test_one_worker_stopped_mid_claim_counts_what_it_wrote(small, tmp_path, monk
 def test_one_worker_writes_its_hunts_together_and_stops_at_a_failing_one(small, tmp_path,
                                                                           monkeypatch):
     """One worker writes its finished hunts WRITES at a time, or as soon as the first has
-    waited WRITE_WAIT_S: progress moves as they are written. A hunt that fails stops the
-    campaign before the next one runs, the hunts finished before it written, the rest of its
-    claim marked interrupted."""
+    waited WRITE_WAIT_S, and the rest at the end: progress moves as they are written. A hunt
+    that fails stops the campaign before the next one runs, the hunts finished before it
+    written, the rest of its claim marked interrupted."""
     import bisectlab.campaign as campaign_module
 
-    spec = CampaignSpec("one", str(small), "v1.0", "v1.1", (Lane("bayes", "bayes"),), hunts=8,
-                        seed=4, rigs=2, adapters=30)
-    for wait, progress in ((60.0, [0, 8]), (0.0, list(range(9)))):
+    spec = CampaignSpec("one", str(small), "v1.0", "v1.1", (Lane("bayes", "bayes"),),
+                        hunts=WRITES + 1, seed=4, rigs=2, adapters=30)
+    for wait, progress in ((60.0, [0, WRITES, WRITES + 1]), (0.0, list(range(WRITES + 2)))):
         monkeypatch.setattr(campaign_module, "WRITE_WAIT_S", wait)
         seen: list[int] = []
         with Store(f"sqlite:///{tmp_path / f'one-{wait}.sqlite'}") as store:

@@ -470,7 +470,10 @@ def test_campaign_slots_are_claimed_once(store):
     assert store.claim_hunts([claim(cid, 1, claimed_by="you:2"), claim(cid, 2)]) == [None, 3]
     assert [h["claimed_by"] for h in store.campaign_hunts(cid)] == ["me:1", "me:1", "me:1"]
     assert store.claim_hunts([claim(cid, 5), claim(cid, 4)]) == [5, 4]  # inserted in slot order
-    assert store.interrupt_claims(cid, "me:1") == 5
+    assert store.interrupt_claims(cid, "me:1", hunt_ids=[4, 2, 99]) == 2  # these only
+    assert [h["status"] for h in store.campaign_hunts(cid)] == [
+        "running", "interrupted", "running", "interrupted", "running"]
+    assert store.interrupt_claims(cid, "me:1") == 3
     store.drop_hunts([1])
     assert [h["status"] for h in store.campaign_hunts(cid)] == ["interrupted"] * 4
 
