@@ -5,11 +5,11 @@ long, how sure?") by running H hunts per strategy. Hunt i of every strategy has 
 strategies face the same boots (common random numbers) and a hunt's result does not depend on
 which worker ran it. Finished hunts are written under the campaign's row, each whole: by the
 local worker process that ran them, a few in one transaction (see Unwritten), or, from a Dask
-cluster or into an in-memory database, by this process as they come back. A hunt's slot (strategy, index) is
-claimed in the database before it runs (by a local pool's workers themselves), so several
-processes can share a campaign, and a re-run of the same command runs only the slots that are
-missing or were interrupted. A local pool's workers pass each other hunts whose first results
-lead into the other's decision tree.
+cluster or into an in-memory database, by this process as they come back. A hunt's slot
+(strategy, index) is claimed in the database before it runs (by a local pool's workers
+themselves), so several processes can share a campaign, and a re-run of the same command runs
+only the slots that are missing or were interrupted. A local pool's workers pass each other
+hunts whose first results lead into the other's decision tree.
 """
 
 from __future__ import annotations
@@ -410,9 +410,9 @@ def run_campaign(spec: CampaignSpec, store: Store, executor: Executor | WorkerPo
     """Run the campaign's missing hunts; finished ones are written a few at a time (Unwritten),
     or as they come back from a Dask cluster.
 
-    ``on_hunt(done, total)`` is called as hunts are written (for a progress bar). On Ctrl-C, a dead
-    worker or any error, the hunts it claimed and did not finish are marked interrupted and
-    CampaignInterrupted is raised: a re-run of the same campaign finishes them.
+    ``on_hunt(done, total)`` is called as hunts are written (for a progress bar). On Ctrl-C, a
+    dead worker or any error, the hunts it claimed and did not finish are marked interrupted
+    and CampaignInterrupted is raised: a re-run of the same campaign finishes them.
     """
     h = cached_history(spec.history)
     campaign_id = store.open_campaign(name=spec.name, key=spec.key(h), spec=spec.as_dict(),
@@ -563,8 +563,8 @@ def serve_hunts(worker: Worker, work: PoolWork) -> None:
     it leads into (see :class:`Router`): a hunt of its own slots, not one passed to it or
     taken. A stop leaves the hunt once the test under way ends; whatever ends the loop, the
     hunts it finished are written first."""
-    most = 1 if work.store is None else WRITES  # posted back, each at once: a stopped
-    # listener drops what comes after
+    # hunts posted back to the listener go one by one: once it stops, it drops what comes after
+    most = 1 if work.store is None else WRITES
     with Unwritten(partial(_write_posted, worker, work), most) as unwritten:
         while not worker.stopping:
             if (item := worker.take()) is not None:
