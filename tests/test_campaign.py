@@ -249,6 +249,7 @@ def test_finished_hunts_are_written_together_when_enough_or_one_has_waited():
         broken.add(31, {})
         raise KeyError("the hunt's own error")  # the write at the end fails too, unseen
     assert writes[2:] == [[30], [30, 31]]
+
     def write(batch):
         writes.append([hunt_id for hunt_id, _ in batch])
 
