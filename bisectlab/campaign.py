@@ -287,16 +287,8 @@ class Unwritten:
 
 
 class InlineExecutor(Executor):
-    """Runs each task at once in this process (one worker: no pickling, no processes). A
-    campaign given it claims, runs and writes its hunts itself (:func:`_inline`)."""
-
-    def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> Future:
-        future: Future = Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except Exception as exc:
-            future.set_exception(exc)
-        return future
+    """One worker, this process (no pickling, no processes): a campaign given it hands nothing
+    on, but claims, runs and writes its hunts itself (:func:`_inline`)."""
 
 
 def local_executor(workers: int) -> tuple[Executor | WorkerPool, int]:
@@ -709,12 +701,10 @@ def _record(store: Store, finished: list[tuple[int, Any]], run: CampaignRun) -> 
     """Write the hunts that came back as outcomes; count the time the workers took to write
     the rest."""
     outcomes = [(hunt_id, out) for hunt_id, out in finished if not isinstance(out, Recorded)]
-    run.db_seconds += sum(out.db_seconds for _, out in finished if isinstance(out, Recorded))
+    recorded = [out for _, out in finished if isinstance(out, Recorded)]
     if outcomes:
-        t0 = time.perf_counter()
-        with held():
-            store.record_hunts(outcomes, claimant())
-        run.db_seconds += time.perf_counter() - t0
+        recorded += [share for _, share in _write(store, outcomes, claimant())]
+    run.db_seconds += sum(out.db_seconds for out in recorded)
 
 
 def _finished_since(store: Store, campaign_id: int, before: int, collected: int) -> int:
