@@ -635,6 +635,27 @@ def test_one_worker_writes_its_hunts_together_and_stops_at_a_failing_one(small, 
     assert len(calls) == 2
 
 
+def test_a_runs_wall_time_ends_once_its_decision_trees_are_released(small, tmp_path,
+                                                                     monkeypatch):
+    """One worker's run ends when its decision trees are released, as a pool's ends when its
+    workers (which hold theirs) have exited: hunts per second count the same work both ways."""
+    import bisectlab.campaign as campaign_module
+
+    real, released = campaign_module.drop_trees, []
+
+    def slow_release(token):
+        time.sleep(0.3)
+        released.append(token)
+        real(token)
+
+    monkeypatch.setattr(campaign_module, "drop_trees", slow_release)
+    spec = CampaignSpec("wall", str(small), "v1.0", "v1.1", (Lane("bayes", "bayes"),), hunts=1,
+                        seed=4, rigs=2, adapters=30)
+    with Store(f"sqlite:///{tmp_path / 'wall.sqlite'}") as store:
+        run = run_campaign(spec, store, *local_executor(1))
+    assert released == [run.token] and run.wall_seconds >= 0.3
+
+
 def test_hunts_are_numbered_in_the_lanes_order(run, small):
     """Slots are claimed several at a time, never across lanes: hunt ids follow the lanes as
     given, then the index, whatever the labels' sort order."""
