@@ -345,7 +345,7 @@ class CampaignRun:
     ran: int = 0
     kept: int = 0
     held_elsewhere: int = 0
-    wall_seconds: float = 0.0  # from the plan to the end: its decision trees released (a pool: exited)
+    wall_seconds: float = 0.0  # from the plan to its trees' release (a pool's: its workers' exit)
     db_seconds: float = 0.0  # claiming and writing hunts, summed over the processes that wrote
     token: str = field(default_factory=lambda: uuid.uuid4().hex)  # names this run's hunts' trees
 
@@ -440,7 +440,7 @@ def run_campaign(spec: CampaignSpec, store: Store, executor: Executor | WorkerPo
                    f"hunts kept, {marked} marked interrupted; run the same command "
                    "again to finish it")
         raise CampaignInterrupted(message) from exc
-    finally:  # the trees' release is this process's end of the run, as a pool's exit is its
+    finally:  # the clock counts this process's trees' release, as a pool's counts its workers' exit
         drop_trees(run.token)
         run.wall_seconds = time.perf_counter() - start
     return run

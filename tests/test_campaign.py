@@ -637,23 +637,28 @@ def test_one_worker_writes_its_hunts_together_and_stops_at_a_failing_one(small, 
 
 def test_a_runs_wall_time_ends_once_its_decision_trees_are_released(small, tmp_path,
                                                                      monkeypatch):
-    """One worker's run ends when its decision trees are released, as a pool's ends when its
-    workers (which hold theirs) have exited: hunts per second count the same work both ways."""
+    """One worker's clock runs until its decision trees are released, as a pool's runs until
+    its workers (which hold theirs) have exited: hunts per second count the release both ways."""
     import bisectlab.campaign as campaign_module
 
-    real, released = campaign_module.drop_trees, []
+    runs, clock_running = [], []
 
-    def slow_release(token):
-        time.sleep(0.3)
-        released.append(token)
+    class Watched(campaign_module.CampaignRun):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            runs.append(self)
+
+    def release(token, real=campaign_module.drop_trees):
+        clock_running.append(runs[0].wall_seconds == 0.0)
         real(token)
 
-    monkeypatch.setattr(campaign_module, "drop_trees", slow_release)
+    monkeypatch.setattr(campaign_module, "CampaignRun", Watched)
+    monkeypatch.setattr(campaign_module, "drop_trees", release)
     spec = CampaignSpec("wall", str(small), "v1.0", "v1.1", (Lane("bayes", "bayes"),), hunts=1,
                         seed=4, rigs=2, adapters=30)
     with Store(f"sqlite:///{tmp_path / 'wall.sqlite'}") as store:
         run = run_campaign(spec, store, *local_executor(1))
-    assert released == [run.token] and run.wall_seconds >= 0.3
+    assert runs == [run] and clock_running == [True] and run.wall_seconds > 0
 
 
 def test_hunts_are_numbered_in_the_lanes_order(run, small):

@@ -221,6 +221,7 @@ def test_startup_ab_refuses_counts_that_make_no_sense(args):
     ("campaign_ab.py", "--hunts", "nan"), ("campaign_ab.py", "--workers", "0"),
     ("tree_split.py", "--trees", "1"), ("routing.py", "--depth", "0"),
     ("long_lived_pool.py", "--rounds", "0"), ("pool_writes.py", "--workers", "1"),
+    ("tree_release.py", "--hunts", "0"),
 ])
 def test_every_script_refuses_a_number_that_makes_no_sense_in_one_line(script, flag, value):
     done = subprocess.run([sys.executable, str(EXPERIMENTS / script), flag, value],
@@ -280,3 +281,12 @@ def test_pool_writes_gives_the_speed_up_with_hunts_written_and_writes_skipped():
         one, many, ratio = map(float, re.search(
             r"([\d.]+) and\s+([\d.]+) hunts/s, speed-up ([\d.]+)x", line).groups())
         assert one > 0 and many > 0 and ratio == pytest.approx(many / one, rel=0.01)
+
+
+def test_tree_release_times_one_workers_release_of_its_trees_against_its_run():
+    out = run_script("tree_release.py", "--hunts", "4", "--rounds", "2")
+    rounds = re.findall(r"round \d: release ([\d.]+) ms of a ([\d.]+) s run \(([\d.]+)%\)", out)
+    assert len(rounds) == 2
+    for ms, seconds, share in map(lambda r: map(float, r), rounds):
+        assert 0 < ms < 1e3 * seconds and share == pytest.approx(ms / (10 * seconds), rel=0.25)  # as printed
+    assert re.search(r"4 hunts, 1 worker, medians of 2: release [\d.]+ ms, [\d.]+% of the run", out)
