@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -55,12 +57,12 @@ def postgres_url() -> Iterator[str]:
     .ci/run installs it; elsewhere the tests that need it are skipped, saying why.
     """
     initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
-    if initdb is None or pg_ctl is None:
-        for version in ("17", "16", "15", "14", "13"):
-            folder = f"/usr/lib/postgresql/{version}/bin"
-            if os.path.exists(f"{folder}/initdb"):
-                initdb, pg_ctl = f"{folder}/initdb", f"{folder}/pg_ctl"
-                break
+    if initdb is None or pg_ctl is None:  # Debian's layout, the newest version first
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+                       key=lambda path: [int(part) if part.isdigit() else 0
+                                         for part in path.split("/")[4].split(".")])
+        if found:
+            initdb, pg_ctl = found[-1], str(Path(found[-1]).with_name("pg_ctl"))
     if initdb is None or pg_ctl is None:
         pytest.skip("PostgreSQL is not installed (initdb not found)")
     pytest.importorskip("psycopg")
