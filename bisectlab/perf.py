@@ -817,11 +817,29 @@ def run_targets(run: ScaleRun = ScaleRun(), campaign_hunts: int = 150,
             "compiled_kernels": compiled.kernels is not None}
 
 
-def _figure(value: float | None, unit: str) -> str:
+_DIGITS = {"MB": 0, "s": 2, "ms": 1, "/s": 1, "x": 2, "%": 1}  # a figure's decimals, by unit
+
+
+def _figure(value: float | None, unit: str, extra: int = 0) -> str:
+    """A figure as the targets' table prints it (``extra`` decimals more)."""
     if value is None:
         return "-"
-    return {"MB": f"{value:.0f} MB", "s": f"{value:.2f} s", "ms": f"{value * 1e3:.1f} ms",
-            "/s": f"{value:.1f}/s", "x": f"{value:.2f}x", "%": f"{value:.1%}"}[unit]
+    digits = _DIGITS[unit] + extra
+    if unit == "ms":
+        return f"{value * 1e3:.{digits}f} ms"
+    if unit == "%":
+        return f"{value:.{digits}%}"
+    return f"{value:.{digits}f}{' ' if unit in ('MB', 's') else ''}{unit}"
+
+
+def _figures_apart(value: float | None, target: float | None, unit: str) -> tuple[str, str]:
+    """A figure and its target as printed, with the decimals it takes for a figure that differs
+    from its target not to print as it (1.796x beside 1.8x: 1.796x and 1.800x, not 1.80x twice)."""
+    extra = 0
+    while (value is not None and target is not None and value != target and extra < 4
+           and _figure(value, unit, extra) == _figure(target, unit, extra)):
+        extra += 1
+    return _figure(value, unit, extra), _figure(target, unit, extra)
 
 
 def format_targets(r: dict[str, Any]) -> str:
@@ -868,8 +886,9 @@ def format_targets(r: dict[str, Any]) -> str:
     for label, value, unit, target, was, op in rows:
         met = target is None or (value <= target if op == "<=" else value >= target)
         verdict = "reference" if not op else "ok" if met else "MISSED"
-        lines.append(f"{label:<{width}}{_figure(value, unit):>11}{op:>4}{_figure(target, unit):>9}"
-                     f"{_figure(was, unit):>11}  {verdict}")
+        shown, bar = _figures_apart(value, target, unit)
+        lines.append(f"{label:<{width}}{shown:>11}{op:>4}{bar:>9}{_figure(was, unit):>11}  "
+                     f"{verdict}")
     lines.append(f"({r['small']:,} commits: the target is git rev-list --bisect's step on the same "
                  f"DAG, {_figure(now['git_step_s'], 'ms')} here, "
                  f"{r['today']['git_step_s'] * 1e3:.1f} ms in the issue; campaign with 2 workers: "

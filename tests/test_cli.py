@@ -659,9 +659,8 @@ def test_perf_campaign_gives_each_rounds_speed_up_and_their_median(run, monkeypa
         2, "error: --rounds goes with --campaign or --targets: the campaign rounds\n")
 
 
-def test_perf_targets_sets_each_figure_beside_its_target(run, monkeypatch):
-    """The targets table says ok or MISSED by each figure's own direction, and gives the
-    machine's ceiling for 2 workers as a reference, judged against nothing."""
+def fake_targets(monkeypatch, hunts_per_s: float = 55.0, speedup: float = 1.64) -> None:
+    """perf --targets' measurements replaced by fixed figures (100,000 commits, --quick)."""
     from bisectlab import perf
 
     scale = {k: 0.1 for k in perf.SCALE_TARGETS} | {"peak_rss_mb": 600.0, "candidates": 10.0,
@@ -670,12 +669,18 @@ def test_perf_targets_sets_each_figure_beside_its_target(run, monkeypatch):
         "now": scale, "git": {"git_step_s": 2e-3, "git_step_graph_s": 3e-3}})
     monkeypatch.setattr(perf, "history_file_scale", lambda run: dict(scale))
     monkeypatch.setattr(perf, "campaign_throughput", lambda hunts, rounds: {
-        "workers": {"1": {"hunts_per_s": 55.0, "hunts_per_cpu_s": 49.0},
+        "workers": {"1": {"hunts_per_s": hunts_per_s, "hunts_per_cpu_s": 49.0},
                     "2": {"hunts_per_s": 90.0}},
-        "speedup": 1.64, "ceiling": 1.75, "of_ceiling": 0.94})
+        "speedup": speedup, "ceiling": 1.75, "of_ceiling": 0.94})
     monkeypatch.setattr(perf, "logging_share", lambda runs: {
         "logging_share": 0.09, "tests": 12.0, "bisect_s": 1.0})
     monkeypatch.setattr(perf, "startup", lambda: 0.2)
+
+
+def test_perf_targets_sets_each_figure_beside_its_target(run, monkeypatch):
+    """The targets table says ok or MISSED by each figure's own direction, and gives the
+    machine's ceiling for 2 workers as a reference, judged against nothing."""
+    fake_targets(monkeypatch)
     result = run("perf", "--targets", "--quick")
     assert result.exit_code == 0, result.stderr
     rows = {line[:48].strip(): line.split()[-1] for line in result.stdout.splitlines()}
@@ -686,6 +691,25 @@ def test_perf_targets_sets_each_figure_beside_its_target(run, monkeypatch):
     assert rows["campaign speed-up, 2 workers"] == "MISSED"
     assert rows["the machine's ceiling: two 1-worker at once"] == "reference"
     assert "90.0 hunts/s, 94% of the machine's ceiling" in result.stdout
+
+
+def test_perf_targets_prints_a_figure_that_misses_by_less_than_its_rounding_apart_from_it(
+        run, monkeypatch):
+    """A speed-up of 1.796x reads 1.796x beside 1.800x, not 1.80x beside 1.80x and MISSED;
+    one that meets its target exactly, or misses it by more, keeps the table's decimals."""
+    fake_targets(monkeypatch, hunts_per_s=49.96, speedup=1.7996)
+    result = run("perf", "--targets", "--quick")
+    assert result.exit_code == 0, result.stderr
+    rows = {line[:48].strip(): line[48:].split() for line in result.stdout.splitlines()}
+    assert rows["campaign hunts/s, 1 worker"][:3] == ["49.96/s", ">=", "50.00/s"]
+    assert rows["campaign speed-up, 2 workers"][:3] == ["1.7996x", ">=", "1.8000x"]
+    assert rows["campaign speed-up, 2 workers"][-1] == "MISSED"
+    assert rows["campaign hunts per CPU second, 1 worker"][:3] == ["49.0/s", ">=", "50.0/s"]
+    fake_targets(monkeypatch, hunts_per_s=50.0, speedup=1.8)
+    rows = {line[:48].strip(): line[48:].split()
+            for line in run("perf", "--targets", "--quick").stdout.splitlines()}
+    assert rows["campaign hunts/s, 1 worker"] == ["50.0/s", ">=", "50.0/s", "24.6/s", "ok"]
+    assert rows["campaign speed-up, 2 workers"][:3] == ["1.80x", ">=", "1.80x"]
 
 
 def test_perf_campaign_prints_the_ceiling_beside_the_speed_up(run, monkeypatch):
