@@ -57,7 +57,7 @@ def postgres_url() -> Iterator[str]:
     .ci/run installs it; elsewhere the tests that need it are skipped, saying why.
     """
     initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
-    if initdb is None or pg_ctl is None:  # Debian's layout, the newest version first
+    if initdb is None or pg_ctl is None:  # Debian's layout: the newest version installed
         found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
                        key=lambda path: [int(part) if part.isdigit() else 0
                                          for part in path.split("/")[4].split(".")])
