@@ -273,6 +273,14 @@ def test_out_of_adapters_exits_1_with_an_explicit_verdict(run):
     assert report["status"] == "aborted" and "out of adapters" in report["note"]
 
 
+def test_the_verdicts_evidence_counts_in_words(run):
+    """One boot, one failure: the evidence line says each count with its noun, singular or not."""
+    result = run("bisect", "v2.6.26", "v2.6.27-rc8", "--strategy", "git", "--seed", "1")
+    assert result.exit_code == 0, result.stderr
+    (line,) = [x for x in result.stdout.splitlines() if x.strip().startswith("evidence")]
+    assert line.split(None, 1)[1] == "culprit 1 boot / 1 failure; parent c9e9bcae1829 1 boot / 0 failures"
+
+
 def test_boot_shows_a_log(run):
     result = run("boot", "v2.6.27-rc8", "--seed", "3")
     assert result.exit_code == 0

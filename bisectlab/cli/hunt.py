@@ -404,7 +404,7 @@ def _print_verdict(history: History, report, setup, logged: str) -> None:
 
 
 def _seen(item: dict) -> str:
-    return f"{item['boots']} boots / {item['failures']} failures"
+    return f"{counted(item['boots'], 'boot')} / {counted(item['failures'], 'failure')}"
 
 
 @click.command("log")
