@@ -41,6 +41,7 @@ from bisectlab.store import Store, StoreError, claimant, process_gone
 from bisectlab.strategies import Strategy
 from bisectlab.strategies.memo import DecisionTree
 from bisectlab.subtrees import SubtreeOwners, subtree_key
+from bisectlab.words import counted
 
 FINISHED = ("found", "aborted", "inconclusive")
 MINUTES_PER_DAY = 24 * 60
@@ -436,9 +437,9 @@ def run_campaign(spec: CampaignSpec, store: Store, executor: Executor | WorkerPo
             future.cancel()
         marked = store.interrupt_claims(campaign_id, claimant())
         kept = run.kept + _finished_since(store, campaign_id, finished_before, run.ran)
-        message = (f"campaign {campaign_id} stopped ({_reason(exc)}): {kept} "
-                   f"hunts kept, {marked} marked interrupted; run the same command "
-                   "again to finish it")
+        message = (f"campaign {campaign_id} stopped ({_reason(exc)}): "
+                   f"{counted(kept, 'hunt')} kept, {marked} marked interrupted; run the same "
+                   "command again to finish it")
         raise CampaignInterrupted(message) from exc
     finally:  # the clock counts this process's trees' release, as a pool's counts its workers' exit
         drop_trees(run.token)
@@ -592,8 +593,8 @@ def _take_slots(worker: Worker, work: PoolWork) -> list[tuple[HuntTask, int]]:
     or the next of the hunts claimed for the workers; none when every one is taken. They reach
     the inbox under the claims lock, so that no other worker finds nothing left to claim and
     nothing waiting while they are on their way."""
-    with worker.claiming():
-        if worker.stopping:
+    with worker.claiming() as ours:
+        if not ours or worker.stopping:
             return []
         store = work.store
         if store is None:  # a database no worker reaches: the listener claimed every slot
@@ -601,7 +602,7 @@ def _take_slots(worker: Worker, work: PoolWork) -> list[tuple[HuntTask, int]]:
             work.taken.value = end = start + claim_size(len(work.claimed) - start, worker.workers)
             return _kept(worker, work.claimed[start:end])
         got, held_elsewhere, seconds = _claim_next(work, worker.workers, worker.writing())
-        if got and worker.stopping:  # a stop that could not wait for this claim to end
+        if got and worker.stopping:  # a stop that came during this claim
             with worker.writing():  # these only: the workers still hold finished hunts
                 store.interrupt_claims(work.campaign_id, work.claimed_by,
                                        hunt_ids=[hunt_id for _, hunt_id in got])

@@ -33,6 +33,7 @@ _FORK = multiprocessing.get_context("fork")  # workers share the parent's loaded
 BACKLOG = 12  # a worker with this many items waiting in its inbox (passed or kept) is passed no
 # more: room for a campaign's claim (campaign.CLAIMS) and a few passed hunts besides
 JOIN_S = 10.0  # how long shutdown waits for a worker to finish its item before killing it
+LOCK_POLL_S = 0.05  # how often a worker waiting for a pool lock checks whether the pool stops
 
 
 def shared_counter() -> Any:
@@ -130,16 +131,41 @@ class Worker:
             pool._left[self.me] = 1
             return True
 
-    def writing(self) -> Any:
+    def writing(self) -> UntilStopped:
         """A lock the workers write to their database under, one at a time as SQLite takes
         them: a worker waiting for it wakes as soon as it is free, where SQLite's busy handler
-        sleeps 1, 2, 5 ms and more before it tries again."""
-        return self._pool._writes
+        sleeps 1, 2, 5 ms and more before it tries again. Once the pool is stopping, a worker
+        writes without it: SQLite's own locks, which the kernel drops with a dead process, keep
+        the writes apart."""
+        return UntilStopped(self._pool._writes, self)
 
-    def claiming(self) -> Any:
-        """A lock under which a worker claims work, and the listener stops the pool: no claim
-        starts after the stop is asked for."""
-        return self._pool._claims
+    def claiming(self) -> UntilStopped:
+        """A lock under which a worker claims work, one worker at a time; once the pool is
+        stopping, a worker waiting for it goes on without it, to claim nothing."""
+        return UntilStopped(self._pool._claims, self)
+
+
+class UntilStopped:
+    """A pool lock a worker waits for until it is free or the pool is stopping, whichever
+    comes first (a worker killed holding it would keep the others waiting for ever): a
+    context manager, which releases the lock only if it got it."""
+
+    def __init__(self, lock: Any, worker: Worker):
+        self._lock, self._worker = lock, worker
+        self._held: list[bool] = []
+
+    def __enter__(self) -> bool:
+        """Whether the lock is held (if not, the pool is stopping)."""
+        while not self._lock.acquire(timeout=LOCK_POLL_S):
+            if self._worker.stopping:
+                self._held.append(False)
+                return False
+        self._held.append(True)
+        return True
+
+    def __exit__(self, *_: object) -> None:
+        if self._held.pop():
+            self._lock.release()
 
 
 class WorkerPool:
@@ -219,14 +245,12 @@ class WorkerPool:
                 reader.close()
 
     def stop(self) -> None:
-        """Ask the workers to stop after their current item (a claim under way first ends)."""
+        """Ask the workers to stop after their current item: a worker claims nothing once it
+        knows (a claim under way ends first, and its worker marks what it got interrupted)."""
         if not self._opened or self._stopped:
             return
         self._stopped = True
-        got = self._claims.acquire(timeout=2.0)  # a worker killed holding it must not hang us
         self._stop.value = 1
-        if got:
-            self._claims.release()
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop the workers; with ``wait``, wait for each to finish its item (JOIN_S at most,

@@ -408,9 +408,9 @@ def stopped_pool_campaign(spec: CampaignSpec, db: Path, after: int, wait: bool =
 
 
 def test_a_claim_that_outlasts_the_stop_is_marked_interrupted_too(small, tmp_path, monkeypatch):
-    """A stop waits two seconds for a claim under way (a database busy with another process);
-    a claim that ends later runs none of its hunts: they end marked interrupted (by the worker
-    that made it, and by the campaign after its workers are gone), and no hunt is left running."""
+    """A claim under way when the pool stops (a database busy with another process) runs none
+    of its hunts: they end marked interrupted (by the worker that made it, and by the campaign
+    after its workers are gone), and no hunt is left running."""
     import bisectlab.campaign as campaign_module
 
     real, slowed = campaign_module._next_slots, tmp_path / "slowed"
@@ -461,7 +461,7 @@ def test_a_stop_leaves_the_pools_running_hunts_at_their_next_test(small, tmp_pat
     kept = {h["campaign_index"]: h["status"] for h in rows}
     assert kept[0] == "found" and set(kept) > {0}
     assert {status for index, status in kept.items() if index > 0} == {"interrupted"}
-    assert f"1 hunts kept, {len(kept) - 1} marked interrupted" in message
+    assert f"1 hunt kept, {len(kept) - 1} marked interrupted" in message
 
 
 def test_a_stopped_pools_workers_first_write_the_hunts_they_hold(small, tmp_path, monkeypatch):
@@ -629,7 +629,7 @@ def test_one_worker_writes_its_hunts_together_and_stops_at_a_failing_one(small, 
     with Store(f"sqlite:///{tmp_path / 'fail.sqlite'}") as store:
         with pytest.raises(CampaignInterrupted) as stopped:
             run_campaign(spec, store, *local_executor(1))
-        assert "(RuntimeError: lab on fire): 1 hunts kept, 3 marked interrupted" in str(
+        assert "(RuntimeError: lab on fire): 1 hunt kept, 3 marked interrupted" in str(
             stopped.value)
         assert [h["status"] for h in store.hunts()] == ["found"] + ["interrupted"] * 3
     assert len(calls) == 2
@@ -982,7 +982,9 @@ def test_a_stopped_campaign_process_keeps_a_consistent_database(run, small, tmp_
         half_written = con.execute("SELECT count(*) FROM hunts h WHERE status = 'interrupted' "
                                    "AND EXISTS (SELECT 1 FROM tests t WHERE t.hunt_id = h.id)")
         assert half_written.fetchone()[0] == 0
-    assert "running" not in statuses and statuses.get("interrupted", 0) >= 1
+    # none if the stop came while every hunt claimed was written (a worker killed mid-claim)
+    marked = statuses.get("interrupted", 0)
+    assert "running" not in statuses and f"hunts kept, {marked} marked interrupted;" in err
     assert statuses.get("found", 0) + statuses.get("aborted", 0) >= 3 and orphans == 0
     kept = statuses.get("found", 0) + statuses.get("aborted", 0)
     finish = run(*args[:-1], "--workers", "1", "-q")

@@ -131,6 +131,31 @@ def test_a_killed_worker_breaks_the_pool_after_its_last_words():
     assert ("alive", 0) in heard
 
 
+def die_holding_a_lock(which: str, done: str, worker: Worker) -> None:
+    """Worker 1 dies holding the pool's ``which`` lock; worker 2 waits for it once it is taken,
+    and writes to ``done`` whether it got it and whether the pool was stopping."""
+    lock = getattr(worker, which)()
+    if worker.me == 0:
+        with lock:
+            os.kill(os.getpid(), signal.SIGKILL)
+    raw = worker._pool._writes if which == "writing" else worker._pool._claims
+    while raw.acquire(block=False):  # until the first worker holds it
+        raw.release()
+        time.sleep(0.001)
+    with lock as ours, open(done, "w") as out:
+        out.write(f"held: {ours}, stopping: {worker.stopping}")
+
+
+@pytest.mark.parametrize("which", ["writing", "claiming"])
+def test_a_worker_killed_holding_a_pool_lock_keeps_no_other_waiting(which, tmp_path):
+    """The others wait for the lock until the pool stops, then go on without it: else they
+    would wait until the shutdown kills them, JOIN_S later, with the hunts they held unwritten."""
+    done = tmp_path / "done"
+    with pytest.raises(BrokenProcessPool, match="^worker 1 killed by signal 9$"):
+        list(WorkerPool(2).serve(partial(die_holding_a_lock, which, str(done))))
+    assert done.read_text() == "held: False, stopping: True"
+
+
 def wait_for_the_stop(worker: Worker) -> None:
     worker.post(("started", worker.me))
     while not worker.stopping:

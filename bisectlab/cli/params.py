@@ -17,6 +17,7 @@ import click
 from bisectlab.errors import BisectlabError
 from bisectlab.history import DEFAULT_SCENARIO
 from bisectlab.options import Spec
+from bisectlab.words import counted
 
 MAX_RIGS = 256
 MAX_ADAPTERS = 10_000
@@ -244,11 +245,6 @@ def open_store(db_url: str | None, existing: bool = False) -> Any:
     if existing and database is not None and not database.is_file():
         raise BisectlabError(f"no results database at {database} (give --db, or run a hunt first)")
     return Store(_url(db_url))
-
-
-def counted(n: int, one: str, many: str | None = None) -> str:
-    """'1 test', '2 tests': a count with its noun (``many``: a plural that is not one + 's')."""
-    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 def cost_line(tests: int, boots: int, installs: int, adapters: int, lab_hours: float) -> str:
