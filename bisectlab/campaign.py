@@ -302,7 +302,12 @@ def local_executor(workers: int) -> tuple[Executor | WorkerPool, int]:
 
 
 class DaskExecutor(Executor):
-    """Hunts on an existing Dask distributed cluster; shutting down closes the client."""
+    """Hunts on an existing Dask distributed cluster; shutting down closes the client.
+
+    Each hunt's concurrent Future is set from its Dask future's ``result()``, which gathers
+    the result again, or waits for the hunt to run again, when the worker that held it died.
+    distributed's own ClientExecutor reads the Dask future's status after its gather, and took
+    a result lost since for an error ("'str' object has no attribute 'with_traceback'")."""
 
     def __init__(self, address: str):
         try:
@@ -315,18 +320,45 @@ class DaskExecutor(Executor):
         except (OSError, TimeoutError, ValueError) as exc:
             raise BisectlabError(f"cannot reach the Dask scheduler at {address}: "
                                  f"{exc}") from None
-        self._executor = self.client.get_executor()
+        self._running: dict[Future, Any] = {}  # each concurrent Future's Dask future
 
     @property
     def threads(self) -> int:
         return sum(self.client.nthreads().values()) or 1
 
     def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> Future:
-        return self._executor.submit(fn, *args, **kwargs)
+        on_cluster = self.client.submit(fn, *args, pure=False, **kwargs)
+        done: Future = Future()
+        self._running[done] = on_cluster
+        done.add_done_callback(self._forget)
+        on_cluster.add_done_callback(partial(_outcome_into, done))  # in Dask's callback thread
+        return done
+
+    def _forget(self, done: Future) -> None:
+        on_cluster = self._running.pop(done, None)
+        if done.cancelled() and on_cluster is not None:
+            on_cluster.cancel()
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        self._executor.shutdown(wait=wait)
+        running = list(self._running.values())
+        if cancel_futures and running:
+            self.client.cancel(running)
+        elif wait and running:
+            from distributed import wait as wait_for
+
+            wait_for(running)
         self.client.close()
+
+
+def _outcome_into(done: Future, on_cluster: Any) -> None:
+    """Set ``done`` from a finished Dask future: its result, gathered (again if need be), or
+    the exception the task raised; nothing if ``done`` was cancelled."""
+    if not done.set_running_or_notify_cancel():
+        return
+    try:
+        done.set_result(on_cluster.result())
+    except BaseException as exc:
+        done.set_exception(exc)
 
 
 def dask_executor(address: str) -> tuple[Executor, int]:
@@ -436,7 +468,8 @@ def run_campaign(spec: CampaignSpec, store: Store, executor: Executor | WorkerPo
         for future in pending:
             future.cancel()
         marked = store.interrupt_claims(campaign_id, claimant())
-        kept = run.kept + _finished_since(store, campaign_id, finished_before, run.ran)
+        finished, marked = _stopped_counts(store, campaign_id, finished_before, run.ran, marked)
+        kept = run.kept + finished
         message = (f"campaign {campaign_id} stopped ({_reason(exc)}): "
                    f"{counted(kept, 'hunt')} kept, {marked} marked interrupted; run the same "
                    "command again to finish it")
@@ -708,16 +741,21 @@ def _record(store: Store, finished: list[tuple[int, Any]], run: CampaignRun) -> 
     run.db_seconds += sum(out.db_seconds for out in recorded)
 
 
-def _finished_since(store: Store, campaign_id: int, before: int, collected: int) -> int:
-    """How many hunts this run finished, once the campaign has stopped, as the store counts
-    them (a worker's last ones included, which the listener may not have heard of): this
-    process's finished hunts in the campaign less the ``before`` it had at the start; if the
-    store cannot say, the ``collected``."""
+def _stopped_counts(store: Store, campaign_id: int, before: int, collected: int, marked: int
+                    ) -> tuple[int, int]:
+    """How many hunts this run finished, and how many it left interrupted, once the campaign
+    has stopped, as the store counts them: a worker's last ones included, which the listener
+    may not have heard of, and the claims a worker marked itself. This process's finished
+    hunts in the campaign less the ``before`` it had at the start, and its interrupted ones
+    (a run drops those of earlier runs: plan); if the store cannot say, the ``collected`` and
+    the ``marked`` here."""
     try:
         rows = store.campaign_hunts(campaign_id)
     except StoreError:
-        return collected
-    return _finished_by_this_process(rows) - before
+        return collected, marked
+    me = claimant()
+    interrupted = sum(row["claimed_by"] == me and row["status"] == "interrupted" for row in rows)
+    return _finished_by_this_process(rows) - before, interrupted
 
 
 def _finished_by_this_process(rows: list[dict[str, Any]]) -> int:

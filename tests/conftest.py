@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
+import sqlite3
 import subprocess
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -36,6 +39,43 @@ def run(tmp_path, monkeypatch):
         return runner.invoke(cli, list(args), catch_exceptions=False)
 
     return invoke
+
+
+@contextlib.contextmanager
+def _writes_held_from(db: Path, sql: str, count: int, proc: subprocess.Popen) -> Iterator[int]:
+    """Wait until ``sql`` (a count) reaches ``count`` in SQLite database ``db``, then hold its
+    write lock until the block ends: the process that writes there gets no further, and cannot
+    end, meanwhile (it waits up to its 30 s busy timeout). The count once the lock is held.
+    The wait reads (in WAL, a reader never waits for the writer, where a lock taken at each
+    look would wait behind its writes, SQLite's busy handler backing off up to 100 ms)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if db.exists() and _count(db, sql) >= count:
+            con = sqlite3.connect(db, timeout=30, isolation_level=None)
+            try:
+                con.execute("BEGIN IMMEDIATE")
+                yield con.execute(sql).fetchone()[0]
+            finally:
+                con.close()  # rolls the empty transaction back: the lock is free
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"never saw {count} of {sql} (the process exited {proc.poll()})")
+
+
+def _count(db: Path, sql: str) -> int:
+    """``sql``'s count in ``db``, or 0 if it has no such table yet."""
+    try:
+        with contextlib.closing(sqlite3.connect(db, timeout=5)) as con:
+            return con.execute(sql).fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+@pytest.fixture
+def writes_held_from() -> Callable[..., contextlib.AbstractContextManager[int]]:
+    """``with writes_held_from(db, sql, count, proc) as seen:`` signal or kill ``proc`` at a
+    point it cannot have passed (see _writes_held_from)."""
+    return _writes_held_from
 
 
 @pytest.fixture(scope="session")

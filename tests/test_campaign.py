@@ -428,11 +428,12 @@ def test_a_claim_that_outlasts_the_stop_is_marked_interrupted_too(small, tmp_pat
     spec = CampaignSpec("slow", str(small), "v1.0", "v1.1", (Lane("bayes", "bayes"),),
                         hunts=12, seed=7, rigs=2, adapters=30)
     rows: list[dict] = []
-    statuses, _ = stopped_pool_campaign(spec, tmp_path / "slow.sqlite", after=1,
-                                        then=lambda store: rows.extend(store.hunts()))
+    statuses, message = stopped_pool_campaign(spec, tmp_path / "slow.sqlite", after=1,
+                                              then=lambda store: rows.extend(store.hunts()))
     assert "running" not in statuses
     late = json.loads(slowed.read_text())
     assert [h["status"] for h in rows if h["campaign_index"] in late] == ["interrupted"] * len(late)
+    assert f"{statuses.count('interrupted')} marked interrupted" in message  # the worker's too
 
 
 def test_a_stop_leaves_the_pools_running_hunts_at_their_next_test(small, tmp_path, monkeypatch):
@@ -936,26 +937,9 @@ def _start(args: list[str], cwd: Path):
                             start_new_session=True)
 
 
-def _wait_for_finished_hunts(db: Path, count: int, proc) -> None:
-    import time
-
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        if db.exists():
-            try:
-                with sqlite3.connect(db, timeout=5) as con:
-                    done = con.execute("SELECT count(*) FROM hunts WHERE status != 'running' "
-                                       "AND status != 'interrupted'").fetchone()[0]
-            except sqlite3.OperationalError:
-                done = 0
-            if done >= count:
-                return
-        time.sleep(0.05)
-    raise AssertionError("the campaign did not get going")
-
-
 @pytest.mark.parametrize("how", ["ctrl-c", "killed worker"])
-def test_a_stopped_campaign_process_keeps_a_consistent_database(run, small, tmp_path, how):
+def test_a_stopped_campaign_process_keeps_a_consistent_database(run, small, tmp_path, how,
+                                                                writes_held_from):
     import os
     import signal
 
@@ -963,11 +947,12 @@ def test_a_stopped_campaign_process_keeps_a_consistent_database(run, small, tmp_
     args = ["replay", "campaign", "--history", str(small), "--hunts", "80", "--strategy",
             "bayes", "--workers", "2", "--rigs", "2", "--db", "c.sqlite", "-q"]
     proc = _start(args, tmp_path)
-    _wait_for_finished_hunts(tmp_path / "c.sqlite", 3, proc)
-    if how == "ctrl-c":
-        os.killpg(proc.pid, signal.SIGINT)
-    else:
-        psutil.Process(proc.pid).children()[0].kill()
+    finished = "SELECT count(*) FROM hunts WHERE status NOT IN ('running', 'interrupted')"
+    with writes_held_from(tmp_path / "c.sqlite", finished, 3, proc):  # it cannot end first
+        if how == "ctrl-c":
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            psutil.Process(proc.pid).children()[0].kill()
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == (130 if how == "ctrl-c" else 1), err
     said = ("campaign 1 stopped (interrupted" if how == "ctrl-c"   # no "error:", as a hunt

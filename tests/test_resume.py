@@ -18,10 +18,12 @@ import pytest
 
 @pytest.fixture
 def slow_bug(run, tmp_path) -> Path:
-    """A 600-commit history whose bug shows once in five boots: hunts of a few hundred tests."""
+    """A 600-commit history whose bug shows once in twenty boots: hunts of about 500 tests,
+    still running well after the tests that stop them look (here about 0.8 s after test 40),
+    even if the test's process is paused meanwhile."""
     path = tmp_path / "k600.toml"
     result = run("history", "generate", "--commits", "600", "--seed", "4", "--bug", "rate",
-                 "--detect", "0.2", "-o", str(path))
+                 "--detect", "0.05", "-o", str(path))
     assert result.exit_code == 0, result.stderr
     return path
 
@@ -52,25 +54,27 @@ def _verdict(run, *args: str) -> dict:
     return json.loads(result.stdout)
 
 
+TESTS = "SELECT count(*) FROM tests"
 SAME = ("status", "culprit", "confidence", "tests", "boots", "installs", "adapters", "lab_minutes")
 
 
 @pytest.mark.parametrize("rigs, boots", [("1", []), ("3", ["--boots-per-install", "1"])])
 def test_a_killed_hunt_is_stopped_and_resumes_to_the_uninterrupted_verdict(run, slow_bug,
-                                                                           tmp_path, rigs, boots):
-    """Killed after 40 tests of a hunt of well over a hundred (on 3 rigs one boot per test keeps
-    it that long: with the boots chosen per round it takes about 20)."""
+                                                                           tmp_path, rigs, boots,
+                                                                           writes_held_from):
+    """Killed after 40 tests of a hunt of several hundred (on 3 rigs one boot per test keeps it
+    that long: with the boots chosen per round it takes about 40)."""
     hunt = ["v1.0", "v1.1", "--history", str(slow_bug), "--seed", "21", "--rigs", rigs, *boots]
     whole = _verdict(run, "bisect", *hunt, "--db", "whole.sqlite")
     assert whole["tests"] > 100
     assert whole["installs"] < whole["tests"]  # rigs rebooted kernels they had: resume keeps them
     proc = _start(["bisect", *hunt, "--db", "cut.sqlite", "-q"], tmp_path)
-    _wait_for_rows(tmp_path / "cut.sqlite", "SELECT count(*) FROM tests", 40, proc)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    with writes_held_from(tmp_path / "cut.sqlite", TESTS, 40, proc) as seen:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
     with sqlite3.connect(tmp_path / "cut.sqlite") as con:
         logged = con.execute("SELECT count(*) FROM tests").fetchone()[0]
-    assert 40 <= logged < whole["tests"]
+    assert logged == seen and 40 <= logged < whole["tests"]  # none written while it was held
 
     hunts = json.loads(run("query", "hunts", "--db", "cut.sqlite", "--format", "json").stdout)
     assert hunts[0]["status"] == "stopped"
@@ -86,16 +90,16 @@ def test_a_killed_hunt_is_stopped_and_resumes_to_the_uninterrupted_verdict(run, 
     assert run("replay", "hunt", "1", "--db", "cut.sqlite").exit_code == 0
 
 
-def test_a_killed_hunt_with_a_check_of_bad_resumes_to_the_uninterrupted_verdict(run, slow_bug,
-                                                                                 tmp_path):
+def test_a_killed_hunt_with_a_check_of_bad_resumes_to_the_uninterrupted_verdict(
+        run, slow_bug, tmp_path, writes_held_from):
     """The check is the hunt's first test, logged like any other: a resumed hunt goes through
     it again from the log (set up with --check-bad from the hunt's parameters)."""
     hunt = ["v1.0", "v1.1", "--history", str(slow_bug), "--seed", "21", "--check-bad", "30"]
     whole = _verdict(run, "bisect", *hunt, "--db", "whole.sqlite")
     proc = _start(["bisect", *hunt, "--db", "cut.sqlite", "-q"], tmp_path)
-    _wait_for_rows(tmp_path / "cut.sqlite", "SELECT count(*) FROM tests", 2, proc)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    with writes_held_from(tmp_path / "cut.sqlite", TESTS, 2, proc):
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
     resumed = _verdict(run, "resume", "1", "--db", "cut.sqlite")
     assert {k: resumed[k] for k in SAME} == {k: whole[k] for k in SAME}
     assert run("replay", "hunt", "1", "--db", "cut.sqlite").exit_code == 0
@@ -105,12 +109,13 @@ def test_a_killed_hunt_with_a_check_of_bad_resumes_to_the_uninterrupted_verdict(
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_a_simulated_hunt_stopped_by_a_signal_says_how_to_go_on(run, slow_bug, tmp_path, sig):
+def test_a_simulated_hunt_stopped_by_a_signal_says_how_to_go_on(run, slow_bug, tmp_path, sig,
+                                                                 writes_held_from):
     hunt = ["v1.0", "v1.1", "--history", str(slow_bug), "--seed", "21"]
     whole = _verdict(run, "bisect", *hunt, "--db", "whole.sqlite")
     proc = _start(["bisect", *hunt, "--db", "cut.sqlite", "-q"], tmp_path)
-    _wait_for_rows(tmp_path / "cut.sqlite", "SELECT count(*) FROM tests", 20, proc)
-    os.kill(proc.pid, sig)
+    with writes_held_from(tmp_path / "cut.sqlite", TESTS, 20, proc):
+        os.kill(proc.pid, sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
     assert err.splitlines()[-1] == "interrupted; hunt 1 is kept: bisectlab resume 1 goes on"
