@@ -23,7 +23,8 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future
+from concurrent.futures import wait as futures_wait
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache, partial
 from pathlib import Path
@@ -302,12 +303,9 @@ def local_executor(workers: int) -> tuple[Executor | WorkerPool, int]:
 
 
 class DaskExecutor(Executor):
-    """Hunts on an existing Dask distributed cluster; shutting down closes the client.
-
-    Each hunt's concurrent Future is set from its Dask future's ``result()``, which gathers
-    the result again, or waits for the hunt to run again, when the worker that held it died.
-    distributed's own ClientExecutor reads the Dask future's status after its gather, and took
-    a result lost since for an error ("'str' object has no attribute 'with_traceback'")."""
+    """Hunts on an existing Dask distributed cluster; shutting down closes the client. A hunt's
+    result is gathered by the client, which reruns a result lost with its worker (distributed's
+    ClientExecutor read the status after its gather and turned such a result into an error)."""
 
     def __init__(self, address: str):
         try:
@@ -320,7 +318,8 @@ class DaskExecutor(Executor):
         except (OSError, TimeoutError, ValueError) as exc:
             raise BisectlabError(f"cannot reach the Dask scheduler at {address}: "
                                  f"{exc}") from None
-        self._running: dict[Future, Any] = {}  # each concurrent Future's Dask future
+        # each concurrent Future's Dask future, until it is set (dict operations hold the GIL)
+        self._running: dict[Future, Any] = {}
 
     @property
     def threads(self) -> int:
@@ -331,8 +330,20 @@ class DaskExecutor(Executor):
         done: Future = Future()
         self._running[done] = on_cluster
         done.add_done_callback(self._forget)
-        on_cluster.add_done_callback(partial(_outcome_into, done))  # in Dask's callback thread
+        self.client.loop.add_callback(self._gather_into, done, on_cluster)
         return done
+
+    async def _gather_into(self, done: Future, on_cluster: Any) -> None:
+        """Set ``done`` from the Dask future, on the client's event loop: its result, gathered
+        (again if need be), or the exception the task raised; nothing if it was cancelled."""
+        try:
+            value = await self.client.gather(on_cluster, asynchronous=True)
+        except BaseException as exc:
+            if done.set_running_or_notify_cancel():
+                done.set_exception(exc)
+            return
+        if done.set_running_or_notify_cancel():
+            done.set_result(value)
 
     def _forget(self, done: Future) -> None:
         on_cluster = self._running.pop(done, None)
@@ -340,25 +351,14 @@ class DaskExecutor(Executor):
             on_cluster.cancel()
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        running = list(self._running.values())
-        if cancel_futures and running:
-            self.client.cancel(running)
-        elif wait and running:
-            from distributed import wait as wait_for
-
-            wait_for(running)
+        """As an Executor's; without ``wait``, what is not done is cancelled, as a closed
+        client would never set it."""
+        if cancel_futures or not wait:
+            for done in list(self._running):
+                done.cancel()
+        if wait:
+            futures_wait(list(self._running))
         self.client.close()
-
-
-def _outcome_into(done: Future, on_cluster: Any) -> None:
-    """Set ``done`` from a finished Dask future: its result, gathered (again if need be), or
-    the exception the task raised; nothing if ``done`` was cancelled."""
-    if not done.set_running_or_notify_cancel():
-        return
-    try:
-        done.set_result(on_cluster.result())
-    except BaseException as exc:
-        done.set_exception(exc)
 
 
 def dask_executor(address: str) -> tuple[Executor, int]:
@@ -510,7 +510,7 @@ def _submitted(executor: Executor, queue: int, spec: CampaignSpec, store: Store,
     fill = partial(_fill, spec, store, submit, pending, slots, claimed, queue, logged, run)
     fill()
     while pending:
-        done, _ = wait(pending, return_when=FIRST_COMPLETED)
+        done, _ = futures_wait(pending, return_when=FIRST_COMPLETED)
         finished = [(pending[f], f.result()) for f in done]
         for future in done:
             del pending[future]
@@ -743,19 +743,17 @@ def _record(store: Store, finished: list[tuple[int, Any]], run: CampaignRun) -> 
 
 def _stopped_counts(store: Store, campaign_id: int, before: int, collected: int, marked: int
                     ) -> tuple[int, int]:
-    """How many hunts this run finished, and how many it left interrupted, once the campaign
-    has stopped, as the store counts them: a worker's last ones included, which the listener
-    may not have heard of, and the claims a worker marked itself. This process's finished
-    hunts in the campaign less the ``before`` it had at the start, and its interrupted ones
-    (a run drops those of earlier runs: plan); if the store cannot say, the ``collected`` and
-    the ``marked`` here."""
+    """How many hunts this run finished and left interrupted, as the store counts them once
+    the campaign stopped (a worker's last writes and own markings included); if it cannot
+    say, the ``collected`` and ``marked`` the listener knows of."""
     try:
         rows = store.campaign_hunts(campaign_id)
     except StoreError:
         return collected, marked
     me = claimant()
     interrupted = sum(row["claimed_by"] == me and row["status"] == "interrupted" for row in rows)
-    return _finished_by_this_process(rows) - before, interrupted
+    return _finished_by_this_process(rows) - before, max(marked, interrupted)  # another process
+    # may have taken some over since
 
 
 def _finished_by_this_process(rows: list[dict[str, Any]]) -> int:

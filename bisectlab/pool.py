@@ -132,11 +132,8 @@ class Worker:
             return True
 
     def writing(self) -> UntilStopped:
-        """A lock the workers write to their database under, one at a time as SQLite takes
-        them: a worker waiting for it wakes as soon as it is free, where SQLite's busy handler
-        sleeps 1, 2, 5 ms and more before it tries again. Once the pool is stopping, a worker
-        writes without it: SQLite's own locks, which the kernel drops with a dead process, keep
-        the writes apart."""
+        """The lock the workers write under, one at a time (SQLite's busy handler would sleep
+        1, 2, 5 ms and more between tries); once the pool stops, SQLite's own locks suffice."""
         return UntilStopped(self._pool._writes, self)
 
     def claiming(self) -> UntilStopped:
@@ -152,19 +149,18 @@ class UntilStopped:
 
     def __init__(self, lock: Any, worker: Worker):
         self._lock, self._worker = lock, worker
-        self._held: list[bool] = []
+        self._held = False
 
     def __enter__(self) -> bool:
         """Whether the lock is held (if not, the pool is stopping)."""
-        while not self._lock.acquire(timeout=LOCK_POLL_S):
-            if self._worker.stopping:
-                self._held.append(False)
-                return False
-        self._held.append(True)
-        return True
+        while not (got := self._lock.acquire(timeout=LOCK_POLL_S)) and not self._worker.stopping:
+            pass
+        self._held = got
+        return got
 
     def __exit__(self, *_: object) -> None:
-        if self._held.pop():
+        if self._held:
+            self._held = False
             self._lock.release()
 
 
@@ -245,8 +241,8 @@ class WorkerPool:
                 reader.close()
 
     def stop(self) -> None:
-        """Ask the workers to stop after their current item: a worker claims nothing once it
-        knows (a claim under way ends first, and its worker marks what it got interrupted)."""
+        """Ask the workers to stop after their current item, without waiting: a worker claims
+        nothing once it knows, and one whose claim was under way marks what it got interrupted."""
         if not self._opened or self._stopped:
             return
         self._stopped = True

@@ -433,7 +433,7 @@ def test_a_claim_that_outlasts_the_stop_is_marked_interrupted_too(small, tmp_pat
     assert "running" not in statuses
     late = json.loads(slowed.read_text())
     assert [h["status"] for h in rows if h["campaign_index"] in late] == ["interrupted"] * len(late)
-    assert f"{statuses.count('interrupted')} marked interrupted" in message  # the worker's too
+    assert f", {statuses.count('interrupted')} marked interrupted;" in message  # the worker's too
 
 
 def test_a_stop_leaves_the_pools_running_hunts_at_their_next_test(small, tmp_path, monkeypatch):

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import click
 
-from bisectlab.cli.params import MAX_SEED, Number, PathGiven, count, counted
+from bisectlab.cli.params import MAX_SEED, Number, PathGiven, count
 from bisectlab.errors import BisectlabError
 from bisectlab.generator import MAX_COMMITS
 from bisectlab.history import DEFAULT_SCENARIO, builtin_scenarios, load_history
+from bisectlab.words import counted
 
 
 @click.group()

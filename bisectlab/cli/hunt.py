@@ -25,7 +25,6 @@ from bisectlab.cli.params import (
     PathGiven,
     cost_line,
     count,
-    counted,
     db_flag,
     db_option,
     in_memory,
@@ -42,6 +41,7 @@ from bisectlab.kernel import ARCHES
 from bisectlab.lab import Costs
 from bisectlab.rigs import DEFAULT_ON_TIMEOUT, TIMEOUT_ACTIONS
 from bisectlab.strategies import STRATEGIES
+from bisectlab.words import counted
 
 
 @click.command()

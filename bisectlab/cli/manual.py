@@ -9,9 +9,10 @@ from typing import Any
 
 import click
 
-from bisectlab.cli.params import count, counted, db_option, open_store, row_id
+from bisectlab.cli.params import count, db_option, open_store, row_id
 from bisectlab.errors import BisectlabError
 from bisectlab.manual import MAX_BOOTS
+from bisectlab.words import counted
 
 
 def _hunt_option(func: Callable) -> Callable:

@@ -20,7 +20,6 @@ from bisectlab.cli.params import (
     MAX_WORKERS,
     PathGiven,
     count,
-    counted,
     db_option,
     history_option,
     lab_cost_options,
@@ -37,6 +36,7 @@ from bisectlab.cli.params import (
 from bisectlab.errors import BisectlabError
 from bisectlab.history import DEFAULT_SCENARIO
 from bisectlab.kernel import ARCHES
+from bisectlab.words import counted
 
 INTEL_LAB = {"history": DEFAULT_SCENARIO, "good": "v2.6.26", "bad": "v2.6.27-rc8"}
 DEFAULT_LANES = ("git", "retry:k=10", "bayes")
