@@ -752,8 +752,8 @@ def _stopped_counts(store: Store, campaign_id: int, before: int, collected: int,
         return collected, marked
     me = claimant()
     interrupted = sum(row["claimed_by"] == me and row["status"] == "interrupted" for row in rows)
-    return _finished_by_this_process(rows) - before, max(marked, interrupted)  # another process
-    # may have taken some over since
+    # at least the listener's marking: another process may have taken some over since
+    return _finished_by_this_process(rows) - before, max(marked, interrupted)
 
 
 def _finished_by_this_process(rows: list[dict[str, Any]]) -> int:
