@@ -41,22 +41,12 @@ def run(tmp_path, monkeypatch):
     return invoke
 
 
-@contextlib.contextmanager
-def _writes_held_from(db: Path, sql: str, count: int, proc: subprocess.Popen) -> Iterator[int]:
-    """Wait until ``sql`` (a count) reaches ``count`` in SQLite database ``db``, then hold its
-    write lock until the block ends: the process that writes there gets no further, and cannot
-    end, meanwhile (it waits up to its 30 s busy timeout). The count once the lock is held.
-    The wait reads (in WAL, a reader never waits for the writer, where a lock taken at each
-    look would wait behind its writes, SQLite's busy handler backing off up to 100 ms)."""
-    deadline = time.monotonic() + 120
+def _wait_for_count(db: Path, sql: str, count: int, proc: subprocess.Popen) -> None:
+    """Wait until ``sql`` (a count) reaches ``count`` in SQLite database ``db``, reading (in
+    WAL, a reader never waits for the writer); AssertionError if ``proc`` ends first."""
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
         if db.exists() and _count(db, sql) >= count:
-            con = sqlite3.connect(db, timeout=30, isolation_level=None)
-            try:
-                con.execute("BEGIN IMMEDIATE")
-                yield con.execute(sql).fetchone()[0]
-            finally:
-                con.close()  # rolls the empty transaction back: the lock is free
             return
         time.sleep(0.01)
     raise AssertionError(f"never saw {count} of {sql} (the process exited {proc.poll()})")
@@ -69,6 +59,26 @@ def _count(db: Path, sql: str) -> int:
             return con.execute(sql).fetchone()[0]
     except sqlite3.OperationalError:
         return 0
+
+
+@contextlib.contextmanager
+def _writes_held_from(db: Path, sql: str, count: int, proc: subprocess.Popen) -> Iterator[int]:
+    """Once ``sql`` counts ``count`` in ``db``, hold its write lock until the block ends: the
+    process that writes there gets no further, and cannot end, meanwhile (it waits up to its
+    30 s busy timeout). The count once the lock is held."""
+    _wait_for_count(db, sql, count, proc)
+    con = sqlite3.connect(db, timeout=30, isolation_level=None)
+    try:
+        con.execute("BEGIN IMMEDIATE")
+        yield con.execute(sql).fetchone()[0]
+    finally:
+        con.close()  # rolls the empty transaction back: the lock is free
+
+
+@pytest.fixture
+def wait_for_count() -> Callable[[Path, str, int, subprocess.Popen], None]:
+    """``wait_for_count(db, sql, count, proc)``: until a running process has logged so much."""
+    return _wait_for_count
 
 
 @pytest.fixture

@@ -527,23 +527,12 @@ def test_a_signal_or_exit_128_stops_the_hunt_and_resume_finishes_it(run, kernel,
         {k: t[k] for k in shape} for t in logged_tests(run, db="whole.sqlite")]
 
 
-def wait_for_tests(db: Path, count: int, proc: subprocess.Popen) -> None:
-    """Until ``count`` tests are logged in ``db`` (AssertionError if the hunt ends first)."""
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:
-        if db.exists():
-            try:
-                with sqlite3.connect(db, timeout=5) as con:
-                    if con.execute("SELECT count(*) FROM tests").fetchone()[0] >= count:
-                        return
-            except sqlite3.OperationalError:
-                pass
-        time.sleep(0.05)
-    raise AssertionError(f"the hunt never logged {count} tests")
+TESTS = "SELECT count(*) FROM tests"
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_a_real_hunt_and_resume_gives_the_uninterrupted_verdict(run, kernel, tmp_path):
+def test_ctrl_c_stops_a_real_hunt_and_resume_gives_the_uninterrupted_verdict(
+        run, kernel, tmp_path, wait_for_count):
     pids = f"echo $$ >> {tmp_path}/pids; sleep 0.05"
     script = make_script(tmp_path / "t.sh", kernel.culprit, every=2, before=pids)
     args = [GOOD, BAD, "--repo", str(kernel.repo), "--run", script]
@@ -551,7 +540,7 @@ def test_ctrl_c_stops_a_real_hunt_and_resume_gives_the_uninterrupted_verdict(run
     proc = subprocess.Popen([sys.executable, "-c", "from bisectlab.cli import main; main()",
                              "bisect", *args, "--db", "cut.sqlite", "-q"], cwd=tmp_path, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    wait_for_tests(tmp_path / "cut.sqlite", 10, proc)
+    wait_for_count(tmp_path / "cut.sqlite", TESTS, 10, proc)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130
@@ -565,14 +554,15 @@ def test_ctrl_c_stops_a_real_hunt_and_resume_gives_the_uninterrupted_verdict(run
     assert worktrees(kernel.repo) == [str(kernel.repo)]
 
 
-def test_sigterm_stops_a_real_hunt_as_ctrl_c_does(run, kernel, tmp_path):
+def test_sigterm_stops_a_real_hunt_as_ctrl_c_does(
+        run, kernel, tmp_path, wait_for_count):
     pids = f"echo $$ >> {tmp_path}/pids; sleep 0.05"
     script = make_script(tmp_path / "t.sh", kernel.culprit, every=2, before=pids)
     proc = subprocess.Popen([sys.executable, "-c", "from bisectlab.cli import main; main()",
                              "bisect", GOOD, BAD, "--repo", str(kernel.repo), "--run", script,
                              "-q"], cwd=tmp_path, text=True, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
-    wait_for_tests(tmp_path / "bisectlab.sqlite", 3, proc)
+    wait_for_count(tmp_path / "bisectlab.sqlite", TESTS, 3, proc)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130
@@ -1297,7 +1287,8 @@ def test_bad_input_is_one_line_exit_2_and_nothing_logged_is_lost(run, kernel, tm
     assert worktrees(kernel.repo) == [str(kernel.repo)]
 
 
-def test_two_hunts_at_once_in_one_repository_keep_to_their_own_worktrees(run, kernel, tmp_path):
+def test_two_hunts_at_once_in_one_repository_keep_to_their_own_worktrees(
+        run, kernel, tmp_path, wait_for_count):
     other = kernel.candidates(GOOD, bad=kernel.merge)[-1]  # an older culprit, for the second hunt
     assert other != kernel.culprit and is_ancestor(kernel.repo, other, kernel.merge)
     slow = make_script(tmp_path / "a.sh", kernel.culprit, before="sleep 0.2")
@@ -1305,7 +1296,7 @@ def test_two_hunts_at_once_in_one_repository_keep_to_their_own_worktrees(run, ke
                               "bisect", GOOD, BAD, "--repo", str(kernel.repo), "--run", slow,
                               "--strategy", "git", "--db", "a.sqlite", "--json", "-q"],
                              cwd=tmp_path, text=True, stdout=subprocess.PIPE)
-    wait_for_tests(tmp_path / "a.sqlite", 1, first)
+    wait_for_count(tmp_path / "a.sqlite", TESTS, 1, first)
     second = hunt_json(run, GOOD, BAD, "--repo", str(kernel.repo), "--strategy", "git", "--run",
                        make_script(tmp_path / "b.sh", other, before="sleep 0.2"), "--db", "b.sqlite")
     out, _ = first.communicate(timeout=300)

@@ -34,20 +34,6 @@ def _start(args: list[str], cwd: Path) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
 
 
-def _wait_for_rows(db: Path, sql: str, count: int, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if db.exists():
-            try:
-                with sqlite3.connect(db, timeout=5) as con:
-                    if con.execute(sql).fetchone()[0] >= count:
-                        return
-            except sqlite3.OperationalError:
-                pass
-        time.sleep(0.02)
-    raise AssertionError(f"never saw {count} rows of {sql}")
-
-
 def _verdict(run, *args: str) -> dict:
     result = run(*args, "--json", "-q")
     assert result.exit_code in (0, 1), result.stderr
@@ -170,11 +156,11 @@ def test_only_a_stopped_or_interrupted_hunt_resumes(run, slow_bug):
     assert run("resume", "7").stderr.strip() == "error: no hunt 7 in bisectlab.sqlite"
 
 
-def test_campaign_workers_die_with_their_parent(run, slow_bug, tmp_path):
+def test_campaign_workers_die_with_their_parent(run, slow_bug, tmp_path, wait_for_count):
     psutil = pytest.importorskip("psutil")
     proc = _start(["replay", "campaign", "--history", str(slow_bug), "--hunts", "60",
                    "--strategy", "bayes", "--workers", "2", "--db", "c.sqlite", "-q"], tmp_path)
-    _wait_for_rows(tmp_path / "c.sqlite", "SELECT count(*) FROM hunts", 2, proc)
+    wait_for_count(tmp_path / "c.sqlite", "SELECT count(*) FROM hunts", 2, proc)
     deadline = time.monotonic() + 60
     while not (workers := psutil.Process(proc.pid).children()) and time.monotonic() < deadline:
         time.sleep(0.05)  # the pool starts its workers as the first hunts are handed out
