@@ -8,6 +8,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -39,6 +40,27 @@ def run(tmp_path, monkeypatch):
         return runner.invoke(cli, list(args), catch_exceptions=False)
 
     return invoke
+
+
+# bisectlab's command line in a process of its own. Ctrl-C is Python's own there even where pytest
+# runs with SIGINT ignored (a shell's background job, whose children inherit the ignored signal,
+# which bisectlab rightly leaves ignored): the tests signal it as a terminal would.
+CLI = ("import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+       "from bisectlab.cli import main; main()")
+
+
+def _start_cli(*args: object, cwd: Path, **popen: object) -> subprocess.Popen:
+    """``bisectlab ARGS`` started in ``cwd``, its output piped as text (``popen`` overrides), in a
+    session of its own: only the test signals it, and ``os.killpg`` reaches its workers too."""
+    options = {"text": True, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE,
+               "start_new_session": True, **popen}
+    return subprocess.Popen([sys.executable, "-c", CLI, *map(str, args)], cwd=cwd, **options)
+
+
+@pytest.fixture
+def start_cli() -> Callable[..., subprocess.Popen]:
+    """``start_cli(*args, cwd=..., **popen)``: a running bisectlab command, to signal or kill."""
+    return _start_cli
 
 
 def _wait_for_count(db: Path, sql: str, count: int, proc: subprocess.Popen) -> None:

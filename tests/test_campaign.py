@@ -866,6 +866,12 @@ def test_a_plot_replaces_an_earlier_plot_but_never_the_database_or_another_file(
      "error: --retries is not an option of git"),
     (("replay", "campaign", "--history", "k400.toml", "--strategy", "retry:k=2,k=3"),
      "error: option 'k' is given twice in 'retry:k=2,k=3'"),
+    (("replay", "campaign", "--history", "k400.toml", "--strategy", "bayes:,"),
+     "error: an empty strategy option in 'bayes:,' (write NAME:key=value,...)"),
+    (("replay", "campaign", "--history", "k400.toml", "--strategy", "retry:k=3,"),
+     "error: an empty strategy option in 'retry:k=3,' (write NAME:key=value,...)"),
+    (("replay", "campaign", "--history", "k400.toml", "--strategy", "retry:=3"),
+     "error: bad strategy option '=3' in 'retry:=3' (write key=value)"),
     (("report", "7"), "error: no hunt 7 in bisectlab.sqlite"),
     (("replay", "campaign", "v1.0", "--history", "k400.toml"),
      "error: give both GOOD and BAD, or neither"),
@@ -927,26 +933,16 @@ def test_claims_of_dead_processes_are_run_again_others_are_left(run, small, tmp_
     assert slots(tmp_path / "c.sqlite")[1][3] == "found"
 
 
-def _start(args: list[str], cwd: Path):
-    import subprocess
-    import sys
-
-    code = "from bisectlab.cli import main; main()"
-    return subprocess.Popen([sys.executable, "-c", code, *args], cwd=cwd, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
-
-
 @pytest.mark.parametrize("how", ["ctrl-c", "killed worker"])
 def test_a_stopped_campaign_process_keeps_a_consistent_database(run, small, tmp_path, how,
-                                                                writes_held_from):
+                                                                start_cli, writes_held_from):
     import os
     import signal
 
     psutil = pytest.importorskip("psutil")
     args = ["replay", "campaign", "--history", str(small), "--hunts", "80", "--strategy",
             "bayes", "--workers", "2", "--rigs", "2", "--db", "c.sqlite", "-q"]
-    proc = _start(args, tmp_path)
+    proc = start_cli(*args, cwd=tmp_path)
     finished = "SELECT count(*) FROM hunts WHERE status NOT IN ('running', 'interrupted')"
     with writes_held_from(tmp_path / "c.sqlite", finished, 3, proc):  # it cannot end first
         if how == "ctrl-c":
@@ -980,13 +976,14 @@ def test_a_stopped_campaign_process_keeps_a_consistent_database(run, small, tmp_
     assert slots(tmp_path / "c.sqlite") == slots(tmp_path / "clean.sqlite")
 
 
-def test_four_processes_share_one_campaign_in_postgresql(run, small, tmp_path, postgres_url):
+def test_four_processes_share_one_campaign_in_postgresql(run, small, tmp_path, postgres_url,
+                                                         start_cli):
     """Four campaign processes on one PostgreSQL database: every slot run exactly once, none
     lost and none twice, the hunts those of one process alone."""
     args = ["replay", "campaign", "--history", str(small), "--hunts", "40", "--strategy", "git",
             "--strategy", "bayes:boots-per-install=2", "--workers", "1", "--rigs", "2",
             "--adapters", "30", "--db", postgres_url, "-q"]
-    procs = [_start(args, tmp_path) for _ in range(4)]
+    procs = [start_cli(*args, cwd=tmp_path) for _ in range(4)]
     errs = [p.communicate(timeout=300)[1] for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, errs
     ran = [int(err.split(" hunts run now")[0].split()[-1]) for err in errs]

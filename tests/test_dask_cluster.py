@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -97,12 +97,14 @@ def small(run, tmp_path) -> Path:
     return path
 
 
-def _campaign(history: Path, db: str, hunts: int, *where: str, cwd: Path) -> subprocess.Popen:
-    args = ["replay", "campaign", "--history", str(history), "--hunts", str(hunts), "--strategy",
-            "bayes", "--rigs", "2", "--adapters", "30", "--db", db, "-q", *where]
-    code = "from bisectlab.cli import main; main()"
-    return subprocess.Popen([sys.executable, "-c", code, *args], cwd=cwd, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+@pytest.fixture
+def campaign(small, tmp_path, start_cli) -> Callable[..., subprocess.Popen]:
+    """``campaign(db, hunts, *where)``: a bayes campaign of ``small`` running in tmp_path."""
+    def start(db: str, hunts: int, *where: str) -> subprocess.Popen:
+        return start_cli("replay", "campaign", "--history", small, "--hunts", hunts, "--strategy",
+                         "bayes", "--rigs", "2", "--adapters", "30", "--db", db, "-q", *where,
+                         cwd=tmp_path)
+    return start
 
 
 def _hunts(db: Path) -> list[tuple]:
@@ -120,11 +122,11 @@ def _hunts(db: Path) -> list[tuple]:
 FINISHED = "SELECT count(*) FROM hunts WHERE status IN ('found', 'aborted', 'inconclusive')"
 
 
-def test_a_dask_cluster_of_separate_processes_gives_the_hunts_of_one_worker(small, cluster,
-                                                                            tmp_path):
+def test_a_dask_cluster_of_separate_processes_gives_the_hunts_of_one_worker(cluster, tmp_path,
+                                                                            campaign):
     cluster.add_workers(2)
-    on_dask = _campaign(small, "dask.sqlite", 6, "--scheduler", cluster.address, cwd=tmp_path)
-    local = _campaign(small, "local.sqlite", 6, "--workers", "1", cwd=tmp_path)
+    on_dask = campaign("dask.sqlite", 6, "--scheduler", cluster.address)
+    local = campaign("local.sqlite", 6, "--workers", "1")
     for proc in (on_dask, local):
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
@@ -132,18 +134,19 @@ def test_a_dask_cluster_of_separate_processes_gives_the_hunts_of_one_worker(smal
     assert _hunts(tmp_path / "dask.sqlite") == _hunts(tmp_path / "local.sqlite")
 
 
-def test_a_worker_killed_mid_campaign_loses_nothing(small, cluster, tmp_path, writes_held_from):
+def test_a_worker_killed_mid_campaign_loses_nothing(cluster, tmp_path, campaign,
+                                                    writes_held_from):
     """The scheduler hands the dead worker's hunts to the other one: the campaign ends normally,
     every hunt finished once and identical to the same campaign on one local worker."""
     cluster.add_workers(2)
-    proc = _campaign(small, "dask.sqlite", 24, "--scheduler", cluster.address, cwd=tmp_path)
+    proc = campaign("dask.sqlite", 24, "--scheduler", cluster.address)
     with writes_held_from(tmp_path / "dask.sqlite", FINISHED, 4, proc) as seen:
         assert seen < 24, "the campaign ended before the kill"
         os.killpg(cluster.workers[0].pid, signal.SIGKILL)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert "24 hunts run now (0 kept" in err
-    local = _campaign(small, "local.sqlite", 24, "--workers", "1", cwd=tmp_path)
+    local = campaign("local.sqlite", 24, "--workers", "1")
     assert local.wait(timeout=120) == 0
     assert _hunts(tmp_path / "dask.sqlite") == _hunts(tmp_path / "local.sqlite")
 

@@ -532,14 +532,12 @@ TESTS = "SELECT count(*) FROM tests"
 
 @pytest.mark.slow
 def test_ctrl_c_stops_a_real_hunt_and_resume_gives_the_uninterrupted_verdict(
-        run, kernel, tmp_path, wait_for_count):
+        run, kernel, tmp_path, start_cli, wait_for_count):
     pids = f"echo $$ >> {tmp_path}/pids; sleep 0.05"
     script = make_script(tmp_path / "t.sh", kernel.culprit, every=2, before=pids)
     args = [GOOD, BAD, "--repo", str(kernel.repo), "--run", script]
     whole = hunt_json(run, *args, "--db", "whole.sqlite")
-    proc = subprocess.Popen([sys.executable, "-c", "from bisectlab.cli import main; main()",
-                             "bisect", *args, "--db", "cut.sqlite", "-q"], cwd=tmp_path, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = start_cli("bisect", *args, "--db", "cut.sqlite", "-q", cwd=tmp_path)
     wait_for_count(tmp_path / "cut.sqlite", TESTS, 10, proc)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
@@ -555,13 +553,10 @@ def test_ctrl_c_stops_a_real_hunt_and_resume_gives_the_uninterrupted_verdict(
 
 
 def test_sigterm_stops_a_real_hunt_as_ctrl_c_does(
-        run, kernel, tmp_path, wait_for_count):
+        run, kernel, tmp_path, start_cli, wait_for_count):
     pids = f"echo $$ >> {tmp_path}/pids; sleep 0.05"
     script = make_script(tmp_path / "t.sh", kernel.culprit, every=2, before=pids)
-    proc = subprocess.Popen([sys.executable, "-c", "from bisectlab.cli import main; main()",
-                             "bisect", GOOD, BAD, "--repo", str(kernel.repo), "--run", script,
-                             "-q"], cwd=tmp_path, text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = start_cli("bisect", GOOD, BAD, "--repo", kernel.repo, "--run", script, "-q", cwd=tmp_path)
     wait_for_count(tmp_path / "bisectlab.sqlite", TESTS, 3, proc)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
@@ -1288,14 +1283,12 @@ def test_bad_input_is_one_line_exit_2_and_nothing_logged_is_lost(run, kernel, tm
 
 
 def test_two_hunts_at_once_in_one_repository_keep_to_their_own_worktrees(
-        run, kernel, tmp_path, wait_for_count):
+        run, kernel, tmp_path, start_cli, wait_for_count):
     other = kernel.candidates(GOOD, bad=kernel.merge)[-1]  # an older culprit, for the second hunt
     assert other != kernel.culprit and is_ancestor(kernel.repo, other, kernel.merge)
     slow = make_script(tmp_path / "a.sh", kernel.culprit, before="sleep 0.2")
-    first = subprocess.Popen([sys.executable, "-c", "from bisectlab.cli import main; main()",
-                              "bisect", GOOD, BAD, "--repo", str(kernel.repo), "--run", slow,
-                              "--strategy", "git", "--db", "a.sqlite", "--json", "-q"],
-                             cwd=tmp_path, text=True, stdout=subprocess.PIPE)
+    first = start_cli("bisect", GOOD, BAD, "--repo", kernel.repo, "--run", slow, "--strategy",
+                      "git", "--db", "a.sqlite", "--json", "-q", cwd=tmp_path, stderr=None)
     wait_for_count(tmp_path / "a.sqlite", TESTS, 1, first)
     second = hunt_json(run, GOOD, BAD, "--repo", str(kernel.repo), "--strategy", "git", "--run",
                        make_script(tmp_path / "b.sh", other, before="sleep 0.2"), "--db", "b.sqlite")
@@ -1418,15 +1411,14 @@ def logged_result(result) -> dict:
                           for b in result.boots]}
 
 
-def test_a_hunt_killed_outright_leaves_no_command_running(kernel, tmp_path):
+def test_a_hunt_killed_outright_leaves_no_command_running(kernel, tmp_path, start_cli):
     """kill -9 of the hunt's process: its watchdog kills the command it was running (which
     would otherwise run on past --timeout, beside the resumed hunt's)."""
     script = make_script(tmp_path / "t.sh", kernel.culprit,
                          before=f"echo $$ >> {tmp_path}/pids; sleep 300")
-    proc = subprocess.Popen([sys.executable, "-c", "from bisectlab.cli import main; main()",
-                             "bisect", GOOD, BAD, "--repo", str(kernel.repo), "--run", script,
-                             "--timeout", "600", "-q"], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_cli("bisect", GOOD, BAD, "--repo", kernel.repo, "--run", script, "--timeout",
+                     "600", "-q", cwd=tmp_path, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL)
     pids = tmp_path / "pids"
     deadline = time.monotonic() + 60
     while not (pids.exists() and pids.read_text().strip()) and time.monotonic() < deadline:

@@ -8,8 +8,6 @@ import os
 import re
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -28,12 +26,6 @@ def slow_bug(run, tmp_path) -> Path:
     return path
 
 
-def _start(args: list[str], cwd: Path) -> subprocess.Popen:
-    code = "from bisectlab.cli import main; main()"
-    return subprocess.Popen([sys.executable, "-c", code, *args], cwd=cwd, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-
-
 def _verdict(run, *args: str) -> dict:
     result = run(*args, "--json", "-q")
     assert result.exit_code in (0, 1), result.stderr
@@ -45,16 +37,15 @@ SAME = ("status", "culprit", "confidence", "tests", "boots", "installs", "adapte
 
 
 @pytest.mark.parametrize("rigs, boots", [("1", []), ("3", ["--boots-per-install", "1"])])
-def test_a_killed_hunt_is_stopped_and_resumes_to_the_uninterrupted_verdict(run, slow_bug,
-                                                                           tmp_path, rigs, boots,
-                                                                           writes_held_from):
+def test_a_killed_hunt_is_stopped_and_resumes_to_the_uninterrupted_verdict(
+        run, slow_bug, tmp_path, rigs, boots, start_cli, writes_held_from):
     """Killed after 40 tests of a hunt of several hundred (on 3 rigs one boot per test keeps it
     that long: with the boots chosen per round it takes about 40)."""
     hunt = ["v1.0", "v1.1", "--history", str(slow_bug), "--seed", "21", "--rigs", rigs, *boots]
     whole = _verdict(run, "bisect", *hunt, "--db", "whole.sqlite")
     assert whole["tests"] > 100
     assert whole["installs"] < whole["tests"]  # rigs rebooted kernels they had: resume keeps them
-    proc = _start(["bisect", *hunt, "--db", "cut.sqlite", "-q"], tmp_path)
+    proc = start_cli("bisect", *hunt, "--db", "cut.sqlite", "-q", cwd=tmp_path)
     with writes_held_from(tmp_path / "cut.sqlite", TESTS, 40, proc) as seen:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -77,12 +68,12 @@ def test_a_killed_hunt_is_stopped_and_resumes_to_the_uninterrupted_verdict(run, 
 
 
 def test_a_killed_hunt_with_a_check_of_bad_resumes_to_the_uninterrupted_verdict(
-        run, slow_bug, tmp_path, writes_held_from):
+        run, slow_bug, tmp_path, start_cli, writes_held_from):
     """The check is the hunt's first test, logged like any other: a resumed hunt goes through
     it again from the log (set up with --check-bad from the hunt's parameters)."""
     hunt = ["v1.0", "v1.1", "--history", str(slow_bug), "--seed", "21", "--check-bad", "30"]
     whole = _verdict(run, "bisect", *hunt, "--db", "whole.sqlite")
-    proc = _start(["bisect", *hunt, "--db", "cut.sqlite", "-q"], tmp_path)
+    proc = start_cli("bisect", *hunt, "--db", "cut.sqlite", "-q", cwd=tmp_path)
     with writes_held_from(tmp_path / "cut.sqlite", TESTS, 2, proc):
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -96,10 +87,10 @@ def test_a_killed_hunt_with_a_check_of_bad_resumes_to_the_uninterrupted_verdict(
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_simulated_hunt_stopped_by_a_signal_says_how_to_go_on(run, slow_bug, tmp_path, sig,
-                                                                 writes_held_from):
+                                                                 start_cli, writes_held_from):
     hunt = ["v1.0", "v1.1", "--history", str(slow_bug), "--seed", "21"]
     whole = _verdict(run, "bisect", *hunt, "--db", "whole.sqlite")
-    proc = _start(["bisect", *hunt, "--db", "cut.sqlite", "-q"], tmp_path)
+    proc = start_cli("bisect", *hunt, "--db", "cut.sqlite", "-q", cwd=tmp_path)
     with writes_held_from(tmp_path / "cut.sqlite", TESTS, 20, proc):
         os.kill(proc.pid, sig)
     _, err = proc.communicate(timeout=60)
@@ -121,11 +112,11 @@ def test_a_simulated_hunt_stopped_by_a_signal_says_how_to_go_on(run, slow_bug, t
     assert {k: resumed[k] for k in same} == {k: whole[k] for k in same}
 
 
-def test_a_kill_9_loses_no_test_the_hunt_has_shown(slow_bug, tmp_path):
+def test_a_kill_9_loses_no_test_the_hunt_has_shown(slow_bug, tmp_path, start_cli):
     """A test is committed before the hunt shows it and goes on: a bisect killed with SIGKILL
     right after showing test k has tests 1..k logged, each with the boots it showed."""
-    proc = _start(["bisect", "v1.0", "v1.1", "--history", str(slow_bug), "--seed", "21",
-                   "--db", "k.sqlite"], tmp_path)
+    proc = start_cli("bisect", "v1.0", "v1.1", "--history", str(slow_bug), "--seed", "21",
+                     "--db", "k.sqlite", cwd=tmp_path)
     shown: dict[int, int] = {}
     assert proc.stderr is not None
     for line in proc.stderr:
@@ -156,10 +147,12 @@ def test_only_a_stopped_or_interrupted_hunt_resumes(run, slow_bug):
     assert run("resume", "7").stderr.strip() == "error: no hunt 7 in bisectlab.sqlite"
 
 
-def test_campaign_workers_die_with_their_parent(run, slow_bug, tmp_path, wait_for_count):
+def test_campaign_workers_die_with_their_parent(run, slow_bug, tmp_path, start_cli,
+                                                wait_for_count):
     psutil = pytest.importorskip("psutil")
-    proc = _start(["replay", "campaign", "--history", str(slow_bug), "--hunts", "60",
-                   "--strategy", "bayes", "--workers", "2", "--db", "c.sqlite", "-q"], tmp_path)
+    proc = start_cli("replay", "campaign", "--history", str(slow_bug), "--hunts", "60",
+                     "--strategy", "bayes", "--workers", "2", "--db", "c.sqlite", "-q",
+                     cwd=tmp_path)
     wait_for_count(tmp_path / "c.sqlite", "SELECT count(*) FROM hunts", 2, proc)
     deadline = time.monotonic() + 60
     while not (workers := psutil.Process(proc.pid).children()) and time.monotonic() < deadline:

@@ -53,14 +53,16 @@ def option_items(spec: str) -> list[str]:
     """The ``key=value`` items of 'NAME:key=value,...', split at the commas outside brackets
     (a value may hold some: detect-prior=beta(2,38))."""
     items, depth, start = [], 0, 0
-    rest = spec.partition(":")[2]
+    _, colon, rest = spec.partition(":")
+    if not colon:
+        return []
     for at, char in enumerate(rest):
         depth += {"(": 1, "[": 1, ")": -1, "]": -1}.get(char, 0)
         if char == "," and depth == 0:
             items.append(rest[start:at])
             start = at + 1
     items.append(rest[start:])
-    return [item for item in items if item]
+    return items
 
 
 def parse_strategy(spec: str) -> tuple[str, dict[str, Any]]:
@@ -69,8 +71,10 @@ def parse_strategy(spec: str) -> tuple[str, dict[str, Any]]:
     options_class = strategy_class(name).Options
     items: dict[str, str] = {}
     for item in option_items(spec):
+        if not item:
+            raise BisectlabError(f"an empty strategy option in '{spec}' (write NAME:key=value,...)")
         key, eq, value = item.partition("=")
-        if not eq:
+        if not eq or not key:
             raise BisectlabError(f"bad strategy option '{item}' in '{spec}' (write key=value)")
         if key in items:
             raise BisectlabError(f"option '{key}' is given twice in '{spec}'")
