@@ -842,6 +842,12 @@ def _figures_apart(value: float | None, target: float | None, unit: str) -> tupl
     return _figure(value, unit, extra), _figure(target, unit, extra)
 
 
+# The targets' Dask and PostgreSQL figures need a cluster and a database server: a script of their own.
+BEYOND_ONE_PROCESS = ("  beyond one process (a Dask cluster of separate commands, 4 processes on one "
+                      "PostgreSQL database): python experiments/beyond_one_machine.py (it needs "
+                      "bisectlab[dask], and PostgreSQL's initdb or --postgres URL)")
+
+
 def format_targets(r: dict[str, Any]) -> str:
     """Each figure beside its target and the issue's figure of the day it was filed."""
     now, t, f = r["now"], r["targets"], r["file"]
@@ -895,4 +901,5 @@ def format_targets(r: dict[str, Any]) -> str:
                  f"{now['hunts_per_s_2']:.1f} hunts/s, {now['of_ceiling']:.0%} of the machine's ceiling; "
                  f"the bisect logged {now['tests']:.0f} tests in {now['bisect_s']:.1f} s)")
     lines.append(kernels_line(r["compiled_kernels"]))
+    lines.append(BEYOND_ONE_PROCESS)
     return "\n".join(lines)

@@ -699,6 +699,9 @@ def test_perf_targets_sets_each_figure_beside_its_target(run, monkeypatch):
     assert rows["campaign speed-up, 2 workers"] == "MISSED"
     assert rows["the machine's ceiling: two 1-worker at once"] == "reference"
     assert "90.0 hunts/s, 94% of the machine's ceiling" in result.stdout
+    assert result.stdout.splitlines()[-1].strip().startswith(
+        "beyond one process (a Dask cluster of separate commands, 4 processes on one PostgreSQL "
+        "database): python experiments/beyond_one_machine.py")
 
 
 def test_perf_targets_prints_a_figure_that_misses_by_less_than_its_rounding_apart_from_it(
