@@ -844,8 +844,9 @@ def _figures_apart(value: float | None, target: float | None, unit: str) -> tupl
 
 # The targets' Dask and PostgreSQL figures need a cluster and a database server: a script of their own.
 BEYOND_ONE_PROCESS = ("  beyond one process (a Dask cluster of separate commands, 4 processes on one "
-                      "PostgreSQL database): python experiments/beyond_one_machine.py (it needs "
-                      "bisectlab[dask], and PostgreSQL's initdb or --postgres URL)")
+                      "PostgreSQL database): python experiments/beyond_one_machine.py in a source "
+                      "checkout (it needs bisectlab[dask,postgres], and PostgreSQL's initdb or "
+                      "--postgres URL; --skip-dask, --skip-postgres)")
 
 
 def format_targets(r: dict[str, Any]) -> str:

@@ -6,6 +6,7 @@ import contextlib
 import glob
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -58,9 +59,24 @@ def _start_cli(*args: object, cwd: Path, **popen: object) -> subprocess.Popen:
 
 
 @pytest.fixture
-def start_cli() -> Callable[..., subprocess.Popen]:
-    """``start_cli(*args, cwd=..., **popen)``: a running bisectlab command, to signal or kill."""
-    return _start_cli
+def start_cli() -> Iterator[Callable[..., subprocess.Popen]]:
+    """``start_cli(*args, cwd=..., **popen)``: a running bisectlab command, to signal or kill.
+    One still running when the test ends (it failed first) is killed with its process group."""
+    started: list[subprocess.Popen] = []
+
+    def start(*args: object, cwd: Path, **popen: object) -> subprocess.Popen:
+        started.append(_start_cli(*args, cwd=cwd, **popen))
+        return started[-1]
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 def _wait_for_count(db: Path, sql: str, count: int, proc: subprocess.Popen) -> None:

@@ -72,7 +72,8 @@ def parse_strategy(spec: str) -> tuple[str, dict[str, Any]]:
     items: dict[str, str] = {}
     for item in option_items(spec):
         if not item:
-            raise BisectlabError(f"an empty strategy option in '{spec}' (write NAME:key=value,...)")
+            raise BisectlabError(f"an empty strategy option in '{spec}' "
+                                 "(write NAME or NAME:key=value,...)")
         key, eq, value = item.partition("=")
         if not eq or not key:
             raise BisectlabError(f"bad strategy option '{item}' in '{spec}' (write key=value)")
